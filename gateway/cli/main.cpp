@@ -1,0 +1,120 @@
+// fhirgate command line: `fhirgate serve` and friends. Usage errors exit 2, start-up failures exit 1.
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gateway/app.hpp"
+#include "gateway/config.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(fhirgate - FHIR R4 interoperability gateway
+
+Usage:
+  fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
+  fhirgate version
+  fhirgate --help | fhirgate COMMAND --help
+
+Commands:
+  serve     Run the FHIR REST server (HTTP/1.1, application/fhir+json).
+  version   Print the version.
+)";
+
+constexpr const char* kServeUsage = R"(fhirgate serve - run the FHIR REST server
+
+Usage:
+  fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
+
+Options (each overrides the configuration file):
+  --config FILE   JSON configuration (see samples/gateway.json). Without it, built-in defaults apply.
+  --port N        TCP port to listen on; 0 picks a free port (the URL is printed on start).
+  --bind ADDR     Address to bind, e.g. 127.0.0.1 or 0.0.0.0.
+  --db PATH       SQLite database file (created, with its folder, when missing).
+  --threads N     Number of io threads.
+
+Configuration file keys:
+  server.bind, server.port, server.threads
+  server.bodyLimitBytes     larger request bodies are refused with 413
+  server.headerLimitBytes   larger request headers are refused with 400
+  server.headerTimeoutMs    a request's headers (and keep-alive idle time) must arrive within this
+  server.bodyTimeoutMs      a request's body must arrive within this
+  server.shutdownGraceMs    on SIGINT/SIGTERM, in-flight requests get this long to finish
+  database.path             SQLite file; relative paths are relative to the configuration file
+  baseUrl                   public base URL used in Location headers and Bundle links
+  cachedTypes               resource types stored and served (default AuditEvent, Consent, Patient)
+  profilesDir               folder holding r4/search-parameters.json.gz
+  seedOnFirstStart          resource or Bundle files loaded when the database is created
+  search.defaultPageSize, search.maxPageSize
+
+Signals: SIGINT or SIGTERM stop accepting, finish in-flight requests and close the database cleanly.
+)";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "fhirgate: " << message << "\n\n" << kServeUsage;
+  std::exit(2);
+}
+
+long parse_number(const std::string& flag, const std::string& value, long min, long max) {
+  try {
+    std::size_t used = 0;
+    const long n = std::stol(value, &used);
+    if (used == value.size() && n >= min && n <= max) return n;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " needs a number between " + std::to_string(min) + " and " + std::to_string(max));
+}
+
+int run_serve(const std::vector<std::string>& args) {
+  std::string config_path;
+  std::optional<long> port, threads;
+  std::optional<std::string> db, bind;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kServeUsage;
+      return 0;
+    }
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--config") config_path = value();
+    else if (a == "--port") port = parse_number(a, value(), 0, 65535);
+    else if (a == "--threads") threads = parse_number(a, value(), 1, 256);
+    else if (a == "--db") db = value();
+    else if (a == "--bind") bind = value();
+    else usage_error("unknown option '" + a + "'");
+  }
+  auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
+  if (port) config.server.port = static_cast<std::uint16_t>(*port);
+  if (threads) config.server.threads = static_cast<unsigned>(*threads);
+  if (db) config.database_path = *db;
+  if (bind) config.server.bind = *bind;
+  return fhirgate::gateway::serve(config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "serve") return run_serve(args);
+    if (command == "version" || command == "--version") {
+      std::cout << "fhirgate " << FHIRGATE_VERSION << "\n";
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "fhirgate: " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "fhirgate: unknown command '" << command << "'\n\n" << kUsage;
+  return 2;
+}

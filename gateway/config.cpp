@@ -1,0 +1,124 @@
+#include "gateway/config.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "fhir/files.hpp"
+#include "fhir/json.hpp"
+
+namespace fhirgate::gateway {
+namespace {
+
+using fhir::Node;
+
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
+    throw std::runtime_error(file_ + ": " + where + ": " + what);
+  }
+
+  const Node& object(const Node& n, const std::string& where) const {
+    if (!n.is_object()) fail(where, "expected an object");
+    return n;
+  }
+  std::string string(const Node& n, const std::string& where) const {
+    if (!n.is_string()) fail(where, "expected a string");
+    return n.text();
+  }
+  std::int64_t integer(const Node& n, const std::string& where, std::int64_t min, std::int64_t max) const {
+    if (!n.is_number()) fail(where, "expected a number");
+    std::size_t used = 0;
+    std::int64_t v = 0;
+    try {
+      v = std::stoll(n.text(), &used);
+    } catch (const std::exception&) {
+      fail(where, "expected an integer");
+    }
+    if (used != n.text().size()) fail(where, "expected an integer");
+    if (v < min || v > max) fail(where, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return v;
+  }
+  std::vector<std::string> strings(const Node& n, const std::string& where) const {
+    if (!n.is_array()) fail(where, "expected an array of strings");
+    std::vector<std::string> out;
+    for (const auto& item : n.items()) out.push_back(string(item, where));
+    return out;
+  }
+
+ private:
+  std::string file_;
+};
+
+std::string resolve(const std::filesystem::path& dir, const std::string& p) {
+  if (p.empty() || std::filesystem::path(p).is_absolute()) return p;
+  return (dir / p).lexically_normal().string();
+}
+
+}  // namespace
+
+Config default_config() {
+  Config c;
+  c.profiles_dir = FHIRGATE_DEFAULT_PROFILES_DIR;
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  auto text = fhir::read_file(path);
+  if (!text) throw std::runtime_error("cannot read configuration " + path);
+  auto doc = fhir::parse_json(*text);
+  if (!doc) {
+    const auto& issue = doc.error().issues.front();
+    throw std::runtime_error(path + ":" + std::to_string(issue.line) + ":" + std::to_string(issue.column) + ": " +
+                             issue.diagnostics);
+  }
+  const Reader r(path);
+  const auto dir = std::filesystem::path(path).parent_path();
+  Config c = default_config();
+  c.source_path = path;
+  for (const auto& [key, value] : r.object(*doc, "top level").members()) {
+    if (key == "server") {
+      for (const auto& [k, v] : r.object(value, "server").members()) {
+        const std::string where = "server." + k;
+        if (k == "bind") c.server.bind = r.string(v, where);
+        else if (k == "port") c.server.port = static_cast<std::uint16_t>(r.integer(v, where, 0, 65535));
+        else if (k == "threads") c.server.threads = static_cast<unsigned>(r.integer(v, where, 1, 256));
+        else if (k == "bodyLimitBytes") c.server.body_limit_bytes = r.integer(v, where, 1024, std::int64_t{1} << 32);
+        else if (k == "headerLimitBytes") c.server.header_limit_bytes = r.integer(v, where, 1024, 1 << 20);
+        else if (k == "headerTimeoutMs") c.server.header_timeout_ms = r.integer(v, where, 10, 3600000);
+        else if (k == "bodyTimeoutMs") c.server.body_timeout_ms = r.integer(v, where, 10, 3600000);
+        else if (k == "shutdownGraceMs") c.server.shutdown_grace_ms = r.integer(v, where, 0, 3600000);
+        else r.fail(where, "unknown setting");
+      }
+    } else if (key == "database") {
+      for (const auto& [k, v] : r.object(value, "database").members()) {
+        if (k == "path") c.database_path = resolve(dir, r.string(v, "database.path"));
+        else r.fail("database." + k, "unknown setting");
+      }
+    } else if (key == "baseUrl") {
+      c.base_url = r.string(value, key);
+      while (!c.base_url.empty() && c.base_url.back() == '/') c.base_url.pop_back();
+    } else if (key == "cachedTypes") {
+      c.cached_types = r.strings(value, key);
+      if (c.cached_types.empty()) r.fail(key, "at least one resource type is needed");
+    } else if (key == "profilesDir") {
+      c.profiles_dir = resolve(dir, r.string(value, key));
+    } else if (key == "seedOnFirstStart") {
+      for (const auto& f : r.strings(value, key)) c.seed_files.push_back(resolve(dir, f));
+    } else if (key == "search") {
+      for (const auto& [k, v] : r.object(value, "search").members()) {
+        if (k == "defaultPageSize") c.default_page_size = static_cast<int>(r.integer(v, "search." + k, 1, 10000));
+        else if (k == "maxPageSize") c.max_page_size = static_cast<int>(r.integer(v, "search." + k, 1, 10000));
+        else r.fail("search." + k, "unknown setting");
+      }
+    } else if (key == "$comment" || key == "_comment") {
+      continue;
+    } else {
+      r.fail(key, "unknown setting");
+    }
+  }
+  return c;
+}
+
+}  // namespace fhirgate::gateway

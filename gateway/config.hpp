@@ -1,0 +1,40 @@
+#pragma once
+// The gateway configuration: read once at start-up from a JSON file; immutable afterwards and shared
+// by every thread.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fhirgate::gateway {
+
+struct ServerConfig {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 8080;
+  unsigned threads = 2;                               // io threads
+  std::size_t body_limit_bytes = 16 * 1024 * 1024;   // larger bodies get 413
+  std::size_t header_limit_bytes = 16 * 1024;
+  unsigned header_timeout_ms = 10000;  // a request's headers must arrive within this (also keep-alive idle)
+  unsigned body_timeout_ms = 30000;    // and its body within this
+  unsigned shutdown_grace_ms = 10000;  // in-flight requests get this long to finish on SIGTERM
+};
+
+struct Config {
+  std::string source_path;  // the file it was read from
+  ServerConfig server;
+  std::string database_path = "var/fhirgate.db";
+  std::string base_url;  // public base URL for links; empty = http://<Host header>
+  std::vector<std::string> cached_types = {"AuditEvent", "Consent", "Patient"};
+  std::string profiles_dir = "profiles";
+  std::vector<std::string> seed_files;  // loaded into a new database on first start
+  int default_page_size = 20;
+  int max_page_size = 1000;
+};
+
+// Reads the configuration. Relative paths in it are resolved against the file's folder. Throws
+// std::runtime_error naming the file and the problem (unknown key, wrong type, bad value).
+Config load_config(const std::string& path);
+// The configuration used without a file (tests, `fhirgate serve` without --config).
+Config default_config();
+
+}  // namespace fhirgate::gateway

@@ -1,0 +1,37 @@
+#pragma once
+// The HTTP/1.1 server (Boost.Beast on Asio). The only place, with the future MLLP listener, that sees
+// Beast or Asio: everything it serves comes from rest::Api.
+#include <cstdint>
+#include <memory>
+
+#include "gateway/config.hpp"
+
+namespace fhirgate::gateway {
+namespace rest {
+class Api;
+}
+namespace store {
+class Writer;
+}
+
+class HttpServer {
+ public:
+  HttpServer(const ServerConfig& config, rest::Api& api, store::Writer& writer);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens; returns the bound port (useful with port 0). Throws std::runtime_error.
+  std::uint16_t listen();
+  // Serves on config.threads io threads until SIGINT/SIGTERM or stop(), then drains: stops accepting,
+  // lets in-flight requests finish (up to shutdown_grace_ms), closes idle connections. Blocks.
+  void run();
+  // Starts the same drain from any thread.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fhirgate::gateway

@@ -1,0 +1,604 @@
+#include "gateway/rest/api.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <memory>
+#include <optional>
+
+#include "fhir/datetime.hpp"
+#include "fhir/json.hpp"
+#include "fhir/operation_outcome.hpp"
+#include "fhir/search_query.hpp"
+#include "gateway/ids.hpp"
+#include "gateway/rest/bundles.hpp"
+#include "gateway/rest/capability.hpp"
+#include "gateway/rest/negotiation.hpp"
+
+namespace fhirgate::gateway::rest {
+namespace {
+
+using fhir::Node;
+using store::VersionRecord;
+using store::WriteTxn;
+
+constexpr const char* kFhirJson = "application/fhir+json; charset=utf-8";
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> parts;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const auto slash = path.find('/');
+    parts.emplace_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return parts;
+}
+
+std::string etag(std::int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
+
+// The version number in an If-Match value: W/"3", "3" or 3. nullopt when malformed.
+std::optional<std::int64_t> parse_etag(std::string_view v) {
+  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty() || v.size() > 18) return std::nullopt;
+  std::int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+const std::string* param_value(const fhir::QueryParams& params, std::string_view name) {
+  for (const auto& [k, v] : params) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+Error error_of(const Status& s) { return s.error(); }
+
+}  // namespace
+
+// Per-request state shared by the stages of one exchange.
+struct Api::Exchange {
+  const HttpRequest& request;
+  std::string path;
+  fhir::QueryParams query;
+  bool pretty = false;
+  Prefer prefer;
+  std::string base_url;
+  std::int64_t now = 0;
+};
+
+Api::Api(ApiOptions options, const fhir::SearchParamRegistry& registry, store::Store& store)
+    : options_(std::move(options)), registry_(registry), store_(store) {
+  capability_json_ = fhir::write_json(capability_statement(options_, registry_, now_ms()));
+}
+
+HttpResponse Api::json_response(const Exchange& ex, int status, std::string body) const {
+  HttpResponse r;
+  r.status = status;
+  if (ex.pretty) {
+    auto parsed = fhir::parse_json(body);
+    if (parsed) body = fhir::write_json(*parsed, true);
+  }
+  r.body = std::move(body);
+  r.set_header("Content-Type", kFhirJson);
+  return r;
+}
+
+HttpResponse Api::fail(const Exchange& ex, const Error& error) const {
+  HttpResponse r = json_response(ex, http_status(error.code), fhir::write_json(fhir::operation_outcome(error)));
+  if (error.code == ErrorCode::method_not_allowed) r.set_header("Allow", "GET, POST, PUT, DELETE");
+  return r;
+}
+
+HttpResponse Api::error_response(const Error& error) const {
+  HttpRequest none;
+  Exchange ex{none, {}, {}, false, {}, {}, 0};
+  return fail(ex, error);
+}
+
+HttpResponse Api::resource_response(const Exchange& ex, int status, const VersionRecord& rec, bool location) const {
+  HttpResponse r;
+  switch (ex.prefer.return_kind) {
+    case Prefer::Return::representation:
+      r = json_response(ex, status, rec.body);
+      break;
+    case Prefer::Return::minimal:
+      r.status = status;
+      break;
+    case Prefer::Return::operation_outcome:
+      r = json_response(ex, status,
+                        fhir::write_json(fhir::informational_outcome(
+                            (status == 201 ? "Created " : "Stored ") + rec.type + "/" + rec.id + " version " +
+                            std::to_string(rec.version))));
+      break;
+  }
+  r.set_header("ETag", etag(rec.version));
+  r.set_header("Last-Modified", fhir::format_http_date(rec.last_updated_ms));
+  if (location) {
+    r.set_header("Location",
+                 ex.base_url + "/" + rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
+  }
+  return r;
+}
+
+Reply Api::handle(const HttpRequest& request) const {
+  Exchange ex{request, {}, {}, false, {}, {}, now_ms()};
+  const std::string_view target = request.target;
+  const auto qmark = target.find('?');
+  ex.path = std::string(target.substr(0, qmark));
+  if (!options_.base_url.empty()) {
+    ex.base_url = options_.base_url;
+  } else {
+    const auto host = request.header("Host");
+    ex.base_url = "http://" + std::string(host.empty() ? "localhost" : host);
+  }
+  ex.prefer = parse_prefer(request.header("Prefer"));
+  Reply reply;
+  if (qmark != std::string_view::npos) {
+    auto parsed = fhir::parse_query_string(target.substr(qmark + 1));
+    if (!parsed) {
+      reply.response = fail(ex, parsed.error());
+      return reply;
+    }
+    ex.query = std::move(*parsed);
+  }
+  const std::string* pretty = param_value(ex.query, "_pretty");
+  ex.pretty = pretty && *pretty == "true";
+  const std::string* format = param_value(ex.query, "_format");
+  auto negotiated = negotiate_response_format(format ? *format : std::string_view(), request.header("Accept"));
+  if (!negotiated) {
+    reply.response = fail(ex, negotiated.error());
+    return reply;
+  }
+  return route(ex);
+}
+
+Reply Api::route(Exchange& ex) const {
+  const auto parts = split_path(ex.path);
+  const std::string& method = ex.request.method;
+  Reply reply;
+  auto not_allowed = [&]() {
+    reply.response = fail(ex, Error::make(ErrorCode::method_not_allowed,
+                                          method + " is not allowed on " + ex.path));
+    return reply;
+  };
+  if (parts.empty()) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found,
+                                          "No operation at the base URL; batch and transaction Bundles are not "
+                                          "supported yet"));
+    return reply;
+  }
+  const std::string& first = parts[0];
+  if (parts.size() == 1 && first == "metadata") return method == "GET" ? capabilities(ex) : not_allowed();
+  if (parts.size() == 1 && (first == "healthz" || first == "readyz")) {
+    return method == "GET" ? health(ex, first == "readyz") : not_allowed();
+  }
+  if (std::find(options_.cached_types.begin(), options_.cached_types.end(), first) == options_.cached_types.end()) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found,
+                                          "Resource type '" + first + "' is not supported by this server"));
+    return reply;
+  }
+  const std::string& type = first;
+  if (parts.size() == 1) {
+    if (method == "GET") return search(ex, type, false);
+    if (method == "POST") return create(ex, type);
+    return not_allowed();
+  }
+  if (parts.size() == 2 && parts[1] == "_search") {
+    if (method == "POST") return search(ex, type, true);
+    if (method == "GET") return search(ex, type, false);
+    return not_allowed();
+  }
+  if (parts.size() == 2 && parts[1] == "_history") {
+    return method == "GET" ? history(ex, type, {}) : not_allowed();
+  }
+  const std::string& id = parts[1];
+  if (!fhir::is_valid_id(id)) {
+    reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
+                                          "'" + id + "' is not a valid resource id ([A-Za-z0-9-.]{1,64})"));
+    return reply;
+  }
+  if (parts.size() == 2) {
+    if (method == "GET") return read(ex, type, id);
+    if (method == "PUT") return is_append_only(type) ? not_allowed() : update(ex, type, id);
+    if (method == "DELETE") return is_append_only(type) ? not_allowed() : remove(ex, type, id);
+    return not_allowed();
+  }
+  if (parts.size() == 3 && parts[2] == "_history") return method == "GET" ? history(ex, type, id) : not_allowed();
+  if (parts.size() == 4 && parts[2] == "_history") return method == "GET" ? vread(ex, type, id, parts[3]) : not_allowed();
+  reply.response = fail(ex, Error::make(ErrorCode::not_found, "Unknown path " + ex.path));
+  return reply;
+}
+
+Reply Api::capabilities(Exchange& ex) const {
+  Reply reply;
+  reply.response = json_response(ex, 200, capability_json_);
+  return reply;
+}
+
+Reply Api::health(Exchange& ex, bool ready) const {
+  Reply reply;
+  Status status = ready ? store_.ping() : Status(Ok{});
+  HttpResponse r;
+  r.status = status ? 200 : 503;
+  r.body = status ? R"({"status":"pass"})" : R"({"status":"fail"})";
+  r.set_header("Content-Type", "application/json");
+  (void)ex;
+  reply.response = std::move(r);
+  return reply;
+}
+
+Reply Api::read(Exchange& ex, const std::string& type, const std::string& id) const {
+  Reply reply;
+  auto rec = store_.read(type, id);
+  if (!rec) {
+    reply.response = fail(ex, rec.error());
+  } else if (!*rec) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
+  } else if ((*rec)->deleted) {
+    reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " was deleted"));
+    reply.response.set_header("ETag", etag((*rec)->version));
+  } else {
+    Prefer representation;
+    Exchange read_ex = ex;
+    read_ex.prefer = representation;
+    reply.response = resource_response(read_ex, 200, **rec, false);
+  }
+  return reply;
+}
+
+Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id, const std::string& version) const {
+  Reply reply;
+  const auto number = parse_etag(version);
+  if (!number) {
+    reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "'" + version + "' is not a version number"));
+    return reply;
+  }
+  auto rec = store_.vread(type, id, *number);
+  if (!rec) {
+    reply.response = fail(ex, rec.error());
+  } else if (!*rec) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version +
+                                                                   " is not known"));
+  } else if ((*rec)->deleted) {
+    reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version +
+                                                              " is a deletion"));
+  } else {
+    Exchange read_ex = ex;
+    read_ex.prefer = Prefer{};
+    reply.response = resource_response(read_ex, 200, **rec, false);
+  }
+  return reply;
+}
+
+namespace {
+
+// The body as a resource of `type`: parsed, FHIR JSON rules checked, resourceType matching.
+Result<Node> parse_resource_body(const HttpRequest& request, const std::string& type) {
+  auto kind = classify_request_body(request.header("Content-Type"));
+  if (!kind) return std::move(kind).error();
+  if (*kind != BodyKind::fhir_json) {
+    return Error::make(ErrorCode::unsupported_media_type, "A resource body must be application/fhir+json");
+  }
+  if (request.body.empty()) return Error::make(ErrorCode::invalid_input, "The request has no body");
+  auto node = fhir::parse_json(request.body);
+  if (!node) return std::move(node).error();
+  if (node->is_object()) {
+    const Node* rt = node->find("resourceType");
+    if (rt && rt->is_string() && rt->text() != type) {
+      return Error::make(ErrorCode::unprocessable,
+                         "resourceType '" + rt->text() + "' does not match the URL's type '" + type + "'",
+                         "resourceType");
+    }
+  }
+  if (auto rules = fhir::check_resource_json(*node); !rules) return std::move(rules).error();
+  return node;
+}
+
+}  // namespace
+
+Reply Api::create(Exchange& ex, const std::string& type) const {
+  Reply reply;
+  auto resource = parse_resource_body(ex.request, type);
+  if (!resource) {
+    reply.response = fail(ex, resource.error());
+    return reply;
+  }
+  std::optional<fhir::SearchQuery> condition;
+  if (const auto if_none_exist = ex.request.header("If-None-Exist"); !if_none_exist.empty()) {
+    std::string_view q = if_none_exist;
+    if (const auto pos = q.find('?'); pos != std::string_view::npos) q.remove_prefix(pos + 1);
+    auto params = fhir::parse_query_string(q);
+    if (!params) {
+      reply.response = fail(ex, params.error());
+      return reply;
+    }
+    fhir::SearchOptions opts{true, options_.default_count, options_.max_count, ex.now};
+    auto parsed = fhir::parse_search(registry_, type, *params, opts);
+    if (!parsed) {
+      reply.response = fail(ex, parsed.error());
+      return reply;
+    }
+    if (parsed->clauses.empty()) {
+      reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "If-None-Exist needs search criteria"));
+      return reply;
+    }
+    condition = std::move(*parsed);
+  }
+
+  struct State {
+    VersionRecord record;
+    bool existed = false;
+  };
+  auto state = std::make_shared<State>();
+  const std::string id = new_resource_id();
+  reply.plan = [state, type, id, condition = std::move(condition),
+                resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
+    if (condition) {
+      const auto ids = txn.matching_ids(*condition, 2);
+      if (ids.size() > 1) {
+        return Error::make(ErrorCode::precondition_failed,
+                           "If-None-Exist matched more than one " + type + "; the condition is not selective");
+      }
+      if (ids.size() == 1) {
+        state->existed = true;
+        state->record = *txn.read(type, ids.front());
+        return Ok{};
+      }
+    }
+    state->record = txn.put(type, id, std::move(resource), "POST");
+    return Ok{};
+  };
+  reply.after_commit = [this, state, ex = Exchange(ex)](const Status& s) {
+    if (!s) return fail(ex, error_of(s));
+    return resource_response(ex, state->existed ? 200 : 201, state->record, !state->existed);
+  };
+  return reply;
+}
+
+Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) const {
+  Reply reply;
+  auto resource = parse_resource_body(ex.request, type);
+  if (!resource) {
+    reply.response = fail(ex, resource.error());
+    return reply;
+  }
+  const std::string_view body_id = resource->string_at("id");
+  if (body_id.empty()) {
+    reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
+                                          "The resource must have an id matching the URL ('" + id + "')", "id"));
+    return reply;
+  }
+  if (body_id != id) {
+    reply.response = fail(ex, Error::make(ErrorCode::unprocessable,
+                                          "The resource id '" + std::string(body_id) +
+                                              "' does not match the URL id '" + id + "'",
+                                          type + ".id"));
+    return reply;
+  }
+  std::optional<std::int64_t> expected;
+  if (const auto if_match = ex.request.header("If-Match"); !if_match.empty()) {
+    expected = parse_etag(if_match);
+    if (!expected) {
+      reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
+                                            "If-Match must be a version ETag such as W/\"1\""));
+      return reply;
+    }
+  }
+  struct State {
+    VersionRecord record;
+    bool created = false;
+  };
+  auto state = std::make_shared<State>();
+  reply.plan = [state, type, id, expected, resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
+    const auto current = txn.read(type, id);
+    const bool live = current && !current->deleted;
+    if (expected && (!live || current->version != *expected)) {
+      return Error::make(ErrorCode::precondition_failed,
+                         live ? "Version conflict: If-Match W/\"" + std::to_string(*expected) +
+                                    "\" but the current version is W/\"" + std::to_string(current->version) + "\""
+                              : "If-Match given but " + type + "/" + id + " does not exist");
+    }
+    state->created = !live;
+    state->record = txn.put(type, id, std::move(resource), "PUT");
+    return Ok{};
+  };
+  reply.after_commit = [this, state, ex = Exchange(ex)](const Status& s) {
+    if (!s) return fail(ex, error_of(s));
+    return resource_response(ex, state->created ? 201 : 200, state->record, state->created);
+  };
+  return reply;
+}
+
+Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) const {
+  Reply reply;
+  std::optional<std::int64_t> expected;
+  if (const auto if_match = ex.request.header("If-Match"); !if_match.empty()) {
+    expected = parse_etag(if_match);
+    if (!expected) {
+      reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
+                                            "If-Match must be a version ETag such as W/\"1\""));
+      return reply;
+    }
+  }
+  auto deleted = std::make_shared<std::optional<VersionRecord>>();
+  reply.plan = [deleted, type, id, expected](WriteTxn& txn) -> Status {
+    if (expected) {
+      const auto current = txn.read(type, id);
+      if (!current || current->deleted || current->version != *expected) {
+        return Error::make(ErrorCode::precondition_failed, "Version conflict: If-Match does not match the current "
+                                                           "version of " + type + "/" + id);
+      }
+    }
+    *deleted = txn.remove(type, id);
+    return Ok{};
+  };
+  reply.after_commit = [this, deleted, type, id, ex = Exchange(ex)](const Status& s) {
+    if (!s) return fail(ex, error_of(s));
+    HttpResponse r;
+    if (ex.prefer.return_kind == Prefer::Return::operation_outcome) {
+      r = json_response(ex, 200, fhir::write_json(fhir::informational_outcome(
+                                     *deleted ? "Deleted " + type + "/" + id
+                                              : type + "/" + id + " did not exist or was already deleted")));
+    } else {
+      r.status = 204;
+    }
+    if (*deleted) r.set_header("ETag", etag((*deleted)->version));
+    return r;
+  };
+  return reply;
+}
+
+Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
+  Reply reply;
+  fhir::QueryParams params = ex.query;
+  if (post) {
+    auto kind = classify_request_body(ex.request.header("Content-Type"));
+    if (!ex.request.body.empty() || !ex.request.header("Content-Type").empty()) {
+      if (!kind || *kind != BodyKind::form) {
+        reply.response = fail(ex, Error::make(ErrorCode::unsupported_media_type,
+                                              "POST _search takes application/x-www-form-urlencoded"));
+        return reply;
+      }
+      auto form = fhir::parse_query_string(ex.request.body);
+      if (!form) {
+        reply.response = fail(ex, form.error());
+        return reply;
+      }
+      params.insert(params.end(), form->begin(), form->end());
+    }
+  }
+  fhir::SearchOptions opts{ex.prefer.strict, options_.default_count, options_.max_count, ex.now};
+  auto query = fhir::parse_search(registry_, type, params, opts);
+  if (!query) {
+    reply.response = fail(ex, query.error());
+    return reply;
+  }
+  auto page = store_.search(*query);
+  if (!page) {
+    reply.response = fail(ex, page.error());
+    return reply;
+  }
+
+  std::string self_query;
+  for (const auto& [k, v] : query->understood) {
+    self_query += (self_query.empty() ? "" : "&") + fhir::url_encode(k) + "=" + fhir::url_encode(v);
+  }
+  const std::string base = ex.base_url + "/" + type;
+  auto link = [&](const std::string& cursor) {
+    std::string q = self_query;
+    if (!cursor.empty()) q += (q.empty() ? "" : "&") + std::string("_cursor=") + cursor;
+    return q.empty() ? base : base + "?" + q;
+  };
+  std::vector<BundleLink> links{{"self", link(query->cursor)}};
+  if (!page->next_cursor.empty()) links.push_back({"next", link(page->next_cursor)});
+  if (!page->previous_cursor.empty()) links.push_back({"previous", link(page->previous_cursor)});
+
+  std::vector<SearchEntry> entries;
+  entries.reserve(page->matches.size());
+  for (auto& m : page->matches) {
+    SearchEntry e{base + "/" + m.id, std::move(m.body)};
+    if (!query->elements.empty()) {
+      auto parsed = fhir::parse_json(e.resource_json);
+      if (parsed) {
+        Node subset = Node::object();
+        for (auto& [k, v] : parsed->members()) {
+          const bool keep = k == "resourceType" || k == "id" || k == "meta" ||
+                            std::find(query->elements.begin(), query->elements.end(), k) != query->elements.end();
+          if (keep) subset.set(k, std::move(v));
+        }
+        Node* meta = subset.find("meta");
+        if (!meta) meta = &subset.set("meta", Node::object());
+        Node* tags = meta->find("tag");
+        if (!tags || !tags->is_array()) tags = &meta->set("tag", Node::array());
+        Node tag = Node::object();
+        tag.set("system", Node::string("http://terminology.hl7.org/CodeSystem/v3-ObservationValue"));
+        tag.set("code", Node::string("SUBSETTED"));
+        tags->push(std::move(tag));
+        e.resource_json = fhir::write_json(subset);
+      }
+    }
+    entries.push_back(std::move(e));
+  }
+  reply.response = json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, page->total, links, entries));
+  return reply;
+}
+
+Reply Api::history(Exchange& ex, const std::string& type, const std::string& id) const {
+  Reply reply;
+  int count = options_.default_count;
+  std::int64_t since = std::numeric_limits<std::int64_t>::min();
+  std::string cursor;
+  fhir::QueryParams understood;
+  for (const auto& [k, v] : ex.query) {
+    if (k == "_count") {
+      try {
+        std::size_t used = 0;
+        const long n = std::stol(v, &used);
+        if (used != v.size() || n < 0) throw std::invalid_argument("count");
+        count = static_cast<int>(std::min<long>(n, options_.max_count));
+      } catch (const std::exception&) {
+        reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "_count must be a non-negative integer",
+                                              "_count"));
+        return reply;
+      }
+      understood.emplace_back(k, v);
+    } else if (k == "_since") {
+      const auto range = fhir::parse_time_range(v);
+      if (!range) {
+        reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "_since must be an instant", "_since"));
+        return reply;
+      }
+      since = range->low;
+      understood.emplace_back(k, v);
+    } else if (k == "_cursor") {
+      cursor = v;
+    } else if (k == "_format" || k == "_pretty") {
+      continue;
+    } else if (ex.prefer.strict) {
+      reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
+                                            "Unknown parameter '" + k + "' for history", k));
+      return reply;
+    }
+  }
+  auto page = store_.history(type, id, since, count, cursor);
+  if (!page) {
+    reply.response = fail(ex, page.error());
+    return reply;
+  }
+  if (!id.empty() && page->total == 0) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
+    return reply;
+  }
+  std::string self_query;
+  for (const auto& [k, v] : understood) {
+    self_query += (self_query.empty() ? "" : "&") + fhir::url_encode(k) + "=" + fhir::url_encode(v);
+  }
+  const std::string base = ex.base_url + "/" + type + (id.empty() ? "" : "/" + id) + "/_history";
+  auto link = [&](const std::string& c) {
+    std::string q = self_query;
+    if (!c.empty()) q += (q.empty() ? "" : "&") + std::string("_cursor=") + c;
+    return q.empty() ? base : base + "?" + q;
+  };
+  std::vector<BundleLink> links{{"self", link(cursor)}};
+  if (!page->next_cursor.empty()) links.push_back({"next", link(page->next_cursor)});
+  reply.response =
+      json_response(ex, 200, history_bundle(new_resource_id(), ex.now, page->total, links, ex.base_url, page->versions));
+  return reply;
+}
+
+}  // namespace fhirgate::gateway::rest

@@ -1,0 +1,65 @@
+#pragma once
+// The FHIR REST API as a function from request to reply, with no network I/O: the network layer reads a
+// request, calls handle(), commits the reply's write plan when it has one, and writes the response.
+//
+// Threads: handle() runs on io threads, concurrently; it reads through the store's pooled read
+// connections and never blocks on a write. after_commit runs on the requester's io thread.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fhir/search_params.hpp"
+#include "gateway/rest/http_message.hpp"
+#include "gateway/store/store.hpp"
+#include "gateway/store/writer.hpp"
+
+namespace fhirgate::gateway::rest {
+
+struct ApiOptions {
+  std::vector<std::string> cached_types;  // the resource types served
+  std::string base_url;                   // empty: http://<Host>
+  int default_count = 20;
+  int max_count = 1000;
+  std::string software_version;
+};
+
+// What handle() produced: a response now, or a write to commit first.
+struct Reply {
+  HttpResponse response;  // valid when no plan
+  store::WritePlan plan;  // commit this first ...
+  std::function<HttpResponse(const Status&)> after_commit;  // ... then build the response from its outcome
+};
+
+class Api {
+ public:
+  Api(ApiOptions options, const fhir::SearchParamRegistry& registry, store::Store& store);
+
+  Reply handle(const HttpRequest& request) const;
+  // The response for a failure found outside handle(): body too large, malformed HTTP, internal errors.
+  HttpResponse error_response(const Error& error) const;
+
+ private:
+  struct Exchange;
+  Reply route(Exchange& ex) const;
+  Reply capabilities(Exchange& ex) const;
+  Reply health(Exchange& ex, bool ready) const;
+  Reply read(Exchange& ex, const std::string& type, const std::string& id) const;
+  Reply vread(Exchange& ex, const std::string& type, const std::string& id, const std::string& version) const;
+  Reply create(Exchange& ex, const std::string& type) const;
+  Reply update(Exchange& ex, const std::string& type, const std::string& id) const;
+  Reply remove(Exchange& ex, const std::string& type, const std::string& id) const;
+  Reply search(Exchange& ex, const std::string& type, bool post) const;
+  Reply history(Exchange& ex, const std::string& type, const std::string& id) const;
+
+  HttpResponse fail(const Exchange& ex, const Error& error) const;
+  HttpResponse json_response(const Exchange& ex, int status, std::string body) const;
+  HttpResponse resource_response(const Exchange& ex, int status, const store::VersionRecord& rec,
+                                 bool location) const;
+
+  ApiOptions options_;
+  const fhir::SearchParamRegistry& registry_;
+  store::Store& store_;
+  std::string capability_json_;
+};
+
+}  // namespace fhirgate::gateway::rest

@@ -1,0 +1,14 @@
+#include "gateway/rest/http_message.hpp"
+
+#include <strings.h>
+
+namespace fhirgate::gateway::rest {
+
+std::string_view find_header(const Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return v;
+  }
+  return {};
+}
+
+}  // namespace fhirgate::gateway::rest

@@ -1,0 +1,534 @@
+#include "gateway/store/store.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "fhir/datetime.hpp"
+#include "gateway/store/param_keys.hpp"
+#include "gateway/store/search_sql.hpp"
+#include "gateway/store/sqlite.hpp"
+#include "gateway/store/writer.hpp"
+
+namespace fhirgate::gateway::store {
+namespace {
+
+// Schema migrations, keyed by PRAGMA user_version: migration i takes the schema from version i to i+1.
+// Append new migrations; never edit a released one.
+const char* const kMigrations[] = {
+    // 1: resources, their versions, search parameter ids and index tables.
+    R"sql(
+CREATE TABLE resource (
+  rid INTEGER PRIMARY KEY,            -- stable internal key: index rows and paging refer to it
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,           -- current version number
+  vid INTEGER NOT NULL,               -- resource_version row of the current version
+  last_updated INTEGER NOT NULL,      -- ms since epoch
+  deleted INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (type, id)
+);
+CREATE TABLE resource_version (
+  vid INTEGER PRIMARY KEY,            -- global write order
+  rid INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  method TEXT NOT NULL,               -- POST, PUT or DELETE
+  body TEXT,                          -- NULL for a deletion
+  UNIQUE (rid, version)
+);
+CREATE INDEX resource_version_type ON resource_version (type, vid);
+CREATE TABLE search_param (
+  id INTEGER PRIMARY KEY,
+  resource_type TEXT NOT NULL,
+  code TEXT NOT NULL,
+  UNIQUE (resource_type, code)
+);
+CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE idx_string (param INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, rid INTEGER NOT NULL);
+CREATE INDEX idx_string_value ON idx_string (param, norm, rid);
+CREATE INDEX idx_string_rid ON idx_string (rid);
+CREATE TABLE idx_token (param INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, rid INTEGER NOT NULL);
+CREATE INDEX idx_token_value ON idx_token (param, code, system, rid);
+CREATE INDEX idx_token_rid ON idx_token (rid);
+CREATE TABLE idx_date (param INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL);
+CREATE INDEX idx_date_value ON idx_date (param, lo, hi, rid);
+CREATE INDEX idx_date_rid ON idx_date (rid);
+CREATE TABLE idx_reference (param INTEGER NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+                            rid INTEGER NOT NULL);
+CREATE INDEX idx_reference_value ON idx_reference (param, target_id, target_type, rid);
+CREATE INDEX idx_reference_rid ON idx_reference (rid);
+CREATE TABLE idx_uri (param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL);
+CREATE INDEX idx_uri_value ON idx_uri (param, value, rid);
+CREATE INDEX idx_uri_rid ON idx_uri (rid);
+)sql",
+};
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+constexpr const char* kIndexTables[] = {"idx_string", "idx_token", "idx_date", "idx_reference", "idx_uri"};
+
+int user_version(Connection& db) {
+  auto stmt = db.prepare("PRAGMA user_version");
+  stmt.step();
+  return static_cast<int>(stmt.int64(0));
+}
+
+// Returns the version the database had before migrating.
+int migrate(Connection& db) {
+  const int from = user_version(db);
+  if (from > kSchemaVersion) {
+    throw std::runtime_error("database schema version " + std::to_string(from) +
+                             " is newer than this fhirgate (" + std::to_string(kSchemaVersion) + ")");
+  }
+  for (int v = from; v < kSchemaVersion; ++v) {
+    db.exec("BEGIN IMMEDIATE");
+    db.exec(kMigrations[v]);
+    db.exec("PRAGMA user_version = " + std::to_string(v + 1));
+    db.exec("COMMIT");
+  }
+  return from;
+}
+
+std::vector<std::int64_t> map_param_keys(Connection& db, const fhir::SearchParamRegistry& registry) {
+  std::vector<std::int64_t> keys(registry.all().size());
+  for (const auto& param : registry.all()) {
+    db.prepare("INSERT OR IGNORE INTO search_param (resource_type, code) VALUES (?, ?)")
+        .bind(1, param->resource_type)
+        .bind(2, param->code)
+        .run();
+    auto stmt = db.prepare("SELECT id FROM search_param WHERE resource_type = ? AND code = ?");
+    stmt.bind(1, param->resource_type).bind(2, param->code);
+    stmt.step();
+    keys[param->key] = stmt.int64(0);
+  }
+  return keys;
+}
+
+// Identifies the indexing rules; when it changes (other cached types, other definitions), every stored
+// resource is indexed again.
+std::string index_signature(const fhir::SearchParamRegistry& registry) {
+  std::string sig = "1;";
+  for (const auto& p : registry.all()) {
+    sig += p->resource_type + "." + p->code + ":" + fhir::to_string(p->type) + ":" + p->expression + ";";
+  }
+  return sig;
+}
+
+void delete_index_rows(Connection& db, std::int64_t rid) {
+  for (const char* table : kIndexTables) {
+    db.prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?").bind(1, rid).run();
+  }
+}
+
+void insert_index_rows(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
+                       const fhir::Node& resource, std::int64_t rid) {
+  for (const auto& v : fhir::extract_index(registry, resource)) {
+    const std::int64_t param = keys.of(*v.param);
+    switch (v.param->type) {
+      case fhir::SearchParamType::string:
+        db.prepare("INSERT INTO idx_string (param, norm, exact, rid) VALUES (?, ?, ?, ?)")
+            .bind(1, param).bind(2, v.normalized).bind(3, v.exact).bind(4, rid).run();
+        break;
+      case fhir::SearchParamType::token:
+        db.prepare("INSERT INTO idx_token (param, system, code, rid) VALUES (?, ?, ?, ?)")
+            .bind(1, param).bind(2, v.system).bind(3, v.exact).bind(4, rid).run();
+        break;
+      case fhir::SearchParamType::date:
+        db.prepare("INSERT INTO idx_date (param, lo, hi, rid) VALUES (?, ?, ?, ?)")
+            .bind(1, param).bind(2, v.range.low).bind(3, v.range.high).bind(4, rid).run();
+        break;
+      case fhir::SearchParamType::reference:
+        db.prepare("INSERT INTO idx_reference (param, target_type, target_id, rid) VALUES (?, ?, ?, ?)")
+            .bind(1, param).bind(2, v.system).bind(3, v.exact).bind(4, rid).run();
+        break;
+      case fhir::SearchParamType::uri:
+        db.prepare("INSERT INTO idx_uri (param, value, rid) VALUES (?, ?, ?)")
+            .bind(1, param).bind(2, v.exact).bind(3, rid).run();
+        break;
+    }
+  }
+}
+
+void reindex_if_needed(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys) {
+  const std::string sig = index_signature(registry);
+  {
+    auto stmt = db.prepare("SELECT value FROM store_meta WHERE key = 'index_signature'");
+    if (stmt.step() && stmt.text(0) == sig) return;
+  }
+  db.exec("BEGIN IMMEDIATE");
+  for (const char* table : kIndexTables) db.exec(std::string("DELETE FROM ") + table);
+  std::vector<std::pair<std::int64_t, std::string>> rows;
+  {
+    auto stmt = db.prepare(
+        "SELECT r.rid, v.body FROM resource r JOIN resource_version v ON v.vid = r.vid WHERE r.deleted = 0");
+    while (stmt.step()) rows.emplace_back(stmt.int64(0), std::string(stmt.text(1)));
+  }
+  for (const auto& [rid, body] : rows) {
+    auto parsed = fhir::parse_json(body);
+    if (parsed) insert_index_rows(db, registry, keys, *parsed, rid);
+  }
+  db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('index_signature', ?)").bind(1, sig).run();
+  db.exec("COMMIT");
+}
+
+void configure_writer(Connection& db) {
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec("PRAGMA cache_size = -65536");
+  db.exec("PRAGMA temp_store = MEMORY");
+}
+
+// Places `id` and `meta` right after resourceType (their place in every resource) and sets the server's
+// meta fields.
+void stamp(fhir::Node& resource, const std::string& id, std::int64_t version, std::int64_t now_ms) {
+  resource.erase("id");
+  fhir::Node meta = fhir::Node::object();
+  if (auto* old = resource.find("meta"); old && old->is_object()) meta = std::move(*old);
+  resource.erase("meta");
+  meta.erase("versionId");
+  meta.erase("lastUpdated");
+  std::vector<fhir::Node::Member> stamped;
+  stamped.emplace_back("versionId", fhir::Node::string(std::to_string(version)));
+  stamped.emplace_back("lastUpdated", fhir::Node::string(fhir::format_instant(now_ms)));
+  for (auto& m : meta.members()) stamped.push_back(std::move(m));
+  meta.members() = std::move(stamped);
+
+  auto& members = resource.members();
+  std::vector<fhir::Node::Member> ordered;
+  ordered.reserve(members.size() + 2);
+  auto rest = members.begin();
+  if (rest != members.end() && rest->first == "resourceType") ordered.push_back(std::move(*rest++));
+  ordered.emplace_back("id", fhir::Node::string(id));
+  ordered.emplace_back("meta", std::move(meta));
+  for (; rest != members.end(); ++rest) ordered.push_back(std::move(*rest));
+  members = std::move(ordered);
+}
+
+VersionRecord record_from(const std::string& type, const std::string& id, Statement& stmt, int first) {
+  // columns from `first`: version, last_updated, method, body
+  VersionRecord rec;
+  rec.type = type;
+  rec.id = id;
+  rec.version = stmt.int64(first);
+  rec.last_updated_ms = stmt.int64(first + 1);
+  rec.method = std::string(stmt.text(first + 2));
+  rec.deleted = stmt.is_null(first + 3);
+  rec.body = std::string(stmt.text(first + 3));
+  return rec;
+}
+
+struct Current {
+  std::int64_t rid;
+  std::int64_t version;
+  bool deleted;
+};
+
+std::optional<Current> current_of(Connection& db, const std::string& type, const std::string& id) {
+  auto stmt = db.prepare("SELECT rid, version, deleted FROM resource WHERE type = ? AND id = ?");
+  stmt.bind(1, type).bind(2, id);
+  if (!stmt.step()) return std::nullopt;
+  return Current{stmt.int64(0), stmt.int64(1), stmt.int64(2) != 0};
+}
+
+std::optional<VersionRecord> read_current(Connection& db, const std::string& type, const std::string& id) {
+  auto stmt = db.prepare(
+      "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v ON v.vid = r.vid "
+      "WHERE r.type = ? AND r.id = ?");
+  stmt.bind(1, type).bind(2, id);
+  if (!stmt.step()) return std::nullopt;
+  return record_from(type, id, stmt, 0);
+}
+
+std::vector<std::string> matching_ids_on(Connection& db, const fhir::SearchQuery& query, const ParamKeys& keys,
+                                         int limit) {
+  fhir::SearchQuery unsorted = query;
+  unsorted.sort.clear();
+  SqlQuery q = build_page_query(unsorted, keys, nullptr, limit);
+  auto stmt = db.prepare(q.sql);
+  bind_all(stmt, q.binds);
+  std::vector<std::string> ids;
+  while (stmt.step()) ids.emplace_back(stmt.text(1));
+  return ids;
+}
+
+}  // namespace
+
+// ---- WriteTxn ----
+
+std::optional<VersionRecord> WriteTxn::read(const std::string& type, const std::string& id) {
+  return read_current(db_, type, id);
+}
+
+std::vector<std::string> WriteTxn::matching_ids(const fhir::SearchQuery& query, int limit) {
+  return matching_ids_on(db_, query, keys_, limit);
+}
+
+VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir::Node resource,
+                            const char* method) {
+  const auto current = current_of(db_, type, id);
+  const std::int64_t version = current ? current->version + 1 : 1;
+  stamp(resource, id, version, now_ms_);
+  VersionRecord rec{type, id, version, now_ms_, false, method, fhir::write_json(resource)};
+
+  std::int64_t rid;
+  if (current) {
+    rid = current->rid;
+    delete_index_rows(db_, rid);
+  } else {
+    auto stmt = db_.prepare(
+        "INSERT INTO resource (type, id, version, vid, last_updated, deleted) VALUES (?, ?, ?, 0, ?, 0) "
+        "RETURNING rid");
+    stmt.bind(1, type).bind(2, id).bind(3, version).bind(4, now_ms_);
+    stmt.step();
+    rid = stmt.int64(0);
+    stmt.run();
+  }
+  std::int64_t vid;
+  {
+    auto stmt = db_.prepare(
+        "INSERT INTO resource_version (rid, type, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?, ?) "
+        "RETURNING vid");
+    stmt.bind(1, rid).bind(2, type).bind(3, version).bind(4, now_ms_).bind(5, method).bind(6, rec.body);
+    stmt.step();
+    vid = stmt.int64(0);
+    stmt.run();
+  }
+  db_.prepare("UPDATE resource SET version = ?, vid = ?, last_updated = ?, deleted = 0 WHERE rid = ?")
+      .bind(1, version).bind(2, vid).bind(3, now_ms_).bind(4, rid).run();
+  insert_index_rows(db_, registry_, keys_, resource, rid);
+  return rec;
+}
+
+std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std::string& id) {
+  const auto current = current_of(db_, type, id);
+  if (!current || current->deleted) return std::nullopt;
+  const std::int64_t version = current->version + 1;
+  std::int64_t vid;
+  {
+    auto stmt = db_.prepare(
+        "INSERT INTO resource_version (rid, type, version, last_updated, method, body) "
+        "VALUES (?, ?, ?, ?, 'DELETE', NULL) RETURNING vid");
+    stmt.bind(1, current->rid).bind(2, type).bind(3, version).bind(4, now_ms_);
+    stmt.step();
+    vid = stmt.int64(0);
+    stmt.run();
+  }
+  db_.prepare("UPDATE resource SET version = ?, vid = ?, last_updated = ?, deleted = 1 WHERE rid = ?")
+      .bind(1, version).bind(2, vid).bind(3, now_ms_).bind(4, current->rid).run();
+  delete_index_rows(db_, current->rid);
+  return VersionRecord{type, id, version, now_ms_, true, "DELETE", {}};
+}
+
+// ---- Store ----
+
+Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry) : path_(path), registry_(registry) {
+  auto db = std::make_unique<Connection>(path, Connection::Mode::read_write);
+  try {
+    configure_writer(*db);
+    created_ = migrate(*db) == 0;
+    keys_ = std::make_unique<ParamKeys>(map_param_keys(*db, registry));
+    reindex_if_needed(*db, registry, *keys_);
+  } catch (const StepError& e) {
+    throw std::runtime_error("cannot prepare database " + path + ": " + e.message);
+  }
+  writer_ = std::make_unique<Writer>(std::move(db), registry, *keys_);
+}
+
+Store::~Store() {
+  if (writer_) writer_->stop();
+}
+
+class Store::ReadLease {
+ public:
+  explicit ReadLease(Store& store) : store_(store), db_(store.acquire_reader()) {}
+  ~ReadLease() { store_.release_reader(std::move(db_)); }
+  Connection& operator*() { return *db_; }
+
+ private:
+  Store& store_;
+  std::unique_ptr<Connection> db_;
+};
+
+std::unique_ptr<Connection> Store::acquire_reader() {
+  {
+    std::lock_guard lock(readers_mutex_);
+    if (!idle_readers_.empty()) {
+      auto db = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return db;
+    }
+  }
+  auto db = std::make_unique<Connection>(path_, Connection::Mode::read_only);
+  db->exec("PRAGMA cache_size = -16384");
+  db->exec("PRAGMA mmap_size = 268435456");
+  return db;
+}
+
+void Store::release_reader(std::unique_ptr<Connection> db) {
+  if (!db) return;
+  std::lock_guard lock(readers_mutex_);
+  idle_readers_.push_back(std::move(db));
+}
+
+Result<std::optional<VersionRecord>> Store::read(const std::string& type, const std::string& id) {
+  try {
+    ReadLease db(*this);
+    return read_current(*db, type, id);
+  } catch (const StepError& e) {
+    return to_error(e);
+  } catch (const std::runtime_error& e) {
+    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
+  }
+}
+
+Result<std::optional<VersionRecord>> Store::vread(const std::string& type, const std::string& id,
+                                                  std::int64_t version) {
+  try {
+    ReadLease db(*this);
+    auto stmt = (*db).prepare(
+        "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v "
+        "ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?");
+    stmt.bind(1, type).bind(2, id).bind(3, version);
+    if (!stmt.step()) return std::optional<VersionRecord>();
+    return std::optional<VersionRecord>(record_from(type, id, stmt, 0));
+  } catch (const StepError& e) {
+    return to_error(e);
+  } catch (const std::runtime_error& e) {
+    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
+  }
+}
+
+Result<HistoryPage> Store::history(const std::string& type, const std::string& id, std::int64_t since_ms, int count,
+                                   const std::string& cursor) {
+  std::int64_t before_vid = std::numeric_limits<std::int64_t>::max();
+  if (!cursor.empty()) {
+    try {
+      std::size_t used = 0;
+      before_vid = std::stoll(cursor, &used);
+      if (used != cursor.size()) throw std::invalid_argument("cursor");
+    } catch (const std::exception&) {
+      return Error::make(ErrorCode::invalid_input, "Invalid or expired paging cursor", "_cursor");
+    }
+  }
+  try {
+    ReadLease lease(*this);
+    Connection& db = *lease;
+    const std::string filter = id.empty() ? "v.type = ?1" : "r.type = ?1 AND r.id = ?2";
+    const std::string from = " FROM resource_version v JOIN resource r ON r.rid = v.rid WHERE " + filter +
+                             " AND v.last_updated >= ?3";
+    HistoryPage page;
+    {
+      auto stmt = db.prepare("SELECT count(*)" + from);
+      stmt.bind(1, type).bind(2, id).bind(3, since_ms);
+      stmt.step();
+      page.total = stmt.int64(0);
+    }
+    auto stmt = db.prepare("SELECT v.vid, r.id, v.version, v.last_updated, v.method, v.body" + from +
+                           " AND v.vid < ?4 ORDER BY v.vid DESC LIMIT ?5");
+    stmt.bind(1, type).bind(2, id).bind(3, since_ms).bind(4, before_vid).bind(5, count + 1);
+    std::int64_t last_vid = 0;
+    while (stmt.step()) {
+      if (static_cast<int>(page.versions.size()) == count) {
+        page.next_cursor = std::to_string(last_vid);
+        break;
+      }
+      last_vid = stmt.int64(0);
+      page.versions.push_back(record_from(type, std::string(stmt.text(1)), stmt, 2));
+    }
+    return page;
+  } catch (const StepError& e) {
+    return to_error(e);
+  } catch (const std::runtime_error& e) {
+    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
+  }
+}
+
+Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
+  std::optional<Cursor> cursor;
+  if (!query.cursor.empty()) {
+    auto decoded = decode_cursor(query.cursor, query.sort.size());
+    if (!decoded) return std::move(decoded).error();
+    cursor = std::move(*decoded);
+  }
+  try {
+    ReadLease lease(*this);
+    Connection& db = *lease;
+    SearchPage page;
+    if (query.total_accurate || query.summary_count) {
+      SqlQuery q = build_count_query(query, *keys_);
+      auto stmt = db.prepare(q.sql);
+      bind_all(stmt, q.binds);
+      stmt.step();
+      page.total = stmt.int64(0);
+    }
+    if (query.summary_count || query.count == 0) return page;
+
+    SqlQuery q = build_page_query(query, *keys_, cursor ? &*cursor : nullptr, query.count + 1);
+    auto stmt = db.prepare(q.sql);
+    bind_all(stmt, q.binds);
+    const int sort_columns = static_cast<int>(query.sort.size());
+    std::vector<Cursor> positions;
+    bool more = false;
+    while (stmt.step()) {
+      if (static_cast<int>(page.matches.size()) == query.count) {
+        more = true;
+        break;
+      }
+      VersionRecord rec;
+      rec.type = query.resource_type;
+      rec.id = std::string(stmt.text(1));
+      rec.body = std::string(stmt.text(2));
+      page.matches.push_back(std::move(rec));
+      Cursor pos;
+      pos.rid = stmt.int64(0);
+      for (int i = 0; i < sort_columns; ++i) {
+        if (stmt.is_integer(3 + i)) {
+          pos.sort_values.emplace_back(stmt.int64(3 + i));
+        } else {
+          pos.sort_values.emplace_back(std::string(stmt.text(3 + i)));
+        }
+      }
+      positions.push_back(std::move(pos));
+    }
+    const bool backward = cursor && cursor->backward;
+    if (backward) {
+      std::reverse(page.matches.begin(), page.matches.end());
+      std::reverse(positions.begin(), positions.end());
+    }
+    if (!positions.empty()) {
+      // Forward pages have a next page when a row was left over and a previous one when they came from
+      // a cursor; backward pages mirror that.
+      if (more || backward) {
+        Cursor next = positions.back();
+        next.backward = false;
+        page.next_cursor = encode_cursor(next);
+      }
+      if ((cursor && !backward) || (backward && more)) {
+        Cursor previous = positions.front();
+        previous.backward = true;
+        page.previous_cursor = encode_cursor(previous);
+      }
+    }
+    return page;
+  } catch (const StepError& e) {
+    return to_error(e);
+  } catch (const std::runtime_error& e) {
+    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
+  }
+}
+
+Status Store::ping() {
+  try {
+    ReadLease lease(*this);
+    auto stmt = (*lease).prepare("SELECT count(*) FROM sqlite_master");
+    stmt.step();
+    return Ok{};
+  } catch (const StepError& e) {
+    return to_error(e);
+  } catch (const std::runtime_error& e) {
+    return Error::make(ErrorCode::busy, "The database is unavailable");
+  }
+}
+
+}  // namespace fhirgate::gateway::store

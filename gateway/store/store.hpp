@@ -1,0 +1,115 @@
+#pragma once
+// The resource store: current and historical versions of every stored resource, plus index tables for
+// the search parameters, in one SQLite database (WAL, synchronous=FULL).
+//
+// Threads: reads (read/vread/history/search/ping) may be called from any thread; each call borrows one
+// read-only connection from a pool. Writes happen only through the Writer (writer.hpp), which owns the
+// single read-write connection and hands a WriteTxn to each write plan inside its group transaction.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fhir/json.hpp"
+#include "fhir/result.hpp"
+#include "fhir/search_params.hpp"
+#include "fhir/search_query.hpp"
+
+namespace fhirgate::gateway::store {
+
+class Connection;
+class Writer;
+
+struct VersionRecord {
+  std::string type;
+  std::string id;
+  std::int64_t version = 0;
+  std::int64_t last_updated_ms = 0;
+  bool deleted = false;
+  std::string method;  // POST, PUT or DELETE: the interaction that made this version
+  std::string body;    // the resource JSON (with meta); empty when deleted
+};
+
+struct SearchPage {
+  std::vector<VersionRecord> matches;  // type, id, body filled
+  std::optional<std::int64_t> total;   // when the query asked for an accurate total
+  std::string next_cursor;             // empty: no next page
+  std::string previous_cursor;         // empty: no previous page
+};
+
+struct HistoryPage {
+  std::vector<VersionRecord> versions;  // newest first
+  std::int64_t total = 0;
+  std::string next_cursor;
+};
+
+// Parameter ids as stored in the index tables, mapped from the registry.
+class ParamKeys;
+
+// Everything a write plan may do, inside the writer's transaction (one SAVEPOINT per plan).
+class WriteTxn {
+ public:
+  WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys, std::int64_t now_ms)
+      : db_(db), registry_(registry), keys_(keys), now_ms_(now_ms) {}
+
+  std::optional<VersionRecord> read(const std::string& type, const std::string& id);
+  // Ids of current resources matching the query (at most `limit`).
+  std::vector<std::string> matching_ids(const fhir::SearchQuery& query, int limit);
+  // Stores `resource` as the next version of type/id (version 1 when new or re-created after delete):
+  // sets meta.versionId and meta.lastUpdated, serialises, and replaces the index rows.
+  VersionRecord put(const std::string& type, const std::string& id, fhir::Node resource, const char* method);
+  // Records a deletion (a version without body); nullopt when there was no current version.
+  std::optional<VersionRecord> remove(const std::string& type, const std::string& id);
+
+  std::int64_t now_ms() const { return now_ms_; }
+
+ private:
+  Connection& db_;
+  const fhir::SearchParamRegistry& registry_;
+  const ParamKeys& keys_;
+  std::int64_t now_ms_;
+};
+
+class Store {
+ public:
+  // Opens or creates the database and migrates its schema to the current version. The registry must
+  // outlive the store. Throws std::runtime_error on start-up failure.
+  Store(const std::string& path, const fhir::SearchParamRegistry& registry);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // True when this process created the database (first start: samples may be loaded).
+  bool created() const { return created_; }
+
+  Result<std::optional<VersionRecord>> read(const std::string& type, const std::string& id);
+  Result<std::optional<VersionRecord>> vread(const std::string& type, const std::string& id, std::int64_t version);
+  // History of one resource (id non-empty) or of a whole type, newest first. `since_ms` (or INT64_MIN)
+  // filters by lastUpdated; `cursor` continues a previous page. Errors: invalid_input on a bad cursor.
+  Result<HistoryPage> history(const std::string& type, const std::string& id, std::int64_t since_ms, int count,
+                              const std::string& cursor);
+  // Errors: invalid_input on a cursor that does not belong to this query.
+  Result<SearchPage> search(const fhir::SearchQuery& query);
+  // Database reachable and answering.
+  Status ping();
+
+  Writer& writer() { return *writer_; }
+
+ private:
+  class ReadLease;
+  std::unique_ptr<Connection> acquire_reader();
+  void release_reader(std::unique_ptr<Connection> db);
+
+  std::string path_;
+  const fhir::SearchParamRegistry& registry_;
+  std::unique_ptr<ParamKeys> keys_;
+  bool created_ = false;
+  std::mutex readers_mutex_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_;
+  std::unique_ptr<Writer> writer_;
+};
+
+}  // namespace fhirgate::gateway::store

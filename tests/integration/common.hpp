@@ -1,0 +1,65 @@
+#pragma once
+// Shared helpers for the integration tests: one gateway process for the tests that only add their own
+// data (each uses unique names), and JSON access to response bodies.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <string>
+
+#include "fhir/json.hpp"
+#include "tests/support/gateway_process.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/paths.hpp"
+
+namespace fhirgate::testing {
+
+// A gateway with the default configuration, started on first use and stopped at exit.
+inline GatewayProcess& shared_gateway() {
+  static GatewayProcess gateway;
+  return gateway;
+}
+
+inline fhir::Node json(const std::string& body) {
+  auto parsed = fhir::parse_json(body);
+  REQUIRE_MESSAGE(parsed.ok(), "not JSON: " << body);
+  return std::move(*parsed);
+}
+
+// Follows a dotted path with [n] indexes, e.g. "entry[0].resource.id"; nullptr when absent.
+inline const fhir::Node* at(const fhir::Node& root, const std::string& path) {
+  const fhir::Node* n = &root;
+  std::size_t pos = 0;
+  while (n && pos < path.size()) {
+    std::size_t end = path.find_first_of(".[", pos);
+    if (end == std::string::npos) end = path.size();
+    if (end > pos) n = n->find(path.substr(pos, end - pos));
+    pos = end;
+    while (n && pos < path.size() && path[pos] == '[') {
+      const std::size_t close = path.find(']', pos);
+      const std::size_t index = std::stoul(path.substr(pos + 1, close - pos - 1));
+      n = n->is_array() && index < n->items().size() ? &n->items()[index] : nullptr;
+      pos = close + 1;
+    }
+    if (pos < path.size() && path[pos] == '.') ++pos;
+  }
+  return n;
+}
+
+inline std::string text_at(const fhir::Node& root, const std::string& path) {
+  const fhir::Node* n = at(root, path);
+  return n ? n->text() : std::string("<absent>");
+}
+
+// A name no other test uses, so tests sharing one gateway do not see each other's data.
+inline std::string unique_name(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  return stem + "zq" + std::to_string(::getpid() % 1000) + "x" + std::to_string(counter++) + "q";
+}
+
+inline std::string first_issue(const Response& r) {
+  auto oo = json(r.body);
+  CHECK(oo.string_at("resourceType") == "OperationOutcome");
+  return text_at(oo, "issue[0].diagnostics");
+}
+
+}  // namespace fhirgate::testing

@@ -1,3 +1,15 @@
+// Search as SQL.
+//
+// Every clause becomes `r.rid IN (SELECT rid FROM idx_<type> WHERE param = K AND (<value> OR <value>...))`
+// over the index table of its parameter type, so each clause is an index range scan on (param, value)
+// and clauses AND together; `:not` and `:missing` turn IN into NOT IN. Sorting uses a correlated
+// sub-select per sort key (min value ascending, max descending, as FHIR leaves multi-valued sorting to
+// the server).
+//
+// Paging is by keyset, not offset: a cursor carries the sort values and rid of the last (or, for
+// `previous`, the first) row of a page, and the next page is "rows after that position in the sort
+// order". Writes between two page requests therefore never shift or repeat rows on later pages, and a
+// page costs the same however deep it is.
 #include "gateway/store/search_sql.hpp"
 
 #include <limits>

@@ -1,3 +1,13 @@
+// The store's schema and its reads and writes.
+//
+// `resource` has one row per (type, id): its current version, a pointer (`vid`) to that version's row
+// in `resource_version`, and a deleted flag. `resource_version` keeps every version's JSON in global
+// write order (`vid`), which is what instance and type history read. Index rows in idx_* point at the
+// stable `resource.rid`; on every write they are replaced by the rows fhir::extract_index gives, and a
+// deletion removes them, so searches only ever see current, live resources.
+//
+// Ids are UUIDv7 (time-ordered), so inserts land at the end of the B-trees (see the SQLite baseline:
+// random keys cost ~3x on inserts).
 #include "gateway/store/store.hpp"
 
 #include <algorithm>

@@ -21,7 +21,9 @@ Node parsed(std::string_view text) {
   return std::move(r).value();
 }
 
-std::string round_trip(std::string_view text) { return write_json(parsed(text)); }
+std::string round_trip(std::string_view text) {
+  return write_json(parsed(text));
+}
 
 Issue parse_issue(std::string_view text, const JsonLimits& limits = {}) {
   auto r = parse_json(text, limits);
@@ -45,7 +47,9 @@ bool passes_check(std::string_view text) {
   return s.ok();
 }
 
-std::string nested_arrays(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+std::string nested_arrays(std::size_t depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
 
 std::string read_all(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -230,14 +234,16 @@ TEST_CASE("parse_json: columns count characters, and CRLF line ends count once")
 
 TEST_CASE("parse_json: syntax errors name the RapidJSON reason") {
   CHECK(parse_issue("[1,]").diagnostics == "invalid JSON at line 1, column 4: Invalid value.");
-  CHECK(parse_issue("{'a':1}").diagnostics == "invalid JSON at line 1, column 2: Missing a name for object member.");
+  CHECK(parse_issue("{'a':1}").diagnostics ==
+        "invalid JSON at line 1, column 2: Missing a name for object member.");
   CHECK(parse_issue(R"({"a" 1})").diagnostics ==
         "invalid JSON at line 1, column 6: Missing a colon after a name of object member.");
   CHECK(parse_issue(R"({"a":[1,2})").diagnostics ==
         "invalid JSON at line 1, column 10: Missing a comma or ']' after an array element.");
   CHECK(parse_issue(R"(["abc)").diagnostics ==
         "invalid JSON at line 1, column 6: Missing a closing quotation mark in string.");
-  CHECK(parse_issue(R"(["\q"])").diagnostics == "invalid JSON at line 1, column 3: Invalid escape character in string.");
+  CHECK(parse_issue(R"(["\q"])").diagnostics ==
+        "invalid JSON at line 1, column 3: Invalid escape character in string.");
   CHECK(parse_issue("[01]").line == 1);
 }
 
@@ -259,7 +265,8 @@ TEST_CASE("parse_json: anything after the document is an error") {
   const Issue garbage = parse_issue("{\"a\":1}\n x");
   CHECK(garbage.line == 2);
   CHECK(garbage.column == 2);
-  CHECK(garbage.diagnostics.find("The document root must not be followed by other values.") != std::string::npos);
+  CHECK(garbage.diagnostics.find("The document root must not be followed by other values.") !=
+        std::string::npos);
   CHECK(parse_issue("{} {}").column == 4);
   const Issue nul = parse_issue(std::string_view("{\"a\":1}\0{}", 10));
   CHECK(nul.column == 8);
@@ -302,8 +309,10 @@ TEST_CASE("parse_json: nesting up to max_depth is accepted, one more is an error
   CHECK(i.diagnostics == "invalid JSON at line 1, column 4: JSON nesting deeper than 3");
   CHECK(i.column == 4);
   CHECK(parse_json(nested_arrays(128)).ok());
-  CHECK(parse_issue(nested_arrays(129)).diagnostics.find("JSON nesting deeper than 128") != std::string::npos);
-  CHECK(parse_issue(R"({"a":{"b":{}}})", JsonLimits{2}).diagnostics.find("deeper than 2") != std::string::npos);
+  CHECK(parse_issue(nested_arrays(129)).diagnostics.find("JSON nesting deeper than 128") !=
+        std::string::npos);
+  CHECK(parse_issue(R"({"a":{"b":{}}})", JsonLimits{2}).diagnostics.find("deeper than 2") !=
+        std::string::npos);
 }
 
 TEST_CASE("parse_json: very deep input stops at the limit without exhausting the stack") {
@@ -316,9 +325,10 @@ TEST_CASE("parse_json: duplicate keys are rejected and named") {
   CHECK(i.diagnostics == "invalid JSON at line 2, column 12: duplicate key \"id\" in JSON object");
   CHECK(i.line == 2);
   CHECK(i.column == 12);
-  CHECK(parse_issue(R"({"name":[{"given":["a"],"given":["b"]}]})").diagnostics.find("duplicate key \"given\"") !=
+  CHECK(parse_issue(R"({"name":[{"given":["a"],"given":["b"]}]})")
+            .diagnostics.find("duplicate key \"given\"") != std::string::npos);
+  CHECK(parse_issue(R"({"a\"b":1,"a\"b":2})").diagnostics.find(R"(duplicate key "a\"b")") !=
         std::string::npos);
-  CHECK(parse_issue(R"({"a\"b":1,"a\"b":2})").diagnostics.find(R"(duplicate key "a\"b")") != std::string::npos);
   CHECK(parse_issue(R"({"a\"b":1,"a\"b":2})").column == 11);
   CHECK(parse_json(R"({"a":{"x":1},"b":{"x":1},"x":[{"x":1},{"x":2}]})").ok());
 }
@@ -369,7 +379,8 @@ TEST_CASE("check_resource_json: null members are not allowed") {
 TEST_CASE("check_resource_json: a null array item needs a value at the same index of the _ sibling") {
   const Issue alone = check_issue(R"({"resourceType":"Patient","name":[{"given":["a",null]}]})");
   CHECK(alone.expression == "Patient.name[0].given[1]");
-  CHECK(alone.diagnostics == "null is only allowed in an array as a placeholder for a value at the same index in _given");
+  CHECK(alone.diagnostics ==
+        "null is only allowed in an array as a placeholder for a value at the same index in _given");
 
   const Issue both_null =
       check_issue(R"({"resourceType":"Patient","name":[{"given":["a",null],"_given":[{"id":"x"},null]}]})");
@@ -390,13 +401,17 @@ TEST_CASE("check_resource_json: a null array item needs a value at the same inde
 }
 
 TEST_CASE("check_resource_json: nulls matched in either direction are allowed") {
-  CHECK(passes_check(R"({"resourceType":"Patient","name":[{"given":["a","b"],"_given":[null,{"id":"x"}]}]})"));
-  CHECK(passes_check(R"({"resourceType":"Patient","name":[{"_given":[{"id":"x"},null],"given":[null,"b"]}]})"));
-  CHECK(passes_check(R"({"resourceType":"Patient","name":[{"given":[null,"b"],"_given":[{"id":"x"},null]}]})"));
+  CHECK(
+      passes_check(R"({"resourceType":"Patient","name":[{"given":["a","b"],"_given":[null,{"id":"x"}]}]})"));
+  CHECK(
+      passes_check(R"({"resourceType":"Patient","name":[{"_given":[{"id":"x"},null],"given":[null,"b"]}]})"));
+  CHECK(
+      passes_check(R"({"resourceType":"Patient","name":[{"given":[null,"b"],"_given":[{"id":"x"},null]}]})"));
 }
 
 TEST_CASE("check_resource_json: paired arrays must have the same length") {
-  const Issue i = check_issue(R"({"resourceType":"Patient","name":[{"given":["a"],"_given":[{"id":"t"},null]}]})");
+  const Issue i =
+      check_issue(R"({"resourceType":"Patient","name":[{"given":["a"],"_given":[{"id":"t"},null]}]})");
   CHECK(i.expression == "Patient.name[0]._given");
   CHECK(i.diagnostics == "arrays given and _given must have the same number of items");
 }
@@ -443,9 +458,9 @@ TEST_CASE("check_resource_json: the id of every resource must be a valid id") {
   CHECK(check_issue(R"({"resourceType":"Patient","id":")" + std::string(65, 'a') + "\"}").expression ==
         "Patient.id");
 
-  const Issue contained = check_issue(
-      R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"ok"},)"
-      R"({"resourceType":"Practitioner","id":"bad id"}]})");
+  const Issue contained =
+      check_issue(R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"ok"},)"
+                  R"({"resourceType":"Practitioner","id":"bad id"}]})");
   CHECK(contained.expression == "Patient.contained[1].id");
 
   const Issue entry = check_issue(
@@ -467,7 +482,8 @@ TEST_CASE("check_resource_json: nested resources are checked with their location
   CHECK(check_issue(R"({"resourceType":"Patient","contained":["Organization"]})").expression ==
         "Patient.contained[0]");
 
-  const Issue bad_type = check_issue(R"({"resourceType":"Patient","contained":[{"resourceType":"Org anization"}]})");
+  const Issue bad_type =
+      check_issue(R"({"resourceType":"Patient","contained":[{"resourceType":"Org anization"}]})");
   CHECK(bad_type.expression == "Patient.contained[0].resourceType");
 }
 

@@ -98,17 +98,12 @@ std::optional<int> field(Cursor& in, char separator, int low, int high) {
 std::optional<std::int64_t> zone_offset(Cursor& in) {
   if (in.at_end()) return 0;
   if (in.take('Z')) return 0;
-  int sign = 0;
-  if (in.take('+'))
-    sign = 1;
-  else if (in.take('-'))
-    sign = -1;
-  else
-    return std::nullopt;
+  const bool east = in.take('+');
+  if (!east && !in.take('-')) return std::nullopt;
   const auto hours = in.digits(2);
   const auto minutes = field(in, ':', 0, 59);
   if (!hours || !minutes || *hours > 14 || (*hours == 14 && *minutes != 0)) return std::nullopt;
-  return sign * (*hours * kMsPerHour + *minutes * kMsPerMinute);
+  return (east ? 1 : -1) * (*hours * kMsPerHour + *minutes * kMsPerMinute);
 }
 
 // Fractional seconds: k digits denote a span of 10^(3-k) ms, never finer than 1 ms.
@@ -127,6 +122,31 @@ std::optional<Fraction> fraction(Cursor& in) {
     f.ms += (text[i] - '0') * f.span;
   }
   return f;
+}
+
+struct Civil {
+  CivilDate date;
+  int hour;
+  int minute;
+  int second;
+  int millisecond;
+  int weekday;  // 0 = Sunday
+};
+
+Civil to_civil(std::int64_t epoch_ms) {
+  std::int64_t days = epoch_ms / kMsPerDay;
+  std::int64_t rest = epoch_ms % kMsPerDay;
+  if (rest < 0) {
+    rest += kMsPerDay;
+    --days;
+  }
+  const std::int64_t weekday = (days % 7 + 11) % 7;  // 1970-01-01 was a Thursday
+  return {civil_from_days(days),
+          static_cast<int>(rest / kMsPerHour),
+          static_cast<int>(rest % kMsPerHour / kMsPerMinute),
+          static_cast<int>(rest % kMsPerMinute / kMsPerSecond),
+          static_cast<int>(rest % kMsPerSecond),
+          static_cast<int>(weekday)};
 }
 
 }  // namespace
@@ -167,35 +187,6 @@ std::optional<TimeRange> parse_time_range(std::string_view text) {
   start -= *offset;
   return TimeRange{start, start + span - 1};
 }
-
-namespace {
-
-struct Civil {
-  CivilDate date;
-  int hour;
-  int minute;
-  int second;
-  int millisecond;
-  int weekday;  // 0 = Sunday
-};
-
-Civil to_civil(std::int64_t epoch_ms) {
-  std::int64_t days = epoch_ms / kMsPerDay;
-  std::int64_t rest = epoch_ms % kMsPerDay;
-  if (rest < 0) {
-    rest += kMsPerDay;
-    --days;
-  }
-  const std::int64_t weekday = (days % 7 + 11) % 7;  // 1970-01-01 was a Thursday
-  return {civil_from_days(days),
-          static_cast<int>(rest / kMsPerHour),
-          static_cast<int>(rest % kMsPerHour / kMsPerMinute),
-          static_cast<int>(rest % kMsPerMinute / kMsPerSecond),
-          static_cast<int>(rest % kMsPerSecond),
-          static_cast<int>(weekday)};
-}
-
-}  // namespace
 
 std::string format_instant(std::int64_t epoch_ms) {
   const Civil c = to_civil(epoch_ms);

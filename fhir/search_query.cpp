@@ -41,8 +41,9 @@ Result<std::string> form_decode(std::string_view text) {
     }
     const int high = i + 2 < text.size() ? hex_digit(text[i + 1]) : -1;
     const int low = i + 2 < text.size() ? hex_digit(text[i + 2]) : -1;
-    if (high < 0 || low < 0)
+    if (high < 0 || low < 0) {
       return Error::make(ErrorCode::invalid_input, "malformed percent-encoding in query");
+    }
     out.push_back(static_cast<char>(high * 16 + low));
     i += 2;
   }
@@ -228,8 +229,9 @@ Result<SearchValue> reference_value(std::string_view piece, const SearchParamDef
   }
   const bool well_formed = !v.code.empty() && v.code.find('/') == std::string::npos &&
                            (slash == std::string_view::npos || !v.system.empty());
-  if (!well_formed)
+  if (!well_formed) {
     return invalid("Invalid reference " + quoted(piece) + " for parameter " + param.code, param.code);
+  }
   return v;
 }
 
@@ -298,8 +300,9 @@ Result<std::string> apply_count(std::string_view value, const Context& ctx, Sear
       !value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits) return invalid("_count must be a non-negative integer, got " + quoted(value), "_count");
   std::int64_t count = 0;
-  for (char c : value)
+  for (char c : value) {
     count = std::min<std::int64_t>(count * 10 + (c - '0'), std::numeric_limits<int>::max());
+  }
   query.count = static_cast<int>(std::min<std::int64_t>(count, ctx.options.max_count));
   return std::to_string(query.count);
 }
@@ -332,8 +335,9 @@ Result<std::string> apply_total(std::string_view value, const Context&, SearchQu
 }
 
 Result<std::string> apply_summary(std::string_view value, const Context&, SearchQuery& query) {
-  if (value != "count" && value != "false")
+  if (value != "count" && value != "false") {
     return invalid("_summary=" + std::string(value) + " is not supported", "_summary");
+  }
   query.summary_count = value == "count";
   return std::string(value);
 }
@@ -346,8 +350,9 @@ bool is_element_name(std::string_view name) {
 
 Result<std::string> apply_elements(std::string_view value, const Context&, SearchQuery& query) {
   for (std::string_view name : split_unescaped(value, ',')) {
-    if (!is_element_name(name))
+    if (!is_element_name(name)) {
       return invalid("Invalid element name " + quoted(name) + " in _elements", "_elements");
+    }
     query.elements.emplace_back(name);
   }
   return std::string(value);

@@ -161,7 +161,8 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
   // situ, so the text is taken from the input, which ends where the stream stands.
   bool RawNumber(const char*, rapidjson::SizeType n, bool) {
     const std::string_view lexical = text_.substr(stream_.Tell() - n, n);
-    assert(!lexical.empty() && (lexical.front() == '-' || (lexical.front() >= '0' && lexical.front() <= '9')));
+    assert(!lexical.empty() &&
+           (lexical.front() == '-' || (lexical.front() >= '0' && lexical.front() <= '9')));
     return add(Node::number(std::string(lexical)));
   }
 
@@ -372,11 +373,13 @@ void write_value(const Node& node, std::string& out, int depth) {
   }
 }
 
-bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
+bool is_blank(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
 
 bool is_type_name(std::string_view s) {
-  return !s.empty() &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); });
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); });
 }
 
 bool has_resource_type(const Node& node) {
@@ -390,7 +393,8 @@ const Node* find_sibling(const Node& object, std::string_view key) {
   for (const auto& [name, value] : object.members()) {
     if (key.front() == '_') {
       if (name == key.substr(1)) return &value;
-    } else if (name.size() == key.size() + 1 && name.front() == '_' && std::string_view(name).substr(1) == key) {
+    } else if (name.size() == key.size() + 1 && name.front() == '_' &&
+               std::string_view(name).substr(1) == key) {
       return &value;
     }
   }
@@ -402,7 +406,8 @@ const Node* find_sibling(const Node& object, std::string_view key) {
 class ResourceChecker {
  public:
   Status run(const Node& root) {
-    if (!root.is_object()) return Error::make(ErrorCode::unprocessable, "a FHIR resource must be a JSON object");
+    if (!root.is_object())
+      return Error::make(ErrorCode::unprocessable, "a FHIR resource must be a JSON object");
     const Node* type = root.find("resourceType");
     if (type == nullptr || !type->is_string() || type->text().empty()) {
       return Error::make(ErrorCode::unprocessable, "resource has no resourceType");
@@ -474,10 +479,12 @@ class ResourceChecker {
       const Node& item = items[i];
       path_.push_back(Segment{{}, i, true});
       if (item.is_null()) {
-        const bool matched = sibling != nullptr && i < sibling->items().size() && !sibling->items()[i].is_null();
+        const bool matched =
+            sibling != nullptr && i < sibling->items().size() && !sibling->items()[i].is_null();
         if (!matched) {
           const std::string other = underscore ? std::string(key.substr(1)) : "_" + std::string(key);
-          return fail("null is only allowed in an array as a placeholder for a value at the same index in " + other);
+          return fail("null is only allowed in an array as a placeholder for a value at the same index in " +
+                      other);
         }
       } else {
         if (contained && !has_resource_type(item)) return fail("contained resource has no resourceType");
@@ -526,7 +533,9 @@ const Node* Node::find(std::string_view key) const {
   return nullptr;
 }
 
-Node* Node::find(std::string_view key) { return const_cast<Node*>(std::as_const(*this).find(key)); }
+Node* Node::find(std::string_view key) {
+  return const_cast<Node*>(std::as_const(*this).find(key));
+}
 
 std::string_view Node::string_at(std::string_view key) const {
   const Node* n = find(key);
@@ -613,7 +622,9 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-Status check_resource_json(const Node& resource) { return ResourceChecker().run(resource); }
+Status check_resource_json(const Node& resource) {
+  return ResourceChecker().run(resource);
+}
 
 bool is_valid_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;

@@ -142,7 +142,10 @@ class Builder {
 };
 
 std::string base_where(Builder& b, const fhir::SearchQuery& query) {
-  std::string where = "r.type = " + b.bind(query.resource_type) + " AND r.deleted = 0";
+  // With clauses, the matching rids drive the query (primary-key lookups); the unary `+` keeps SQLite from
+  // scanning every resource of the type through the (type, id) index instead.
+  const char* type_column = query.clauses.empty() ? "r.type = " : "+r.type = ";
+  std::string where = type_column + b.bind(query.resource_type) + " AND r.deleted = 0";
   for (const auto& clause : query.clauses) where += " AND " + b.clause(clause);
   return where;
 }

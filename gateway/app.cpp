@@ -1,7 +1,10 @@
 #include "gateway/app.hpp"
 
+#include <malloc.h>
+
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 
 #include "fhir/files.hpp"
@@ -68,13 +71,61 @@ fhir::SearchParamRegistry load_search_params(const Config& config) {
   return std::move(*registry);
 }
 
+std::shared_ptr<const fhir::Model> load_model(const Config& config) {
+  auto model = fhir::Model::load_from(config.profiles_dir);
+  if (!model) {
+    throw std::runtime_error("cannot load the R4 StructureDefinitions from " + config.profiles_dir + "/r4: " +
+                             model.error().issues.front().diagnostics);
+  }
+  return std::move(*model);
+}
+
+int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const std::vector<std::string>& files,
+                  std::ostream& out, std::ostream& err) {
+  int status = 0;
+  for (const auto& file : files) {
+    Result<std::string> text = std::string();
+    if (file == "-") {
+      std::ostringstream ss;
+      ss << std::cin.rdbuf();
+      text = ss.str();
+    } else {
+      text = fhir::read_file(file);
+    }
+    if (!text) {
+      err << file << ": cannot read\n";
+      status = 1;
+      continue;
+    }
+    auto resource = fhir::parse_resource(model, *text, fhir::detect_format(*text));
+    auto written = resource ? fhir::write_resource(model, *resource, to, pretty) : Result<std::string>(resource.error());
+    if (!written) {
+      for (const auto& issue : written.error().issues) {
+        err << file;
+        if (issue.line > 0) err << ":" << issue.line << ":" << issue.column;
+        err << ": " << issue.diagnostics;
+        if (!issue.expression.empty()) err << " (at " << issue.expression << ")";
+        err << "\n";
+      }
+      status = 1;
+      continue;
+    }
+    out << *written;
+    if (written->empty() || written->back() != '\n') out << '\n';
+  }
+  return status;
+}
+
 int serve(const Config& config) {
+  const auto model = load_model(config);
   const auto registry = load_search_params(config);
   if (const auto dir = std::filesystem::path(config.database_path).parent_path(); !dir.empty()) {
     std::filesystem::create_directories(dir);
   }
   store::Store store(config.database_path, registry);
   if (store.created()) seed(store, config);
+  // Loading the definitions parsed ~40 MB of JSON that is freed now; give those pages back to the OS.
+  malloc_trim(0);
 
   rest::ApiOptions options;
   options.cached_types = config.cached_types;
@@ -82,7 +133,7 @@ int serve(const Config& config) {
   options.default_count = config.default_page_size;
   options.max_count = config.max_page_size;
   options.software_version = FHIRGATE_VERSION;
-  rest::Api api(options, registry, store);
+  rest::Api api(options, *model, registry, store);
 
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();

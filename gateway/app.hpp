@@ -2,8 +2,12 @@
 // Wiring: builds the search parameter table, store, API and server from a Config. Start-up failures
 // throw std::runtime_error with a message for the operator.
 #include <memory>
+#include <ostream>
 #include <string>
+#include <vector>
 
+#include "fhir/formats.hpp"
+#include "fhir/model.hpp"
 #include "fhir/search_params.hpp"
 #include "gateway/config.hpp"
 
@@ -11,6 +15,14 @@ namespace fhirgate::gateway {
 
 // Loads the R4 SearchParameter definitions from the profiles folder for the cached types.
 fhir::SearchParamRegistry load_search_params(const Config& config);
+
+// Loads the R4 type model (StructureDefinitions) from the profiles folder.
+std::shared_ptr<const fhir::Model> load_model(const Config& config);
+
+// `fhirgate convert`: converts each file ("-" = stdin) from JSON or XML (detected) to `to`, printing the
+// results to `out` and problems (file, location, reason) to `err`. Returns 0 when all converted, else 1.
+int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const std::vector<std::string>& files,
+                  std::ostream& out, std::ostream& err);
 
 // Runs the gateway until SIGINT/SIGTERM. Prints the listening URL on stdout once accepting.
 int serve(const Config& config);

@@ -1,6 +1,7 @@
 // fhirgate command line: `fhirgate serve` and friends. Usage errors exit 2, start-up failures exit 1.
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,11 +15,13 @@ constexpr const char* kUsage = R"(fhirgate - FHIR R4 interoperability gateway
 
 Usage:
   fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
+  fhirgate convert --to xml|json [--pretty] [--config FILE] FILE...
   fhirgate version
   fhirgate --help | fhirgate COMMAND --help
 
 Commands:
-  serve     Run the FHIR REST server (HTTP/1.1, application/fhir+json).
+  serve     Run the FHIR REST server (HTTP/1.1, FHIR JSON and XML).
+  convert   Convert FHIR resources between JSON and XML.
   version   Print the version.
 )";
 
@@ -51,8 +54,19 @@ Configuration file keys:
 Signals: SIGINT or SIGTERM stop accepting, finish in-flight requests and close the database cleanly.
 )";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "fhirgate: " << message << "\n\n" << kServeUsage;
+constexpr const char* kConvertUsage = R"(fhirgate convert - convert FHIR resources between JSON and XML
+
+Usage:
+  fhirgate convert --to xml|json [--pretty] [--config FILE] FILE...
+
+Each FILE (or - for standard input) is read as FHIR JSON or FHIR XML (detected from its first
+character) and written to standard output in the other format (or normalised in the same one).
+Problems are reported on standard error with the file, line:column and element; the exit status is 1
+when any file failed. --config names the configuration whose profilesDir holds the R4 definitions.
+)";
+
+[[noreturn]] void usage_error(const std::string& message, const char* usage = kServeUsage) {
+  std::cerr << "fhirgate: " << message << "\n\n" << usage;
   std::exit(2);
 }
 
@@ -64,6 +78,39 @@ long parse_number(const std::string& flag, const std::string& value, long min, l
   } catch (const std::exception&) {
   }
   usage_error(flag + " needs a number between " + std::to_string(min) + " and " + std::to_string(max));
+}
+
+int run_convert(const std::vector<std::string>& args) {
+  std::optional<fhirgate::fhir::Format> to;
+  bool pretty = false;
+  std::string config_path;
+  std::vector<std::string> files;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kConvertUsage;
+      return 0;
+    }
+    if (a == "--to" && i + 1 < args.size()) {
+      const std::string& f = args[++i];
+      if (f == "xml") to = fhirgate::fhir::Format::xml;
+      else if (f == "json") to = fhirgate::fhir::Format::json;
+      else usage_error("--to takes xml or json", kConvertUsage);
+    } else if (a == "--pretty") {
+      pretty = true;
+    } else if (a == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (a.size() > 1 && a[0] == '-' && a != "-") {
+      usage_error("unknown option '" + a + "'", kConvertUsage);
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (!to) usage_error("--to xml|json is required", kConvertUsage);
+  if (files.empty()) usage_error("no input files (use - for standard input)", kConvertUsage);
+  const auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
+  const auto model = fhirgate::gateway::load_model(config);
+  return fhirgate::gateway::convert_files(*model, *to, pretty, files, std::cout, std::cerr);
 }
 
 int run_serve(const std::vector<std::string>& args) {
@@ -107,6 +154,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   try {
     if (command == "serve") return run_serve(args);
+    if (command == "convert") return run_convert(args);
     if (command == "version" || command == "--version") {
       std::cout << "fhirgate " << FHIRGATE_VERSION << "\n";
       return 0;

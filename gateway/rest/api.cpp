@@ -7,9 +7,11 @@
 #include <optional>
 
 #include "fhir/datetime.hpp"
+#include "fhir/formats.hpp"
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/search_query.hpp"
+#include "fhir/xml.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/rest/bundles.hpp"
 #include "gateway/rest/capability.hpp"
@@ -22,7 +24,6 @@ using fhir::Node;
 using store::VersionRecord;
 using store::WriteTxn;
 
-constexpr const char* kFhirJson = "application/fhir+json; charset=utf-8";
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -72,29 +73,40 @@ Error error_of(const Status& s) { return s.error(); }
 
 // Per-request state shared by the stages of one exchange.
 struct Api::Exchange {
+  explicit Exchange(const HttpRequest& r) : request(r) {}
   const HttpRequest& request;
   std::string path;
   fhir::QueryParams query;
+  fhir::Format format = fhir::Format::json;
   bool pretty = false;
   Prefer prefer;
   std::string base_url;
   std::int64_t now = 0;
 };
 
-Api::Api(ApiOptions options, const fhir::SearchParamRegistry& registry, store::Store& store)
-    : options_(std::move(options)), registry_(registry), store_(store) {
+Api::Api(ApiOptions options, const fhir::Model& model, const fhir::SearchParamRegistry& registry,
+         store::Store& store)
+    : options_(std::move(options)), model_(model), registry_(registry), store_(store) {
   capability_json_ = fhir::write_json(capability_statement(options_, registry_, now_ms()));
 }
 
 HttpResponse Api::json_response(const Exchange& ex, int status, std::string body) const {
   HttpResponse r;
   r.status = status;
-  if (ex.pretty) {
+  if (ex.pretty || ex.format != fhir::Format::json) {
     auto parsed = fhir::parse_json(body);
-    if (parsed) body = fhir::write_json(*parsed, true);
+    auto written = parsed ? fhir::write_resource(model_, *parsed, ex.format, ex.pretty) : Result<std::string>(parsed.error());
+    if (!written) {
+      // Only a bug can get here: everything stored was accepted through the same model.
+      r.status = 500;
+      r.body = fhir::write_json(fhir::operation_outcome(written.error()));
+      r.set_header("Content-Type", "application/fhir+json; charset=utf-8");
+      return r;
+    }
+    body = std::move(*written);
   }
   r.body = std::move(body);
-  r.set_header("Content-Type", kFhirJson);
+  r.set_header("Content-Type", std::string(fhir::media_type(ex.format)) + "; charset=utf-8");
   return r;
 }
 
@@ -106,7 +118,7 @@ HttpResponse Api::fail(const Exchange& ex, const Error& error) const {
 
 HttpResponse Api::error_response(const Error& error) const {
   HttpRequest none;
-  Exchange ex{none, {}, {}, false, {}, {}, 0};
+  Exchange ex(none);
   return fail(ex, error);
 }
 
@@ -136,7 +148,8 @@ HttpResponse Api::resource_response(const Exchange& ex, int status, const Versio
 }
 
 Reply Api::handle(const HttpRequest& request) const {
-  Exchange ex{request, {}, {}, false, {}, {}, now_ms()};
+  Exchange ex(request);
+  ex.now = now_ms();
   const std::string_view target = request.target;
   const auto qmark = target.find('?');
   ex.path = std::string(target.substr(0, qmark));
@@ -164,6 +177,7 @@ Reply Api::handle(const HttpRequest& request) const {
     reply.response = fail(ex, negotiated.error());
     return reply;
   }
+  ex.format = *negotiated;
   return route(ex);
 }
 
@@ -287,25 +301,24 @@ Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id, c
 
 namespace {
 
-// The body as a resource of `type`: parsed, FHIR JSON rules checked, resourceType matching.
-Result<Node> parse_resource_body(const HttpRequest& request, const std::string& type) {
+// The body as a resource of `type`: parsed from JSON or XML, FHIR JSON rules checked, resourceType
+// matching the URL.
+Result<Node> parse_resource_body(const fhir::Model& model, const HttpRequest& request, const std::string& type) {
   auto kind = classify_request_body(request.header("Content-Type"));
   if (!kind) return std::move(kind).error();
-  if (*kind != BodyKind::fhir_json) {
-    return Error::make(ErrorCode::unsupported_media_type, "A resource body must be application/fhir+json");
+  if (*kind == BodyKind::form) {
+    return Error::make(ErrorCode::unsupported_media_type,
+                       "A resource body must be application/fhir+json or application/fhir+xml");
   }
   if (request.body.empty()) return Error::make(ErrorCode::invalid_input, "The request has no body");
-  auto node = fhir::parse_json(request.body);
-  if (!node) return std::move(node).error();
-  if (node->is_object()) {
-    const Node* rt = node->find("resourceType");
-    if (rt && rt->is_string() && rt->text() != type) {
-      return Error::make(ErrorCode::unprocessable,
-                         "resourceType '" + rt->text() + "' does not match the URL's type '" + type + "'",
-                         "resourceType");
-    }
+  const auto format = *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json;
+  auto node = fhir::parse_resource(model, request.body, format);
+  if (!node) return node;
+  if (const auto rt = node->string_at("resourceType"); rt != type) {
+    return Error::make(ErrorCode::unprocessable,
+                       "resourceType '" + std::string(rt) + "' does not match the URL's type '" + type + "'",
+                       "resourceType");
   }
-  if (auto rules = fhir::check_resource_json(*node); !rules) return std::move(rules).error();
   return node;
 }
 
@@ -313,7 +326,7 @@ Result<Node> parse_resource_body(const HttpRequest& request, const std::string& 
 
 Reply Api::create(Exchange& ex, const std::string& type) const {
   Reply reply;
-  auto resource = parse_resource_body(ex.request, type);
+  auto resource = parse_resource_body(model_, ex.request, type);
   if (!resource) {
     reply.response = fail(ex, resource.error());
     return reply;
@@ -372,7 +385,7 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
 
 Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) const {
   Reply reply;
-  auto resource = parse_resource_body(ex.request, type);
+  auto resource = parse_resource_body(model_, ex.request, type);
   if (!resource) {
     reply.response = fail(ex, resource.error());
     return reply;

@@ -2,12 +2,16 @@
 // The FHIR REST API as a function from request to reply, with no network I/O: the network layer reads a
 // request, calls handle(), commits the reply's write plan when it has one, and writes the response.
 //
+// Bodies are FHIR JSON or FHIR XML by Content-Type; responses (errors and /metadata too) are JSON or XML
+// by _format and Accept. Internally everything is the JSON element tree; stored resources are JSON.
+//
 // Threads: handle() runs on io threads, concurrently; it reads through the store's pooled read
 // connections and never blocks on a write. after_commit runs on the requester's io thread.
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "fhir/model.hpp"
 #include "fhir/search_params.hpp"
 #include "gateway/rest/http_message.hpp"
 #include "gateway/store/store.hpp"
@@ -32,7 +36,8 @@ struct Reply {
 
 class Api {
  public:
-  Api(ApiOptions options, const fhir::SearchParamRegistry& registry, store::Store& store);
+  // The model and registry must outlive the Api.
+  Api(ApiOptions options, const fhir::Model& model, const fhir::SearchParamRegistry& registry, store::Store& store);
 
   Reply handle(const HttpRequest& request) const;
   // The response for a failure found outside handle(): body too large, malformed HTTP, internal errors.
@@ -57,6 +62,7 @@ class Api {
                                  bool location) const;
 
   ApiOptions options_;
+  const fhir::Model& model_;
   const fhir::SearchParamRegistry& registry_;
   store::Store& store_;
   std::string capability_json_;

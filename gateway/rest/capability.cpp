@@ -36,7 +36,9 @@ fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchPar
   implementation.set("description", Node::string("fhirgate FHIR R4 interoperability gateway"));
   if (!options.base_url.empty()) implementation.set("url", Node::string(options.base_url));
   cs.set("fhirVersion", Node::string("4.0.1"));
-  cs.set("format", Node::array()).push(Node::string("application/fhir+json"));
+  Node& formats = cs.set("format", Node::array());
+  formats.push(Node::string("application/fhir+json"));
+  formats.push(Node::string("application/fhir+xml"));
 
   Node rest = Node::object();
   rest.set("mode", Node::string("server"));

@@ -1,5 +1,6 @@
 #include "gateway/rest/negotiation.hpp"
 
+#include <optional>
 #include <string>
 
 namespace fhirgate::gateway::rest {
@@ -38,18 +39,17 @@ void for_each_item(std::string_view list, char sep, F&& f) {
 
 }  // namespace
 
-Result<WireFormat> negotiate_response_format(std::string_view format_param, std::string_view accept) {
+Result<fhir::Format> negotiate_response_format(std::string_view format_param, std::string_view accept) {
   if (!format_param.empty()) {
     const std::string f = lower(trim(format_param));
-    if (f == "json" || is_json_media_type(f)) return WireFormat::json;
-    if (f == "xml" || is_xml_media_type(f)) {
-      return Error::make(ErrorCode::not_acceptable, "The XML format is not supported yet; use _format=json",
-                         "_format");
-    }
-    return Error::make(ErrorCode::not_acceptable, "Unknown _format '" + std::string(format_param) + "'", "_format");
+    if (f == "json" || is_json_media_type(f)) return fhir::Format::json;
+    if (f == "xml" || is_xml_media_type(f)) return fhir::Format::xml;
+    return Error::make(ErrorCode::not_acceptable,
+                       "Unknown _format '" + std::string(format_param) + "'; use json or xml", "_format");
   }
-  if (trim(accept).empty()) return WireFormat::json;
-  bool acceptable = false;
+  if (trim(accept).empty()) return fhir::Format::json;
+  std::optional<fhir::Format> best;
+  double best_q = 0;
   for_each_item(accept, ',', [&](std::string_view range) {
     const auto semi = range.find(';');
     const std::string type = lower(trim(range.substr(0, semi)));
@@ -65,13 +65,19 @@ Result<WireFormat> negotiate_response_format(std::string_view format_param, std:
         }
       });
     }
-    if (q <= 0) return;
-    if (is_json_media_type(type) || type == "*/*" || type == "application/*" || type == "text/*") acceptable = true;
+    std::optional<fhir::Format> format;
+    if (is_json_media_type(type) || type == "*/*" || type == "application/*") format = fhir::Format::json;
+    else if (is_xml_media_type(type)) format = fhir::Format::xml;
+    else if (type == "text/*") format = fhir::Format::xml;
+    if (format && q > best_q) {
+      best = format;
+      best_q = q;
+    }
   });
-  if (acceptable) return WireFormat::json;
+  if (best) return *best;
   return Error::make(ErrorCode::not_acceptable,
                      "None of the accepted media types (" + std::string(accept) +
-                         ") can be produced; this server answers application/fhir+json");
+                         ") can be produced; this server answers application/fhir+json or application/fhir+xml");
 }
 
 Result<BodyKind> classify_request_body(std::string_view content_type) {
@@ -95,13 +101,11 @@ Result<BodyKind> classify_request_body(std::string_view content_type) {
   if (type == "application/x-www-form-urlencoded") return BodyKind::form;
   if (type.empty()) {
     return Error::make(ErrorCode::unsupported_media_type,
-                       "Content-Type is required; send application/fhir+json");
+                       "Content-Type is required; send application/fhir+json or application/fhir+xml");
   }
-  if (is_xml_media_type(type)) {
-    return Error::make(ErrorCode::unsupported_media_type, "The XML format is not supported yet; send application/fhir+json");
-  }
+  if (is_xml_media_type(type)) return BodyKind::fhir_xml;
   return Error::make(ErrorCode::unsupported_media_type,
-                     "Content-Type '" + type + "' is not supported; send application/fhir+json");
+                     "Content-Type '" + type + "' is not supported; send application/fhir+json or application/fhir+xml");
 }
 
 Prefer parse_prefer(std::string_view header) {

@@ -21,16 +21,16 @@
 // line and column; nothing reaches libxml2's global handlers). The internalSubset callback stops the
 // parser as well, so a DOCTYPE the byte scan cannot see still never gets its subset read. Without a DTD
 // the only entities are the five predefined ones and character references, so there is nothing to
-// expand. The depth limit is checked in the startElementNs callback, which stops the parser. Building
-// no DOM is what makes this fast: libxml2's tree builder cost more than the rest of the conversion.
+// expand. The depth limit is checked in the startElementNs callback, which stops the parser. No DOM is
+// built: a first version that walked libxml2's tree spent 40% of its time building and freeing it.
 //
 // The reader keeps a stack of frames, one per open element, each knowing its TypeDef, and one stack of
-// finished children: an element's children are the entries above its frame's mark. When an element
-// closes, its children are sorted into model order (attributes first: the JSON of Extension puts `url`
-// before its `extension`, as the official examples do; a stable sort, and only when the input was out of
-// order), grouped, and turned into JSON members with `_name` right after `name` and arrays from the
-// element's cardinality; the children are then dropped and the element becomes a child of its parent.
-// Locations are rendered from the frame stack only when something is wrong.
+// children: every element gets its entry there when it opens (filled in as it is read), and its own
+// children are the entries above that one. When an element closes, its children are sorted into model
+// order (attributes first: the JSON of Extension puts `url` before its `extension`, as the official
+// examples do; a stable sort, and only when the input was out of order), grouped, and turned into JSON
+// members with `_name` right after `name` and arrays from the element's cardinality; then they are
+// dropped. Locations are rendered from the frame stack only when something is wrong.
 //
 // The Narrative div is the one place where markup is carried. Its events go to a small XHTML serializer
 // shared by both directions, so a div read from XML and one written to XML look alike: the XHTML
@@ -59,9 +59,13 @@ std::string_view view(const xmlChar* s) {
   return s == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(s));
 }
 
-bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_xml_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
-bool is_blank(std::string_view s) { return std::all_of(s.begin(), s.end(), is_xml_space); }
+bool is_blank(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), is_xml_space);
+}
 
 // A location in the resource, kept on the stack and rendered FHIRPath-style (Patient.name[0].given[1]).
 struct Location {
@@ -174,14 +178,29 @@ bool append_escaped(std::string& out, std::string_view s, bool attribute) {
     }
     out.append(s.data() + run, i - run);
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\r': out += "&#13;"; break;
-      case '\n': out += attribute ? "&#10;" : "\n"; break;
-      case '\t': out += attribute ? "&#9;" : "\t"; break;
-      default: return false;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;
+      case '\n':
+        out += attribute ? "&#10;" : "\n";
+        break;
+      case '\t':
+        out += attribute ? "&#9;" : "\t";
+        break;
+      default:
+        return false;
     }
     run = ++i;
   }
@@ -252,7 +271,9 @@ struct SaxState {
   int column = 0;
 };
 
-SaxState& state_of(void* user) { return *static_cast<SaxState*>(static_cast<xmlParserCtxt*>(user)->_private); }
+SaxState& state_of(void* user) {
+  return *static_cast<SaxState*>(static_cast<xmlParserCtxt*>(user)->_private);
+}
 
 void stop(xmlParserCtxt* ctxt, SaxState& state) {
   state.stopped = true;
@@ -357,7 +378,8 @@ Status sax_parse(std::string_view xml, const XmlLimits& limits, Handler& handler
   }
   init_libxml2();
   std::unique_ptr<xmlParserCtxt, ContextFree> ctxt(xmlNewParserCtxt());
-  if (ctxt == nullptr || ctxt->sax == nullptr) return make_error(ErrorCode::internal, "cannot create an XML parser");
+  if (ctxt == nullptr || ctxt->sax == nullptr)
+    return make_error(ErrorCode::internal, "cannot create an XML parser");
   xmlSAXHandler sax{};
   sax.initialized = XML_SAX2_MAGIC;
   sax.startElementNs = on_start<Handler>;
@@ -380,15 +402,17 @@ Status sax_parse(std::string_view xml, const XmlLimits& limits, Handler& handler
                       state.column);
   }
   if (state.too_deep) {
-    return positioned(make_error(ErrorCode::invalid_input,
-                                 "XML is nested deeper than " + std::to_string(limits.max_depth) + " elements"),
-                      state.line, state.column);
+    return positioned(
+        make_error(ErrorCode::invalid_input,
+                   "XML is nested deeper than " + std::to_string(limits.max_depth) + " elements"),
+        state.line, state.column);
   }
   if (state.handler_failed) return handler.take_error();
   if (state.failed || !ctxt->wellFormed) {
-    return positioned(make_error(ErrorCode::invalid_input,
-                                 "XML is not well-formed: " + (state.message.empty() ? "no root element" : state.message)),
-                      state.line, state.column);
+    return positioned(
+        make_error(ErrorCode::invalid_input,
+                   "XML is not well-formed: " + (state.message.empty() ? "no root element" : state.message)),
+        state.line, state.column);
   }
   return Ok{};
 }
@@ -401,9 +425,11 @@ struct ElementType {
   const TypeDef* type = nullptr;  // the primitive or complex type; null for resource and xhtml
 };
 
-std::optional<ElementType> element_type(const Model& model, const ElementDef& element, std::string_view choice) {
+std::optional<ElementType> element_type(const Model& model, const ElementDef& element,
+                                        std::string_view choice) {
   if (element.xhtml) return ElementType{Shape::xhtml, nullptr};
-  if (choice.empty() && element.inline_type != nullptr) return ElementType{Shape::complex, element.inline_type};
+  if (choice.empty() && element.inline_type != nullptr)
+    return ElementType{Shape::complex, element.inline_type};
   std::string_view code = choice;
   if (code.empty()) {
     if (element.types.size() != 1) return std::nullopt;
@@ -415,7 +441,9 @@ std::optional<ElementType> element_type(const Model& model, const ElementDef& el
   return ElementType{type->kind == TypeDef::Kind::primitive ? Shape::primitive : Shape::complex, type};
 }
 
-std::string model_gap(const ElementDef& element) { return "the type model has no usable type for " + element.path; }
+std::string model_gap(const ElementDef& element) {
+  return "the type model has no usable type for " + element.path;
+}
 
 // Writes the events of a narrative div as XHTML text (see the top of the file).
 class XhtmlSink {
@@ -423,8 +451,8 @@ class XhtmlSink {
   explicit XhtmlSink(std::string& out) : out_(out) {}
 
   // Null when written, else why the element is not acceptable narrative.
-  const char* start(std::string_view name, std::string_view ns, int attribute_count, const xmlChar** attributes,
-                    bool root) {
+  const char* start(std::string_view name, std::string_view ns, int attribute_count,
+                    const xmlChar** attributes, bool root) {
     if (ns != kXhtmlNamespace) return "the narrative may contain only XHTML elements";
     close_start_tag();
     out_ += '<';
@@ -482,7 +510,8 @@ class XhtmlSink {
 // XML -> JSON tree, as SAX callbacks (see the top of the file).
 class XmlReader {
  public:
-  explicit XmlReader(const Model& model) : model_(model), extension_(model.type("Extension")), sink_(div_text_) {
+  explicit XmlReader(const Model& model)
+      : model_(model), extension_(model.type("Extension")), sink_(div_text_) {
     frames_.reserve(32);
     children_.reserve(512);
   }
@@ -508,14 +537,15 @@ class XmlReader {
     switch (parent.kind) {
       case FrameKind::wrapper:
         if (children_.size() > parent.slot + 1) {
-          return fail(line, "<" + std::string(name_of(parent)) + "> must contain exactly one resource", location());
+          return fail(line, "<" + std::string(name_of(parent)) + "> must contain exactly one resource",
+                      location());
         }
         return start_resource(name, ns, attribute_count, attributes, line);
       case FrameKind::primitive:
         if (ns != kFhirNamespace || name != "extension") {
           return fail(line,
-                      "unknown element <" + std::string(name) + "> in primitive <" + std::string(name_of(parent)) +
-                          ">",
+                      "unknown element <" + std::string(name) + "> in primitive <" +
+                          std::string(name_of(parent)) + ">",
                       location(name));
         }
         open(FrameKind::complex, extension_, name, 0, true, line);
@@ -544,23 +574,27 @@ class XmlReader {
       case FrameKind::complex:
         if (!build_object(frame, slot.node)) return false;
         if (slot.node.members().empty()) {
-          return fail(slot.line, "<" + std::string(slot.name) + "> has no attributes or child elements", location());
+          return fail(slot.line, "<" + std::string(slot.name) + "> has no attributes or child elements",
+                      location());
         }
         break;
       case FrameKind::primitive:
         if (children_.size() > frame.slot + 1) {
           Node extensions = Node::array();
           extensions.items().reserve(children_.size() - frame.slot - 1);
-          for (std::size_t k = frame.slot + 1; k < children_.size(); ++k) extensions.push(std::move(children_[k].node));
+          for (std::size_t k = frame.slot + 1; k < children_.size(); ++k)
+            extensions.push(std::move(children_[k].node));
           slot.node.members().emplace_back("extension", std::move(extensions));
         }
         if (slot.value.is_null() && slot.node.members().empty()) {
-          return fail(slot.line, "<" + std::string(slot.name) + "> has neither a value nor extensions", location());
+          return fail(slot.line, "<" + std::string(slot.name) + "> has neither a value nor extensions",
+                      location());
         }
         break;
       case FrameKind::wrapper:
         if (children_.size() == frame.slot + 1) {
-          return fail(slot.line, "<" + std::string(slot.name) + "> must contain exactly one resource", location());
+          return fail(slot.line, "<" + std::string(slot.name) + "> must contain exactly one resource",
+                      location());
         }
         slot.node = std::move(children_.back().node);
         break;
@@ -597,7 +631,7 @@ class XmlReader {
 
   // An element (or attribute) of the enclosing element, filled in while it is open.
   struct Child {
-    std::uint32_t index;     // of the element in the parent's type
+    std::uint32_t index;  // of the element in the parent's type
     bool attribute;
     Shape shape;
     std::string_view name;   // libxml2's dictionary owns it
@@ -614,11 +648,15 @@ class XmlReader {
 
   static Shape shape_of(FrameKind kind) {
     switch (kind) {
-      case FrameKind::primitive: return Shape::primitive;
-      case FrameKind::wrapper: return Shape::resource;
-      case FrameKind::div: return Shape::xhtml;
+      case FrameKind::primitive:
+        return Shape::primitive;
+      case FrameKind::wrapper:
+        return Shape::resource;
+      case FrameKind::div:
+        return Shape::xhtml;
       case FrameKind::resource:
-      case FrameKind::complex: break;
+      case FrameKind::complex:
+        break;
     }
     return Shape::complex;
   }
@@ -668,10 +706,12 @@ class XmlReader {
     return count;
   }
 
-  Child& open(FrameKind kind, const TypeDef* type, std::string_view name, std::uint32_t index, bool array, int line) {
+  Child& open(FrameKind kind, const TypeDef* type, std::string_view name, std::uint32_t index, bool array,
+              int line) {
     const std::uint32_t position = position_of(index);
     frames_.push_back(Frame{kind, array, type, children_.size()});
-    const bool object = kind == FrameKind::resource || kind == FrameKind::complex || kind == FrameKind::primitive;
+    const bool object =
+        kind == FrameKind::resource || kind == FrameKind::complex || kind == FrameKind::primitive;
     return children_.emplace_back(index, false, shape_of(kind), name, position, line, Node(),
                                   object ? Node::object() : Node());
   }
@@ -688,16 +728,17 @@ class XmlReader {
     return true;
   }
 
-  bool start_resource(std::string_view name, std::string_view ns, int attribute_count, const xmlChar** attributes,
-                      int line) {
+  bool start_resource(std::string_view name, std::string_view ns, int attribute_count,
+                      const xmlChar** attributes, int line) {
     const std::string here = frames_.empty() ? std::string(name) : location();
     if (ns != kFhirNamespace) {
       return fail(line,
-                  "element <" + std::string(name) + "> is not in the FHIR namespace (" + std::string(kFhirNamespace) +
-                      ")",
+                  "element <" + std::string(name) + "> is not in the FHIR namespace (" +
+                      std::string(kFhirNamespace) + ")",
                   here);
     }
-    if (!model_.is_resource(name)) return fail(line, "<" + std::string(name) + "> is not a FHIR resource type", here);
+    if (!model_.is_resource(name))
+      return fail(line, "<" + std::string(name) + "> is not a FHIR resource type", here);
     const TypeDef* type = model_.type(name);
     Child& slot = open(FrameKind::resource, type, name, 0, false, line);
     slot.node.members().emplace_back("resourceType", Node::string(std::string(name)));
@@ -712,14 +753,15 @@ class XmlReader {
       const std::string_view name = view(attribute[0]);
       const ElementDef* def = ns.empty() ? type.element(name) : nullptr;
       if (def == nullptr || !def->xml_attribute) {
-        return fail(line,
-                    "unknown attribute '" + std::string(name) + "' on <" + std::string(name_of(frames_.back())) + ">",
-                    location(name));
+        return fail(
+            line,
+            "unknown attribute '" + std::string(name) + "' on <" + std::string(name_of(frames_.back())) + ">",
+            location(name));
       }
       std::string value = attribute_text(attribute);
       if (value.empty()) return fail(line, "attribute '" + std::string(name) + "' is empty", location(name));
-      children_.emplace_back(static_cast<std::uint32_t>(def - type.elements.data()), true, Shape::primitive, name, 0,
-                             line, Node(), Node::string(std::move(value)));
+      children_.emplace_back(static_cast<std::uint32_t>(def - type.elements.data()), true, Shape::primitive,
+                             name, 0, line, Node(), Node::string(std::move(value)));
     }
     return true;
   }
@@ -729,8 +771,8 @@ class XmlReader {
     const bool xhtml = ns == kXhtmlNamespace;
     if (ns != kFhirNamespace && !xhtml) {
       return fail(line,
-                  "element <" + std::string(name) + "> is not in the FHIR namespace (" + std::string(kFhirNamespace) +
-                      ")",
+                  "element <" + std::string(name) + "> is not in the FHIR namespace (" +
+                      std::string(kFhirNamespace) + ")",
                   location(name));
     }
     std::string_view choice;
@@ -818,7 +860,8 @@ class XmlReader {
     const std::size_t first = frame.slot + 1;
     const std::size_t end = children_.size();
     const auto begin = children_.begin() + static_cast<std::ptrdiff_t>(first);
-    if (!std::is_sorted(begin, children_.end(), child_less)) std::stable_sort(begin, children_.end(), child_less);
+    if (!std::is_sorted(begin, children_.end(), child_less))
+      std::stable_sort(begin, children_.end(), child_less);
     out.members().reserve(out.members().size() + (end - first));
     for (std::size_t i = first; i < end;) {
       Child& child = children_[i];
@@ -831,9 +874,10 @@ class XmlReader {
       const bool after_same = i > first && !child.attribute && children_[i - 1].index == child.index;
       if ((j - i > 1 || after_same) && !def.is_array()) {
         const Child& again = children_[after_same ? i : i + 1];
-        return fail(again.line,
-                    "<" + std::string(again.name) + "> appears more than once but " + def.path + " does not repeat",
-                    location(again.name));
+        return fail(
+            again.line,
+            "<" + std::string(again.name) + "> appears more than once but " + def.path + " does not repeat",
+            location(again.name));
       }
       if (child.shape == Shape::primitive && !child.attribute) {
         primitive_members(i, j, def.is_array(), out);
@@ -904,7 +948,8 @@ class DivWriter {
     if (depth_ == 0 && (name != "div" || ns != kXhtmlNamespace)) {
       return fail("the narrative must be a <div> element in the XHTML namespace");
     }
-    if (const char* wrong = sink_.start(name, ns, attribute_count, attributes, depth_ == 0)) return fail(wrong);
+    if (const char* wrong = sink_.start(name, ns, attribute_count, attributes, depth_ == 0))
+      return fail(wrong);
     ++depth_;
     return true;
   }
@@ -936,14 +981,16 @@ class DivWriter {
 // JSON tree -> XML text.
 class XmlWriter {
  public:
-  XmlWriter(const Model& model, bool pretty) : model_(model), pretty_(pretty), extension_(model.type("Extension")) {
+  XmlWriter(const Model& model, bool pretty)
+      : model_(model), pretty_(pretty), extension_(model.type("Extension")) {
     entries_.reserve(64);
   }
 
   Result<std::string> write(const Node& resource, bool declaration) {
     if (extension_ == nullptr) return make_error(ErrorCode::internal, "the type model has no Extension type");
     if (declaration) out_ += kDeclaration;
-    const std::string_view type = resource.is_object() ? resource.string_at("resourceType") : std::string_view();
+    const std::string_view type =
+        resource.is_object() ? resource.string_at("resourceType") : std::string_view();
     const Location at{nullptr, type.empty() ? std::string_view("Resource") : type};
     if (!this->resource(resource, at, 0, true)) return std::move(*error_);
     if (pretty_) out_ += '\n';
@@ -978,7 +1025,8 @@ class XmlWriter {
 
   bool escaped(std::string_view text, const Location& at) {
     if (append_escaped(out_, text, true)) return true;
-    return fail("value has a character that XML cannot represent (a control character or invalid UTF-8)", &at);
+    return fail("value has a character that XML cannot represent (a control character or invalid UTF-8)",
+                &at);
   }
 
   bool attribute(std::string_view name, const Node& value, const Location& at) {
@@ -1035,7 +1083,8 @@ class XmlWriter {
       (extra ? entry.extra : entry.value) = &value;
     }
     const auto begin = entries_.begin() + static_cast<std::ptrdiff_t>(base);
-    if (!std::is_sorted(begin, entries_.end(), entry_less)) std::stable_sort(begin, entries_.end(), entry_less);
+    if (!std::is_sorted(begin, entries_.end(), entry_less))
+      std::stable_sort(begin, entries_.end(), entry_less);
     for (std::size_t k = base + 1; k < entries_.size(); ++k) {
       if (entries_[k].index == entries_[k - 1].index) {
         const Location here{&at, entries_[k].name};
@@ -1092,7 +1141,8 @@ class XmlWriter {
     const Node& operator[](std::size_t k) const { return first[k]; }
   };
 
-  bool items_of(const ElementDef& def, const Node* value, std::string_view key, const Location& at, Items& items) {
+  bool items_of(const ElementDef& def, const Node* value, std::string_view key, const Location& at,
+                Items& items) {
     if (value == nullptr) return true;
     if (def.is_array()) {
       if (!value->is_array()) return fail("'" + std::string(key) + "' must be a JSON array", &at);
@@ -1146,8 +1196,9 @@ class XmlWriter {
     Items extras;
     if (!items_of(def, entry.extra, extra_name, extra_at, extras)) return false;
     if (values.size != 0 && extras.size != 0 && values.size != extras.size) {
-      return fail("arrays " + std::string(entry.name) + " and " + extra_name + " must have the same number of items",
-                  &extra_at);
+      return fail(
+          "arrays " + std::string(entry.name) + " and " + extra_name + " must have the same number of items",
+          &extra_at);
     }
     const std::size_t count = std::max(values.size, extras.size);
     for (std::size_t k = 0; k < count; ++k) {
@@ -1189,7 +1240,8 @@ class XmlWriter {
     out_ += '>';
     for (std::size_t k = 0; k < extensions->items().size(); ++k) {
       const Location here{&extra_at, "extension", k};
-      if (!complex(*extension_, extensions->items()[k], "extension", here, level + 1, false, false)) return false;
+      if (!complex(*extension_, extensions->items()[k], "extension", here, level + 1, false, false))
+        return false;
     }
     indent(level);
     out_ += "</";
@@ -1206,7 +1258,8 @@ class XmlWriter {
     if (status) return true;
     Error e = std::move(status).error();
     Issue& issue = e.issues.front();
-    if (e.code == ErrorCode::invalid_input) issue.diagnostics = "the narrative div is not XHTML: " + issue.diagnostics;
+    if (e.code == ErrorCode::invalid_input)
+      issue.diagnostics = "the narrative div is not XHTML: " + issue.diagnostics;
     issue.expression = render(&at);
     e.code = ErrorCode::unprocessable;
     e.internal = "xml: " + issue.diagnostics + " at " + issue.expression;

@@ -32,13 +32,17 @@ Node parsed(std::string_view text) {
 
 std::string to_xml(std::string_view json, bool pretty = false, bool declaration = false) {
   auto r = json_to_xml(model(), parsed(json), pretty, declaration);
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().issues.front().diagnostics + " at " + r.error().issues.front().expression));
+  REQUIRE_MESSAGE(
+      r.ok(),
+      (r.ok() ? "" : r.error().issues.front().diagnostics + " at " + r.error().issues.front().expression));
   return std::move(r).value();
 }
 
 Node to_json(std::string_view xml) {
   auto r = xml_to_json(model(), xml);
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().issues.front().diagnostics + " at " + r.error().issues.front().expression));
+  REQUIRE_MESSAGE(
+      r.ok(),
+      (r.ok() ? "" : r.error().issues.front().diagnostics + " at " + r.error().issues.front().expression));
   return std::move(r).value();
 }
 
@@ -99,15 +103,19 @@ TEST_CASE("xml: a Patient with every construct converts to the exact XML and bac
 
 TEST_CASE("xml: the declaration is written when asked for") {
   const std::string xml = to_xml(R"({"resourceType":"Patient","active":true})", false, true);
-  CHECK(xml == R"(<?xml version="1.0" encoding="UTF-8"?><Patient xmlns="http://hl7.org/fhir"><active value="true"/></Patient>)");
+  CHECK(
+      xml ==
+      R"(<?xml version="1.0" encoding="UTF-8"?><Patient xmlns="http://hl7.org/fhir"><active value="true"/></Patient>)");
   CHECK(to_json(xml) == parsed(R"({"resourceType":"Patient","active":true})"));
 }
 
 TEST_CASE("xml: decimals keep their lexical form both ways") {
-  const std::string json = R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
-                           R"("valueQuantity":{"value":1.50,"unit":"mmol/L"},"component":[{"code":{"text":"y"},"valueQuantity":{"value":1.0e2}}]})";
+  const std::string json =
+      R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+      R"("valueQuantity":{"value":1.50,"unit":"mmol/L"},"component":[{"code":{"text":"y"},"valueQuantity":{"value":1.0e2}}]})";
   const std::string xml = to_xml(json);
-  CHECK(xml.find(R"(<valueQuantity><value value="1.50"/><unit value="mmol/L"/></valueQuantity>)") != std::string::npos);
+  CHECK(xml.find(R"(<valueQuantity><value value="1.50"/><unit value="mmol/L"/></valueQuantity>)") !=
+        std::string::npos);
   CHECK(xml.find(R"(<value value="1.0e2"/>)") != std::string::npos);
   const Node back = to_json(xml);
   CHECK(back == parsed(json));
@@ -115,11 +123,15 @@ TEST_CASE("xml: decimals keep their lexical form both ways") {
 }
 
 TEST_CASE("xml: elements come out in model order whatever the input order") {
-  const Node json = parsed(R"({"birthDate":"1970","name":[{"given":["A"],"family":"B"}],"id":"x","resourceType":"Patient"})");
+  const Node json = parsed(
+      R"({"birthDate":"1970","name":[{"given":["A"],"family":"B"}],"id":"x","resourceType":"Patient"})");
   CHECK(to_xml(write_json(json)) ==
-        patient(R"(<id value="x"/><name><family value="B"/><given value="A"/></name><birthDate value="1970"/>)"));
-  const Node back = to_json(patient(R"(<birthDate value="1970"/><name><given value="A"/><family value="B"/></name><id value="x"/>)"));
-  CHECK(write_json(back) == R"({"resourceType":"Patient","id":"x","name":[{"family":"B","given":["A"]}],"birthDate":"1970"})");
+        patient(
+            R"(<id value="x"/><name><family value="B"/><given value="A"/></name><birthDate value="1970"/>)"));
+  const Node back = to_json(patient(
+      R"(<birthDate value="1970"/><name><given value="A"/><family value="B"/></name><id value="x"/>)"));
+  CHECK(write_json(back) ==
+        R"({"resourceType":"Patient","id":"x","name":[{"family":"B","given":["A"]}],"birthDate":"1970"})");
 }
 
 TEST_CASE("xml: one occurrence of a repeating element is still a JSON array; a single element is not") {
@@ -133,9 +145,10 @@ TEST_CASE("xml: a primitive with only extensions has no value member and a null 
   const Node n = to_json(patient(
       R"(<name><given><extension url="http://e.org/a"><valueString value="x"/></extension></given></name>)"
       R"(<birthDate><extension url="http://hl7.org/fhir/StructureDefinition/data-absent-reason"><valueCode value="unknown"/></extension></birthDate>)"));
-  CHECK(write_json(n) ==
-        R"({"resourceType":"Patient","name":[{"_given":[{"extension":[{"url":"http://e.org/a","valueString":"x"}]}]}],)"
-        R"("_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})");
+  CHECK(
+      write_json(n) ==
+      R"({"resourceType":"Patient","name":[{"_given":[{"extension":[{"url":"http://e.org/a","valueString":"x"}]}]}],)"
+      R"("_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})");
 }
 
 TEST_CASE("xml: a Bundle carries nested resources both ways") {
@@ -145,8 +158,12 @@ TEST_CASE("xml: a Bundle carries nested resources both ways") {
       R"({"fullUrl":"urn:uuid:2","resource":{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"subject":{"reference":"urn:uuid:1"},"valueQuantity":{"value":37.50}}},)"
       R"({"resource":{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Basic","code":{"text":"c"}}}]}}]})";
   const std::string xml = to_xml(json);
-  CHECK(xml.starts_with(R"(<Bundle xmlns="http://hl7.org/fhir"><id value="b1"/><type value="collection"/><entry><fullUrl value="urn:uuid:1"/><resource><Patient><id value="p"/><contained><Practitioner>)"));
-  CHECK(xml.find(R"(<resource><Bundle><type value="collection"/><entry><resource><Basic><code><text value="c"/></code></Basic></resource></entry></Bundle></resource>)") != std::string::npos);
+  CHECK(xml.starts_with(
+      R"(<Bundle xmlns="http://hl7.org/fhir"><id value="b1"/><type value="collection"/><entry><fullUrl value="urn:uuid:1"/><resource><Patient><id value="p"/><contained><Practitioner>)"));
+  CHECK(
+      xml.find(
+          R"(<resource><Bundle><type value="collection"/><entry><resource><Basic><code><text value="c"/></code></Basic></resource></entry></Bundle></resource>)") !=
+      std::string::npos);
   const Node back = to_json(xml);
   CHECK(back == parsed(json));
 }
@@ -184,29 +201,33 @@ TEST_CASE("xml: attribute values escape markup and keep tabs and line breaks") {
 }
 
 TEST_CASE("xml: the div is taken from XML as XHTML text with its namespace declared on it") {
-  const Node n = to_json(R"(<Patient xmlns="http://hl7.org/fhir" xmlns:h="http://www.w3.org/1999/xhtml"><text><status value="generated"/>)"
-                         R"(<h:div><h:p class="c" xml:lang="en">a<!-- note --><![CDATA[<b>&]]><h:br/></h:p><?pi x?></h:div></text></Patient>)");
-  CHECK(n.find("text")->string_at("div") ==
-        R"(<div xmlns="http://www.w3.org/1999/xhtml"><p class="c" xml:lang="en">a&lt;b&gt;&amp;<br/></p></div>)");
+  const Node n = to_json(
+      R"(<Patient xmlns="http://hl7.org/fhir" xmlns:h="http://www.w3.org/1999/xhtml"><text><status value="generated"/>)"
+      R"(<h:div><h:p class="c" xml:lang="en">a<!-- note --><![CDATA[<b>&]]><h:br/></h:p><?pi x?></h:div></text></Patient>)");
+  CHECK(
+      n.find("text")->string_at("div") ==
+      R"(<div xmlns="http://www.w3.org/1999/xhtml"><p class="c" xml:lang="en">a&lt;b&gt;&amp;<br/></p></div>)");
 }
 
 TEST_CASE("xml: comments, processing instructions, whitespace and xsi attributes are ignored") {
   const Node n = to_json(
       "<?xml version=\"1.0\"?>\n<!-- c -->\n<?pi x?>\n<Patient xmlns=\"http://hl7.org/fhir\" "
-      "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:schemaLocation=\"http://hl7.org/fhir patient.xsd\">\n"
+      "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:schemaLocation=\"http://hl7.org/fhir "
+      "patient.xsd\">\n"
       "  <!-- c --><active value=\"true\"/>\n  <?pi y?>\n</Patient>\n");
   CHECK(write_json(n) == R"({"resourceType":"Patient","active":true})");
 }
 
 TEST_CASE("xml: malformed XML is invalid_input with line and column") {
-  const Issue i = xml_issue("<Patient xmlns=\"http://hl7.org/fhir\">\n  <id value=\"x\">\n</Patient>", ErrorCode::invalid_input);
+  const Issue i = xml_issue("<Patient xmlns=\"http://hl7.org/fhir\">\n  <id value=\"x\">\n</Patient>",
+                            ErrorCode::invalid_input);
   CHECK(i.line == 3);
   CHECK(i.column > 0);
   CHECK(i.diagnostics.find("not well-formed") != std::string::npos);
   CHECK(xml_issue("", ErrorCode::invalid_input).diagnostics.find("empty") != std::string::npos);
   CHECK(xml_issue("{\"resourceType\":\"Patient\"}", ErrorCode::invalid_input).line == 1);
-  CHECK(xml_issue(patient("<id value=\"&undefined;\"/>"), ErrorCode::invalid_input).diagnostics.find("undefined") !=
-        std::string::npos);
+  CHECK(xml_issue(patient("<id value=\"&undefined;\"/>"), ErrorCode::invalid_input)
+            .diagnostics.find("undefined") != std::string::npos);
 }
 
 TEST_CASE("xml: a DOCTYPE is refused before parsing, so XXE gets nowhere") {
@@ -240,7 +261,8 @@ TEST_CASE("xml: billion laughs is refused without expanding anything") {
 }
 
 TEST_CASE("xml: elements the model does not know are unprocessable with their location") {
-  Issue i = xml_issue(patient(R"(<name><family value="F"/></name><name><foo value="x"/></name>)"), ErrorCode::unprocessable);
+  Issue i = xml_issue(patient(R"(<name><family value="F"/></name><name><foo value="x"/></name>)"),
+                      ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.name[1].foo");
   CHECK(i.diagnostics == "unknown element <foo>");
   i = xml_issue(patient(R"(<name foo="x"/>)"), ErrorCode::unprocessable);
@@ -271,19 +293,25 @@ TEST_CASE("xml: the FHIR and XHTML namespaces are required where they belong") {
   i = xml_issue(R"(<Patient xmlns="http://hl7.org/fhir/other"/>)", ErrorCode::unprocessable);
   i = xml_issue(patient(R"(<active xmlns="urn:x" value="true"/>)"), ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.active");
-  i = xml_issue(patient(R"(<text><status value="generated"/><div><p>x</p></div></text>)"), ErrorCode::unprocessable);
-  CHECK(i.expression == "Patient.text.div");
-  i = xml_issue(patient(R"(<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><svg xmlns="http://www.w3.org/2000/svg"/></div></text>)"),
+  i = xml_issue(patient(R"(<text><status value="generated"/><div><p>x</p></div></text>)"),
                 ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.text.div");
-  i = xml_issue(patient(R"(<active xmlns="http://www.w3.org/1999/xhtml" value="true"/>)"), ErrorCode::unprocessable);
+  i = xml_issue(
+      patient(
+          R"(<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><svg xmlns="http://www.w3.org/2000/svg"/></div></text>)"),
+      ErrorCode::unprocessable);
+  CHECK(i.expression == "Patient.text.div");
+  i = xml_issue(patient(R"(<active xmlns="http://www.w3.org/1999/xhtml" value="true"/>)"),
+                ErrorCode::unprocessable);
 }
 
 TEST_CASE("xml: a single element given twice is unprocessable") {
-  Issue i = xml_issue(patient("<birthDate value=\"1970\"/>\n<birthDate value=\"1971\"/>"), ErrorCode::unprocessable);
+  Issue i = xml_issue(patient("<birthDate value=\"1970\"/>\n<birthDate value=\"1971\"/>"),
+                      ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.birthDate");
   CHECK(i.line == 2);
-  i = xml_issue(patient(R"(<deceasedBoolean value="true"/><deceasedDateTime value="2020"/>)"), ErrorCode::unprocessable);
+  i = xml_issue(patient(R"(<deceasedBoolean value="true"/><deceasedDateTime value="2020"/>)"),
+                ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.deceasedDateTime");
   i = xml_issue(patient(R"(<name><family value="a"/><family value="b"/></name>)"), ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.name[0].family");
@@ -292,11 +320,13 @@ TEST_CASE("xml: a single element given twice is unprocessable") {
 TEST_CASE("xml: values that do not fit their JSON type are unprocessable") {
   Issue i = xml_issue(patient(R"(<multipleBirthInteger value="+2"/>)"), ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.multipleBirthInteger");
-  i = xml_issue(patient(R"(<extension url="http://e.org/x"><valueDecimal value=".5"/></extension>)"), ErrorCode::unprocessable);
+  i = xml_issue(patient(R"(<extension url="http://e.org/x"><valueDecimal value=".5"/></extension>)"),
+                ErrorCode::unprocessable);
   CHECK(i.expression == "Patient.extension[0].valueDecimal");
   CHECK(i.diagnostics == "value is not a valid decimal");
   for (const char* bad : {"1.", "01", "1e", "NaN", "1,5", " 1"}) {
-    xml_issue(patient(std::string("<extension url=\"http://e.org/x\"><valueDecimal value=\"") + bad + "\"/></extension>"),
+    xml_issue(patient(std::string("<extension url=\"http://e.org/x\"><valueDecimal value=\"") + bad +
+                      "\"/></extension>"),
               ErrorCode::unprocessable);
   }
   i = xml_issue(patient(R"(<active value="yes"/>)"), ErrorCode::unprocessable);
@@ -367,13 +397,16 @@ TEST_CASE("xml: JSON the model cannot place is unprocessable with its location")
   CHECK(i.expression == "Patient.extension[0]._url");
   i = json_issue(R"({"resourceType":"Patient","name":[{"text":"a\u0001b"}]})");
   CHECK(i.expression == "Patient.name[0].text");
-  i = json_issue(R"({"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p></div>"}})");
+  i = json_issue(
+      R"({"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p></div>"}})");
   CHECK(i.expression == "Patient.text.div");
-  i = json_issue(R"({"resourceType":"Patient","text":{"status":"generated","div":"<p xmlns=\"http://www.w3.org/1999/xhtml\">x</p>"}})");
+  i = json_issue(
+      R"({"resourceType":"Patient","text":{"status":"generated","div":"<p xmlns=\"http://www.w3.org/1999/xhtml\">x</p>"}})");
   CHECK(i.expression == "Patient.text.div");
   i = json_issue(R"({"resourceType":"Patient","text":{"status":"generated","div":"<div>x</div>"}})");
   CHECK(i.expression == "Patient.text.div");
-  i = json_issue(R"({"resourceType":"Patient","text":{"status":"generated","div":"<!DOCTYPE div [<!ENTITY x \"y\">]><div xmlns=\"http://www.w3.org/1999/xhtml\">&x;</div>"}})");
+  i = json_issue(
+      R"({"resourceType":"Patient","text":{"status":"generated","div":"<!DOCTYPE div [<!ENTITY x \"y\">]><div xmlns=\"http://www.w3.org/1999/xhtml\">&x;</div>"}})");
   CHECK(i.expression == "Patient.text.div");
   CHECK(i.diagnostics.find("DTDs are not allowed") != std::string::npos);
 }

@@ -1,0 +1,44 @@
+#pragma once
+// Terminology for binding checks: the ValueSets and CodeSystems that R4 bindings name, with their
+// published expansions, loaded once at start-up (and extendable with `fhirgate validate --load`).
+// Immutable after loading; thread-safe.
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fhir/json.hpp"
+#include "fhir/result.hpp"
+
+namespace fhirgate::fhir {
+
+class Terminology {
+ public:
+  enum class Answer : std::uint8_t {
+    member,      // the code is in the value set
+    not_member,  // the value set is known and enumerable, and the code is not in it
+    unknown,     // the value set is unknown, not enumerable (e.g. all of LOINC), or needs a terminology server
+  };
+
+  // Loads profiles/r4 terminology (ValueSets, CodeSystems, expansions) from `profiles_dir`.
+  static Result<std::shared_ptr<Terminology>> load_from(const std::string& profiles_dir);
+  // Adds ValueSet / CodeSystem resources (or Bundles of them).
+  Status add(const Node& resource_or_bundle);
+
+  // Is system|code in the value set (canonical URL, optionally `|version`)? When `system` is empty,
+  // a code matches any system of the set (for `code` elements bound to a value set).
+  Answer contains(std::string_view value_set, std::string_view system, std::string_view code) const;
+  // The display of a code in a code system, when known (for warnings about wrong displays).
+  std::optional<std::string> display(std::string_view system, std::string_view code) const;
+  bool knows_value_set(std::string_view url) const;
+
+  ~Terminology();
+  Terminology();
+
+ private:
+  struct Data;
+  std::unique_ptr<Data> data_;
+};
+
+}  // namespace fhirgate::fhir

@@ -11,6 +11,10 @@
 // names, some of them in the small-string buffer) is built only once every definition has been read.
 // contentReference targets may appear later in the same snapshot, so they are resolved at the very end.
 //
+// For validation each element also keeps its binding, constraints, fixed/pattern/min/max values and
+// maxLength, read in the same pass; constraint expressions are interned (Model::expressions) so a
+// consumer compiles each of the few hundred distinct texts once rather than once per element.
+//
 // load_from parses and consumes one bundle at a time so only one parsed tree is alive at once; nothing
 // of the trees is kept.
 #include "fhir/model.hpp"
@@ -28,6 +32,9 @@ namespace {
 constexpr std::string_view kFhirTypeExtension =
     "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
 constexpr std::string_view kSystemPrefix = "http://hl7.org/fhirpath/System.";
+constexpr std::string_view kRegexExtension = "http://hl7.org/fhir/StructureDefinition/regex";
+constexpr std::string_view kBestPracticeExtension =
+    "http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice";
 
 std::string system_type(std::string_view system) {
   if (system == "Boolean") return "boolean";
@@ -90,6 +97,45 @@ bool matches_suffix(std::string_view code, std::string_view suffix) {
   return first == suffix[0] && code.substr(1) == suffix.substr(1);
 }
 
+BindingStrength binding_strength(std::string_view strength) {
+  if (strength == "required") return BindingStrength::required;
+  if (strength == "extensible") return BindingStrength::extensible;
+  if (strength == "preferred") return BindingStrength::preferred;
+  if (strength == "example") return BindingStrength::example;
+  return BindingStrength::none;
+}
+
+std::string regex_of(const Node& element) {
+  const Node* types = element.find("type");
+  if (types == nullptr) return {};
+  for (const Node& type : types->items()) {
+    const Node* extensions = type.find("extension");
+    if (extensions == nullptr) continue;
+    for (const Node& extension : extensions->items()) {
+      if (extension.string_at("url") == kRegexExtension) return std::string(extension.string_at("valueString"));
+    }
+  }
+  return {};
+}
+
+std::shared_ptr<const ValueConstraint> value_constraint(std::string_view type, const Node& value) {
+  auto made = std::make_shared<ValueConstraint>();
+  made->type = type;
+  static constexpr std::string_view kPrimitives[] = {
+      "base64Binary", "boolean", "canonical", "code",     "date",        "dateTime", "decimal",
+      "id",           "instant", "integer",   "markdown", "oid",         "positiveInt", "string",
+      "time",         "unsignedInt", "uri",   "url",      "uuid"};
+  if (!made->type.empty()) {
+    std::string lowered = made->type;
+    lowered[0] = static_cast<char>(lowered[0] - 'A' + 'a');
+    if (std::find(std::begin(kPrimitives), std::end(kPrimitives), lowered) != std::end(kPrimitives)) {
+      made->type = std::move(lowered);
+    }
+  }
+  made->value = value;
+  return made;
+}
+
 Error definition_error(std::string_view id, std::string_view what) {
   Error e = Error::make(ErrorCode::invalid_input,
                         "StructureDefinition " + std::string(id) + ": " + std::string(what));
@@ -109,6 +155,70 @@ struct Model::Builder {
   Model& model;
   std::vector<PendingReference> references;
   std::unordered_map<std::string_view, TypeDef*> scope;  // the current definition's types, by path
+  std::unordered_map<std::string, std::uint32_t> expression_ids;
+
+  std::vector<Constraint> constraints_of(const Node& element) {
+    std::vector<Constraint> out;
+    const Node* list = element.find("constraint");
+    if (list == nullptr) return out;
+    out.reserve(list->items().size());
+    for (const Node& item : list->items()) {
+      Constraint c;
+      c.key = item.string_at("key");
+      c.error = item.string_at("severity") != "warning";
+      c.human = item.string_at("human");
+      c.expression = item.string_at("expression");
+      if (c.expression.empty()) continue;
+      if (const Node* extensions = item.find("extension"); extensions != nullptr) {
+        for (const Node& extension : extensions->items()) {
+          if (extension.string_at("url") == kBestPracticeExtension) {
+            const Node* flag = extension.find("valueBoolean");
+            c.best_practice = flag != nullptr && flag->as_bool();
+          }
+        }
+      }
+      const auto [it, added] =
+          expression_ids.emplace(c.expression, static_cast<std::uint32_t>(model.expressions_.size()));
+      if (added) model.expressions_.push_back(c.expression);
+      c.expression_id = it->second;
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  void read_details(const Node& element, ElementDef& def) {
+    for (const auto& [key, value] : element.members()) {
+      if (key.empty()) continue;
+      switch (key[0]) {
+        case 'b':
+          if (key == "binding") {
+            def.binding.strength = binding_strength(value.string_at("strength"));
+            def.binding.value_set = value.string_at("valueSet");
+          }
+          break;
+        case 'c':
+          if (key == "constraint") def.constraints = constraints_of(element);
+          break;
+        case 'f':
+          if (key.starts_with("fixed")) def.fixed = value_constraint(std::string_view(key).substr(5), value);
+          break;
+        case 'p':
+          if (key.starts_with("pattern")) def.pattern = value_constraint(std::string_view(key).substr(7), value);
+          break;
+        case 'm':
+          if (key == "maxLength") {
+            parse_count(value.text(), def.max_length);
+          } else if (key.starts_with("minValue")) {
+            def.min_value = value_constraint(std::string_view(key).substr(8), value);
+          } else if (key.starts_with("maxValue")) {
+            def.max_value = value_constraint(std::string_view(key).substr(8), value);
+          }
+          break;
+        default:
+          break;
+      }
+    }
+  }
 
   TypeDef& add_type(std::string name, TypeDef::Kind kind) {
     auto type = std::make_unique<TypeDef>();
@@ -160,6 +270,7 @@ struct Model::Builder {
     root.base = last_segment(sd.string_at("baseDefinition"));
     root.url = sd.string_at("url");
     if (!register_name(root)) return definition_error(id, "type defined twice");
+    root.constraints = constraints_of(items.front());
     scope.clear();
     scope.emplace(root.name, &root);
 
@@ -200,6 +311,11 @@ struct Model::Builder {
           def.types.push_back(type_ref(type));
           if (def.types.back().code == "xhtml") def.xhtml = true;
         }
+      }
+
+      read_details(element, def);
+      if (type_kind == TypeDef::Kind::primitive && def.name == "value" && dot == root.name.size()) {
+        root.regex = regex_of(element);
       }
 
       const bool has_children = i + 1 < items.size() && [&] {
@@ -290,7 +406,7 @@ const ElementDef* TypeDef::resolve(std::string_view member, std::string_view* ch
 
 Result<std::shared_ptr<const Model>> Model::load(const std::vector<const Node*>& bundles) {
   auto model = std::make_shared<Model>();
-  Builder builder{*model, {}, {}};
+  Builder builder{*model, {}, {}, {}};
   for (const Node* bundle : bundles) {
     if (bundle == nullptr) continue;
     if (auto status = builder.add_bundle(*bundle); !status) return std::move(status).error();
@@ -301,7 +417,7 @@ Result<std::shared_ptr<const Model>> Model::load(const std::vector<const Node*>&
 
 Result<std::shared_ptr<const Model>> Model::load_from(const std::string& profiles_dir) {
   auto model = std::make_shared<Model>();
-  Builder builder{*model, {}, {}};
+  Builder builder{*model, {}, {}, {}};
   for (const char* file : {"/r4/profiles-types.json.gz", "/r4/profiles-resources.json.gz"}) {
     const std::string path = profiles_dir + file;
     auto text = read_file(path);
@@ -336,6 +452,13 @@ std::vector<std::string_view> Model::resource_names() const {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::vector<const TypeDef*> Model::types() const {
+  std::vector<const TypeDef*> out;
+  out.reserve(types_.size());
+  for (const auto& t : types_) out.push_back(t.get());
+  return out;
 }
 
 JsonPrimitive Model::json_primitive(std::string_view primitive_type) {

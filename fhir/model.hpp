@@ -2,7 +2,7 @@
 // The R4 type model: every resource and datatype from the official StructureDefinitions (snapshots),
 // loaded once at start-up into compact, immutable structures shared by all threads. The JSON<->XML
 // converters use it for element order, cardinality, choice types and XML representation; the validator
-// (later) for types, cardinality and the rest of each ElementDefinition.
+// for types, cardinality, bindings, constraints and the rest of each ElementDefinition.
 //
 // A type's elements are its direct children, in StructureDefinition order. Inline BackboneElements
 // (Patient.contact) get their own TypeDef named by path ("Patient.contact"); contentReference
@@ -31,6 +31,30 @@ struct TypeRef {
   std::vector<std::string> profiles;
 };
 
+enum class BindingStrength : std::uint8_t { none, required, extensible, preferred, example };
+
+struct Binding {
+  BindingStrength strength = BindingStrength::none;
+  std::string value_set;  // canonical URL, possibly with `|version`; empty when the binding names none
+};
+
+// An invariant (ElementDefinition.constraint). `expression_id` indexes Model::expressions(): equal
+// FHIRPath texts share one id, so a consumer compiles each distinct expression once.
+struct Constraint {
+  std::string key;  // "ele-1", "pat-1", ...
+  bool error = true;          // severity error; otherwise warning
+  bool best_practice = false;  // elementdefinition-bestpractice
+  std::string human;
+  std::string expression;
+  std::uint32_t expression_id = 0;
+};
+
+// A value bound to an element: fixed[x], pattern[x], minValue[x] or maxValue[x].
+struct ValueConstraint {
+  std::string type;  // the [x] type, e.g. "code", "CodeableConcept", "integer"
+  Node value;
+};
+
 struct ElementDef {
   std::string name;       // element name without [x]: "birthDate", "value", "contact"
   std::string path;       // full path as in the snapshot: "Patient.contact.name", "Observation.value[x]"
@@ -42,6 +66,13 @@ struct ElementDef {
   std::vector<TypeRef> types;
   const TypeDef* inline_type = nullptr;  // BackboneElement/Element children defined inline, or the
                                          // contentReference target; null when `types` say it all
+  Binding binding;
+  std::vector<Constraint> constraints;  // as listed in the snapshot (inherited ones included)
+  std::shared_ptr<const ValueConstraint> fixed;    // null when absent (most elements)
+  std::shared_ptr<const ValueConstraint> pattern;
+  std::shared_ptr<const ValueConstraint> min_value;
+  std::shared_ptr<const ValueConstraint> max_value;
+  std::uint32_t max_length = 0;  // 0 = no limit
 
   static constexpr std::uint32_t kUnbounded = UINT32_MAX;
   bool is_array() const { return max > 1; }
@@ -55,6 +86,11 @@ struct TypeDef {
   std::string base;  // base type name ("DomainResource", "Element", ...); empty for Base/Resource roots
   std::string url;   // canonical URL of the StructureDefinition
   std::vector<ElementDef> elements;
+  // Invariants on the definition's root element (Patient: dom-2..dom-6; HumanName: ele-1), which hold
+  // for every instance of the type. Empty for backbone types (their element carries them).
+  std::vector<Constraint> constraints;
+  // Primitive types: the lexical rule of `value` (the definition's regex extension); empty otherwise.
+  std::string regex;
 
   // The child named `name` exactly (not choice-expanded).
   const ElementDef* element(std::string_view name) const;
@@ -84,10 +120,15 @@ class Model {
 
   static JsonPrimitive json_primitive(std::string_view primitive_type);
 
+  // Every distinct constraint expression text, indexed by Constraint::expression_id.
+  const std::vector<std::string>& expressions() const { return expressions_; }
+  std::vector<const TypeDef*> types() const;
+
  private:
   struct Builder;
   std::vector<std::unique_ptr<TypeDef>> types_;
   std::unordered_map<std::string_view, const TypeDef*> by_name_;
+  std::vector<std::string> expressions_;
 };
 
 }  // namespace fhirgate::fhir

@@ -1,0 +1,715 @@
+// Validation: one recursive walk over the JSON tree, typed by the Model.
+//
+// A Run holds the per-call state: the issues, the stop flag of the fail-fast policy, and the current
+// location. The location is one string that Path scopes extend and truncate on exit, so no call site
+// concatenates paths and the walk allocates only when it reports. Each element instance is checked in
+// the same order: its JSON shape (array or not, object or primitive, null placeholders), cardinality
+// of its children, the type rules (primitive lexical form, Reference targets, nested resources), then
+// binding, fixed/pattern, bounds and finally the invariants, which are the costly part.
+//
+// Invariants are FHIRPath, compiled once per distinct expression text when the Validator is built
+// (the Model interns them) and evaluated with the focus typed as the element's type and %resource set
+// to the innermost containing resource. Two invariants sit on nearly every element — ele-1 (no empty
+// elements) and ext-1 (an extension has a value or children, not both) — and are checked natively
+// instead, which is most of what makes invariant checking affordable on the write path. A constraint
+// that cannot be evaluated (an engine error) is reported as information, never as a failure of the
+// resource.
+//
+// Profiles other than the base definitions are not supported yet: such a profile is reported as a
+// warning and the resource is checked against its base definition.
+#include "fhir/validator.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <optional>
+#include <regex>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "fhir/datetime.hpp"
+#include "fhir/fhirpath.hpp"
+#include "fhir/validator_primitives.hpp"
+
+namespace fhirgate::fhir {
+
+namespace {
+
+constexpr std::string_view kCoreProfilePrefix = "http://hl7.org/fhir/StructureDefinition/";
+constexpr std::size_t kNoIndex = static_cast<std::size_t>(-1);
+
+bool natively_checked(std::string_view key) { return key == "ele-1" || key == "ext-1"; }
+
+std::string_view last_segment(std::string_view url) {
+  const auto slash = url.rfind('/');
+  return slash == std::string_view::npos ? url : url.substr(slash + 1);
+}
+
+std::string_view strip_version(std::string_view url) {
+  const auto bar = url.find('|');
+  return bar == std::string_view::npos ? url : url.substr(0, bar);
+}
+
+std::size_t code_points(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+bool subset_matches(const Node& pattern, const Node& value) {
+  if (pattern.is_object()) {
+    if (!value.is_object()) return false;
+    for (const auto& [key, expected] : pattern.members()) {
+      const Node* actual = value.find(key);
+      if (actual == nullptr || !subset_matches(expected, *actual)) return false;
+    }
+    return true;
+  }
+  if (pattern.is_array()) {
+    if (!value.is_array()) return false;
+    return std::all_of(pattern.items().begin(), pattern.items().end(), [&](const Node& expected) {
+      return std::any_of(value.items().begin(), value.items().end(),
+                         [&](const Node& actual) { return subset_matches(expected, actual); });
+    });
+  }
+  return !value.is_object() && !value.is_array() && pattern.text() == value.text();
+}
+
+bool exactly_matches(const Node& fixed, const Node& value) {
+  if (fixed.is_object()) {
+    return value.is_object() && fixed.members().size() == value.members().size() && subset_matches(fixed, value);
+  }
+  if (fixed.is_array()) {
+    if (!value.is_array() || fixed.items().size() != value.items().size()) return false;
+    for (std::size_t i = 0; i < fixed.items().size(); ++i) {
+      if (!exactly_matches(fixed.items()[i], value.items()[i])) return false;
+    }
+    return true;
+  }
+  return !value.is_object() && !value.is_array() && fixed.text() == value.text();
+}
+
+// Orders two bound values; nullopt when they cannot be compared.
+std::optional<int> compare_values(std::string_view type, std::string_view a, std::string_view b) {
+  if (type == "date" || type == "dateTime" || type == "instant") {
+    const auto ra = parse_time_range(a);
+    const auto rb = parse_time_range(b);
+    if (!ra || !rb) return std::nullopt;
+    return ra->low < rb->low ? -1 : (ra->low > rb->low ? 1 : 0);
+  }
+  if (type == "integer" || type == "positiveInt" || type == "unsignedInt" || type == "decimal") {
+    const double da = std::strtod(std::string(a).c_str(), nullptr);
+    const double db = std::strtod(std::string(b).c_str(), nullptr);
+    return da < db ? -1 : (da > db ? 1 : 0);
+  }
+  if (type == "time") return a < b ? -1 : (a > b ? 1 : 0);
+  return std::nullopt;
+}
+
+struct ValidatorState {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Terminology> terminology;
+  std::vector<std::shared_ptr<const fhirpath::CompiledExpression>> compiled;  // by expression_id
+  std::unordered_map<std::string_view, std::regex> other_regexes;  // primitives without a native check
+};
+
+class Run {
+ public:
+  Run(const ValidatorState& impl, const ValidationOptions& options, std::vector<Issue>& issues)
+      : impl_(impl), model_(*impl.model), options_(options), issues_(issues) {}
+
+  void validate(const Node& resource) { check_resource(resource, nullptr, false); }
+
+ private:
+  // %resource, and %rootResource: the container of a contained resource, else the resource itself
+  // (a Bundle entry's resource is its own root).
+  struct ResourceScope {
+    const Node* node;
+    std::string_view type;
+    const Node* root;
+    std::string_view root_type;
+  };
+
+  // Extends the location for its lifetime: `.name` or `.name[index]`.
+  class Path {
+   public:
+    Path(Run& run, std::string_view name, std::size_t index = kNoIndex) : run_(run), mark_(run.path_.size()) {
+      if (!run.path_.empty()) run.path_.push_back('.');
+      run.path_.append(name);
+      if (index != kNoIndex) {
+        run.path_.push_back('[');
+        char digits[24];
+        const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, index);
+        run.path_.append(digits, end);
+        run.path_.push_back(']');
+      }
+    }
+    ~Path() { run_.path_.resize(mark_); }
+    Path(const Path&) = delete;
+    Path& operator=(const Path&) = delete;
+
+   private:
+    Run& run_;
+    std::size_t mark_;
+  };
+
+  void report(std::string_view severity, std::string_view code, std::string diagnostics) {
+    Issue issue;
+    issue.severity = severity;
+    issue.code = code;
+    issue.diagnostics = std::move(diagnostics);
+    issue.expression = path_;
+    issues_.push_back(std::move(issue));
+    if (severity == "error" && options_.stop_at_first_error) stopped_ = true;
+  }
+  void error(std::string_view code, std::string diagnostics) { report("error", code, std::move(diagnostics)); }
+
+  // Resources --------------------------------------------------------------------------------------
+
+  // `parent`: the scope of the enclosing resource, null for the root. `contained`: a resource in
+  // DomainResource.contained, where the dom-* invariants do not apply (they are
+  // evaluated on the container, and contained resources carry no narrative).
+  void check_resource(const Node& node, const ResourceScope* parent, bool contained) {
+    const bool root = parent == nullptr;
+    if (!node.is_object()) {
+      error("structure", "A resource must be a JSON object");
+      return;
+    }
+    const Node* type_node = node.find("resourceType");
+    if (type_node == nullptr || !type_node->is_string()) {
+      error("structure", "The resource has no resourceType");
+      return;
+    }
+    const std::string_view type_name = type_node->text();
+    const TypeDef* type = model_.type(type_name);
+    if (type == nullptr || !model_.is_resource(type_name)) {
+      error("invalid", "Unknown resource type '" + std::string(type_name) + "'");
+      return;
+    }
+    std::optional<Path> root_path;
+    if (root) root_path.emplace(*this, type_name);
+    check_profiles(node, *type, root);
+    if (const Node* id = node.find("id"); id != nullptr && id->is_string() && !is_valid_id(id->text())) {
+      Path p(*this, "id");
+      error("value", "The id '" + id->text() + "' is not a valid FHIR id");
+    }
+    const ResourceScope scope = contained ? ResourceScope{&node, type_name, parent->root, parent->root_type}
+                                          : ResourceScope{&node, type_name, &node, type_name};
+    check_object(node, *type, scope, true);
+    if (stopped_) return;
+    if (!contained) {
+      check_invariants(nullptr, &type->constraints, node, type_name, scope);
+      return;
+    }
+    if (!options_.check_invariants) return;
+    for (const Constraint& c : type->constraints) {
+      if (stopped_) return;
+      if (!c.key.starts_with("dom-")) evaluate(c, node, type_name, scope);
+    }
+  }
+
+  void check_profiles(const Node& node, const TypeDef& type, bool root) {
+    const auto check = [&](std::string_view url) {
+      const std::string_view bare = strip_version(url);
+      if (bare == type.url) return;
+      report("warning", "not-supported",
+             "profile " + std::string(bare) + " is not known; validated against the base definition only");
+    };
+    if (root) {
+      for (const std::string& url : options_.profiles) check(url);
+    }
+    const Node* meta = node.find("meta");
+    const Node* profiles = meta == nullptr ? nullptr : meta->find("profile");
+    if (profiles == nullptr || !profiles->is_array()) return;
+    Path m(*this, "meta");
+    for (std::size_t i = 0; i < profiles->items().size(); ++i) {
+      const Node& url = profiles->items()[i];
+      if (!url.is_string()) continue;
+      Path p(*this, "profile", i);
+      check(url.text());
+    }
+  }
+
+  // Objects: members and cardinality --------------------------------------------------------------
+
+  static const Node* underscore_member(const Node& object, std::string_view name) {
+    for (const auto& [key, value] : object.members()) {
+      if (key.size() == name.size() + 1 && key[0] == '_' && std::string_view(key).substr(1) == name) return &value;
+    }
+    return nullptr;
+  }
+
+  const TypeDef* element_type(const ElementDef& def, std::string_view choice_type) const {
+    if (!choice_type.empty()) return model_.type(choice_type);
+    if (def.inline_type != nullptr) return def.inline_type;
+    if (def.types.empty()) return nullptr;
+    return model_.type(def.types.front().code);
+  }
+
+  void check_object(const Node& object, const TypeDef& type, const ResourceScope& scope, bool resource) {
+    const ElementDef* seen_choices[8];
+    std::size_t choice_count = 0;
+    for (const auto& [key, value] : object.members()) {
+      if (stopped_) return;
+      if (resource && key == "resourceType") continue;
+      const std::string_view name = key;
+      if (!name.empty() && name[0] == '_') {
+        std::string_view choice_type;
+        const ElementDef* def = type.resolve(name.substr(1), &choice_type);
+        const TypeDef* t = def == nullptr ? nullptr : element_type(*def, choice_type);
+        if (t == nullptr || t->kind != TypeDef::Kind::primitive || def->xhtml) {
+          Path p(*this, name);
+          error("structure", "Unknown element '" + key + "'");
+          continue;
+        }
+        if (object.find(name.substr(1)) == nullptr) {
+          check_element(*def, *t, name.substr(1), nullptr, &value, scope);
+        }
+        continue;
+      }
+      std::string_view choice_type;
+      const ElementDef* def = type.resolve(name, &choice_type);
+      const TypeDef* t = def == nullptr ? nullptr : element_type(*def, choice_type);
+      if (def == nullptr || t == nullptr) {
+        Path p(*this, name);
+        error("structure", "Unknown element '" + key + "'");
+        continue;
+      }
+      if (def->choice) {
+        const bool duplicate = std::find(seen_choices, seen_choices + choice_count, def) != seen_choices + choice_count;
+        if (duplicate) {
+          Path p(*this, name);
+          error("structure", "Only one value is allowed for " + def->name + "[x]");
+          continue;
+        }
+        if (choice_count < std::size(seen_choices)) seen_choices[choice_count++] = def;
+      }
+      const Node* extras = t->kind == TypeDef::Kind::primitive ? underscore_member(object, name) : nullptr;
+      check_element(*def, *t, name, &value, extras, scope);
+    }
+    if (stopped_) return;
+    for (const ElementDef& def : type.elements) {
+      if (def.min == 0) continue;
+      const std::size_t found = present_count(object, def, type);
+      if (found < def.min) {
+        Path p(*this, def.name);
+        error("required", "Missing required element '" + def.name + (def.choice ? "[x]" : "") +
+                              "': minimum required = " + std::to_string(def.min) + ", but only found " +
+                              std::to_string(found));
+        if (stopped_) return;
+      }
+    }
+  }
+
+  static std::size_t node_count(const Node* node) {
+    if (node == nullptr) return 0;
+    return node->is_array() ? node->items().size() : 1;
+  }
+
+  std::size_t present_count(const Node& object, const ElementDef& def, const TypeDef& type) const {
+    if (!def.choice) {
+      return std::max(node_count(object.find(def.name)), node_count(underscore_member(object, def.name)));
+    }
+    std::size_t found = 0;
+    for (const auto& [key, value] : object.members()) {
+      std::string_view name = key;
+      if (!name.empty() && name[0] == '_') name.remove_prefix(1);
+      if (name.starts_with(def.name) && type.resolve(name) == &def) found = std::max<std::size_t>(found, 1);
+    }
+    return found;
+  }
+
+  // One element (all its instances) --------------------------------------------------------------
+
+  void check_element(const ElementDef& def, const TypeDef& type, std::string_view json_name, const Node* value,
+                     const Node* extras, const ResourceScope& scope) {
+    const bool repeating = def.is_array();
+    const bool primitive = type.kind == TypeDef::Kind::primitive;
+    for (const Node* node : {value, extras}) {
+      if (node == nullptr) continue;
+      if (node->is_array() && !repeating) {
+        Path p(*this, node == extras ? "_" + std::string(json_name) : std::string(json_name));
+        error("structure", "The element '" + std::string(json_name) +
+                               "' is not repeating: an array is not allowed (max allowed = 1)");
+        return;
+      }
+      if (!node->is_array() && repeating) {
+        Path p(*this, node == extras ? "_" + std::string(json_name) : std::string(json_name));
+        error("structure", "The element '" + std::string(json_name) + "' repeats: it must be a JSON array");
+        return;
+      }
+      if (node->is_array() && node->items().empty()) {
+        Path p(*this, json_name);
+        error("structure", "An array must not be empty");
+        return;
+      }
+    }
+    if (value != nullptr && extras != nullptr && repeating && value->items().size() != extras->items().size()) {
+      Path p(*this, json_name);
+      error("structure", "The arrays '" + std::string(json_name) + "' and '_" + std::string(json_name) +
+                             "' must have the same length");
+      return;
+    }
+    const std::size_t count = repeating ? std::max(node_count(value), node_count(extras)) : 1;
+    if (count > def.max) {
+      Path p(*this, json_name);
+      error("structure", "Too many values for '" + std::string(json_name) + "': max allowed = " +
+                             std::to_string(def.max) + ", but found " + std::to_string(count));
+      if (stopped_) return;
+    }
+    for (std::size_t i = 0; i < count && !stopped_; ++i) {
+      const Node* item = value == nullptr ? nullptr : (repeating ? &value->items()[i] : value);
+      const Node* item_extras = extras == nullptr ? nullptr : (repeating ? &extras->items()[i] : extras);
+      Path p(*this, json_name, repeating ? i : kNoIndex);
+      if (primitive) {
+        check_primitive(def, type, item, item_extras, scope);
+      } else if (item == nullptr || item->is_null()) {
+        error("structure", "null is not a valid value of '" + std::string(json_name) + "'");
+      } else if (type.kind == TypeDef::Kind::resource) {
+        check_resource(*item, &scope, def.name == "contained");
+      } else {
+        check_complex(def, type, *item, scope);
+      }
+    }
+  }
+
+  // Primitives ----------------------------------------------------------------------------------
+
+  void check_primitive(const ElementDef& def, const TypeDef& type, const Node* item, const Node* extras,
+                       const ResourceScope& scope) {
+    const bool has_value = item != nullptr && !item->is_null();
+    const bool has_extras = extras != nullptr && !extras->is_null();
+    if (!has_value && !has_extras) {
+      error("structure", "A primitive element must have a value or extensions (null on both sides)");
+      return;
+    }
+    if (has_extras) {
+      if (!extras->is_object()) {
+        error("structure", "The '_' member of a primitive must be an object");
+      } else if (extras->find("value") != nullptr) {
+        Path p(*this, "value");
+        error("structure", "Unknown element 'value'");
+      } else if (extras->members().empty() || (extras->members().size() == 1 && extras->find("id") != nullptr &&
+                                               !has_value)) {
+        error("invariant", "ele-1: All FHIR elements must have a @value or children");
+      } else {
+        check_object(*extras, type, scope, false);
+      }
+      if (stopped_) return;
+    }
+    if (!has_value) return;
+    if (def.xhtml) {
+      check_xhtml(*item);
+      return;
+    }
+    const JsonPrimitive expected = Model::json_primitive(type.name);
+    const bool kind_ok = (expected == JsonPrimitive::string && item->is_string()) ||
+                         (expected == JsonPrimitive::number && item->is_number()) ||
+                         (expected == JsonPrimitive::boolean && item->is_bool());
+    if (!kind_ok) {
+      const char* want = expected == JsonPrimitive::string
+                             ? "a JSON string"
+                             : (expected == JsonPrimitive::number ? "a JSON number" : "a JSON boolean");
+      error("structure", "The value of a " + type.name + " must be " + std::string(want));
+      return;
+    }
+    const std::string& text = item->text();
+    if (text.empty()) {
+      error("value", "A primitive value cannot be empty");
+      return;
+    }
+    if (!lexically_valid(type, text)) {
+      error("value", "The value '" + text + "' is not a valid " + type.name);
+      return;
+    }
+    if (def.max_length != 0 && code_points(text) > def.max_length) {
+      error("value", "The value is longer than the maximum length " + std::to_string(def.max_length));
+    }
+    check_bounds(def, type.name, text);
+    check_fixed_pattern(def, *item);
+    if (options_.check_bindings && def.binding.strength != BindingStrength::none &&
+        (type.name == "code" || type.name == "string" || type.name == "uri")) {
+      const Terminology::Answer answer =
+          impl_.terminology->contains(def.binding.value_set, std::string_view(), text);
+      report_binding(def, answer, "The code '" + text + "' is not");
+    }
+    if (!def.constraints.empty()) check_invariants(&def.constraints, nullptr, *item, type.name, scope);
+  }
+
+  bool lexically_valid(const TypeDef& type, std::string_view text) const {
+    if (const auto native = valid_primitive(type.name, text); native.has_value()) return *native;
+    const auto it = impl_.other_regexes.find(type.name);
+    return it == impl_.other_regexes.end() || std::regex_match(text.begin(), text.end(), it->second);
+  }
+
+  void check_xhtml(const Node& item) {
+    if (!item.is_string()) {
+      error("structure", "The narrative div must be a JSON string");
+      return;
+    }
+    std::string_view div = item.text();
+    while (!div.empty() && (div.front() == ' ' || div.front() == '\n' || div.front() == '\r' || div.front() == '\t'))
+      div.remove_prefix(1);
+    if (!div.starts_with("<div")) {
+      error("value", "The narrative must be an XHTML div element");
+      return;
+    }
+    const std::string_view tag = div.substr(0, div.find('>'));
+    const auto xmlns = tag.find("xmlns=");
+    if (xmlns == std::string_view::npos || xmlns + 35 > tag.size() || tag.substr(xmlns + 7, 28) != "http://www.w3.org/1999/xhtml" ||
+        (tag[xmlns + 6] != '"' && tag[xmlns + 6] != '\'')) {
+      error("value", "The narrative div must be in the XHTML namespace (xmlns=\"http://www.w3.org/1999/xhtml\")");
+    }
+  }
+
+  void check_bounds(const ElementDef& def, std::string_view type, std::string_view text) {
+    if (def.min_value != nullptr) {
+      const auto order = compare_values(type, text, def.min_value->value.text());
+      if (order && *order < 0) error("value", "The value " + std::string(text) + " is below the minimum " + def.min_value->value.text());
+    }
+    if (def.max_value != nullptr) {
+      const auto order = compare_values(type, text, def.max_value->value.text());
+      if (order && *order > 0) error("value", "The value " + std::string(text) + " is above the maximum " + def.max_value->value.text());
+    }
+  }
+
+  void check_fixed_pattern(const ElementDef& def, const Node& item) {
+    if (def.fixed != nullptr && !exactly_matches(def.fixed->value, item)) {
+      error("value", "The value does not match the fixed value " + write_json(def.fixed->value));
+    }
+    if (def.pattern != nullptr && !subset_matches(def.pattern->value, item)) {
+      error("value", "The value does not match the pattern " + write_json(def.pattern->value));
+    }
+  }
+
+  // Complex types -------------------------------------------------------------------------------
+
+  void check_complex(const ElementDef& def, const TypeDef& type, const Node& item, const ResourceScope& scope) {
+    if (!item.is_object()) {
+      error("structure", "The value of a " + type.name + " must be a JSON object");
+      return;
+    }
+    if (item.members().empty() || (item.members().size() == 1 && item.find("id") != nullptr)) {
+      error("invariant", "ele-1: All FHIR elements must have a @value or children");
+      return;
+    }
+    check_object(item, type, scope, false);
+    if (stopped_) return;
+    if (type.name == "Extension") {
+      const bool has_extensions = item.find("extension") != nullptr;
+      const bool has_value = std::any_of(item.members().begin(), item.members().end(), [](const Node::Member& m) {
+        return m.first.size() > 5 && m.first.starts_with("value");
+      });
+      if (has_extensions == has_value) {
+        error("invariant", "ext-1: Must have either extensions or value[x], not both");
+      }
+    } else if (type.name == "Reference") {
+      check_reference(def, item);
+    }
+    if (options_.check_bindings && def.binding.strength != BindingStrength::none) check_coded(def, type, item);
+    check_fixed_pattern(def, item);
+    check_invariants(&def.constraints, type.kind == TypeDef::Kind::backbone ? nullptr : &type.constraints, item,
+                     type.name, scope);
+  }
+
+  void check_reference(const ElementDef& def, const Node& item) {
+    const Node* reference = item.find("reference");
+    if (reference == nullptr || !reference->is_string()) return;
+    const std::string_view text = reference->text();
+    if (text.empty() || text.starts_with('#') || text.starts_with("urn:") || text.find('?') != std::string_view::npos)
+      return;
+    const bool absolute = text.find("://") != std::string_view::npos;
+    std::vector<std::string_view> segments;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      const auto slash = text.find('/', start);
+      const auto end = slash == std::string_view::npos ? text.size() : slash;
+      segments.push_back(text.substr(start, end - start));
+      if (slash == std::string_view::npos) break;
+      start = slash + 1;
+    }
+    std::string_view target;
+    if (segments.size() >= 4 && segments[segments.size() - 2] == "_history") {
+      target = segments[segments.size() - 4];
+    } else if (segments.size() >= 2) {
+      target = segments[segments.size() - 2];
+    }
+    if (!model_.is_resource(target)) {
+      if (absolute) return;
+      Path p(*this, "reference");
+      report("warning", "structure",
+             "The reference '" + std::string(text) + "' is not of the form Type/id with a known type");
+      return;
+    }
+    std::vector<std::string_view> allowed;
+    for (const TypeRef& ref : def.types) {
+      if (ref.code != "Reference") continue;
+      for (const std::string& profile : ref.target_profiles) {
+        const std::string_view name = last_segment(profile);
+        if (name == "Resource" || !std::string_view(profile).starts_with(kCoreProfilePrefix) ||
+            model_.type(name) == nullptr) {
+          return;
+        }
+        allowed.push_back(name);
+      }
+    }
+    if (allowed.empty() || std::find(allowed.begin(), allowed.end(), target) != allowed.end()) return;
+    std::string list;
+    for (const std::string_view name : allowed) {
+      if (!list.empty()) list += ", ";
+      list += name;
+    }
+    Path p(*this, "reference");
+    error("structure", "The type '" + std::string(target) + "' of the reference '" + std::string(text) +
+                           "' is not a valid target for this element (must be one of " + list + ")");
+  }
+
+  // Bindings ------------------------------------------------------------------------------------
+
+  Terminology::Answer coding_answer(const ElementDef& def, const Node& coding) const {
+    const std::string_view code = coding.string_at("code");
+    if (code.empty()) return Terminology::Answer::unknown;
+    return impl_.terminology->contains(def.binding.value_set, coding.string_at("system"), code);
+  }
+
+  void check_coded(const ElementDef& def, const TypeDef& type, const Node& item) {
+    if (type.name == "Coding" || type.name == "Quantity") {
+      if (type.name == "Quantity" && item.string_at("system").empty()) return;
+      report_binding(def, coding_answer(def, item), "The code '" + std::string(item.string_at("code")) + "' is not");
+      return;
+    }
+    if (type.name != "CodeableConcept") return;
+    const Node* codings = item.find("coding");
+    if (codings == nullptr || !codings->is_array() || codings->items().empty()) {
+      if (def.binding.strength == BindingStrength::required &&
+          impl_.terminology->knows_value_set(def.binding.value_set)) {
+        report_binding(def, Terminology::Answer::not_member, "A concept with no coding is not");
+      }
+      return;
+    }
+    Terminology::Answer overall = Terminology::Answer::unknown;
+    std::string first_code;
+    for (const Node& coding : codings->items()) {
+      const Terminology::Answer answer = coding_answer(def, coding);
+      if (answer == Terminology::Answer::member) return;
+      if (answer == Terminology::Answer::not_member && overall == Terminology::Answer::unknown) {
+        overall = answer;
+        first_code = coding.string_at("code");
+      }
+    }
+    report_binding(def, overall, "No coding (e.g. '" + first_code + "') is");
+  }
+
+  void report_binding(const ElementDef& def, Terminology::Answer answer, std::string subject) {
+    if (answer != Terminology::Answer::not_member) return;
+    const char* severity = nullptr;
+    const char* strength = nullptr;
+    switch (def.binding.strength) {
+      case BindingStrength::required:
+        severity = "error";
+        strength = "required";
+        break;
+      case BindingStrength::extensible:
+        severity = "warning";
+        strength = "extensible";
+        break;
+      case BindingStrength::preferred:
+        severity = "information";
+        strength = "preferred";
+        break;
+      case BindingStrength::example:
+      case BindingStrength::none:
+        return;
+    }
+    report(severity, "code-invalid",
+           std::move(subject) + " in the value set " + def.binding.value_set + " (" + strength + " binding)");
+  }
+
+  // Invariants ----------------------------------------------------------------------------------
+
+  void check_invariants(const std::vector<Constraint>* element, const std::vector<Constraint>* type,
+                        const Node& focus, std::string_view focus_type, const ResourceScope& scope) {
+    if (!options_.check_invariants) return;
+    if (element != nullptr) {
+      for (const Constraint& c : *element) {
+        if (stopped_) return;
+        evaluate(c, focus, focus_type, scope);
+      }
+    }
+    if (type == nullptr) return;
+    for (const Constraint& c : *type) {
+      if (stopped_) return;
+      if (element != nullptr &&
+          std::any_of(element->begin(), element->end(), [&](const Constraint& e) { return e.key == c.key; }))
+        continue;
+      evaluate(c, focus, focus_type, scope);
+    }
+  }
+
+  void evaluate(const Constraint& c, const Node& focus, std::string_view focus_type, const ResourceScope& scope) {
+    if (natively_checked(c.key)) return;
+    const auto& compiled = impl_.compiled[c.expression_id];
+    if (compiled == nullptr) return;
+    const fhirpath::EvalContext context{model_, scope.node, scope.type, scope.root, scope.root_type};
+    auto result = fhirpath::evaluate_boolean(*compiled, focus, focus_type, context);
+    if (!result) {
+      const auto& issues = result.error().issues;
+      report("information", "processing",
+             "The constraint " + c.key + " could not be evaluated: " +
+                 (issues.empty() ? std::string("error") : issues.front().diagnostics));
+      return;
+    }
+    if (!result->has_value() || **result) return;
+    report(c.error ? "error" : "warning", "invariant", c.key + ": " + c.human);
+  }
+
+  const ValidatorState& impl_;
+  const Model& model_;
+  const ValidationOptions& options_;
+  std::vector<Issue>& issues_;
+  std::string path_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+struct Validator::Impl : ValidatorState {};
+
+bool ValidationResult::has_errors() const {
+  return std::any_of(issues.begin(), issues.end(),
+                     [](const Issue& i) { return i.severity == "error" || i.severity == "fatal"; });
+}
+
+Validator::Validator(std::shared_ptr<const Model> model, std::shared_ptr<const Terminology> terminology)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->model = std::move(model);
+  impl_->terminology = std::move(terminology);
+  const auto& expressions = impl_->model->expressions();
+  impl_->compiled.reserve(expressions.size());
+  for (const std::string& expression : expressions) {
+    auto compiled = fhirpath::compile(expression);
+    impl_->compiled.push_back(compiled ? *compiled : nullptr);
+  }
+  for (const TypeDef* type : impl_->model->types()) {
+    if (type->kind != TypeDef::Kind::primitive || type->regex.empty()) continue;
+    if (valid_primitive(type->name, "x").has_value()) continue;
+    try {
+      impl_->other_regexes.emplace(type->name, std::regex(type->regex, std::regex::ECMAScript | std::regex::optimize));
+    } catch (const std::regex_error&) {
+    }
+  }
+}
+
+Validator::~Validator() = default;
+
+std::size_t Validator::uncompiled_constraints() const {
+  return static_cast<std::size_t>(std::count(impl_->compiled.begin(), impl_->compiled.end(), nullptr));
+}
+
+ValidationResult Validator::validate(const Node& resource, const ValidationOptions& options) const {
+  ValidationResult result;
+  Run(*impl_, options, result.issues).validate(resource);
+  return result;
+}
+
+}  // namespace fhirgate::fhir

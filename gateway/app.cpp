@@ -80,18 +80,92 @@ std::shared_ptr<const fhir::Model> load_model(const Config& config) {
   return std::move(*model);
 }
 
+std::shared_ptr<fhir::Terminology> load_terminology(const Config& config) {
+  auto terminology = fhir::Terminology::load_from(config.profiles_dir);
+  if (!terminology) {
+    throw std::runtime_error("cannot load the R4 terminology from " + config.profiles_dir + "/r4: " +
+                             terminology.error().issues.front().diagnostics);
+  }
+  return std::move(*terminology);
+}
+
+namespace {
+
+Result<std::string> read_input(const std::string& file) {
+  if (file != "-") return fhir::read_file(file);
+  std::ostringstream ss;
+  ss << std::cin.rdbuf();
+  return ss.str();
+}
+
+void print_issue(std::ostream& out, const std::string& where, const Issue& issue) {
+  out << where;
+  if (issue.line > 0) out << ":" << issue.line << ":" << issue.column;
+  out << ": " << (issue.severity.empty() ? "error" : issue.severity) << ": " << issue.diagnostics;
+  if (!issue.expression.empty()) out << " [" << issue.expression << "]";
+  out << "\n";
+}
+
+}  // namespace
+
+int validate_files(const fhir::Model& model, const fhir::Validator& validator,
+                   const std::vector<std::string>& profiles, const std::vector<std::string>& files,
+                   std::ostream& out) {
+  std::size_t resources = 0, errors = 0, warnings = 0, unreadable = 0;
+  fhir::ValidationOptions options;
+  options.profiles = profiles;
+  for (const auto& file : files) {
+    auto text = read_input(file);
+    if (!text) {
+      out << file << ": error: cannot read the file\n";
+      ++unreadable;
+      continue;
+    }
+    // ndjson: one resource per line; otherwise one JSON or XML document.
+    std::vector<std::pair<std::string, std::string>> documents;
+    const bool ndjson = file.size() > 7 && file.compare(file.size() - 7, 7, ".ndjson") == 0;
+    if (ndjson) {
+      std::size_t line_no = 0, pos = 0;
+      while (pos <= text->size()) {
+        const auto end = std::min(text->find('\n', pos), text->size());
+        ++line_no;
+        std::string line = text->substr(pos, end - pos);
+        if (line.find_first_not_of(" \t\r") != std::string::npos) {
+          documents.emplace_back(file + ":" + std::to_string(line_no), std::move(line));
+        }
+        pos = end + 1;
+      }
+    } else {
+      documents.emplace_back(file, std::move(*text));
+    }
+    for (const auto& [where, doc] : documents) {
+      ++resources;
+      auto resource = fhir::parse_resource(model, doc, fhir::detect_format(doc));
+      if (!resource) {
+        for (const auto& issue : resource.error().issues) print_issue(out, where, issue);
+        ++errors;
+        continue;
+      }
+      const auto result = validator.validate(*resource, options);
+      for (const auto& issue : result.issues) {
+        print_issue(out, where, issue);
+        if (issue.severity == "error" || issue.severity == "fatal") ++errors;
+        else if (issue.severity == "warning") ++warnings;
+      }
+    }
+  }
+  out << resources << " resource(s) validated: " << errors << " error(s), " << warnings << " warning(s)";
+  if (unreadable) out << ", " << unreadable << " unreadable file(s)";
+  out << "\n";
+  if (unreadable) return 2;
+  return errors ? 1 : 0;
+}
+
 int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const std::vector<std::string>& files,
                   std::ostream& out, std::ostream& err) {
   int status = 0;
   for (const auto& file : files) {
-    Result<std::string> text = std::string();
-    if (file == "-") {
-      std::ostringstream ss;
-      ss << std::cin.rdbuf();
-      text = ss.str();
-    } else {
-      text = fhir::read_file(file);
-    }
+    auto text = read_input(file);
     if (!text) {
       err << file << ": cannot read\n";
       status = 1;
@@ -119,6 +193,7 @@ int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const 
 int serve(const Config& config) {
   const auto model = load_model(config);
   const auto registry = load_search_params(config);
+  const fhir::Validator validator(model, load_terminology(config));
   if (const auto dir = std::filesystem::path(config.database_path).parent_path(); !dir.empty()) {
     std::filesystem::create_directories(dir);
   }
@@ -130,10 +205,11 @@ int serve(const Config& config) {
   rest::ApiOptions options;
   options.cached_types = config.cached_types;
   options.base_url = config.base_url;
+  options.profiles = config.profiles;
   options.default_count = config.default_page_size;
   options.max_count = config.max_page_size;
   options.software_version = FHIRGATE_VERSION;
-  rest::Api api(options, *model, registry, store);
+  rest::Api api(options, *model, validator, registry, store);
 
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();

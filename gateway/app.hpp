@@ -9,6 +9,8 @@
 #include "fhir/formats.hpp"
 #include "fhir/model.hpp"
 #include "fhir/search_params.hpp"
+#include "fhir/terminology.hpp"
+#include "fhir/validator.hpp"
 #include "gateway/config.hpp"
 
 namespace fhirgate::gateway {
@@ -23,6 +25,15 @@ std::shared_ptr<const fhir::Model> load_model(const Config& config);
 // results to `out` and problems (file, location, reason) to `err`. Returns 0 when all converted, else 1.
 int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const std::vector<std::string>& files,
                   std::ostream& out, std::ostream& err);
+
+// Loads the terminology (ValueSets, CodeSystems, expansions) from the profiles folder.
+std::shared_ptr<fhir::Terminology> load_terminology(const Config& config);
+
+// `fhirgate validate`: validates each file ("-" = stdin; JSON, XML, ndjson, Bundles) and prints every
+// issue and a summary line to `out`. Returns 0 with no errors, 1 with errors, 2 when input is unreadable.
+int validate_files(const fhir::Model& model, const fhir::Validator& validator,
+                   const std::vector<std::string>& profiles, const std::vector<std::string>& files,
+                   std::ostream& out);
 
 // Runs the gateway until SIGINT/SIGTERM. Prints the listening URL on stdout once accepting.
 int serve(const Config& config);

@@ -102,6 +102,10 @@ Config load_config(const std::string& path) {
     } else if (key == "cachedTypes") {
       c.cached_types = r.strings(value, key);
       if (c.cached_types.empty()) r.fail(key, "at least one resource type is needed");
+    } else if (key == "profiles") {
+      for (const auto& [type, urls] : r.object(value, "profiles").members()) {
+        c.profiles[type] = r.strings(urls, "profiles." + type);
+      }
     } else if (key == "profilesDir") {
       c.profiles_dir = resolve(dir, r.string(value, key));
     } else if (key == "seedOnFirstStart") {

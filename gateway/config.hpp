@@ -3,6 +3,7 @@
 // by every thread.
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct Config {
   std::string database_path = "var/fhirgate.db";
   std::string base_url;  // public base URL for links; empty = http://<Host header>
   std::vector<std::string> cached_types = {"AuditEvent", "Consent", "Patient"};
+  std::map<std::string, std::vector<std::string>> profiles;  // resource type -> profiles enforced on write
   std::string profiles_dir = "profiles";
   std::vector<std::string> seed_files;  // loaded into a new database on first start
   int default_page_size = 20;

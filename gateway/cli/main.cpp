@@ -1,11 +1,13 @@
 // fhirgate command line: `fhirgate serve` and friends. Usage errors exit 2, start-up failures exit 1.
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "fhir/files.hpp"
 #include "gateway/app.hpp"
 #include "gateway/config.hpp"
 
@@ -16,12 +18,14 @@ constexpr const char* kUsage = R"(fhirgate - FHIR R4 interoperability gateway
 Usage:
   fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
   fhirgate convert --to xml|json [--pretty] [--config FILE] FILE...
+  fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
   fhirgate version
   fhirgate --help | fhirgate COMMAND --help
 
 Commands:
   serve     Run the FHIR REST server (HTTP/1.1, FHIR JSON and XML).
   convert   Convert FHIR resources between JSON and XML.
+  validate  Check FHIR resources against R4 (and profiles); exit 0 clean, 1 errors, 2 unusable input.
   version   Print the version.
 )";
 
@@ -63,6 +67,22 @@ Each FILE (or - for standard input) is read as FHIR JSON or FHIR XML (detected f
 character) and written to standard output in the other format (or normalised in the same one).
 Problems are reported on standard error with the file, line:column and element; the exit status is 1
 when any file failed. --config names the configuration whose profilesDir holds the R4 definitions.
+)";
+
+constexpr const char* kValidateUsage = R"(fhirgate validate - check FHIR resources against R4
+
+Usage:
+  fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
+
+Each FILE (or - for standard input) holds FHIR JSON or XML (a resource or a Bundle); a file ending in
+.ndjson holds one JSON resource per line. Every issue is printed as
+  FILE[:LINE]: severity: message [FHIRPath location]
+followed by a summary line. Exit status: 0 no errors, 1 errors found, 2 unreadable input or bad usage.
+
+  --load FILE|DIR   add conformance resources for this run: ValueSets and CodeSystems (or Bundles of
+                    them); a folder loads every .json/.xml file in it
+  --profile URL     also validate against this profile (canonical URL)
+  --config FILE     the configuration whose profilesDir holds the R4 definitions
 )";
 
 [[noreturn]] void usage_error(const std::string& message, const char* usage = kServeUsage) {
@@ -113,6 +133,54 @@ int run_convert(const std::vector<std::string>& args) {
   return fhirgate::gateway::convert_files(*model, *to, pretty, files, std::cout, std::cerr);
 }
 
+int run_validate(const std::vector<std::string>& args) {
+  std::vector<std::string> loads, profiles, files;
+  std::string config_path;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kValidateUsage;
+      return 0;
+    }
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) usage_error(a + " needs a value", kValidateUsage);
+      return args[++i];
+    };
+    if (a == "--load") loads.push_back(value());
+    else if (a == "--profile") profiles.push_back(value());
+    else if (a == "--config") config_path = value();
+    else if (a.size() > 1 && a[0] == '-' && a != "-") usage_error("unknown option '" + a + "'", kValidateUsage);
+    else files.push_back(a);
+  }
+  if (files.empty()) usage_error("no input files (use - for standard input)", kValidateUsage);
+  const auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
+  const auto model = fhirgate::gateway::load_model(config);
+  auto terminology = fhirgate::gateway::load_terminology(config);
+  for (const auto& path : loads) {
+    std::vector<std::string> sources;
+    if (std::filesystem::is_directory(path)) {
+      for (const auto& entry : std::filesystem::directory_iterator(path)) {
+        const auto ext = entry.path().extension();
+        if (ext == ".json" || ext == ".xml") sources.push_back(entry.path().string());
+      }
+    } else {
+      sources.push_back(path);
+    }
+    for (const auto& source : sources) {
+      auto text = fhirgate::fhir::read_file(source);
+      auto resource = text ? fhirgate::fhir::parse_resource(*model, *text, fhirgate::fhir::detect_format(*text))
+                           : fhirgate::Result<fhirgate::fhir::Node>(text.error());
+      auto added = resource ? terminology->add(*resource) : fhirgate::Status(resource.error());
+      if (!added) {
+        std::cerr << "fhirgate: --load " << source << ": " << added.error().issues.front().diagnostics << "\n";
+        return 2;
+      }
+    }
+  }
+  const fhirgate::fhir::Validator validator(model, terminology);
+  return fhirgate::gateway::validate_files(*model, validator, profiles, files, std::cout);
+}
+
 int run_serve(const std::vector<std::string>& args) {
   std::string config_path;
   std::optional<long> port, threads;
@@ -155,6 +223,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "serve") return run_serve(args);
     if (command == "convert") return run_convert(args);
+    if (command == "validate") return run_validate(args);
     if (command == "version" || command == "--version") {
       std::cout << "fhirgate " << FHIRGATE_VERSION << "\n";
       return 0;

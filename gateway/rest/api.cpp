@@ -84,9 +84,9 @@ struct Api::Exchange {
   std::int64_t now = 0;
 };
 
-Api::Api(ApiOptions options, const fhir::Model& model, const fhir::SearchParamRegistry& registry,
-         store::Store& store)
-    : options_(std::move(options)), model_(model), registry_(registry), store_(store) {
+Api::Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
+         const fhir::SearchParamRegistry& registry, store::Store& store)
+    : options_(std::move(options)), model_(model), validator_(validator), registry_(registry), store_(store) {
   capability_json_ = fhir::write_json(capability_statement(options_, registry_, now_ms()));
 }
 
@@ -197,6 +197,10 @@ Reply Api::route(Exchange& ex) const {
     return reply;
   }
   const std::string& first = parts[0];
+  if (parts.size() == 1 && first == "$validate") return method == "POST" ? validate(ex, {}, {}) : not_allowed();
+  if (parts.size() == 2 && parts[1] == "$validate" && model_.is_resource(first)) {
+    return method == "POST" ? validate(ex, first, {}) : not_allowed();
+  }
   if (parts.size() == 1 && first == "metadata") return method == "GET" ? capabilities(ex) : not_allowed();
   if (parts.size() == 1 && (first == "healthz" || first == "readyz")) {
     return method == "GET" ? health(ex, first == "readyz") : not_allowed();
@@ -232,6 +236,7 @@ Reply Api::route(Exchange& ex) const {
     if (method == "DELETE") return is_append_only(type) ? not_allowed() : remove(ex, type, id);
     return not_allowed();
   }
+  if (parts.size() == 3 && parts[2] == "$validate") return method == "GET" ? validate(ex, type, id) : not_allowed();
   if (parts.size() == 3 && parts[2] == "_history") return method == "GET" ? history(ex, type, id) : not_allowed();
   if (parts.size() == 4 && parts[2] == "_history") return method == "GET" ? vread(ex, type, id, parts[3]) : not_allowed();
   reply.response = fail(ex, Error::make(ErrorCode::not_found, "Unknown path " + ex.path));
@@ -326,7 +331,7 @@ Result<Node> parse_resource_body(const fhir::Model& model, const HttpRequest& re
 
 Reply Api::create(Exchange& ex, const std::string& type) const {
   Reply reply;
-  auto resource = parse_resource_body(model_, ex.request, type);
+  auto resource = accept_resource(ex, type);
   if (!resource) {
     reply.response = fail(ex, resource.error());
     return reply;
@@ -385,7 +390,7 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
 
 Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) const {
   Reply reply;
-  auto resource = parse_resource_body(model_, ex.request, type);
+  auto resource = accept_resource(ex, type);
   if (!resource) {
     reply.response = fail(ex, resource.error());
     return reply;
@@ -548,6 +553,108 @@ Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
     entries.push_back(std::move(e));
   }
   reply.response = json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, page->total, links, entries));
+  return reply;
+}
+
+namespace {
+
+// The OperationOutcome of a validation: every issue with its own severity; a clean result says so.
+Node validation_outcome(const fhir::ValidationResult& result) {
+  Error report{ErrorCode::unprocessable, result.issues, {}};
+  if (report.issues.empty()) {
+    return fhir::informational_outcome("Validation passed: no errors or warnings");
+  }
+  return fhir::operation_outcome(report);
+}
+
+}  // namespace
+
+Result<Node> Api::accept_resource(const Exchange& ex, const std::string& type) const {
+  auto resource = parse_resource_body(model_, ex.request, type);
+  if (!resource) return resource;
+  fhir::ValidationOptions options;
+  if (const auto it = options_.profiles.find(type); it != options_.profiles.end()) options.profiles = it->second;
+  auto result = validator_.validate(*resource, options);
+  if (result.has_errors()) {
+    Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
+    for (auto& issue : result.issues) {
+      if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
+    }
+    return invalid;
+  }
+  return resource;
+}
+
+// $validate (R4 resource-operation-validate): the body is the resource or a Parameters with `resource`,
+// `mode` and `profile`; GET on an instance validates the stored version. Always 200 with an
+// OperationOutcome listing every issue, unless the request itself is wrong.
+Reply Api::validate(Exchange& ex, const std::string& type, const std::string& id) const {
+  Reply reply;
+  fhir::ValidationOptions options;
+  Node resource;
+  if (!id.empty()) {
+    auto rec = store_.read(type, id);
+    if (!rec) {
+      reply.response = fail(ex, rec.error());
+      return reply;
+    }
+    if (!*rec || (*rec)->deleted) {
+      reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
+      return reply;
+    }
+    resource = *fhir::parse_json((*rec)->body);
+  } else {
+    auto kind = classify_request_body(ex.request.header("Content-Type"));
+    if (!kind || *kind == BodyKind::form) {
+      reply.response = fail(ex, kind ? Error::make(ErrorCode::unsupported_media_type,
+                                                   "$validate takes application/fhir+json or application/fhir+xml")
+                                     : kind.error());
+      return reply;
+    }
+    const auto format = *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json;
+    auto parsed = fhir::parse_resource(model_, ex.request.body, format);
+    if (!parsed) {
+      // A body that cannot be read is itself the validation outcome.
+      reply.response = json_response(ex, 200, fhir::write_json(fhir::operation_outcome(parsed.error())));
+      return reply;
+    }
+    resource = std::move(*parsed);
+    if (resource.string_at("resourceType") == "Parameters" && type != "Parameters") {
+      Node inner;
+      static const std::vector<Node> kNone;
+      const Node* parameters = resource.find("parameter");
+      for (const auto& p : parameters ? parameters->items() : kNone) {
+        const auto name = p.string_at("name");
+        if (name == "resource" && p.find("resource")) inner = *p.find("resource");
+        if (name == "profile") options.profiles.emplace_back(p.string_at("valueUri").empty() ? p.string_at("valueCanonical") : p.string_at("valueUri"));
+        if (name == "mode" && p.string_at("valueCode") == "delete") {
+          reply.response = json_response(ex, 200, fhir::write_json(fhir::informational_outcome(
+                                                       "Validation passed: deletion is always allowed")));
+          return reply;
+        }
+      }
+      if (inner.is_null()) {
+        reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "Parameters has no 'resource' parameter"));
+        return reply;
+      }
+      resource = std::move(inner);
+    }
+    if (!type.empty() && resource.string_at("resourceType") != type) {
+      reply.response = fail(ex, Error::make(ErrorCode::unprocessable,
+                                            "resourceType '" + std::string(resource.string_at("resourceType")) +
+                                                "' does not match the URL's type '" + type + "'",
+                                            "resourceType"));
+      return reply;
+    }
+  }
+  for (const auto& p : ex.query) {
+    if (p.first == "profile") options.profiles.push_back(p.second);
+  }
+  const std::string resource_type(resource.string_at("resourceType"));
+  if (const auto it = options_.profiles.find(resource_type); it != options_.profiles.end()) {
+    options.profiles.insert(options.profiles.end(), it->second.begin(), it->second.end());
+  }
+  reply.response = json_response(ex, 200, fhir::write_json(validation_outcome(validator_.validate(resource, options))));
   return reply;
 }
 

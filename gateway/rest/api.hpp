@@ -8,11 +8,13 @@
 // Threads: handle() runs on io threads, concurrently; it reads through the store's pooled read
 // connections and never blocks on a write. after_commit runs on the requester's io thread.
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "fhir/model.hpp"
 #include "fhir/search_params.hpp"
+#include "fhir/validator.hpp"
 #include "gateway/rest/http_message.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
@@ -21,6 +23,7 @@ namespace fhirgate::gateway::rest {
 
 struct ApiOptions {
   std::vector<std::string> cached_types;  // the resource types served
+  std::map<std::string, std::vector<std::string>> profiles;  // type -> profile URLs enforced on write
   std::string base_url;                   // empty: http://<Host>
   int default_count = 20;
   int max_count = 1000;
@@ -36,8 +39,9 @@ struct Reply {
 
 class Api {
  public:
-  // The model and registry must outlive the Api.
-  Api(ApiOptions options, const fhir::Model& model, const fhir::SearchParamRegistry& registry, store::Store& store);
+  // The model, validator and registry must outlive the Api.
+  Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
+      const fhir::SearchParamRegistry& registry, store::Store& store);
 
   Reply handle(const HttpRequest& request) const;
   // The response for a failure found outside handle(): body too large, malformed HTTP, internal errors.
@@ -55,6 +59,9 @@ class Api {
   Reply remove(Exchange& ex, const std::string& type, const std::string& id) const;
   Reply search(Exchange& ex, const std::string& type, bool post) const;
   Reply history(Exchange& ex, const std::string& type, const std::string& id) const;
+  Reply validate(Exchange& ex, const std::string& type, const std::string& id) const;
+  // Parses a create/update body and validates it (base R4 and the type's configured profiles).
+  Result<fhir::Node> accept_resource(const Exchange& ex, const std::string& type) const;
 
   HttpResponse fail(const Exchange& ex, const Error& error) const;
   HttpResponse json_response(const Exchange& ex, int status, std::string body) const;
@@ -63,6 +70,7 @@ class Api {
 
   ApiOptions options_;
   const fhir::Model& model_;
+  const fhir::Validator& validator_;
   const fhir::SearchParamRegistry& registry_;
   store::Store& store_;
   std::string capability_json_;

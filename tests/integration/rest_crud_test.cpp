@@ -96,7 +96,7 @@ TEST_CASE("delete makes reads answer 410 Gone while history keeps the versions")
   HttpClient http(shared_gateway().port());
   const auto created = http.send_json("POST", "/Consent",
                                       R"({"resourceType":"Consent","status":"active","scope":{"text":"x"},)"
-                                      R"("category":[{"text":"y"}]})");
+                                      R"("category":[{"text":"y"}],"policyRule":{"text":"opt-in"}})");
   REQUIRE(created.status == 201);
   const std::string id(json(created.body).string_at("id"));
   const auto deleted = http.request("DELETE", "/Consent/" + id);
@@ -121,7 +121,8 @@ TEST_CASE("delete makes reads answer 410 Gone while history keeps the versions")
   // Re-creating after delete continues the version numbers.
   const auto again = http.send_json("PUT", "/Consent/" + id,
                                     R"({"resourceType":"Consent","id":")" + id +
-                                        R"(","status":"inactive","scope":{"text":"x"},"category":[{"text":"y"}]})");
+                                        R"(","status":"inactive","scope":{"text":"x"},"category":[{"text":"y"}],)"
+                                        R"("policyRule":{"text":"opt-in"}})");
   CHECK(again.status == 201);
   CHECK(again.header("ETag") == "W/\"3\"");
 }

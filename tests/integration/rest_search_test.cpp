@@ -219,7 +219,7 @@ TEST_CASE("Consent search parameters") {
         R"({"resourceType":"Consent","status":")" + status +
             R"(","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
             R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/)" +
-            pid + R"("},"dateTime":")" + date + R"(","provision":{"period":{"start":")" + date.substr(0, 10) +
+            pid + R"("},"dateTime":")" + date + R"(","policyRule":{"text":"opt-in"},"provision":{"period":{"start":")" + date.substr(0, 10) +
             R"("},"actor":[{"role":{"text":"recipient"},"reference":{"reference":"Organization/)" + actor + R"("}}]}})");
     REQUIRE(r.status == 201);
     return std::string(json(r.body).string_at("id"));

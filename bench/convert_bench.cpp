@@ -29,6 +29,7 @@ double mb_per_s(std::size_t bytes, F&& f) {
 
 int main(int argc, char** argv) {
   using namespace fhirgate::fhir;
+  using fhirgate::Result;
   if (argc < 3) {
     std::fprintf(stderr, "usage: convert_bench PROFILES_DIR FILE...\n");
     return 2;

@@ -9,6 +9,7 @@
 
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
+#include "fhir/json_locate.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/rest/api.hpp"
@@ -98,9 +99,15 @@ Result<std::string> read_input(const std::string& file) {
   return ss.str();
 }
 
-void print_issue(std::ostream& out, const std::string& where, const Issue& issue) {
-  out << where;
-  if (issue.line > 0) out << ":" << issue.line << ":" << issue.column;
+// `file[:line[:column]]: severity: message [location]`; `first_line` is where the document starts in the
+// file (ndjson), positions inside the document are added to it.
+void print_issue(std::ostream& out, const std::string& file, int first_line, bool line_known, const Issue& issue) {
+  out << file;
+  if (issue.line > 0) {
+    out << ":" << first_line + issue.line - 1 << ":" << issue.column;
+  } else if (line_known) {
+    out << ":" << first_line;
+  }
   out << ": " << (issue.severity.empty() ? "error" : issue.severity) << ": " << issue.diagnostics;
   if (!issue.expression.empty()) out << " [" << issue.expression << "]";
   out << "\n";
@@ -122,33 +129,37 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
       continue;
     }
     // ndjson: one resource per line; otherwise one JSON or XML document.
-    std::vector<std::pair<std::string, std::string>> documents;
+    struct Document {
+      int first_line;
+      std::string text;
+    };
+    std::vector<Document> documents;
     const bool ndjson = file.size() > 7 && file.compare(file.size() - 7, 7, ".ndjson") == 0;
     if (ndjson) {
-      std::size_t line_no = 0, pos = 0;
+      int line_no = 0;
+      std::size_t pos = 0;
       while (pos <= text->size()) {
         const auto end = std::min(text->find('\n', pos), text->size());
         ++line_no;
         std::string line = text->substr(pos, end - pos);
-        if (line.find_first_not_of(" \t\r") != std::string::npos) {
-          documents.emplace_back(file + ":" + std::to_string(line_no), std::move(line));
-        }
+        if (line.find_first_not_of(" \t\r") != std::string::npos) documents.push_back({line_no, std::move(line)});
         pos = end + 1;
       }
     } else {
-      documents.emplace_back(file, std::move(*text));
+      documents.push_back({1, std::move(*text)});
     }
-    for (const auto& [where, doc] : documents) {
+    for (const auto& doc : documents) {
       ++resources;
-      auto resource = fhir::parse_resource(model, doc, fhir::detect_format(doc));
+      auto resource = fhir::parse_resource(model, doc.text, fhir::detect_format(doc.text));
       if (!resource) {
-        for (const auto& issue : resource.error().issues) print_issue(out, where, issue);
+        for (const auto& issue : resource.error().issues) print_issue(out, file, doc.first_line, ndjson, issue);
         ++errors;
         continue;
       }
-      const auto result = validator.validate(*resource, options);
+      auto result = validator.validate(*resource, options);
+      if (fhir::detect_format(doc.text) == fhir::Format::json) fhir::locate_issues(doc.text, result.issues);
       for (const auto& issue : result.issues) {
-        print_issue(out, where, issue);
+        print_issue(out, file, doc.first_line, ndjson, issue);
         if (issue.severity == "error" || issue.severity == "fatal") ++errors;
         else if (issue.severity == "warning") ++warnings;
       }

@@ -9,6 +9,7 @@
 #include "fhir/datetime.hpp"
 #include "fhir/formats.hpp"
 #include "fhir/json.hpp"
+#include "fhir/json_locate.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/search_query.hpp"
 #include "fhir/xml.hpp"
@@ -576,6 +577,7 @@ Result<Node> Api::accept_resource(const Exchange& ex, const std::string& type) c
   if (const auto it = options_.profiles.find(type); it != options_.profiles.end()) options.profiles = it->second;
   auto result = validator_.validate(*resource, options);
   if (result.has_errors()) {
+    if (fhir::detect_format(ex.request.body) == fhir::Format::json) fhir::locate_issues(ex.request.body, result.issues);
     Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
     for (auto& issue : result.issues) {
       if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
@@ -654,7 +656,11 @@ Reply Api::validate(Exchange& ex, const std::string& type, const std::string& id
   if (const auto it = options_.profiles.find(resource_type); it != options_.profiles.end()) {
     options.profiles.insert(options.profiles.end(), it->second.begin(), it->second.end());
   }
-  reply.response = json_response(ex, 200, fhir::write_json(validation_outcome(validator_.validate(resource, options))));
+  auto result = validator_.validate(resource, options);
+  if (id.empty() && fhir::detect_format(ex.request.body) == fhir::Format::json) {
+    fhir::locate_issues(ex.request.body, result.issues);
+  }
+  reply.response = json_response(ex, 200, fhir::write_json(validation_outcome(result)));
   return reply;
 }
 

@@ -37,6 +37,9 @@ TEST_CASE("$validate answers 200 with every issue located by FHIRPath") {
   CHECK(has_issue(oo, "error", "Patient.birthDate"));   // month 13
   CHECK(has_issue(oo, "error", "Patient.name[0]"));     // unknown element colour
   CHECK(has_issue(oo, "error", "Patient.deceased"));    // two choices of one element
+  // JSON input: issues also carry line and column (the standard extensions).
+  const bool located = r.body.find("operationoutcome-issue-line") != std::string::npos;
+  CHECK(located);
 
   const auto ok = http.send_json("POST", "/Patient/$validate",
                                  R"({"resourceType":"Patient","gender":"male","birthDate":"1970-03"})");
@@ -110,7 +113,7 @@ TEST_CASE("fhirgate validate: issues, a summary line and the exit status") {
   CHECK(good.out.find("1 resource(s) validated: 0 error(s)") != std::string::npos);
   const auto bad = validate_cli(dir + "/good.json " + dir + "/bad.json");
   CHECK(bad.status == 1);
-  CHECK(bad.out.find(dir + "/bad.json: error:") != std::string::npos);
+  CHECK(bad.out.find(dir + "/bad.json:1:") != std::string::npos);
   CHECK(bad.out.find("[Patient.gender]") != std::string::npos);
   const auto lines = validate_cli(dir + "/many.ndjson");
   CHECK(lines.status == 1);

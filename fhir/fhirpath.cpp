@@ -17,7 +17,12 @@
 // Type tests follow the R4 test suite: `is` walks the TypeDef base chain (code is string, Age is
 // Quantity, Patient is DomainResource); `as`/ofType do the same for complex types but need an exact
 // match for primitives (a `code` is not returned by as(string)). FHIR primitives are not System types:
-// `gender is String` is false, `'a' is String` is true.
+// `gender is String` is false, `'a' is String` is true. The as() function filters a whole collection
+// like ofType() because R4's own dom-3 applies it to descendants(); the `as` operator stays
+// singleton-only as the spec says.
+//
+// One fusion keeps ele-1 (`children().count() > id.count()`, on every element) cheap: the parser turns
+// children().count() into a count of members that builds no items.
 #include "fhir/fhirpath.hpp"
 
 #include <algorithm>
@@ -53,37 +58,60 @@ struct EvalFailure {
   std::string message;
 };
 
-[[noreturn]] void fail(std::string message) { throw EvalFailure{std::move(message)}; }
+// std::regex matches recursively, one frame per character: longer input could exhaust the stack.
+constexpr std::size_t kMaxRegexInput = 8192;
 
-constexpr std::string_view kSystemNames[] = {"Boolean", "String", "Integer", "Decimal",
-                                             "Date",    "DateTime", "Time",  "Quantity"};
+[[noreturn]] void fail(std::string message) {
+  throw EvalFailure{std::move(message)};
+}
+
+constexpr std::string_view kSystemNames[] = {"Boolean", "String",   "Integer", "Decimal",
+                                             "Date",    "DateTime", "Time",    "Quantity"};
 
 std::string_view system_name(VKind k) {
   switch (k) {
-    case VKind::boolean: return "Boolean";
-    case VKind::integer: return "Integer";
-    case VKind::decimal: return "Decimal";
-    case VKind::string: return "String";
-    case VKind::date: return "Date";
-    case VKind::datetime: return "DateTime";
-    case VKind::time: return "Time";
-    case VKind::quantity: return "Quantity";
-    case VKind::node: break;
+    case VKind::boolean:
+      return "Boolean";
+    case VKind::integer:
+      return "Integer";
+    case VKind::decimal:
+      return "Decimal";
+    case VKind::string:
+      return "String";
+    case VKind::date:
+      return "Date";
+    case VKind::datetime:
+      return "DateTime";
+    case VKind::time:
+      return "Time";
+    case VKind::quantity:
+      return "Quantity";
+    case VKind::node:
+      break;
   }
   return {};
 }
 
 std::string_view output_type_name(VKind k) {
   switch (k) {
-    case VKind::boolean: return "boolean";
-    case VKind::integer: return "integer";
-    case VKind::decimal: return "decimal";
-    case VKind::string: return "string";
-    case VKind::date: return "date";
-    case VKind::datetime: return "dateTime";
-    case VKind::time: return "time";
-    case VKind::quantity: return "Quantity";
-    case VKind::node: break;
+    case VKind::boolean:
+      return "boolean";
+    case VKind::integer:
+      return "integer";
+    case VKind::decimal:
+      return "decimal";
+    case VKind::string:
+      return "string";
+    case VKind::date:
+      return "date";
+    case VKind::datetime:
+      return "dateTime";
+    case VKind::time:
+      return "time";
+    case VKind::quantity:
+      return "Quantity";
+    case VKind::node:
+      break;
   }
   return {};
 }
@@ -107,8 +135,8 @@ std::string base64_encode(std::string_view in, bool url) {
   std::string out;
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
     out += table[(v >> 18) & 63];
     out += table[(v >> 12) & 63];
     out += table[(v >> 6) & 63];
@@ -131,13 +159,20 @@ std::optional<std::string> base64_decode(std::string_view in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::nullopt;
     buffer = (buffer << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
@@ -157,7 +192,9 @@ class Evaluator {
     return eval(e, focus);
   }
 
-  std::string_view keep(std::string s) { return *arena_.emplace_back(std::make_unique<std::string>(std::move(s))); }
+  std::string_view keep(std::string s) {
+    return *arena_.emplace_back(std::make_unique<std::string>(std::move(s)));
+  }
 
  private:
   const Model& model_;
@@ -166,8 +203,6 @@ class Evaluator {
   std::vector<std::unique_ptr<std::string>> arena_;
   std::int64_t index_ = 0;
   const Collection* total_ = nullptr;
-
-  // ---- typing -------------------------------------------------------------------------------
 
   const TypeDef* type_named(std::string_view name) const { return model_.type(name); }
 
@@ -194,6 +229,12 @@ class Evaluator {
     return false;
   }
 
+  void require_known_type(const TypeName& spec) const {
+    const bool fhir_known = spec.ns != "System" && type_named(spec.name) != nullptr;
+    const bool system_known = spec.ns != "FHIR" && is_system_name(spec.name);
+    if (!fhir_known && !system_known) fail("unknown type '" + spec.name + "'");
+  }
+
   // True when the value is of type `spec`; `exact_primitives` for as()/ofType().
   bool has_type(const Value& v, const TypeName& spec, bool exact_primitives) const {
     const bool fhir_known = spec.ns != "System" && type_named(spec.name) != nullptr;
@@ -208,8 +249,6 @@ class Evaluator {
     return derives_from(v.type, spec.name);
   }
 
-  // ---- navigation ---------------------------------------------------------------------------
-
   void push_values(Collection& out, const Node* value, const Node* companion, const TypeDef* type) const {
     if (value != nullptr && value->is_array()) {
       const auto& items = value->items();
@@ -220,7 +259,8 @@ class Evaluator {
         if (paired && i < companion->items().size() && !companion->items()[i].is_null()) {
           v.companion = &companion->items()[i];
         }
-        v.type = v.node != nullptr && items[i].is_object() && type != nullptr && type->kind == TypeDef::Kind::resource
+        v.type = v.node != nullptr && items[i].is_object() && type != nullptr &&
+                         type->kind == TypeDef::Kind::resource
                      ? resource_type_of(items[i], type)
                      : type;
         if (v.node != nullptr || v.companion != nullptr) out.push_back(v);
@@ -391,8 +431,6 @@ class Evaluator {
     }
   }
 
-  // ---- helpers ------------------------------------------------------------------------------
-
   static const Value* singleton(const Collection& c, std::string_view what) {
     if (c.empty()) return nullptr;
     if (c.size() > 1) fail(std::string(what) + " needs a single item, got " + std::to_string(c.size()));
@@ -434,7 +472,8 @@ class Evaluator {
     return v->text;
   }
 
-  std::optional<std::string_view> string_arg(const Expr& arg, const Collection& focus, std::string_view what) {
+  std::optional<std::string_view> string_arg(const Expr& arg, const Collection& focus,
+                                             std::string_view what) {
     return string_input(eval(arg, focus), what);
   }
 
@@ -446,7 +485,8 @@ class Evaluator {
   }
 
   static bool contains_value(const Collection& c, const Value& v) {
-    return std::any_of(c.begin(), c.end(), [&](const Value& x) { return equal_values(x, v).value_or(false); });
+    return std::any_of(c.begin(), c.end(),
+                       [&](const Value& x) { return equal_values(x, v).value_or(false); });
   }
 
   static void add_distinct(Collection& out, const Value& v) {
@@ -455,20 +495,25 @@ class Evaluator {
 
   Value make_string(std::string s) { return Value::string_of(keep(std::move(s))); }
 
-  // ---- evaluation ---------------------------------------------------------------------------
-
  public:
   Collection eval(const Expr& e, const Collection& focus) {
     switch (e.kind) {
-      case ExprKind::empty: return {};
-      case ExprKind::boolean: return {Value::boolean(e.boolean)};
-      case ExprKind::string: return {Value::string_of(e.text)};
-      case ExprKind::integer: return {Value::integer_of(e.integer)};
-      case ExprKind::decimal: return {Value::decimal_of(e.decimal, e.scale)};
+      case ExprKind::empty:
+        return {};
+      case ExprKind::boolean:
+        return {Value::boolean(e.boolean)};
+      case ExprKind::string:
+        return {Value::string_of(e.text)};
+      case ExprKind::integer:
+        return {Value::integer_of(e.integer)};
+      case ExprKind::decimal:
+        return {Value::decimal_of(e.decimal, e.scale)};
       case ExprKind::date:
       case ExprKind::datetime:
       case ExprKind::time: {
-        const VKind k = e.kind == ExprKind::date ? VKind::date : e.kind == ExprKind::datetime ? VKind::datetime : VKind::time;
+        const VKind k = e.kind == ExprKind::date       ? VKind::date
+                        : e.kind == ExprKind::datetime ? VKind::datetime
+                                                       : VKind::time;
         if (!parse_moment(e.text, k)) fail("invalid date/time literal @" + e.text);
         Value v;
         v.kind = k;
@@ -484,8 +529,10 @@ class Evaluator {
         v.flag = e.boolean;
         return {v};
       }
-      case ExprKind::variable: return variable(e, focus);
-      case ExprKind::member: return member(e, focus);
+      case ExprKind::variable:
+        return variable(e, focus);
+      case ExprKind::member:
+        return member(e, focus);
       case ExprKind::indexer: {
         Collection input = eval(*e.source, focus);
         auto index = integer_arg(*e.args.front(), focus, "indexer");
@@ -499,8 +546,10 @@ class Evaluator {
         }
         return function(e, focus, focus);
       }
-      case ExprKind::unary: return unary(e, focus);
-      case ExprKind::binary: return binary(e, focus);
+      case ExprKind::unary:
+        return unary(e, focus);
+      case ExprKind::binary:
+        return binary(e, focus);
       case ExprKind::type_op: {
         Collection input = eval(*e.source, focus);
         if (e.fn == Fn::is) {
@@ -542,7 +591,8 @@ class Evaluator {
     if (n == "%loinc") return {Value::string_of("http://loinc.org")};
     if (n == "%us-zip") return {Value::string_of("[0-9]{5}(-[0-9]{4}){0,1}")};
     if (n.starts_with("%vs-")) return {make_string("http://hl7.org/fhir/ValueSet/" + n.substr(4))};
-    if (n.starts_with("%ext-")) return {make_string("http://hl7.org/fhir/StructureDefinition/" + n.substr(5))};
+    if (n.starts_with("%ext-"))
+      return {make_string("http://hl7.org/fhir/StructureDefinition/" + n.substr(5))};
     fail("unknown variable " + n);
   }
 
@@ -591,10 +641,15 @@ class Evaluator {
       return {*v};
     }
     switch (v->kind) {
-      case VKind::integer: v->integer = -v->integer; break;
+      case VKind::integer:
+        v->integer = -v->integer;
+        break;
       case VKind::decimal:
-      case VKind::quantity: v->decimal = -v->decimal; break;
-      default: fail("unary - needs a number");
+      case VKind::quantity:
+        v->decimal = -v->decimal;
+        break;
+      default:
+        fail("unary - needs a number");
     }
     return {*v};
   }
@@ -633,7 +688,8 @@ class Evaluator {
         if (a == true && b == false) return from_bool(false);
         return {};
       }
-      default: break;
+      default:
+        break;
     }
     Collection a = eval(l, focus);
     Collection b = eval(r, focus);
@@ -675,10 +731,14 @@ class Evaluator {
         auto c = compare(*x, *y);
         if (!c) return {};
         switch (e.op) {
-          case BinaryOp::lt: return from_bool(*c < 0);
-          case BinaryOp::gt: return from_bool(*c > 0);
-          case BinaryOp::le: return from_bool(*c <= 0);
-          default: return from_bool(*c >= 0);
+          case BinaryOp::lt:
+            return from_bool(*c < 0);
+          case BinaryOp::gt:
+            return from_bool(*c > 0);
+          case BinaryOp::le:
+            return from_bool(*c <= 0);
+          default:
+            return from_bool(*c >= 0);
         }
       }
       case BinaryOp::concat: {
@@ -689,7 +749,8 @@ class Evaluator {
         if (y) s += to_text(*y);
         return {make_string(std::move(s))};
       }
-      default: break;
+      default:
+        break;
     }
     auto x = system_value(a, "arithmetic");
     auto y = system_value(b, "arithmetic");
@@ -738,7 +799,8 @@ class Evaluator {
       }
       const long double a = x.kind == VKind::integer ? static_cast<long double>(x.integer) : x.decimal;
       const long double b = y.kind == VKind::integer ? static_cast<long double>(y.integer) : y.decimal;
-      const int s = std::max<int>(x.kind == VKind::integer ? 0 : x.scale, y.kind == VKind::integer ? 0 : y.scale);
+      const int s =
+          std::max<int>(x.kind == VKind::integer ? 0 : x.scale, y.kind == VKind::integer ? 0 : y.scale);
       const long double ra = round_to(a, s);
       const long double rb = round_to(b, s);
       return ra < rb ? -1 : ra > rb ? 1 : 0;
@@ -756,7 +818,8 @@ class Evaluator {
       return compare_moments(*a, *b);
     }
     if (x.kind == VKind::quantity && y.kind == VKind::quantity) {
-      if (x.text == y.text && x.flag == y.flag) return x.decimal < y.decimal ? -1 : x.decimal > y.decimal ? 1 : 0;
+      if (x.text == y.text && x.flag == y.flag)
+        return x.decimal < y.decimal ? -1 : x.decimal > y.decimal ? 1 : 0;
       long double fa = 0;
       long double fb = 0;
       std::string_view da;
@@ -811,7 +874,8 @@ class Evaluator {
           if (b == 0) return {};
           if (ints) return {Value::integer_of(x.integer % y.integer)};
           return {Value::decimal_of(round_to(std::fmod(a, b), std::max(sa, sb)), std::max(sa, sb))};
-        default: break;
+        default:
+          break;
       }
     }
     if (op == BinaryOp::add && x.kind == VKind::string && y.kind == VKind::string) {
@@ -840,19 +904,21 @@ class Evaluator {
       if (op == BinaryOp::div && b == 0) return {};
       Value v = x;
       v.decimal = op == BinaryOp::mul ? x.decimal * b : x.decimal / b;
-      v.scale = op == BinaryOp::mul ? static_cast<std::int8_t>(x.scale + (y.kind == VKind::integer ? 0 : y.scale)) : 8;
+      v.scale = static_cast<std::int8_t>(
+          op == BinaryOp::mul ? std::min(x.scale + (y.kind == VKind::integer ? 0 : y.scale), 30)
+                              : minimal_scale(v.decimal));
       return {v};
     }
+    if (xn && y.kind == VKind::quantity && op == BinaryOp::mul) return arithmetic(op, y, x);
     fail("operator not defined for " + std::string(system_name(x.kind)) + " and " +
          std::string(system_name(y.kind)));
   }
 
-  // ---- functions ----------------------------------------------------------------------------
-
   Collection function(const Expr& e, const Collection& input, const Collection& focus) {
     const auto arg = [&](std::size_t i) -> const Expr& { return *e.args[i]; };
     switch (e.fn) {
-      case Fn::empty: return from_bool(input.empty());
+      case Fn::empty:
+        return from_bool(input.empty());
       case Fn::exists: {
         if (e.args.empty()) return from_bool(!input.empty());
         bool any = false;
@@ -890,9 +956,11 @@ class Evaluator {
         Collection other = eval(arg(0), focus);
         const Collection& sub = e.fn == Fn::subset_of ? input : other;
         const Collection& super = e.fn == Fn::subset_of ? other : input;
-        return from_bool(std::all_of(sub.begin(), sub.end(), [&](const Value& v) { return contains_value(super, v); }));
+        return from_bool(
+            std::all_of(sub.begin(), sub.end(), [&](const Value& v) { return contains_value(super, v); }));
       }
-      case Fn::count: return {Value::integer_of(static_cast<std::int64_t>(input.size()))};
+      case Fn::count:
+        return {Value::integer_of(static_cast<std::int64_t>(input.size()))};
       case Fn::children_count: {
         std::int64_t n = 0;
         for (const Value& v : input) n += count_children(v);
@@ -951,7 +1019,7 @@ class Evaluator {
         for (const Value& v : input) {
           if (has_type(v, e.type, true)) out.push_back(v);
         }
-        if (input.empty()) has_type(Value::boolean(false), e.type, true);
+        if (input.empty()) require_known_type(e.type);
         return out;
       }
       case Fn::as: {
@@ -959,7 +1027,7 @@ class Evaluator {
         for (const Value& v : input) {
           if (has_type(v, e.type, true)) out.push_back(v);
         }
-        if (input.empty()) has_type(Value::boolean(false), e.type, true);
+        if (input.empty()) require_known_type(e.type);
         return out;
       }
       case Fn::is: {
@@ -1088,11 +1156,11 @@ class Evaluator {
       case Fn::converts_to_time: {
         auto v = system_value(input, e.text);
         if (!v) return {};
-        const VKind target = (e.fn == Fn::to_date || e.fn == Fn::converts_to_date) ? VKind::date
+        const VKind target = (e.fn == Fn::to_date || e.fn == Fn::converts_to_date)   ? VKind::date
                              : (e.fn == Fn::to_time || e.fn == Fn::converts_to_time) ? VKind::time
                                                                                      : VKind::datetime;
-        const bool converts = e.fn == Fn::converts_to_date || e.fn == Fn::converts_to_datetime ||
-                              e.fn == Fn::converts_to_time;
+        const bool converts =
+            e.fn == Fn::converts_to_date || e.fn == Fn::converts_to_datetime || e.fn == Fn::converts_to_time;
         std::optional<Value> r;
         if (v->kind == target) r = *v;
         if (!r && target == VKind::datetime && v->kind == VKind::date) {
@@ -1245,6 +1313,8 @@ class Evaluator {
         }
         if (!s || !pattern) return {};
         if (e.fn == Fn::replace_matches && pattern->empty()) return {Value::string_of(*s)};
+        if (s->size() > kMaxRegexInput)
+          fail(e.text + "(): input longer than " + std::to_string(kMaxRegexInput));
         std::shared_ptr<const std::regex> re = e.regex;
         if (!re) {
           try {
@@ -1253,10 +1323,14 @@ class Evaluator {
             fail("invalid regular expression");
           }
         }
-        if (e.fn == Fn::matches) return from_bool(std::regex_search(s->begin(), s->end(), *re));
-        std::string out;
-        std::regex_replace(std::back_inserter(out), s->begin(), s->end(), *re, std::string(*with));
-        return {make_string(std::move(out))};
+        try {
+          if (e.fn == Fn::matches) return from_bool(std::regex_search(s->begin(), s->end(), *re));
+          std::string out;
+          std::regex_replace(std::back_inserter(out), s->begin(), s->end(), *re, std::string(*with));
+          return {make_string(std::move(out))};
+        } catch (const std::regex_error&) {
+          fail(e.text + "(): the regular expression is too complex for the input");
+        }
       }
       case Fn::length: {
         auto s = string_input(input, e.text);
@@ -1356,10 +1430,12 @@ class Evaluator {
         if (!b) return {};
         return from_bool(!*b);
       }
-      case Fn::trace: return input;
+      case Fn::trace:
+        return input;
       case Fn::today:
       case Fn::now:
-      case Fn::time_of_day: return {clock_value(e.fn)};
+      case Fn::time_of_day:
+        return {clock_value(e.fn)};
       case Fn::extension: {
         auto url = string_arg(arg(0), focus, e.text);
         if (!url) return {};
@@ -1411,8 +1487,10 @@ class Evaluator {
         if (url->find("/StructureDefinition/") != std::string_view::npos) return {};
         fail("conformsTo(): '" + std::string(*url) + "' is not a StructureDefinition URL");
       }
-      case Fn::member_of: return {};
-      case Fn::html_checks: return from_bool(true);
+      case Fn::member_of:
+        return {};
+      case Fn::html_checks:
+        return from_bool(true);
       case Fn::aggregate: {
         Collection total;
         if (e.args.size() > 1) total = eval(arg(1), focus);
@@ -1439,7 +1517,8 @@ class Evaluator {
       case Fn::power:
       case Fn::round:
       case Fn::sqrt:
-      case Fn::truncate: return math(e, input, focus);
+      case Fn::truncate:
+        return math(e, input, focus);
       case Fn::comparable: {
         auto a = system_value(input, e.text);
         auto b = system_value(eval(arg(0), focus), e.text);
@@ -1449,7 +1528,8 @@ class Evaluator {
         long double fb = 0;
         std::string_view da;
         std::string_view db;
-        return from_bool(unit_factor(a->text, a->flag, fa, da) && unit_factor(b->text, b->flag, fb, db) && da == db);
+        return from_bool(unit_factor(a->text, a->flag, fa, da) && unit_factor(b->text, b->flag, fb, db) &&
+                         da == db);
       }
     }
     fail("function not implemented: " + e.text);
@@ -1473,23 +1553,31 @@ class Evaluator {
       case Fn::abs:
         if (v->kind == VKind::integer) return {Value::integer_of(v->integer < 0 ? -v->integer : v->integer)};
         return dec(std::fabs(x), v->scale);
-      case Fn::ceiling: return {Value::integer_of(static_cast<std::int64_t>(std::ceil(x)))};
-      case Fn::floor: return {Value::integer_of(static_cast<std::int64_t>(std::floor(x)))};
-      case Fn::truncate: return {Value::integer_of(static_cast<std::int64_t>(std::trunc(x)))};
-      case Fn::exp: return computed(std::exp(x));
-      case Fn::ln: return computed(x > 0 ? std::log(x) : NAN);
-      case Fn::sqrt: return computed(x >= 0 ? std::sqrt(x) : NAN);
+      case Fn::ceiling:
+        return {Value::integer_of(static_cast<std::int64_t>(std::ceil(x)))};
+      case Fn::floor:
+        return {Value::integer_of(static_cast<std::int64_t>(std::floor(x)))};
+      case Fn::truncate:
+        return {Value::integer_of(static_cast<std::int64_t>(std::trunc(x)))};
+      case Fn::exp:
+        return computed(std::exp(x));
+      case Fn::ln:
+        return computed(x > 0 ? std::log(x) : NAN);
+      case Fn::sqrt:
+        return computed(x >= 0 ? std::sqrt(x) : NAN);
       case Fn::log: {
         auto b = system_value(eval(*e.args[0], focus), e.text);
         if (!b) return {};
-        const long double base = b->kind == VKind::integer ? static_cast<long double>(b->integer) : b->decimal;
+        const long double base =
+            b->kind == VKind::integer ? static_cast<long double>(b->integer) : b->decimal;
         return computed(std::log(x) / std::log(base));
       }
       case Fn::power: {
         auto b = system_value(eval(*e.args[0], focus), e.text);
         if (!b) return {};
         if (v->kind == VKind::integer && b->kind == VKind::integer && b->integer >= 0) {
-          return {Value::integer_of(static_cast<std::int64_t>(std::pow(x, static_cast<long double>(b->integer))))};
+          return {Value::integer_of(
+              static_cast<std::int64_t>(std::pow(x, static_cast<long double>(b->integer))))};
         }
         const long double p = b->kind == VKind::integer ? static_cast<long double>(b->integer) : b->decimal;
         return computed(std::pow(x, p));
@@ -1504,7 +1592,8 @@ class Evaluator {
         if (precision < 0) fail("round() precision must be non-negative");
         return dec(round_to(x, static_cast<int>(precision)), static_cast<int>(precision));
       }
-      default: break;
+      default:
+        break;
     }
     return {};
   }
@@ -1576,7 +1665,8 @@ class Evaluator {
   Value clock_value(Fn fn) {
     const auto now = std::chrono::system_clock::now();
     const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::tm local{};
     localtime_r(&t, &local);
     Moment m;
@@ -1628,7 +1718,8 @@ class Evaluator {
           out.push_back(r);
           return;
         }
-        if (const Node* contained = container->find("contained"); contained != nullptr && contained->is_array()) {
+        if (const Node* contained = container->find("contained");
+            contained != nullptr && contained->is_array()) {
           for (const Node& c : contained->items()) {
             if (c.string_at("id") == id) {
               Value r;
@@ -1666,7 +1757,8 @@ class Evaluator {
       }
     }
     std::string_view path = ref;
-    if (const auto history = path.find("/_history/"); history != std::string_view::npos) path = path.substr(0, history);
+    if (const auto history = path.find("/_history/"); history != std::string_view::npos)
+      path = path.substr(0, history);
     const auto slash = path.rfind('/');
     if (slash == std::string_view::npos || slash == 0) return;
     std::string_view type = path.substr(0, slash);
@@ -1686,7 +1778,8 @@ Item render(const Value& v) {
     return item;
   }
   if (v.type != nullptr) item.type = v.type->name;
-  if (v.type != nullptr && v.type->kind == TypeDef::Kind::primitive && v.node != nullptr) item.text = v.node->text();
+  if (v.type != nullptr && v.type->kind == TypeDef::Kind::primitive && v.node != nullptr)
+    item.text = v.node->text();
   return item;
 }
 
@@ -1701,7 +1794,8 @@ Value root_value(const Node& focus, std::string_view focus_type, const EvalConte
 }
 
 Error eval_error(const CompiledExpression& expression, const std::string& message) {
-  Error e = Error::make(ErrorCode::unprocessable, "FHIRPath evaluation of '" + expression.text() + "' failed: " + message);
+  Error e = Error::make(ErrorCode::unprocessable,
+                        "FHIRPath evaluation of '" + expression.text() + "' failed: " + message);
   e.internal = e.issues.front().diagnostics;
   return e;
 }

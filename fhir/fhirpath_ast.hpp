@@ -33,20 +33,119 @@ enum class ExprKind : std::uint8_t {
 };
 
 enum class BinaryOp : std::uint8_t {
-  mul, div, int_div, mod, add, sub, concat, union_, lt, gt, le, ge, eq, ne, equiv, not_equiv, in,
-  contains, and_, or_, xor_, implies,
+  mul,
+  div,
+  int_div,
+  mod,
+  add,
+  sub,
+  concat,
+  union_,
+  lt,
+  gt,
+  le,
+  ge,
+  eq,
+  ne,
+  equiv,
+  not_equiv,
+  in,
+  contains,
+  and_,
+  or_,
+  xor_,
+  implies,
 };
 
 enum class Fn : std::uint8_t {
-  empty, exists, all, all_true, any_true, all_false, any_false, subset_of, superset_of, count, distinct,
-  is_distinct, where, select, repeat, of_type, as, is, single, first, last, tail, skip, take, intersect,
-  exclude, union_, combine, iif, to_boolean, converts_to_boolean, to_integer, converts_to_integer,
-  to_decimal, converts_to_decimal, to_string, converts_to_string, to_date, converts_to_date,
-  to_datetime, converts_to_datetime, to_time, converts_to_time, to_quantity, converts_to_quantity,
-  index_of, substring, starts_with, ends_with, contains, upper, lower, replace, matches,
-  replace_matches, length, to_chars, split, join, trim, encode, decode, children, descendants, not_,
-  trace, today, now, time_of_day, extension, has_value, get_value, resolve, conforms_to, member_of,
-  html_checks, aggregate, abs, ceiling, exp, floor, ln, log, power, round, sqrt, truncate, comparable,
+  empty,
+  exists,
+  all,
+  all_true,
+  any_true,
+  all_false,
+  any_false,
+  subset_of,
+  superset_of,
+  count,
+  distinct,
+  is_distinct,
+  where,
+  select,
+  repeat,
+  of_type,
+  as,
+  is,
+  single,
+  first,
+  last,
+  tail,
+  skip,
+  take,
+  intersect,
+  exclude,
+  union_,
+  combine,
+  iif,
+  to_boolean,
+  converts_to_boolean,
+  to_integer,
+  converts_to_integer,
+  to_decimal,
+  converts_to_decimal,
+  to_string,
+  converts_to_string,
+  to_date,
+  converts_to_date,
+  to_datetime,
+  converts_to_datetime,
+  to_time,
+  converts_to_time,
+  to_quantity,
+  converts_to_quantity,
+  index_of,
+  substring,
+  starts_with,
+  ends_with,
+  contains,
+  upper,
+  lower,
+  replace,
+  matches,
+  replace_matches,
+  length,
+  to_chars,
+  split,
+  join,
+  trim,
+  encode,
+  decode,
+  children,
+  descendants,
+  not_,
+  trace,
+  today,
+  now,
+  time_of_day,
+  extension,
+  has_value,
+  get_value,
+  resolve,
+  conforms_to,
+  member_of,
+  html_checks,
+  aggregate,
+  abs,
+  ceiling,
+  exp,
+  floor,
+  ln,
+  log,
+  power,
+  round,
+  sqrt,
+  truncate,
+  comparable,
   children_count,  // children().count(), fused by the parser (ele-1 runs on every element)
 };
 
@@ -59,14 +158,14 @@ struct Expr {
   ExprKind kind = ExprKind::empty;
   BinaryOp op = BinaryOp::add;
   Fn fn = Fn::empty;
-  char sign = '-';          // unary operator
+  char sign = '-';  // unary operator
   bool boolean = false;
-  std::int8_t scale = 0;    // decimal and quantity literals: digits after the point
+  std::int8_t scale = 0;  // decimal and quantity literals: digits after the point
   std::int64_t integer = 0;
   long double decimal = 0;
-  std::string text;         // member/function/variable name, string value, date text, quantity unit
-  std::string underscore;   // members: "_" + name, the primitive companion
-  TypeName type;            // type_op and is/as/ofType
+  std::string text;        // member/function/variable name, string value, date text, quantity unit
+  std::string underscore;  // members: "_" + name, the primitive companion
+  TypeName type;           // type_op and is/as/ofType
   std::unique_ptr<const Expr> source;
   std::vector<std::unique_ptr<const Expr>> args;
   std::shared_ptr<const std::regex> regex;  // matches/replaceMatches with a literal pattern

@@ -6,6 +6,7 @@
 // a number followed by a string or a calendar keyword is a quantity, `2.power(3)` is the integer 2
 // invoked, and `@` literals are classified by shape. Function names are resolved here, so an unknown
 // function or a wrong argument count is a compile error rather than a surprise at evaluation time.
+// Nesting and size are bounded so that evaluation (a recursive tree walk) has bounded stack depth.
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -130,14 +131,20 @@ struct Token {
   bool quoted = false;  // a `backtick` identifier (never a keyword)
 };
 
-bool is_ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ident_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_ident_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool is_calendar_unit(std::string_view s) {
   static constexpr std::string_view kUnits[] = {
-      "year",  "years",  "month",  "months",  "week",   "weeks",   "day",         "days",
-      "hour",  "hours",  "minute", "minutes", "second", "seconds", "millisecond", "milliseconds"};
+      "year", "years", "month",  "months",  "week",   "weeks",   "day",         "days",
+      "hour", "hours", "minute", "minutes", "second", "seconds", "millisecond", "milliseconds"};
   for (auto u : kUnits) {
     if (s == u) return true;
   }
@@ -152,6 +159,7 @@ class Parser {
     if (!advance()) return std::move(*error_);
     auto e = expression();
     if (error_) return std::move(*error_);
+    if (!e) return fail_now("invalid expression");
     if (tok_.kind != Tok::end) return fail_now("unexpected '" + tok_.text + "'");
     return std::unique_ptr<const Expr>(std::move(e));
   }
@@ -161,6 +169,10 @@ class Parser {
   std::size_t pos_ = 0;
   Token tok_;
   std::optional<Error> error_;
+  int depth_ = 0;
+  int nodes_ = 0;
+  static constexpr int kMaxDepth = 100;
+  static constexpr int kMaxNodes = 1000;
 
   Error fail_now(const std::string& what) {
     return Error::make(ErrorCode::invalid_input,
@@ -190,10 +202,18 @@ class Parser {
         const char e = text_[pos_ + 1];
         pos_ += 2;
         switch (e) {
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
-          case 'f': out += '\f'; break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'f':
+            out += '\f';
+            break;
           case 'u': {
             if (pos_ + 4 > text_.size()) return lex_error(start, "bad \\u escape");
             unsigned code = 0;
@@ -212,7 +232,9 @@ class Parser {
             }
             break;
           }
-          default: out += e; break;
+          default:
+            out += e;
+            break;
         }
         continue;
       }
@@ -337,7 +359,8 @@ class Parser {
     return advance();
   }
 
-  static std::unique_ptr<Expr> make(ExprKind kind) {
+  std::unique_ptr<Expr> make(ExprKind kind) {
+    if (++nodes_ > kMaxNodes && !error_) error_ = fail_now("expression too long");
     auto e = std::make_unique<Expr>();
     e->kind = kind;
     return e;
@@ -352,7 +375,12 @@ class Parser {
     return e;
   }
 
-  std::unique_ptr<Expr> expression() { return implies_expr(); }
+  std::unique_ptr<Expr> expression() {
+    if (++depth_ > kMaxDepth) return fail("expression nested too deeply");
+    auto e = implies_expr();
+    --depth_;
+    return e;
+  }
 
   std::unique_ptr<Expr> implies_expr() {
     auto l = or_expr();
@@ -391,8 +419,8 @@ class Parser {
   std::unique_ptr<Expr> equality_expr() {
     auto l = inequality_expr();
     while (l && (is_symbol("=") || is_symbol("~") || is_symbol("!=") || is_symbol("!~"))) {
-      const BinaryOp op = tok_.text == "=" ? BinaryOp::eq
-                          : tok_.text == "~" ? BinaryOp::equiv
+      const BinaryOp op = tok_.text == "="    ? BinaryOp::eq
+                          : tok_.text == "~"  ? BinaryOp::equiv
                           : tok_.text == "!=" ? BinaryOp::ne
                                               : BinaryOp::not_equiv;
       if (!advance()) return nullptr;
@@ -403,8 +431,8 @@ class Parser {
   std::unique_ptr<Expr> inequality_expr() {
     auto l = union_expr();
     while (l && (is_symbol("<") || is_symbol(">") || is_symbol("<=") || is_symbol(">="))) {
-      const BinaryOp op = tok_.text == "<" ? BinaryOp::lt
-                          : tok_.text == ">" ? BinaryOp::gt
+      const BinaryOp op = tok_.text == "<"    ? BinaryOp::lt
+                          : tok_.text == ">"  ? BinaryOp::gt
                           : tok_.text == "<=" ? BinaryOp::le
                                               : BinaryOp::ge;
       if (!advance()) return nullptr;
@@ -455,7 +483,9 @@ class Parser {
   std::unique_ptr<Expr> additive_expr() {
     auto l = multiplicative_expr();
     while (l && (is_symbol("+") || is_symbol("-") || is_symbol("&"))) {
-      const BinaryOp op = tok_.text == "+" ? BinaryOp::add : tok_.text == "-" ? BinaryOp::sub : BinaryOp::concat;
+      const BinaryOp op = tok_.text == "+"   ? BinaryOp::add
+                          : tok_.text == "-" ? BinaryOp::sub
+                                             : BinaryOp::concat;
       if (!advance()) return nullptr;
       l = binary(op, std::move(l), multiplicative_expr());
     }
@@ -464,8 +494,8 @@ class Parser {
   std::unique_ptr<Expr> multiplicative_expr() {
     auto l = unary_expr();
     while (l && (is_symbol("*") || is_symbol("/") || is_keyword("div") || is_keyword("mod"))) {
-      const BinaryOp op = tok_.text == "*" ? BinaryOp::mul
-                          : tok_.text == "/" ? BinaryOp::div
+      const BinaryOp op = tok_.text == "*"     ? BinaryOp::mul
+                          : tok_.text == "/"   ? BinaryOp::div
                           : tok_.text == "div" ? BinaryOp::int_div
                                                : BinaryOp::mod;
       if (!advance()) return nullptr;
@@ -477,7 +507,9 @@ class Parser {
     if (is_symbol("-") || is_symbol("+")) {
       const char sign = tok_.text[0];
       if (!advance()) return nullptr;
+      if (++depth_ > kMaxDepth) return fail("expression nested too deeply");
       auto operand = unary_expr();
+      --depth_;
       if (!operand) return nullptr;
       auto e = make(ExprKind::unary);
       e->sign = sign;
@@ -594,7 +626,8 @@ class Parser {
       e->scale = static_cast<std::int8_t>(std::min<std::size_t>(text.size() - dot - 1, 30));
     }
     e->text = text;
-    if (tok_.kind == Tok::string || (tok_.kind == Tok::identifier && !tok_.quoted && is_calendar_unit(tok_.text))) {
+    if (tok_.kind == Tok::string ||
+        (tok_.kind == Tok::identifier && !tok_.quoted && is_calendar_unit(tok_.text))) {
       e->kind = ExprKind::quantity;
       if (dot == std::string::npos) e->scale = 0;
       e->text = tok_.text;
@@ -642,8 +675,8 @@ class Parser {
         return e;
       }
       case Tok::env: {
-        static constexpr std::string_view kKnown[] = {"resource", "rootResource", "context", "ucum", "sct",
-                                                      "loinc",    "us-zip",       "ext",     "vs",   "sct-"};
+        static constexpr std::string_view kKnown[] = {"resource", "rootResource", "context", "ucum",
+                                                      "sct",      "loinc",        "us-zip"};
         const std::string& n = tok_.text;
         bool known = n.starts_with("vs-") || n.starts_with("ext-");
         for (auto k : kKnown) known = known || n == k;
@@ -682,6 +715,8 @@ class Parser {
 
 }  // namespace
 
-Result<std::unique_ptr<const Expr>> parse(std::string_view text) { return Parser(text).run(); }
+Result<std::unique_ptr<const Expr>> parse(std::string_view text) {
+  return Parser(text).run();
+}
 
 }  // namespace fhirgate::fhir::fhirpath

@@ -11,7 +11,9 @@ namespace fhirgate::fhir::fhirpath {
 
 namespace {
 
-bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool leap(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 int days_in_month(int y, int m) {
   static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -256,7 +258,8 @@ std::optional<Moment> add_duration(const Moment& m_in, long double amount, std::
     return std::nullopt;
   }
   if (m.time_only) {
-    std::int64_t t = (m.part[3] * 3600000LL + m.part[4] * 60000LL + m.part[5] * 1000LL + m.part[6] + ms) % kMsPerDay;
+    std::int64_t t =
+        (m.part[3] * 3600000LL + m.part[4] * 60000LL + m.part[5] * 1000LL + m.part[6] + ms) % kMsPerDay;
     if (t < 0) t += kMsPerDay;
     m.part[3] = static_cast<int>(t / 3600000);
     m.part[4] = static_cast<int>(t / 60000 % 60);
@@ -299,7 +302,8 @@ VKind primitive_kind(std::string_view t) {
 namespace {
 
 bool is_quantity_type(const TypeDef* t) {
-  return t != nullptr && t->kind == TypeDef::Kind::complex && (t->name == "Quantity" || t->base == "Quantity");
+  return t != nullptr && t->kind == TypeDef::Kind::complex &&
+         (t->name == "Quantity" || t->base == "Quantity");
 }
 
 int scale_of(std::string_view lexical) {
@@ -320,14 +324,19 @@ bool to_system(const Value& in, Value& out) {
   if (in.type == nullptr) {
     if (in.node == nullptr) return false;
     switch (in.node->kind()) {
-      case Node::Kind::boolean: out = Value::boolean(in.node->as_bool()); return true;
-      case Node::Kind::string: out = Value::string_of(in.node->text()); return true;
+      case Node::Kind::boolean:
+        out = Value::boolean(in.node->as_bool());
+        return true;
+      case Node::Kind::string:
+        out = Value::string_of(in.node->text());
+        return true;
       case Node::Kind::number: {
         const std::string& t = in.node->text();
         out = Value::decimal_of(std::strtold(t.c_str(), nullptr), scale_of(t));
         return true;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
   if (in.type->kind == TypeDef::Kind::primitive) {
@@ -348,10 +357,18 @@ bool to_system(const Value& in, Value& out) {
       case VKind::decimal:
         out = Value::decimal_of(std::strtold(text.c_str(), nullptr), scale_of(text));
         return true;
-      case VKind::date: out.kind = VKind::date; break;
-      case VKind::datetime: out.kind = VKind::datetime; break;
-      case VKind::time: out.kind = VKind::time; break;
-      default: out.kind = VKind::string; break;
+      case VKind::date:
+        out.kind = VKind::date;
+        break;
+      case VKind::datetime:
+        out.kind = VKind::datetime;
+        break;
+      case VKind::time:
+        out.kind = VKind::time;
+        break;
+      default:
+        out.kind = VKind::string;
+        break;
     }
     out.text = text;
     return true;
@@ -386,9 +403,12 @@ std::string format_decimal(long double v, int scale) {
 
 std::string to_text(const Value& v) {
   switch (v.kind) {
-    case VKind::boolean: return v.flag ? "true" : "false";
-    case VKind::integer: return std::to_string(v.integer);
-    case VKind::decimal: return format_decimal(v.decimal, v.scale);
+    case VKind::boolean:
+      return v.flag ? "true" : "false";
+    case VKind::integer:
+      return std::to_string(v.integer);
+    case VKind::decimal:
+      return format_decimal(v.decimal, v.scale);
     case VKind::quantity: {
       std::string out = format_decimal(v.decimal, v.scale);
       if (v.flag) return out + " " + std::string(v.text);
@@ -399,7 +419,8 @@ std::string to_text(const Value& v) {
       if (to_system(v, s)) return to_text(s);
       return {};
     }
-    default: return std::string(v.text);
+    default:
+      return std::string(v.text);
   }
 }
 
@@ -410,22 +431,39 @@ bool unit_factor(std::string_view unit, bool calendar, long double& factor, std:
     long double factor;
   };
   static constexpr Unit kUnits[] = {
-      {"m", "L", 1.0L},           {"cm", "L", 0.01L},          {"mm", "L", 0.001L},
-      {"km", "L", 1000.0L},       {"um", "L", 1e-6L},          {"[in_i]", "L", 0.0254L},
-      {"[ft_i]", "L", 0.3048L},   {"g", "M", 1.0L},            {"kg", "M", 1000.0L},
-      {"mg", "M", 0.001L},        {"ug", "M", 1e-6L},          {"[lb_av]", "M", 453.59237L},
-      {"[oz_av]", "M", 28.349523125L},                         {"s", "T", 1.0L},
-      {"ms", "T", 0.001L},        {"min", "T", 60.0L},         {"h", "T", 3600.0L},
-      {"d", "T", 86400.0L},       {"wk", "T", 604800.0L},      {"mo", "T", 2629800.0L},
-      {"a", "T", 31557600.0L},    {"L", "V", 1.0L},            {"mL", "V", 0.001L},
-      {"dL", "V", 0.1L},          {"1", "1", 1.0L},            {"%", "1", 0.01L},
+      {"m", "L", 1.0L},
+      {"cm", "L", 0.01L},
+      {"mm", "L", 0.001L},
+      {"km", "L", 1000.0L},
+      {"um", "L", 1e-6L},
+      {"[in_i]", "L", 0.0254L},
+      {"[ft_i]", "L", 0.3048L},
+      {"g", "M", 1.0L},
+      {"kg", "M", 1000.0L},
+      {"mg", "M", 0.001L},
+      {"ug", "M", 1e-6L},
+      {"[lb_av]", "M", 453.59237L},
+      {"[oz_av]", "M", 28.349523125L},
+      {"s", "T", 1.0L},
+      {"ms", "T", 0.001L},
+      {"min", "T", 60.0L},
+      {"h", "T", 3600.0L},
+      {"d", "T", 86400.0L},
+      {"wk", "T", 604800.0L},
+      {"mo", "T", 2629800.0L},
+      {"a", "T", 31557600.0L},
+      {"L", "V", 1.0L},
+      {"mL", "V", 0.001L},
+      {"dL", "V", 0.1L},
+      {"1", "1", 1.0L},
+      {"%", "1", 0.01L},
   };
   if (calendar) {
     if (unit.ends_with('s') && unit.size() > 3) unit.remove_suffix(1);
-    static constexpr Unit kCalendar[] = {
-        {"year", "T", 31557600.0L}, {"month", "T", 2629800.0L}, {"week", "T", 604800.0L},
-        {"day", "T", 86400.0L},     {"hour", "T", 3600.0L},     {"minute", "T", 60.0L},
-        {"second", "T", 1.0L},      {"millisecond", "T", 0.001L}};
+    static constexpr Unit kCalendar[] = {{"year", "T", 31557600.0L}, {"month", "T", 2629800.0L},
+                                         {"week", "T", 604800.0L},   {"day", "T", 86400.0L},
+                                         {"hour", "T", 3600.0L},     {"minute", "T", 60.0L},
+                                         {"second", "T", 1.0L},      {"millisecond", "T", 0.001L}};
     for (const Unit& u : kCalendar) {
       if (u.code == unit) {
         factor = u.factor;
@@ -447,12 +485,18 @@ bool unit_factor(std::string_view unit, bool calendar, long double& factor, std:
 
 namespace {
 
-bool is_number(const Value& v) { return v.kind == VKind::integer || v.kind == VKind::decimal; }
+bool is_number(const Value& v) {
+  return v.kind == VKind::integer || v.kind == VKind::decimal;
+}
 long double number(const Value& v) {
   return v.kind == VKind::integer ? static_cast<long double>(v.integer) : v.decimal;
 }
-int scale(const Value& v) { return v.kind == VKind::integer ? 0 : v.scale; }
-bool is_dateish(const Value& v) { return v.kind == VKind::date || v.kind == VKind::datetime; }
+int scale(const Value& v) {
+  return v.kind == VKind::integer ? 0 : v.scale;
+}
+bool is_dateish(const Value& v) {
+  return v.kind == VKind::date || v.kind == VKind::datetime;
+}
 
 std::optional<int> compare_quantities(const Value& a, const Value& b, bool equivalence) {
   if (a.text == b.text && a.flag == b.flag) {

@@ -20,21 +20,40 @@ enum class VKind : std::uint8_t { node, boolean, integer, decimal, string, date,
 
 struct Value {
   VKind kind = VKind::node;
-  bool flag = false;         // boolean value; for quantities: unit is a calendar keyword
-  std::int8_t scale = 0;     // decimal/quantity: digits after the point
+  bool flag = false;      // boolean value; for quantities: unit is a calendar keyword
+  std::int8_t scale = 0;  // decimal/quantity: digits after the point
   std::int64_t integer = 0;
-  long double decimal = 0;   // decimal and quantity value
-  std::string_view text;     // string value, date/time text, quantity unit
-  const Node* node = nullptr;      // element value (null when only `_name` is present)
-  const Node* companion = nullptr; // `_name` object of a primitive
-  const TypeDef* type = nullptr;   // element type; null when unknown
+  long double decimal = 0;          // decimal and quantity value
+  std::string_view text;            // string value, date/time text, quantity unit
+  const Node* node = nullptr;       // element value (null when only `_name` is present)
+  const Node* companion = nullptr;  // `_name` object of a primitive
+  const TypeDef* type = nullptr;    // element type; null when unknown
 
-  static Value boolean(bool b) { Value v; v.kind = VKind::boolean; v.flag = b; return v; }
-  static Value integer_of(std::int64_t i) { Value v; v.kind = VKind::integer; v.integer = i; return v; }
-  static Value decimal_of(long double d, int scale) {
-    Value v; v.kind = VKind::decimal; v.decimal = d; v.scale = static_cast<std::int8_t>(scale); return v;
+  static Value boolean(bool b) {
+    Value v;
+    v.kind = VKind::boolean;
+    v.flag = b;
+    return v;
   }
-  static Value string_of(std::string_view s) { Value v; v.kind = VKind::string; v.text = s; return v; }
+  static Value integer_of(std::int64_t i) {
+    Value v;
+    v.kind = VKind::integer;
+    v.integer = i;
+    return v;
+  }
+  static Value decimal_of(long double d, int scale) {
+    Value v;
+    v.kind = VKind::decimal;
+    v.decimal = d;
+    v.scale = static_cast<std::int8_t>(scale);
+    return v;
+  }
+  static Value string_of(std::string_view s) {
+    Value v;
+    v.kind = VKind::string;
+    v.text = s;
+    return v;
+  }
 };
 
 using Collection = std::vector<Value>;

@@ -15,8 +15,14 @@
 // that cannot be evaluated (an engine error) is reported as information, never as a failure of the
 // resource.
 //
-// Profiles other than the base definitions are not supported yet: such a profile is reported as a
-// warning and the resource is checked against its base definition.
+// Profiles are a second walk, run only for a resource that a profile applies to, after the base walk
+// has checked it against its base definition. The walk follows the profile's element tree (not the
+// JSON), with the Model's base element at each level so only what the profile adds is reported again:
+// cardinality tighter than the base, fixed/pattern values, bindings and invariants the base does not
+// have, narrowed types and reference targets, and slicing. Each repeating element's items are matched
+// to slices by the discriminators; an item is then checked against the element and every slice it
+// matches, and the slices' min/max count the items matched to them. An unknown profile is reported as
+// a warning and the resource is checked against its base definition only.
 #include "fhir/validator.hpp"
 
 #include <algorithm>
@@ -30,6 +36,7 @@
 
 #include "fhir/datetime.hpp"
 #include "fhir/fhirpath.hpp"
+#include "fhir/profiles.hpp"
 #include "fhir/validator_primitives.hpp"
 
 namespace fhirgate::fhir {
@@ -38,6 +45,7 @@ namespace {
 
 constexpr std::string_view kCoreProfilePrefix = "http://hl7.org/fhir/StructureDefinition/";
 constexpr std::size_t kNoIndex = static_cast<std::size_t>(-1);
+constexpr int kMaxProfileDepth = 8;  // profiles reached through type profiles and profile discriminators
 
 bool natively_checked(std::string_view key) { return key == "ele-1" || key == "ext-1"; }
 
@@ -111,6 +119,13 @@ struct ValidatorState {
   std::shared_ptr<const Terminology> terminology;
   std::vector<std::shared_ptr<const fhirpath::CompiledExpression>> compiled;  // by expression_id
   std::unordered_map<std::string_view, std::regex> other_regexes;  // primitives without a native check
+  std::unordered_map<std::string, std::shared_ptr<const Profile>> profiles;  // by canonical URL
+
+  const Profile* profile(std::string_view url) const {
+    if (profiles.empty()) return nullptr;
+    const auto it = profiles.find(std::string(strip_version(url)));
+    return it == profiles.end() ? nullptr : it->second.get();
+  }
 };
 
 class Run {
@@ -188,7 +203,7 @@ class Run {
     }
     std::optional<Path> root_path;
     if (root) root_path.emplace(*this, type_name);
-    check_profiles(node, *type, root);
+    const std::vector<const Profile*> profiles = check_profiles(node, *type, root);
     if (const Node* id = node.find("id"); id != nullptr && id->is_string() && !is_valid_id(id->text())) {
       Path p(*this, "id");
       error("value", "The id '" + id->text() + "' is not a valid FHIR id");
@@ -199,28 +214,44 @@ class Run {
     if (stopped_) return;
     if (!contained) {
       check_invariants(nullptr, &type->constraints, node, type_name, scope);
-      return;
+    } else if (options_.check_invariants) {
+      for (const Constraint& c : type->constraints) {
+        if (stopped_) return;
+        if (!c.key.starts_with("dom-")) evaluate(c, node, type_name, scope);
+      }
     }
-    if (!options_.check_invariants) return;
-    for (const Constraint& c : type->constraints) {
+    for (const Profile* profile : profiles) {
       if (stopped_) return;
-      if (!c.key.starts_with("dom-")) evaluate(c, node, type_name, scope);
+      check_profile_item(*profile, profile->root(), &node, nullptr, *type, nullptr, scope, 0);
     }
   }
 
-  void check_profiles(const Node& node, const TypeDef& type, bool root) {
+  // The registered profiles that apply to the resource (each once); warns about unknown ones.
+  std::vector<const Profile*> check_profiles(const Node& node, const TypeDef& type, bool root) {
+    std::vector<const Profile*> applicable;
     const auto check = [&](std::string_view url) {
       const std::string_view bare = strip_version(url);
       if (bare == type.url) return;
-      report("warning", "not-supported",
-             "profile " + std::string(bare) + " is not known; validated against the base definition only");
+      const Profile* profile = impl_.profile(bare);
+      if (profile == nullptr) {
+        report("warning", "not-supported",
+               "profile " + std::string(bare) + " is not known; validated against the base definition only");
+        return;
+      }
+      if (profile->type != type.name) {
+        error("structure",
+              "The profile " + profile->url + " constrains " + profile->type + ", not " + type.name);
+        return;
+      }
+      if (std::find(applicable.begin(), applicable.end(), profile) == applicable.end())
+        applicable.push_back(profile);
     };
     if (root) {
       for (const std::string& url : options_.profiles) check(url);
     }
     const Node* meta = node.find("meta");
     const Node* profiles = meta == nullptr ? nullptr : meta->find("profile");
-    if (profiles == nullptr || !profiles->is_array()) return;
+    if (profiles == nullptr || !profiles->is_array()) return applicable;
     Path m(*this, "meta");
     for (std::size_t i = 0; i < profiles->items().size(); ++i) {
       const Node& url = profiles->items()[i];
@@ -228,13 +259,472 @@ class Run {
       Path p(*this, "profile", i);
       check(url.text());
     }
+    return applicable;
+  }
+
+  // Profiles ------------------------------------------------------------------------------------
+
+  // One instance of an element in the JSON: the value, and for primitives the `_name` companion.
+  struct Instance {
+    const Node* value;
+    const Node* extras;
+    std::string_view json_name;
+    std::size_t index;             // kNoIndex when the element does not repeat
+    std::string_view choice_type;  // the [x] type of a choice element's instance
+  };
+
+  static std::string in_profile(const Profile& profile) { return " (profile " + profile.url + ")"; }
+
+  static bool same_value(const std::shared_ptr<const ValueConstraint>& a,
+                         const std::shared_ptr<const ValueConstraint>& b) {
+    return a != nullptr && b != nullptr && a->value == b->value;
+  }
+
+  const TypeDef* instance_type(const ElementDef& base, const Instance& instance) const {
+    const TypeDef* t = element_type(base, instance.choice_type);
+    if (t != nullptr && t->kind == TypeDef::Kind::resource && instance.value != nullptr &&
+        instance.value->is_object()) {
+      const TypeDef* actual = model_.type(instance.value->string_at("resourceType"));
+      if (actual != nullptr && actual->kind == TypeDef::Kind::resource) return actual;
+    }
+    return t;
+  }
+
+  std::vector<Instance> instances_of(const Node* object, const ElementDef& base,
+                                     const TypeDef& parent) const {
+    std::vector<Instance> out;
+    if (object == nullptr || !object->is_object()) return out;
+    if (!base.choice) {
+      const Node* value = object->find(base.name);
+      const Node* extras = underscore_member(*object, base.name);
+      if (!base.is_array()) {
+        if ((value != nullptr && value->is_array()) || (extras != nullptr && extras->is_array())) return out;
+        if (value != nullptr || extras != nullptr) out.push_back({value, extras, base.name, kNoIndex, {}});
+        return out;
+      }
+      if ((value != nullptr && !value->is_array()) || (extras != nullptr && !extras->is_array())) return out;
+      const std::size_t count = std::max(node_count(value), node_count(extras));
+      for (std::size_t i = 0; i < count; ++i) {
+        const Node* v = value != nullptr && i < value->items().size() ? &value->items()[i] : nullptr;
+        const Node* x = extras != nullptr && i < extras->items().size() ? &extras->items()[i] : nullptr;
+        if (v != nullptr && v->is_null()) v = nullptr;
+        if (x != nullptr && x->is_null()) x = nullptr;
+        out.push_back({v, x, base.name, i, {}});
+      }
+      return out;
+    }
+    for (const auto& [key, value] : object->members()) {
+      if (key.empty() || key[0] == '_') continue;
+      std::string_view choice_type;
+      if (parent.resolve(key, &choice_type) != &base) continue;
+      out.push_back({&value, underscore_member(*object, key), key, kNoIndex, choice_type});
+      break;
+    }
+    if (out.empty()) {
+      for (const auto& [key, value] : object->members()) {
+        if (key.size() < 2 || key[0] != '_') continue;
+        std::string_view choice_type;
+        if (parent.resolve(std::string_view(key).substr(1), &choice_type) != &base) continue;
+        out.push_back({nullptr, &value, std::string_view(key).substr(1), kNoIndex, choice_type});
+        break;
+      }
+    }
+    return out;
+  }
+
+  void check_profile_item(const Profile& profile, const ProfileElement& pe, const Node* value,
+                          const Node* extras, const TypeDef& type, const ElementDef* base,
+                          const ResourceScope& scope, int depth) {
+    if (stopped_) return;
+    if (!pe.types.empty() && (base == nullptr || base->choice || type.kind == TypeDef::Kind::resource)) {
+      const bool allowed = std::any_of(pe.types.begin(), pe.types.end(), [&](const TypeRef& t) {
+        const bool code_ok = t.code == type.name || (type.kind == TypeDef::Kind::resource &&
+                                                     (t.code == "Resource" || t.code == "DomainResource"));
+        if (!code_ok) return false;
+        bool core_profile = false;
+        for (const std::string& url : t.profiles) {
+          const std::string_view bare = strip_version(url);
+          if (!bare.starts_with(kCoreProfilePrefix) || model_.type(last_segment(bare)) == nullptr) continue;
+          if (last_segment(bare) == type.name) return true;
+          core_profile = true;
+        }
+        return !core_profile;
+      });
+      if (!allowed) {
+        std::string list;
+        for (const TypeRef& t : pe.types) list += (list.empty() ? "" : ", ") + t.code;
+        error("structure",
+              "The type " + type.name + " is not allowed here (allowed: " + list + ")" + in_profile(profile));
+        return;
+      }
+    }
+    if (pe.fixed != nullptr && (base == nullptr || !same_value(pe.fixed, base->fixed))) {
+      if (value == nullptr) {
+        error("value", "A value is required to match the fixed value " + write_json(pe.fixed->value) +
+                           in_profile(profile));
+      } else if (!exactly_matches(pe.fixed->value, *value)) {
+        error("value", "The value does not match the fixed value " + write_json(pe.fixed->value) +
+                           in_profile(profile));
+      }
+    }
+    if (pe.pattern != nullptr && (base == nullptr || !same_value(pe.pattern, base->pattern))) {
+      if (value == nullptr || !subset_matches(pe.pattern->value, *value)) {
+        error("value",
+              "The value does not match the pattern " + write_json(pe.pattern->value) + in_profile(profile));
+      }
+    }
+    if (stopped_) return;
+    if (options_.check_bindings && value != nullptr && pe.binding.strength != BindingStrength::none &&
+        (base == nullptr || base->binding.value_set != pe.binding.value_set ||
+         base->binding.strength != pe.binding.strength)) {
+      if (type.kind == TypeDef::Kind::primitive) {
+        if (type.name == "code" || type.name == "string" || type.name == "uri") {
+          report_binding(pe.binding,
+                         impl_.terminology->contains(pe.binding.value_set, std::string_view(), value->text()),
+                         "The code '" + value->text() + "' is not", in_profile(profile));
+        }
+      } else if (value->is_object()) {
+        check_coded(pe.binding, type, *value, in_profile(profile));
+      }
+    }
+    if (type.name == "Reference" && value != nullptr && value->is_object() && base != nullptr &&
+        std::any_of(pe.types.begin(), pe.types.end(),
+                    [](const TypeRef& t) { return !t.target_profiles.empty(); })) {
+      const bool narrowed = pe.types.size() != base->types.size() ||
+                            !std::equal(pe.types.begin(), pe.types.end(), base->types.begin(),
+                                        [](const TypeRef& a, const TypeRef& b) {
+                                          return a.target_profiles == b.target_profiles;
+                                        });
+      if (narrowed) {
+        ElementDef narrowed_def;
+        narrowed_def.types = pe.types;
+        check_reference(narrowed_def, *value);
+      }
+    }
+    if (value != nullptr && type.kind == TypeDef::Kind::primitive && base != nullptr &&
+        (pe.min_value != nullptr || pe.max_value != nullptr || pe.max_length != 0)) {
+      ElementDef bounds;
+      if (!same_value(pe.min_value, base->min_value)) bounds.min_value = pe.min_value;
+      if (!same_value(pe.max_value, base->max_value)) bounds.max_value = pe.max_value;
+      check_bounds(bounds, type.name, value->text());
+      if (pe.max_length != 0 && pe.max_length != base->max_length &&
+          code_points(value->text()) > pe.max_length) {
+        error("value", "The value is longer than the maximum length " + std::to_string(pe.max_length) +
+                           in_profile(profile));
+      }
+    }
+    if (value != nullptr && type.name == "Quantity" && value->is_object() &&
+        (pe.min_value != nullptr || pe.max_value != nullptr)) {
+      const Node* quantity_value = value->find("value");
+      if (quantity_value != nullptr && quantity_value->is_number()) {
+        ElementDef bounds;
+        for (const auto& [limit, target] :
+             {std::pair{&pe.min_value, &bounds.min_value}, std::pair{&pe.max_value, &bounds.max_value}}) {
+          if (*limit == nullptr) continue;
+          const Node* limit_value = (*limit)->value.find("value");
+          if (limit_value == nullptr) continue;
+          auto made = std::make_shared<ValueConstraint>();
+          made->type = "decimal";
+          made->value = *limit_value;
+          *target = std::move(made);
+        }
+        check_bounds(bounds, "decimal", quantity_value->text());
+      }
+    }
+    if (options_.check_invariants && value != nullptr) {
+      for (const ProfileConstraint& pc : pe.constraints) {
+        if (stopped_) return;
+        if (pc.compiled == nullptr || natively_checked(pc.constraint.key)) continue;
+        const auto has_key = [&](const std::vector<Constraint>& list) {
+          return std::any_of(list.begin(), list.end(), [&](const Constraint& c) {
+            return c.key == pc.constraint.key && c.expression == pc.constraint.expression;
+          });
+        };
+        if ((base != nullptr && has_key(base->constraints)) || has_key(type.constraints)) continue;
+        evaluate_profile_constraint(profile, pc, *value, type.name, scope);
+      }
+    }
+    if (depth < kMaxProfileDepth && value != nullptr)
+      check_type_profiles(profile, pe, *value, extras, type, base, scope, depth);
+    if (pe.children.empty() || stopped_) return;
+    const Node* object = type.kind == TypeDef::Kind::primitive ? extras : value;
+    const ResourceScope inner = type.kind == TypeDef::Kind::resource && value != nullptr && base != nullptr
+                                    ? ResourceScope{value, type.name, scope.root, scope.root_type}
+                                    : scope;
+    for (const ProfileElement* child : pe.children) {
+      if (stopped_) return;
+      if (type.kind == TypeDef::Kind::primitive && child->name == "value") continue;
+      check_profile_child(profile, *child, object, type, inner, depth);
+    }
+  }
+
+  // An element's type profiles are alternatives: the item must conform to one of those for its type.
+  // When one of them is not registered, none is checked.
+  void check_type_profiles(const Profile& profile, const ProfileElement& pe, const Node& value,
+                           const Node* extras, const TypeDef& type, const ElementDef* base,
+                           const ResourceScope& scope, int depth) {
+    std::vector<const Profile*> candidates;
+    for (const TypeRef& t : pe.types) {
+      if (t.code != type.name && !(type.kind == TypeDef::Kind::resource && t.code == "Resource")) continue;
+      for (const std::string& url : t.profiles) {
+        if (strip_version(url) == type.url) continue;
+        const Profile* typed = impl_.profile(url);
+        if (typed == nullptr) return;
+        if (typed != &profile && typed->type == type.name) candidates.push_back(typed);
+      }
+    }
+    if (candidates.empty()) return;
+    if (candidates.size() == 1) {
+      check_profile_item(*candidates.front(), candidates.front()->root(), &value, extras, type, base, scope,
+                         depth + 1);
+      return;
+    }
+    std::string choices;
+    for (const Profile* candidate : candidates) {
+      if (conforms(*candidate, value, extras, type, base, scope, depth + 1)) return;
+      choices += (choices.empty() ? "" : ", ") + candidate->url;
+    }
+    error("structure", "The item conforms to none of the profiles " + choices + in_profile(profile));
+    for (const Profile* candidate : candidates) {
+      if (stopped_) return;
+      check_profile_item(*candidate, candidate->root(), &value, extras, type, base, scope, depth + 1);
+    }
+  }
+
+  // Does the item conform to the profile? Checked on trial: the issues found are discarded.
+  bool conforms(const Profile& profile, const Node& value, const Node* extras, const TypeDef& type,
+                const ElementDef* base, const ResourceScope& scope, int depth) {
+    const std::size_t mark = issues_.size();
+    const bool was_stopped = stopped_;
+    check_profile_item(profile, profile.root(), &value, extras, type, base, scope, depth);
+    const bool ok = std::none_of(issues_.begin() + static_cast<std::ptrdiff_t>(mark), issues_.end(),
+                                 [](const Issue& i) { return i.severity == "error"; });
+    issues_.resize(mark);
+    stopped_ = was_stopped;
+    return ok;
+  }
+
+  void check_profile_child(const Profile& profile, const ProfileElement& pe, const Node* object,
+                           const TypeDef& parent, const ResourceScope& scope, int depth) {
+    const ElementDef* base = parent.element(pe.name);
+    if (base == nullptr) return;
+    const std::vector<Instance> instances = instances_of(object, *base, parent);
+    const std::size_t count = instances.size();
+    if (count < pe.min && count >= base->min) {
+      Path p(*this, pe.name);
+      error("required", "Element '" + pe.path + "' requires at least " + std::to_string(pe.min) +
+                            " item(s), but found " + std::to_string(count) + in_profile(profile));
+    }
+    if (count > pe.max && count <= base->max) {
+      Path p(*this, pe.name);
+      error("structure", "Element '" + pe.path + "' allows at most " + std::to_string(pe.max) +
+                             " item(s), but found " + std::to_string(count) + in_profile(profile));
+    }
+    if (count == 0 && pe.slices.empty()) return;
+    std::vector<std::vector<const ProfileElement*>> matched(count);
+    std::vector<std::size_t> slice_counts(pe.slices.size(), 0);
+    for (std::size_t i = 0; i < count && !stopped_; ++i) {
+      const TypeDef* t = instance_type(*base, instances[i]);
+      if (t == nullptr) continue;
+      for (std::size_t s = 0; s < pe.slices.size(); ++s) {
+        if (slice_matches(pe, *pe.slices[s], instances[i], *t, scope, depth)) {
+          matched[i].push_back(pe.slices[s]);
+          ++slice_counts[s];
+        }
+      }
+      Path p(*this, instances[i].json_name, instances[i].index);
+      if (pe.sliced && pe.rules == ProfileElement::Rules::closed && matched[i].empty() &&
+          !pe.slices.empty()) {
+        error("structure", "The item does not match any slice of '" + pe.path +
+                               "' and the slicing is closed" + in_profile(profile));
+      }
+      check_profile_item(profile, pe, instances[i].value, instances[i].extras, *t, base, scope, depth);
+      for (const ProfileElement* slice : matched[i]) {
+        if (stopped_) return;
+        check_profile_item(profile, *slice, instances[i].value, instances[i].extras, *t, base, scope, depth);
+      }
+    }
+    for (std::size_t s = 0; s < pe.slices.size() && !stopped_; ++s) {
+      const ProfileElement& slice = *pe.slices[s];
+      if (slice_counts[s] < slice.min) {
+        Path p(*this, pe.name);
+        error("required", "Slice '" + slice.slice_name + "' requires at least " + std::to_string(slice.min) +
+                              " item(s), but found " + std::to_string(slice_counts[s]) + in_profile(profile));
+      } else if (slice_counts[s] > slice.max) {
+        Path p(*this, pe.name);
+        error("structure", "Slice '" + slice.slice_name + "' allows at most " + std::to_string(slice.max) +
+                               " item(s), but found " + std::to_string(slice_counts[s]) +
+                               in_profile(profile));
+      }
+    }
+  }
+
+  // The JSON nodes at a discriminator path below `start` (arrays flattened, choice names expanded).
+  static void navigate(const Node& start, std::string_view segment, std::vector<const Node*>& out) {
+    const auto add = [&](const Node& n) {
+      if (n.is_array()) {
+        for (const Node& item : n.items()) out.push_back(&item);
+      } else {
+        out.push_back(&n);
+      }
+    };
+    if (!start.is_object()) return;
+    if (segment.starts_with("extension(")) {
+      const auto open = segment.find_first_of("'\"");
+      const auto close = segment.find_last_of("'\"");
+      if (open == std::string_view::npos || close <= open) return;
+      const std::string_view url = segment.substr(open + 1, close - open - 1);
+      const Node* extensions = start.find("extension");
+      if (extensions == nullptr || !extensions->is_array()) return;
+      for (const Node& e : extensions->items()) {
+        if (e.string_at("url") == url) out.push_back(&e);
+      }
+      return;
+    }
+    if (const Node* exact = start.find(segment); exact != nullptr) {
+      add(*exact);
+      return;
+    }
+    for (const auto& [key, value] : start.members()) {
+      if (key.size() > segment.size() && std::string_view(key).starts_with(segment) &&
+          key[segment.size()] >= 'A' && key[segment.size()] <= 'Z') {
+        add(value);
+      }
+    }
+  }
+
+  static const ProfileElement* child_named(const ProfileElement& parent, std::string_view name) {
+    for (const ProfileElement* child : parent.children) {
+      if (child->name == name) return child;
+    }
+    return nullptr;
+  }
+
+  bool slice_matches(const ProfileElement& sliced, const ProfileElement& slice, const Instance& instance,
+                     const TypeDef& type, const ResourceScope& scope, int depth) {
+    if (sliced.discriminators.empty()) return false;
+    for (const Discriminator& d : sliced.discriminators) {
+      if (!discriminator_matches(d, slice, instance, type, scope, depth)) return false;
+    }
+    return true;
+  }
+
+  bool discriminator_matches(const Discriminator& d, const ProfileElement& slice, const Instance& instance,
+                             const TypeDef& type, const ResourceScope& scope, int depth) {
+    std::string_view path = d.path;
+    if (path.find("resolve()") != std::string_view::npos) return true;
+    if (path.starts_with("$this")) path.remove_prefix(std::min<std::size_t>(path.size(), 6));
+    const ProfileElement* target = &slice;
+    std::vector<const Node*> nodes;
+    if (instance.value != nullptr) nodes.push_back(instance.value);
+    while (!path.empty()) {
+      const auto dot = path.find('.');
+      const std::string_view segment = path.substr(0, dot);
+      path = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
+      if (segment.starts_with("ofType(")) continue;
+      std::vector<const Node*> next;
+      for (const Node* n : nodes) navigate(*n, segment, next);
+      nodes = std::move(next);
+      if (target == nullptr) continue;
+      if (segment.starts_with("extension(")) {
+        const ProfileElement* extension = child_named(*target, "extension");
+        const ProfileElement* found = nullptr;
+        if (extension != nullptr) {
+          for (const ProfileElement* s : extension->slices) {
+            for (const TypeRef& t : s->types) {
+              for (const std::string& url : t.profiles) {
+                if (segment.find(url) != std::string_view::npos) found = s;
+              }
+            }
+          }
+        }
+        target = found;
+      } else {
+        target = child_named(*target, segment);
+      }
+    }
+    switch (d.kind) {
+      case Discriminator::Kind::value:
+      case Discriminator::Kind::pattern: {
+        const ValueConstraint* expected = nullptr;
+        if (target != nullptr)
+          expected = target->fixed != nullptr ? target->fixed.get() : target->pattern.get();
+        if (expected == nullptr) {
+          if (d.path == "url" && !slice.types.empty() && !slice.types.front().profiles.empty()) {
+            const std::string& url = slice.types.front().profiles.front();
+            return std::any_of(nodes.begin(), nodes.end(), [&](const Node* n) { return n->text() == url; });
+          }
+          return true;
+        }
+        const bool exact = d.kind == Discriminator::Kind::value && target->fixed != nullptr;
+        return std::any_of(nodes.begin(), nodes.end(), [&](const Node* n) {
+          return exact ? exactly_matches(expected->value, *n) : subset_matches(expected->value, *n);
+        });
+      }
+      case Discriminator::Kind::exists:
+        if (target == nullptr) return true;
+        if (target->min >= 1) return !nodes.empty();
+        if (target->max == 0) return nodes.empty();
+        return true;
+      case Discriminator::Kind::type: {
+        const ProfileElement* typed = target != nullptr ? target : &slice;
+        if (typed->types.empty()) return true;
+        std::string_view actual;
+        if (d.path == "$this" || d.path.empty()) {
+          actual = instance.choice_type.empty() ? std::string_view(type.name) : instance.choice_type;
+        } else if (nodes.size() == 1 && nodes.front()->is_object()) {
+          actual = nodes.front()->string_at("resourceType");
+        }
+        if (actual.empty()) return true;
+        return std::any_of(typed->types.begin(), typed->types.end(),
+                           [&](const TypeRef& t) { return t.code == actual; });
+      }
+      case Discriminator::Kind::profile: {
+        if (target == nullptr || target->types.empty() || depth >= kMaxProfileDepth) return true;
+        return std::any_of(nodes.begin(), nodes.end(), [&](const Node* n) {
+          const TypeDef* actual = n->is_object() ? model_.type(n->string_at("resourceType")) : nullptr;
+          if (actual == nullptr) actual = element_type_of(*target);
+          if (actual == nullptr) return true;
+          return std::any_of(target->types.begin(), target->types.end(), [&](const TypeRef& t) {
+            if (t.code != actual->name && t.code != "Resource") return false;
+            return std::all_of(t.profiles.begin(), t.profiles.end(), [&](const std::string& url) {
+              const Profile* p = impl_.profile(url);
+              return p == nullptr || p->type != actual->name ||
+                     conforms(*p, *n, nullptr, *actual, nullptr, scope, depth + 1);
+            });
+          });
+        });
+      }
+    }
+    return true;
+  }
+
+  const TypeDef* element_type_of(const ProfileElement& pe) const {
+    return pe.types.size() == 1 ? model_.type(pe.types.front().code) : nullptr;
+  }
+
+  void evaluate_profile_constraint(const Profile& profile, const ProfileConstraint& pc, const Node& focus,
+                                   std::string_view focus_type, const ResourceScope& scope) {
+    const fhirpath::EvalContext context{model_, scope.node, scope.type, scope.root, scope.root_type};
+    auto result = fhirpath::evaluate_boolean(*pc.compiled, focus, focus_type, context);
+    if (!result) {
+      const auto& issues = result.error().issues;
+      report("information", "processing",
+             "The constraint " + pc.constraint.key + " could not be evaluated: " +
+                 (issues.empty() ? std::string("error") : issues.front().diagnostics) + in_profile(profile));
+      return;
+    }
+    if (!result->has_value() || **result) return;
+    report(pc.constraint.error ? "error" : "warning", "invariant",
+           pc.constraint.key + ": " + pc.constraint.human + in_profile(profile));
   }
 
   // Objects: members and cardinality --------------------------------------------------------------
 
   static const Node* underscore_member(const Node& object, std::string_view name) {
     for (const auto& [key, value] : object.members()) {
-      if (key.size() == name.size() + 1 && key[0] == '_' && std::string_view(key).substr(1) == name) return &value;
+      if (key.size() == name.size() + 1 && key[0] == '_' && std::string_view(key).substr(1) == name)
+        return &value;
     }
     return nullptr;
   }
@@ -431,7 +921,7 @@ class Run {
         (type.name == "code" || type.name == "string" || type.name == "uri")) {
       const Terminology::Answer answer =
           impl_.terminology->contains(def.binding.value_set, std::string_view(), text);
-      report_binding(def, answer, "The code '" + text + "' is not");
+      report_binding(def.binding, answer, "The code '" + text + "' is not");
     }
     if (!def.constraints.empty()) check_invariants(&def.constraints, nullptr, *item, type.name, scope);
   }
@@ -506,7 +996,7 @@ class Run {
     } else if (type.name == "Reference") {
       check_reference(def, item);
     }
-    if (options_.check_bindings && def.binding.strength != BindingStrength::none) check_coded(def, type, item);
+    if (options_.check_bindings && def.binding.strength != BindingStrength::none) check_coded(def.binding, type, item);
     check_fixed_pattern(def, item);
     check_invariants(&def.constraints, type.kind == TypeDef::Kind::backbone ? nullptr : &type.constraints, item,
                      type.name, scope);
@@ -566,45 +1056,46 @@ class Run {
 
   // Bindings ------------------------------------------------------------------------------------
 
-  Terminology::Answer coding_answer(const ElementDef& def, const Node& coding) const {
+  Terminology::Answer coding_answer(const Binding& binding, const Node& coding) const {
     const std::string_view code = coding.string_at("code");
     if (code.empty()) return Terminology::Answer::unknown;
-    return impl_.terminology->contains(def.binding.value_set, coding.string_at("system"), code);
+    return impl_.terminology->contains(binding.value_set, coding.string_at("system"), code);
   }
 
-  void check_coded(const ElementDef& def, const TypeDef& type, const Node& item) {
+  void check_coded(const Binding& binding, const TypeDef& type, const Node& item, std::string_view suffix = {}) {
     if (type.name == "Coding" || type.name == "Quantity") {
       if (type.name == "Quantity" && item.string_at("system").empty()) return;
-      report_binding(def, coding_answer(def, item), "The code '" + std::string(item.string_at("code")) + "' is not");
+      report_binding(binding, coding_answer(binding, item),
+                     "The code '" + std::string(item.string_at("code")) + "' is not", suffix);
       return;
     }
     if (type.name != "CodeableConcept") return;
     const Node* codings = item.find("coding");
     if (codings == nullptr || !codings->is_array() || codings->items().empty()) {
-      if (def.binding.strength == BindingStrength::required &&
-          impl_.terminology->knows_value_set(def.binding.value_set)) {
-        report_binding(def, Terminology::Answer::not_member, "A concept with no coding is not");
+      if (binding.strength == BindingStrength::required && impl_.terminology->knows_value_set(binding.value_set)) {
+        report_binding(binding, Terminology::Answer::not_member, "A concept with no coding is not", suffix);
       }
       return;
     }
     Terminology::Answer overall = Terminology::Answer::unknown;
     std::string first_code;
     for (const Node& coding : codings->items()) {
-      const Terminology::Answer answer = coding_answer(def, coding);
+      const Terminology::Answer answer = coding_answer(binding, coding);
       if (answer == Terminology::Answer::member) return;
       if (answer == Terminology::Answer::not_member && overall == Terminology::Answer::unknown) {
         overall = answer;
         first_code = coding.string_at("code");
       }
     }
-    report_binding(def, overall, "No coding (e.g. '" + first_code + "') is");
+    report_binding(binding, overall, "No coding (e.g. '" + first_code + "') is", suffix);
   }
 
-  void report_binding(const ElementDef& def, Terminology::Answer answer, std::string subject) {
+  void report_binding(const Binding& binding, Terminology::Answer answer, std::string subject,
+                      std::string_view suffix = {}) {
     if (answer != Terminology::Answer::not_member) return;
     const char* severity = nullptr;
     const char* strength = nullptr;
-    switch (def.binding.strength) {
+    switch (binding.strength) {
       case BindingStrength::required:
         severity = "error";
         strength = "required";
@@ -622,7 +1113,8 @@ class Run {
         return;
     }
     report(severity, "code-invalid",
-           std::move(subject) + " in the value set " + def.binding.value_set + " (" + strength + " binding)");
+           std::move(subject) + " in the value set " + binding.value_set + " (" + strength + " binding)" +
+               std::string(suffix));
   }
 
   // Invariants ----------------------------------------------------------------------------------
@@ -704,6 +1196,47 @@ Validator::~Validator() = default;
 
 std::size_t Validator::uncompiled_constraints() const {
   return static_cast<std::size_t>(std::count(impl_->compiled.begin(), impl_->compiled.end(), nullptr));
+}
+
+Status Validator::add_profile(const Node& structure_definition) {
+  const std::string_view url = structure_definition.string_at("url");
+  if (structure_definition.string_at("resourceType") != "StructureDefinition" || url.empty()) {
+    return Error::make(ErrorCode::invalid_input, "a profile must be a StructureDefinition with a url");
+  }
+  const std::string_view derivation = structure_definition.string_at("derivation");
+  const std::string_view base = structure_definition.string_at("baseDefinition");
+  const bool constraint = derivation == "constraint" ||
+                          (!base.empty() && last_segment(base) == structure_definition.string_at("type"));
+  if (!constraint) {
+    return Error::make(ErrorCode::invalid_input,
+                       "the StructureDefinition " + std::string(url) +
+                           " is not a constraint profile (derivation = constraint)");
+  }
+  const Node* snapshot = structure_definition.find("snapshot");
+  const Node* elements = snapshot == nullptr ? nullptr : snapshot->find("element");
+  Result<std::shared_ptr<const Profile>> compiled = [&]() -> Result<std::shared_ptr<const Profile>> {
+    if (elements != nullptr && elements->is_array() && !elements->items().empty()) {
+      return compile_profile(*impl_->model, structure_definition);
+    }
+    auto generated = generate_snapshot(structure_definition);
+    if (!generated) return std::move(generated).error();
+    return compile_profile(*impl_->model, *generated);
+  }();
+  if (!compiled) return std::move(compiled).error();
+  impl_->profiles[std::string(url)] = std::move(*compiled);
+  return Ok{};
+}
+
+bool Validator::knows_profile(std::string_view url) const {
+  return impl_->profile(url) != nullptr;
+}
+
+Result<Node> Validator::generate_snapshot(const Node& structure_definition) const {
+  return fhir::generate_snapshot(*impl_->model, structure_definition,
+                                 [this](std::string_view url) -> const Node* {
+                                   const Profile* profile = impl_->profile(url);
+                                   return profile == nullptr ? nullptr : &profile->snapshot;
+                                 });
 }
 
 ValidationResult Validator::validate(const Node& resource, const ValidationOptions& options) const {

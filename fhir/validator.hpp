@@ -1,5 +1,5 @@
 #pragma once
-// Resource validation against the R4 base definitions (and, later, profiles): what `$validate`, the
+// Resource validation against the R4 base definitions and registered constraint profiles: what `$validate`, the
 // `fhirgate validate` CLI and validate-on-write use. One traversal with a pluggable policy: collect every
 // issue (for $validate) or stop at the first error (on the write path).
 //
@@ -8,9 +8,17 @@
 // warnings/information); fixed[x]/pattern[x]; maxLength; minValue/maxValue; the invariants (FHIRPath
 // constraints) of the element definitions. Every issue carries a FHIRPath location such as
 // Patient.name[0].given[1].
+//
+// Profiles (constraint StructureDefinitions) are registered with add_profile() during set-up; a resource
+// is checked against each profile named in ValidationOptions::profiles or its meta.profile: cardinality
+// (slices included), fixed/pattern values, bindings, the profile's invariants, type narrowing and
+// slicing (value, pattern, type and exists discriminators; closed, open and openAtEnd rules, ordering not
+// checked). Issues from a profile name it, e.g. "Slice 'nhsNumber' requires at least 1 item (profile
+// https://...)". An unknown profile is a warning and the base definition alone is used.
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fhir/json.hpp"
@@ -37,6 +45,15 @@ class Validator {
   // The model and terminology must outlive the validator. Thread-safe: validate() may run concurrently.
   Validator(std::shared_ptr<const Model> model, std::shared_ptr<const Terminology> terminology);
   ~Validator();
+
+  // Set-up only, never concurrently with validate(): registers a constraint StructureDefinition under its
+  // url (replacing one with the same url). One without a snapshot gets one generated from its
+  // differential; its base must be a base definition or a profile registered before. Errors:
+  // invalid_input (not a constraint definition, unknown base, element not in the base).
+  Status add_profile(const Node& structure_definition);
+  bool knows_profile(std::string_view url) const;
+  // `structure_definition` with a snapshot generated from its differential (see fhir/profiles.hpp).
+  Result<Node> generate_snapshot(const Node& structure_definition) const;
 
   ValidationResult validate(const Node& resource, const ValidationOptions& options = {}) const;
 

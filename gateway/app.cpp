@@ -10,6 +10,7 @@
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_locate.hpp"
+#include "fhir/profiles.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/rest/api.hpp"
@@ -21,7 +22,7 @@ namespace {
 
 // Loads the seed files into a new database: Bundles (their entries' resources) or single resources.
 // Resources keep their ids. Failures are start-up errors.
-void seed(store::Store& store, const Config& config) {
+void seed(store::Store& store, const fhir::Validator& validator, const Config& config) {
   std::size_t loaded = 0;
   for (const auto& file : config.seed_files) {
     auto text = fhir::read_file(file);
@@ -45,6 +46,14 @@ void seed(store::Store& store, const Config& config) {
       const std::string type(resource.string_at("resourceType"));
       if (std::find(config.cached_types.begin(), config.cached_types.end(), type) == config.cached_types.end()) {
         throw std::runtime_error(file + ": resource type " + type + " is not in cachedTypes");
+      }
+      fhir::ValidationOptions options;
+      if (const auto it = config.profiles.find(type); it != config.profiles.end()) options.profiles = it->second;
+      const auto result = validator.validate(resource, options);
+      for (const auto& issue : result.issues) {
+        if (issue.severity == "error" || issue.severity == "fatal") {
+          throw std::runtime_error(file + ": " + issue.expression + ": " + issue.diagnostics);
+        }
       }
       std::string id(resource.string_at("id"));
       if (id.empty()) id = new_resource_id();
@@ -88,6 +97,22 @@ std::shared_ptr<fhir::Terminology> load_terminology(const Config& config) {
                              terminology.error().issues.front().diagnostics);
   }
   return std::move(*terminology);
+}
+
+void load_project_profiles(fhir::Validator& validator, const fhir::Model& model, const Config& config) {
+  const std::string dir = config.profiles_dir + "/partnership";
+  if (std::filesystem::is_directory(dir)) {
+    if (auto loaded = fhir::load_profiles_dir(validator, model, dir); !loaded) {
+      throw std::runtime_error(dir + ": " + loaded.error().issues.front().diagnostics);
+    }
+  }
+  for (const auto& [type, urls] : config.profiles) {
+    for (const auto& url : urls) {
+      if (!validator.knows_profile(url)) {
+        throw std::runtime_error("profiles." + type + ": the profile " + url + " is not known (not in " + dir + ")");
+      }
+    }
+  }
 }
 
 namespace {
@@ -204,12 +229,13 @@ int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const 
 int serve(const Config& config) {
   const auto model = load_model(config);
   const auto registry = load_search_params(config);
-  const fhir::Validator validator(model, load_terminology(config));
+  fhir::Validator validator(model, load_terminology(config));
+  load_project_profiles(validator, *model, config);
   if (const auto dir = std::filesystem::path(config.database_path).parent_path(); !dir.empty()) {
     std::filesystem::create_directories(dir);
   }
   store::Store store(config.database_path, registry);
-  if (store.created()) seed(store, config);
+  if (store.created()) seed(store, validator, config);
   // Loading the definitions parsed ~40 MB of JSON that is freed now; give those pages back to the OS.
   malloc_trim(0);
 

@@ -29,6 +29,10 @@ int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const 
 // Loads the terminology (ValueSets, CodeSystems, expansions) from the profiles folder.
 std::shared_ptr<fhir::Terminology> load_terminology(const Config& config);
 
+// Registers the partnership's profiles (profiles/partnership) with the validator and checks that every
+// profile the configuration enforces is known. Throws std::runtime_error naming the problem.
+void load_project_profiles(fhir::Validator& validator, const fhir::Model& model, const Config& config);
+
 // `fhirgate validate`: validates each file ("-" = stdin; JSON, XML, ndjson, Bundles) and prints every
 // issue and a summary line to `out`. Returns 0 with no errors, 1 with errors, 2 when input is unreadable.
 int validate_files(const fhir::Model& model, const fhir::Validator& validator,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fhir/files.hpp"
+#include "fhir/profiles.hpp"
 #include "gateway/app.hpp"
 #include "gateway/config.hpp"
 
@@ -156,9 +157,30 @@ int run_validate(const std::vector<std::string>& args) {
   const auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
   const auto model = fhirgate::gateway::load_model(config);
   auto terminology = fhirgate::gateway::load_terminology(config);
+  fhirgate::fhir::Validator validator(model, terminology);
+  fhirgate::gateway::load_project_profiles(validator, *model, config);
+  // --load: ValueSets and CodeSystems extend the terminology, StructureDefinitions become profiles (a
+  // folder's profiles are registered bases first), Bundles may hold any of them.
+  auto add = [&](const fhirgate::fhir::Node& resource) -> fhirgate::Status {
+    if (resource.string_at("resourceType") == "StructureDefinition") return validator.add_profile(resource);
+    if (resource.string_at("resourceType") == "Bundle") {
+      if (const auto* entries = resource.find("entry")) {
+        for (const auto& entry : entries->items()) {
+          const auto* inner = entry.find("resource");
+          if (!inner) continue;
+          auto added = inner->string_at("resourceType") == "StructureDefinition" ? validator.add_profile(*inner)
+                                                                                 : terminology->add(*inner);
+          if (!added) return added;
+        }
+      }
+      return fhirgate::Ok{};
+    }
+    return terminology->add(resource);
+  };
   for (const auto& path : loads) {
+    const bool dir = std::filesystem::is_directory(path);
     std::vector<std::string> sources;
-    if (std::filesystem::is_directory(path)) {
+    if (dir) {
       for (const auto& entry : std::filesystem::directory_iterator(path)) {
         const auto ext = entry.path().extension();
         if (ext == ".json" || ext == ".xml") sources.push_back(entry.path().string());
@@ -170,14 +192,20 @@ int run_validate(const std::vector<std::string>& args) {
       auto text = fhirgate::fhir::read_file(source);
       auto resource = text ? fhirgate::fhir::parse_resource(*model, *text, fhirgate::fhir::detect_format(*text))
                            : fhirgate::Result<fhirgate::fhir::Node>(text.error());
-      auto added = resource ? terminology->add(*resource) : fhirgate::Status(resource.error());
+      if (resource && dir && resource->string_at("resourceType") == "StructureDefinition") continue;
+      auto added = resource ? add(*resource) : fhirgate::Status(resource.error());
       if (!added) {
         std::cerr << "fhirgate: --load " << source << ": " << added.error().issues.front().diagnostics << "\n";
         return 2;
       }
     }
+    if (dir) {
+      if (auto loaded = fhirgate::fhir::load_profiles_dir(validator, *model, path); !loaded) {
+        std::cerr << "fhirgate: --load " << path << ": " << loaded.error().issues.front().diagnostics << "\n";
+        return 2;
+      }
+    }
   }
-  const fhirgate::fhir::Validator validator(model, terminology);
   return fhirgate::gateway::validate_files(*model, validator, profiles, files, std::cout);
 }
 

@@ -32,6 +32,24 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
     CHECK(text_at(bundle, "entry[1].resource.id") == "pat-005");
     CHECK(http.get("/Consent?patient=pat-001").status == 200);
     CHECK(gateway.stderr_text().find("loaded 8 sample resources") != std::string::npos);
+    // The sample configuration enforces the partnership profiles on write.
+    const std::string body_start = R"({"resourceType":"Patient","name":[{"family":"Profiled"}],"birthDate":"1990-05-01")";
+    const auto no_nhs = http.send_json("POST", "/Patient", body_start + "}");
+    CHECK(no_nhs.status == 422);
+    CHECK(no_nhs.body.find("nhsNumber") != std::string::npos);
+    const auto bad_check_digit = http.send_json(
+        "POST", "/Patient",
+        body_start + R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434766304"}]})");
+    CHECK(bad_check_digit.status == 422);
+    CHECK(bad_check_digit.body.find("nhs-1") != std::string::npos);
+    CHECK(http.send_json("POST", "/Patient",
+                         body_start + R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434766303"}]})")
+              .status == 201);
+    const auto vague_consent = http.send_json(
+        "POST", "/Consent",
+        R"({"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"y"}],)"
+        R"("policyRule":{"text":"opt-in"}})");
+    CHECK(vague_consent.status == 422);
     // Delete a sample: a restart must not bring it back.
     CHECK(http.request("DELETE", "/Patient/pat-002").status == 204);
   }

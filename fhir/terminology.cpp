@@ -90,6 +90,9 @@ bool is_restricted_name(std::string_view name) {
 }
 
 bool is_mime_type(std::string_view value) {
+  // R4 lets the format elements bound to the mime-type value set (CapabilityStatement.format, TestScript
+  // accept/contentType) use the shorthands "xml | json | ttl" as well as a mime type.
+  if (value == "xml" || value == "json" || value == "ttl") return true;
   const auto semicolon = value.find(';');
   std::string_view type = value.substr(0, semicolon);
   while (!type.empty() && type.back() == ' ') type.remove_suffix(1);

@@ -205,7 +205,7 @@ TEST_CASE("mime types are checked by shape for urn:ietf:bcp:13") {
   const auto& t = shipped();
   const std::string vs = "http://hl7.org/fhir/ValueSet/mimetypes";
   for (const char* code : {"application/fhir+json", "text/plain", "image/png", "text/plain; charset=UTF-8",
-                           "application/vnd.ms-excel", "Application/PDF"}) {
+                           "application/vnd.ms-excel", "Application/PDF", "xml", "json", "ttl"}) {
     CHECK(t.contains(vs, "urn:ietf:bcp:13", code) == Answer::member);
     CHECK(t.contains(vs, "", code) == Answer::member);
   }

@@ -1,5 +1,7 @@
 #include "fhir/fhirpath_value.hpp"
 
+#include "fhir/datetime.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -10,36 +12,6 @@
 namespace fhirgate::fhir::fhirpath {
 
 namespace {
-
-bool leap(int y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int days_in_month(int y, int m) {
-  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && leap(y) ? 29 : kDays[m - 1];
-}
-
-std::int64_t days_from_civil(int year, int month, int day) {
-  const std::int64_t y = month <= 2 ? year - 1 : year;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t yoe = y - era * 400;
-  const std::int64_t doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-void civil_from_days(std::int64_t days, int& year, int& month, int& day) {
-  const std::int64_t z = days + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  year = static_cast<int>(yoe + era * 400 + (month <= 2 ? 1 : 0));
-}
 
 constexpr std::int64_t kMsPerDay = 86400000;
 
@@ -55,7 +27,10 @@ void set_epoch_ms(Moment& m, std::int64_t ms) {
     rest += kMsPerDay;
     --days;
   }
-  civil_from_days(days, m.part[0], m.part[1], m.part[2]);
+  const CivilDate civil = civil_from_days(days);
+  m.part[0] = civil.year;
+  m.part[1] = civil.month;
+  m.part[2] = civil.day;
   m.part[3] = static_cast<int>(rest / 3600000);
   m.part[4] = static_cast<int>(rest / 60000 % 60);
   m.part[5] = static_cast<int>(rest / 1000 % 60);

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "fhir/utf8.hpp"
+
 // Reading. The document is checked for a DOCTYPE in its prolog before libxml2 sees it, then parsed by a
 // private parser context with SAX2 callbacks and no tree: forced UTF-8, no network, no entity
 // substitution, no DTD loading, CDATA delivered as text, comments and processing instructions not
@@ -128,25 +130,11 @@ bool is_json_number(std::string_view s) {
 // Length of the UTF-8 sequence at s[i] when it is well-formed and a character XML 1.0 allows (no
 // surrogates, U+FFFE or U+FFFF), else 0. Only called for bytes from 0x80.
 std::size_t xml_utf8_length(std::string_view s, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](std::size_t k) { return (byte(k) & 0xC0) == 0x80; };
-  const unsigned char b0 = byte(0);
-  const std::size_t left = s.size() - i;
-  if (b0 >= 0xC2 && b0 <= 0xDF) return left >= 2 && cont(1) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    if (left < 3 || !cont(1) || !cont(2)) return 0;
-    if (b0 == 0xE0 && byte(1) < 0xA0) return 0;
-    if (b0 == 0xED && byte(1) >= 0xA0) return 0;
-    if (b0 == 0xEF && byte(1) == 0xBF && byte(2) >= 0xBE) return 0;
-    return 3;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    if (left < 4 || !cont(1) || !cont(2) || !cont(3)) return 0;
-    if (b0 == 0xF0 && byte(1) < 0x90) return 0;
-    if (b0 == 0xF4 && byte(1) >= 0x90) return 0;
-    return 4;
-  }
-  return 0;
+  const std::size_t n = utf8_sequence_length(s, i);
+  const bool non_character = n == 3 && static_cast<unsigned char>(s[i]) == 0xEF &&
+                             static_cast<unsigned char>(s[i + 1]) == 0xBF &&
+                             static_cast<unsigned char>(s[i + 2]) >= 0xBE;
+  return non_character ? 0 : n;
 }
 
 // Bytes the escaper has to look at: 1 = control character, 2 = markup character, 3 = non-ASCII.

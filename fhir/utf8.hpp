@@ -1,0 +1,30 @@
+#pragma once
+#include <cstddef>
+#include <string_view>
+
+namespace fhirgate::fhir {
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no surrogates, nothing
+// above U+10FFFF), or 0 when it is malformed. Meant for bytes from 0x80; ASCII is the caller's fast path.
+inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const auto cont = [&](std::size_t k) { return (byte(k) & 0xC0) == 0x80; };
+  const unsigned char b0 = byte(0);
+  const std::size_t left = s.size() - i;
+  if (b0 >= 0xC2 && b0 <= 0xDF) return left >= 2 && cont(1) ? 2 : 0;
+  if (b0 >= 0xE0 && b0 <= 0xEF) {
+    if (left < 3 || !cont(1) || !cont(2)) return 0;
+    if (b0 == 0xE0 && byte(1) < 0xA0) return 0;
+    if (b0 == 0xED && byte(1) >= 0xA0) return 0;
+    return 3;
+  }
+  if (b0 >= 0xF0 && b0 <= 0xF4) {
+    if (left < 4 || !cont(1) || !cont(2) || !cont(3)) return 0;
+    if (b0 == 0xF0 && byte(1) < 0x90) return 0;
+    if (b0 == 0xF4 && byte(1) >= 0x90) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace fhirgate::fhir

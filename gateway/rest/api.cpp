@@ -61,6 +61,15 @@ std::optional<std::int64_t> parse_etag(std::string_view v) {
   return n;
 }
 
+// The version an If-Match header asks for: nullopt when absent. Errors: invalid_input when malformed.
+Result<std::optional<std::int64_t>> if_match_version(const HttpRequest& request) {
+  const auto header = request.header("If-Match");
+  if (header.empty()) return std::optional<std::int64_t>();
+  const auto version = parse_etag(header);
+  if (!version) return Error::make(ErrorCode::invalid_input, "If-Match must be a version ETag such as W/\"1\"");
+  return version;
+}
+
 const std::string* param_value(const fhir::QueryParams& params, std::string_view name) {
   for (const auto& [k, v] : params) {
     if (k == name) return &v;
@@ -409,21 +418,17 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
                                           type + ".id"));
     return reply;
   }
-  std::optional<std::int64_t> expected;
-  if (const auto if_match = ex.request.header("If-Match"); !if_match.empty()) {
-    expected = parse_etag(if_match);
-    if (!expected) {
-      reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
-                                            "If-Match must be a version ETag such as W/\"1\""));
-      return reply;
-    }
+  auto expected = if_match_version(ex.request);
+  if (!expected) {
+    reply.response = fail(ex, expected.error());
+    return reply;
   }
   struct State {
     VersionRecord record;
     bool created = false;
   };
   auto state = std::make_shared<State>();
-  reply.plan = [state, type, id, expected, resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
+  reply.plan = [state, type, id, expected = *expected, resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
     const auto current = txn.read(type, id);
     const bool live = current && !current->deleted;
     if (expected && (!live || current->version != *expected)) {
@@ -445,17 +450,13 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
 
 Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) const {
   Reply reply;
-  std::optional<std::int64_t> expected;
-  if (const auto if_match = ex.request.header("If-Match"); !if_match.empty()) {
-    expected = parse_etag(if_match);
-    if (!expected) {
-      reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
-                                            "If-Match must be a version ETag such as W/\"1\""));
-      return reply;
-    }
+  auto expected = if_match_version(ex.request);
+  if (!expected) {
+    reply.response = fail(ex, expected.error());
+    return reply;
   }
   auto deleted = std::make_shared<std::optional<VersionRecord>>();
-  reply.plan = [deleted, type, id, expected](WriteTxn& txn) -> Status {
+  reply.plan = [deleted, type, id, expected = *expected](WriteTxn& txn) -> Status {
     if (expected) {
       const auto current = txn.read(type, id);
       if (!current || current->deleted || current->version != *expected) {

@@ -28,4 +28,16 @@ Result<std::string> read_file(const std::string& path) {
   return out;
 }
 
+Result<Node> read_json_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return std::move(text).error();
+  auto node = parse_json(*text);
+  if (!node) {
+    Error e = std::move(node).error();
+    e.internal = "parsing " + path + ": " + e.internal;
+    return e;
+  }
+  return node;
+}
+
 }  // namespace fhirgate::fhir

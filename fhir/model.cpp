@@ -419,16 +419,8 @@ Result<std::shared_ptr<const Model>> Model::load_from(const std::string& profile
   auto model = std::make_shared<Model>();
   Builder builder{*model, {}, {}, {}};
   for (const char* file : {"/r4/profiles-types.json.gz", "/r4/profiles-resources.json.gz"}) {
-    const std::string path = profiles_dir + file;
-    auto text = read_file(path);
-    if (!text) return std::move(text).error();
-    auto bundle = parse_json(*text);
-    if (!bundle) {
-      Error e = std::move(bundle).error();
-      e.internal = "parsing " + path + ": " + e.internal;
-      return e;
-    }
-    std::string().swap(*text);
+    auto bundle = read_json_file(profiles_dir + file);
+    if (!bundle) return std::move(bundle).error();
     if (auto status = builder.add_bundle(*bundle); !status) return std::move(status).error();
   }
   if (auto status = builder.finish(); !status) return std::move(status).error();

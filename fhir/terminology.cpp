@@ -534,16 +534,8 @@ Terminology::Terminology() : data_(std::make_unique<Data>()) {}
 Terminology::~Terminology() = default;
 
 Result<std::shared_ptr<Terminology>> Terminology::load_from(const std::string& profiles_dir) {
-  const std::string path = profiles_dir + "/r4/terminology.json.gz";
-  auto text = read_file(path);
-  if (!text) return std::move(text).error();
-  auto bundle = parse_json(*text);
-  if (!bundle) {
-    Error e = std::move(bundle).error();
-    e.internal = "parsing " + path + ": " + e.internal;
-    return e;
-  }
-  std::string().swap(*text);
+  auto bundle = read_json_file(profiles_dir + "/r4/terminology.json.gz");
+  if (!bundle) return std::move(bundle).error();
   auto terminology = std::make_shared<Terminology>();
   if (auto status = terminology->add(*bundle); !status) return std::move(status).error();
   bundle = Node();

@@ -72,9 +72,7 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
 
 fhir::SearchParamRegistry load_search_params(const Config& config) {
   const std::string path = config.profiles_dir + "/r4/search-parameters.json.gz";
-  auto text = fhir::read_file(path);
-  if (!text) throw std::runtime_error("cannot read " + path + " (is profilesDir right?)");
-  auto bundle = fhir::parse_json(*text);
+  auto bundle = fhir::read_json_file(path);
   if (!bundle) throw std::runtime_error(path + ": " + bundle.error().issues.front().diagnostics);
   auto registry = fhir::SearchParamRegistry::load(*bundle, config.cached_types);
   if (!registry) throw std::runtime_error(path + ": " + registry.error().issues.front().diagnostics);

@@ -21,13 +21,12 @@ namespace fhirgate::gateway {
 namespace {
 
 // Loads the seed files into a new database: Bundles (their entries' resources) or single resources.
-// Resources keep their ids. Failures are start-up errors.
+// Resources keep their ids. Every resource is checked before any is stored, so a bad seed file leaves
+// the new database empty. Failures are start-up errors.
 void seed(store::Store& store, const fhir::Validator& validator, const Config& config) {
-  std::size_t loaded = 0;
+  std::vector<std::pair<std::string, fhir::Node>> checked;  // type, resource
   for (const auto& file : config.seed_files) {
-    auto text = fhir::read_file(file);
-    if (!text) throw std::runtime_error("cannot read seed file " + file);
-    auto doc = fhir::parse_json(*text);
+    auto doc = fhir::read_json_file(file);
     if (!doc) throw std::runtime_error(file + ": " + doc.error().issues.front().diagnostics);
     std::vector<fhir::Node> resources;
     if (doc->string_at("resourceType") == "Bundle") {
@@ -43,29 +42,32 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
       if (auto ok = fhir::check_resource_json(resource); !ok) {
         throw std::runtime_error(file + ": " + ok.error().issues.front().diagnostics);
       }
-      const std::string type(resource.string_at("resourceType"));
+      std::string type(resource.string_at("resourceType"));
       if (std::find(config.cached_types.begin(), config.cached_types.end(), type) == config.cached_types.end()) {
         throw std::runtime_error(file + ": resource type " + type + " is not in cachedTypes");
       }
       fhir::ValidationOptions options;
       if (const auto it = config.profiles.find(type); it != config.profiles.end()) options.profiles = it->second;
-      const auto result = validator.validate(resource, options);
-      for (const auto& issue : result.issues) {
+      for (const auto& issue : validator.validate(resource, options).issues) {
         if (issue.severity == "error" || issue.severity == "fatal") {
           throw std::runtime_error(file + ": " + issue.expression + ": " + issue.diagnostics);
         }
       }
-      std::string id(resource.string_at("id"));
-      if (id.empty()) id = new_resource_id();
-      Status stored = store.writer().run([&](store::WriteTxn& txn) -> Status {
-        txn.put(type, id, std::move(resource), "PUT");
-        return Ok{};
-      });
-      if (!stored) throw std::runtime_error(file + ": " + stored.error().issues.front().diagnostics);
-      ++loaded;
+      checked.emplace_back(std::move(type), std::move(resource));
     }
   }
-  if (loaded) std::cerr << "fhirgate: loaded " << loaded << " sample resources into the new database\n";
+  for (auto& [type, resource] : checked) {
+    std::string id(resource.string_at("id"));
+    if (id.empty()) id = new_resource_id();
+    Status stored = store.writer().run([&](store::WriteTxn& txn) -> Status {
+      txn.put(type, id, std::move(resource), "PUT");
+      return Ok{};
+    });
+    if (!stored) throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
+  }
+  if (!checked.empty()) {
+    std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
+  }
 }
 
 }  // namespace

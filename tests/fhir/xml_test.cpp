@@ -2,7 +2,6 @@
 
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -254,10 +253,8 @@ TEST_CASE("xml: billion laughs is refused without expanding anything") {
     xml += "\">\n";
   }
   xml += "]>\n<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"&lol9;\"/></Patient>";
-  const auto start = std::chrono::steady_clock::now();
   const Issue i = xml_issue(xml, ErrorCode::invalid_input);
   CHECK(i.diagnostics == "DTDs are not allowed in FHIR XML");
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
 }
 
 TEST_CASE("xml: elements the model does not know are unprocessable with their location") {

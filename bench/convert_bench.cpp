@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
     });
     std::string name = argv[i];
     if (name.size() > 40) name = "..." + name.substr(name.size() - 37);
-    std::printf("%-40s %10zu %10zu %14.1f %14.1f\n", name.c_str(), text->size(), xml->size(), to_xml, to_json);
+    std::printf("%-40s %10zu %10zu %14.1f %14.1f\n", name.c_str(), text->size(), xml->size(), to_xml,
+                to_json);
   }
   return 0;
 }

@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
   malloc_trim(0);
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
-  std::printf("definitions: loaded in %.0f ms; resident %.1f MiB (process before loading: %.1f MiB)\n", load_ms,
-              resident_mib(), before);
+  std::printf("definitions: loaded in %.0f ms; resident %.1f MiB (process before loading: %.1f MiB)\n",
+              load_ms, resident_mib(), before);
   std::printf("%-44s %9s %8s %16s %16s\n", "file", "bytes", "errors", "validations/s", "no invariants/s");
   for (int i = 2; i < argc; ++i) {
     auto text = read_file(argv[i]);

@@ -113,7 +113,8 @@ void locate_issues(std::string_view json_text, std::vector<Issue>& issues) {
   for (auto& issue : issues) {
     const std::string& e = issue.expression;
     const std::size_t n = recorder.root_.size();
-    if (issue.line != 0 || e.compare(0, n, recorder.root_) != 0 || (e.size() > n && e[n] != '.' && e[n] != '[')) {
+    if (issue.line != 0 || e.compare(0, n, recorder.root_) != 0 ||
+        (e.size() > n && e[n] != '.' && e[n] != '[')) {
       continue;
     }
     std::string path = e.substr(n);

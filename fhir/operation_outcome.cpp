@@ -20,8 +20,10 @@ Node operation_outcome(const Error& error) {
     Node item = Node::object();
     if (issue.line > 0) {
       Node& exts = item.set("extension", Node::array());
-      exts.push(integer_extension("http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line", issue.line));
-      exts.push(integer_extension("http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col", issue.column));
+      exts.push(integer_extension("http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line",
+                                  issue.line));
+      exts.push(integer_extension("http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col",
+                                  issue.column));
     }
     item.set("severity", Node::string(issue.severity.empty() ? "error" : issue.severity));
     item.set("code", Node::string(issue.code.empty() ? issue_type(error.code) : issue.code));

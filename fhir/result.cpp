@@ -37,8 +37,14 @@ const CodePolicy& policy(ErrorCode code) {
 
 }  // namespace
 
-int http_status(ErrorCode code) { return policy(code).http; }
-const char* issue_type(ErrorCode code) { return policy(code).issue; }
-const char* v2_ack_code(ErrorCode code) { return policy(code).ack; }
+int http_status(ErrorCode code) {
+  return policy(code).http;
+}
+const char* issue_type(ErrorCode code) {
+  return policy(code).issue;
+}
+const char* v2_ack_code(ErrorCode code) {
+  return policy(code).ack;
+}
 
 }  // namespace fhirgate

@@ -43,11 +43,13 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
         throw std::runtime_error(file + ": " + ok.error().issues.front().diagnostics);
       }
       std::string type(resource.string_at("resourceType"));
-      if (std::find(config.cached_types.begin(), config.cached_types.end(), type) == config.cached_types.end()) {
+      if (std::find(config.cached_types.begin(), config.cached_types.end(), type) ==
+          config.cached_types.end()) {
         throw std::runtime_error(file + ": resource type " + type + " is not in cachedTypes");
       }
       fhir::ValidationOptions options;
-      if (const auto it = config.profiles.find(type); it != config.profiles.end()) options.profiles = it->second;
+      if (const auto it = config.profiles.find(type); it != config.profiles.end())
+        options.profiles = it->second;
       for (const auto& issue : validator.validate(resource, options).issues) {
         if (issue.severity == "error" || issue.severity == "fatal") {
           throw std::runtime_error(file + ": " + issue.expression + ": " + issue.diagnostics);
@@ -63,7 +65,8 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
       txn.put(type, id, std::move(resource), "PUT");
       return Ok{};
     });
-    if (!stored) throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
+    if (!stored)
+      throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
   }
   if (!checked.empty()) {
     std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
@@ -84,8 +87,8 @@ fhir::SearchParamRegistry load_search_params(const Config& config) {
 std::shared_ptr<const fhir::Model> load_model(const Config& config) {
   auto model = fhir::Model::load_from(config.profiles_dir);
   if (!model) {
-    throw std::runtime_error("cannot load the R4 StructureDefinitions from " + config.profiles_dir + "/r4: " +
-                             model.error().issues.front().diagnostics);
+    throw std::runtime_error("cannot load the R4 StructureDefinitions from " + config.profiles_dir +
+                             "/r4: " + model.error().issues.front().diagnostics);
   }
   return std::move(*model);
 }
@@ -93,8 +96,8 @@ std::shared_ptr<const fhir::Model> load_model(const Config& config) {
 std::shared_ptr<fhir::Terminology> load_terminology(const Config& config) {
   auto terminology = fhir::Terminology::load_from(config.profiles_dir);
   if (!terminology) {
-    throw std::runtime_error("cannot load the R4 terminology from " + config.profiles_dir + "/r4: " +
-                             terminology.error().issues.front().diagnostics);
+    throw std::runtime_error("cannot load the R4 terminology from " + config.profiles_dir +
+                             "/r4: " + terminology.error().issues.front().diagnostics);
   }
   return std::move(*terminology);
 }
@@ -109,7 +112,8 @@ void load_project_profiles(fhir::Validator& validator, const fhir::Model& model,
   for (const auto& [type, urls] : config.profiles) {
     for (const auto& url : urls) {
       if (!validator.knows_profile(url)) {
-        throw std::runtime_error("profiles." + type + ": the profile " + url + " is not known (not in " + dir + ")");
+        throw std::runtime_error("profiles." + type + ": the profile " + url + " is not known (not in " +
+                                 dir + ")");
       }
     }
   }
@@ -126,7 +130,8 @@ Result<std::string> read_input(const std::string& file) {
 
 // `file[:line[:column]]: severity: message [location]`; `first_line` is where the document starts in the
 // file (ndjson), positions inside the document are added to it.
-void print_issue(std::ostream& out, const std::string& file, int first_line, bool line_known, const Issue& issue) {
+void print_issue(std::ostream& out, const std::string& file, int first_line, bool line_known,
+                 const Issue& issue) {
   out << file;
   if (issue.line > 0) {
     out << ":" << first_line + issue.line - 1 << ":" << issue.column;
@@ -167,7 +172,8 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
         const auto end = std::min(text->find('\n', pos), text->size());
         ++line_no;
         std::string line = text->substr(pos, end - pos);
-        if (line.find_first_not_of(" \t\r") != std::string::npos) documents.push_back({line_no, std::move(line)});
+        if (line.find_first_not_of(" \t\r") != std::string::npos)
+          documents.push_back({line_no, std::move(line)});
         pos = end + 1;
       }
     } else {
@@ -177,7 +183,8 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
       ++resources;
       auto resource = fhir::parse_resource(model, doc.text, fhir::detect_format(doc.text));
       if (!resource) {
-        for (const auto& issue : resource.error().issues) print_issue(out, file, doc.first_line, ndjson, issue);
+        for (const auto& issue : resource.error().issues)
+          print_issue(out, file, doc.first_line, ndjson, issue);
         ++errors;
         continue;
       }
@@ -185,8 +192,10 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
       if (fhir::detect_format(doc.text) == fhir::Format::json) fhir::locate_issues(doc.text, result.issues);
       for (const auto& issue : result.issues) {
         print_issue(out, file, doc.first_line, ndjson, issue);
-        if (issue.severity == "error" || issue.severity == "fatal") ++errors;
-        else if (issue.severity == "warning") ++warnings;
+        if (issue.severity == "error" || issue.severity == "fatal")
+          ++errors;
+        else if (issue.severity == "warning")
+          ++warnings;
       }
     }
   }
@@ -197,8 +206,8 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
   return errors ? 1 : 0;
 }
 
-int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const std::vector<std::string>& files,
-                  std::ostream& out, std::ostream& err) {
+int convert_files(const fhir::Model& model, fhir::Format to, bool pretty,
+                  const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
   int status = 0;
   for (const auto& file : files) {
     auto text = read_input(file);
@@ -208,7 +217,8 @@ int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const 
       continue;
     }
     auto resource = fhir::parse_resource(model, *text, fhir::detect_format(*text));
-    auto written = resource ? fhir::write_resource(model, *resource, to, pretty) : Result<std::string>(resource.error());
+    auto written =
+        resource ? fhir::write_resource(model, *resource, to, pretty) : Result<std::string>(resource.error());
     if (!written) {
       for (const auto& issue : written.error().issues) {
         err << file;
@@ -251,8 +261,8 @@ int serve(const Config& config) {
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
-  std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database " << config.database_path
-            << ")" << std::endl;
+  std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database "
+            << config.database_path << ")" << std::endl;
   server.run();
   store.writer().stop();
   std::cerr << "fhirgate: stopped cleanly" << std::endl;

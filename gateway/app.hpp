@@ -23,8 +23,8 @@ std::shared_ptr<const fhir::Model> load_model(const Config& config);
 
 // `fhirgate convert`: converts each file ("-" = stdin) from JSON or XML (detected) to `to`, printing the
 // results to `out` and problems (file, location, reason) to `err`. Returns 0 when all converted, else 1.
-int convert_files(const fhir::Model& model, fhir::Format to, bool pretty, const std::vector<std::string>& files,
-                  std::ostream& out, std::ostream& err);
+int convert_files(const fhir::Model& model, fhir::Format to, bool pretty,
+                  const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 
 // Loads the terminology (ValueSets, CodeSystems, expansions) from the profiles folder.
 std::shared_ptr<fhir::Terminology> load_terminology(const Config& config);

@@ -37,7 +37,8 @@ class Reader {
       fail(where, "expected an integer");
     }
     if (used != n.text().size()) fail(where, "expected an integer");
-    if (v < min || v > max) fail(where, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    if (v < min || v > max)
+      fail(where, "must be between " + std::to_string(min) + " and " + std::to_string(max));
     return v;
   }
   std::vector<std::string> strings(const Node& n, const std::string& where) const {
@@ -70,8 +71,8 @@ Config load_config(const std::string& path) {
   auto doc = fhir::parse_json(*text);
   if (!doc) {
     const auto& issue = doc.error().issues.front();
-    throw std::runtime_error(path + ":" + std::to_string(issue.line) + ":" + std::to_string(issue.column) + ": " +
-                             issue.diagnostics);
+    throw std::runtime_error(path + ":" + std::to_string(issue.line) + ":" + std::to_string(issue.column) +
+                             ": " + issue.diagnostics);
   }
   const Reader r(path);
   const auto dir = std::filesystem::path(path).parent_path();
@@ -81,20 +82,31 @@ Config load_config(const std::string& path) {
     if (key == "server") {
       for (const auto& [k, v] : r.object(value, "server").members()) {
         const std::string where = "server." + k;
-        if (k == "bind") c.server.bind = r.string(v, where);
-        else if (k == "port") c.server.port = static_cast<std::uint16_t>(r.integer(v, where, 0, 65535));
-        else if (k == "threads") c.server.threads = static_cast<unsigned>(r.integer(v, where, 1, 256));
-        else if (k == "bodyLimitBytes") c.server.body_limit_bytes = r.integer(v, where, 1024, std::int64_t{1} << 32);
-        else if (k == "headerLimitBytes") c.server.header_limit_bytes = r.integer(v, where, 1024, 1 << 20);
-        else if (k == "headerTimeoutMs") c.server.header_timeout_ms = r.integer(v, where, 10, 3600000);
-        else if (k == "bodyTimeoutMs") c.server.body_timeout_ms = r.integer(v, where, 10, 3600000);
-        else if (k == "shutdownGraceMs") c.server.shutdown_grace_ms = r.integer(v, where, 0, 3600000);
-        else r.fail(where, "unknown setting");
+        if (k == "bind")
+          c.server.bind = r.string(v, where);
+        else if (k == "port")
+          c.server.port = static_cast<std::uint16_t>(r.integer(v, where, 0, 65535));
+        else if (k == "threads")
+          c.server.threads = static_cast<unsigned>(r.integer(v, where, 1, 256));
+        else if (k == "bodyLimitBytes")
+          c.server.body_limit_bytes = r.integer(v, where, 1024, std::int64_t{1} << 32);
+        else if (k == "headerLimitBytes")
+          c.server.header_limit_bytes = r.integer(v, where, 1024, 1 << 20);
+        else if (k == "headerTimeoutMs")
+          c.server.header_timeout_ms = r.integer(v, where, 10, 3600000);
+        else if (k == "bodyTimeoutMs")
+          c.server.body_timeout_ms = r.integer(v, where, 10, 3600000);
+        else if (k == "shutdownGraceMs")
+          c.server.shutdown_grace_ms = r.integer(v, where, 0, 3600000);
+        else
+          r.fail(where, "unknown setting");
       }
     } else if (key == "database") {
       for (const auto& [k, v] : r.object(value, "database").members()) {
-        if (k == "path") c.database_path = resolve(dir, r.string(v, "database.path"));
-        else r.fail("database." + k, "unknown setting");
+        if (k == "path")
+          c.database_path = resolve(dir, r.string(v, "database.path"));
+        else
+          r.fail("database." + k, "unknown setting");
       }
     } else if (key == "baseUrl") {
       c.base_url = r.string(value, key);
@@ -112,9 +124,12 @@ Config load_config(const std::string& path) {
       for (const auto& f : r.strings(value, key)) c.seed_files.push_back(resolve(dir, f));
     } else if (key == "search") {
       for (const auto& [k, v] : r.object(value, "search").members()) {
-        if (k == "defaultPageSize") c.default_page_size = static_cast<int>(r.integer(v, "search." + k, 1, 10000));
-        else if (k == "maxPageSize") c.max_page_size = static_cast<int>(r.integer(v, "search." + k, 1, 10000));
-        else r.fail("search." + k, "unknown setting");
+        if (k == "defaultPageSize")
+          c.default_page_size = static_cast<int>(r.integer(v, "search." + k, 1, 10000));
+        else if (k == "maxPageSize")
+          c.max_page_size = static_cast<int>(r.integer(v, "search." + k, 1, 10000));
+        else
+          r.fail("search." + k, "unknown setting");
       }
     } else if (key == "$comment" || key == "_comment") {
       continue;

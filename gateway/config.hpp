@@ -12,8 +12,8 @@ namespace fhirgate::gateway {
 struct ServerConfig {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 8080;
-  unsigned threads = 2;                               // io threads
-  std::size_t body_limit_bytes = 16 * 1024 * 1024;   // larger bodies get 413
+  unsigned threads = 2;                             // io threads
+  std::size_t body_limit_bytes = 16 * 1024 * 1024;  // larger bodies get 413
   std::size_t header_limit_bytes = 16 * 1024;
   unsigned header_timeout_ms = 10000;  // a request's headers must arrive within this (also keep-alive idle)
   unsigned body_timeout_ms = 30000;    // and its body within this

@@ -114,9 +114,12 @@ int run_convert(const std::vector<std::string>& args) {
     }
     if (a == "--to" && i + 1 < args.size()) {
       const std::string& f = args[++i];
-      if (f == "xml") to = fhirgate::fhir::Format::xml;
-      else if (f == "json") to = fhirgate::fhir::Format::json;
-      else usage_error("--to takes xml or json", kConvertUsage);
+      if (f == "xml")
+        to = fhirgate::fhir::Format::xml;
+      else if (f == "json")
+        to = fhirgate::fhir::Format::json;
+      else
+        usage_error("--to takes xml or json", kConvertUsage);
     } else if (a == "--pretty") {
       pretty = true;
     } else if (a == "--config" && i + 1 < args.size()) {
@@ -129,7 +132,8 @@ int run_convert(const std::vector<std::string>& args) {
   }
   if (!to) usage_error("--to xml|json is required", kConvertUsage);
   if (files.empty()) usage_error("no input files (use - for standard input)", kConvertUsage);
-  const auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
+  const auto config =
+      config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
   const auto model = fhirgate::gateway::load_model(config);
   return fhirgate::gateway::convert_files(*model, *to, pretty, files, std::cout, std::cerr);
 }
@@ -147,14 +151,20 @@ int run_validate(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) usage_error(a + " needs a value", kValidateUsage);
       return args[++i];
     };
-    if (a == "--load") loads.push_back(value());
-    else if (a == "--profile") profiles.push_back(value());
-    else if (a == "--config") config_path = value();
-    else if (a.size() > 1 && a[0] == '-' && a != "-") usage_error("unknown option '" + a + "'", kValidateUsage);
-    else files.push_back(a);
+    if (a == "--load")
+      loads.push_back(value());
+    else if (a == "--profile")
+      profiles.push_back(value());
+    else if (a == "--config")
+      config_path = value();
+    else if (a.size() > 1 && a[0] == '-' && a != "-")
+      usage_error("unknown option '" + a + "'", kValidateUsage);
+    else
+      files.push_back(a);
   }
   if (files.empty()) usage_error("no input files (use - for standard input)", kValidateUsage);
-  const auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
+  const auto config =
+      config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
   const auto model = fhirgate::gateway::load_model(config);
   auto terminology = fhirgate::gateway::load_terminology(config);
   fhirgate::fhir::Validator validator(model, terminology);
@@ -168,8 +178,9 @@ int run_validate(const std::vector<std::string>& args) {
         for (const auto& entry : entries->items()) {
           const auto* inner = entry.find("resource");
           if (!inner) continue;
-          auto added = inner->string_at("resourceType") == "StructureDefinition" ? validator.add_profile(*inner)
-                                                                                 : terminology->add(*inner);
+          auto added = inner->string_at("resourceType") == "StructureDefinition"
+                           ? validator.add_profile(*inner)
+                           : terminology->add(*inner);
           if (!added) return added;
         }
       }
@@ -190,12 +201,14 @@ int run_validate(const std::vector<std::string>& args) {
     }
     for (const auto& source : sources) {
       auto text = fhirgate::fhir::read_file(source);
-      auto resource = text ? fhirgate::fhir::parse_resource(*model, *text, fhirgate::fhir::detect_format(*text))
-                           : fhirgate::Result<fhirgate::fhir::Node>(text.error());
+      auto resource =
+          text ? fhirgate::fhir::parse_resource(*model, *text, fhirgate::fhir::detect_format(*text))
+               : fhirgate::Result<fhirgate::fhir::Node>(text.error());
       if (resource && dir && resource->string_at("resourceType") == "StructureDefinition") continue;
       auto added = resource ? add(*resource) : fhirgate::Status(resource.error());
       if (!added) {
-        std::cerr << "fhirgate: --load " << source << ": " << added.error().issues.front().diagnostics << "\n";
+        std::cerr << "fhirgate: --load " << source << ": " << added.error().issues.front().diagnostics
+                  << "\n";
         return 2;
       }
     }
@@ -223,14 +236,21 @@ int run_serve(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) usage_error(a + " needs a value");
       return args[++i];
     };
-    if (a == "--config") config_path = value();
-    else if (a == "--port") port = parse_number(a, value(), 0, 65535);
-    else if (a == "--threads") threads = parse_number(a, value(), 1, 256);
-    else if (a == "--db") db = value();
-    else if (a == "--bind") bind = value();
-    else usage_error("unknown option '" + a + "'");
+    if (a == "--config")
+      config_path = value();
+    else if (a == "--port")
+      port = parse_number(a, value(), 0, 65535);
+    else if (a == "--threads")
+      threads = parse_number(a, value(), 1, 256);
+    else if (a == "--db")
+      db = value();
+    else if (a == "--bind")
+      bind = value();
+    else
+      usage_error("unknown option '" + a + "'");
   }
-  auto config = config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
+  auto config =
+      config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);
   if (port) config.server.port = static_cast<std::uint16_t>(*port);
   if (threads) config.server.threads = static_cast<unsigned>(*threads);
   if (db) config.database_path = *db;

@@ -67,7 +67,8 @@ rest::HttpRequest to_request(http::request<http::string_body>&& req) {
   out.method = std::string(req.method_string());
   out.target = std::string(req.target());
   out.headers.reserve(8);
-  for (const auto& field : req) out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  for (const auto& field : req)
+    out.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   out.body = std::move(req.body());
   return out;
 }
@@ -160,16 +161,19 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
       break;
     }
     if (ec == http::error::header_limit) {
-      co_await send(*conn, api.error_response(Error::make(ErrorCode::invalid_input, "The request headers are too large")),
-                    11, false);
+      co_await send(
+          *conn,
+          api.error_response(Error::make(ErrorCode::invalid_input, "The request headers are too large")), 11,
+          false);
       break;
     }
     if (ec) {
       // Timeouts, resets and cancellation just close; a malformed request gets a 400 first.
-      if (ec.category() == beast::error_code(http::error::bad_target).category() && ec != http::error::end_of_stream &&
-          ec != http::error::partial_message) {
-        co_await send(*conn, api.error_response(Error::make(ErrorCode::invalid_input,
-                                                            "Malformed HTTP request: " + ec.message())),
+      if (ec.category() == beast::error_code(http::error::bad_target).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        co_await send(*conn,
+                      api.error_response(
+                          Error::make(ErrorCode::invalid_input, "Malformed HTTP request: " + ec.message())),
                       11, false);
       }
       break;
@@ -253,8 +257,8 @@ std::uint16_t HttpServer::listen() {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    throw std::runtime_error("cannot listen on " + impl_->config.bind + ":" + std::to_string(impl_->config.port) +
-                             ": " + ec.message());
+    throw std::runtime_error("cannot listen on " + impl_->config.bind + ":" +
+                             std::to_string(impl_->config.port) + ": " + ec.message());
   }
   return acceptor.local_endpoint().port();
 }

@@ -12,7 +12,6 @@
 #include "fhir/json_locate.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/search_query.hpp"
-#include "fhir/xml.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/rest/bundles.hpp"
 #include "gateway/rest/capability.hpp"
@@ -24,7 +23,6 @@ namespace {
 using fhir::Node;
 using store::VersionRecord;
 using store::WriteTxn;
-
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -46,7 +44,9 @@ std::vector<std::string> split_path(std::string_view path) {
   return parts;
 }
 
-std::string etag(std::int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
+std::string etag(std::int64_t version) {
+  return "W/\"" + std::to_string(version) + "\"";
+}
 
 // The version number in an If-Match value: W/"3", "3" or 3. nullopt when malformed.
 std::optional<std::int64_t> parse_etag(std::string_view v) {
@@ -66,7 +66,8 @@ Result<std::optional<std::int64_t>> if_match_version(const HttpRequest& request)
   const auto header = request.header("If-Match");
   if (header.empty()) return std::optional<std::int64_t>();
   const auto version = parse_etag(header);
-  if (!version) return Error::make(ErrorCode::invalid_input, "If-Match must be a version ETag such as W/\"1\"");
+  if (!version)
+    return Error::make(ErrorCode::invalid_input, "If-Match must be a version ETag such as W/\"1\"");
   return version;
 }
 
@@ -77,7 +78,9 @@ const std::string* param_value(const fhir::QueryParams& params, std::string_view
   return nullptr;
 }
 
-Error error_of(const Status& s) { return s.error(); }
+Error error_of(const Status& s) {
+  return s.error();
+}
 
 }  // namespace
 
@@ -105,7 +108,8 @@ HttpResponse Api::json_response(const Exchange& ex, int status, std::string body
   r.status = status;
   if (ex.pretty || ex.format != fhir::Format::json) {
     auto parsed = fhir::parse_json(body);
-    auto written = parsed ? fhir::write_resource(model_, *parsed, ex.format, ex.pretty) : Result<std::string>(parsed.error());
+    auto written = parsed ? fhir::write_resource(model_, *parsed, ex.format, ex.pretty)
+                          : Result<std::string>(parsed.error());
     if (!written) {
       // Only a bug can get here: everything stored was accepted through the same model.
       r.status = 500;
@@ -121,7 +125,8 @@ HttpResponse Api::json_response(const Exchange& ex, int status, std::string body
 }
 
 HttpResponse Api::fail(const Exchange& ex, const Error& error) const {
-  HttpResponse r = json_response(ex, http_status(error.code), fhir::write_json(fhir::operation_outcome(error)));
+  HttpResponse r =
+      json_response(ex, http_status(error.code), fhir::write_json(fhir::operation_outcome(error)));
   if (error.code == ErrorCode::method_not_allowed) r.set_header("Allow", "GET, POST, PUT, DELETE");
   return r;
 }
@@ -132,7 +137,8 @@ HttpResponse Api::error_response(const Error& error) const {
   return fail(ex, error);
 }
 
-HttpResponse Api::resource_response(const Exchange& ex, int status, const VersionRecord& rec, bool location) const {
+HttpResponse Api::resource_response(const Exchange& ex, int status, const VersionRecord& rec,
+                                    bool location) const {
   HttpResponse r;
   switch (ex.prefer.return_kind) {
     case Prefer::Return::representation:
@@ -182,7 +188,8 @@ Reply Api::handle(const HttpRequest& request) const {
   const std::string* pretty = param_value(ex.query, "_pretty");
   ex.pretty = pretty && *pretty == "true";
   const std::string* format = param_value(ex.query, "_format");
-  auto negotiated = negotiate_response_format(format ? *format : std::string_view(), request.header("Accept"));
+  auto negotiated =
+      negotiate_response_format(format ? *format : std::string_view(), request.header("Accept"));
   if (!negotiated) {
     reply.response = fail(ex, negotiated.error());
     return reply;
@@ -196,18 +203,20 @@ Reply Api::route(Exchange& ex) const {
   const std::string& method = ex.request.method;
   Reply reply;
   auto not_allowed = [&]() {
-    reply.response = fail(ex, Error::make(ErrorCode::method_not_allowed,
-                                          method + " is not allowed on " + ex.path));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::method_not_allowed, method + " is not allowed on " + ex.path));
     return reply;
   };
   if (parts.empty()) {
-    reply.response = fail(ex, Error::make(ErrorCode::not_found,
-                                          "No operation at the base URL; batch and transaction Bundles are not "
-                                          "supported yet"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::not_found,
+                             "No operation at the base URL; batch and transaction Bundles are not "
+                             "supported yet"));
     return reply;
   }
   const std::string& first = parts[0];
-  if (parts.size() == 1 && first == "$validate") return method == "POST" ? validate(ex, {}, {}) : not_allowed();
+  if (parts.size() == 1 && first == "$validate")
+    return method == "POST" ? validate(ex, {}, {}) : not_allowed();
   if (parts.size() == 2 && parts[1] == "$validate" && model_.is_resource(first)) {
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
@@ -215,7 +224,8 @@ Reply Api::route(Exchange& ex) const {
   if (parts.size() == 1 && (first == "healthz" || first == "readyz")) {
     return method == "GET" ? health(ex, first == "readyz") : not_allowed();
   }
-  if (std::find(options_.cached_types.begin(), options_.cached_types.end(), first) == options_.cached_types.end()) {
+  if (std::find(options_.cached_types.begin(), options_.cached_types.end(), first) ==
+      options_.cached_types.end()) {
     reply.response = fail(ex, Error::make(ErrorCode::not_found,
                                           "Resource type '" + first + "' is not supported by this server"));
     return reply;
@@ -246,9 +256,12 @@ Reply Api::route(Exchange& ex) const {
     if (method == "DELETE") return is_append_only(type) ? not_allowed() : remove(ex, type, id);
     return not_allowed();
   }
-  if (parts.size() == 3 && parts[2] == "$validate") return method == "GET" ? validate(ex, type, id) : not_allowed();
-  if (parts.size() == 3 && parts[2] == "_history") return method == "GET" ? history(ex, type, id) : not_allowed();
-  if (parts.size() == 4 && parts[2] == "_history") return method == "GET" ? vread(ex, type, id, parts[3]) : not_allowed();
+  if (parts.size() == 3 && parts[2] == "$validate")
+    return method == "GET" ? validate(ex, type, id) : not_allowed();
+  if (parts.size() == 3 && parts[2] == "_history")
+    return method == "GET" ? history(ex, type, id) : not_allowed();
+  if (parts.size() == 4 && parts[2] == "_history")
+    return method == "GET" ? vread(ex, type, id, parts[3]) : not_allowed();
   reply.response = fail(ex, Error::make(ErrorCode::not_found, "Unknown path " + ex.path));
   return reply;
 }
@@ -290,22 +303,24 @@ Reply Api::read(Exchange& ex, const std::string& type, const std::string& id) co
   return reply;
 }
 
-Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id, const std::string& version) const {
+Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id,
+                 const std::string& version) const {
   Reply reply;
   const auto number = parse_etag(version);
   if (!number) {
-    reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "'" + version + "' is not a version number"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::invalid_input, "'" + version + "' is not a version number"));
     return reply;
   }
   auto rec = store_.vread(type, id, *number);
   if (!rec) {
     reply.response = fail(ex, rec.error());
   } else if (!*rec) {
-    reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version +
-                                                                   " is not known"));
+    reply.response = fail(
+        ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version + " is not known"));
   } else if ((*rec)->deleted) {
-    reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version +
-                                                              " is a deletion"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version + " is a deletion"));
   } else {
     Exchange read_ex = ex;
     read_ex.prefer = Prefer{};
@@ -318,7 +333,8 @@ namespace {
 
 // The body as a resource of `type`: parsed from JSON or XML, FHIR JSON rules checked, resourceType
 // matching the URL.
-Result<Node> parse_resource_body(const fhir::Model& model, const HttpRequest& request, const std::string& type) {
+Result<Node> parse_resource_body(const fhir::Model& model, const HttpRequest& request,
+                                 const std::string& type) {
   auto kind = classify_request_body(request.header("Content-Type"));
   if (!kind) return std::move(kind).error();
   if (*kind == BodyKind::form) {
@@ -379,8 +395,8 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
     if (condition) {
       const auto ids = txn.matching_ids(*condition, 2);
       if (ids.size() > 1) {
-        return Error::make(ErrorCode::precondition_failed,
-                           "If-None-Exist matched more than one " + type + "; the condition is not selective");
+        return Error::make(ErrorCode::precondition_failed, "If-None-Exist matched more than one " + type +
+                                                               "; the condition is not selective");
       }
       if (ids.size() == 1) {
         state->existed = true;
@@ -407,8 +423,9 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
   }
   const std::string_view body_id = resource->string_at("id");
   if (body_id.empty()) {
-    reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
-                                          "The resource must have an id matching the URL ('" + id + "')", "id"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::invalid_input,
+                             "The resource must have an id matching the URL ('" + id + "')", "id"));
     return reply;
   }
   if (body_id != id) {
@@ -428,13 +445,15 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
     bool created = false;
   };
   auto state = std::make_shared<State>();
-  reply.plan = [state, type, id, expected = *expected, resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
+  reply.plan = [state, type, id, expected = *expected,
+                resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
     const auto current = txn.read(type, id);
     const bool live = current && !current->deleted;
     if (expected && (!live || current->version != *expected)) {
       return Error::make(ErrorCode::precondition_failed,
                          live ? "Version conflict: If-Match W/\"" + std::to_string(*expected) +
-                                    "\" but the current version is W/\"" + std::to_string(current->version) + "\""
+                                    "\" but the current version is W/\"" + std::to_string(current->version) +
+                                    "\""
                               : "If-Match given but " + type + "/" + id + " does not exist");
     }
     state->created = !live;
@@ -460,8 +479,10 @@ Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) 
     if (expected) {
       const auto current = txn.read(type, id);
       if (!current || current->deleted || current->version != *expected) {
-        return Error::make(ErrorCode::precondition_failed, "Version conflict: If-Match does not match the current "
-                                                           "version of " + type + "/" + id);
+        return Error::make(ErrorCode::precondition_failed,
+                           "Version conflict: If-Match does not match the current "
+                           "version of " +
+                               type + "/" + id);
       }
     }
     *deleted = txn.remove(type, id);
@@ -471,9 +492,10 @@ Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) 
     if (!s) return fail(ex, error_of(s));
     HttpResponse r;
     if (ex.prefer.return_kind == Prefer::Return::operation_outcome) {
-      r = json_response(ex, 200, fhir::write_json(fhir::informational_outcome(
-                                     *deleted ? "Deleted " + type + "/" + id
-                                              : type + "/" + id + " did not exist or was already deleted")));
+      r = json_response(ex, 200,
+                        fhir::write_json(fhir::informational_outcome(
+                            *deleted ? "Deleted " + type + "/" + id
+                                     : type + "/" + id + " did not exist or was already deleted")));
     } else {
       r.status = 204;
     }
@@ -537,8 +559,9 @@ Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
       if (parsed) {
         Node subset = Node::object();
         for (auto& [k, v] : parsed->members()) {
-          const bool keep = k == "resourceType" || k == "id" || k == "meta" ||
-                            std::find(query->elements.begin(), query->elements.end(), k) != query->elements.end();
+          const bool keep =
+              k == "resourceType" || k == "id" || k == "meta" ||
+              std::find(query->elements.begin(), query->elements.end(), k) != query->elements.end();
           if (keep) subset.set(k, std::move(v));
         }
         Node* meta = subset.find("meta");
@@ -554,7 +577,8 @@ Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
     }
     entries.push_back(std::move(e));
   }
-  reply.response = json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, page->total, links, entries));
+  reply.response =
+      json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, page->total, links, entries));
   return reply;
 }
 
@@ -575,10 +599,12 @@ Result<Node> Api::accept_resource(const Exchange& ex, const std::string& type) c
   auto resource = parse_resource_body(model_, ex.request, type);
   if (!resource) return resource;
   fhir::ValidationOptions options;
-  if (const auto it = options_.profiles.find(type); it != options_.profiles.end()) options.profiles = it->second;
+  if (const auto it = options_.profiles.find(type); it != options_.profiles.end())
+    options.profiles = it->second;
   auto result = validator_.validate(*resource, options);
   if (result.has_errors()) {
-    if (fhir::detect_format(ex.request.body) == fhir::Format::json) fhir::locate_issues(ex.request.body, result.issues);
+    if (fhir::detect_format(ex.request.body) == fhir::Format::json)
+      fhir::locate_issues(ex.request.body, result.issues);
     Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
     for (auto& issue : result.issues) {
       if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
@@ -609,9 +635,10 @@ Reply Api::validate(Exchange& ex, const std::string& type, const std::string& id
   } else {
     auto kind = classify_request_body(ex.request.header("Content-Type"));
     if (!kind || *kind == BodyKind::form) {
-      reply.response = fail(ex, kind ? Error::make(ErrorCode::unsupported_media_type,
-                                                   "$validate takes application/fhir+json or application/fhir+xml")
-                                     : kind.error());
+      reply.response =
+          fail(ex, kind ? Error::make(ErrorCode::unsupported_media_type,
+                                      "$validate takes application/fhir+json or application/fhir+xml")
+                        : kind.error());
       return reply;
     }
     const auto format = *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json;
@@ -629,24 +656,29 @@ Reply Api::validate(Exchange& ex, const std::string& type, const std::string& id
       for (const auto& p : parameters ? parameters->items() : kNone) {
         const auto name = p.string_at("name");
         if (name == "resource" && p.find("resource")) inner = *p.find("resource");
-        if (name == "profile") options.profiles.emplace_back(p.string_at("valueUri").empty() ? p.string_at("valueCanonical") : p.string_at("valueUri"));
+        if (name == "profile")
+          options.profiles.emplace_back(p.string_at("valueUri").empty() ? p.string_at("valueCanonical")
+                                                                        : p.string_at("valueUri"));
         if (name == "mode" && p.string_at("valueCode") == "delete") {
-          reply.response = json_response(ex, 200, fhir::write_json(fhir::informational_outcome(
-                                                       "Validation passed: deletion is always allowed")));
+          reply.response = json_response(
+              ex, 200,
+              fhir::write_json(fhir::informational_outcome("Validation passed: deletion is always allowed")));
           return reply;
         }
       }
       if (inner.is_null()) {
-        reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "Parameters has no 'resource' parameter"));
+        reply.response =
+            fail(ex, Error::make(ErrorCode::invalid_input, "Parameters has no 'resource' parameter"));
         return reply;
       }
       resource = std::move(inner);
     }
     if (!type.empty() && resource.string_at("resourceType") != type) {
-      reply.response = fail(ex, Error::make(ErrorCode::unprocessable,
-                                            "resourceType '" + std::string(resource.string_at("resourceType")) +
-                                                "' does not match the URL's type '" + type + "'",
-                                            "resourceType"));
+      reply.response =
+          fail(ex, Error::make(ErrorCode::unprocessable,
+                               "resourceType '" + std::string(resource.string_at("resourceType")) +
+                                   "' does not match the URL's type '" + type + "'",
+                               "resourceType"));
       return reply;
     }
   }
@@ -679,15 +711,16 @@ Reply Api::history(Exchange& ex, const std::string& type, const std::string& id)
         if (used != v.size() || n < 0) throw std::invalid_argument("count");
         count = static_cast<int>(std::min<long>(n, options_.max_count));
       } catch (const std::exception&) {
-        reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "_count must be a non-negative integer",
-                                              "_count"));
+        reply.response = fail(
+            ex, Error::make(ErrorCode::invalid_input, "_count must be a non-negative integer", "_count"));
         return reply;
       }
       understood.emplace_back(k, v);
     } else if (k == "_since") {
       const auto range = fhir::parse_time_range(v);
       if (!range) {
-        reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "_since must be an instant", "_since"));
+        reply.response =
+            fail(ex, Error::make(ErrorCode::invalid_input, "_since must be an instant", "_since"));
         return reply;
       }
       since = range->low;
@@ -697,8 +730,8 @@ Reply Api::history(Exchange& ex, const std::string& type, const std::string& id)
     } else if (k == "_format" || k == "_pretty") {
       continue;
     } else if (ex.prefer.strict) {
-      reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
-                                            "Unknown parameter '" + k + "' for history", k));
+      reply.response =
+          fail(ex, Error::make(ErrorCode::invalid_input, "Unknown parameter '" + k + "' for history", k));
       return reply;
     }
   }
@@ -723,8 +756,8 @@ Reply Api::history(Exchange& ex, const std::string& type, const std::string& id)
   };
   std::vector<BundleLink> links{{"self", link(cursor)}};
   if (!page->next_cursor.empty()) links.push_back({"next", link(page->next_cursor)});
-  reply.response =
-      json_response(ex, 200, history_bundle(new_resource_id(), ex.now, page->total, links, ex.base_url, page->versions));
+  reply.response = json_response(
+      ex, 200, history_bundle(new_resource_id(), ex.now, page->total, links, ex.base_url, page->versions));
   return reply;
 }
 

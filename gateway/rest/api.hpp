@@ -22,9 +22,9 @@
 namespace fhirgate::gateway::rest {
 
 struct ApiOptions {
-  std::vector<std::string> cached_types;  // the resource types served
+  std::vector<std::string> cached_types;                     // the resource types served
   std::map<std::string, std::vector<std::string>> profiles;  // type -> profile URLs enforced on write
-  std::string base_url;                   // empty: http://<Host>
+  std::string base_url;                                      // empty: http://<Host>
   int default_count = 20;
   int max_count = 1000;
   std::string software_version;
@@ -32,8 +32,8 @@ struct ApiOptions {
 
 // What handle() produced: a response now, or a write to commit first.
 struct Reply {
-  HttpResponse response;  // valid when no plan
-  store::WritePlan plan;  // commit this first ...
+  HttpResponse response;                                    // valid when no plan
+  store::WritePlan plan;                                    // commit this first ...
   std::function<HttpResponse(const Status&)> after_commit;  // ... then build the response from its outcome
 };
 

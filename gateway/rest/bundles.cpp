@@ -37,8 +37,9 @@ void open_bundle(std::string& out, const std::string& id, std::int64_t now_ms, c
 
 }  // namespace
 
-std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms, std::optional<std::int64_t> total,
-                             const std::vector<BundleLink>& links, const std::vector<SearchEntry>& entries) {
+std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms,
+                             std::optional<std::int64_t> total, const std::vector<BundleLink>& links,
+                             const std::vector<SearchEntry>& entries) {
   std::string out;
   std::size_t size = 256;
   for (const auto& e : entries) size += e.resource_json.size() + e.full_url.size() + 64;

@@ -19,8 +19,9 @@ struct SearchEntry {
   std::string resource_json;  // raw JSON object text
 };
 
-std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms, std::optional<std::int64_t> total,
-                             const std::vector<BundleLink>& links, const std::vector<SearchEntry>& entries);
+std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms,
+                             std::optional<std::int64_t> total, const std::vector<BundleLink>& links,
+                             const std::vector<SearchEntry>& entries);
 
 // History entries carry request (method, url) and response (status, etag, lastModified); deletions have
 // no resource.

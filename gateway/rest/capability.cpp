@@ -19,7 +19,9 @@ Node code_list(std::initializer_list<const char*> codes) {
 
 }  // namespace
 
-bool is_append_only(std::string_view type) { return type == "AuditEvent"; }
+bool is_append_only(std::string_view type) {
+  return type == "AuditEvent";
+}
 
 fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchParamRegistry& registry,
                                 std::int64_t now_ms) {
@@ -48,10 +50,10 @@ fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchPar
     Node r = Node::object();
     r.set("type", Node::string(type));
     r.set("profile", Node::string("http://hl7.org/fhir/StructureDefinition/" + type));
-    r.set("interaction", append_only ? code_list({"read", "vread", "create", "search-type", "history-instance",
-                                                  "history-type"})
-                                     : code_list({"read", "vread", "update", "delete", "create", "search-type",
-                                                  "history-instance", "history-type"}));
+    r.set("interaction", append_only ? code_list({"read", "vread", "create", "search-type",
+                                                  "history-instance", "history-type"})
+                                     : code_list({"read", "vread", "update", "delete", "create",
+                                                  "search-type", "history-instance", "history-type"}));
     r.set("versioning", Node::string("versioned-update"));
     r.set("readHistory", Node::boolean(true));
     r.set("updateCreate", Node::boolean(!append_only));

@@ -25,7 +25,9 @@ struct HttpResponse {
   Headers headers;
   std::string body;
   std::string_view header(std::string_view name) const { return find_header(headers, name); }
-  void set_header(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+  void set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
 };
 
 }  // namespace fhirgate::gateway::rest

@@ -24,7 +24,8 @@ bool is_json_media_type(std::string_view t) {
 }
 
 bool is_xml_media_type(std::string_view t) {
-  return t == "application/fhir+xml" || t == "application/xml" || t == "application/xml+fhir" || t == "text/xml";
+  return t == "application/fhir+xml" || t == "application/xml" || t == "application/xml+fhir" ||
+         t == "text/xml";
 }
 
 template <class F>
@@ -66,18 +67,22 @@ Result<fhir::Format> negotiate_response_format(std::string_view format_param, st
       });
     }
     std::optional<fhir::Format> format;
-    if (is_json_media_type(type) || type == "*/*" || type == "application/*") format = fhir::Format::json;
-    else if (is_xml_media_type(type)) format = fhir::Format::xml;
-    else if (type == "text/*") format = fhir::Format::xml;
+    if (is_json_media_type(type) || type == "*/*" || type == "application/*")
+      format = fhir::Format::json;
+    else if (is_xml_media_type(type))
+      format = fhir::Format::xml;
+    else if (type == "text/*")
+      format = fhir::Format::xml;
     if (format && q > best_q) {
       best = format;
       best_q = q;
     }
   });
   if (best) return *best;
-  return Error::make(ErrorCode::not_acceptable,
-                     "None of the accepted media types (" + std::string(accept) +
-                         ") can be produced; this server answers application/fhir+json or application/fhir+xml");
+  return Error::make(
+      ErrorCode::not_acceptable,
+      "None of the accepted media types (" + std::string(accept) +
+          ") can be produced; this server answers application/fhir+json or application/fhir+xml");
 }
 
 Result<BodyKind> classify_request_body(std::string_view content_type) {
@@ -104,8 +109,9 @@ Result<BodyKind> classify_request_body(std::string_view content_type) {
                        "Content-Type is required; send application/fhir+json or application/fhir+xml");
   }
   if (is_xml_media_type(type)) return BodyKind::fhir_xml;
-  return Error::make(ErrorCode::unsupported_media_type,
-                     "Content-Type '" + type + "' is not supported; send application/fhir+json or application/fhir+xml");
+  return Error::make(
+      ErrorCode::unsupported_media_type,
+      "Content-Type '" + type + "' is not supported; send application/fhir+json or application/fhir+xml");
 }
 
 Prefer parse_prefer(std::string_view header) {
@@ -113,11 +119,16 @@ Prefer parse_prefer(std::string_view header) {
   for_each_item(header, ',', [&](std::string_view item) {
     for_each_item(item, ';', [&](std::string_view token) {
       const std::string t = lower(token);
-      if (t == "return=minimal") p.return_kind = Prefer::Return::minimal;
-      else if (t == "return=representation") p.return_kind = Prefer::Return::representation;
-      else if (t == "return=operationoutcome") p.return_kind = Prefer::Return::operation_outcome;
-      else if (t == "handling=strict") p.strict = true;
-      else if (t == "handling=lenient") p.strict = false;
+      if (t == "return=minimal")
+        p.return_kind = Prefer::Return::minimal;
+      else if (t == "return=representation")
+        p.return_kind = Prefer::Return::representation;
+      else if (t == "return=operationoutcome")
+        p.return_kind = Prefer::Return::operation_outcome;
+      else if (t == "handling=strict")
+        p.strict = true;
+      else if (t == "handling=lenient")
+        p.strict = false;
     });
   });
   return p;

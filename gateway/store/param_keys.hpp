@@ -20,11 +20,16 @@ class ParamKeys {
 // The index table that holds a parameter type's rows.
 inline const char* index_table(fhir::SearchParamType type) {
   switch (type) {
-    case fhir::SearchParamType::string: return "idx_string";
-    case fhir::SearchParamType::token: return "idx_token";
-    case fhir::SearchParamType::date: return "idx_date";
-    case fhir::SearchParamType::reference: return "idx_reference";
-    case fhir::SearchParamType::uri: return "idx_uri";
+    case fhir::SearchParamType::string:
+      return "idx_string";
+    case fhir::SearchParamType::token:
+      return "idx_token";
+    case fhir::SearchParamType::date:
+      return "idx_date";
+    case fhir::SearchParamType::reference:
+      return "idx_reference";
+    case fhir::SearchParamType::uri:
+      return "idx_uri";
   }
   return "idx_string";
 }

@@ -65,8 +65,8 @@ class Builder {
     const char* agg = key.descending ? "max" : "min";
     switch (param.type) {
       case SearchParamType::date:
-        return std::string("COALESCE((SELECT ") + (key.descending ? "max(hi)" : "min(lo)") + " FROM idx_date" +
-               where + ", " + std::to_string(kMinTime) + ")";
+        return std::string("COALESCE((SELECT ") + (key.descending ? "max(hi)" : "min(lo)") +
+               " FROM idx_date" + where + ", " + std::to_string(kMinTime) + ")";
       case SearchParamType::string:
         return std::string("COALESCE((SELECT ") + agg + "(norm) FROM idx_string" + where + ", '')";
       case SearchParamType::token:
@@ -124,15 +124,27 @@ class Builder {
     };
     std::string sql;
     switch (v.prefix) {
-      case DatePrefix::eq: return contained();
-      case DatePrefix::ne: return "NOT (" + contained() + ")";
-      case DatePrefix::gt: return "hi > " + hi();
-      case DatePrefix::lt: return "lo < " + lo();
-      case DatePrefix::ge: sql = "hi > " + hi(); return sql + " OR (" + contained() + ")";
-      case DatePrefix::le: sql = "lo < " + lo(); return sql + " OR (" + contained() + ")";
-      case DatePrefix::sa: return "lo > " + hi();
-      case DatePrefix::eb: return "hi < " + lo();
-      case DatePrefix::ap: sql = "lo <= " + hi(); return sql + " AND hi >= " + lo();
+      case DatePrefix::eq:
+        return contained();
+      case DatePrefix::ne:
+        return "NOT (" + contained() + ")";
+      case DatePrefix::gt:
+        return "hi > " + hi();
+      case DatePrefix::lt:
+        return "lo < " + lo();
+      case DatePrefix::ge:
+        sql = "hi > " + hi();
+        return sql + " OR (" + contained() + ")";
+      case DatePrefix::le:
+        sql = "lo < " + lo();
+        return sql + " OR (" + contained() + ")";
+      case DatePrefix::sa:
+        return "lo > " + hi();
+      case DatePrefix::eb:
+        return "hi < " + lo();
+      case DatePrefix::ap:
+        sql = "lo <= " + hi();
+        return sql + " AND hi >= " + lo();
     }
     return "0";
   }
@@ -239,7 +251,8 @@ Result<Cursor> decode_cursor(const std::string& text, std::size_t sort_keys) {
   return cursor;
 }
 
-SqlQuery build_page_query(const fhir::SearchQuery& query, const ParamKeys& keys, const Cursor* cursor, int limit) {
+SqlQuery build_page_query(const fhir::SearchQuery& query, const ParamKeys& keys, const Cursor* cursor,
+                          int limit) {
   Builder b(keys);
   std::vector<std::string> sort_exprs;
   std::vector<bool> descending;

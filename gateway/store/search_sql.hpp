@@ -34,7 +34,8 @@ Result<Cursor> decode_cursor(const std::string& text, std::size_t sort_keys);
 
 // SELECT rid, id, body, <sort values...> of the matching current resources, in the query's order
 // (reversed for a backward cursor), at most `limit` rows.
-SqlQuery build_page_query(const fhir::SearchQuery& query, const ParamKeys& keys, const Cursor* cursor, int limit);
+SqlQuery build_page_query(const fhir::SearchQuery& query, const ParamKeys& keys, const Cursor* cursor,
+                          int limit);
 // SELECT count(*) of the matching current resources.
 SqlQuery build_count_query(const fhir::SearchQuery& query, const ParamKeys& keys);
 

@@ -37,16 +37,17 @@ Error to_error(const StepError& e) {
   const int primary = e.code & 0xff;
   const bool transient = primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_FULL ||
                          primary == SQLITE_IOERR || primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN;
-  Error err = Error::make(transient ? ErrorCode::busy : ErrorCode::internal,
-                          transient ? "The database is temporarily unavailable; retry later"
-                                    : "Internal storage error");
+  Error err = Error::make(
+      transient ? ErrorCode::busy : ErrorCode::internal,
+      transient ? "The database is temporarily unavailable; retry later" : "Internal storage error");
   err.internal = "sqlite error " + std::to_string(e.code) + ": " + e.message;
   return err;
 }
 
 Connection::Connection(const std::string& path, Mode mode) {
-  const int flags = (mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                    SQLITE_OPEN_NOMUTEX;
+  const int flags =
+      (mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+      SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close_v2(db_);
@@ -65,8 +66,8 @@ Statement Connection::prepare(const std::string& sql) {
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     sqlite3_stmt* stmt = nullptr;
-    const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                      &stmt, nullptr);
+    const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) throw StepError{rc, std::string(sqlite3_errmsg(db_)) + " in: " + sql};
     it = cache_.emplace(sql, stmt).first;
   }

@@ -19,7 +19,10 @@ class Statement {
   explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
-  ~Statement() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
+  ~Statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
 
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view value);
@@ -28,7 +31,10 @@ class Statement {
   // Steps once: true when a row is available, false when done. Errors: a failed step is reported by
   // throwing StepError, which the store layer turns into a Result (see Connection::check).
   bool step();
-  void run() { while (step()) {} }
+  void run() {
+    while (step()) {
+    }
+  }
 
   std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
   std::string_view text(int column) const;

@@ -138,23 +138,42 @@ void insert_index_rows(Connection& db, const fhir::SearchParamRegistry& registry
     switch (v.param->type) {
       case fhir::SearchParamType::string:
         db.prepare("INSERT INTO idx_string (param, norm, exact, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param).bind(2, v.normalized).bind(3, v.exact).bind(4, rid).run();
+            .bind(1, param)
+            .bind(2, v.normalized)
+            .bind(3, v.exact)
+            .bind(4, rid)
+            .run();
         break;
       case fhir::SearchParamType::token:
         db.prepare("INSERT INTO idx_token (param, system, code, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param).bind(2, v.system).bind(3, v.exact).bind(4, rid).run();
+            .bind(1, param)
+            .bind(2, v.system)
+            .bind(3, v.exact)
+            .bind(4, rid)
+            .run();
         break;
       case fhir::SearchParamType::date:
         db.prepare("INSERT INTO idx_date (param, lo, hi, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param).bind(2, v.range.low).bind(3, v.range.high).bind(4, rid).run();
+            .bind(1, param)
+            .bind(2, v.range.low)
+            .bind(3, v.range.high)
+            .bind(4, rid)
+            .run();
         break;
       case fhir::SearchParamType::reference:
         db.prepare("INSERT INTO idx_reference (param, target_type, target_id, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param).bind(2, v.system).bind(3, v.exact).bind(4, rid).run();
+            .bind(1, param)
+            .bind(2, v.system)
+            .bind(3, v.exact)
+            .bind(4, rid)
+            .run();
         break;
       case fhir::SearchParamType::uri:
         db.prepare("INSERT INTO idx_uri (param, value, rid) VALUES (?, ?, ?)")
-            .bind(1, param).bind(2, v.exact).bind(3, rid).run();
+            .bind(1, param)
+            .bind(2, v.exact)
+            .bind(3, rid)
+            .run();
         break;
     }
   }
@@ -178,7 +197,9 @@ void reindex_if_needed(Connection& db, const fhir::SearchParamRegistry& registry
     auto parsed = fhir::parse_json(body);
     if (parsed) insert_index_rows(db, registry, keys, *parsed, rid);
   }
-  db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('index_signature', ?)").bind(1, sig).run();
+  db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('index_signature', ?)")
+      .bind(1, sig)
+      .run();
   db.exec("COMMIT");
 }
 
@@ -243,15 +264,16 @@ std::optional<Current> current_of(Connection& db, const std::string& type, const
 
 std::optional<VersionRecord> read_current(Connection& db, const std::string& type, const std::string& id) {
   auto stmt = db.prepare(
-      "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v ON v.vid = r.vid "
+      "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v ON v.vid = "
+      "r.vid "
       "WHERE r.type = ? AND r.id = ?");
   stmt.bind(1, type).bind(2, id);
   if (!stmt.step()) return std::nullopt;
   return record_from(type, id, stmt, 0);
 }
 
-std::vector<std::string> matching_ids_on(Connection& db, const fhir::SearchQuery& query, const ParamKeys& keys,
-                                         int limit) {
+std::vector<std::string> matching_ids_on(Connection& db, const fhir::SearchQuery& query,
+                                         const ParamKeys& keys, int limit) {
   fhir::SearchQuery unsorted = query;
   unsorted.sort.clear();
   SqlQuery q = build_page_query(unsorted, keys, nullptr, limit);
@@ -297,7 +319,8 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
   std::int64_t vid;
   {
     auto stmt = db_.prepare(
-        "INSERT INTO resource_version (rid, type, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?, ?) "
+        "INSERT INTO resource_version (rid, type, version, last_updated, method, body) VALUES (?, ?, ?, ?, "
+        "?, ?) "
         "RETURNING vid");
     stmt.bind(1, rid).bind(2, type).bind(3, version).bind(4, now_ms_).bind(5, method).bind(6, rec.body);
     stmt.step();
@@ -305,7 +328,11 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
     stmt.run();
   }
   db_.prepare("UPDATE resource SET version = ?, vid = ?, last_updated = ?, deleted = 0 WHERE rid = ?")
-      .bind(1, version).bind(2, vid).bind(3, now_ms_).bind(4, rid).run();
+      .bind(1, version)
+      .bind(2, vid)
+      .bind(3, now_ms_)
+      .bind(4, rid)
+      .run();
   insert_index_rows(db_, registry_, keys_, resource, rid);
   return rec;
 }
@@ -325,14 +352,19 @@ std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std
     stmt.run();
   }
   db_.prepare("UPDATE resource SET version = ?, vid = ?, last_updated = ?, deleted = 1 WHERE rid = ?")
-      .bind(1, version).bind(2, vid).bind(3, now_ms_).bind(4, current->rid).run();
+      .bind(1, version)
+      .bind(2, vid)
+      .bind(3, now_ms_)
+      .bind(4, current->rid)
+      .run();
   delete_index_rows(db_, current->rid);
   return VersionRecord{type, id, version, now_ms_, true, "DELETE", {}};
 }
 
 // ---- Store ----
 
-Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry) : path_(path), registry_(registry) {
+Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry)
+    : path_(path), registry_(registry) {
   auto db = std::make_unique<Connection>(path, Connection::Mode::read_write);
   try {
     configure_writer(*db);
@@ -409,8 +441,8 @@ Result<std::optional<VersionRecord>> Store::vread(const std::string& type, const
   }
 }
 
-Result<HistoryPage> Store::history(const std::string& type, const std::string& id, std::int64_t since_ms, int count,
-                                   const std::string& cursor) {
+Result<HistoryPage> Store::history(const std::string& type, const std::string& id, std::int64_t since_ms,
+                                   int count, const std::string& cursor) {
   std::int64_t before_vid = std::numeric_limits<std::int64_t>::max();
   if (!cursor.empty()) {
     try {

@@ -52,7 +52,8 @@ class ParamKeys;
 // Everything a write plan may do, inside the writer's transaction (one SAVEPOINT per plan).
 class WriteTxn {
  public:
-  WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys, std::int64_t now_ms)
+  WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
+           std::int64_t now_ms)
       : db_(db), registry_(registry), keys_(keys), now_ms_(now_ms) {}
 
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
@@ -86,11 +87,12 @@ class Store {
   bool created() const { return created_; }
 
   Result<std::optional<VersionRecord>> read(const std::string& type, const std::string& id);
-  Result<std::optional<VersionRecord>> vread(const std::string& type, const std::string& id, std::int64_t version);
+  Result<std::optional<VersionRecord>> vread(const std::string& type, const std::string& id,
+                                             std::int64_t version);
   // History of one resource (id non-empty) or of a whole type, newest first. `since_ms` (or INT64_MIN)
   // filters by lastUpdated; `cursor` continues a previous page. Errors: invalid_input on a bad cursor.
-  Result<HistoryPage> history(const std::string& type, const std::string& id, std::int64_t since_ms, int count,
-                              const std::string& cursor);
+  Result<HistoryPage> history(const std::string& type, const std::string& id, std::int64_t since_ms,
+                              int count, const std::string& cursor);
   // Errors: invalid_input on a cursor that does not belong to this query.
   Result<SearchPage> search(const fhir::SearchQuery& query);
   // Database reachable and answering.

@@ -30,13 +30,15 @@ std::int64_t system_now_ms() {
 
 }  // namespace
 
-Writer::Writer(std::unique_ptr<Connection> db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-               WriterOptions options)
+Writer::Writer(std::unique_ptr<Connection> db, const fhir::SearchParamRegistry& registry,
+               const ParamKeys& keys, WriterOptions options)
     : db_(std::move(db)), registry_(registry), keys_(keys), options_(options) {
   thread_ = std::thread([this] { loop(); });
 }
 
-Writer::~Writer() { stop(); }
+Writer::~Writer() {
+  stop();
+}
 
 Status Writer::submit(WritePlan plan, WriteDone done) {
   {

@@ -38,7 +38,8 @@ TEST_CASE("the sample configuration loads, with paths relative to its folder") {
 
 TEST_CASE("configuration mistakes name the file, the key and the problem") {
   CHECK(load_error(R"({"server":{"prot":1}})").find("server.prot: unknown setting") != std::string::npos);
-  CHECK(load_error(R"({"server":{"port":"80"}})").find("server.port: expected a number") != std::string::npos);
+  CHECK(load_error(R"({"server":{"port":"80"}})").find("server.port: expected a number") !=
+        std::string::npos);
   CHECK(load_error(R"({"server":{"port":70000}})").find("between 0 and 65535") != std::string::npos);
   CHECK(load_error(R"({"cachedTypes":[]})").find("cachedTypes") != std::string::npos);
   CHECK(load_error("{\n\"server\": {,}\n}").find(":2:") != std::string::npos);

@@ -19,7 +19,8 @@ struct Run {
 Run run(const std::string& args, const std::string& stdin_text = {}) {
   const std::string dir = temp_dir();
   std::ofstream(dir + "/in") << stdin_text;
-  const std::string cmd = std::string(FHIRGATE_BINARY) + " " + args + " < " + dir + "/in > " + dir + "/out 2> " + dir + "/err";
+  const std::string cmd =
+      std::string(FHIRGATE_BINARY) + " " + args + " < " + dir + "/in > " + dir + "/out 2> " + dir + "/err";
   const int raw = std::system(cmd.c_str());
   auto slurp = [](const std::string& p) {
     std::ifstream in(p);

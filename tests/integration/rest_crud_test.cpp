@@ -8,13 +8,14 @@ namespace fhirgate::testing {
 namespace {
 
 std::string patient(const std::string& family, const std::string& extra = "") {
-  return R"({"resourceType":"Patient","name":[{"family":")" + family + R"(","given":["Ann"]}],"gender":"female")" +
-         extra + "}";
+  return R"({"resourceType":"Patient","name":[{"family":")" + family +
+         R"(","given":["Ann"]}],"gender":"female")" + extra + "}";
 }
 
 TEST_CASE("create answers 201 with Location, ETag, Last-Modified and the stored resource") {
   HttpClient http(shared_gateway().port());
-  const auto r = http.send_json("POST", "/Patient", patient(unique_name("Create"), R"(,"id":"client-id-ignored")"));
+  const auto r =
+      http.send_json("POST", "/Patient", patient(unique_name("Create"), R"(,"id":"client-id-ignored")"));
   REQUIRE(r.status == 201);
   auto body = json(r.body);
   const std::string id(body.string_at("id"));
@@ -55,9 +56,9 @@ TEST_CASE("update creates versions, vread returns each, If-Match guards against 
   REQUIRE(created.status == 201);
   const std::string id(json(created.body).string_at("id"));
 
-  const auto updated = http.send_json("PUT", "/Patient/" + id, R"({"resourceType":"Patient","id":")" + id +
-                                                                   R"(","name":[{"family":")" + family +
-                                                                   R"("}],"gender":"male"})",
+  const auto updated = http.send_json("PUT", "/Patient/" + id,
+                                      R"({"resourceType":"Patient","id":")" + id +
+                                          R"(","name":[{"family":")" + family + R"("}],"gender":"male"})",
                                       {{"If-Match", "W/\"1\""}});
   REQUIRE(updated.status == 200);
   CHECK(updated.header("ETag") == "W/\"2\"");
@@ -81,7 +82,8 @@ TEST_CASE("update creates versions, vread returns each, If-Match guards against 
 TEST_CASE("update with a client-chosen id creates the resource (update-as-create)") {
   HttpClient http(shared_gateway().port());
   const std::string id = unique_name("client-chosen");
-  const auto r = http.send_json("PUT", "/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})");
+  const auto r =
+      http.send_json("PUT", "/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})");
   CHECK(r.status == 201);
   CHECK(r.header("Location").find("/Patient/" + id + "/_history/1") != std::string::npos);
   CHECK(http.get("/Patient/" + id).status == 200);
@@ -119,10 +121,11 @@ TEST_CASE("delete makes reads answer 410 Gone while history keeps the versions")
   CHECK(text_at(history, "entry[1].response.etag") == "W/\"1\"");
 
   // Re-creating after delete continues the version numbers.
-  const auto again = http.send_json("PUT", "/Consent/" + id,
-                                    R"({"resourceType":"Consent","id":")" + id +
-                                        R"(","status":"inactive","scope":{"text":"x"},"category":[{"text":"y"}],)"
-                                        R"("policyRule":{"text":"opt-in"}})");
+  const auto again =
+      http.send_json("PUT", "/Consent/" + id,
+                     R"({"resourceType":"Consent","id":")" + id +
+                         R"(","status":"inactive","scope":{"text":"x"},"category":[{"text":"y"}],)"
+                         R"("policyRule":{"text":"opt-in"}})");
   CHECK(again.status == 201);
   CHECK(again.header("ETag") == "W/\"3\"");
 }
@@ -161,16 +164,19 @@ TEST_CASE("AuditEvent is append-only: PUT and DELETE answer 405 with an Operatio
 TEST_CASE("conditional create with If-None-Exist") {
   HttpClient http(shared_gateway().port());
   const std::string value = unique_name("nhs");
-  const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:test","value":")" + value +
-                           R"("}]})";
-  const auto first = http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
+  const std::string body =
+      R"({"resourceType":"Patient","identifier":[{"system":"urn:test","value":")" + value + R"("}]})";
+  const auto first =
+      http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
   CHECK(first.status == 201);
-  const auto second = http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
+  const auto second =
+      http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
   CHECK(second.status == 200);
   CHECK(json(second.body).string_at("id") == json(first.body).string_at("id"));
   // A condition that matches several is a failed precondition.
   http.send_json("POST", "/Patient", body);
-  const auto third = http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
+  const auto third =
+      http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
   CHECK(third.status == 412);
   const auto bad = http.send_json("POST", "/Patient", body, {{"If-None-Exist", "nonsense=1"}});
   CHECK(bad.status == 400);
@@ -178,12 +184,13 @@ TEST_CASE("conditional create with If-None-Exist") {
 
 TEST_CASE("Prefer return=minimal and return=OperationOutcome") {
   HttpClient http(shared_gateway().port());
-  const auto minimal = http.send_json("POST", "/Patient", patient(unique_name("Minimal")), {{"Prefer", "return=minimal"}});
+  const auto minimal =
+      http.send_json("POST", "/Patient", patient(unique_name("Minimal")), {{"Prefer", "return=minimal"}});
   CHECK(minimal.status == 201);
   CHECK(minimal.body.empty());
   CHECK(!minimal.header("Location").empty());
-  const auto outcome =
-      http.send_json("POST", "/Patient", patient(unique_name("Outcome")), {{"Prefer", "return=OperationOutcome"}});
+  const auto outcome = http.send_json("POST", "/Patient", patient(unique_name("Outcome")),
+                                      {{"Prefer", "return=OperationOutcome"}});
   CHECK(outcome.status == 201);
   auto oo = json(outcome.body);
   CHECK(oo.string_at("resourceType") == "OperationOutcome");
@@ -192,7 +199,8 @@ TEST_CASE("Prefer return=minimal and return=OperationOutcome") {
 
 TEST_CASE("malformed JSON is 400 with line and column") {
   HttpClient http(shared_gateway().port());
-  const auto r = http.send_json("POST", "/Patient", "{\n  \"resourceType\": \"Patient\",\n  \"active\": tru\n}");
+  const auto r =
+      http.send_json("POST", "/Patient", "{\n  \"resourceType\": \"Patient\",\n  \"active\": tru\n}");
   CHECK(r.status == 400);
   auto oo = json(r.body);
   CHECK(text_at(oo, "issue[0].code") == "invalid");
@@ -234,7 +242,8 @@ TEST_CASE("update id rules: body id must match the URL id") {
   CHECK(mismatch.status == 422);
   CHECK(text_at(json(mismatch.body), "issue[0].expression[0]") == "Patient.id");
   CHECK(http.send_json("PUT", "/Patient/abc", R"({"resourceType":"Patient"})").status == 400);
-  CHECK(http.send_json("PUT", "/Patient/bad$id", R"({"resourceType":"Patient","id":"bad$id"})").status == 400);
+  CHECK(http.send_json("PUT", "/Patient/bad$id", R"({"resourceType":"Patient","id":"bad$id"})").status ==
+        400);
 }
 
 TEST_CASE("unknown ids, types and routes are 404; wrong methods 405") {
@@ -254,10 +263,11 @@ TEST_CASE("content negotiation: 415 for bodies that are not FHIR, 406 for unacce
   HttpClient http(shared_gateway().port());
   const std::string body = patient(unique_name("Negotiate"));
   CHECK(http.send_json("POST", "/Patient", body, {{"Content-Type", "text/plain"}}).status == 415);
-  CHECK(http.send_json("POST", "/Patient", body, {{"Content-Type", "application/fhir+json; charset=iso-8859-1"}})
+  CHECK(http.send_json("POST", "/Patient", body,
+                       {{"Content-Type", "application/fhir+json; charset=iso-8859-1"}})
             .status == 415);
-  CHECK(http.send_json("POST", "/Patient", body, {{"Content-Type", "application/json; charset=UTF-8"}}).status ==
-        201);
+  CHECK(http.send_json("POST", "/Patient", body, {{"Content-Type", "application/json; charset=UTF-8"}})
+            .status == 201);
   CHECK(http.request("POST", "/Patient", body).status == 415);  // no Content-Type at all
 
   const auto not_acceptable = http.get("/metadata", {{"Accept", "text/html"}});

@@ -33,13 +33,14 @@ People& people() {
       REQUIRE(r.status == 201);
       return std::string(json(r.body).string_at("id"));
     };
-    made.smith = make(R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
-                      made.stem + R"(1"}],"active":true,"name":[{"family":")" + made.stem +
-                      R"(Smith","given":["Alice","Mary"]}],"telecom":[{"system":"phone","value":"0113 496 0001"},)"
-                      R"({"system":"email","value":"alice@example.org"}],"gender":"female","birthDate":"1970-03-04",)"
-                      R"("address":[{"postalCode":"LS1 4AP","city":"Leeds"}],"generalPractitioner":[{"reference":"Organization/gp1"}]})");
-    made.smithson = make(R"({"resourceType":"Patient","identifier":[{"system":"urn:local","value":")" + made.stem +
-                         R"(2"}],"active":false,"name":[{"family":")" + made.stem +
+    made.smith = make(
+        R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
+        made.stem + R"(1"}],"active":true,"name":[{"family":")" + made.stem +
+        R"(Smith","given":["Alice","Mary"]}],"telecom":[{"system":"phone","value":"0113 496 0001"},)"
+        R"({"system":"email","value":"alice@example.org"}],"gender":"female","birthDate":"1970-03-04",)"
+        R"("address":[{"postalCode":"LS1 4AP","city":"Leeds"}],"generalPractitioner":[{"reference":"Organization/gp1"}]})");
+    made.smithson = make(R"({"resourceType":"Patient","identifier":[{"system":"urn:local","value":")" +
+                         made.stem + R"(2"}],"active":false,"name":[{"family":")" + made.stem +
                          R"(Smithson","given":["Peter"]}],"gender":"male","birthDate":"1970-11",)"
                          R"("generalPractitioner":[{"reference":"Practitioner/dr1"}]})");
     made.nunez = make(R"({"resourceType":"Patient","name":[{"family":")" + made.stem +
@@ -78,13 +79,16 @@ TEST_CASE("string search: starts-with, case- and accent-insensitive, :exact and 
   CHECK(search("name=" + p.stem + "Smith") == std::set<std::string>{p.smith, p.smithson});
   CHECK(search("name=mary&family=" + p.stem) == std::set<std::string>{p.smith});
   // Comma means OR; repeating a parameter means AND.
-  CHECK(search("family=" + p.stem + "Okafor," + p.stem + "Nunez") == std::set<std::string>{p.okafor, p.nunez});
-  CHECK(search("family=" + p.stem + "Smith&family=" + p.stem + "Smiths") == std::set<std::string>{p.smithson});
+  CHECK(search("family=" + p.stem + "Okafor," + p.stem + "Nunez") ==
+        std::set<std::string>{p.okafor, p.nunez});
+  CHECK(search("family=" + p.stem + "Smith&family=" + p.stem + "Smiths") ==
+        std::set<std::string>{p.smithson});
 }
 
 TEST_CASE("token search: identifier forms, gender, telecom, active, _id") {
   const auto& p = people();
-  CHECK(search("identifier=https://fhir.nhs.uk/Id/nhs-number|" + p.stem + "1") == std::set<std::string>{p.smith});
+  CHECK(search("identifier=https://fhir.nhs.uk/Id/nhs-number|" + p.stem + "1") ==
+        std::set<std::string>{p.smith});
   CHECK(search("identifier=" + p.stem + "2") == std::set<std::string>{p.smithson});
   CHECK(search("identifier=urn:other|" + p.stem + "2").empty());
   CHECK(search("identifier=|" + p.stem + "2").empty());
@@ -141,9 +145,9 @@ TEST_CASE("_sort, _count paging with next/previous links, _total and _summary=co
   CHECK(next.find("_cursor=") != std::string::npos);
 
   // A write between pages does not shift the next page.
-  const auto late = http.send_json("POST", "/Patient",
-                                   R"({"resourceType":"Patient","name":[{"family":")" + p.stem +
-                                       R"(Adams"}],"birthDate":"1990-01-01"})");
+  const auto late = http.send_json(
+      "POST", "/Patient",
+      R"({"resourceType":"Patient","name":[{"family":")" + p.stem + R"(Adams"}],"birthDate":"1990-01-01"})");
   REQUIRE(late.status == 201);
   auto page2 = json(http.get(next.substr(next.find("/Patient"))).body);
   CHECK(text_at(page2, "entry[0].resource.id") == p.smithson);
@@ -207,7 +211,8 @@ TEST_CASE("POST _search takes form-encoded parameters") {
                               {{"Content-Type", "application/x-www-form-urlencoded"}});
   REQUIRE(r.status == 200);
   CHECK(ids_of(json(r.body)) == std::set<std::string>{p.smithson});
-  CHECK(http.request("POST", "/Patient/_search", "{}", {{"Content-Type", "application/fhir+json"}}).status == 415);
+  CHECK(http.request("POST", "/Patient/_search", "{}", {{"Content-Type", "application/fhir+json"}}).status ==
+        415);
 }
 
 TEST_CASE("Consent search parameters") {
@@ -219,8 +224,10 @@ TEST_CASE("Consent search parameters") {
         R"({"resourceType":"Consent","status":")" + status +
             R"(","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
             R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/)" +
-            pid + R"("},"dateTime":")" + date + R"(","policyRule":{"text":"opt-in"},"provision":{"period":{"start":")" + date.substr(0, 10) +
-            R"("},"actor":[{"role":{"text":"recipient"},"reference":{"reference":"Organization/)" + actor + R"("}}]}})");
+            pid + R"("},"dateTime":")" + date +
+            R"(","policyRule":{"text":"opt-in"},"provision":{"period":{"start":")" + date.substr(0, 10) +
+            R"("},"actor":[{"role":{"text":"recipient"},"reference":{"reference":"Organization/)" + actor +
+            R"("}}]}})");
     REQUIRE(r.status == 201);
     return std::string(json(r.body).string_at("id"));
   };
@@ -233,7 +240,8 @@ TEST_CASE("Consent search parameters") {
   };
   CHECK(consents("") == std::set<std::string>{a, b});
   CHECK(consents("status=active") == std::set<std::string>{a});
-  CHECK(consents("scope=http://terminology.hl7.org/CodeSystem/consentscope|patient-privacy") == std::set<std::string>{a, b});
+  CHECK(consents("scope=http://terminology.hl7.org/CodeSystem/consentscope|patient-privacy") ==
+        std::set<std::string>{a, b});
   CHECK(consents("category=59284-0") == std::set<std::string>{a, b});
   CHECK(consents("date=ge2026") == std::set<std::string>{a});
   CHECK(consents("actor=Organization/social-care") == std::set<std::string>{b});
@@ -253,7 +261,8 @@ TEST_CASE("AuditEvent search parameters") {
       R"("recorded":"2026-03-01T08:00:00Z","outcome":"0",)"
       R"("agent":[{"who":{"reference":"Practitioner/dr-who"},"requestor":true}],)"
       R"("source":{"observer":{"reference":"Organization/acute-trust"}},)"
-      R"("entity":[{"what":{"reference":"Patient/)" + pid + R"("}}]})");
+      R"("entity":[{"what":{"reference":"Patient/)" +
+          pid + R"("}}]})");
   REQUIRE(r.status == 201);
   const std::string id(json(r.body).string_at("id"));
   auto events = [&](const std::string& q) {
@@ -290,19 +299,21 @@ TEST_CASE("the CapabilityStatement lists exactly the served types, interactions 
     const std::string type(res.string_at("type"));
     types.insert(type);
     std::set<std::string> interactions, params;
-    for (const auto& i : res.find("interaction")->items()) interactions.insert(std::string(i.string_at("code")));
+    for (const auto& i : res.find("interaction")->items())
+      interactions.insert(std::string(i.string_at("code")));
     for (const auto& sp : res.find("searchParam")->items()) params.insert(std::string(sp.string_at("name")));
     if (type == "AuditEvent") {
       CHECK(interactions.count("update") == 0);
       CHECK(interactions.count("delete") == 0);
-      for (const char* code : {"patient", "entity", "agent", "date", "type", "subtype", "action", "outcome", "source"}) {
+      for (const char* code :
+           {"patient", "entity", "agent", "date", "type", "subtype", "action", "outcome", "source"}) {
         CHECK_MESSAGE(params.count(code) == 1, code);
       }
     }
     if (type == "Patient") {
       CHECK(interactions.count("delete") == 1);
-      for (const char* code : {"_id", "_lastUpdated", "identifier", "family", "given", "name", "birthdate", "gender",
-                               "telecom", "address-postalcode", "general-practitioner", "active"}) {
+      for (const char* code : {"_id", "_lastUpdated", "identifier", "family", "given", "name", "birthdate",
+                               "gender", "telecom", "address-postalcode", "general-practitioner", "active"}) {
         CHECK_MESSAGE(params.count(code) == 1, code);
       }
       CHECK(params.count("phonetic") == 0);

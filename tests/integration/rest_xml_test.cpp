@@ -13,13 +13,15 @@ std::string patient_xml(const std::string& family) {
 <Patient xmlns="http://hl7.org/fhir">
   <text>
     <status value="generated"/>
-    <div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>)" + family + R"(</b></p></div>
+    <div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>)" +
+         family + R"(</b></p></div>
   </text>
   <extension url="http://example.org/score">
     <valueDecimal value="1.50"/>
   </extension>
   <name>
-    <family value=")" + family + R"("/>
+    <family value=")" +
+         family + R"("/>
     <given value="Ann"/>
     <given id="g2" value="Marie">
       <extension url="http://example.org/note">
@@ -42,15 +44,16 @@ TEST_CASE("a Patient created as XML reads back identically as XML and as the equ
   CHECK(created.header("Content-Type").find(kXmlType) == 0);
   CHECK(created.body.find("<Patient xmlns=\"http://hl7.org/fhir\">") != std::string::npos);
   const std::string location = created.header("Location");
-  const std::string id = location.substr(location.find("/Patient/") + 9, location.find("/_history") - location.find("/Patient/") - 9);
+  const std::string id = location.substr(location.find("/Patient/") + 9,
+                                         location.find("/_history") - location.find("/Patient/") - 9);
 
   const auto as_xml = http.get("/Patient/" + id + "?_format=xml");
   CHECK(as_xml.status == 200);
   CHECK(as_xml.body == created.body);
   CHECK(as_xml.body.find(R"(<valueDecimal value="1.50"/>)") != std::string::npos);
   CHECK(as_xml.body.find(R"(<given id="g2" value="Marie">)") != std::string::npos);
-  CHECK(as_xml.body.find(R"(<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>)" + family + "</b></p></div>") !=
-        std::string::npos);
+  CHECK(as_xml.body.find(R"(<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann <b>)" + family +
+                         "</b></p></div>") != std::string::npos);
 
   const auto as_json = http.get("/Patient/" + id, {{"Accept", "application/fhir+json"}});
   auto j = json(as_json.body);
@@ -79,7 +82,8 @@ TEST_CASE("errors and the CapabilityStatement come back in XML when XML is asked
   CHECK(missing.body.find("<OperationOutcome xmlns=\"http://hl7.org/fhir\">") != std::string::npos);
   const auto metadata = http.get("/metadata?_format=xml&_pretty=true");
   CHECK(metadata.status == 200);
-  CHECK(metadata.body.find("<CapabilityStatement xmlns=\"http://hl7.org/fhir\">\n  <status value=\"active\"/>") !=
+  CHECK(metadata.body.find(
+            "<CapabilityStatement xmlns=\"http://hl7.org/fhir\">\n  <status value=\"active\"/>") !=
         std::string::npos);
   CHECK(metadata.body.find("<format value=\"application/fhir+xml\"/>") != std::string::npos);
 }
@@ -88,7 +92,8 @@ TEST_CASE("malformed and hostile XML get a 400 OperationOutcome and nothing is s
   HttpClient http(shared_gateway().port());
   const std::string family = unique_name("Hostile");
   const auto malformed =
-      http.request("POST", "/Patient", "<Patient xmlns=\"http://hl7.org/fhir\">\n  <name><family value=\"x\"></name>\n</Patient>",
+      http.request("POST", "/Patient",
+                   "<Patient xmlns=\"http://hl7.org/fhir\">\n  <name><family value=\"x\"></name>\n</Patient>",
                    {{"Content-Type", kXmlType}});
   CHECK(malformed.status == 400);
   auto oo = json(malformed.body);
@@ -96,7 +101,8 @@ TEST_CASE("malformed and hostile XML get a 400 OperationOutcome and nothing is s
 
   const std::string xxe = R"(<?xml version="1.0"?>
 <!DOCTYPE Patient [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<Patient xmlns="http://hl7.org/fhir"><name><family value=")" + family + R"(&xxe;"/></name></Patient>)";
+<Patient xmlns="http://hl7.org/fhir"><name><family value=")" +
+                          family + R"(&xxe;"/></name></Patient>)";
   const auto r1 = http.request("POST", "/Patient", xxe, {{"Content-Type", kXmlType}});
   CHECK(r1.status == 400);
   CHECK(r1.body.find("root:") == std::string::npos);
@@ -107,13 +113,14 @@ TEST_CASE("malformed and hostile XML get a 400 OperationOutcome and nothing is s
     for (int j = 0; j < 10; ++j) laughs += "&lol" + (i == 1 ? std::string() : std::to_string(i - 1)) + ";";
     laughs += "\">";
   }
-  laughs += "]>\n<Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"" + family + "&lol9;\"/></name></Patient>";
+  laughs += "]>\n<Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"" + family +
+            "&lol9;\"/></name></Patient>";
   const auto r2 = http.request("POST", "/Patient", laughs, {{"Content-Type", kXmlType}});
   CHECK(r2.status == 400);
 
-  const auto unknown = http.request("POST", "/Patient",
-                                    "<Patient xmlns=\"http://hl7.org/fhir\"><colour value=\"red\"/></Patient>",
-                                    {{"Content-Type", kXmlType}});
+  const auto unknown = http.request(
+      "POST", "/Patient", "<Patient xmlns=\"http://hl7.org/fhir\"><colour value=\"red\"/></Patient>",
+      {{"Content-Type", kXmlType}});
   CHECK(unknown.status == 422);
   CHECK(first_issue(unknown).find("colour") != std::string::npos);
 

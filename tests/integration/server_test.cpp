@@ -33,18 +33,23 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
     CHECK(http.get("/Consent?patient=pat-001").status == 200);
     CHECK(gateway.stderr_text().find("loaded 8 sample resources") != std::string::npos);
     // The sample configuration enforces the partnership profiles on write.
-    const std::string body_start = R"({"resourceType":"Patient","name":[{"family":"Profiled"}],"birthDate":"1990-05-01")";
+    const std::string body_start =
+        R"({"resourceType":"Patient","name":[{"family":"Profiled"}],"birthDate":"1990-05-01")";
     const auto no_nhs = http.send_json("POST", "/Patient", body_start + "}");
     CHECK(no_nhs.status == 422);
     CHECK(no_nhs.body.find("nhsNumber") != std::string::npos);
     const auto bad_check_digit = http.send_json(
         "POST", "/Patient",
-        body_start + R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434766304"}]})");
+        body_start +
+            R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434766304"}]})");
     CHECK(bad_check_digit.status == 422);
     CHECK(bad_check_digit.body.find("nhs-1") != std::string::npos);
-    CHECK(http.send_json("POST", "/Patient",
-                         body_start + R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434766303"}]})")
-              .status == 201);
+    CHECK(
+        http.send_json(
+                "POST", "/Patient",
+                body_start +
+                    R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434766303"}]})")
+            .status == 201);
     const auto vague_consent = http.send_json(
         "POST", "/Consent",
         R"({"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"y"}],)"
@@ -80,15 +85,18 @@ TEST_CASE("data survives a restart, and SIGTERM stops the server cleanly") {
 
 TEST_CASE("a request in flight when SIGTERM arrives is still answered") {
   const std::string dir = temp_dir();
-  GatewayProcess gateway({"--config", write_config(dir, R"("bodyTimeoutMs":5000,"shutdownGraceMs":5000)")}, dir);
+  GatewayProcess gateway({"--config", write_config(dir, R"("bodyTimeoutMs":5000,"shutdownGraceMs":5000)")},
+                         dir);
   HttpClient http(gateway.port());
   // Headers and half the body are sent; the server is mid-request when told to stop.
   const std::string body = R"({"resourceType":"Patient","gender":"female"})";
-  http.send_raw("POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: " +
-                std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 10));
+  http.send_raw(
+      "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 10));
   HttpClient idle(gateway.port());
   idle.connect();
-  REQUIRE(http.closed_by_peer(std::chrono::milliseconds(200)) == false);  // the server is waiting for the rest
+  REQUIRE(http.closed_by_peer(std::chrono::milliseconds(200)) ==
+          false);  // the server is waiting for the rest
   std::thread stopper([&] { gateway.stop(SIGTERM); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   http.send_raw(body.substr(10));
@@ -123,7 +131,8 @@ TEST_CASE("a body over the limit gets 413 with an OperationOutcome, and nothing 
   const std::string dir = temp_dir();
   GatewayProcess gateway({"--config", write_config(dir, R"("bodyLimitBytes":2048)")}, dir);
   HttpClient http(gateway.port());
-  const std::string big = R"({"resourceType":"Patient","name":[{"family":")" + std::string(4000, 'a') + R"("}]})";
+  const std::string big =
+      R"({"resourceType":"Patient","name":[{"family":")" + std::string(4000, 'a') + R"("}]})";
   const auto r = http.send_json("POST", "/Patient", big);
   CHECK(r.status == 413);
   CHECK(json(r.body).string_at("resourceType") == "OperationOutcome");
@@ -135,7 +144,8 @@ TEST_CASE("a body over the limit gets 413 with an OperationOutcome, and nothing 
 
 TEST_CASE("a client that trickles its headers (slowloris) is dropped after the header timeout") {
   const std::string dir = temp_dir();
-  GatewayProcess gateway({"--config", write_config(dir, R"("headerTimeoutMs":300,"bodyTimeoutMs":300)")}, dir);
+  GatewayProcess gateway({"--config", write_config(dir, R"("headerTimeoutMs":300,"bodyTimeoutMs":300)")},
+                         dir);
   HttpClient slow(gateway.port());
   slow.send_raw("GET /metadata HTTP/1.1\r\nHost: x\r\n");
   const auto start = std::chrono::steady_clock::now();
@@ -143,8 +153,9 @@ TEST_CASE("a client that trickles its headers (slowloris) is dropped after the h
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
 
   HttpClient stalled_body(gateway.port());
-  stalled_body.send_raw("POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
-                        "Content-Length: 100\r\n\r\n{\"resourceType\"");
+  stalled_body.send_raw(
+      "POST /Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+      "Content-Length: 100\r\n\r\n{\"resourceType\"");
   CHECK(stalled_body.closed_by_peer(std::chrono::seconds(5)));
   // The server still serves everyone else.
   HttpClient fine(gateway.port());
@@ -169,13 +180,15 @@ TEST_CASE("command line: --help explains every option; bad options exit 2") {
   CHECK(std::system((std::string(FHIRGATE_BINARY) + " serve --help > " + out).c_str()) == 0);
   std::ifstream in(out);
   const std::string help((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  for (const char* option : {"--config", "--port", "--db", "--threads", "bodyLimitBytes", "headerTimeoutMs"}) {
+  for (const char* option :
+       {"--config", "--port", "--db", "--threads", "bodyLimitBytes", "headerTimeoutMs"}) {
     CHECK_MESSAGE(help.find(option) != std::string::npos, option);
   }
   CHECK(WEXITSTATUS(std::system((std::string(FHIRGATE_BINARY) + " serve --bogus 2>/dev/null").c_str())) == 2);
   const std::string bad_config = temp_dir() + "/bad.json";
   std::ofstream(bad_config) << R"({"server":{"prot":1}})";
-  CHECK(WEXITSTATUS(std::system((std::string(FHIRGATE_BINARY) + " serve --config " + bad_config + " 2>" + out).c_str())) == 1);
+  CHECK(WEXITSTATUS(std::system(
+            (std::string(FHIRGATE_BINARY) + " serve --config " + bad_config + " 2>" + out).c_str())) == 1);
   std::ifstream err(out);
   const std::string message((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
   CHECK(message.find("server.prot") != std::string::npos);

@@ -33,10 +33,10 @@ TEST_CASE("$validate answers 200 with every issue located by FHIRPath") {
   REQUIRE(r.status == 200);
   const auto oo = json(r.body);
   CHECK(oo.string_at("resourceType") == "OperationOutcome");
-  CHECK(has_issue(oo, "error", "Patient.gender"));      // not in the required AdministrativeGender binding
-  CHECK(has_issue(oo, "error", "Patient.birthDate"));   // month 13
-  CHECK(has_issue(oo, "error", "Patient.name[0]"));     // unknown element colour
-  CHECK(has_issue(oo, "error", "Patient.deceased"));    // two choices of one element
+  CHECK(has_issue(oo, "error", "Patient.gender"));     // not in the required AdministrativeGender binding
+  CHECK(has_issue(oo, "error", "Patient.birthDate"));  // month 13
+  CHECK(has_issue(oo, "error", "Patient.name[0]"));    // unknown element colour
+  CHECK(has_issue(oo, "error", "Patient.deceased"));   // two choices of one element
   // JSON input: issues also carry line and column (the standard extensions).
   const bool located = r.body.find("operationoutcome-issue-line") != std::string::npos;
   CHECK(located);
@@ -48,9 +48,10 @@ TEST_CASE("$validate answers 200 with every issue located by FHIRPath") {
   CHECK(!has_issue(clean, "error", ""));
 
   // Any resource type the model knows, also through Parameters and at the root.
-  const auto obs = http.send_json("POST", "/$validate",
-                                  R"({"resourceType":"Parameters","parameter":[{"name":"resource","resource":)"
-                                  R"({"resourceType":"Observation","status":"final","code":{"text":"x"}}}]})");
+  const auto obs =
+      http.send_json("POST", "/$validate",
+                     R"({"resourceType":"Parameters","parameter":[{"name":"resource","resource":)"
+                     R"({"resourceType":"Observation","status":"final","code":{"text":"x"}}}]})");
   REQUIRE(obs.status == 200);
   CHECK(!has_issue(json(obs.body), "error", ""));
   const auto wrong = http.send_json("POST", "/Observation/$validate", R"({"resourceType":"Observation"})");
@@ -65,14 +66,15 @@ TEST_CASE("$validate answers 200 with every issue located by FHIRPath") {
 TEST_CASE("validate on write: an invalid resource is refused with 422 and nothing is stored") {
   HttpClient http(shared_gateway().port());
   const std::string family = unique_name("Invalid");
-  const auto r = http.send_json("POST", "/Patient",
-                                R"({"resourceType":"Patient","name":[{"family":")" + family +
-                                    R"("}],"gender":"Male"})");
+  const auto r =
+      http.send_json("POST", "/Patient",
+                     R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}],"gender":"Male"})");
   CHECK(r.status == 422);
   CHECK(has_issue(json(r.body), "error", "Patient.gender"));
   CHECK(text_at(json(http.get("/Patient?family=" + family + "&_summary=count").body), "total") == "0");
-  const auto put = http.send_json("PUT", "/Patient/" + family,
-                                  R"({"resourceType":"Patient","id":")" + family + R"(","birthDate":"1970-02-30"})");
+  const auto put =
+      http.send_json("PUT", "/Patient/" + family,
+                     R"({"resourceType":"Patient","id":")" + family + R"(","birthDate":"1970-02-30"})");
   CHECK(put.status == 422);
   CHECK(http.get("/Patient/" + family).status == 404);
 }
@@ -106,8 +108,10 @@ TEST_CASE("fhirgate validate: issues, a summary line and the exit status") {
   const std::string dir = temp_dir();
   std::ofstream(dir + "/good.json") << R"({"resourceType":"Patient","gender":"female"})";
   std::ofstream(dir + "/bad.json") << kBadPatient;
-  std::ofstream(dir + "/many.ndjson") << R"({"resourceType":"Patient","gender":"male"})" << "\n"
-                                      << R"({"resourceType":"Patient","gender":"boy"})" << "\n";
+  std::ofstream(dir + "/many.ndjson") << R"({"resourceType":"Patient","gender":"male"})"
+                                      << "\n"
+                                      << R"({"resourceType":"Patient","gender":"boy"})"
+                                      << "\n";
   const auto good = validate_cli(dir + "/good.json");
   CHECK(good.status == 0);
   CHECK(good.out.find("1 resource(s) validated: 0 error(s)") != std::string::npos);

@@ -21,7 +21,9 @@ std::string Response::header(const std::string& name) const {
 
 HttpClient::HttpClient(std::uint16_t port) : port_(port) {}
 
-HttpClient::~HttpClient() { close(); }
+HttpClient::~HttpClient() {
+  close();
+}
 
 void HttpClient::connect() {
   close();
@@ -59,7 +61,8 @@ namespace {
 
 // Reads more bytes into buf; false on EOF/error/timeout.
 bool fill(int fd, std::string& buf, std::chrono::steady_clock::time_point until) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
   if (left.count() <= 0) return false;
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -109,7 +112,8 @@ std::optional<Response> HttpClient::read_response(std::chrono::milliseconds dead
 bool HttpClient::closed_by_peer(std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -123,7 +127,8 @@ Response HttpClient::request(const std::string& method, const std::string& targe
                              std::vector<std::pair<std::string, std::string>> headers) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (fd_ < 0) connect();

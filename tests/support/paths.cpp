@@ -23,7 +23,9 @@ void remove_temp_dirs() {
 
 }  // namespace
 
-std::string source_path(const std::string& relative) { return std::string(FHIRGATE_SOURCE_DIR) + "/" + relative; }
+std::string source_path(const std::string& relative) {
+  return std::string(FHIRGATE_SOURCE_DIR) + "/" + relative;
+}
 
 std::string shared_path(const std::string& relative) {
   std::string p = std::string(FHIRGATE_SHARED_DIR) + "/" + relative;

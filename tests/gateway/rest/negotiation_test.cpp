@@ -15,9 +15,11 @@ TEST_CASE("response format: _format wins over Accept, q-values and wildcards cou
   CHECK(*negotiate_response_format("application/fhir+xml", "") == Format::xml);
   CHECK(negotiate_response_format("turtle", "").error().code == ErrorCode::not_acceptable);
   CHECK(*negotiate_response_format("", "application/fhir+xml") == Format::xml);
-  CHECK(*negotiate_response_format("", "application/fhir+json;q=0.5, application/fhir+xml;q=0.9") == Format::xml);
+  CHECK(*negotiate_response_format("", "application/fhir+json;q=0.5, application/fhir+xml;q=0.9") ==
+        Format::xml);
   CHECK(*negotiate_response_format("", "application/fhir+xml;q=0.5, application/fhir+json") == Format::json);
-  CHECK(*negotiate_response_format("", "application/xml, application/json") == Format::xml);  // first on a tie
+  CHECK(*negotiate_response_format("", "application/xml, application/json") ==
+        Format::xml);  // first on a tie
   CHECK(*negotiate_response_format("", "text/html, */*;q=0.1") == Format::json);
   CHECK(*negotiate_response_format("", "application/*") == Format::json);
   CHECK(negotiate_response_format("", "text/html").error().code == ErrorCode::not_acceptable);

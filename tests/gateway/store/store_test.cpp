@@ -1,4 +1,6 @@
 // The store against a real SQLite database in a temporary folder.
+#include "gateway/store/store.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -7,7 +9,6 @@
 
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
-#include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
 #include "tests/support/paths.hpp"
 
@@ -42,7 +43,8 @@ TEST_CASE("put stamps id and meta, versions count up, and remove leaves a tombst
   Status s = store.writer().run([](WriteTxn& txn) -> Status {
     auto v1 = txn.put("Patient", "p1", patient("Alpha"), "POST");
     CHECK(v1.version == 1);
-    CHECK(v1.body.rfind(R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":")", 0) == 0);
+    CHECK(v1.body.rfind(R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":")",
+                        0) == 0);
     auto v2 = txn.put("Patient", "p1", patient("Beta"), "PUT");
     CHECK(v2.version == 2);
     auto gone = txn.remove("Patient", "p1");
@@ -70,14 +72,22 @@ TEST_CASE("a failing plan is rolled back alone; the rest of its batch commits") 
   Store store(temp_dir() + "/s.db", registry());
   std::vector<std::promise<Status>> done(3);
   auto submit = [&](int i, WritePlan plan) {
-    CHECK(store.writer().submit(std::move(plan), [&done, i](Status st) { done[i].set_value(std::move(st)); }).ok());
+    CHECK(store.writer()
+              .submit(std::move(plan), [&done, i](Status st) { done[i].set_value(std::move(st)); })
+              .ok());
   };
-  submit(0, [](WriteTxn& txn) -> Status { txn.put("Patient", "ok1", patient("One"), "POST"); return Ok{}; });
+  submit(0, [](WriteTxn& txn) -> Status {
+    txn.put("Patient", "ok1", patient("One"), "POST");
+    return Ok{};
+  });
   submit(1, [](WriteTxn& txn) -> Status {
     txn.put("Patient", "bad", patient("Half"), "POST");  // written, then the plan fails: must vanish
     return Error::make(ErrorCode::precondition_failed, "no");
   });
-  submit(2, [](WriteTxn& txn) -> Status { txn.put("Patient", "ok2", patient("Two"), "POST"); return Ok{}; });
+  submit(2, [](WriteTxn& txn) -> Status {
+    txn.put("Patient", "ok2", patient("Two"), "POST");
+    return Ok{};
+  });
   CHECK(done[0].get_future().get().ok());
   CHECK(done[1].get_future().get().error().code == ErrorCode::precondition_failed);
   CHECK(done[2].get_future().get().ok());
@@ -120,14 +130,23 @@ TEST_CASE("a full queue answers busy at once instead of growing") {
   std::promise<void> release;
   auto released = release.get_future().share();
   std::promise<void> started;
-  CHECK(store.writer().submit([&](WriteTxn&) -> Status { started.set_value(); released.wait(); return Ok{}; },
-                              [](Status) {}).ok());
+  CHECK(store.writer()
+            .submit(
+                [&](WriteTxn&) -> Status {
+                  started.set_value();
+                  released.wait();
+                  return Ok{};
+                },
+                [](Status) {})
+            .ok());
   started.get_future().wait();
   int accepted = 0, busy = 0;
   for (int i = 0; i < 20000; ++i) {
     Status s = store.writer().submit([](WriteTxn&) -> Status { return Ok{}; }, [](Status) {});
-    if (s.ok()) ++accepted;
-    else if (s.error().code == ErrorCode::busy) ++busy;
+    if (s.ok())
+      ++accepted;
+    else if (s.error().code == ErrorCode::busy)
+      ++busy;
   }
   release.set_value();
   CHECK(accepted == 10000);  // the default bound
@@ -138,10 +157,12 @@ TEST_CASE("data and indexes survive reopening the database") {
   const std::string path = temp_dir() + "/s.db";
   {
     Store store(path, registry());
-    REQUIRE(store.writer().run([](WriteTxn& txn) -> Status {
-      txn.put("Patient", "keep", patient("Durable"), "POST");
-      return Ok{};
-    }).ok());
+    REQUIRE(store.writer()
+                .run([](WriteTxn& txn) -> Status {
+                  txn.put("Patient", "keep", patient("Durable"), "POST");
+                  return Ok{};
+                })
+                .ok());
   }
   Store reopened(path, registry());
   CHECK_FALSE(reopened.created());
@@ -151,14 +172,17 @@ TEST_CASE("data and indexes survive reopening the database") {
 
 TEST_CASE("cursor paging walks every match exactly once in sort order") {
   Store store(temp_dir() + "/s.db", registry());
-  REQUIRE(store.writer().run([](WriteTxn& txn) -> Status {
-    for (int i = 0; i < 25; ++i) {
-      auto p = *fhir::parse_json(R"({"resourceType":"Patient","name":[{"family":"Page"}],"birthDate":")" +
-                                 std::to_string(1950 + (i * 7) % 25) + R"("})");
-      txn.put("Patient", "pg" + std::to_string(i), std::move(p), "POST");
-    }
-    return Ok{};
-  }).ok());
+  REQUIRE(store.writer()
+              .run([](WriteTxn& txn) -> Status {
+                for (int i = 0; i < 25; ++i) {
+                  auto p = *fhir::parse_json(
+                      R"({"resourceType":"Patient","name":[{"family":"Page"}],"birthDate":")" +
+                      std::to_string(1950 + (i * 7) % 25) + R"("})");
+                  txn.put("Patient", "pg" + std::to_string(i), std::move(p), "POST");
+                }
+                return Ok{};
+              })
+              .ok());
   auto q = query("family=page&_sort=-birthdate&_count=4");
   std::vector<std::string> seen;
   for (int pages = 0; pages < 20; ++pages) {

@@ -413,32 +413,33 @@ void Store::release_reader(std::unique_ptr<Connection> db) {
   idle_readers_.push_back(std::move(db));
 }
 
-Result<std::optional<VersionRecord>> Store::read(const std::string& type, const std::string& id) {
+template <class F>
+auto Store::with_reader(F&& f) -> decltype(f(std::declval<Connection&>())) {
   try {
-    ReadLease db(*this);
-    return read_current(*db, type, id);
+    ReadLease lease(*this);
+    return f(*lease);
   } catch (const StepError& e) {
     return to_error(e);
-  } catch (const std::runtime_error& e) {
+  } catch (const std::runtime_error&) {
     return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
   }
 }
 
+Result<std::optional<VersionRecord>> Store::read(const std::string& type, const std::string& id) {
+  return with_reader(
+      [&](Connection& db) -> Result<std::optional<VersionRecord>> { return read_current(db, type, id); });
+}
+
 Result<std::optional<VersionRecord>> Store::vread(const std::string& type, const std::string& id,
                                                   std::int64_t version) {
-  try {
-    ReadLease db(*this);
-    auto stmt = (*db).prepare(
+  return with_reader([&](Connection& db) -> Result<std::optional<VersionRecord>> {
+    auto stmt = db.prepare(
         "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v "
         "ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?");
     stmt.bind(1, type).bind(2, id).bind(3, version);
     if (!stmt.step()) return std::optional<VersionRecord>();
     return std::optional<VersionRecord>(record_from(type, id, stmt, 0));
-  } catch (const StepError& e) {
-    return to_error(e);
-  } catch (const std::runtime_error& e) {
-    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
-  }
+  });
 }
 
 Result<HistoryPage> Store::history(const std::string& type, const std::string& id, std::int64_t since_ms,
@@ -453,9 +454,7 @@ Result<HistoryPage> Store::history(const std::string& type, const std::string& i
       return Error::make(ErrorCode::invalid_input, "Invalid or expired paging cursor", "_cursor");
     }
   }
-  try {
-    ReadLease lease(*this);
-    Connection& db = *lease;
+  return with_reader([&](Connection& db) -> Result<HistoryPage> {
     const std::string filter = id.empty() ? "v.type = ?1" : "r.type = ?1 AND r.id = ?2";
     const std::string from = " FROM resource_version v JOIN resource r ON r.rid = v.rid WHERE " + filter +
                              " AND v.last_updated >= ?3";
@@ -479,11 +478,7 @@ Result<HistoryPage> Store::history(const std::string& type, const std::string& i
       page.versions.push_back(record_from(type, std::string(stmt.text(1)), stmt, 2));
     }
     return page;
-  } catch (const StepError& e) {
-    return to_error(e);
-  } catch (const std::runtime_error& e) {
-    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
-  }
+  });
 }
 
 Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
@@ -493,9 +488,7 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
     if (!decoded) return std::move(decoded).error();
     cursor = std::move(*decoded);
   }
-  try {
-    ReadLease lease(*this);
-    Connection& db = *lease;
+  return with_reader([&](Connection& db) -> Result<SearchPage> {
     SearchPage page;
     if (query.total_accurate || query.summary_count) {
       SqlQuery q = build_count_query(query, *keys_);
@@ -553,24 +546,15 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
       }
     }
     return page;
-  } catch (const StepError& e) {
-    return to_error(e);
-  } catch (const std::runtime_error& e) {
-    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
-  }
+  });
 }
 
 Status Store::ping() {
-  try {
-    ReadLease lease(*this);
-    auto stmt = (*lease).prepare("SELECT count(*) FROM sqlite_master");
+  return with_reader([](Connection& db) -> Status {
+    auto stmt = db.prepare("SELECT count(*) FROM sqlite_master");
     stmt.step();
     return Ok{};
-  } catch (const StepError& e) {
-    return to_error(e);
-  } catch (const std::runtime_error& e) {
-    return Error::make(ErrorCode::busy, "The database is unavailable");
-  }
+  });
 }
 
 }  // namespace fhirgate::gateway::store

@@ -102,6 +102,9 @@ class Store {
 
  private:
   class ReadLease;
+  // Runs f(Connection&) with a pooled read-only connection; SQLite failures become busy/internal errors.
+  template <class F>
+  auto with_reader(F&& f) -> decltype(f(std::declval<Connection&>()));
   std::unique_ptr<Connection> acquire_reader();
   void release_reader(std::unique_ptr<Connection> db);
 

@@ -20,20 +20,21 @@ struct CodePair {
   std::string_view fhir;
 };
 
-constexpr std::array kNameUse{CodePair{"L", "official"}, CodePair{"R", "official"}, CodePair{"D", "usual"},
-                              CodePair{"BAD", "old"},    CodePair{"M", "maiden"},   CodePair{"MSK", "anonymous"},
-                              CodePair{"N", "nickname"}, CodePair{"TEMP", "temp"},  CodePair{"NAV", "temp"}};
-constexpr std::array kGender{CodePair{"M", "male"}, CodePair{"F", "female"}, CodePair{"O", "other"},
-                             CodePair{"U", "unknown"}, CodePair{"A", "other"}, CodePair{"N", "other"}};
+constexpr std::array kNameUse{
+    CodePair{"L", "official"}, CodePair{"R", "official"}, CodePair{"D", "usual"},
+    CodePair{"BAD", "old"},    CodePair{"M", "maiden"},   CodePair{"MSK", "anonymous"},
+    CodePair{"N", "nickname"}, CodePair{"TEMP", "temp"},  CodePair{"NAV", "temp"}};
+constexpr std::array kGender{CodePair{"M", "male"},    CodePair{"F", "female"}, CodePair{"O", "other"},
+                             CodePair{"U", "unknown"}, CodePair{"A", "other"},  CodePair{"N", "other"}};
 constexpr std::array kAddressUse{CodePair{"H", "home"}, CodePair{"O", "work"}, CodePair{"B", "work"},
                                  CodePair{"C", "temp"}, CodePair{"BA", "old"}, CodePair{"BI", "billing"}};
 constexpr std::array kAddressType{CodePair{"M", "postal"}, CodePair{"SH", "postal"}};
 constexpr std::array kTelecomUse{CodePair{"PRN", "home"}, CodePair{"WPN", "work"}, CodePair{"PRS", "mobile"}};
-constexpr std::array kTelecomSystem{CodePair{"PH", "phone"},    CodePair{"FX", "fax"},
-                                    CodePair{"MD", "other"},    CodePair{"CP", "phone"},
-                                    CodePair{"SAT", "other"},   CodePair{"BP", "pager"},
+constexpr std::array kTelecomSystem{CodePair{"PH", "phone"},       CodePair{"FX", "fax"},
+                                    CodePair{"MD", "other"},       CodePair{"CP", "phone"},
+                                    CodePair{"SAT", "other"},      CodePair{"BP", "pager"},
                                     CodePair{"Internet", "email"}, CodePair{"X.400", "email"},
-                                    CodePair{"TDD", "other"},   CodePair{"TTY", "other"}};
+                                    CodePair{"TDD", "other"},      CodePair{"TTY", "other"}};
 
 struct Marital {
   std::string_view v2;
@@ -41,15 +42,22 @@ struct Marital {
   std::string_view display;
   std::string_view system;
 };
-constexpr std::array kMarital{
-    Marital{"A", "L", "Legally Separated", kMaritalSystem}, Marital{"D", "D", "Divorced", kMaritalSystem},
-    Marital{"M", "M", "Married", kMaritalSystem},           Marital{"S", "S", "Never Married", kMaritalSystem},
-    Marital{"W", "W", "Widowed", kMaritalSystem},           Marital{"C", "C", "Common Law", kMaritalSystem},
-    Marital{"P", "T", "Domestic partner", kMaritalSystem},  Marital{"G", "T", "Domestic partner", kMaritalSystem},
-    Marital{"R", "T", "Domestic partner", kMaritalSystem},  Marital{"E", "L", "Legally Separated", kMaritalSystem},
-    Marital{"N", "A", "Annulled", kMaritalSystem},          Marital{"I", "I", "Interlocutory", kMaritalSystem},
-    Marital{"B", "U", "unmarried", kMaritalSystem},         Marital{"U", "UNK", "Unknown", kNullFlavorSystem},
-    Marital{"O", "OTH", "Other", kNullFlavorSystem},        Marital{"T", "NAVU", "Not available", kNullFlavorSystem}};
+constexpr std::array kMarital{Marital{"A", "L", "Legally Separated", kMaritalSystem},
+                              Marital{"D", "D", "Divorced", kMaritalSystem},
+                              Marital{"M", "M", "Married", kMaritalSystem},
+                              Marital{"S", "S", "Never Married", kMaritalSystem},
+                              Marital{"W", "W", "Widowed", kMaritalSystem},
+                              Marital{"C", "C", "Common Law", kMaritalSystem},
+                              Marital{"P", "T", "Domestic partner", kMaritalSystem},
+                              Marital{"G", "T", "Domestic partner", kMaritalSystem},
+                              Marital{"R", "T", "Domestic partner", kMaritalSystem},
+                              Marital{"E", "L", "Legally Separated", kMaritalSystem},
+                              Marital{"N", "A", "Annulled", kMaritalSystem},
+                              Marital{"I", "I", "Interlocutory", kMaritalSystem},
+                              Marital{"B", "U", "unmarried", kMaritalSystem},
+                              Marital{"U", "UNK", "Unknown", kNullFlavorSystem},
+                              Marital{"O", "OTH", "Other", kNullFlavorSystem},
+                              Marital{"T", "NAVU", "Not available", kNullFlavorSystem}};
 
 template <std::size_t N>
 std::string_view to_fhir(const std::array<CodePair, N>& table, std::string_view v2) {
@@ -74,8 +82,9 @@ void set_if(Node& object, std::string_view key, std::string value) {
 }
 
 void set_if(Node& object, std::string_view key, Node value) {
-  bool empty = (value.is_object() && value.members().empty()) || (value.is_array() && value.items().empty()) ||
-               (value.is_string() && value.text().empty()) || value.is_null();
+  bool empty = (value.is_object() && value.members().empty()) ||
+               (value.is_array() && value.items().empty()) || (value.is_string() && value.text().empty()) ||
+               value.is_null();
   if (!empty) object.set(key, std::move(value));
 }
 
@@ -121,7 +130,8 @@ std::optional<Dtm> split_dtm(std::string_view dtm) {
       return std::nullopt;
   }
   std::size_t n = main.size();
-  if (!(n == 4 || n == 6 || n == 8 || n == 10 || n == 12 || n == 14) || !all_digits(main, 0, n)) return std::nullopt;
+  if (!(n == 4 || n == 6 || n == 8 || n == 10 || n == 12 || n == 14) || !all_digits(main, 0, n))
+    return std::nullopt;
   d.digits = std::string(main);
   return d;
 }
@@ -162,7 +172,8 @@ Node identifier_from_cx(const Part& cx, const PartnerMapping& mapping) {
   std::string value = cx.component(1).value();
   std::string authority = cx.component(4).value();
   std::string type = cx.component(5).value();
-  bool nhs = (!mapping.nhs_number_authority.empty() && authority == mapping.nhs_number_authority) || type == "NH";
+  bool nhs =
+      (!mapping.nhs_number_authority.empty() && authority == mapping.nhs_number_authority) || type == "NH";
   if (!type.empty()) {
     Node coding = Node::object();
     coding.set("system", Node::string(std::string(kV2_0203)));
@@ -417,7 +428,8 @@ Result<fhir::Node> adt_to_patient(const Message& adt, const PartnerMapping& mapp
 
 Result<MergeRequest> adt_merge(const Message& a40, const PartnerMapping& mapping) {
   MessageType type = a40.message_type();
-  if (type.code != "ADT" || type.trigger != "A40") return invalid("MSH-9 must be ADT^A40 for a merge", "MSH-9");
+  if (type.code != "ADT" || type.trigger != "A40")
+    return invalid("MSH-9 must be ADT^A40 for a merge", "MSH-9");
   auto pid = a40.segment("PID");
   if (!pid) return invalid("the message has no PID segment", "PID");
   auto mrg = a40.segment("MRG");
@@ -479,8 +491,8 @@ void write_identifier(Writer& w, std::string_view field, std::size_t r, const No
 
 }  // namespace
 
-Result<std::string> patient_to_adt(const fhir::Node& patient, std::string_view trigger, const AdtHeader& header,
-                                   const PartnerMapping& mapping) {
+Result<std::string> patient_to_adt(const fhir::Node& patient, std::string_view trigger,
+                                   const AdtHeader& header, const PartnerMapping& mapping) {
   if (trigger != "A31" && trigger != "A28") return invalid("trigger must be A28 or A31");
   if (!patient.is_object() || patient.string_at("resourceType") != "Patient")
     return invalid("resource is not a Patient", "resourceType");

@@ -58,8 +58,8 @@ Result<fhir::Node> adt_to_patient(const Message& adt, const PartnerMapping& mapp
 // Patient -> ADT^<trigger> (A28 or A31) with MSH, EVN, PID and, when there is a generalPractitioner, PD1;
 // UTF-8 (MSH-18 UNICODE UTF-8), segments ended by CR. Errors: invalid_input for another trigger or a
 // resource that is not a Patient.
-Result<std::string> patient_to_adt(const fhir::Node& patient, std::string_view trigger, const AdtHeader& header,
-                                   const PartnerMapping& mapping);
+Result<std::string> patient_to_adt(const fhir::Node& patient, std::string_view trigger,
+                                   const AdtHeader& header, const PartnerMapping& mapping);
 
 // ADT A40 -> the surviving (PID-3) and replaced (MRG-1) identifiers. Errors: invalid_input for another
 // message type, a missing PID or MRG, or no identifier on either side.

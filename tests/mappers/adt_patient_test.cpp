@@ -58,8 +58,8 @@ TEST_CASE("adt_to_patient: tests/data/adt_a01.hl7") {
   Node p = map_text(read_file(testing::source_path("tests/data/adt_a01.hl7")));
   std::vector<std::string> keys;
   for (const auto& m : p.members()) keys.push_back(m.first);
-  CHECK(keys == std::vector<std::string>{"resourceType", "identifier", "name", "telecom", "gender", "birthDate",
-                                         "address", "maritalStatus", "generalPractitioner"});
+  CHECK(keys == std::vector<std::string>{"resourceType", "identifier", "name", "telecom", "gender",
+                                         "birthDate", "address", "maritalStatus", "generalPractitioner"});
   CHECK(text_at(p, {"identifier", "0", "system"}) == "https://fhir.nhs.uk/Id/nhs-number");
   CHECK(text_at(p, {"identifier", "0", "value"}) == "9434765919");
   CHECK(text_at(p, {"identifier", "0", "type", "coding", "0", "code"}) == "NH");
@@ -106,7 +106,8 @@ TEST_CASE("adt_to_patient: other message types are rejected naming MSH-9") {
 TEST_CASE("adt_to_patient: partial birth dates and NHS number with spaces") {
   CHECK(text_at(map_text(pid_message("PID|1||943 476 5919^^^NHS||A^B||1974")), {"birthDate"}) == "1974");
   CHECK(text_at(map_text(pid_message("PID|1||1^^^X||A^B||197412")), {"birthDate"}) == "1974-12");
-  CHECK(text_at(map_text(pid_message("PID|1||1^^^X||A^B||197412251030+0100")), {"birthDate"}) == "1974-12-25");
+  CHECK(text_at(map_text(pid_message("PID|1||1^^^X||A^B||197412251030+0100")), {"birthDate"}) ==
+        "1974-12-25");
   CHECK(text_at(map_text(pid_message("PID|1||943 476 5919^^^NHS||A^B")), {"identifier", "0", "value"}) ==
         "9434765919");
   CHECK(map_text(pid_message("PID|1||1^^^X||A^B||19741")).find("birthDate") == nullptr);
@@ -235,13 +236,15 @@ TEST_CASE("adt_to_patient corpus: microsoft FHIR-Converter ADT samples agree on 
       ++compared;
       if (a == b) ++agreed;
     };
-    for (std::string_view key : {"gender", "birthDate"}) compare(text_at(*ours, {key}), text_at(*theirs, {key}));
+    for (std::string_view key : {"gender", "birthDate"})
+      compare(text_at(*ours, {key}), text_at(*theirs, {key}));
     compare(text_at(*ours, {"name", "0", "family"}), text_at(*theirs, {"name", "0", "family"}));
     compare(text_at(*ours, {"name", "0", "given", "0"}), text_at(*theirs, {"name", "0", "given", "0"}));
     compare(text_at(*ours, {"address", "0", "city"}), text_at(*theirs, {"address", "0", "city"}));
     compare(text_at(*ours, {"address", "0", "postalCode"}), text_at(*theirs, {"address", "0", "postalCode"}));
     compare(text_at(*ours, {"identifier", "0", "value"}), text_at(*theirs, {"identifier", "0", "value"}));
-    compare(digits(text_at(*ours, {"telecom", "0", "value"})), digits(text_at(*theirs, {"telecom", "0", "value"})));
+    compare(digits(text_at(*ours, {"telecom", "0", "value"})),
+            digits(text_at(*theirs, {"telecom", "0", "value"})));
   }
   MESSAGE("ADT corpus: " << mapped << "/" << messages << " messages mapped; " << agreed << "/" << compared
                          << " key fields agree");

@@ -2,11 +2,14 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
 
+#include "fhir/datetime.hpp"
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
 #include "fhir/json_locate.hpp"
@@ -16,9 +19,16 @@
 #include "gateway/rest/api.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
+#include "mappers/adt_patient.hpp"
+#include "mappers/hl7v2.hpp"
 
 namespace fhirgate::gateway {
 namespace {
+
+std::int64_t fhir_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
 
 // Loads the seed files into a new database: Bundles (their entries' resources) or single resources.
 // Resources keep their ids. Every resource is checked before any is stored, so a bad seed file leaves
@@ -206,7 +216,53 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
   return errors ? 1 : 0;
 }
 
-int convert_files(const fhir::Model& model, fhir::Format to, bool pretty,
+namespace {
+
+bool is_hl7v2(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  const auto first = text.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && text.substr(first, 3) == "MSH";
+}
+
+// One input document converted to the target: FHIR JSON/XML in either direction, an HL7 v2 ADT message to
+// the Patient it maps to, or a Patient to ADT^A31.
+Result<std::string> convert_one(const fhir::Model& model, const std::string& text, ConvertTarget to,
+                                bool pretty) {
+  const mappers::PartnerMapping mapping;  // no partner on the command line: the default NHS authority
+  Result<fhir::Node> resource = fhir::Node();
+  if (is_hl7v2(text)) {
+    auto message = mappers::Message::parse(text);
+    if (!message) return std::move(message).error();
+    if (to == ConvertTarget::hl7v2) return std::string(message->serialize());
+    resource = mappers::adt_to_patient(*message, mapping);
+  } else {
+    resource = fhir::parse_resource(model, text, fhir::detect_format(text));
+  }
+  if (!resource) return std::move(resource).error();
+  switch (to) {
+    case ConvertTarget::json:
+      return fhir::write_resource(model, *resource, fhir::Format::json, pretty);
+    case ConvertTarget::xml:
+      return fhir::write_resource(model, *resource, fhir::Format::xml, pretty);
+    case ConvertTarget::hl7v2: {
+      mappers::AdtHeader header;
+      header.sending_application = "FHIRGATE";
+      header.control_id = new_resource_id().substr(0, 20);
+      header.timestamp = fhir::format_instant(fhir_now_ms()).substr(0, 19);
+      for (char c : std::string("-T:")) std::erase(header.timestamp, c);
+      auto adt = mappers::patient_to_adt(*resource, "A31", header, mapping);
+      if (!adt) return adt;
+      std::string lines = std::move(*adt);
+      std::replace(lines.begin(), lines.end(), '\r', '\n');  // a terminal shows CR-terminated segments badly
+      return lines;
+    }
+  }
+  return Error::make(ErrorCode::internal, "unknown conversion target");
+}
+
+}  // namespace
+
+int convert_files(const fhir::Model& model, ConvertTarget to, bool pretty,
                   const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
   int status = 0;
   for (const auto& file : files) {
@@ -216,9 +272,7 @@ int convert_files(const fhir::Model& model, fhir::Format to, bool pretty,
       status = 1;
       continue;
     }
-    auto resource = fhir::parse_resource(model, *text, fhir::detect_format(*text));
-    auto written =
-        resource ? fhir::write_resource(model, *resource, to, pretty) : Result<std::string>(resource.error());
+    auto written = convert_one(model, *text, to, pretty);
     if (!written) {
       for (const auto& issue : written.error().issues) {
         err << file;

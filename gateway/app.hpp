@@ -21,9 +21,12 @@ fhir::SearchParamRegistry load_search_params(const Config& config);
 // Loads the R4 type model (StructureDefinitions) from the profiles folder.
 std::shared_ptr<const fhir::Model> load_model(const Config& config);
 
-// `fhirgate convert`: converts each file ("-" = stdin) from JSON or XML (detected) to `to`, printing the
-// results to `out` and problems (file, location, reason) to `err`. Returns 0 when all converted, else 1.
-int convert_files(const fhir::Model& model, fhir::Format to, bool pretty,
+enum class ConvertTarget { json, xml, hl7v2 };
+
+// `fhirgate convert`: converts each file ("-" = stdin) from FHIR JSON, FHIR XML or HL7 v2 (detected) to
+// `to`: FHIR to FHIR, an ADT message to the Patient it maps to, a Patient to ADT^A31. Prints the results
+// to `out` and problems (file, location, reason) to `err`. Returns 0 when all converted, else 1.
+int convert_files(const fhir::Model& model, ConvertTarget to, bool pretty,
                   const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 
 // Loads the terminology (ValueSets, CodeSystems, expansions) from the profiles folder.

@@ -18,14 +18,14 @@ constexpr const char* kUsage = R"(fhirgate - FHIR R4 interoperability gateway
 
 Usage:
   fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
-  fhirgate convert --to xml|json [--pretty] [--config FILE] FILE...
+  fhirgate convert --to xml|json|hl7v2 [--pretty] [--config FILE] FILE...
   fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
   fhirgate version
   fhirgate --help | fhirgate COMMAND --help
 
 Commands:
   serve     Run the FHIR REST server (HTTP/1.1, FHIR JSON and XML).
-  convert   Convert FHIR resources between JSON and XML.
+  convert   Convert between FHIR JSON, FHIR XML and HL7 v2 ADT messages.
   validate  Check FHIR resources against R4 (and profiles); exit 0 clean, 1 errors, 2 unusable input.
   version   Print the version.
 )";
@@ -59,13 +59,15 @@ Configuration file keys:
 Signals: SIGINT or SIGTERM stop accepting, finish in-flight requests and close the database cleanly.
 )";
 
-constexpr const char* kConvertUsage = R"(fhirgate convert - convert FHIR resources between JSON and XML
+constexpr const char* kConvertUsage = R"(fhirgate convert - convert between FHIR JSON, FHIR XML and HL7 v2
 
 Usage:
-  fhirgate convert --to xml|json [--pretty] [--config FILE] FILE...
+  fhirgate convert --to xml|json|hl7v2 [--pretty] [--config FILE] FILE...
 
-Each FILE (or - for standard input) is read as FHIR JSON or FHIR XML (detected from its first
-character) and written to standard output in the other format (or normalised in the same one).
+Each FILE (or - for standard input) is read as FHIR JSON, FHIR XML or an HL7 v2 message (detected from
+its first characters) and written to standard output: FHIR in the other format (or normalised in the
+same one); an ADT A01/A04/A05/A08/A28/A31 as the Patient it maps to (--to json or xml); a Patient as
+ADT^A31 (--to hl7v2, segments shown one per line).
 Problems are reported on standard error with the file, line:column and element; the exit status is 1
 when any file failed. --config names the configuration whose profilesDir holds the R4 definitions.
 )";
@@ -102,7 +104,7 @@ long parse_number(const std::string& flag, const std::string& value, long min, l
 }
 
 int run_convert(const std::vector<std::string>& args) {
-  std::optional<fhirgate::fhir::Format> to;
+  std::optional<fhirgate::gateway::ConvertTarget> to;
   bool pretty = false;
   std::string config_path;
   std::vector<std::string> files;
@@ -115,11 +117,13 @@ int run_convert(const std::vector<std::string>& args) {
     if (a == "--to" && i + 1 < args.size()) {
       const std::string& f = args[++i];
       if (f == "xml")
-        to = fhirgate::fhir::Format::xml;
+        to = fhirgate::gateway::ConvertTarget::xml;
       else if (f == "json")
-        to = fhirgate::fhir::Format::json;
+        to = fhirgate::gateway::ConvertTarget::json;
+      else if (f == "hl7v2")
+        to = fhirgate::gateway::ConvertTarget::hl7v2;
       else
-        usage_error("--to takes xml or json", kConvertUsage);
+        usage_error("--to takes xml, json or hl7v2", kConvertUsage);
     } else if (a == "--pretty") {
       pretty = true;
     } else if (a == "--config" && i + 1 < args.size()) {
@@ -130,7 +134,7 @@ int run_convert(const std::vector<std::string>& args) {
       files.push_back(a);
     }
   }
-  if (!to) usage_error("--to xml|json is required", kConvertUsage);
+  if (!to) usage_error("--to xml|json|hl7v2 is required", kConvertUsage);
   if (files.empty()) usage_error("no input files (use - for standard input)", kConvertUsage);
   const auto config =
       config_path.empty() ? fhirgate::gateway::default_config() : fhirgate::gateway::load_config(config_path);

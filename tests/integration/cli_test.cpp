@@ -58,5 +58,31 @@ TEST_CASE("convert reports the file, position and reason of each failure and exi
   CHECK(run("convert --help").out.find("--to xml|json") != std::string::npos);
 }
 
+TEST_CASE("convert shows the Patient an ADT message maps to, and a Patient as ADT^A31") {
+  const auto to_json = run("convert --to json " + source_path("tests/data/adt_a01.hl7"));
+  REQUIRE(to_json.status == 0);
+  const auto patient = json(to_json.out);
+  CHECK(patient.string_at("resourceType") == "Patient");
+  CHECK(text_at(patient, "identifier[0].system") == "https://fhir.nhs.uk/Id/nhs-number");
+  CHECK(text_at(patient, "identifier[0].value") == "9434765919");
+  CHECK(text_at(patient, "name[0].family") == "CHALMERS");
+
+  const std::string dir = temp_dir();
+  std::ofstream(dir + "/p.json") << to_json.out;
+  const auto to_v2 = run("convert --to hl7v2 " + dir + "/p.json");
+  REQUIRE(to_v2.status == 0);
+  CHECK(to_v2.out.rfind("MSH|^~\\&|", 0) == 0);
+  CHECK(to_v2.out.find("ADT^A31^ADT_A05") != std::string::npos);
+  CHECK(to_v2.out.find("PID|1||9434765919^^^NHS^NH") != std::string::npos);
+  const auto back = run("convert --to json -", to_v2.out);
+  REQUIRE(back.status == 0);
+  CHECK(text_at(json(back.out), "name[0].family") == "CHALMERS");
+  CHECK(text_at(json(back.out), "birthDate") == text_at(patient, "birthDate"));
+
+  const auto not_adt = run("convert --to json -", "MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5\rOBR|1\r");
+  CHECK(not_adt.status == 1);
+  CHECK(not_adt.err.find("MSH-9") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace fhirgate::testing

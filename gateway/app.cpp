@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -16,6 +17,7 @@
 #include "fhir/profiles.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
+#include "gateway/net/mllp_server.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
@@ -312,12 +314,30 @@ int serve(const Config& config) {
   options.software_version = FHIRGATE_VERSION;
   rest::Api api(options, *model, validator, registry, store);
 
+  std::optional<V2InboundContext> v2_context;
+  std::unique_ptr<MllpServer> mllp;
+  if (config.mllp) {
+    std::vector<std::string> patient_profiles;
+    if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
+      patient_profiles = it->second;
+    v2_context.emplace(V2InboundContext{
+        validator, registry,
+        mappers::PartnerMapping{config.mllp->nhs_number_authority, config.mllp->local_identifier_system},
+        std::move(patient_profiles)});
+    mllp = std::make_unique<MllpServer>(*config.mllp, *v2_context, store.writer());
+    const auto mllp_port = mllp->listen();
+    const std::string mllp_host = config.mllp->bind == "0.0.0.0" ? "127.0.0.1" : config.mllp->bind;
+    std::cout << "fhirgate MLLP listening on " << mllp_host << ":" << mllp_port << std::endl;
+  }
+
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
   std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database "
             << config.database_path << ")" << std::endl;
+  if (mllp) mllp->start();
   server.run();
+  if (mllp) mllp->stop();
   store.writer().stop();
   std::cerr << "fhirgate: stopped cleanly" << std::endl;
   return 0;

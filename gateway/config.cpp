@@ -101,6 +101,26 @@ Config load_config(const std::string& path) {
         else
           r.fail(where, "unknown setting");
       }
+    } else if (key == "mllp") {
+      MllpConfig m;
+      for (const auto& [k, v] : r.object(value, "mllp").members()) {
+        const std::string where = "mllp." + k;
+        if (k == "bind")
+          m.bind = r.string(v, where);
+        else if (k == "port")
+          m.port = static_cast<std::uint16_t>(r.integer(v, where, 0, 65535));
+        else if (k == "idleTimeoutMs")
+          m.idle_timeout_ms = static_cast<unsigned>(r.integer(v, where, 10, 86400000));
+        else if (k == "maxMessageBytes")
+          m.max_message_bytes = static_cast<std::size_t>(r.integer(v, where, 1024, std::int64_t{1} << 30));
+        else if (k == "nhsNumberAuthority")
+          m.nhs_number_authority = r.string(v, where);
+        else if (k == "localIdentifierSystem")
+          m.local_identifier_system = r.string(v, where);
+        else
+          r.fail(where, "unknown setting");
+      }
+      c.mllp = std::move(m);
     } else if (key == "database") {
       for (const auto& [k, v] : r.object(value, "database").members()) {
         if (k == "path")

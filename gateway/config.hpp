@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,20 @@ struct ServerConfig {
   unsigned shutdown_grace_ms = 10000;  // in-flight requests get this long to finish on SIGTERM
 };
 
+// The MLLP listener for inbound HL7 v2 ADT (absent from the file = no listener).
+struct MllpConfig {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 2575;                    // 0 = any free port
+  unsigned idle_timeout_ms = 60000;             // a connection silent this long is closed
+  std::size_t max_message_bytes = 1024 * 1024;  // a larger frame is dropped and the connection closed
+  std::string nhs_number_authority = "NHS";     // PID-3.4 that marks the NHS number
+  std::string local_identifier_system;          // system for the partner's other PID-3 identifiers
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
   ServerConfig server;
+  std::optional<MllpConfig> mllp;
   std::string database_path = "var/fhirgate.db";
   std::string base_url;  // public base URL for links; empty = http://<Host header>
   std::vector<std::string> cached_types = {"AuditEvent", "Consent", "Patient"};

@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kUsage = R"(fhirgate - FHIR R4 interoperability gateway
 
 Usage:
-  fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
+  fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N] [--mllp-port N]
   fhirgate convert --to xml|json|hl7v2 [--pretty] [--config FILE] FILE...
   fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
   fhirgate version
@@ -33,7 +33,7 @@ Commands:
 constexpr const char* kServeUsage = R"(fhirgate serve - run the FHIR REST server
 
 Usage:
-  fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N]
+  fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N] [--mllp-port N]
 
 Options (each overrides the configuration file):
   --config FILE   JSON configuration (see samples/gateway.json). Without it, built-in defaults apply.
@@ -41,6 +41,8 @@ Options (each overrides the configuration file):
   --bind ADDR     Address to bind, e.g. 127.0.0.1 or 0.0.0.0.
   --db PATH       SQLite database file (created, with its folder, when missing).
   --threads N     Number of io threads.
+  --mllp-port N   Port of the HL7 v2 MLLP listener (enables it with defaults when the configuration has
+                  no mllp section); 0 picks a free port.
 
 Configuration file keys:
   server.bind, server.port, server.threads
@@ -49,6 +51,11 @@ Configuration file keys:
   server.headerTimeoutMs    a request's headers (and keep-alive idle time) must arrive within this
   server.bodyTimeoutMs      a request's body must arrive within this
   server.shutdownGraceMs    on SIGINT/SIGTERM, in-flight requests get this long to finish
+  mllp.bind, mllp.port      HL7 v2 ADT over MLLP (absent = no listener); port 0 picks a free port
+  mllp.idleTimeoutMs        an idle MLLP connection is closed after this
+  mllp.maxMessageBytes      larger v2 messages are dropped and the connection closed
+  mllp.nhsNumberAuthority   PID-3.4 marking the NHS number (default NHS)
+  mllp.localIdentifierSystem  system for the partner's other PID-3 identifiers
   database.path             SQLite file; relative paths are relative to the configuration file
   baseUrl                   public base URL used in Location headers and Bundle links
   cachedTypes               resource types stored and served (default AuditEvent, Consent, Patient)
@@ -228,7 +235,7 @@ int run_validate(const std::vector<std::string>& args) {
 
 int run_serve(const std::vector<std::string>& args) {
   std::string config_path;
-  std::optional<long> port, threads;
+  std::optional<long> port, threads, mllp_port;
   std::optional<std::string> db, bind;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -244,6 +251,8 @@ int run_serve(const std::vector<std::string>& args) {
       config_path = value();
     else if (a == "--port")
       port = parse_number(a, value(), 0, 65535);
+    else if (a == "--mllp-port")
+      mllp_port = parse_number(a, value(), 0, 65535);
     else if (a == "--threads")
       threads = parse_number(a, value(), 1, 256);
     else if (a == "--db")
@@ -259,6 +268,10 @@ int run_serve(const std::vector<std::string>& args) {
   if (threads) config.server.threads = static_cast<unsigned>(*threads);
   if (db) config.database_path = *db;
   if (bind) config.server.bind = *bind;
+  if (mllp_port) {
+    if (!config.mllp) config.mllp.emplace();
+    config.mllp->port = static_cast<std::uint16_t>(*mllp_port);
+  }
   return fhirgate::gateway::serve(config);
 }
 

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/net/async_commit.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/store/writer.hpp"
 
@@ -45,22 +46,6 @@ struct Connection {
   beast::tcp_stream stream;
   bool idle = true;  // waiting for the first byte of a request; only touched on the strand
 };
-
-// Submits a write plan to the Writer and completes on the caller's executor once it is durable.
-template <class Token>
-auto async_commit(store::Writer& writer, store::WritePlan plan, Token&& token) {
-  return asio::async_initiate<Token, void(Status)>(
-      [&writer](auto handler, store::WritePlan p) {
-        auto ex = asio::get_associated_executor(handler);
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        auto complete = [ex, shared](Status s) {
-          asio::post(ex, [shared, s = std::move(s)]() mutable { (*shared)(std::move(s)); });
-        };
-        Status queued = writer.submit(std::move(p), complete);
-        if (!queued) complete(std::move(queued));
-      },
-      token, std::move(plan));
-}
 
 rest::HttpRequest to_request(http::request<http::string_body>&& req) {
   rest::HttpRequest out;

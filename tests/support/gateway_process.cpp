@@ -37,7 +37,11 @@ GatewayProcess::GatewayProcess(std::vector<std::string> extra_args, std::string 
   ::close(out[1]);
   std::string line;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (line.find('\n') == std::string::npos) {
+  auto has_url_line = [&line] {
+    const auto marker = line.find("http://127.0.0.1:");
+    return marker != std::string::npos && line.find('\n', marker) != std::string::npos;
+  };
+  while (!has_url_line()) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     pollfd p{out[0], POLLIN, 0};
@@ -54,6 +58,9 @@ GatewayProcess::GatewayProcess(std::vector<std::string> extra_args, std::string 
     throw std::runtime_error("fhirgate did not start: " + line + stderr_text());
   }
   port_ = static_cast<std::uint16_t>(std::stoi(line.substr(marker + 17)));
+  const std::string mllp_marker = "MLLP listening on 127.0.0.1:";
+  if (const auto m = line.find(mllp_marker); m != std::string::npos && m < marker)
+    mllp_port_ = static_cast<std::uint16_t>(std::stoi(line.substr(m + mllp_marker.size())));
 }
 
 GatewayProcess::~GatewayProcess() {

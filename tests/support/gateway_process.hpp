@@ -17,6 +17,8 @@ class GatewayProcess {
   ~GatewayProcess();  // SIGTERM, then SIGKILL if it does not exit
 
   std::uint16_t port() const { return port_; }
+  // The MLLP port from a "MLLP listening on 127.0.0.1:PORT" line before the HTTP one; 0 when none.
+  std::uint16_t mllp_port() const { return mllp_port_; }
   const std::string& dir() const { return dir_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // Sends a signal and waits for exit; returns the exit status (or -signal). Bounded wait.
@@ -27,6 +29,7 @@ class GatewayProcess {
  private:
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
+  std::uint16_t mllp_port_ = 0;
   std::string dir_;
 };
 

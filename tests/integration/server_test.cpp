@@ -22,7 +22,7 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
   const std::string dir = temp_dir();
   std::string first_id;
   {
-    GatewayProcess gateway({"--config", source_path("samples/gateway.json")}, dir);
+    GatewayProcess gateway({"--config", source_path("samples/gateway.json"), "--mllp-port", "0"}, dir);
     HttpClient http(gateway.port());
     const auto r = http.get("/Patient?family=smith&_sort=family");
     REQUIRE(r.status == 200);
@@ -58,7 +58,7 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
     // Delete a sample: a restart must not bring it back.
     CHECK(http.request("DELETE", "/Patient/pat-002").status == 204);
   }
-  GatewayProcess again({"--config", source_path("samples/gateway.json")}, dir);
+  GatewayProcess again({"--config", source_path("samples/gateway.json"), "--mllp-port", "0"}, dir);
   HttpClient http(again.port());
   CHECK(http.get("/Patient/pat-002").status == 410);
   CHECK(again.stderr_text().find("loaded") == again.stderr_text().rfind("loaded"));

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/net/accept.hpp"
 #include "gateway/net/async_commit.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/store/writer.hpp"
@@ -93,17 +94,7 @@ struct HttpServer::Impl {
 };
 
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
-    if (stopping) co_return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) co_return;
-      // Out of descriptors or a transient failure: back off briefly instead of spinning.
-      asio::steady_timer pause(ioc, std::chrono::milliseconds(50));
-      co_await pause.async_wait(kTuple);
-      continue;
-    }
-    socket.set_option(tcp::no_delay(true), ec);
+  co_await accept_until_stopped(acceptor, ioc, stopping, [this](tcp::socket socket) {
     auto conn = std::make_shared<Connection>(std::move(socket));
     {
       std::lock_guard lock(connections_mutex);
@@ -111,7 +102,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
       connections.push_back(conn);
     }
     asio::co_spawn(conn->stream.get_executor(), serve(conn), asio::detached);
-  }
+  });
 }
 
 asio::awaitable<bool> HttpServer::Impl::send(Connection& conn, rest::HttpResponse&& res, unsigned version,

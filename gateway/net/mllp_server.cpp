@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "gateway/net/accept.hpp"
 #include "gateway/net/async_commit.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/hl7v2_mllp.hpp"
@@ -57,16 +58,7 @@ struct MllpServer::Impl {
 };
 
 asio::awaitable<void> MllpServer::Impl::accept_loop() {
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kTuple);
-    if (stopping) co_return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) co_return;
-      asio::steady_timer pause(ioc, std::chrono::milliseconds(50));
-      co_await pause.async_wait(kTuple);
-      continue;
-    }
-    socket.set_option(tcp::no_delay(true), ec);
+  co_await accept_until_stopped(acceptor, ioc, stopping, [this](tcp::socket socket) {
     auto conn = std::make_shared<Connection>(std::move(socket));
     {
       std::lock_guard lock(connections_mutex);
@@ -74,7 +66,7 @@ asio::awaitable<void> MllpServer::Impl::accept_loop() {
       connections.push_back(conn);
     }
     asio::co_spawn(conn->socket.get_executor(), serve(conn), asio::detached);
-  }
+  });
 }
 
 asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) {

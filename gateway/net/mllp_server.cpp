@@ -127,20 +127,7 @@ MllpServer::~MllpServer() {
 }
 
 std::uint16_t MllpServer::listen() {
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(impl_->config.bind, ec);
-  if (ec) throw std::runtime_error("invalid MLLP bind address '" + impl_->config.bind + "'");
-  const tcp::endpoint endpoint(address, impl_->config.port);
-  auto& acceptor = impl_->acceptor;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    throw std::runtime_error("cannot listen for MLLP on " + impl_->config.bind + ":" +
-                             std::to_string(impl_->config.port) + ": " + ec.message());
-  }
-  return acceptor.local_endpoint().port();
+  return open_listener(impl_->acceptor, impl_->config.bind, impl_->config.port, "MLLP");
 }
 
 void MllpServer::start() {

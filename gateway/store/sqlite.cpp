@@ -1,5 +1,6 @@
 #include "gateway/store/sqlite.hpp"
 
+#include <mutex>
 #include <stdexcept>
 
 namespace fhirgate::gateway::store {
@@ -45,6 +46,9 @@ Error to_error(const StepError& e) {
 }
 
 Connection::Connection(const std::string& path, Mode mode) {
+  // SQLite's allocation statistics take a global mutex on every malloc; nothing here reads them.
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   const int flags =
       (mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
       SQLITE_OPEN_NOMUTEX;

@@ -3,7 +3,7 @@
 // `resource` has one row per (type, id): its current version, a pointer (`vid`) to that version's row
 // in `resource_version`, and a deleted flag. `resource_version` keeps every version's JSON in global
 // write order (`vid`), which is what instance and type history read. Index rows in idx_* point at the
-// stable `resource.rid`; on every write they are replaced by the rows fhir::extract_index gives, and a
+// stable `resource.rid`; every write brings them in step with the new version (index_rows.hpp) and a
 // deletion removes them, so searches only ever see current, live resources.
 //
 // Ids are UUIDv7 (time-ordered), so inserts land at the end of the B-trees (see the SQLite baseline:
@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "fhir/datetime.hpp"
+#include "gateway/store/index_rows.hpp"
 #include "gateway/store/param_keys.hpp"
 #include "gateway/store/search_sql.hpp"
 #include "gateway/store/sqlite.hpp"
@@ -73,6 +74,49 @@ CREATE TABLE idx_uri (param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER N
 CREATE INDEX idx_uri_value ON idx_uri (param, value, rid);
 CREATE INDEX idx_uri_rid ON idx_uri (rid);
 )sql",
+    // 2: index tables keyed by (rid, param, value) without a rowid, so each index row is two B-tree
+    // entries instead of three and an update can delete exactly the rows that changed; the inbound
+    // message log (dedupe of re-sent messages, failed messages kept for operators).
+    R"sql(
+DROP TABLE idx_string;
+DROP TABLE idx_token;
+DROP TABLE idx_date;
+DROP TABLE idx_reference;
+DROP TABLE idx_uri;
+CREATE TABLE idx_string (rid INTEGER NOT NULL, param INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL,
+                         PRIMARY KEY (rid, param, norm, exact)) WITHOUT ROWID;
+CREATE INDEX idx_string_value ON idx_string (param, norm);
+CREATE TABLE idx_token (rid INTEGER NOT NULL, param INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL,
+                        PRIMARY KEY (rid, param, code, system)) WITHOUT ROWID;
+CREATE INDEX idx_token_value ON idx_token (param, code, system);
+CREATE TABLE idx_date (rid INTEGER NOT NULL, param INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+                       PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
+CREATE INDEX idx_date_value ON idx_date (param, lo, hi);
+CREATE TABLE idx_reference (rid INTEGER NOT NULL, param INTEGER NOT NULL, target_id TEXT NOT NULL,
+                            target_type TEXT NOT NULL,
+                            PRIMARY KEY (rid, param, target_id, target_type)) WITHOUT ROWID;
+CREATE INDEX idx_reference_value ON idx_reference (param, target_id, target_type);
+CREATE TABLE idx_uri (rid INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL,
+                      PRIMARY KEY (rid, param, value)) WITHOUT ROWID;
+CREATE INDEX idx_uri_value ON idx_uri (param, value);
+DELETE FROM store_meta WHERE key = 'index_signature';
+CREATE TABLE inbound_message (
+  mid INTEGER PRIMARY KEY,
+  received INTEGER NOT NULL,          -- ms since epoch
+  partner TEXT NOT NULL,              -- partner id
+  channel TEXT NOT NULL,              -- mllp, http
+  format TEXT NOT NULL,               -- hl7v2, csv, xml
+  sender TEXT NOT NULL,               -- HL7 v2 MSH-4 (sending facility)
+  control_id TEXT NOT NULL,           -- HL7 v2 MSH-10
+  message_type TEXT NOT NULL,         -- e.g. ADT^A01
+  status TEXT NOT NULL,               -- applied, failed, rejected
+  detail TEXT NOT NULL,               -- applied: JSON array of the resources written; else the error
+  body TEXT NOT NULL                  -- the message as received
+);
+CREATE UNIQUE INDEX inbound_message_applied ON inbound_message (partner, sender, control_id)
+  WHERE status = 'applied';
+CREATE INDEX inbound_message_problems ON inbound_message (mid) WHERE status <> 'applied';
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -118,65 +162,11 @@ std::vector<std::int64_t> map_param_keys(Connection& db, const fhir::SearchParam
 // Identifies the indexing rules; when it changes (other cached types, other definitions), every stored
 // resource is indexed again.
 std::string index_signature(const fhir::SearchParamRegistry& registry) {
-  std::string sig = "1;";
+  std::string sig = "2;";
   for (const auto& p : registry.all()) {
     sig += p->resource_type + "." + p->code + ":" + fhir::to_string(p->type) + ":" + p->expression + ";";
   }
   return sig;
-}
-
-void delete_index_rows(Connection& db, std::int64_t rid) {
-  for (const char* table : kIndexTables) {
-    db.prepare(std::string("DELETE FROM ") + table + " WHERE rid = ?").bind(1, rid).run();
-  }
-}
-
-void insert_index_rows(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-                       const fhir::Node& resource, std::int64_t rid) {
-  for (const auto& v : fhir::extract_index(registry, resource)) {
-    const std::int64_t param = keys.of(*v.param);
-    switch (v.param->type) {
-      case fhir::SearchParamType::string:
-        db.prepare("INSERT INTO idx_string (param, norm, exact, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param)
-            .bind(2, v.normalized)
-            .bind(3, v.exact)
-            .bind(4, rid)
-            .run();
-        break;
-      case fhir::SearchParamType::token:
-        db.prepare("INSERT INTO idx_token (param, system, code, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param)
-            .bind(2, v.system)
-            .bind(3, v.exact)
-            .bind(4, rid)
-            .run();
-        break;
-      case fhir::SearchParamType::date:
-        db.prepare("INSERT INTO idx_date (param, lo, hi, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param)
-            .bind(2, v.range.low)
-            .bind(3, v.range.high)
-            .bind(4, rid)
-            .run();
-        break;
-      case fhir::SearchParamType::reference:
-        db.prepare("INSERT INTO idx_reference (param, target_type, target_id, rid) VALUES (?, ?, ?, ?)")
-            .bind(1, param)
-            .bind(2, v.system)
-            .bind(3, v.exact)
-            .bind(4, rid)
-            .run();
-        break;
-      case fhir::SearchParamType::uri:
-        db.prepare("INSERT INTO idx_uri (param, value, rid) VALUES (?, ?, ?)")
-            .bind(1, param)
-            .bind(2, v.exact)
-            .bind(3, rid)
-            .run();
-        break;
-    }
-  }
 }
 
 void reindex_if_needed(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys) {
@@ -195,7 +185,7 @@ void reindex_if_needed(Connection& db, const fhir::SearchParamRegistry& registry
   }
   for (const auto& [rid, body] : rows) {
     auto parsed = fhir::parse_json(body);
-    if (parsed) insert_index_rows(db, registry, keys, *parsed, rid);
+    if (parsed) insert_index_rows(db, rid, index_rows_of(registry, keys, *parsed));
   }
   db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('index_signature', ?)")
       .bind(1, sig)
@@ -306,7 +296,6 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
   std::int64_t rid;
   if (current) {
     rid = current->rid;
-    delete_index_rows(db_, rid);
   } else {
     auto stmt = db_.prepare(
         "INSERT INTO resource (type, id, version, vid, last_updated, deleted) VALUES (?, ?, ?, 0, ?, 0) "
@@ -333,7 +322,11 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
       .bind(3, now_ms_)
       .bind(4, rid)
       .run();
-  insert_index_rows(db_, registry_, keys_, resource, rid);
+  const auto rows = index_rows_of(registry_, keys_, resource);
+  if (current && !current->deleted)
+    replace_index_rows(db_, rid, rows);
+  else
+    insert_index_rows(db_, rid, rows);
   return rec;
 }
 
@@ -359,6 +352,33 @@ std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std
       .run();
   delete_index_rows(db_, current->rid);
   return VersionRecord{type, id, version, now_ms_, true, "DELETE", {}};
+}
+
+std::optional<std::string> WriteTxn::applied_detail(const std::string& partner, const std::string& sender,
+                                                    const std::string& control_id) {
+  auto stmt = db_.prepare(
+      "SELECT detail FROM inbound_message WHERE partner = ? AND sender = ? AND control_id = ? AND status = "
+      "'applied'");
+  stmt.bind(1, partner).bind(2, sender).bind(3, control_id);
+  if (!stmt.step()) return std::nullopt;
+  return std::string(stmt.text(0));
+}
+
+void WriteTxn::log_inbound(const InboundMessage& m) {
+  db_.prepare(
+         "INSERT INTO inbound_message (received, partner, channel, format, sender, control_id, message_type, "
+         "status, detail, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, m.received_ms ? m.received_ms : now_ms_)
+      .bind(2, m.partner)
+      .bind(3, m.channel)
+      .bind(4, m.format)
+      .bind(5, m.sender)
+      .bind(6, m.control_id)
+      .bind(7, m.message_type)
+      .bind(8, m.status)
+      .bind(9, m.detail)
+      .bind(10, m.body)
+      .run();
 }
 
 // ---- Store ----
@@ -546,6 +566,32 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
       }
     }
     return page;
+  });
+}
+
+Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
+  return with_reader([limit](Connection& db) -> Result<std::vector<InboundMessage>> {
+    auto stmt = db.prepare(
+        "SELECT mid, received, partner, channel, format, sender, control_id, message_type, status, detail, "
+        "body FROM inbound_message WHERE status <> 'applied' ORDER BY mid DESC LIMIT ?");
+    stmt.bind(1, std::int64_t{limit});
+    std::vector<InboundMessage> out;
+    while (stmt.step()) {
+      InboundMessage m;
+      m.mid = stmt.int64(0);
+      m.received_ms = stmt.int64(1);
+      m.partner = std::string(stmt.text(2));
+      m.channel = std::string(stmt.text(3));
+      m.format = std::string(stmt.text(4));
+      m.sender = std::string(stmt.text(5));
+      m.control_id = std::string(stmt.text(6));
+      m.message_type = std::string(stmt.text(7));
+      m.status = std::string(stmt.text(8));
+      m.detail = std::string(stmt.text(9));
+      m.body = std::string(stmt.text(10));
+      out.push_back(std::move(m));
+    }
+    return out;
   });
 }
 

@@ -46,6 +46,21 @@ struct HistoryPage {
   std::string next_cursor;
 };
 
+// One received partner message (HL7 v2 now; CSV and XML feeds later) as kept in the inbound log.
+struct InboundMessage {
+  std::int64_t mid = 0;  // log order (set when read back)
+  std::int64_t received_ms = 0;
+  std::string partner;       // partner id; empty when the sender could not be identified
+  std::string channel;       // mllp, http
+  std::string format;        // hl7v2
+  std::string sender;        // MSH-4
+  std::string control_id;    // MSH-10
+  std::string message_type;  // e.g. ADT^A01
+  std::string status;        // applied, failed, rejected
+  std::string detail;        // applied: JSON array of what was written; otherwise the error, for people
+  std::string body;          // as received
+};
+
 // Parameter ids as stored in the index tables, mapped from the registry.
 class ParamKeys;
 
@@ -64,6 +79,12 @@ class WriteTxn {
   VersionRecord put(const std::string& type, const std::string& id, fhir::Node resource, const char* method);
   // Records a deletion (a version without body); nullopt when there was no current version.
   std::optional<VersionRecord> remove(const std::string& type, const std::string& id);
+
+  // The inbound log. An applied message is unique per (partner, sender, control id); applied_detail
+  // finds it (its `detail`), so a re-sent message is recognised.
+  std::optional<std::string> applied_detail(const std::string& partner, const std::string& sender,
+                                            const std::string& control_id);
+  void log_inbound(const InboundMessage& message);
 
   std::int64_t now_ms() const { return now_ms_; }
 
@@ -95,6 +116,8 @@ class Store {
                               int count, const std::string& cursor);
   // Errors: invalid_input on a cursor that does not belong to this query.
   Result<SearchPage> search(const fhir::SearchQuery& query);
+  // The newest inbound messages that were not applied (failed or rejected), newest first.
+  Result<std::vector<InboundMessage>> inbound_problems(int limit);
   // Database reachable and answering.
   Status ping();
 

@@ -312,22 +312,26 @@ int serve(const Config& config) {
   options.default_count = config.default_page_size;
   options.max_count = config.max_page_size;
   options.software_version = FHIRGATE_VERSION;
-  rest::Api api(options, *model, validator, registry, store);
+  std::vector<std::string> patient_profiles;
+  if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
+    patient_profiles = it->second;
+  V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles)};
+  for (const auto& p : config.partners) {
+    v2_context.partners.push_back(
+        V2Partner{p.id, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
+  }
+  rest::Api api(options, *model, validator, registry, store, &v2_context);
 
-  std::optional<V2InboundContext> v2_context;
   std::unique_ptr<MllpServer> mllp;
-  if (config.mllp) {
-    std::vector<std::string> patient_profiles;
-    if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
-      patient_profiles = it->second;
-    v2_context.emplace(V2InboundContext{
-        validator, registry,
-        mappers::PartnerMapping{config.mllp->nhs_number_authority, config.mllp->local_identifier_system},
-        std::move(patient_profiles)});
-    mllp = std::make_unique<MllpServer>(*config.mllp, *v2_context, store.writer());
-    const auto mllp_port = mllp->listen();
-    const std::string mllp_host = config.mllp->bind == "0.0.0.0" ? "127.0.0.1" : config.mllp->bind;
-    std::cout << "fhirgate MLLP listening on " << mllp_host << ":" << mllp_port << std::endl;
+  if (!config.mllp.listeners.empty()) {
+    mllp = std::make_unique<MllpServer>(config.mllp, v2_context, store.writer());
+    const auto ports = mllp->listen();
+    for (std::size_t i = 0; i < ports.size(); ++i) {
+      const auto& l = config.mllp.listeners[i];
+      const std::string host = l.bind == "0.0.0.0" ? "127.0.0.1" : l.bind;
+      std::cout << "fhirgate MLLP listening on " << host << ":" << ports[i] << " (partner "
+                << (l.partner.empty() ? "by MSH-4" : l.partner) << ")" << std::endl;
+    }
   }
 
   HttpServer server(config.server, api, store.writer());

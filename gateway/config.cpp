@@ -1,6 +1,7 @@
 #include "gateway/config.hpp"
 
 #include <filesystem>
+#include <set>
 #include <stdexcept>
 
 #include "fhir/files.hpp"
@@ -57,6 +58,24 @@ std::string resolve(const std::filesystem::path& dir, const std::string& p) {
   return (dir / p).lexically_normal().string();
 }
 
+// Partner ids and sending facilities are unique; every listener's partner exists.
+void check_partners(const Reader& r, const Config& c) {
+  std::set<std::string> ids, facilities;
+  for (std::size_t i = 0; i < c.partners.size(); ++i) {
+    const auto& p = c.partners[i];
+    const std::string at = "partners[" + std::to_string(i) + "]";
+    if (!ids.insert(p.id).second) r.fail(at + ".id", "partner id '" + p.id + "' is used twice");
+    for (const auto& f : p.sending_facilities)
+      if (!facilities.insert(f).second)
+        r.fail(at + ".hl7v2.sendingFacilities", "sending facility '" + f + "' belongs to two partners");
+  }
+  for (std::size_t i = 0; i < c.mllp.listeners.size(); ++i) {
+    const auto& l = c.mllp.listeners[i];
+    if (!l.partner.empty() && !ids.count(l.partner))
+      r.fail("mllp.listeners[" + std::to_string(i) + "].partner", "no partner '" + l.partner + "'");
+  }
+}
+
 }  // namespace
 
 Config default_config() {
@@ -102,25 +121,64 @@ Config load_config(const std::string& path) {
           r.fail(where, "unknown setting");
       }
     } else if (key == "mllp") {
-      MllpConfig m;
       for (const auto& [k, v] : r.object(value, "mllp").members()) {
         const std::string where = "mllp." + k;
-        if (k == "bind")
-          m.bind = r.string(v, where);
-        else if (k == "port")
-          m.port = static_cast<std::uint16_t>(r.integer(v, where, 0, 65535));
-        else if (k == "idleTimeoutMs")
-          m.idle_timeout_ms = static_cast<unsigned>(r.integer(v, where, 10, 86400000));
-        else if (k == "maxMessageBytes")
-          m.max_message_bytes = static_cast<std::size_t>(r.integer(v, where, 1024, std::int64_t{1} << 30));
-        else if (k == "nhsNumberAuthority")
-          m.nhs_number_authority = r.string(v, where);
-        else if (k == "localIdentifierSystem")
-          m.local_identifier_system = r.string(v, where);
-        else
+        if (k == "listeners") {
+          if (!v.is_array()) r.fail(where, "expected an array of listeners");
+          for (std::size_t i = 0; i < v.items().size(); ++i) {
+            const std::string at = where + "[" + std::to_string(i) + "]";
+            MllpListenerConfig l;
+            for (const auto& [lk, lv] : r.object(v.items()[i], at).members()) {
+              if (lk == "bind")
+                l.bind = r.string(lv, at + ".bind");
+              else if (lk == "port")
+                l.port = static_cast<std::uint16_t>(r.integer(lv, at + ".port", 0, 65535));
+              else if (lk == "partner")
+                l.partner = r.string(lv, at + ".partner");
+              else
+                r.fail(at + "." + lk, "unknown setting");
+            }
+            c.mllp.listeners.push_back(std::move(l));
+          }
+        } else if (k == "idleTimeoutMs") {
+          c.mllp.idle_timeout_ms = static_cast<unsigned>(r.integer(v, where, 10, 86400000));
+        } else if (k == "maxMessageBytes") {
+          c.mllp.max_message_bytes = static_cast<std::size_t>(r.integer(v, where, 1024, std::int64_t{1} << 30));
+        } else {
           r.fail(where, "unknown setting");
+        }
       }
-      c.mllp = std::move(m);
+    } else if (key == "partners") {
+      if (!value.is_array()) r.fail(key, "expected an array of partners");
+      for (std::size_t i = 0; i < value.items().size(); ++i) {
+        const std::string at = "partners[" + std::to_string(i) + "]";
+        PartnerConfig p;
+        for (const auto& [k, v] : r.object(value.items()[i], at).members()) {
+          const std::string where = at + "." + k;
+          if (k == "id") {
+            p.id = r.string(v, where);
+          } else if (k == "name") {
+            p.name = r.string(v, where);
+          } else if (k == "hl7v2") {
+            for (const auto& [hk, hv] : r.object(v, where).members()) {
+              if (hk == "sendingFacilities")
+                p.sending_facilities = r.strings(hv, where + "." + hk);
+              else if (hk == "nhsNumberAuthority")
+                p.nhs_number_authority = r.string(hv, where + "." + hk);
+              else if (hk == "localIdentifierSystem")
+                p.local_identifier_system = r.string(hv, where + "." + hk);
+              else
+                r.fail(where + "." + hk, "unknown setting");
+            }
+          } else if (k == "$comment" || k == "_comment") {
+            continue;
+          } else {
+            r.fail(where, "unknown setting");
+          }
+        }
+        if (p.id.empty()) r.fail(at, "a partner needs an id");
+        c.partners.push_back(std::move(p));
+      }
     } else if (key == "database") {
       for (const auto& [k, v] : r.object(value, "database").members()) {
         if (k == "path")
@@ -157,7 +215,14 @@ Config load_config(const std::string& path) {
       r.fail(key, "unknown setting");
     }
   }
+  check_partners(r, c);
   return c;
+}
+
+const PartnerConfig* find_partner(const Config& config, std::string_view id) {
+  for (const auto& p : config.partners)
+    if (p.id == id) return &p;
+  return nullptr;
 }
 
 }  // namespace fhirgate::gateway

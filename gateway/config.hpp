@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fhirgate::gateway {
@@ -21,20 +22,37 @@ struct ServerConfig {
   unsigned shutdown_grace_ms = 10000;  // in-flight requests get this long to finish on SIGTERM
 };
 
-// The MLLP listener for inbound HL7 v2 ADT (absent from the file = no listener).
-struct MllpConfig {
+// A partner organisation of the information sharing agreement, as far as inbound HL7 v2 needs it.
+struct PartnerConfig {
+  std::string id;    // e.g. gp-practice
+  std::string name;  // for people
+  // MSH-4.1 (namespace id) values the partner's systems send as; how a listener that is not bound to one
+  // partner, and POST /$ingest, tell partners apart.
+  std::vector<std::string> sending_facilities;
+  std::string nhs_number_authority = "NHS";  // PID-3.4 that marks the NHS number
+  std::string local_identifier_system;       // system for the partner's other PID-3 identifiers
+};
+
+// One MLLP port. Bound to a partner, it accepts any sending facility as that partner; unbound, it
+// identifies the partner of each message by MSH-4.
+struct MllpListenerConfig {
   std::string bind = "127.0.0.1";
-  std::uint16_t port = 2575;                    // 0 = any free port
+  std::uint16_t port = 2575;  // 0 = any free port
+  std::string partner;        // empty = identify by MSH-4
+};
+
+// The MLLP listeners for inbound HL7 v2 ADT (none = no MLLP).
+struct MllpConfig {
+  std::vector<MllpListenerConfig> listeners;
   unsigned idle_timeout_ms = 60000;             // a connection silent this long is closed
   std::size_t max_message_bytes = 1024 * 1024;  // a larger frame is dropped and the connection closed
-  std::string nhs_number_authority = "NHS";     // PID-3.4 that marks the NHS number
-  std::string local_identifier_system;          // system for the partner's other PID-3 identifiers
 };
 
 struct Config {
   std::string source_path;  // the file it was read from
   ServerConfig server;
-  std::optional<MllpConfig> mllp;
+  std::vector<PartnerConfig> partners;
+  MllpConfig mllp;
   std::string database_path = "var/fhirgate.db";
   std::string base_url;  // public base URL for links; empty = http://<Host header>
   std::vector<std::string> cached_types = {"AuditEvent", "Consent", "Patient"};
@@ -50,5 +68,7 @@ struct Config {
 Config load_config(const std::string& path);
 // The configuration used without a file (tests, `fhirgate serve` without --config).
 Config default_config();
+// The partner with this id, or null.
+const PartnerConfig* find_partner(const Config& config, std::string_view id);
 
 }  // namespace fhirgate::gateway

@@ -2,18 +2,18 @@
 
 #include <chrono>
 #include <ctime>
-#include <memory>
 #include <optional>
 
 #include "fhir/search_query.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/store/store.hpp"
-#include "mappers/hl7v2.hpp"
+#include "mappers/adt_update.hpp"
 
 namespace fhirgate::gateway {
 namespace {
 
 using fhir::Node;
+using Kind = V2Outcome::Kind;
 
 std::string v2_now() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -28,26 +28,26 @@ std::string ack_control_id() {
   return new_resource_id().substr(0, 20);
 }
 
-std::string ack(const mappers::Message& in, const Error& error, const std::string& error_code) {
-  mappers::AckOptions options{ack_control_id(), v2_now(), mappers::AckError{}};
-  options.error->code = error_code;
-  if (!error.issues.empty()) options.error->location = error.issues.front().expression;
-  if (options.error->location.find('-') == std::string::npos) options.error->location.clear();
-  const std::string text = error.issues.empty() ? std::string("error") : error.issues.front().diagnostics;
-  return mappers::make_ack(in, v2_ack_code(error.code), text, options);
+V2Outcome problem(Kind kind, std::string text, std::string code, std::string location) {
+  V2Outcome o;
+  o.kind = kind;
+  o.error = Error::make(kind == Kind::rejected ? ErrorCode::invalid_input : ErrorCode::unprocessable, text,
+                        location);
+  o.error_code = std::move(code);
+  o.error_location = std::move(location);
+  return o;
 }
 
-std::string ack_ok(const mappers::Message& in) {
-  return mappers::make_ack(in, "AA", "", mappers::AckOptions{ack_control_id(), v2_now(), std::nullopt});
+std::string diagnostics_of(const Error& e) {
+  return e.issues.empty() ? std::string("error") : e.issues.front().diagnostics;
 }
 
-// For text that does not parse: an AR built by hand when MSH-10 is readable.
-std::optional<std::string> raw_reject(std::string_view text, std::string_view reason) {
-  if (text.size() < 4 || text.substr(0, 3) != "MSH") return std::nullopt;
-  const char sep = text[3];
-  const auto end = text.find_first_of("\r\n");
-  const std::string_view msh = text.substr(0, end);
+// The MSH fields of text that does not parse: [0] = "MSH", [n - 1] = MSH-n (MSH-1 is the separator).
+std::vector<std::string_view> raw_msh_fields(std::string_view text) {
   std::vector<std::string_view> fields;
+  if (text.size() < 4 || text.substr(0, 3) != "MSH") return fields;
+  const char sep = text[3];
+  const std::string_view msh = text.substr(0, text.find_first_of("\r\n"));
   std::size_t pos = 0;
   while (pos <= msh.size()) {
     const auto next = msh.find(sep, pos);
@@ -55,25 +55,76 @@ std::optional<std::string> raw_reject(std::string_view text, std::string_view re
     if (next == std::string_view::npos) break;
     pos = next + 1;
   }
-  // fields[0] = "MSH", fields[n - 1] = MSH-n (MSH-1 is the separator itself).
-  if (fields.size() < 10 || fields[9].empty()) return std::nullopt;
-  std::string control_id(fields[9]);
-  for (char& c : control_id)
-    if (c == '\r' || c == '\n' || c == '|' || c == '^' || c == '~' || c == '\\' || c == '&') c = ' ';
-  std::string out = "MSH|^~\\&|FHIRGW||||" + v2_now() + "||ACK|" + ack_control_id() + "|P|2.5.1\r";
-  out += "MSA|AR|" + control_id + "|" + std::string(reason) + "\r";
+  return fields;
+}
+
+std::string written_json(const std::vector<V2Written>& written) {
+  Node array = Node::array();
+  for (const auto& w : written) {
+    Node o = Node::object();
+    o.set("type", Node::string(w.type));
+    o.set("id", Node::string(w.id));
+    o.set("version", Node::number(std::to_string(w.version)));
+    o.set("outcome", Node::string(w.outcome));
+    array.push(std::move(o));
+  }
+  return fhir::write_json(array);
+}
+
+std::vector<V2Written> written_from_json(std::string_view text) {
+  std::vector<V2Written> out;
+  auto doc = fhir::parse_json(text);
+  if (!doc || !doc->is_array()) return out;
+  for (const auto& o : doc->items()) {
+    const Node* version = o.find("version");
+    out.push_back({std::string(o.string_at("type")), std::string(o.string_at("id")),
+                   version && version->is_number() ? std::stoll(version->text()) : 0,
+                   std::string(o.string_at("outcome"))});
+  }
   return out;
 }
 
-bool is_patient_trigger(const mappers::MessageType& type) {
-  if (type.code != "ADT") return false;
-  for (const char* t : {"A01", "A04", "A05", "A08", "A28", "A31"})
-    if (type.trigger == t) return true;
-  return false;
+const char* status_of(Kind kind) {
+  switch (kind) {
+    case Kind::applied:
+    case Kind::duplicate:
+      return "applied";
+    case Kind::failed:
+    case Kind::not_stored:
+      return "failed";
+    case Kind::rejected:
+      return "rejected";
+  }
+  return "failed";
 }
 
-std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry,
-                                                  const std::string& system, const std::string& value) {
+// What the plan does after the re-send check; fills the outcome. Returns an error only for storage
+// failures (which roll the whole plan back, the log entry included).
+using Apply = std::function<void(store::WriteTxn&, V2Outcome&)>;
+
+store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcome> state, Apply apply) {
+  return [log = std::move(log), state = std::move(state), apply = std::move(apply)](
+             store::WriteTxn& txn) mutable -> Status {
+    if (state->kind != Kind::rejected) {
+      if (auto detail = txn.applied_detail(log.partner, log.sender, log.control_id)) {
+        state->kind = Kind::duplicate;
+        state->written = written_from_json(*detail);
+        return Ok{};
+      }
+    }
+    if (apply) apply(txn, *state);
+    log.status = status_of(state->kind);
+    log.detail = state->kind == Kind::applied ? written_json(state->written)
+                                              : state->error_code + " " + diagnostics_of(state->error);
+    txn.log_inbound(log);
+    return Ok{};
+  };
+}
+
+std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry, const Node& id) {
+  const std::string system(id.string_at("system"));
+  const std::string value(id.string_at("value"));
+  if (value.empty()) return std::nullopt;
   const std::string token = system.empty() ? value : system + "|" + value;
   auto params = fhir::parse_query_string("identifier=" + fhir::url_encode(token));
   if (!params) return std::nullopt;
@@ -82,37 +133,224 @@ std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistr
   return std::move(*query);
 }
 
+// Queries for a patient's identifiers: the NHS number first, then the others in order.
+std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry,
+                                                const std::vector<Node>& ids) {
+  std::vector<fhir::SearchQuery> nhs, others;
+  for (const auto& id : ids) {
+    auto q = identifier_query(registry, id);
+    if (!q) continue;
+    (id.string_at("system") == mappers::kNhsNumberSystem ? nhs : others).push_back(std::move(*q));
+  }
+  for (auto& q : others) nhs.push_back(std::move(q));
+  return nhs;
+}
+
+// The held Patients the first matching identifier names (empty: none; two: ambiguous).
+std::vector<std::string> find_patients(store::WriteTxn& txn, const std::vector<fhir::SearchQuery>& queries) {
+  for (const auto& q : queries) {
+    auto found = txn.matching_ids(q, 2);
+    if (!found.empty()) return found;
+  }
+  return {};
+}
+
+std::optional<std::pair<Node, std::int64_t>> read_patient(store::WriteTxn& txn, const std::string& id) {
+  auto rec = txn.read("Patient", id);
+  if (!rec || rec->deleted) return std::nullopt;
+  auto parsed = fhir::parse_json(rec->body);
+  if (!parsed) return std::nullopt;
+  return std::make_pair(std::move(*parsed), rec->version);
+}
+
+// Writes `updated` unless it equals what is held; records what happened.
+void write_patient(store::WriteTxn& txn, const std::string& id, const Node& held, std::int64_t held_version,
+                   Node updated, V2Outcome& out) {
+  if (updated == held) {
+    out.written.push_back({"Patient", id, held_version, "unchanged"});
+    return;
+  }
+  auto rec = txn.put("Patient", id, std::move(updated), "PUT");
+  out.written.push_back({"Patient", id, rec.version, "updated"});
+}
+
+Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patient,
+                     std::vector<fhir::SearchQuery> queries, std::string new_id) {
+  return [message = std::move(message), patient = std::move(patient), queries = std::move(queries),
+          new_id = std::move(new_id)](store::WriteTxn& txn, V2Outcome& out) mutable {
+    const auto found = find_patients(txn, queries);
+    if (found.size() > 1) {
+      out = problem(Kind::failed, "more than one Patient has this identifier", "205", "PID[1]-3");
+      return;
+    }
+    if (found.empty()) {
+      auto rec = txn.put("Patient", new_id, mappers::drop_v2_nulls(std::move(patient), *message), "POST");
+      out.written.push_back({"Patient", new_id, rec.version, "created"});
+      return;
+    }
+    auto held = read_patient(txn, found.front());
+    if (!held) {
+      out = problem(Kind::failed, "the Patient with this identifier cannot be read", "207", "PID[1]-3");
+      return;
+    }
+    Node updated = mappers::apply_adt_update(held->first, std::move(patient), *message);
+    write_patient(txn, found.front(), held->first, held->second, std::move(updated), out);
+  };
+}
+
+// Adds a link to `patient` unless it is there already.
+Node with_link(Node patient, const std::string& other_id, std::string_view type) {
+  const std::string other = "Patient/" + other_id;
+  Node links = Node::array();
+  if (const Node* held = patient.find("link"); held && held->is_array()) {
+    for (const auto& l : held->items()) {
+      const Node* ref = l.find("other");
+      if (ref && ref->string_at("reference") == other && l.string_at("type") == type) return patient;
+      links.push(l);
+    }
+  }
+  Node ref = Node::object();
+  ref.set("reference", Node::string(other));
+  Node link = Node::object();
+  link.set("other", std::move(ref));
+  link.set("type", Node::string(std::string(type)));
+  links.push(std::move(link));
+  mappers::set_patient_element(patient, "link", std::move(links));
+  return patient;
+}
+
+Apply merge_patients(std::vector<fhir::SearchQuery> surviving, std::vector<fhir::SearchQuery> replaced) {
+  return [surviving = std::move(surviving), replaced = std::move(replaced)](store::WriteTxn& txn,
+                                                                            V2Outcome& out) {
+    const auto survivor = find_patients(txn, surviving);
+    const auto old = find_patients(txn, replaced);
+    if (old.empty()) {
+      out = problem(Kind::failed, "no Patient has the MRG-1 identifier", "204", "MRG[1]-1");
+      return;
+    }
+    if (survivor.empty()) {
+      out = problem(Kind::failed, "no Patient has the PID-3 identifier", "204", "PID[1]-3");
+      return;
+    }
+    if (old.size() > 1 || survivor.size() > 1) {
+      out = problem(Kind::failed, "more than one Patient has this identifier", "205",
+                    old.size() > 1 ? "MRG[1]-1" : "PID[1]-3");
+      return;
+    }
+    if (old.front() == survivor.front()) {
+      out = problem(Kind::failed, "PID-3 and MRG-1 identify the same Patient", "205", "MRG[1]-1");
+      return;
+    }
+    auto kept = read_patient(txn, survivor.front());
+    auto gone = read_patient(txn, old.front());
+    if (!kept || !gone) {
+      out = problem(Kind::failed, "a Patient of the merge cannot be read", "207", "MRG[1]-1");
+      return;
+    }
+    write_patient(txn, survivor.front(), kept->first, kept->second,
+                  with_link(kept->first, old.front(), "replaces"), out);
+    Node retired = with_link(gone->first, survivor.front(), "replaced-by");
+    mappers::set_patient_element(retired, "active", Node::boolean(false));
+    write_patient(txn, old.front(), gone->first, gone->second, std::move(retired), out);
+  };
+}
+
+const V2Partner* find_partner(const V2InboundContext& context, const V2Source& source,
+                              const mappers::Message& message) {
+  if (!source.partner.empty()) {
+    for (const auto& p : context.partners)
+      if (p.id == source.partner) return &p;
+    return nullptr;
+  }
+  const std::string facility = message.value("MSH-4.1");
+  if (facility.empty()) return nullptr;
+  for (const auto& p : context.partners)
+    for (const auto& f : p.sending_facilities)
+      if (f == facility) return &p;
+  return nullptr;
+}
+
+bool is_patient_trigger(std::string_view trigger) {
+  for (const char* t : {"A01", "A04", "A05", "A08", "A28", "A31"})
+    if (trigger == t) return true;
+  return false;
+}
+
 }  // namespace
 
-V2Reply handle_v2(const V2InboundContext& context, std::string_view text) {
+V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source) {
   V2Reply reply;
+  auto state = std::make_shared<V2Outcome>();
+  reply.outcome = [state](const Status& committed) {
+    if (!committed) {
+      V2Outcome o;
+      o.kind = Kind::not_stored;
+      o.error = committed.error();
+      o.error_code = "207";
+      return o;
+    }
+    return *state;
+  };
+  store::InboundMessage log;
+  log.channel = source.channel;
+  log.format = "hl7v2";
+  log.partner = source.partner;
+  log.body = std::string(text);
+
   auto parsed = mappers::Message::parse(text);
   if (!parsed) {
-    auto rejected = raw_reject(text, "message could not be parsed");
-    if (rejected)
-      reply.ack = std::move(*rejected);
-    else
-      reply.close = true;
+    const auto fields = raw_msh_fields(text);
+    if (fields.size() > 3) log.sender = std::string(fields[3]);
+    if (fields.size() > 9) log.control_id = std::string(fields[9]);
+    *state = problem(Kind::rejected, "message could not be parsed: " + diagnostics_of(parsed.error()), "102",
+                     "");
+    reply.plan = logged_plan(std::move(log), state, nullptr);
     return reply;
   }
   auto message = std::make_shared<const mappers::Message>(std::move(*parsed));
-  if (!mappers::is_supported_version(message->version())) {
-    reply.ack = mappers::make_ack(
-        *message, "AR", "unsupported version",
-        mappers::AckOptions{ack_control_id(), v2_now(), mappers::AckError{"MSH[1]-12", "203", "E"}});
+  reply.message = message;
+  const mappers::MessageType type = message->message_type();
+  log.sender = message->value("MSH-4.1");
+  log.control_id = message->control_id();
+  log.message_type = type.code + "^" + type.trigger;
+
+  const V2Partner* partner = find_partner(context, source, *message);
+  if (partner) log.partner = partner->id;
+  auto reject = [&](std::string why, std::string code, std::string location) {
+    *state = problem(Kind::rejected, std::move(why), std::move(code), std::move(location));
+    reply.plan = logged_plan(std::move(log), state, nullptr);
+    return std::move(reply);
+  };
+  auto fail = [&](Error error, std::string code, std::string location) {
+    state->kind = Kind::failed;
+    state->error = std::move(error);
+    state->error_code = std::move(code);
+    state->error_location = std::move(location);
+    reply.plan = logged_plan(std::move(log), state, nullptr);
+    return std::move(reply);
+  };
+
+  if (!mappers::is_supported_version(message->version()))
+    return reject("unsupported version", "203", "MSH[1]-12");
+  if (!partner) return reject("unknown sending facility", "103", "MSH[1]-4");
+  const bool merge = type.code == "ADT" && type.trigger == "A40";
+  if (type.code != "ADT") return reject("unsupported message type", "200", "MSH[1]-9");
+  if (!merge && !is_patient_trigger(type.trigger)) return reject("unsupported event", "201", "MSH[1]-9.2");
+
+  if (merge) {
+    auto request = mappers::adt_merge(*message, partner->mapping);
+    if (!request) {
+      const std::string where = request.error().issues.empty() ? "" : request.error().issues.front().expression;
+      return fail(request.error(), "101", where == "MRG" || where == "PID" ? "" : where);
+    }
+    reply.plan = logged_plan(std::move(log), state,
+                             merge_patients(identity_queries(context.registry, request->surviving_identifiers),
+                                            identity_queries(context.registry, request->replaced_identifiers)));
     return reply;
   }
-  if (!is_patient_trigger(message->message_type())) {
-    reply.ack = mappers::make_ack(
-        *message, "AR", "unsupported message type",
-        mappers::AckOptions{ack_control_id(), v2_now(), mappers::AckError{"MSH[1]-9", "200", "E"}});
-    return reply;
-  }
-  auto patient = mappers::adt_to_patient(*message, context.mapping);
-  if (!patient) {
-    reply.ack = ack(*message, patient.error(), "207");
-    return reply;
-  }
+
+  auto patient = mappers::adt_to_patient(*message, partner->mapping);
+  if (!patient) return fail(patient.error(), "100", "");
   fhir::ValidationOptions options;
   options.profiles = context.patient_profiles;
   auto validation = context.validator.validate(*patient, options);
@@ -120,49 +358,77 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text) {
     Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
     for (auto& issue : validation.issues)
       if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
-    reply.ack = ack(*message, invalid, "207");
-    return reply;
+    return fail(std::move(invalid), "207", "");
   }
-
-  std::optional<fhir::SearchQuery> by_nhs, by_local;
-  if (const Node* ids = patient->find("identifier"); ids && ids->is_array()) {
-    for (const auto& id : ids->items()) {
-      const std::string system(id.string_at("system"));
-      const std::string value(id.string_at("value"));
-      if (value.empty()) continue;
-      if (system == mappers::kNhsNumberSystem) {
-        if (!by_nhs) by_nhs = identifier_query(context.registry, system, value);
-      } else if (!by_local) {
-        by_local = identifier_query(context.registry, system, value);
-      }
-    }
-  }
-  if (!by_nhs && !by_local) {
-    reply.ack = ack(*message,
-                    Error::make(ErrorCode::invalid_input, "no usable patient identifier", "PID[1]-3"), "101");
-    return reply;
-  }
-
-  const std::string new_id = new_resource_id();
-  reply.plan = [by_nhs = std::move(by_nhs), by_local = std::move(by_local), new_id,
-                resource = std::move(*patient)](store::WriteTxn& txn) mutable -> Status {
-    std::vector<std::string> found;
-    if (by_nhs) found = txn.matching_ids(*by_nhs, 2);
-    if (found.empty() && by_local) found = txn.matching_ids(*by_local, 2);
-    if (found.size() > 1) {
-      return Error::make(ErrorCode::conflict, "more than one Patient has this identifier", "PID[1]-3");
-    }
-    if (found.empty())
-      txn.put("Patient", new_id, std::move(resource), "POST");
-    else
-      txn.put("Patient", found.front(), std::move(resource), "PUT");
-    return Ok{};
-  };
-  reply.after_commit = [message](const Status& status) {
-    if (status) return ack_ok(*message);
-    return ack(*message, status.error(), "207");
-  };
+  std::vector<Node> ids;
+  if (const Node* list = patient->find("identifier"); list && list->is_array()) ids = list->items();
+  auto queries = identity_queries(context.registry, ids);
+  if (queries.empty())
+    return fail(Error::make(ErrorCode::invalid_input, "no usable patient identifier", "PID[1]-3"), "101",
+                "PID[1]-3");
+  reply.plan = logged_plan(std::move(log), state,
+                           upsert_patient(message, std::move(*patient), std::move(queries), new_resource_id()));
   return reply;
+}
+
+namespace {
+
+// MSH-15/16 conditions (HL7 table 0155).
+bool wanted(std::string_view condition, bool success) {
+  if (condition == "NE") return false;
+  if (condition == "ER") return !success;
+  if (condition == "SU") return success;
+  return true;  // AL and anything unknown
+}
+
+std::string make(const mappers::Message& in, std::string_view code, const V2Outcome& o, bool application_ack) {
+  mappers::AckOptions options;
+  options.control_id = ack_control_id();
+  options.timestamp = v2_now();
+  std::string text;
+  if (o.kind != Kind::applied && o.kind != Kind::duplicate) {
+    text = diagnostics_of(o.error);
+    options.error = mappers::AckError{o.error_location, o.error_code, "E"};
+  }
+  if (application_ack) {
+    options.accept_ack_type = "NE";
+    options.application_ack_type = "NE";
+  }
+  return mappers::make_ack(in, code, text, options);
+}
+
+}  // namespace
+
+std::vector<std::string> v2_acks(const mappers::Message& message, const V2Outcome& outcome) {
+  const std::string accept = message.value("MSH-15");
+  const std::string application = message.value("MSH-16");
+  const char* app_code = "AA";
+  if (outcome.kind == Kind::failed || outcome.kind == Kind::not_stored) app_code = "AE";
+  if (outcome.kind == Kind::rejected) app_code = "AR";
+  if (accept.empty() && application.empty()) return {make(message, app_code, outcome, false)};
+
+  const char* commit_code = "CA";
+  if (outcome.kind == Kind::rejected) commit_code = "CR";
+  if (outcome.kind == Kind::not_stored) commit_code = "CE";
+  const bool committed = std::string_view(commit_code) == "CA";
+  std::vector<std::string> acks;
+  const bool commit_sent = wanted(accept.empty() ? "NE" : accept, committed);
+  if (commit_sent) acks.push_back(make(message, commit_code, outcome, false));
+  if ((!commit_sent || committed) &&
+      wanted(application.empty() ? "AL" : application, std::string_view(app_code) == "AA"))
+    acks.push_back(make(message, app_code, outcome, true));
+  return acks;
+}
+
+std::string v2_raw_reject(std::string_view text, std::string_view reason) {
+  const auto fields = raw_msh_fields(text);
+  if (fields.size() < 10 || fields[9].empty()) return {};
+  std::string control_id(fields[9]);
+  for (char& c : control_id)
+    if (c == '\r' || c == '\n' || c == '|' || c == '^' || c == '~' || c == '\\' || c == '&') c = ' ';
+  std::string out = "MSH|^~\\&|FHIRGW||||" + v2_now() + "||ACK|" + ack_control_id() + "|P|2.5.1\r";
+  out += "MSA|AR|" + control_id + "|" + std::string(reason) + "\r";
+  return out;
 }
 
 }  // namespace fhirgate::gateway

@@ -1,16 +1,23 @@
 #pragma once
-// Inbound HL7 v2 (the MLLP listener's logic, without I/O): one received message in, one ACK out.
+// Inbound HL7 v2: one received message in, what became of it out. The MLLP listener and POST /$ingest
+// both use it; they differ only in how they answer (ACK frames, or a transaction-response Bundle).
 //
-// ADT A01 A04 A05 A08 A28 A31 are mapped to a Patient, validated and stored: an existing Patient with the
-// same NHS number (else the same first local identifier) is updated, otherwise a new one is created, so
-// repeated feeds never duplicate. Every other message type or trigger (A40 merges included, for now) is
-// answered AR "unsupported message type". A message that does not parse gets a hand-built AR when its
-// MSH-10 can be found; otherwise the connection is closed.
+// The partner is the listener's (a bound listener accepts any sending facility) or, otherwise, the one
+// whose configured sending facilities include MSH-4.1; an unknown sender is rejected.
+// ADT A01 A04 A05 A08 A28 A31 are mapped to a Patient and validated on the calling thread; the write plan
+// then, on the store's writer thread, finds the Patient already held (same NHS number, else the same
+// partner identifier) and applies the update with v2 semantics (mappers/adt_update.hpp), or creates it.
+// An update that changes nothing writes no new version. ADT A40 merges two held Patients: the one named
+// by MRG-1 gets `link` replaced-by and active=false, the survivor (PID-3) gets `link` replaces.
 //
-// handle_v2 is pure apart from new ids and the clock; the write happens in the returned plan on the store's
-// writer thread, and the ACK for a stored message is built by after_commit once the outcome is durable.
-// Thread-safe: handle_v2 may run concurrently (the Validator is thread-safe).
+// Every message is kept in the inbound log (store::InboundMessage) in the same transaction as its
+// effect: applied, failed (with the error, for operators) or rejected. A message whose (partner, MSH-4,
+// MSH-10) was applied before is a re-send: it is answered as before and not applied again.
+//
+// handle_v2 is pure apart from new ids and the clock. Thread-safe (the Validator is).
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,23 +27,68 @@
 #include "fhir/validator.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/adt_patient.hpp"
+#include "mappers/hl7v2.hpp"
 
 namespace fhirgate::gateway {
+
+struct V2Partner {
+  std::string id;
+  std::vector<std::string> sending_facilities;  // MSH-4.1 values
+  mappers::PartnerMapping mapping;
+};
 
 struct V2InboundContext {
   const fhir::Validator& validator;
   const fhir::SearchParamRegistry& registry;
-  mappers::PartnerMapping mapping;
+  std::vector<V2Partner> partners;
   std::vector<std::string> patient_profiles;  // enforced on Patients written from v2
 };
 
-struct V2Reply {
-  std::string ack;     // the ACK to send when there is no plan
-  bool close = false;  // nothing could be acknowledged: close the connection
-  store::WritePlan plan;
-  std::function<std::string(const Status&)> after_commit;  // the ACK once the plan's outcome is known
+struct V2Source {
+  std::string channel;  // mllp, http
+  std::string partner;  // the listener's partner; empty = identify the sender by MSH-4
 };
 
-V2Reply handle_v2(const V2InboundContext& context, std::string_view text);
+// A resource a message wrote (or, for a re-send, had written).
+struct V2Written {
+  std::string type;
+  std::string id;
+  std::int64_t version = 0;
+  std::string outcome;  // created, updated, unchanged
+};
+
+struct V2Outcome {
+  enum class Kind {
+    applied,     // stored (or nothing to change)
+    duplicate,   // applied before under the same control id; not applied again
+    failed,      // could not be processed (mapping, validation, unknown patient): kept in the log
+    rejected,    // not accepted (unparseable, unknown sender, unsupported version or message type)
+    not_stored,  // the database could not take it: the sender should resend
+  };
+  Kind kind = Kind::applied;
+  std::vector<V2Written> written;
+  Error error;                  // failed, rejected, not_stored
+  std::string error_code;       // HL7 table 0357
+  std::string error_location;   // v2 location for ERR-2, e.g. PID[1]-3
+};
+
+struct V2Reply {
+  std::shared_ptr<const mappers::Message> message;  // null when the text did not parse
+  // Logs the message and applies it; always set.
+  store::WritePlan plan;
+  // What became of the message, once the plan's commit outcome is known.
+  std::function<V2Outcome(const Status& committed)> outcome;
+};
+
+V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source);
+
+// The acknowledgements to send for a parsed message. Original mode (MSH-15 and MSH-16 empty): one
+// application ACK, AA/AE/AR. Enhanced mode: a commit ACK (CA once the message is safely logged, CR when
+// rejected, CE when it could not be stored) if MSH-15 asks for it (AL, ER, SU; empty = NE), then an
+// application ACK if MSH-16 asks for it (empty = AL) and no CR/CE was sent.
+std::vector<std::string> v2_acks(const mappers::Message& message, const V2Outcome& outcome);
+
+// An AR for text that did not parse, built by hand when its MSH-10 can be read; empty otherwise.
+std::string v2_raw_reject(std::string_view text, std::string_view reason);
 
 }  // namespace fhirgate::gateway

@@ -194,6 +194,8 @@ struct AckOptions {
   std::string control_id;  // MSH-10 of the ACK
   std::string timestamp;   // MSH-7, e.g. 20240514092133
   std::optional<AckError> error;
+  std::string accept_ack_type;       // MSH-15 of the ACK (empty = not valued)
+  std::string application_ack_type;  // MSH-16 of the ACK
 };
 
 // An acknowledgement of `in` (ack_code AA AE AR CA CE CR): sending and receiving application/facility

@@ -41,8 +41,9 @@ Options (each overrides the configuration file):
   --bind ADDR     Address to bind, e.g. 127.0.0.1 or 0.0.0.0.
   --db PATH       SQLite database file (created, with its folder, when missing).
   --threads N     Number of io threads.
-  --mllp-port N   Port of the HL7 v2 MLLP listener (enables it with defaults when the configuration has
-                  no mllp section); 0 picks a free port.
+  --mllp-port N   Port of the first HL7 v2 MLLP listener; 0 picks a free port. Without listeners in the
+                  configuration it adds one, bound to the first partner (without partners, to a
+                  partner "default" with the default v2 mapping).
 
 Configuration file keys:
   server.bind, server.port, server.threads
@@ -51,11 +52,13 @@ Configuration file keys:
   server.headerTimeoutMs    a request's headers (and keep-alive idle time) must arrive within this
   server.bodyTimeoutMs      a request's body must arrive within this
   server.shutdownGraceMs    on SIGINT/SIGTERM, in-flight requests get this long to finish
-  mllp.bind, mllp.port      HL7 v2 ADT over MLLP (absent = no listener); port 0 picks a free port
+  partners[]                the partners: id, name, hl7v2 {sendingFacilities (MSH-4.1 values),
+                            nhsNumberAuthority (PID-3.4 marking the NHS number, default NHS),
+                            localIdentifierSystem (system for their other PID-3 identifiers)}
+  mllp.listeners[]          HL7 v2 ADT over MLLP: bind, port (0 = any free), partner (a partner id;
+                            absent = identify each message's partner by MSH-4)
   mllp.idleTimeoutMs        an idle MLLP connection is closed after this
   mllp.maxMessageBytes      larger v2 messages are dropped and the connection closed
-  mllp.nhsNumberAuthority   PID-3.4 marking the NHS number (default NHS)
-  mllp.localIdentifierSystem  system for the partner's other PID-3 identifiers
   database.path             SQLite file; relative paths are relative to the configuration file
   baseUrl                   public base URL used in Location headers and Bundle links
   cachedTypes               resource types stored and served (default AuditEvent, Consent, Patient)
@@ -269,8 +272,11 @@ int run_serve(const std::vector<std::string>& args) {
   if (db) config.database_path = *db;
   if (bind) config.server.bind = *bind;
   if (mllp_port) {
-    if (!config.mllp) config.mllp.emplace();
-    config.mllp->port = static_cast<std::uint16_t>(*mllp_port);
+    if (config.mllp.listeners.empty()) {
+      if (config.partners.empty()) config.partners.push_back({"default", "Default HL7 v2 partner", {}, "NHS", {}});
+      config.mllp.listeners.push_back({"127.0.0.1", 0, config.partners.front().id});
+    }
+    config.mllp.listeners.front().port = static_cast<std::uint16_t>(*mllp_port);
   }
   return fhirgate::gateway::serve(config);
 }

@@ -1,9 +1,10 @@
-// The MLLP session.
+// The MLLP listeners and their sessions (all on one io thread).
 //
-// Each connection is one coroutine on its own strand. Bytes go into a MllpDeframer; complete messages are
-// handled strictly one at a time, in arrival order: handle_v2 builds the reply, a write plan (if any) is
-// handed to the store's Writer and the coroutine suspends until the commit is durable, and only then is
-// the ACK framed and written — an AA means stored. Before every read the socket gets a deadline
+// Each connection is one coroutine on its own strand and belongs to one listener, whose partner (or none:
+// identify by MSH-4) goes with every message. Bytes go into a MllpDeframer; complete messages are handled
+// strictly one at a time, in arrival order: handle_v2 builds the reply, its write plan (which logs the
+// message and applies it) is handed to the store's Writer and the coroutine suspends until the commit is
+// durable, and only then are the ACKs (v2_acks) framed and written — an AA or CA means stored. Before every read the socket gets a deadline
 // (idle_timeout_ms); a frame larger than max_message_bytes is dropped by the deframer and the connection
 // is closed, as is one whose bytes do not parse enough to find MSH-10.
 //
@@ -32,34 +33,44 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), deadline(socket.get_executor()) {}
+  Connection(tcp::socket s, const MllpListenerConfig& l)
+      : socket(std::move(s)), deadline(socket.get_executor()), listener(l) {}
   tcp::socket socket;
   asio::steady_timer deadline;
+  const MllpListenerConfig& listener;
+};
+
+struct Listener {
+  Listener(asio::io_context& ioc, MllpListenerConfig c) : config(std::move(c)), acceptor(ioc) {}
+  MllpListenerConfig config;
+  tcp::acceptor acceptor;
 };
 
 }  // namespace
 
 struct MllpServer::Impl {
-  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w)
-      : config(c), context(ctx), writer(w), acceptor(ioc) {}
+  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w) : config(c), context(ctx), writer(w) {
+    for (const auto& l : config.listeners) listeners.push_back(std::make_unique<Listener>(ioc, l));
+  }
 
   MllpConfig config;
   const V2InboundContext& context;
   store::Writer& writer;
   asio::io_context ioc;
-  tcp::acceptor acceptor;
+  std::vector<std::unique_ptr<Listener>> listeners;
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::mutex connections_mutex;
   std::list<std::weak_ptr<Connection>> connections;
 
-  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> accept_loop(Listener& listener);
   asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
+  asio::awaitable<bool> answer(Connection& conn, std::string_view text);
 };
 
-asio::awaitable<void> MllpServer::Impl::accept_loop() {
-  co_await accept_until_stopped(acceptor, ioc, stopping, [this](tcp::socket socket) {
-    auto conn = std::make_shared<Connection>(std::move(socket));
+asio::awaitable<void> MllpServer::Impl::accept_loop(Listener& listener) {
+  co_await accept_until_stopped(listener.acceptor, ioc, stopping, [this, &listener](tcp::socket socket) {
+    auto conn = std::make_shared<Connection>(std::move(socket), listener.config);
     {
       std::lock_guard lock(connections_mutex);
       connections.remove_if([](const auto& w) { return w.expired(); });
@@ -86,37 +97,42 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     conn->deadline.cancel();
     if (ec) break;
     const Status fed = deframer.feed(std::string_view(buffer.data(), n));
-    if (!fed && fed.error().code == ErrorCode::payload_too_large) open = false;
     while (auto message = deframer.pop()) {
-      std::string ack;
-      try {
-        V2Reply reply = handle_v2(context, *message);
-        if (reply.close) {
-          open = false;
-          break;
-        }
-        if (reply.plan) {
-          Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
-          ack = reply.after_commit(committed);
-        } else {
-          ack = std::move(reply.ack);
-        }
-      } catch (const std::exception&) {
-        open = false;
-        break;
-      }
-      const std::string framed = mappers::mllp_frame(ack);
-      auto [wec, written] = co_await asio::async_write(conn->socket, asio::buffer(framed), kTuple);
-      if (wec) {
+      if (!co_await answer(*conn, *message)) {
         open = false;
         break;
       }
     }
+    if (!fed && fed.error().code == ErrorCode::payload_too_large) open = false;
   }
   boost::system::error_code ignored;
   conn->deadline.cancel();
   conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
   conn->socket.close(ignored);
+}
+
+// Handles one message and writes its ACKs; false when the connection should close.
+asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, std::string_view text) {
+  std::vector<std::string> acks;
+  try {
+    V2Reply reply = handle_v2(context, text, V2Source{"mllp", conn.listener.partner});
+    const Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
+    if (reply.message) {
+      acks = v2_acks(*reply.message, reply.outcome(committed));
+    } else {
+      std::string reject = v2_raw_reject(text, "message could not be parsed");
+      if (reject.empty()) co_return false;  // not even MSH-10 to answer to
+      acks.push_back(std::move(reject));
+    }
+  } catch (const std::exception&) {
+    co_return false;
+  }
+  for (const auto& ack : acks) {
+    const std::string framed = mappers::mllp_frame(ack);
+    auto [ec, written] = co_await asio::async_write(conn.socket, asio::buffer(framed), kTuple);
+    if (ec) co_return false;
+  }
+  co_return true;
 }
 
 MllpServer::MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer)
@@ -126,13 +142,16 @@ MllpServer::~MllpServer() {
   stop();
 }
 
-std::uint16_t MllpServer::listen() {
-  return open_listener(impl_->acceptor, impl_->config.bind, impl_->config.port, "MLLP");
+std::vector<std::uint16_t> MllpServer::listen() {
+  std::vector<std::uint16_t> ports;
+  for (auto& l : impl_->listeners)
+    ports.push_back(open_listener(l->acceptor, l->config.bind, l->config.port, "MLLP"));
+  return ports;
 }
 
 void MllpServer::start() {
   auto& s = *impl_;
-  asio::co_spawn(s.ioc, s.accept_loop(), asio::detached);
+  for (auto& l : s.listeners) asio::co_spawn(s.ioc, s.accept_loop(*l), asio::detached);
   s.thread = std::thread([&s] { s.ioc.run(); });
 }
 
@@ -141,7 +160,7 @@ void MllpServer::stop() {
   if (!s.stopping.exchange(true)) {
     asio::post(s.ioc, [&s] {
       boost::system::error_code ignored;
-      s.acceptor.close(ignored);
+      for (auto& l : s.listeners) l->acceptor.close(ignored);
       std::lock_guard lock(s.connections_mutex);
       for (auto& weak : s.connections) {
         if (auto conn = weak.lock()) {

@@ -2,6 +2,7 @@
 // The MLLP listener (HL7 v2 over TCP, on Asio). Everything it answers comes from handle_v2.
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "gateway/config.hpp"
 #include "gateway/v2_inbound.hpp"
@@ -14,14 +15,15 @@ class Writer;
 
 class MllpServer {
  public:
-  // `context` and `writer` must outlive the server.
+  // One port per configured listener. `context` and `writer` must outlive the server.
   MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer);
   ~MllpServer();  // stops and joins the io thread
   MllpServer(const MllpServer&) = delete;
   MllpServer& operator=(const MllpServer&) = delete;
 
-  // Binds and listens; returns the bound port (useful with port 0). Throws std::runtime_error.
-  std::uint16_t listen();
+  // Binds and listens on every listener; returns the bound ports in configuration order (useful with
+  // port 0). Throws std::runtime_error.
+  std::vector<std::uint16_t> listen();
   // Starts accepting on its own io thread; returns at once.
   void start();
   // Closes the acceptor and every connection (a message waiting for its commit still gets its ACK

@@ -98,8 +98,13 @@ struct Api::Exchange {
 };
 
 Api::Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
-         const fhir::SearchParamRegistry& registry, store::Store& store)
-    : options_(std::move(options)), model_(model), validator_(validator), registry_(registry), store_(store) {
+         const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2)
+    : options_(std::move(options)),
+      model_(model),
+      validator_(validator),
+      registry_(registry),
+      store_(store),
+      v2_(v2) {
   capability_json_ = fhir::write_json(capability_statement(options_, registry_, now_ms()));
 }
 
@@ -220,6 +225,7 @@ Reply Api::route(Exchange& ex) const {
   if (parts.size() == 2 && parts[1] == "$validate" && model_.is_resource(first)) {
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
+  if (parts.size() == 1 && first == "$ingest" && v2_) return method == "POST" ? ingest(ex) : not_allowed();
   if (parts.size() == 1 && first == "metadata") return method == "GET" ? capabilities(ex) : not_allowed();
   if (parts.size() == 1 && (first == "healthz" || first == "readyz")) {
     return method == "GET" ? health(ex, first == "readyz") : not_allowed();
@@ -694,6 +700,56 @@ Reply Api::validate(Exchange& ex, const std::string& type, const std::string& id
     fhir::locate_issues(ex.request.body, result.issues);
   }
   reply.response = json_response(ex, 200, fhir::write_json(validation_outcome(result)));
+  return reply;
+}
+
+// POST /$ingest: one HL7 v2 message (ER7) in, handled exactly as on an MLLP listener (handle_v2, logged
+// and applied in one commit); the answer is a transaction-response Bundle with an entry per resource
+// written (a re-sent message answers with what it wrote the first time), or an OperationOutcome: 400 when
+// rejected, 422 when it could not be processed, the storage error when it could not be stored.
+Reply Api::ingest(Exchange& ex) const {
+  Reply reply;
+  std::string_view content_type = ex.request.header("Content-Type");
+  content_type = content_type.substr(0, content_type.find(';'));
+  while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
+  if (content_type != "x-application/hl7-v2+er7" && content_type != "application/hl7-v2" &&
+      content_type != "application/hl7-v2+er7") {
+    reply.response = fail(ex, Error::make(ErrorCode::unsupported_media_type,
+                                          "$ingest takes an HL7 v2 message as x-application/hl7-v2+er7"));
+    return reply;
+  }
+  if (ex.request.body.empty()) {
+    reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "$ingest needs a message in the body"));
+    return reply;
+  }
+  V2Reply v2 = handle_v2(*v2_, ex.request.body, V2Source{"http", ""});
+  reply.plan = std::move(v2.plan);
+  reply.after_commit = [this, outcome = std::move(v2.outcome), ex = Exchange(ex)](const Status& s) {
+    const V2Outcome o = outcome(s);
+    if (o.kind == V2Outcome::Kind::not_stored) return fail(ex, o.error);
+    if (o.kind == V2Outcome::Kind::rejected || o.kind == V2Outcome::Kind::failed) {
+      Error error = o.error;
+      error.code = o.kind == V2Outcome::Kind::rejected ? ErrorCode::invalid_input : ErrorCode::unprocessable;
+      for (auto& issue : error.issues)
+        if (issue.expression.empty() && !o.error_location.empty()) issue.expression = o.error_location;
+      return fail(ex, error);
+    }
+    Node entries = Node::array();
+    for (const auto& w : o.written) {
+      Node response = Node::object();
+      response.set("status", Node::string(w.outcome == "created" ? "201 Created" : "200 OK"));
+      response.set("location", Node::string(w.type + "/" + w.id + "/_history/" + std::to_string(w.version)));
+      response.set("etag", Node::string(etag(w.version)));
+      Node entry = Node::object();
+      entry.set("response", std::move(response));
+      entries.push(std::move(entry));
+    }
+    Node bundle = Node::object();
+    bundle.set("resourceType", Node::string("Bundle"));
+    bundle.set("type", Node::string("transaction-response"));
+    if (!entries.items().empty()) bundle.set("entry", std::move(entries));
+    return json_response(ex, 200, fhir::write_json(bundle));
+  };
   return reply;
 }
 

@@ -18,6 +18,7 @@
 #include "gateway/rest/http_message.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
+#include "gateway/v2_inbound.hpp"
 
 namespace fhirgate::gateway::rest {
 
@@ -39,9 +40,10 @@ struct Reply {
 
 class Api {
  public:
-  // The model, validator and registry must outlive the Api.
+  // The model, validator, registry and v2 context must outlive the Api. Without a v2 context,
+  // POST /$ingest answers 404.
   Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
-      const fhir::SearchParamRegistry& registry, store::Store& store);
+      const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2 = nullptr);
 
   Reply handle(const HttpRequest& request) const;
   // The response for a failure found outside handle(): body too large, malformed HTTP, internal errors.
@@ -60,6 +62,7 @@ class Api {
   Reply search(Exchange& ex, const std::string& type, bool post) const;
   Reply history(Exchange& ex, const std::string& type, const std::string& id) const;
   Reply validate(Exchange& ex, const std::string& type, const std::string& id) const;
+  Reply ingest(Exchange& ex) const;
   // Parses a create/update body and validates it (base R4 and the type's configured profiles).
   Result<fhir::Node> accept_resource(const Exchange& ex, const std::string& type) const;
 
@@ -73,6 +76,7 @@ class Api {
   const fhir::Validator& validator_;
   const fhir::SearchParamRegistry& registry_;
   store::Store& store_;
+  const V2InboundContext* v2_;
   std::string capability_json_;
 };
 

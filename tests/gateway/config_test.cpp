@@ -34,6 +34,44 @@ TEST_CASE("the sample configuration loads, with paths relative to its folder") {
   REQUIRE(c.seed_files.size() == 1);
   CHECK(c.seed_files[0] == testing::source_path("samples/patients.json"));
   CHECK(c.cached_types == std::vector<std::string>{"Patient", "Consent", "AuditEvent"});
+  // The sample's MLLP listener is bound to the GP practice.
+  REQUIRE(c.mllp.listeners.size() == 1);
+  CHECK(c.mllp.listeners[0].port == 2575);
+  CHECK(c.mllp.listeners[0].partner == "gp-practice");
+  const PartnerConfig* gp = find_partner(c, "gp-practice");
+  REQUIRE(gp);
+  CHECK(gp->nhs_number_authority == "NHS");
+  CHECK_FALSE(gp->local_identifier_system.empty());
+  CHECK(find_partner(c, "acute-trust"));
+  CHECK(find_partner(c, "social-care"));
+  CHECK_FALSE(find_partner(c, "nobody"));
+}
+
+TEST_CASE("partners and MLLP listeners: listeners bound to a partner or identifying senders by MSH-4") {
+  const Config c = load_config(write(R"({
+    "partners": [{"id": "a", "name": "A", "hl7v2": {"sendingFacilities": ["FA"], "nhsNumberAuthority": "NHSA",
+                  "localIdentifierSystem": "https://a.example/id"}}, {"id": "b"}],
+    "mllp": {"listeners": [{"port": 0, "partner": "a"}, {"bind": "0.0.0.0", "port": 2600}],
+             "idleTimeoutMs": 1000, "maxMessageBytes": 2048}})"));
+  REQUIRE(c.partners.size() == 2);
+  CHECK(c.partners[0].sending_facilities == std::vector<std::string>{"FA"});
+  CHECK(c.partners[0].nhs_number_authority == "NHSA");
+  CHECK(c.partners[1].nhs_number_authority == "NHS");
+  REQUIRE(c.mllp.listeners.size() == 2);
+  CHECK(c.mllp.listeners[0].partner == "a");
+  CHECK(c.mllp.listeners[1].partner.empty());
+  CHECK(c.mllp.listeners[1].bind == "0.0.0.0");
+  CHECK(c.mllp.idle_timeout_ms == 1000);
+
+  CHECK(load_error(R"({"mllp": {"listeners": [{"partner": "x"}]}})").find("mllp.listeners[0].partner: no partner 'x'") !=
+        std::string::npos);
+  CHECK(load_error(R"({"partners": [{"id": "a"}, {"id": "a"}]})").find("partners[1].id") != std::string::npos);
+  CHECK(load_error(R"({"partners": [{"id": "a", "hl7v2": {"sendingFacilities": ["F"]}},
+                                    {"id": "b", "hl7v2": {"sendingFacilities": ["F"]}}]})")
+            .find("belongs to two partners") != std::string::npos);
+  CHECK(load_error(R"({"partners": [{"name": "no id"}]})").find("needs an id") != std::string::npos);
+  CHECK(load_error(R"({"partners": [{"id": "a", "hl7v2": {"nhs": 1}}]})").find("partners[0].hl7v2.nhs") !=
+        std::string::npos);
 }
 
 TEST_CASE("configuration mistakes name the file, the key and the problem") {

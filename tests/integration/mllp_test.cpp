@@ -1,4 +1,6 @@
-// HL7 v2 ADT over MLLP into the real gateway: ACKs, storage, update without duplicates, rejections.
+// HL7 v2 ADT over MLLP (and POST /$ingest) into the real gateway: ACKs in original and enhanced mode,
+// storage, updates without duplicates, re-sends, merges, rejections, partners by listener and by MSH-4,
+// and the inbound log that keeps failed messages.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -7,6 +9,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <sqlite3.h>
+
 #include <sstream>
 
 #include "tests/integration/common.hpp"
@@ -87,12 +91,41 @@ std::string msa(const std::string& ack) {
   return rest.substr(0, second);
 }
 
+// One listener bound to `gp-practice`, one identifying partners by MSH-4 (RX1 is the acute trust).
 GatewayProcess start_with_mllp() {
   const std::string dir = temp_dir();
   const std::string config = dir + "/gateway.json";
-  std::ofstream(config) << R"({"mllp": {"bind": "127.0.0.1", "port": 0, "idleTimeoutMs": 30000,
-    "maxMessageBytes": 65536, "nhsNumberAuthority": "NHS", "localIdentifierSystem": "https://example.org/rx1/mrn"}})";
+  std::ofstream(config) << R"({
+    "database": {"path": "fhirgate.db"},
+    "profiles": {"Patient": ["https://fhir.partnership.example/StructureDefinition/partnership-patient"]},
+    "partners": [
+      {"id": "gp-practice", "name": "GP", "hl7v2": {"sendingFacilities": ["GP1"],
+       "localIdentifierSystem": "https://example.org/gp1/patient"}},
+      {"id": "acute-trust", "name": "Trust", "hl7v2": {"sendingFacilities": ["RX1"],
+       "nhsNumberAuthority": "NHS", "localIdentifierSystem": "https://example.org/rx1/mrn"}}
+    ],
+    "mllp": {"listeners": [{"bind": "127.0.0.1", "port": 0, "partner": "gp-practice"},
+                           {"bind": "127.0.0.1", "port": 0}],
+             "idleTimeoutMs": 30000, "maxMessageBytes": 65536}})";
   return GatewayProcess({"--config", config}, dir);
+}
+
+// The sample message in original acknowledgement mode (MSH-15 and MSH-16 empty).
+std::string original_mode(std::string message) {
+  return replace_all(std::move(message), "|2.4|||AL|NE|", "|2.4|||||");
+}
+
+std::string a01_text() {
+  return original_mode(read_text(source_path("tests/data/adt_a01.hl7")));
+}
+
+// A copy of the A01 with another trigger, control id, NHS number and local id.
+std::string adt(const std::string& trigger, const std::string& control_id, const std::string& nhs,
+                const std::string& local) {
+  std::string m = replace_all(a01_text(), "ADT^A01^ADT_A01|MSG00001", "ADT^" + trigger + "^ADT_A01|" + control_id);
+  m = replace_all(m, "EVN|A01", "EVN|" + trigger);
+  m = replace_all(m, "9434765919", nhs);
+  return replace_all(m, "RX1-0042731", local);
 }
 
 int patient_total(HttpClient& http, const std::string& nhs) {
@@ -101,35 +134,164 @@ int patient_total(HttpClient& http, const std::string& nhs) {
   return static_cast<int>(at(json(r.body), "entry") ? at(json(r.body), "entry")->items().size() : 0);
 }
 
+fhir::Node patient_by_nhs(HttpClient& http, const std::string& nhs) {
+  auto bundle = json(http.get("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|" + nhs).body);
+  REQUIRE(at(bundle, "entry"));
+  REQUIRE(at(bundle, "entry")->items().size() == 1);
+  return *at(bundle, "entry[0].resource");
+}
+
+// Rows of the gateway's inbound log: "status|control_id|partner|detail" (read with SQLite directly).
+std::vector<std::string> inbound_log(const GatewayProcess& gateway) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((gateway.dir() + "/fhirgate.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+          SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db,
+                             "SELECT status || '|' || control_id || '|' || partner || '|' || detail FROM "
+                             "inbound_message ORDER BY mid",
+                             -1, &stmt, nullptr) == SQLITE_OK);
+  std::vector<std::string> rows;
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    rows.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
 TEST_CASE("MLLP: an A01 is stored and acknowledged, an A08 updates the same Patient") {
   GatewayProcess gateway = start_with_mllp();
   REQUIRE(gateway.mllp_port() != 0);
   HttpClient http(gateway.port());
   MllpClient mllp(gateway.mllp_port());
-  const std::string a01 = read_text(source_path("tests/data/adt_a01.hl7"));
+  const std::string a01 = a01_text();
 
   mllp.send_raw(frame(a01));
   const std::string ack = mllp.read_frame();
   CHECK(msa(ack) == "AA|MSG00001");
+  CHECK(ack.find("|ACK^A01^ACK|") != std::string::npos);
   CHECK(patient_total(http, "9434765919") == 1);
+  // The listener is bound to gp-practice: its local identifier system applies whatever MSH-4 says.
+  CHECK(text_at(patient_by_nhs(http, "9434765919"), "identifier[1].system") == "https://example.org/gp1/patient");
 
   std::string a08 = replace_all(a01, "ADT^A01^ADT_A01|MSG00001", "ADT^A08^ADT_A01|MSG00002");
   a08 = replace_all(a08, "EVN|A01", "EVN|A08");
   a08 = replace_all(a08, "CHALMERS^PETER", "CHALMERS^PETRA");
   mllp.send_raw(frame(a08));
   CHECK(msa(mllp.read_frame()) == "AA|MSG00002");
-  auto bundle = json(http.get("/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919").body);
-  REQUIRE(at(bundle, "entry"));
-  CHECK(at(bundle, "entry")->items().size() == 1);
-  CHECK(text_at(bundle, "entry[0].resource.name[0].given[0]") == "PETRA");
-  CHECK(text_at(bundle, "entry[0].resource.meta.versionId") == "2");
+  const fhir::Node patient = patient_by_nhs(http, "9434765919");
+  CHECK(text_at(patient, "name[0].given[0]") == "PETRA");
+  CHECK(text_at(patient, "meta.versionId") == "2");
+
+  // The same content again under a new control id changes nothing: no new version.
+  mllp.send_raw(frame(replace_all(a08, "MSG00002", "MSG00003")));
+  CHECK(msa(mllp.read_frame()) == "AA|MSG00003");
+  CHECK(text_at(patient_by_nhs(http, "9434765919"), "meta.versionId") == "2");
 }
 
-TEST_CASE("MLLP: unsupported types and garbage are refused and nothing is stored") {
+TEST_CASE("MLLP: an update keeps what the message leaves empty and deletes what it sends as \"\"") {
   GatewayProcess gateway = start_with_mllp();
   HttpClient http(gateway.port());
   MllpClient mllp(gateway.mllp_port());
-  const std::string a01 = read_text(source_path("tests/data/adt_a01.hl7"));
+  mllp.send_raw(frame(adt("A01", "U1", "9434765919", "L-1")));
+  CHECK(msa(mllp.read_frame()) == "AA|U1");
+  CHECK(at(patient_by_nhs(http, "9434765919"), "telecom"));
+  CHECK(at(patient_by_nhs(http, "9434765919"), "maritalStatus"));
+
+  // PID-13 empty (no information) and PID-16 "" (delete).
+  std::string a08 = adt("A08", "U2", "9434765919", "L-1");
+  a08 = replace_all(a08, "|07700 900461^PRN^CP~^NET^Internet^peter.chalmers@example.org|||M|", "||||\"\"|");
+  mllp.send_raw(frame(a08));
+  CHECK(msa(mllp.read_frame()) == "AA|U2");
+  const fhir::Node patient = patient_by_nhs(http, "9434765919");
+  CHECK(at(patient, "telecom"));
+  CHECK_FALSE(at(patient, "maritalStatus"));
+}
+
+TEST_CASE("MLLP: a re-sent message is acknowledged again but not applied twice") {
+  GatewayProcess gateway = start_with_mllp();
+  HttpClient http(gateway.port());
+  MllpClient mllp(gateway.mllp_port());
+  const std::string first = adt("A01", "R1", "9434765919", "L-1");
+  std::string second = replace_all(adt("A08", "R2", "9434765919", "L-1"), "CHALMERS^PETER", "CHALMERS^PAUL");
+
+  mllp.send_raw(frame(first));
+  CHECK(msa(mllp.read_frame()) == "AA|R1");
+  mllp.send_raw(frame(second));
+  CHECK(msa(mllp.read_frame()) == "AA|R2");
+  // R1 again (the sender missed our ACK): acknowledged, but PETER does not come back.
+  mllp.send_raw(frame(first));
+  CHECK(msa(mllp.read_frame()) == "AA|R1");
+  const fhir::Node patient = patient_by_nhs(http, "9434765919");
+  CHECK(text_at(patient, "name[0].given[0]") == "PAUL");
+  CHECK(text_at(patient, "meta.versionId") == "2");
+  CHECK(inbound_log(gateway).size() == 2);
+}
+
+TEST_CASE("MLLP: enhanced mode answers with commit and application ACKs as MSH-15/16 ask") {
+  GatewayProcess gateway = start_with_mllp();
+  MllpClient mllp(gateway.mllp_port());
+  auto with_modes = [](std::string m, const std::string& accept, const std::string& app) {
+    return replace_all(std::move(m), "|2.4|||||", "|2.4|||" + accept + "|" + app + "|");
+  };
+  // AL/NE (the sample file's own setting): a commit ACK only, sent once stored.
+  mllp.send_raw(frame(with_modes(adt("A01", "E1", "9434765919", "L-1"), "AL", "NE")));
+  CHECK(msa(mllp.read_frame()) == "CA|E1");
+  // AL/AL: CA, then the application ACK (which itself asks for no acknowledgements).
+  mllp.send_raw(frame(with_modes(adt("A08", "E2", "9434765919", "L-1"), "AL", "AL")));
+  CHECK(msa(mllp.read_frame()) == "CA|E2");
+  const std::string app = mllp.read_frame();
+  CHECK(msa(app) == "AA|E2");
+  CHECK(app.find("|P|2.4|||NE|NE") != std::string::npos);
+  // ER/ER on success: nothing at all; the next message's ACK is the next frame.
+  mllp.send_raw(frame(with_modes(adt("A08", "E3", "9434765919", "L-1"), "ER", "ER")));
+  // NE/AL on a failure (invalid NHS number check digit): AE only.
+  mllp.send_raw(frame(with_modes(adt("A01", "E4", "9434765918", "L-2"), "NE", "AL")));
+  CHECK(msa(mllp.read_frame()) == "AE|E4");
+  // AL/AL on a rejection (unsupported event): CR and no application ACK.
+  mllp.send_raw(frame(with_modes(adt("A02", "E5", "9434765919", "L-1"), "AL", "AL")));
+  CHECK(msa(mllp.read_frame()) == "CR|E5");
+  mllp.send_raw(frame(adt("A08", "E6", "9434765919", "L-1")));
+  CHECK(msa(mllp.read_frame()) == "AA|E6");
+}
+
+TEST_CASE("MLLP: A40 links the merged Patients and retires the non-surviving one") {
+  GatewayProcess gateway = start_with_mllp();
+  HttpClient http(gateway.port());
+  MllpClient mllp(gateway.mllp_port());
+  mllp.send_raw(frame(adt("A01", "M1", "9434765919", "L-1")));
+  CHECK(msa(mllp.read_frame()) == "AA|M1");
+  mllp.send_raw(frame(adt("A01", "M2", "9434765986", "L-2")));
+  CHECK(msa(mllp.read_frame()) == "AA|M2");
+  const std::string survivor = text_at(patient_by_nhs(http, "9434765919"), "id");
+  const std::string retired = text_at(patient_by_nhs(http, "9434765986"), "id");
+
+  std::string a40 = replace_all(adt("A40", "M3", "9434765919", "L-1"), "ADT^A40^ADT_A01", "ADT^A40^ADT_A39");
+  a40 = a40.substr(0, a40.find("PD1|")) + "MRG|9434765986^^^NHS^NH\r";
+  mllp.send_raw(frame(a40));
+  CHECK(msa(mllp.read_frame()) == "AA|M3");
+
+  const fhir::Node kept = patient_by_nhs(http, "9434765919");
+  CHECK(text_at(kept, "link[0].type") == "replaces");
+  CHECK(text_at(kept, "link[0].other.reference") == "Patient/" + retired);
+  const fhir::Node gone = json(http.get("/Patient/" + retired).body);
+  CHECK(text_at(gone, "active") == "false");
+  CHECK(text_at(gone, "link[0].type") == "replaced-by");
+  CHECK(text_at(gone, "link[0].other.reference") == "Patient/" + survivor);
+
+  // A merge naming an unknown Patient fails with an error naming MRG-1.
+  std::string unknown = replace_all(replace_all(a40, "M3", "M4"), "MRG|9434765986", "MRG|9434766052");
+  mllp.send_raw(frame(unknown));
+  const std::string ae = mllp.read_frame();
+  CHECK(msa(ae) == "AE|M4");
+  CHECK(ae.find("\rERR|MRG^1^1^204&") != std::string::npos);  // v2.4: ERR-1 (ELD)
+}
+
+TEST_CASE("MLLP: unsupported types and garbage are refused, failures are kept with their error") {
+  GatewayProcess gateway = start_with_mllp();
+  HttpClient http(gateway.port());
+  MllpClient mllp(gateway.mllp_port());
+  const std::string a01 = a01_text();
 
   std::string oru = replace_all(a01, "ADT^A01^ADT_A01|MSG00001", "ORU^R01^ORU_R01|MSG00010");
   mllp.send_raw(frame(oru));
@@ -139,10 +301,6 @@ TEST_CASE("MLLP: unsupported types and garbage are refused and nothing is stored
   mllp.send_raw(frame(bad_version));
   CHECK(msa(mllp.read_frame()) == "AR|MSG00011");
 
-  std::string a40 = replace_all(a01, "ADT^A01^ADT_A01|MSG00001", "ADT^A40^ADT_A39|MSG00012");
-  mllp.send_raw(frame(a40));
-  CHECK(msa(mllp.read_frame()) == "AR|MSG00012");
-
   std::string no_pid = a01.substr(0, a01.find("PID|"));
   no_pid = replace_all(no_pid, "MSG00001", "MSG00013");
   mllp.send_raw(frame(no_pid));
@@ -150,17 +308,29 @@ TEST_CASE("MLLP: unsupported types and garbage are refused and nothing is stored
   CHECK(msa(ae) == "AE|MSG00013");
   CHECK(ae.find("\rERR|") != std::string::npos);
 
-  CHECK(patient_total(http, "9434765919") == 0);
+  // A bad NHS number check digit fails validation: AE, and the message is kept with the reason.
+  mllp.send_raw(frame(adt("A01", "MSG00014", "9434765918", "L-9")));
+  CHECK(msa(mllp.read_frame()) == "AE|MSG00014");
 
+  CHECK(patient_total(http, "9434765919") == 0);
   mllp.send_raw(frame("this is not HL7 at all"));
   CHECK(mllp.read_frame().empty());  // nothing to acknowledge: the connection is closed
+
+  const auto log = inbound_log(gateway);
+  REQUIRE(log.size() == 5);
+  CHECK(log[0].rfind("rejected|MSG00010|gp-practice|200 ", 0) == 0);
+  CHECK(log[1].rfind("rejected|MSG00011|gp-practice|203 ", 0) == 0);
+  CHECK(log[2].rfind("failed|MSG00013|gp-practice|", 0) == 0);
+  CHECK(log[3].rfind("failed|MSG00014|gp-practice|207 ", 0) == 0);
+  CHECK(log[3].find("NHS") != std::string::npos);
+  CHECK(log[4].rfind("rejected||gp-practice|102 ", 0) == 0);
 }
 
 TEST_CASE("MLLP: two messages in one write are both acknowledged, in order") {
   GatewayProcess gateway = start_with_mllp();
   HttpClient http(gateway.port());
   MllpClient mllp(gateway.mllp_port());
-  const std::string a01 = read_text(source_path("tests/data/adt_a01.hl7"));
+  const std::string a01 = a01_text();
   std::string a28 = replace_all(a01, "ADT^A01^ADT_A01|MSG00001", "ADT^A28^ADT_A05|MSG00021");
   a28 = replace_all(a28, "EVN|A01", "EVN|A28");
   std::string a31 = replace_all(a01, "ADT^A01^ADT_A01|MSG00001", "ADT^A31^ADT_A05|MSG00022");
@@ -170,6 +340,53 @@ TEST_CASE("MLLP: two messages in one write are both acknowledged, in order") {
   CHECK(msa(mllp.read_frame()) == "AA|MSG00021");
   CHECK(msa(mllp.read_frame()) == "AA|MSG00022");
   CHECK(patient_total(http, "9434765919") == 1);
+}
+
+TEST_CASE("MLLP: a listener without a partner identifies senders by MSH-4 and refuses unknown ones") {
+  GatewayProcess gateway = start_with_mllp();
+  REQUIRE(gateway.mllp_ports().size() == 2);
+  HttpClient http(gateway.port());
+  MllpClient mllp(gateway.mllp_ports()[1]);
+  // MSH-4 is RX1^LEEDS TEACHING HOSPITALS: the acute trust, with its own local identifier system.
+  mllp.send_raw(frame(adt("A01", "P1", "9434765919", "L-1")));
+  CHECK(msa(mllp.read_frame()) == "AA|P1");
+  CHECK(text_at(patient_by_nhs(http, "9434765919"), "identifier[1].system") == "https://example.org/rx1/mrn");
+
+  mllp.send_raw(frame(replace_all(adt("A01", "P2", "9434765986", "L-2"), "|RX1^LEEDS", "|XYZ^ELSEWHERE")));
+  const std::string ar = mllp.read_frame();
+  CHECK(msa(ar) == "AR|P2");
+  CHECK(ar.find("\rERR|MSH^1^4^103&") != std::string::npos);
+  CHECK(patient_total(http, "9434765986") == 0);
+}
+
+TEST_CASE("POST /$ingest takes an HL7 v2 message and answers with a transaction-response") {
+  GatewayProcess gateway = start_with_mllp();
+  HttpClient http(gateway.port());
+  const std::vector<std::pair<std::string, std::string>> er7 = {{"Content-Type", "x-application/hl7-v2+er7"}};
+  auto r = http.request("POST", "/$ingest", adt("A01", "H1", "9434765919", "L-1"), er7);
+  REQUIRE(r.status == 200);
+  auto bundle = json(r.body);
+  CHECK(text_at(bundle, "type") == "transaction-response");
+  CHECK(text_at(bundle, "entry[0].response.status") == "201 Created");
+  const std::string location = text_at(bundle, "entry[0].response.location");
+  CHECK(location.rfind("Patient/", 0) == 0);
+  CHECK(http.get("/" + location).status == 200);
+
+  // A re-send answers with what the first one wrote.
+  auto again = http.request("POST", "/$ingest", adt("A01", "H1", "9434765919", "L-1"), er7);
+  REQUIRE(again.status == 200);
+  CHECK(text_at(json(again.body), "entry[0].response.location") == location);
+  CHECK(patient_total(http, "9434765919") == 1);
+
+  auto invalid = http.request("POST", "/$ingest", adt("A01", "H2", "9434765918", "L-2"), er7);
+  CHECK(invalid.status == 422);
+  CHECK(text_at(json(invalid.body), "resourceType") == "OperationOutcome");
+  auto garbage = http.request("POST", "/$ingest", "not a message", er7);
+  CHECK(garbage.status == 400);
+  CHECK(text_at(json(garbage.body), "issue[0].diagnostics").find("parsed") != std::string::npos);
+  auto wrong_type = http.request("POST", "/$ingest", adt("A01", "H3", "9434765919", "L-1"),
+                                 {{"Content-Type", "text/plain"}});
+  CHECK(wrong_type.status == 415);
 }
 
 }  // namespace

@@ -17,8 +17,10 @@ class GatewayProcess {
   ~GatewayProcess();  // SIGTERM, then SIGKILL if it does not exit
 
   std::uint16_t port() const { return port_; }
-  // The MLLP port from a "MLLP listening on 127.0.0.1:PORT" line before the HTTP one; 0 when none.
-  std::uint16_t mllp_port() const { return mllp_port_; }
+  // The MLLP ports from the "MLLP listening on 127.0.0.1:PORT" lines before the HTTP one, in order;
+  // mllp_port() is the first (0 when none).
+  std::uint16_t mllp_port() const { return mllp_ports_.empty() ? 0 : mllp_ports_.front(); }
+  const std::vector<std::uint16_t>& mllp_ports() const { return mllp_ports_; }
   const std::string& dir() const { return dir_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // Sends a signal and waits for exit; returns the exit status (or -signal). Bounded wait.
@@ -29,7 +31,7 @@ class GatewayProcess {
  private:
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
-  std::uint16_t mllp_port_ = 0;
+  std::vector<std::uint16_t> mllp_ports_;
   std::string dir_;
 };
 

@@ -1,9 +1,12 @@
 #include "mappers/adt_patient.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <optional>
 #include <utility>
+
+#include "fhir/datetime.hpp"
 
 namespace fhirgate::mappers {
 namespace {
@@ -13,7 +16,6 @@ using fhir::Node;
 constexpr std::string_view kV2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203";
 constexpr std::string_view kMaritalSystem = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus";
 constexpr std::string_view kNullFlavorSystem = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor";
-constexpr std::string_view kV2_0002 = "http://terminology.hl7.org/CodeSystem/v2-0002";
 
 struct CodePair {
   std::string_view v2;
@@ -35,6 +37,21 @@ constexpr std::array kTelecomSystem{CodePair{"PH", "phone"},       CodePair{"FX"
                                     CodePair{"SAT", "other"},      CodePair{"BP", "pager"},
                                     CodePair{"Internet", "email"}, CodePair{"X.400", "email"},
                                     CodePair{"TDD", "other"},      CodePair{"TTY", "other"}};
+
+// The codes of http://terminology.hl7.org/CodeSystem/v2-0203 (R4 terminology, sorted): a CX.5 outside it
+// is kept as Identifier.type.text, never as a coding the code system does not define.
+constexpr std::array<std::string_view, 127> kIdentifierTypes{
+    "AC",    "ACSN",  "AM",   "AMA", "AN",   "ANC", "AND",  "ANON",  "ANT",  "APRN",  "ASID", "BA",   "BC",
+    "BCFN",  "BCT",   "BR",   "BRN", "BSNR", "CC",  "CONM", "CY",    "CZ",   "DC",    "DCFN", "DDS",  "DEA",
+    "DFN",   "DI",    "DL",   "DN",  "DO",   "DP",  "DPM",  "DR",    "DS",   "EI",    "EN",   "ESN",  "FDR",
+    "FDRFN", "FI",    "FILL", "GI",  "GL",   "GN",  "HC",   "IND",   "JHN",  "LACSN", "LANR", "LI",   "LN",
+    "LR",    "MA",    "MB",   "MC",  "MCD",  "MCN", "MCR",  "MCT",   "MD",   "MI",    "MR",   "MRT",  "MS",
+    "NBSNR", "NCT",   "NE",   "NH",  "NI",   "NII", "NIIP", "NNxxx", "NP",   "NPI",   "OBI",  "OD",   "PA",
+    "PC",    "PCN",   "PE",   "PEN", "PHC",  "PHE", "PHO",  "PI",    "PLAC", "PN",    "PNT",  "PPIN", "PPN",
+    "PRC",   "PRN",   "PT",   "QA",  "RI",   "RN",  "RPH",  "RR",    "RRI",  "RRP",   "SB",   "SID",  "SL",
+    "SN",    "SNBSN", "SNO",  "SP",  "SR",   "SS",  "STN",  "TAX",   "TN",   "TPR",   "TRL",  "U",    "UDI",
+    "UPIN",  "USID",  "VN",   "VP",  "VS",   "WC",  "WCN",  "WP",    "XV",   "XX"};
+static_assert(std::is_sorted(kIdentifierTypes.begin(), kIdentifierTypes.end()));
 
 struct Marital {
   std::string_view v2;
@@ -143,6 +160,22 @@ std::string date_part(const std::string& digits) {
   return out;
 }
 
+// Two v2 DTM/DT values -> Period; a side that is empty or malformed is left out.
+Node period(std::string_view start, std::string_view end) {
+  Node p = Node::object();
+  set_if(p, "start", v2_to_fhir_date_time(start));
+  set_if(p, "end", v2_to_fhir_date_time(end));
+  return p;
+}
+
+// XPN.10 / XAD.12 (DR, its two DTMs as subcomponents) unless the separate effective and expiration
+// components (XPN.12/13, XAD.13/14) are valued, as the IG's XPN and XAD maps say.
+Node validity(const Part& range, const Part& effective, const Part& expiration) {
+  if (!effective.value().empty() || !expiration.value().empty())
+    return period(effective.value(), expiration.value());
+  return period(range.subcomponent(1).value(), range.subcomponent(2).value());
+}
+
 std::string gp_reference_display(const Part& xcn) {
   std::string out;
   for (std::size_t c : {6u, 3u, 4u, 2u}) {
@@ -167,6 +200,23 @@ Node reference(std::string_view type, const std::string& id, std::string display
   return ref;
 }
 
+// CX.5 -> Identifier.type: a v2-0203 coding when the code is in that table, otherwise the text.
+Node identifier_type(const std::string& type) {
+  Node codeable = Node::object();
+  if (type.empty()) return codeable;
+  if (!std::binary_search(kIdentifierTypes.begin(), kIdentifierTypes.end(), std::string_view(type))) {
+    codeable.set("text", Node::string(type));
+    return codeable;
+  }
+  Node coding = Node::object();
+  coding.set("system", Node::string(std::string(kV2_0203)));
+  coding.set("code", Node::string(type));
+  Node codings = Node::array();
+  codings.push(std::move(coding));
+  codeable.set("coding", std::move(codings));
+  return codeable;
+}
+
 Node identifier_from_cx(const Part& cx, const PartnerMapping& mapping) {
   Node id = Node::object();
   std::string value = cx.component(1).value();
@@ -174,16 +224,7 @@ Node identifier_from_cx(const Part& cx, const PartnerMapping& mapping) {
   std::string type = cx.component(5).value();
   bool nhs =
       (!mapping.nhs_number_authority.empty() && authority == mapping.nhs_number_authority) || type == "NH";
-  if (!type.empty()) {
-    Node coding = Node::object();
-    coding.set("system", Node::string(std::string(kV2_0203)));
-    coding.set("code", Node::string(type));
-    Node codings = Node::array();
-    codings.push(std::move(coding));
-    Node codeable = Node::object();
-    codeable.set("coding", std::move(codings));
-    id.set("type", std::move(codeable));
-  }
+  set_if(id, "type", identifier_type(type));
   if (nhs) {
     id.set("system", Node::string(std::string(kNhsNumberSystem)));
     set_if(id, "value", digits_only(value));
@@ -191,6 +232,7 @@ Node identifier_from_cx(const Part& cx, const PartnerMapping& mapping) {
     set_if(id, "system", mapping.local_identifier_system);
     set_if(id, "value", value);
   }
+  set_if(id, "period", period(cx.component(7).value(), cx.component(8).value()));
   return id;
 }
 
@@ -203,7 +245,9 @@ Node identifiers(const Part& field, const PartnerMapping& mapping) {
   return out;
 }
 
-Node human_name(const Part& xpn) {
+// One XPN -> its HumanName, plus a nickname HumanName for XPN.15 (Called By), as the IG's XPN map says.
+// Names with neither a family nor a given name are left out.
+void push_names(Node& names, const Part& xpn) {
   Node name = Node::object();
   std::string use(to_fhir(kNameUse, xpn.component(7).value()));
   set_if(name, "use", use);
@@ -218,31 +262,56 @@ Node human_name(const Part& xpn) {
   Node suffix = Node::array();
   push_if(suffix, xpn.component(4).value());
   push_if(suffix, xpn.component(6).value());
+  push_if(suffix, xpn.component(14).value());
   set_if(name, "suffix", std::move(suffix));
-  return name;
+  if (name.find("family") || name.find("given")) {
+    set_if(name, "period", validity(xpn.component(10), xpn.component(12), xpn.component(13)));
+    names.push(std::move(name));
+  }
+  std::string called_by = xpn.component(15).value();
+  if (!called_by.empty()) {
+    Node nickname = Node::object();
+    nickname.set("use", Node::string("nickname"));
+    Node given_names = Node::array();
+    given_names.push(Node::string(std::move(called_by)));
+    nickname.set("given", std::move(given_names));
+    names.push(std::move(nickname));
+  }
 }
 
+// XTN.18 (Preference Order, NM) -> ContactPoint.rank (positiveInt); empty unless a whole number >= 1.
+std::string rank(std::string_view nm) {
+  if (nm.empty() || nm.size() > 9 || !all_digits(nm, 0, nm.size())) return {};
+  std::size_t first = nm.find_first_not_of('0');
+  return first == std::string_view::npos ? std::string() : std::string(nm.substr(first));
+}
+
+// The IG's XTN map. The value is XTN.4 for an email address; otherwise XTN.12 (the unformatted number),
+// else the number composed from XTN.5-8, else XTN.1. R4 requires a system with a value (cpt-2): with no
+// XTN.3 it is email for XTN.4 and phone for the telephone-number components; an XTN.3 outside table
+// 0202 gives other.
 Node contact_point(const Part& xtn, std::string_view default_use) {
   Node cp = Node::object();
   std::string equipment = xtn.component(3).value();
   std::string email = xtn.component(4).value();
   std::string system(to_fhir(kTelecomSystem, equipment));
-  if (equipment.empty() && !email.empty()) system = "email";
+  if (equipment.empty()) system = email.empty() ? "phone" : "email";
+  if (system.empty()) system = "other";
   std::string value;
   if (system == "email") {
-    value = email;
+    value = email.empty() ? xtn.component(1).value() : email;
   } else {
-    std::string country = xtn.component(5).value();
-    std::string area = xtn.component(6).value();
     std::string local = xtn.component(7).value();
-    std::string extension = xtn.component(8).value();
-    if (!local.empty()) {
+    if (!xtn.component(12).value().empty()) {
+      value = xtn.component(12).value();
+    } else if (!local.empty()) {
+      std::string country = xtn.component(5).value();
+      std::string area = xtn.component(6).value();
+      std::string extension = xtn.component(8).value();
       if (!country.empty()) value = "+" + country + " ";
       if (!area.empty()) value += area + " ";
       value += local;
       if (!extension.empty()) value += " X" + extension;
-    } else if (!xtn.component(12).value().empty()) {
-      value = xtn.component(12).value();
     } else {
       value = xtn.component(1).value();
     }
@@ -251,12 +320,23 @@ Node contact_point(const Part& xtn, std::string_view default_use) {
   std::string use(to_fhir(kTelecomUse, xtn.component(2).value()));
   if (equipment == "CP") use = "mobile";
   if (use.empty()) use = default_use;
-  set_if(cp, "system", system);
+  cp.set("system", Node::string(system));
   cp.set("value", Node::string(value));
   set_if(cp, "use", use);
+  if (std::string r = rank(xtn.component(18).value()); !r.empty()) cp.set("rank", Node::number(r));
+  set_if(cp, "period", period(xtn.component(13).value(), xtn.component(14).value()));
   return cp;
 }
 
+// XAD.9 (IS before v2.7, CWE since): the CWE[string] map's original text (CWE.9) or text (CWE.2), else
+// the code itself.
+std::string county(const Part& xad9) {
+  for (std::size_t s : {9u, 2u, 1u})
+    if (std::string v = xad9.subcomponent(s).value(); !v.empty()) return v;
+  return {};
+}
+
+// The IG's XAD map: XAD.1 (SAD.1-3), XAD.2 and XAD.19 (addressee) are the lines; XAD.7 gives use or type.
 Node address(const Part& xad) {
   Node a = Node::object();
   std::string kind = xad.component(7).value();
@@ -266,11 +346,15 @@ Node address(const Part& xad) {
   Part street = xad.component(1);
   for (std::size_t s = 1; s <= 3; ++s) push_if(lines, street.subcomponent(s).value());
   push_if(lines, xad.component(2).value());
+  push_if(lines, xad.component(19).value());
   set_if(a, "line", std::move(lines));
   set_if(a, "city", xad.component(3).value());
+  set_if(a, "district", county(xad.component(9)));
   set_if(a, "state", xad.component(4).value());
   set_if(a, "postalCode", xad.component(5).value());
   set_if(a, "country", xad.component(6).value());
+  if (!a.members().empty())
+    set_if(a, "period", validity(xad.component(12), xad.component(13), xad.component(14)));
   return a;
 }
 
@@ -288,8 +372,8 @@ Node marital_status(const std::string& code) {
     break;
   }
   if (!found) {
-    coding.set("system", Node::string(std::string(kV2_0002)));
-    coding.set("code", Node::string(code));
+    codeable.set("text", Node::string(code));
+    return codeable;
   }
   Node codings = Node::array();
   codings.push(std::move(coding));
@@ -306,19 +390,23 @@ bool is_patient_trigger(std::string_view t) {
 std::string v2_to_fhir_date(std::string_view dtm) {
   auto d = split_dtm(dtm);
   if (!d) return {};
-  return date_part(d->digits);
+  std::string out = date_part(d->digits);
+  if (!fhir::parse_time_range(out)) return {};
+  return out;
 }
 
 std::string v2_to_fhir_date_time(std::string_view dtm) {
   auto d = split_dtm(dtm);
   if (!d) return {};
   std::string out = date_part(d->digits);
+  if (!fhir::parse_time_range(out)) return {};
   if (d->digits.size() <= 8 || d->offset.empty()) return out;
   const std::string& s = d->digits;
   out += "T" + s.substr(8, 2) + ":" + (s.size() >= 12 ? s.substr(10, 2) : "00") + ":" +
          (s.size() >= 14 ? s.substr(12, 2) : "00");
   if (!d->fraction.empty()) out += "." + d->fraction;
   out += d->offset.substr(0, 3) + ":" + d->offset.substr(3, 2);
+  if (!fhir::parse_time_range(out)) return {};
   return out;
 }
 
@@ -370,10 +458,7 @@ Result<fhir::Node> adt_to_patient(const Message& adt, const PartnerMapping& mapp
 
   Node names = Node::array();
   Part pid5 = pid->field(5);
-  for (std::size_t r = 1; r <= pid5.count(); ++r) {
-    Node name = human_name(pid5.repetition(r));
-    if (name.find("family") || name.find("given")) names.push(std::move(name));
-  }
+  for (std::size_t r = 1; r <= pid5.count(); ++r) push_names(names, pid5.repetition(r));
   set_if(patient, "name", std::move(names));
 
   Node telecom = Node::array();
@@ -471,6 +556,13 @@ std::string first_coding_code(const Node* codeable) {
   return std::string(codings->items().front().string_at("code"));
 }
 
+// The first coding's code, else the text (where adt_to_patient keeps a v2 code outside its table).
+std::string code_or_text(const Node* codeable) {
+  std::string code = first_coding_code(codeable);
+  if (code.empty() && codeable) code = std::string(codeable->string_at("text"));
+  return code;
+}
+
 std::string string_item(const Node* array, std::size_t i) {
   if (!array || !array->is_array() || i >= array->items().size()) return {};
   return array->items()[i].text();
@@ -479,7 +571,7 @@ std::string string_item(const Node* array, std::size_t i) {
 void write_identifier(Writer& w, std::string_view field, std::size_t r, const Node& id,
                       const PartnerMapping& mapping) {
   std::string value(id.string_at("value"));
-  std::string type = first_coding_code(id.find("type"));
+  std::string type = code_or_text(id.find("type"));
   w.set(rep(field, r, ".1"), value);
   if (id.string_at("system") == kNhsNumberSystem) {
     w.set(rep(field, r, ".4"), mapping.nhs_number_authority);
@@ -548,6 +640,7 @@ Result<std::string> patient_to_adt(const fhir::Node& patient, std::string_view t
       w.set(rep("PID-11", r, ".4"), a.string_at("state"));
       w.set(rep("PID-11", r, ".5"), a.string_at("postalCode"));
       w.set(rep("PID-11", r, ".6"), a.string_at("country"));
+      w.set(rep("PID-11", r, ".9"), a.string_at("district"));
       std::string_view kind = to_v2(kAddressUse, a.string_at("use"));
       if (kind.empty()) kind = to_v2(kAddressType, a.string_at("type"));
       w.set(rep("PID-11", r, ".7"), kind);
@@ -581,7 +674,7 @@ Result<std::string> patient_to_adt(const fhir::Node& patient, std::string_view t
     }
   }
   if (const Node* marital = patient.find("maritalStatus")) {
-    std::string code = first_coding_code(marital);
+    std::string code = code_or_text(marital);
     std::string_view v2 = code;
     for (const auto& m : kMarital)
       if (m.code == code) {

@@ -8,6 +8,11 @@
 //   PID-5  -> name, PID-7 -> birthDate, PID-8 -> gender, PID-11 -> address, PID-13/14 -> telecom,
 //   PID-16 -> maritalStatus, PID-29/30 -> deceased[x],
 //   PD1-3  -> generalPractitioner (Organization), PD1-4 -> generalPractitioner (Practitioner).
+// Within each element the IG's datatype maps apply: CX.7/8, XPN.10/12/13, XAD.12-14 and XTN.13/14 give
+// period; XPN.14 is a suffix and XPN.15 a nickname; XAD.19 a line and XAD.9 the district; XTN.12 (the
+// unformatted number) is preferred to XTN.5-8; XTN.18 gives rank. A ContactPoint always has a system
+// (R4 cpt-2), phone when XTN.3 is empty. A CX.5 or PID-16 code outside its v2 table becomes the text of
+// the CodeableConcept, never a coding the code system does not define.
 // managingOrganization is not populated: the registered GP practice is not the record's custodian.
 // A reference is written only when the v2 id is a valid FHIR id; otherwise the id goes in
 // Reference.identifier. Date/times with a time but no offset keep only their date (FHIR dateTime

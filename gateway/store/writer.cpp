@@ -105,9 +105,10 @@ void Writer::commit_batch(std::deque<Job>& batch) {
   WriteTxn txn(*db_, registry_, keys_, last_ms_);
   for (auto& job : batch) {
     try {
-      db_->exec("SAVEPOINT plan");
+      db_->prepare("SAVEPOINT plan").run();
       Status outcome = job.plan(txn);
-      db_->exec(outcome ? "RELEASE plan" : "ROLLBACK TO plan; RELEASE plan");
+      if (!outcome) db_->prepare("ROLLBACK TO plan").run();
+      db_->prepare("RELEASE plan").run();
       outcomes.push_back(std::move(outcome));
     } catch (const StepError& e) {
       try {

@@ -18,6 +18,8 @@
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
+#include "gateway/auth.hpp"
+#include "gateway/security.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
@@ -70,16 +72,17 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
       checked.emplace_back(std::move(type), std::move(resource));
     }
   }
-  for (auto& [type, resource] : checked) {
-    std::string id(resource.string_at("id"));
-    if (id.empty()) id = new_resource_id();
-    Status stored = store.writer().run([&](store::WriteTxn& txn) -> Status {
+  // All of them and the mark that they were loaded, in one transaction.
+  Status stored = store.writer().run([&](store::WriteTxn& txn) -> Status {
+    for (auto& [type, resource] : checked) {
+      std::string id(resource.string_at("id"));
+      if (id.empty()) id = new_resource_id();
       txn.put(type, id, std::move(resource), "PUT");
-      return Ok{};
-    });
-    if (!stored)
-      throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
-  }
+    }
+    txn.set_meta("seeded", "1");
+    return Ok{};
+  });
+  if (!stored) throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
   if (!checked.empty()) {
     std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
   }
@@ -292,16 +295,93 @@ int convert_files(const fhir::Model& model, ConvertTarget to, bool pretty,
   return status;
 }
 
+namespace {
+
+// Each partner's Organization, as the gateway serves it (when Organization is a cached type): kept equal to
+// the configuration on every start.
+void sync_organizations(store::Store& store, const Config& config) {
+  if (std::find(config.cached_types.begin(), config.cached_types.end(), "Organization") == config.cached_types.end())
+    return;
+  for (const auto& p : config.partners) {
+    if (p.role != "partner") continue;
+    fhir::Node org = fhir::Node::object();
+    org.set("resourceType", fhir::Node::string("Organization"));
+    org.set("id", fhir::Node::string(p.id));
+    if (!p.ods_code.empty()) {
+      fhir::Node id = fhir::Node::object();
+      id.set("system", fhir::Node::string(std::string(kOdsSystem)));
+      id.set("value", fhir::Node::string(p.ods_code));
+      org.set("identifier", fhir::Node::array()).push(std::move(id));
+    }
+    org.set("active", fhir::Node::boolean(true));
+    org.set("name", fhir::Node::string(p.name.empty() ? p.id : p.name));
+    const Status synced = store.writer().run([org, id = p.id](store::WriteTxn& txn) -> Status {
+      if (auto held = txn.read("Organization", id); held && !held->deleted) {
+        auto parsed = fhir::parse_json(held->body);
+        if (parsed) {
+          parsed->erase("meta");
+          if (*parsed == org) return Ok{};
+        }
+      }
+      txn.put("Organization", id, org, "PUT");
+      return Ok{};
+    });
+    if (!synced) throw std::runtime_error("cannot store the Organization of partner " + p.id);
+  }
+}
+
+std::filesystem::path prepare_database_folder(const Config& config) {
+  const auto dir = std::filesystem::path(config.database_path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+int add_token(const Config& config, const std::string& holder, std::ostream& out) {
+  if (!find_partner(config, holder)) {
+    std::string known;
+    for (const auto& p : config.partners) known += (known.empty() ? "" : ", ") + p.id;
+    throw std::runtime_error("no partner or role '" + holder + "' in " + config.source_path + " (known: " + known + ")");
+  }
+  const auto registry = load_search_params(config);
+  prepare_database_folder(config);
+  store::Store store(config.database_path, registry, config.security.audit_key_file);
+  NewToken token = make_token(holder);
+  const Status stored = store.writer().run([credential = token.credential](store::WriteTxn& txn) -> Status {
+    txn.add_credential(credential);
+    return Ok{};
+  });
+  if (!stored) throw std::runtime_error("cannot store the token: " + stored.error().issues.front().diagnostics);
+  out << "New bearer token for " << holder << " (only its hash is stored; keep it now, it is not shown again):\n"
+      << token.token << std::endl;
+  return 0;
+}
+
+int verify_audit(const Config& config, std::ostream& out) {
+  const auto registry = load_search_params(config);
+  store::Store store(config.database_path, registry, config.security.audit_key_file);
+  auto check = store.verify_audit();
+  if (!check) throw std::runtime_error(check.error().issues.front().diagnostics);
+  if (check->intact) {
+    out << "audit chain intact: " << check->rows << " AuditEvents" << std::endl;
+    return 0;
+  }
+  out << "audit chain BROKEN at AuditEvent " << check->first_bad_seq << ": " << check->problem << " ("
+      << check->rows << " rows read)" << std::endl;
+  return 1;
+}
+
 int serve(const Config& config) {
   const auto model = load_model(config);
   const auto registry = load_search_params(config);
   fhir::Validator validator(model, load_terminology(config));
   load_project_profiles(validator, *model, config);
-  if (const auto dir = std::filesystem::path(config.database_path).parent_path(); !dir.empty()) {
-    std::filesystem::create_directories(dir);
-  }
-  store::Store store(config.database_path, registry);
-  if (store.created()) seed(store, validator, config);
+  prepare_database_folder(config);
+  store::Store store(config.database_path, registry, config.security.audit_key_file);
+  // First start: the database has never been seeded (a token may have been added to it already).
+  if (auto seeded = store.meta("seeded"); seeded && !*seeded) seed(store, validator, config);
+  sync_organizations(store, config);
   // Loading the definitions parsed ~40 MB of JSON that is freed now; give those pages back to the OS.
   malloc_trim(0);
 
@@ -312,15 +392,24 @@ int serve(const Config& config) {
   options.default_count = config.default_page_size;
   options.max_count = config.max_page_size;
   options.software_version = FHIRGATE_VERSION;
+  options.security = config.security.enabled;
+  options.purpose_header = config.security.purpose_header;
   std::vector<std::string> patient_profiles;
   if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
     patient_profiles = it->second;
-  V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles)};
-  for (const auto& p : config.partners) {
-    v2_context.partners.push_back(
-        V2Partner{p.id, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
+  Security security(config, registry, store);
+  if (!security.enabled()) {
+    std::cout << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
+                 "no consent enforcement, no audit"
+              << std::endl;
   }
-  rest::Api api(options, *model, validator, registry, store, &v2_context);
+  V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles), security.enabled()};
+  for (const auto& p : config.partners) {
+    if (p.role != "partner") continue;
+    v2_context.partners.push_back(
+        V2Partner{p.id, p.name, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
+  }
+  rest::Api api(options, *model, validator, registry, store, &v2_context, &security);
 
   std::unique_ptr<MllpServer> mllp;
   if (!config.mllp.listeners.empty()) {

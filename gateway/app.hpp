@@ -45,4 +45,10 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
 // Runs the gateway until SIGINT/SIGTERM. Prints the listening URL on stdout once accepting.
 int serve(const Config& config);
 
+// `fhirgate partner add-token HOLDER`: creates a bearer token for a partner or role of the configuration,
+// stores its hash in the database and prints the token, alone on the last line. Throws on failure.
+int add_token(const Config& config, const std::string& holder, std::ostream& out);
+// `fhirgate audit verify`: checks the audit chain; prints the outcome; 0 intact, 1 broken.
+int verify_audit(const Config& config, std::ostream& out);
+
 }  // namespace fhirgate::gateway

@@ -58,13 +58,73 @@ std::string resolve(const std::filesystem::path& dir, const std::string& p) {
   return (dir / p).lexically_normal().string();
 }
 
+const std::set<std::string>& known_interactions() {
+  static const std::set<std::string> names = {"read",        "vread",  "history-instance", "history-type",
+                                              "search-type", "create", "update",           "delete"};
+  return names;
+}
+
+PartnerConfig read_partner(const Reader& r, const Node& value, const std::string& at, bool is_role) {
+  PartnerConfig p;
+  if (is_role) p.role.clear();
+  for (const auto& [k, v] : r.object(value, at).members()) {
+    const std::string where = at + "." + k;
+    if (k == "id") {
+      p.id = r.string(v, where);
+    } else if (k == "name") {
+      p.name = r.string(v, where);
+    } else if (k == "role" && is_role) {
+      p.role = r.string(v, where);
+      if (p.role != "operator" && p.role != "privacy-officer") r.fail(where, "must be operator or privacy-officer");
+    } else if (k == "odsCode" && !is_role) {
+      p.ods_code = r.string(v, where);
+    } else if (k == "access") {
+      for (const auto& [type, list] : r.object(v, where).members()) {
+        for (const auto& interaction : r.strings(list, where + "." + type)) {
+          if (!known_interactions().count(interaction))
+            r.fail(where + "." + type, "unknown interaction '" + interaction + "'");
+          p.access[type].insert(interaction);
+        }
+      }
+    } else if (k == "purposes") {
+      p.purposes = r.strings(v, where);
+    } else if (k == "inbound" && !is_role) {
+      p.inbound = r.strings(v, where);
+    } else if (k == "mappingVariant" && !is_role) {
+      p.mapping_variant = r.string(v, where);
+    } else if (k == "routes" && !is_role) {
+      if (!v.is_array()) r.fail(where, "expected an array");
+      p.routes_json = fhir::write_json(v);
+    } else if (k == "hl7v2" && !is_role) {
+      for (const auto& [hk, hv] : r.object(v, where).members()) {
+        if (hk == "sendingFacilities")
+          p.sending_facilities = r.strings(hv, where + "." + hk);
+        else if (hk == "nhsNumberAuthority")
+          p.nhs_number_authority = r.string(hv, where + "." + hk);
+        else if (hk == "localIdentifierSystem")
+          p.local_identifier_system = r.string(hv, where + "." + hk);
+        else
+          r.fail(where + "." + hk, "unknown setting");
+      }
+    } else if (k == "$comment" || k == "_comment") {
+      continue;
+    } else {
+      r.fail(where, "unknown setting");
+    }
+  }
+  if (p.id.empty()) r.fail(at, "needs an id");
+  if (is_role && p.role.empty()) r.fail(at, "needs a role (operator or privacy-officer)");
+  if (p.purposes.empty()) p.purposes.push_back("TREAT");
+  return p;
+}
+
 // Partner ids and sending facilities are unique; every listener's partner exists.
 void check_partners(const Reader& r, const Config& c) {
   std::set<std::string> ids, facilities;
   for (std::size_t i = 0; i < c.partners.size(); ++i) {
     const auto& p = c.partners[i];
     const std::string at = "partners[" + std::to_string(i) + "]";
-    if (!ids.insert(p.id).second) r.fail(at + ".id", "partner id '" + p.id + "' is used twice");
+    if (!ids.insert(p.id).second) r.fail(at + ".id", "id '" + p.id + "' is used twice");
     for (const auto& f : p.sending_facilities)
       if (!facilities.insert(f).second)
         r.fail(at + ".hl7v2.sendingFacilities", "sending facility '" + f + "' belongs to two partners");
@@ -81,6 +141,7 @@ void check_partners(const Reader& r, const Config& c) {
 Config default_config() {
   Config c;
   c.profiles_dir = FHIRGATE_DEFAULT_PROFILES_DIR;
+  c.security.enabled = false;  // no file, no partners: nobody to authenticate
   return c;
 }
 
@@ -96,6 +157,7 @@ Config load_config(const std::string& path) {
   const Reader r(path);
   const auto dir = std::filesystem::path(path).parent_path();
   Config c = default_config();
+  c.security.enabled = true;
   c.source_path = path;
   for (const auto& [key, value] : r.object(*doc, "top level").members()) {
     if (key == "server") {
@@ -148,36 +210,27 @@ Config load_config(const std::string& path) {
           r.fail(where, "unknown setting");
         }
       }
-    } else if (key == "partners") {
-      if (!value.is_array()) r.fail(key, "expected an array of partners");
-      for (std::size_t i = 0; i < value.items().size(); ++i) {
-        const std::string at = "partners[" + std::to_string(i) + "]";
-        PartnerConfig p;
-        for (const auto& [k, v] : r.object(value.items()[i], at).members()) {
-          const std::string where = at + "." + k;
-          if (k == "id") {
-            p.id = r.string(v, where);
-          } else if (k == "name") {
-            p.name = r.string(v, where);
-          } else if (k == "hl7v2") {
-            for (const auto& [hk, hv] : r.object(v, where).members()) {
-              if (hk == "sendingFacilities")
-                p.sending_facilities = r.strings(hv, where + "." + hk);
-              else if (hk == "nhsNumberAuthority")
-                p.nhs_number_authority = r.string(hv, where + "." + hk);
-              else if (hk == "localIdentifierSystem")
-                p.local_identifier_system = r.string(hv, where + "." + hk);
-              else
-                r.fail(where + "." + hk, "unknown setting");
-            }
-          } else if (k == "$comment" || k == "_comment") {
-            continue;
-          } else {
-            r.fail(where, "unknown setting");
-          }
+    } else if (key == "partners" || key == "roles") {
+      if (!value.is_array()) r.fail(key, "expected an array");
+      for (std::size_t i = 0; i < value.items().size(); ++i)
+        c.partners.push_back(read_partner(r, value.items()[i], key + "[" + std::to_string(i) + "]", key == "roles"));
+    } else if (key == "security") {
+      for (const auto& [k, v] : r.object(value, "security").members()) {
+        const std::string where = "security." + k;
+        if (k == "enabled") {
+          if (!v.is_bool()) r.fail(where, "expected true or false");
+          c.security.enabled = v.text() == "true";
+        } else if (k == "consentPolicy") {
+          c.security.consent_policy = r.string(v, where);
+          if (c.security.consent_policy != "opt-in" && c.security.consent_policy != "opt-out")
+            r.fail(where, "must be opt-in or opt-out");
+        } else if (k == "purposeHeader") {
+          c.security.purpose_header = r.string(v, where);
+        } else if (k == "auditKeyFile") {
+          c.security.audit_key_file = resolve(dir, r.string(v, where));
+        } else {
+          r.fail(where, "unknown setting");
         }
-        if (p.id.empty()) r.fail(at, "a partner needs an id");
-        c.partners.push_back(std::move(p));
       }
     } else if (key == "database") {
       for (const auto& [k, v] : r.object(value, "database").members()) {

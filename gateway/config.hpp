@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,10 +23,20 @@ struct ServerConfig {
   unsigned shutdown_grace_ms = 10000;  // in-flight requests get this long to finish on SIGTERM
 };
 
-// A partner organisation of the information sharing agreement, as far as inbound HL7 v2 needs it.
+// A credential holder: a partner organisation of the information sharing agreement, or a role
+// (operator, privacy officer) given tokens the same way.
 struct PartnerConfig {
-  std::string id;    // e.g. gp-practice
-  std::string name;  // for people
+  std::string id;              // e.g. gp-practice
+  std::string name;            // for people
+  std::string role = "partner";  // partner, operator, privacy-officer
+  std::string ods_code;        // the Organization's ODS code (partners)
+  // Resource type ("*" = any) -> FHIR interactions allowed: read, vread, history-instance, history-type,
+  // search-type, create, update, delete.
+  std::map<std::string, std::set<std::string>> access;
+  std::vector<std::string> purposes;  // purposes of use it may claim (v3-ActReason); the first is its default
+  std::vector<std::string> inbound;   // formats it sends: fhir-rest, hl7v2-mllp, hl7v2-http, csv, xml
+  std::string mapping_variant;        // which declarative mapping its feeds use (CSV/XML feeds)
+  std::string routes_json;            // outbound routes as configured (JSON), for the routing issue
   // MSH-4.1 (namespace id) values the partner's systems send as; how a listener that is not bound to one
   // partner, and POST /$ingest, tell partners apart.
   std::vector<std::string> sending_facilities;
@@ -48,8 +59,18 @@ struct MllpConfig {
   std::size_t max_message_bytes = 1024 * 1024;  // a larger frame is dropped and the connection closed
 };
 
+struct SecurityConfig {
+  // Authentication, consent enforcement and audit. Off only without a configuration file (tests, local
+  // experiments), and then said loudly at start-up.
+  bool enabled = true;
+  std::string consent_policy = "opt-in";           // opt-in or opt-out
+  std::string purpose_header = "X-Purpose-Of-Use";  // request header naming the purpose of use
+  std::string audit_key_file;                       // empty: <database>.audit-key
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
+  SecurityConfig security;
   ServerConfig server;
   std::vector<PartnerConfig> partners;
   MllpConfig mllp;

@@ -5,7 +5,9 @@
 #include <optional>
 
 #include "fhir/search_query.hpp"
+#include "gateway/audit_trail.hpp"
 #include "gateway/ids.hpp"
+#include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
 #include "mappers/adt_update.hpp"
 
@@ -102,13 +104,35 @@ const char* status_of(Kind kind) {
 // failures (which roll the whole plan back, the log entry included).
 using Apply = std::function<void(store::WriteTxn&, V2Outcome&)>;
 
-store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcome> state, Apply apply) {
-  return [log = std::move(log), state = std::move(state), apply = std::move(apply)](
+// The AuditEvent of one message: what it did to which patient, from whom.
+void audit_message(store::WriteTxn& txn, const AuditInput& base, const V2Outcome& outcome) {
+  AuditInput in = base;
+  in.recorded_ms = txn.now_ms();
+  const bool ok = outcome.kind == Kind::applied || outcome.kind == Kind::duplicate;
+  in.outcome = ok ? "0" : "4";
+  if (!ok) in.outcome_desc = outcome.error_code + " " + diagnostics_of(outcome.error);
+  in.interaction = "message";
+  std::vector<std::string> patients;
+  for (const auto& w : outcome.written) {
+    if (in.entity_reference.empty()) {
+      in.entity_reference = w.type + "/" + w.id + "/_history/" + std::to_string(w.version);
+      in.interaction = w.outcome == "created" ? "create" : w.outcome == "updated" ? "update" : "message";
+    }
+    if (w.type == "Patient") patients.push_back("Patient/" + w.id);
+  }
+  if (!patients.empty()) in.patient_reference = patients.front();
+  record_audit(txn, in, patients);
+}
+
+store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcome> state, Apply apply,
+                             std::shared_ptr<const AuditInput> audit) {
+  return [log = std::move(log), state = std::move(state), apply = std::move(apply), audit = std::move(audit)](
              store::WriteTxn& txn) mutable -> Status {
     if (state->kind != Kind::rejected) {
       if (auto detail = txn.applied_detail(log.partner, log.sender, log.control_id)) {
         state->kind = Kind::duplicate;
         state->written = written_from_json(*detail);
+        if (audit) audit_message(txn, *audit, *state);
         return Ok{};
       }
     }
@@ -117,6 +141,7 @@ store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcom
     log.detail = state->kind == Kind::applied ? written_json(state->written)
                                               : state->error_code + " " + diagnostics_of(state->error);
     txn.log_inbound(log);
+    if (audit) audit_message(txn, *audit, *state);
     return Ok{};
   };
 }
@@ -175,16 +200,18 @@ void write_patient(store::WriteTxn& txn, const std::string& id, const Node& held
 }
 
 Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patient,
-                     std::vector<fhir::SearchQuery> queries, std::string new_id) {
+                     std::vector<fhir::SearchQuery> queries, std::string new_id, std::string supplier) {
   return [message = std::move(message), patient = std::move(patient), queries = std::move(queries),
-          new_id = std::move(new_id)](store::WriteTxn& txn, V2Outcome& out) mutable {
+          new_id = std::move(new_id), supplier = std::move(supplier)](store::WriteTxn& txn, V2Outcome& out) mutable {
     const auto found = find_patients(txn, queries);
     if (found.size() > 1) {
       out = problem(Kind::failed, "more than one Patient has this identifier", "205", "PID[1]-3");
       return;
     }
     if (found.empty()) {
-      auto rec = txn.put("Patient", new_id, mappers::drop_v2_nulls(std::move(patient), *message), "POST");
+      Node created = mappers::drop_v2_nulls(std::move(patient), *message);
+      if (!supplier.empty()) Security::tag_supplier(created, nullptr, supplier);
+      auto rec = txn.put("Patient", new_id, std::move(created), "POST");
       out.written.push_back({"Patient", new_id, rec.version, "created"});
       return;
     }
@@ -194,6 +221,7 @@ Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patie
       return;
     }
     Node updated = mappers::apply_adt_update(held->first, std::move(patient), *message);
+    if (!supplier.empty()) Security::tag_supplier(updated, &held->first, supplier);
     write_patient(txn, found.front(), held->first, held->second, std::move(updated), out);
   };
 }
@@ -291,6 +319,14 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     }
     return *state;
   };
+  std::shared_ptr<AuditInput> audit;
+  if (context.audit) {
+    audit = std::make_shared<AuditInput>();
+    audit->channel = "hl7v2";
+    if (source.channel == "http") audit->operation = "$ingest";
+    audit->client_address = source.client_address;
+    audit->purpose = source.purpose.empty() ? "TREAT" : source.purpose;
+  }
   store::InboundMessage log;
   log.channel = source.channel;
   log.format = "hl7v2";
@@ -304,7 +340,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     if (fields.size() > 9) log.control_id = std::string(fields[9]);
     *state = problem(Kind::rejected, "message could not be parsed: " + diagnostics_of(parsed.error()), "102",
                      "");
-    reply.plan = logged_plan(std::move(log), state, nullptr);
+    reply.plan = logged_plan(std::move(log), state, nullptr, audit);
     return reply;
   }
   auto message = std::make_shared<const mappers::Message>(std::move(*parsed));
@@ -316,9 +352,17 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
 
   const V2Partner* partner = find_partner(context, source, *message);
   if (partner) log.partner = partner->id;
+  if (audit) {
+    audit->message_control_id = log.control_id;
+    if (partner) {
+      audit->client_id = partner->id;
+      audit->client_reference = "Organization/" + partner->id;
+      audit->client_display = partner->name;
+    }
+  }
   auto reject = [&](std::string why, std::string code, std::string location) {
     *state = problem(Kind::rejected, std::move(why), std::move(code), std::move(location));
-    reply.plan = logged_plan(std::move(log), state, nullptr);
+    reply.plan = logged_plan(std::move(log), state, nullptr, audit);
     return std::move(reply);
   };
   auto fail = [&](Error error, std::string code, std::string location) {
@@ -326,7 +370,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     state->error = std::move(error);
     state->error_code = std::move(code);
     state->error_location = std::move(location);
-    reply.plan = logged_plan(std::move(log), state, nullptr);
+    reply.plan = logged_plan(std::move(log), state, nullptr, audit);
     return std::move(reply);
   };
 
@@ -345,7 +389,8 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     }
     reply.plan = logged_plan(std::move(log), state,
                              merge_patients(identity_queries(context.registry, request->surviving_identifiers),
-                                            identity_queries(context.registry, request->replaced_identifiers)));
+                                            identity_queries(context.registry, request->replaced_identifiers)),
+                             audit);
     return reply;
   }
 
@@ -367,7 +412,9 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     return fail(Error::make(ErrorCode::invalid_input, "no usable patient identifier", "PID[1]-3"), "101",
                 "PID[1]-3");
   reply.plan = logged_plan(std::move(log), state,
-                           upsert_patient(message, std::move(*patient), std::move(queries), new_resource_id()));
+                           upsert_patient(message, std::move(*patient), std::move(queries), new_resource_id(),
+                                          context.audit ? partner->id : std::string()),
+                           audit);
   return reply;
 }
 

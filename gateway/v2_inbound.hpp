@@ -11,7 +11,8 @@
 // by MRG-1 gets `link` replaced-by and active=false, the survivor (PID-3) gets `link` replaces.
 //
 // Every message is kept in the inbound log (store::InboundMessage) in the same transaction as its
-// effect: applied, failed (with the error, for operators) or rejected. A message whose (partner, MSH-4,
+// effect: applied, failed (with the error, for operators) or rejected; with `audit`, an AuditEvent
+// records it there too, and the resources it writes carry the partner's supplier tag. A message whose (partner, MSH-4,
 // MSH-10) was applied before is a re-send: it is answered as before and not applied again.
 //
 // handle_v2 is pure apart from new ids and the clock. Thread-safe (the Validator is).
@@ -33,6 +34,7 @@ namespace fhirgate::gateway {
 
 struct V2Partner {
   std::string id;
+  std::string name;
   std::vector<std::string> sending_facilities;  // MSH-4.1 values
   mappers::PartnerMapping mapping;
 };
@@ -42,11 +44,14 @@ struct V2InboundContext {
   const fhir::SearchParamRegistry& registry;
   std::vector<V2Partner> partners;
   std::vector<std::string> patient_profiles;  // enforced on Patients written from v2
+  bool audit = false;  // record an AuditEvent per message and tag what it writes with its supplier
 };
 
 struct V2Source {
-  std::string channel;  // mllp, http
-  std::string partner;  // the listener's partner; empty = identify the sender by MSH-4
+  std::string channel;         // mllp, http
+  std::string partner;         // the listener's (or token's) partner; empty = identify the sender by MSH-4
+  std::string client_address;  // the sender's IP address, for the audit
+  std::string purpose;         // purpose of use (HTTP header); empty = the partner's default
 };
 
 // A resource a message wrote (or, for a re-send, had written).

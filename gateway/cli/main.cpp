@@ -20,6 +20,8 @@ Usage:
   fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N] [--mllp-port N]
   fhirgate convert --to xml|json|hl7v2 [--pretty] [--config FILE] FILE...
   fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
+  fhirgate partner add-token HOLDER --config FILE [--db PATH]
+  fhirgate audit verify --config FILE [--db PATH]
   fhirgate version
   fhirgate --help | fhirgate COMMAND --help
 
@@ -27,6 +29,8 @@ Commands:
   serve     Run the FHIR REST server (HTTP/1.1, FHIR JSON and XML).
   convert   Convert between FHIR JSON, FHIR XML and HL7 v2 ADT messages.
   validate  Check FHIR resources against R4 (and profiles); exit 0 clean, 1 errors, 2 unusable input.
+  partner   add-token: create a bearer token for a partner or role; prints it once, on its last line.
+  audit     verify: check the audit trail's hash chain; exit 0 intact, 1 broken (names the first bad row).
   version   Print the version.
 )";
 
@@ -236,6 +240,37 @@ int run_validate(const std::vector<std::string>& args) {
   return fhirgate::gateway::validate_files(*model, validator, profiles, files, std::cout);
 }
 
+// `partner add-token HOLDER` and `audit verify`: a configuration file and, optionally, another database.
+int run_admin(const std::string& command, const std::vector<std::string>& args) {
+  std::string config_path, holder;
+  std::optional<std::string> db;
+  std::vector<std::string> words;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--config")
+      config_path = value();
+    else if (a == "--db")
+      db = value();
+    else if (!a.empty() && a[0] == '-')
+      usage_error("unknown option '" + a + "'");
+    else
+      words.push_back(a);
+  }
+  if (config_path.empty()) usage_error(command + " needs --config FILE");
+  auto config = fhirgate::gateway::load_config(config_path);
+  if (db) config.database_path = *db;
+  if (command == "partner") {
+    if (words.size() != 2 || words[0] != "add-token") usage_error("usage: fhirgate partner add-token HOLDER --config FILE [--db PATH]");
+    return fhirgate::gateway::add_token(config, words[1], std::cout);
+  }
+  if (words.size() != 1 || words[0] != "verify") usage_error("usage: fhirgate audit verify --config FILE [--db PATH]");
+  return fhirgate::gateway::verify_audit(config, std::cout);
+}
+
 int run_serve(const std::vector<std::string>& args) {
   std::string config_path;
   std::optional<long> port, threads, mllp_port;
@@ -295,6 +330,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return run_serve(args);
     if (command == "convert") return run_convert(args);
     if (command == "validate") return run_validate(args);
+    if (command == "partner" || command == "audit") return run_admin(command, args);
     if (command == "version" || command == "--version") {
       std::cout << "fhirgate " << FHIRGATE_VERSION << "\n";
       return 0;

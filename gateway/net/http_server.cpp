@@ -158,7 +158,12 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     auto beast_request = parser.release();
     const unsigned version = beast_request.version();
     const bool keep_alive = beast_request.keep_alive();
-    const rest::HttpRequest request = to_request(std::move(beast_request));
+    rest::HttpRequest request = to_request(std::move(beast_request));
+    {
+      boost::system::error_code peer_ec;
+      const auto peer = conn->stream.socket().remote_endpoint(peer_ec);
+      if (!peer_ec) request.remote_address = peer.address().to_string();
+    }
     rest::HttpResponse response;
     try {
       rest::Reply reply = api.handle(request);

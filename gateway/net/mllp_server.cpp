@@ -115,7 +115,10 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
 asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, std::string_view text) {
   std::vector<std::string> acks;
   try {
-    V2Reply reply = handle_v2(context, text, V2Source{"mllp", conn.listener.partner});
+    boost::system::error_code peer_ec;
+    const auto peer = conn.socket.remote_endpoint(peer_ec);
+    V2Reply reply = handle_v2(context, text,
+                              V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), ""});
     const Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
     if (reply.message) {
       acks = v2_acks(*reply.message, reply.outcome(committed));

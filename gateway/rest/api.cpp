@@ -15,6 +15,7 @@
 #include "gateway/ids.hpp"
 #include "gateway/rest/bundles.hpp"
 #include "gateway/rest/capability.hpp"
+#include "gateway/rest/exchange.hpp"
 #include "gateway/rest/negotiation.hpp"
 
 namespace fhirgate::gateway::rest {
@@ -23,11 +24,6 @@ namespace {
 using fhir::Node;
 using store::VersionRecord;
 using store::WriteTxn;
-
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 std::vector<std::string> split_path(std::string_view path) {
   std::vector<std::string> parts;
@@ -42,10 +38,6 @@ std::vector<std::string> split_path(std::string_view path) {
     path.remove_prefix(slash);
   }
   return parts;
-}
-
-std::string etag(std::int64_t version) {
-  return "W/\"" + std::to_string(version) + "\"";
 }
 
 // The version number in an If-Match value: W/"3", "3" or 3. nullopt when malformed.
@@ -71,40 +63,22 @@ Result<std::optional<std::int64_t>> if_match_version(const HttpRequest& request)
   return version;
 }
 
-const std::string* param_value(const fhir::QueryParams& params, std::string_view name) {
-  for (const auto& [k, v] : params) {
-    if (k == name) return &v;
-  }
-  return nullptr;
-}
-
 Error error_of(const Status& s) {
   return s.error();
 }
 
 }  // namespace
 
-// Per-request state shared by the stages of one exchange.
-struct Api::Exchange {
-  explicit Exchange(const HttpRequest& r) : request(r) {}
-  const HttpRequest& request;
-  std::string path;
-  fhir::QueryParams query;
-  fhir::Format format = fhir::Format::json;
-  bool pretty = false;
-  Prefer prefer;
-  std::string base_url;
-  std::int64_t now = 0;
-};
-
 Api::Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
-         const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2)
+         const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2,
+         Security* security)
     : options_(std::move(options)),
       model_(model),
       validator_(validator),
       registry_(registry),
       store_(store),
-      v2_(v2) {
+      v2_(v2),
+      security_(security && security->enabled() ? security : nullptr) {
   capability_json_ = fhir::write_json(capability_statement(options_, registry_, now_ms()));
 }
 
@@ -170,6 +144,12 @@ HttpResponse Api::resource_response(const Exchange& ex, int status, const Versio
 
 Reply Api::handle(const HttpRequest& request) const {
   Exchange ex(request);
+  Reply reply = dispatch(ex);
+  return ex.audit ? audited(ex, std::move(reply)) : reply;
+}
+
+Reply Api::dispatch(Exchange& ex) const {
+  const HttpRequest& request = ex.request;
   ex.now = now_ms();
   const std::string_view target = request.target;
   const auto qmark = target.find('?');
@@ -200,7 +180,81 @@ Reply Api::handle(const HttpRequest& request) const {
     return reply;
   }
   ex.format = *negotiated;
+  if (security_ && !admit(ex, reply)) return reply;
   return route(ex);
+}
+
+bool Api::admit(Exchange& ex, Reply& reply) const {
+  const auto parts = split_path(ex.path);
+  if (parts.size() == 1 && (parts[0] == "metadata" || parts[0] == "healthz" || parts[0] == "readyz"))
+    return true;  // open to all, and not audited
+  ex.audit = std::make_shared<AuditInput>();
+  AuditInput& audit = *ex.audit;
+  audit.recorded_ms = ex.now;
+  audit.client_address = ex.request.remote_address;
+  audit.server_address = ex.base_url;
+  const std::string& method = ex.request.method;
+  audit.interaction = method == "POST" ? "create" : method == "PUT" ? "update" : method == "DELETE" ? "delete" : "read";
+  auto who = security_->authenticate(ex.request.header("Authorization"));
+  if (!who) {
+    reply.response = fail(ex, who.error());
+    if (who.error().code == ErrorCode::unauthorized) {
+      reply.response.set_header("WWW-Authenticate",
+                                ex.request.header("Authorization").empty()
+                                    ? "Bearer realm=\"fhirgate\""
+                                    : "Bearer realm=\"fhirgate\", error=\"invalid_token\"");
+    }
+    return false;
+  }
+  ex.who = *who;
+  audit.client_id = ex.who->id;
+  audit.client_display = ex.who->name;
+  if (ex.who->role == "partner") audit.client_reference = Security::organization_of(*ex.who);
+  auto purpose = Security::purpose_of(*ex.who, ex.request.header(security_->purpose_header()));
+  if (!purpose) {
+    reply.response = fail(ex, purpose.error());
+    return false;
+  }
+  ex.purpose = *purpose;
+  audit.purpose = *purpose;
+  return true;
+}
+
+bool Api::allowed(Exchange& ex, const std::string& type, const std::string& interaction, Reply& reply) const {
+  if (!ex.audit) return true;
+  ex.audit->interaction = interaction;
+  if (Security::may(*ex.who, type, interaction)) return true;
+  reply.response = fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not allow " +
+                                                                  ex.who->id + " " + interaction + " on " + type));
+  return false;
+}
+
+namespace {
+
+// Names the resource in the exchange's AuditEvent (the data entity and, when there is one, the patient).
+void note_entity(Api::Exchange& ex, const std::string& type, const std::string& id, std::int64_t version,
+                 const Node* resource) {
+  if (!ex.audit) return;
+  ex.audit->entity_reference = type + "/" + id + (version > 0 ? "/_history/" + std::to_string(version) : "");
+  if (resource) ex.audit->patient_reference = Security::patient_of(*resource);
+  if (ex.audit->patient_reference.empty() && type == "Patient") ex.audit->patient_reference = "Patient/" + id;
+}
+
+}  // namespace
+
+bool Api::visible(Exchange& ex, const Node& resource) const {
+  if (!ex.who) return true;
+  const auto decision = security_->decide(*ex.who, ex.purpose, resource, "access", ex.now);
+  if (decision.permit && decision.break_glass && ex.audit) ex.audit->break_glass = true;
+  return decision.permit;
+}
+
+store::Store::Visibility Api::visibility(Exchange& ex) const {
+  if (!ex.who) return {};
+  return [this, &ex](const VersionRecord& rec) {
+    auto parsed = fhir::parse_json(rec.body);
+    return parsed && visible(ex, *parsed);
+  };
 }
 
 Reply Api::route(Exchange& ex) const {
@@ -220,9 +274,18 @@ Reply Api::route(Exchange& ex) const {
     return reply;
   }
   const std::string& first = parts[0];
-  if (parts.size() == 1 && first == "$validate")
+  auto operation = [&](const char* name) {
+    if (ex.audit) {
+      ex.audit->interaction = "operation";
+      ex.audit->operation = name;
+    }
+  };
+  if (parts.size() == 1 && first == "$validate") {
+    operation("$validate");
     return method == "POST" ? validate(ex, {}, {}) : not_allowed();
+  }
   if (parts.size() == 2 && parts[1] == "$validate" && model_.is_resource(first)) {
+    operation("$validate");
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
   if (parts.size() == 1 && first == "$ingest" && v2_) return method == "POST" ? ingest(ex) : not_allowed();
@@ -237,18 +300,26 @@ Reply Api::route(Exchange& ex) const {
     return reply;
   }
   const std::string& type = first;
+  const bool audit_trail = type == "AuditEvent";  // served from the chained audit trail
+  // Checks the agreement for `interaction`, then runs the handler.
+  auto guarded = [&](const char* interaction, auto handler) {
+    if (!allowed(ex, type, interaction, reply)) return reply;
+    return handler();
+  };
   if (parts.size() == 1) {
-    if (method == "GET") return search(ex, type, false);
-    if (method == "POST") return create(ex, type);
+    if (method == "GET")
+      return guarded("search-type", [&] { return audit_trail ? audit_search(ex) : search(ex, type, false); });
+    if (method == "POST") return guarded("create", [&] { return audit_trail ? audit_create(ex) : create(ex, type); });
     return not_allowed();
   }
   if (parts.size() == 2 && parts[1] == "_search") {
-    if (method == "POST") return search(ex, type, true);
-    if (method == "GET") return search(ex, type, false);
-    return not_allowed();
+    if (method != "POST" && method != "GET") return not_allowed();
+    return guarded("search-type",
+                   [&] { return audit_trail ? audit_search(ex) : search(ex, type, method == "POST"); });
   }
   if (parts.size() == 2 && parts[1] == "_history") {
-    return method == "GET" ? history(ex, type, {}) : not_allowed();
+    if (method != "GET") return not_allowed();
+    return guarded("history-type", [&] { return audit_trail ? audit_history(ex, {}) : history(ex, type, {}); });
   }
   const std::string& id = parts[1];
   if (!fhir::is_valid_id(id)) {
@@ -257,17 +328,26 @@ Reply Api::route(Exchange& ex) const {
     return reply;
   }
   if (parts.size() == 2) {
-    if (method == "GET") return read(ex, type, id);
-    if (method == "PUT") return is_append_only(type) ? not_allowed() : update(ex, type, id);
-    if (method == "DELETE") return is_append_only(type) ? not_allowed() : remove(ex, type, id);
+    if (method == "GET") return guarded("read", [&] { return audit_trail ? audit_read(ex, id, {}) : read(ex, type, id); });
+    if (is_append_only(type) && (method == "PUT" || method == "DELETE")) return not_allowed();
+    if (method == "PUT") return guarded("update", [&] { return update(ex, type, id); });
+    if (method == "DELETE") return guarded("delete", [&] { return remove(ex, type, id); });
     return not_allowed();
   }
-  if (parts.size() == 3 && parts[2] == "$validate")
-    return method == "GET" ? validate(ex, type, id) : not_allowed();
-  if (parts.size() == 3 && parts[2] == "_history")
-    return method == "GET" ? history(ex, type, id) : not_allowed();
-  if (parts.size() == 4 && parts[2] == "_history")
-    return method == "GET" ? vread(ex, type, id, parts[3]) : not_allowed();
+  if (parts.size() == 3 && parts[2] == "$validate") {
+    if (method != "GET") return not_allowed();
+    if (!allowed(ex, type, "read", reply)) return reply;
+    operation("$validate");
+    return audit_trail ? not_allowed() : validate(ex, type, id);
+  }
+  if (parts.size() == 3 && parts[2] == "_history") {
+    if (method != "GET") return not_allowed();
+    return guarded("history-instance", [&] { return audit_trail ? audit_history(ex, id) : history(ex, type, id); });
+  }
+  if (parts.size() == 4 && parts[2] == "_history") {
+    if (method != "GET") return not_allowed();
+    return guarded("vread", [&] { return audit_trail ? audit_read(ex, id, parts[3]) : vread(ex, type, id, parts[3]); });
+  }
   reply.response = fail(ex, Error::make(ErrorCode::not_found, "Unknown path " + ex.path));
   return reply;
 }
@@ -301,6 +381,13 @@ Reply Api::read(Exchange& ex, const std::string& type, const std::string& id) co
     reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " was deleted"));
     reply.response.set_header("ETag", etag((*rec)->version));
   } else {
+    auto parsed = fhir::parse_json((*rec)->body);
+    note_entity(ex, type, id, (*rec)->version, parsed ? &*parsed : nullptr);
+    if (!parsed || !visible(ex, *parsed)) {
+      reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
+      if (ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
+      return reply;
+    }
     Prefer representation;
     Exchange read_ex = ex;
     read_ex.prefer = representation;
@@ -328,6 +415,14 @@ Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id,
     reply.response =
         fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version + " is a deletion"));
   } else {
+    auto parsed = fhir::parse_json((*rec)->body);
+    note_entity(ex, type, id, (*rec)->version, parsed ? &*parsed : nullptr);
+    if (!parsed || !visible(ex, *parsed)) {
+      reply.response = fail(
+          ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version + " is not known"));
+      if (ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
+      return reply;
+    }
     Exchange read_ex = ex;
     read_ex.prefer = Prefer{};
     reply.response = resource_response(read_ex, 200, **rec, false);
@@ -396,7 +491,8 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
   };
   auto state = std::make_shared<State>();
   const std::string id = new_resource_id();
-  reply.plan = [state, type, id, condition = std::move(condition),
+  const std::string supplier = ex.who ? ex.who->id : std::string();
+  reply.plan = [state, type, id, supplier, audit = ex.audit, condition = std::move(condition),
                 resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
     if (condition) {
       const auto ids = txn.matching_ids(*condition, 2);
@@ -409,6 +505,11 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
         state->record = *txn.read(type, ids.front());
         return Ok{};
       }
+    }
+    if (!supplier.empty()) Security::tag_supplier(resource, nullptr, supplier);
+    if (audit) {
+      audit->entity_reference = type + "/" + id + "/_history/1";
+      audit->patient_reference = type == "Patient" ? "Patient/" + id : Security::patient_of(resource);
     }
     state->record = txn.put(type, id, std::move(resource), "POST");
     return Ok{};
@@ -451,7 +552,8 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
     bool created = false;
   };
   auto state = std::make_shared<State>();
-  reply.plan = [state, type, id, expected = *expected,
+  const std::string supplier = ex.who ? ex.who->id : std::string();
+  reply.plan = [state, type, id, supplier, audit = ex.audit, expected = *expected,
                 resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
     const auto current = txn.read(type, id);
     const bool live = current && !current->deleted;
@@ -463,7 +565,13 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
                               : "If-Match given but " + type + "/" + id + " does not exist");
     }
     state->created = !live;
+    if (!supplier.empty()) {
+      auto held = live ? fhir::parse_json(current->body) : Result<Node>(Error{});
+      Security::tag_supplier(resource, held ? &*held : nullptr, supplier);
+    }
+    if (audit) audit->patient_reference = type == "Patient" ? "Patient/" + id : Security::patient_of(resource);
     state->record = txn.put(type, id, std::move(resource), "PUT");
+    if (audit) audit->entity_reference = type + "/" + id + "/_history/" + std::to_string(state->record.version);
     return Ok{};
   };
   reply.after_commit = [this, state, ex = Exchange(ex)](const Status& s) {
@@ -481,6 +589,8 @@ Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) 
     return reply;
   }
   auto deleted = std::make_shared<std::optional<VersionRecord>>();
+  if (ex.audit) ex.audit->entity_reference = type + "/" + id;
+  if (ex.audit && type == "Patient") ex.audit->patient_reference = "Patient/" + id;
   reply.plan = [deleted, type, id, expected = *expected](WriteTxn& txn) -> Status {
     if (expected) {
       const auto current = txn.read(type, id);
@@ -536,10 +646,19 @@ Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
     reply.response = fail(ex, query.error());
     return reply;
   }
-  auto page = store_.search(*query);
+  if (ex.audit) ex.audit->query = ex.request.method + " " + ex.request.target;
+  auto page = store_.search(*query, visibility(ex));
   if (!page) {
     reply.response = fail(ex, page.error());
     return reply;
+  }
+  if (ex.audit) {
+    for (const auto& rec : page->matches) {
+      std::string patient = type == "Patient" ? "Patient/" + rec.id : std::string();
+      if (patient.empty())
+        if (auto parsed = fhir::parse_json(rec.body)) patient = Security::patient_of(*parsed);
+      if (!patient.empty()) ex.seen_patients.push_back(std::move(patient));
+    }
   }
 
   std::string self_query;
@@ -638,6 +757,11 @@ Reply Api::validate(Exchange& ex, const std::string& type, const std::string& id
       return reply;
     }
     resource = *fhir::parse_json((*rec)->body);
+    note_entity(ex, type, id, (*rec)->version, &resource);
+    if (!visible(ex, resource)) {
+      reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
+      return reply;
+    }
   } else {
     auto kind = classify_request_body(ex.request.header("Content-Type"));
     if (!kind || *kind == BodyKind::form) {
@@ -722,7 +846,21 @@ Reply Api::ingest(Exchange& ex) const {
     reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "$ingest needs a message in the body"));
     return reply;
   }
-  V2Reply v2 = handle_v2(*v2_, ex.request.body, V2Source{"http", ""});
+  V2Source source{"http", "", ex.request.remote_address};
+  if (ex.who) {
+    // The partner is the token's, whatever MSH-4 says; it must be one that sends HL7 v2.
+    const bool sends_v2 = std::any_of(ex.who->inbound.begin(), ex.who->inbound.end(),
+                                      [](const std::string& f) { return f.rfind("hl7v2", 0) == 0; });
+    if (!sends_v2) {
+      reply.response = fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not let " +
+                                                                      ex.who->id + " send HL7 v2 messages"));
+      return reply;
+    }
+    source.partner = ex.who->id;
+    source.purpose = ex.purpose;
+    ex.audit.reset();  // the message's own AuditEvent (handle_v2) records this exchange
+  }
+  V2Reply v2 = handle_v2(*v2_, ex.request.body, source);
   reply.plan = std::move(v2.plan);
   reply.after_commit = [this, outcome = std::move(v2.outcome), ex = Exchange(ex)](const Status& s) {
     const V2Outcome o = outcome(s);
@@ -799,6 +937,30 @@ Reply Api::history(Exchange& ex, const std::string& type, const std::string& id)
   if (!id.empty() && page->total == 0) {
     reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
     return reply;
+  }
+  if (ex.who) {
+    if (!id.empty()) {
+      // An instance's history is one patient's: the newest readable version decides.
+      note_entity(ex, type, id, 0, nullptr);
+      auto latest = store_.read(type, id);
+      std::optional<Node> current;
+      if (latest && *latest && !(*latest)->deleted)
+        if (auto parsed = fhir::parse_json((*latest)->body)) current = std::move(*parsed);
+      if (current) note_entity(ex, type, id, 0, &*current);
+      if (!current || !visible(ex, *current)) {
+        reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
+        return reply;
+      }
+    } else {
+      if (ex.audit) ex.audit->query = ex.request.method + " " + ex.request.target;
+      std::vector<VersionRecord> shown;
+      for (auto& v : page->versions) {
+        if (v.deleted) continue;
+        auto parsed = fhir::parse_json(v.body);
+        if (parsed && visible(ex, *parsed)) shown.push_back(std::move(v));
+      }
+      page->versions = std::move(shown);
+    }
   }
   std::string self_query;
   for (const auto& [k, v] : understood) {

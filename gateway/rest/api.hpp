@@ -18,6 +18,7 @@
 #include "gateway/rest/http_message.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
+#include "gateway/security.hpp"
 #include "gateway/v2_inbound.hpp"
 
 namespace fhirgate::gateway::rest {
@@ -29,6 +30,9 @@ struct ApiOptions {
   int default_count = 20;
   int max_count = 1000;
   std::string software_version;
+  // Advertised in the CapabilityStatement: bearer tokens and the purpose-of-use header, when security is on.
+  bool security = false;
+  std::string purpose_header = "X-Purpose-Of-Use";
 };
 
 // What handle() produced: a response now, or a write to commit first.
@@ -40,18 +44,38 @@ struct Reply {
 
 class Api {
  public:
-  // The model, validator, registry and v2 context must outlive the Api. Without a v2 context,
-  // POST /$ingest answers 404.
+  // The model, validator, registry, v2 context and security must outlive the Api. Without a v2 context,
+  // POST /$ingest answers 404; without security (or with it disabled) nobody is authenticated, consent is
+  // not enforced and nothing is audited.
   Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
-      const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2 = nullptr);
+      const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2 = nullptr,
+      Security* security = nullptr);
 
   Reply handle(const HttpRequest& request) const;
   // The response for a failure found outside handle(): body too large, malformed HTTP, internal errors.
   HttpResponse error_response(const Error& error) const;
 
+  struct Exchange;  // per-request state (rest/exchange.hpp)
+
  private:
-  struct Exchange;
+  Reply dispatch(Exchange& ex) const;
   Reply route(Exchange& ex) const;
+  // Who is asking (bearer token) and for which purpose; false with the reply set when refused.
+  bool admit(Exchange& ex, Reply& reply) const;
+  // The agreement lets the caller do `interaction` on `type`; false with a 403 reply otherwise. Also names
+  // the interaction in the AuditEvent.
+  bool allowed(Exchange& ex, const std::string& type, const std::string& interaction, Reply& reply) const;
+  // Consent: may the caller see this stored resource? Records break-glass in the AuditEvent.
+  bool visible(Exchange& ex, const fhir::Node& resource) const;
+  store::Store::Visibility visibility(Exchange& ex) const;
+  // Adds the AuditEvent of the exchange to the reply: written in the same commit as its write plan, or,
+  // for a reply without one, committed before the response goes out.
+  Reply audited(Exchange& ex, Reply reply) const;
+  // AuditEvent, served from the audit trail (audit_api.cpp).
+  Reply audit_read(Exchange& ex, const std::string& id, const std::string& version) const;
+  Reply audit_search(Exchange& ex) const;
+  Reply audit_history(Exchange& ex, const std::string& id) const;
+  Reply audit_create(Exchange& ex) const;
   Reply capabilities(Exchange& ex) const;
   Reply health(Exchange& ex, bool ready) const;
   Reply read(Exchange& ex, const std::string& type, const std::string& id) const;
@@ -77,6 +101,7 @@ class Api {
   const fhir::SearchParamRegistry& registry_;
   store::Store& store_;
   const V2InboundContext* v2_;
+  Security* security_;
   std::string capability_json_;
 };
 

@@ -17,6 +17,7 @@ struct HttpRequest {
   std::string target;  // origin-form: /Patient/1?x=y
   Headers headers;
   std::string body;
+  std::string remote_address;  // the client's IP address, when known
   std::string_view header(std::string_view name) const { return find_header(headers, name); }
 };
 

@@ -27,6 +27,7 @@ class Statement {
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view value);
   Statement& bind_null(int index);
+  Statement& bind_blob(int index, std::string_view bytes);
 
   // Steps once: true when a row is available, false when done. Errors: a failed step is reported by
   // throwing StepError, which the store layer turns into a Result (see Connection::check).

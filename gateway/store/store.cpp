@@ -117,6 +117,32 @@ CREATE UNIQUE INDEX inbound_message_applied ON inbound_message (partner, sender,
   WHERE status = 'applied';
 CREATE INDEX inbound_message_problems ON inbound_message (mid) WHERE status <> 'applied';
 )sql",
+    // 3: bearer token hashes and the chained audit trail (audit_log.hpp).
+    R"sql(
+CREATE TABLE credential (
+  token_id TEXT PRIMARY KEY,          -- the token's public part
+  holder TEXT NOT NULL,               -- partner or role id
+  salt BLOB NOT NULL,
+  hash BLOB NOT NULL,                 -- SHA-256(salt || secret)
+  created INTEGER NOT NULL
+);
+CREATE TABLE audit_event (
+  seq INTEGER PRIMARY KEY,            -- chain order; the AuditEvent's id
+  recorded INTEGER NOT NULL,          -- ms since epoch
+  agent TEXT NOT NULL,                -- requesting partner or role id, or ''
+  entity TEXT NOT NULL,               -- Type/id of the data entity, or ''
+  action TEXT NOT NULL,               -- C R U D E
+  outcome TEXT NOT NULL,              -- 0 4 8 12
+  body TEXT NOT NULL,                 -- the AuditEvent JSON
+  chain BLOB NOT NULL                 -- HMAC-SHA256(key, previous chain || seq || body)
+);
+CREATE INDEX audit_event_agent ON audit_event (agent, seq);
+CREATE TABLE audit_patient (           -- the patients whose data each AuditEvent touched
+  patient TEXT NOT NULL,              -- Patient/<id>
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (patient, seq)
+) WITHOUT ROWID;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -381,10 +407,38 @@ void WriteTxn::log_inbound(const InboundMessage& m) {
       .run();
 }
 
+void WriteTxn::set_meta(const std::string& key, const std::string& value) {
+  db_.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)").bind(1, key).bind(2, value).run();
+}
+
+Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
+  db_.prepare("SAVEPOINT nested").run();
+  Status status = plan(*this);
+  if (!status) db_.prepare("ROLLBACK TO nested").run();
+  db_.prepare("RELEASE nested").run();
+  return status;
+}
+
+AuditRecord WriteTxn::append_audit(fhir::Node event, const AuditColumns& columns) {
+  return store::append_audit(db_, audit_key_, std::move(event), columns, now_ms_);
+}
+
+void WriteTxn::add_credential(const Credential& c) {
+  db_.prepare("INSERT INTO credential (token_id, holder, salt, hash, created) VALUES (?, ?, ?, ?, ?)")
+      .bind(1, c.token_id)
+      .bind(2, c.holder)
+      .bind_blob(3, c.salt)
+      .bind_blob(4, c.hash)
+      .bind(5, now_ms_)
+      .run();
+}
+
 // ---- Store ----
 
-Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry)
-    : path_(path), registry_(registry) {
+Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path)
+    : path_(path),
+      registry_(registry),
+      audit_key_(AuditKey::load_or_create(audit_key_path.empty() ? path + ".audit-key" : audit_key_path)) {
   auto db = std::make_unique<Connection>(path, Connection::Mode::read_write);
   try {
     configure_writer(*db);
@@ -394,7 +448,7 @@ Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry)
   } catch (const StepError& e) {
     throw std::runtime_error("cannot prepare database " + path + ": " + e.message);
   }
-  writer_ = std::make_unique<Writer>(std::move(db), registry, *keys_);
+  writer_ = std::make_unique<Writer>(std::move(db), registry, *keys_, audit_key_);
 }
 
 Store::~Store() {
@@ -501,7 +555,7 @@ Result<HistoryPage> Store::history(const std::string& type, const std::string& i
   });
 }
 
-Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
+Result<SearchPage> Store::search(const fhir::SearchQuery& query, const Visibility& visible) {
   std::optional<Cursor> cursor;
   if (!query.cursor.empty()) {
     auto decoded = decode_cursor(query.cursor, query.sort.size());
@@ -510,41 +564,70 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query) {
   }
   return with_reader([&](Connection& db) -> Result<SearchPage> {
     SearchPage page;
-    if (query.total_accurate || query.summary_count) {
-      SqlQuery q = build_count_query(query, *keys_);
-      auto stmt = db.prepare(q.sql);
-      bind_all(stmt, q.binds);
-      stmt.step();
-      page.total = stmt.int64(0);
-    }
-    if (query.summary_count || query.count == 0) return page;
-
-    SqlQuery q = build_page_query(query, *keys_, cursor ? &*cursor : nullptr, query.count + 1);
-    auto stmt = db.prepare(q.sql);
-    bind_all(stmt, q.binds);
     const int sort_columns = static_cast<int>(query.sort.size());
-    std::vector<Cursor> positions;
-    bool more = false;
-    while (stmt.step()) {
-      if (static_cast<int>(page.matches.size()) == query.count) {
-        more = true;
-        break;
-      }
+    auto record_of = [&](Statement& stmt) {
       VersionRecord rec;
       rec.type = query.resource_type;
       rec.id = std::string(stmt.text(1));
       rec.body = std::string(stmt.text(2));
-      page.matches.push_back(std::move(rec));
-      Cursor pos;
-      pos.rid = stmt.int64(0);
-      for (int i = 0; i < sort_columns; ++i) {
-        if (stmt.is_integer(3 + i)) {
-          pos.sort_values.emplace_back(stmt.int64(3 + i));
-        } else {
-          pos.sort_values.emplace_back(std::string(stmt.text(3 + i)));
-        }
+      return rec;
+    };
+    if (query.total_accurate || query.summary_count) {
+      if (!visible) {
+        SqlQuery q = build_count_query(query, *keys_);
+        auto stmt = db.prepare(q.sql);
+        bind_all(stmt, q.binds);
+        stmt.step();
+        page.total = stmt.int64(0);
+      } else {
+        // Only what the caller may see counts: every match is looked at.
+        fhir::SearchQuery all = query;
+        all.sort.clear();
+        SqlQuery q = build_page_query(all, *keys_, nullptr, std::numeric_limits<int>::max());
+        auto stmt = db.prepare(q.sql);
+        bind_all(stmt, q.binds);
+        std::int64_t total = 0;
+        while (stmt.step())
+          if (visible(record_of(stmt))) ++total;
+        page.total = total;
       }
-      positions.push_back(std::move(pos));
+    }
+    if (query.summary_count || query.count == 0) return page;
+
+    // Rows are read in batches from the position reached; invisible ones are skipped, so a page is full
+    // whenever enough visible rows exist, and each cursor is the position of a row that was returned.
+    std::vector<Cursor> positions;
+    bool more = false;
+    std::optional<Cursor> from = cursor;
+    const int batch = visible ? std::max(2 * (query.count + 1), 64) : query.count + 1;
+    for (bool exhausted = false; !exhausted && !more;) {
+      SqlQuery q = build_page_query(query, *keys_, from ? &*from : nullptr, batch);
+      auto stmt = db.prepare(q.sql);
+      bind_all(stmt, q.binds);
+      int rows = 0;
+      while (stmt.step()) {
+        ++rows;
+        Cursor pos;
+        pos.backward = cursor && cursor->backward;
+        pos.rid = stmt.int64(0);
+        for (int i = 0; i < sort_columns; ++i) {
+          if (stmt.is_integer(3 + i))
+            pos.sort_values.emplace_back(stmt.int64(3 + i));
+          else
+            pos.sort_values.emplace_back(std::string(stmt.text(3 + i)));
+        }
+        VersionRecord rec = record_of(stmt);
+        const bool shown = !visible || visible(rec);
+        from = pos;
+        if (!shown) continue;
+        if (static_cast<int>(page.matches.size()) == query.count) {
+          more = true;
+          break;
+        }
+        page.matches.push_back(std::move(rec));
+        positions.push_back(std::move(pos));
+      }
+      exhausted = rows < batch;
     }
     const bool backward = cursor && cursor->backward;
     if (backward) {
@@ -592,6 +675,37 @@ Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
       out.push_back(std::move(m));
     }
     return out;
+  });
+}
+
+Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {
+  return with_reader([&](Connection& db) -> Result<std::vector<AuditRecord>> { return store::search_audit(db, query); });
+}
+
+Result<std::optional<AuditRecord>> Store::read_audit(std::int64_t seq) {
+  return with_reader([&](Connection& db) -> Result<std::optional<AuditRecord>> { return store::read_audit(db, seq); });
+}
+
+Result<ChainCheck> Store::verify_audit() {
+  return with_reader([&](Connection& db) -> Result<ChainCheck> { return verify_audit_chain(db, audit_key_); });
+}
+
+Result<std::optional<std::string>> Store::meta(const std::string& key) {
+  return with_reader([&](Connection& db) -> Result<std::optional<std::string>> {
+    auto stmt = db.prepare("SELECT value FROM store_meta WHERE key = ?");
+    stmt.bind(1, key);
+    if (!stmt.step()) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(stmt.text(0)));
+  });
+}
+
+Result<std::optional<Credential>> Store::credential(const std::string& token_id) {
+  return with_reader([&](Connection& db) -> Result<std::optional<Credential>> {
+    auto stmt = db.prepare("SELECT holder, salt, hash, created FROM credential WHERE token_id = ?");
+    stmt.bind(1, token_id);
+    if (!stmt.step()) return std::optional<Credential>();
+    return std::optional<Credential>(Credential{token_id, std::string(stmt.text(0)), std::string(stmt.text(1)),
+                                                std::string(stmt.text(2)), stmt.int64(3)});
   });
 }
 

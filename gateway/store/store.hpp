@@ -17,6 +17,7 @@
 #include "fhir/result.hpp"
 #include "fhir/search_params.hpp"
 #include "fhir/search_query.hpp"
+#include "gateway/store/audit_log.hpp"
 
 namespace fhirgate::gateway::store {
 
@@ -61,6 +62,15 @@ struct InboundMessage {
   std::string body;          // as received
 };
 
+// A bearer token as stored: only its public id, a salt and the hash of its secret part.
+struct Credential {
+  std::string token_id;
+  std::string holder;  // partner or role id
+  std::string salt;    // bytes
+  std::string hash;    // bytes: SHA-256(salt || secret)
+  std::int64_t created_ms = 0;
+};
+
 // Parameter ids as stored in the index tables, mapped from the registry.
 class ParamKeys;
 
@@ -68,8 +78,8 @@ class ParamKeys;
 class WriteTxn {
  public:
   WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-           std::int64_t now_ms)
-      : db_(db), registry_(registry), keys_(keys), now_ms_(now_ms) {}
+           const AuditKey& audit_key, std::int64_t now_ms)
+      : db_(db), registry_(registry), keys_(keys), audit_key_(audit_key), now_ms_(now_ms) {}
 
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
   // Ids of current resources matching the query (at most `limit`).
@@ -86,26 +96,42 @@ class WriteTxn {
                                             const std::string& control_id);
   void log_inbound(const InboundMessage& message);
 
+  // A value in store_meta (the store's own key/value settings).
+  void set_meta(const std::string& key, const std::string& value);
+
+  // Runs `plan` in a nested savepoint: its changes are undone when it returns an error, and the rest of
+  // the caller's plan goes on (the audit of a failed write is still written).
+  Status nested(const std::function<Status(WriteTxn&)>& plan);
+
+  // Appends an AuditEvent to the chained audit trail (audit_log.hpp).
+  AuditRecord append_audit(fhir::Node event, const AuditColumns& columns);
+  // Stores a bearer token's hash for `holder`.
+  void add_credential(const Credential& credential);
+
   std::int64_t now_ms() const { return now_ms_; }
 
  private:
   Connection& db_;
   const fhir::SearchParamRegistry& registry_;
   const ParamKeys& keys_;
+  const AuditKey& audit_key_;
   std::int64_t now_ms_;
 };
 
 class Store {
  public:
-  // Opens or creates the database and migrates its schema to the current version. The registry must
+  // Opens or creates the database and migrates its schema to the current version; loads (or creates)
+  // the audit chain's key from `audit_key_path` (empty: `path` + ".audit-key"). The registry must
   // outlive the store. Throws std::runtime_error on start-up failure.
-  Store(const std::string& path, const fhir::SearchParamRegistry& registry);
+  Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // True when this process created the database (first start: samples may be loaded).
+  // True when this process created the database.
   bool created() const { return created_; }
+  // A value from store_meta (set with WriteTxn::set_meta); nullopt when absent.
+  Result<std::optional<std::string>> meta(const std::string& key);
 
   Result<std::optional<VersionRecord>> read(const std::string& type, const std::string& id);
   Result<std::optional<VersionRecord>> vread(const std::string& type, const std::string& id,
@@ -114,10 +140,19 @@ class Store {
   // filters by lastUpdated; `cursor` continues a previous page. Errors: invalid_input on a bad cursor.
   Result<HistoryPage> history(const std::string& type, const std::string& id, std::int64_t since_ms,
                               int count, const std::string& cursor);
-  // Errors: invalid_input on a cursor that does not belong to this query.
-  Result<SearchPage> search(const fhir::SearchQuery& query);
+  // Which matches the caller may see (consent); runs on the reading thread, may read the store itself.
+  using Visibility = std::function<bool(const VersionRecord&)>;
+  // Errors: invalid_input on a cursor that does not belong to this query. With `visible`, matches it
+  // refuses are skipped before paging (every page is full, cursors stay valid) and not counted in total.
+  Result<SearchPage> search(const fhir::SearchQuery& query, const Visibility& visible = {});
   // The newest inbound messages that were not applied (failed or rejected), newest first.
   Result<std::vector<InboundMessage>> inbound_problems(int limit);
+  // The audit trail (newest first) and one AuditEvent by its seq.
+  Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
+  Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);
+  // Checks the whole audit chain (start-up and CLI; reads every row).
+  Result<ChainCheck> verify_audit();
+  Result<std::optional<Credential>> credential(const std::string& token_id);
   // Database reachable and answering.
   Status ping();
 
@@ -134,6 +169,7 @@ class Store {
   std::string path_;
   const fhir::SearchParamRegistry& registry_;
   std::unique_ptr<ParamKeys> keys_;
+  AuditKey audit_key_;
   bool created_ = false;
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;

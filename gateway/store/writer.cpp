@@ -31,8 +31,8 @@ std::int64_t system_now_ms() {
 }  // namespace
 
 Writer::Writer(std::unique_ptr<Connection> db, const fhir::SearchParamRegistry& registry,
-               const ParamKeys& keys, WriterOptions options)
-    : db_(std::move(db)), registry_(registry), keys_(keys), options_(options) {
+               const ParamKeys& keys, const AuditKey& audit_key, WriterOptions options)
+    : db_(std::move(db)), registry_(registry), keys_(keys), audit_key_(audit_key), options_(options) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -102,7 +102,7 @@ void Writer::commit_batch(std::deque<Job>& batch) {
     for (auto& job : batch) job.done(to_error(e));
     return;
   }
-  WriteTxn txn(*db_, registry_, keys_, last_ms_);
+  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_);
   for (auto& job : batch) {
     try {
       db_->prepare("SAVEPOINT plan").run();

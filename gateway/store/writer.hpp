@@ -13,6 +13,7 @@
 
 namespace fhirgate::gateway::store {
 
+class AuditKey;
 class Connection;
 class ParamKeys;
 class WriteTxn;
@@ -36,7 +37,7 @@ struct WriterStats {
 class Writer {
  public:
   Writer(std::unique_ptr<Connection> db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-         WriterOptions options = {});
+         const AuditKey& audit_key, WriterOptions options = {});
   ~Writer();  // stops after draining the queue
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -62,6 +63,7 @@ class Writer {
   std::unique_ptr<Connection> db_;
   const fhir::SearchParamRegistry& registry_;
   const ParamKeys& keys_;
+  const AuditKey& audit_key_;
   WriterOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -33,7 +33,17 @@ TEST_CASE("the sample configuration loads, with paths relative to its folder") {
   CHECK(c.database_path == testing::source_path("var/fhirgate.db"));
   REQUIRE(c.seed_files.size() == 1);
   CHECK(c.seed_files[0] == testing::source_path("samples/patients.json"));
-  CHECK(c.cached_types == std::vector<std::string>{"Patient", "Consent", "AuditEvent"});
+  CHECK(c.cached_types == std::vector<std::string>{"Patient", "Consent", "AuditEvent", "Organization"});
+  CHECK(c.security.enabled);
+  CHECK(c.security.consent_policy == "opt-in");
+  // The partners and the two roles of the agreement.
+  for (const char* id : {"gp-practice", "acute-trust", "social-care", "operator", "privacy-officer"})
+    CHECK_MESSAGE(find_partner(c, id), id);
+  CHECK(find_partner(c, "privacy-officer")->role == "privacy-officer");
+  CHECK(find_partner(c, "operator")->role == "operator");
+  CHECK(find_partner(c, "acute-trust")->ods_code == "RX1");
+  CHECK(find_partner(c, "social-care")->access.at("Consent").count("create") == 1);
+  CHECK(find_partner(c, "social-care")->access.count("AuditEvent") == 0);
   // The sample's MLLP listener is bound to the GP practice.
   REQUIRE(c.mllp.listeners.size() == 1);
   CHECK(c.mllp.listeners[0].port == 2575);
@@ -72,6 +82,13 @@ TEST_CASE("partners and MLLP listeners: listeners bound to a partner or identify
   CHECK(load_error(R"({"partners": [{"name": "no id"}]})").find("needs an id") != std::string::npos);
   CHECK(load_error(R"({"partners": [{"id": "a", "hl7v2": {"nhs": 1}}]})").find("partners[0].hl7v2.nhs") !=
         std::string::npos);
+  CHECK(load_error(R"({"partners": [{"id": "a", "access": {"Patient": ["peek"]}}]})").find("unknown interaction 'peek'") !=
+        std::string::npos);
+  CHECK(load_error(R"({"roles": [{"id": "r", "role": "king"}]})").find("must be operator or privacy-officer") !=
+        std::string::npos);
+  CHECK(load_error(R"({"security": {"consentPolicy": "maybe"}})").find("opt-in or opt-out") != std::string::npos);
+  CHECK(load_config(write("{}")).security.enabled);   // a configuration file means security on ...
+  CHECK_FALSE(default_config().security.enabled);      // ... only running without one turns it off
 }
 
 TEST_CASE("configuration mistakes name the file, the key and the problem") {

@@ -11,24 +11,8 @@
 namespace fhirgate::testing {
 namespace {
 
-struct Run {
-  int status;
-  std::string out, err;
-};
-
 Run run(const std::string& args, const std::string& stdin_text = {}) {
-  const std::string dir = temp_dir();
-  std::ofstream(dir + "/in") << stdin_text;
-  const std::string cmd =
-      std::string(FHIRGATE_BINARY) + " " + args + " < " + dir + "/in > " + dir + "/out 2> " + dir + "/err";
-  const int raw = std::system(cmd.c_str());
-  auto slurp = [](const std::string& p) {
-    std::ifstream in(p);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WEXITSTATUS(raw), slurp(dir + "/out"), slurp(dir + "/err")};
+  return run_fhirgate(args, stdin_text);
 }
 
 TEST_CASE("convert turns JSON into XML and back, from files and stdin") {

@@ -3,8 +3,15 @@
 // data (each uses unique names), and JSON access to response bodies.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "fhir/json.hpp"
 #include "tests/support/gateway_process.hpp"
@@ -60,6 +67,41 @@ inline std::string first_issue(const Response& r) {
   auto oo = json(r.body);
   CHECK(oo.string_at("resourceType") == "OperationOutcome");
   return text_at(oo, "issue[0].diagnostics");
+}
+
+// Runs `fhirgate ARGS < stdin_text` and collects its exit status and output.
+struct Run {
+  int status;
+  std::string out, err;
+};
+
+inline Run run_fhirgate(const std::string& args, const std::string& stdin_text = {}) {
+  const std::string dir = temp_dir();
+  std::ofstream(dir + "/in") << stdin_text;
+  const std::string cmd =
+      std::string(FHIRGATE_BINARY) + " " + args + " < " + dir + "/in > " + dir + "/out 2> " + dir + "/err";
+  const int raw = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  return {WEXITSTATUS(raw), slurp(dir + "/out"), slurp(dir + "/err")};
+}
+
+// A new bearer token for `holder`, made with `fhirgate partner add-token` against the database a
+// GatewayProcess in `dir` uses (the token is the last line of the output).
+inline std::string new_token(const std::string& config, const std::string& dir, const std::string& holder) {
+  const Run r = run_fhirgate("partner add-token " + holder + " --config " + config + " --db " + dir + "/fhirgate.db");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::string out = r.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out.substr(out.rfind('\n') + 1);
+}
+
+inline std::vector<std::pair<std::string, std::string>> bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
 }
 
 }  // namespace fhirgate::testing

@@ -92,17 +92,22 @@ std::string msa(const std::string& ack) {
 }
 
 // One listener bound to `gp-practice`, one identifying partners by MSH-4 (RX1 is the acute trust).
-GatewayProcess start_with_mllp() {
+// Security (tokens, consent, audit) is off unless asked for: these tests are about HL7 v2.
+GatewayProcess start_with_mllp(bool secure = false, std::string* config_path = nullptr) {
   const std::string dir = temp_dir();
   const std::string config = dir + "/gateway.json";
+  if (config_path) *config_path = config;
   std::ofstream(config) << R"({
+    "security": {"enabled": )" << (secure ? "true" : "false") << R"(},
     "database": {"path": "fhirgate.db"},
     "profiles": {"Patient": ["https://fhir.partnership.example/StructureDefinition/partnership-patient"]},
     "partners": [
-      {"id": "gp-practice", "name": "GP", "hl7v2": {"sendingFacilities": ["GP1"],
-       "localIdentifierSystem": "https://example.org/gp1/patient"}},
-      {"id": "acute-trust", "name": "Trust", "hl7v2": {"sendingFacilities": ["RX1"],
-       "nhsNumberAuthority": "NHS", "localIdentifierSystem": "https://example.org/rx1/mrn"}}
+      {"id": "gp-practice", "name": "GP", "inbound": ["hl7v2-mllp", "hl7v2-http"],
+       "access": {"Patient": ["read", "search-type"], "AuditEvent": ["read", "search-type"]},
+       "hl7v2": {"sendingFacilities": ["GP1"], "localIdentifierSystem": "https://example.org/gp1/patient"}},
+      {"id": "acute-trust", "name": "Trust", "access": {"Patient": ["read", "search-type"]},
+       "hl7v2": {"sendingFacilities": ["RX1"], "nhsNumberAuthority": "NHS",
+       "localIdentifierSystem": "https://example.org/rx1/mrn"}}
     ],
     "mllp": {"listeners": [{"bind": "127.0.0.1", "port": 0, "partner": "gp-practice"},
                            {"bind": "127.0.0.1", "port": 0}],
@@ -360,9 +365,14 @@ TEST_CASE("MLLP: a listener without a partner identifies senders by MSH-4 and re
 }
 
 TEST_CASE("POST /$ingest takes an HL7 v2 message and answers with a transaction-response") {
-  GatewayProcess gateway = start_with_mllp();
+  std::string config;
+  GatewayProcess gateway = start_with_mllp(true, &config);
+  const std::string gp = new_token(config, gateway.dir(), "gp-practice");
+  const std::string trust = new_token(config, gateway.dir(), "acute-trust");
   HttpClient http(gateway.port());
+  http.set_default_headers(bearer(gp));
   const std::vector<std::pair<std::string, std::string>> er7 = {{"Content-Type", "x-application/hl7-v2+er7"}};
+  // MSH-4 says RX1 (the trust), but the token is the GP's: the partner is the token's.
   auto r = http.request("POST", "/$ingest", adt("A01", "H1", "9434765919", "L-1"), er7);
   REQUIRE(r.status == 200);
   auto bundle = json(r.body);
@@ -370,7 +380,13 @@ TEST_CASE("POST /$ingest takes an HL7 v2 message and answers with a transaction-
   CHECK(text_at(bundle, "entry[0].response.status") == "201 Created");
   const std::string location = text_at(bundle, "entry[0].response.location");
   CHECK(location.rfind("Patient/", 0) == 0);
-  CHECK(http.get("/" + location).status == 200);
+  const std::string patient = location.substr(0, location.find("/_history"));
+  const auto stored = http.get("/" + patient);
+  REQUIRE(stored.status == 200);
+  CHECK(text_at(json(stored.body), "identifier[1].system") == "https://example.org/gp1/patient");
+  // The GP supplied it, so the GP sees it; the trust has no consent to see it (opt-in).
+  CHECK(stored.body.find("\"code\":\"gp-practice\"") != std::string::npos);
+  CHECK(http.get("/" + patient, bearer(trust)).status == 404);
 
   // A re-send answers with what the first one wrote.
   auto again = http.request("POST", "/$ingest", adt("A01", "H1", "9434765919", "L-1"), er7);
@@ -387,6 +403,35 @@ TEST_CASE("POST /$ingest takes an HL7 v2 message and answers with a transaction-
   auto wrong_type = http.request("POST", "/$ingest", adt("A01", "H3", "9434765919", "L-1"),
                                  {{"Content-Type", "text/plain"}});
   CHECK(wrong_type.status == 415);
+  // The trust's agreement has no HL7 v2 inbound: 403.
+  auto trust_v2 = http.request("POST", "/$ingest", adt("A01", "H4", "9434765986", "L-4"),
+                               {{"Content-Type", "x-application/hl7-v2+er7"}, {"Authorization", "Bearer " + trust}});
+  CHECK(trust_v2.status == 403);
+  // Each message left an AuditEvent naming the GP, the message and the Patient.
+  auto events = json(http.get("/AuditEvent?entity=" + patient).body);
+  REQUIRE(at(events, "entry[0]"));
+  CHECK(text_at(events, "entry[0].resource.agent[0].who.reference") == "Organization/gp-practice");
+}
+
+TEST_CASE("MLLP messages are audited when security is on") {
+  std::string config;
+  GatewayProcess gateway = start_with_mllp(true, &config);
+  const std::string gp = new_token(config, gateway.dir(), "gp-practice");
+  MllpClient mllp(gateway.mllp_port());
+  mllp.send_raw(frame(adt("A01", "AU1", "9434765919", "L-1")));
+  CHECK(msa(mllp.read_frame()) == "AA|AU1");
+  mllp.send_raw(frame(adt("A01", "AU2", "9434765918", "L-2")));  // bad check digit: AE
+  CHECK(msa(mllp.read_frame()) == "AE|AU2");
+  HttpClient http(gateway.port());
+  http.set_default_headers(bearer(gp));
+  auto events = json(http.get("/AuditEvent?_count=10").body);
+  REQUIRE(at(events, "entry[1]"));
+  // Newest first: the failed message (outcome 4), then the stored one (outcome 0, a create).
+  CHECK(text_at(events, "entry[0].resource.outcome") == "4");
+  CHECK(text_at(events, "entry[1].resource.outcome") == "0");
+  CHECK(text_at(events, "entry[1].resource.action") == "C");
+  CHECK(text_at(events, "entry[1].resource.entity[0].what.reference").rfind("Patient/", 0) == 0);
+  CHECK(run_fhirgate("audit verify --config " + config + " --db " + gateway.dir() + "/fhirgate.db").status == 0);
 }
 
 }  // namespace

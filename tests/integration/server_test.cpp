@@ -14,23 +14,28 @@ namespace {
 
 std::string write_config(const std::string& dir, const std::string& server_settings) {
   const std::string path = dir + "/gateway.json";
-  std::ofstream(path) << R"({"server":{)" << server_settings << "}}";
+  std::ofstream(path) << R"({"security":{"enabled":false},"server":{)" << server_settings << "}}";
   return path;
 }
 
 TEST_CASE("the sample configuration loads the sample patients on first start only") {
   const std::string dir = temp_dir();
-  std::string first_id;
+  const std::string config = source_path("samples/gateway.json");
+  const std::string trust = new_token(config, dir, "acute-trust");
+  const std::string gp = new_token(config, dir, "gp-practice");
   {
-    GatewayProcess gateway({"--config", source_path("samples/gateway.json"), "--mllp-port", "0"}, dir);
+    GatewayProcess gateway({"--config", config, "--mllp-port", "0"}, dir);
     HttpClient http(gateway.port());
+    http.set_default_headers(bearer(trust));
+    // Two Smiths are loaded; the trust sees pat-001 only: its patient consented to sharing with the
+    // trust (consent-001), pat-005 said nothing and the policy is opt-in.
     const auto r = http.get("/Patient?family=smith&_sort=family");
     REQUIRE(r.status == 200);
     auto bundle = json(r.body);
-    CHECK(text_at(bundle, "total") == "2");
     CHECK(text_at(bundle, "entry[0].resource.id") == "pat-001");
-    CHECK(text_at(bundle, "entry[1].resource.id") == "pat-005");
+    CHECK_FALSE(at(bundle, "entry[1]"));
     CHECK(http.get("/Consent?patient=pat-001").status == 200);
+    CHECK(http.get("/Organization/acute-trust").status == 200);  // each partner's Organization is served
     CHECK(gateway.stderr_text().find("loaded 8 sample resources") != std::string::npos);
     // The sample configuration enforces the partnership profiles on write.
     const std::string body_start =
@@ -53,13 +58,14 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
     const auto vague_consent = http.send_json(
         "POST", "/Consent",
         R"({"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"y"}],)"
-        R"("policyRule":{"text":"opt-in"}})");
+        R"("policyRule":{"text":"opt-in"}})", bearer(gp));
     CHECK(vague_consent.status == 422);
-    // Delete a sample: a restart must not bring it back.
-    CHECK(http.request("DELETE", "/Patient/pat-002").status == 204);
+    // Delete a sample (the GP's agreement allows it): a restart must not bring it back.
+    CHECK(http.request("DELETE", "/Patient/pat-002", {}, bearer(gp)).status == 204);
   }
-  GatewayProcess again({"--config", source_path("samples/gateway.json"), "--mllp-port", "0"}, dir);
+  GatewayProcess again({"--config", config, "--mllp-port", "0"}, dir);
   HttpClient http(again.port());
+  http.set_default_headers(bearer(gp));
   CHECK(http.get("/Patient/pat-002").status == 410);
   CHECK(again.stderr_text().find("loaded") == again.stderr_text().rfind("loaded"));
 }

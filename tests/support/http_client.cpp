@@ -1,5 +1,7 @@
 #include "tests/support/http_client.hpp"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -127,6 +129,10 @@ Response HttpClient::request(const std::string& method, const std::string& targe
                              std::vector<std::pair<std::string, std::string>> headers) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : default_headers_) {
+    const bool overridden = std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == k; });
+    if (!overridden) req += k + ": " + v + "\r\n";
+  }
   if (!body.empty() || method == "POST" || method == "PUT")
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;

@@ -20,6 +20,11 @@ struct Response {
 class HttpClient {
  public:
   explicit HttpClient(std::uint16_t port);
+  // With headers sent on every request (see set_default_headers).
+  HttpClient(std::uint16_t port, std::vector<std::pair<std::string, std::string>> default_headers)
+      : HttpClient(port) {
+    default_headers_ = std::move(default_headers);
+  }
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -34,6 +39,11 @@ class HttpClient {
   Response send_json(const std::string& method, const std::string& target, const std::string& body,
                      std::vector<std::pair<std::string, std::string>> headers = {});
 
+  // Headers sent with every request unless the request gives the same header (e.g. Authorization).
+  void set_default_headers(std::vector<std::pair<std::string, std::string>> headers) {
+    default_headers_ = std::move(headers);
+  }
+
   // Raw access for hostile-client tests.
   void connect();
   void send_raw(const std::string& bytes);
@@ -45,6 +55,7 @@ class HttpClient {
 
  private:
   std::uint16_t port_;
+  std::vector<std::pair<std::string, std::string>> default_headers_;
   int fd_ = -1;
   std::string buffer_;
 };

@@ -1,0 +1,74 @@
+#pragma once
+// The information sharing agreement at run time: who is asking (bearer token -> partner or role), what
+// the agreement lets them do, for which purpose, and whether a patient's consent lets them see a record.
+// Used by the REST API (and by HL7 v2 for supplier tags); thread-safe.
+//
+// Consent is re-read from the store on every decision (no cache), so a Consent written by one request
+// governs the very next one. Verified tokens are cached for a minute to spare the hash and the lookup.
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "fhir/json.hpp"
+#include "fhir/search_params.hpp"
+#include "gateway/config.hpp"
+#include "gateway/consent.hpp"
+#include "gateway/store/store.hpp"
+
+namespace fhirgate::gateway {
+
+inline constexpr std::string_view kSupplierTagSystem = "https://fhir.partnership.example/CodeSystem/supplier";
+inline constexpr std::string_view kOdsSystem = "https://fhir.nhs.uk/Id/ods-organization-code";
+
+class Security {
+ public:
+  // `config` and `store` must outlive it.
+  Security(const Config& config, const fhir::SearchParamRegistry& registry, store::Store& store);
+
+  bool enabled() const { return enabled_; }
+  const std::string& purpose_header() const { return purpose_header_; }
+
+  // The holder of the bearer token in an Authorization header. Errors: unauthorized (no token, malformed,
+  // unknown, or a holder no longer configured), busy (store unavailable).
+  Result<const PartnerConfig*> authenticate(std::string_view authorization);
+  // The agreement lets `who` perform `interaction` on `type`.
+  static bool may(const PartnerConfig& who, const std::string& type, std::string_view interaction);
+  // The purpose of use of a request: the header's value, or the holder's default. Errors: forbidden when
+  // the holder may not claim it.
+  static Result<std::string> purpose_of(const PartnerConfig& who, std::string_view header);
+
+  // "Patient/<id>" of the patient whose data `resource` is (the Patient itself, or its patient/subject
+  // reference); empty when none.
+  static std::string patient_of(const fhir::Node& resource);
+  // May `who` see `resource` for `purpose` (consentaction `action`)? Resources that are no patient's data
+  // are always visible. Reads the patient's Consents now.
+  ConsentDecision decide(const PartnerConfig& who, const std::string& purpose, const fhir::Node& resource,
+                         std::string_view action, std::int64_t now_ms);
+
+  // Marks `resource` as supplied by `who`: the supplier tags of `held` (the version it replaces, or null)
+  // plus `who`; supplier tags the client sent are dropped.
+  static void tag_supplier(fhir::Node& resource, const fhir::Node* held, const std::string& who);
+
+  static std::string organization_of(const PartnerConfig& who) { return "Organization/" + who.id; }
+
+ private:
+  std::vector<fhir::Node> consents_of(const std::string& patient);
+
+  const Config& config_;
+  const fhir::SearchParamRegistry& registry_;
+  store::Store& store_;
+  bool enabled_;
+  ConsentPolicy policy_;
+  std::string purpose_header_;
+  std::mutex tokens_mutex_;
+  struct CachedToken {
+    store::Credential credential;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::unordered_map<std::string, CachedToken> tokens_;
+};
+
+}  // namespace fhirgate::gateway

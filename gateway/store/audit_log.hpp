@@ -1,0 +1,83 @@
+#pragma once
+// The audit trail: AuditEvents in their own append-only table, chained for tamper evidence.
+//
+// Why a table of its own: every interaction writes one (reads included, committed before the response),
+// so an AuditEvent must cost one row, not a resource with a version row and a dozen index rows. The
+// columns the REST search needs (agent, entity, action, outcome, recorded) sit beside the JSON, and
+// audit_patient lists the patients each event touched (the access report); `seq` is the chain order and
+// the AuditEvent's id.
+//
+// Tamper evidence: each row's `chain` is HMAC-SHA256(key, previous chain || seq || body), the first row
+// chained to 32 zero bytes, and store_meta 'audit_head' holds the last seq and chain. Changing a body,
+// inserting a row or renumbering breaks the chain at that row; deleting rows leaves a gap in seq (or, at
+// the end, disagrees with the head). The key lives in a file outside the database (created on first use,
+// mode 0600), so whoever edits the database cannot re-chain it without the key too. Truncating the tail
+// and rewinding the head together is only detectable with the head copied elsewhere (not done here).
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fhir/json.hpp"
+
+namespace fhirgate::gateway::store {
+
+class Connection;
+
+class AuditKey {
+ public:
+  // Reads the key file, creating it with 32 random bytes when missing. Throws std::runtime_error.
+  static AuditKey load_or_create(const std::string& path);
+  const std::array<unsigned char, 32>& bytes() const { return bytes_; }
+
+ private:
+  std::array<unsigned char, 32> bytes_{};
+};
+
+// The searchable columns of an AuditEvent, besides its JSON.
+struct AuditColumns {
+  std::vector<std::string> patients;  // "Patient/<id>" of each patient whose data was touched
+  std::string agent;    // the requesting partner or role id
+  std::string entity;   // "Type/id" of the data entity
+  std::string action;   // C R U D E
+  std::string outcome;  // 0 4 8 12
+  std::int64_t recorded_ms = 0;  // when it happened; 0 = now (the commit's time)
+};
+
+struct AuditRecord {
+  std::int64_t seq = 0;
+  std::int64_t recorded_ms = 0;
+  AuditColumns columns;
+  std::string body;
+};
+
+// Appends inside the caller's (the writer's) transaction: gives the event its id (the seq) and
+// meta.lastUpdated, serialises it, chains it and moves the head. Returns the record stored.
+AuditRecord append_audit(Connection& db, const AuditKey& key, fhir::Node event, const AuditColumns& columns,
+                         std::int64_t now_ms);
+
+struct AuditQuery {
+  std::string patient;  // exact "Patient/<id>"; empty = any
+  std::string agent;
+  std::string entity;   // exact "Type/id"
+  std::string action;
+  std::string outcome;
+  std::int64_t from_ms = INT64_MIN;  // recorded within [from, to]
+  std::int64_t to_ms = INT64_MAX;
+  std::int64_t before_seq = INT64_MAX;  // paging: rows with a smaller seq
+  int count = 20;
+};
+// Newest first; at most `count` rows.
+std::vector<AuditRecord> search_audit(Connection& db, const AuditQuery& query);
+std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq);
+
+struct ChainCheck {
+  bool intact = true;
+  std::int64_t rows = 0;
+  std::int64_t first_bad_seq = 0;  // where the chain first breaks
+  std::string problem;             // for people: what is wrong at first_bad_seq
+};
+ChainCheck verify_audit_chain(Connection& db, const AuditKey& key);
+
+}  // namespace fhirgate::gateway::store

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <utility>
 
+#include "fhir/base64.hpp"
 #include "fhir/datetime.hpp"
 
 namespace fhirgate::gateway {
@@ -92,31 +93,6 @@ Node display_only(std::string_view display) {
   return ref;
 }
 
-std::string base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const auto n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
-                   static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
-                   static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[n >> 18 & 63];
-    out += kAlphabet[n >> 12 & 63];
-    out += kAlphabet[n >> 6 & 63];
-    out += kAlphabet[n & 63];
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    std::uint32_t n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    if (rest == 2) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    out += kAlphabet[n >> 18 & 63];
-    out += kAlphabet[n >> 12 & 63];
-    out += rest == 2 ? kAlphabet[n >> 6 & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 bool is_ipv4(std::string_view s) {
   int parts = 0;
@@ -273,7 +249,7 @@ fhir::Node make_audit_event(const AuditInput& in) {
   if (with_patient) entities.push(entity(reference_to(in.patient_reference), "1", "Person", "1", "Patient"));
   if (has_query) {
     Node query = entity(Node::object(), "2", "System Object", "24", "Query");
-    query.set("query", Node::string(base64(in.query)));
+    query.set("query", Node::string(fhir::base64_encode(in.query)));
     entities.push(std::move(query));
   }
   if (hl7v2 && !in.message_control_id.empty()) {

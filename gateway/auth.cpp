@@ -6,6 +6,8 @@
 
 #include <stdexcept>
 
+#include "fhir/base64.hpp"
+
 namespace fhirgate::gateway {
 namespace {
 
@@ -23,23 +25,6 @@ std::string hex(std::string_view bytes) {
     out += kHex[c >> 4];
     out += kHex[c & 15];
   }
-  return out;
-}
-
-std::string base64url(std::string_view bytes) {
-  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char c : bytes) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(buffer >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(buffer << (6 - bits)) & 63];
   return out;
 }
 
@@ -63,7 +48,7 @@ bool is_hex(std::string_view s) {
 NewToken make_token(const std::string& holder) {
   NewToken t;
   const std::string id = hex(random_bytes(8));
-  const std::string secret = base64url(random_bytes(32));
+  const std::string secret = fhir::base64url_encode(random_bytes(32));
   t.token = "fg_" + id + "_" + secret;
   t.credential.token_id = id;
   t.credential.holder = holder;

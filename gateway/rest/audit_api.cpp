@@ -63,6 +63,21 @@ std::string reference_value(const std::string& value, const char* default_type) 
   return std::string(default_type) + "/" + value;
 }
 
+// One page of the trail, newest first, and whether more rows follow it.
+Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store, const store::AuditQuery& q) {
+  std::vector<AuditRecord> rows;
+  if (q.count > 0) {
+    store::AuditQuery probe = q;
+    probe.count = q.count + 1;
+    auto found = store.search_audit(probe);
+    if (!found) return found.error();
+    rows = std::move(*found);
+  }
+  const bool more = static_cast<int>(rows.size()) > q.count;
+  if (more) rows.resize(static_cast<std::size_t>(q.count));
+  return std::make_pair(std::move(rows), more);
+}
+
 }  // namespace
 
 Reply Api::audited(Exchange& ex, Reply reply) const {
@@ -202,19 +217,12 @@ Reply Api::audit_search(Exchange& ex) const {
     ex.audit->query = ex.request.method + " " + ex.request.target;
     if (!q.patient.empty()) ex.audit->patient_reference = q.patient;
   }
-  std::vector<AuditRecord> rows;
-  if (q.count > 0) {
-    store::AuditQuery probe = q;
-    probe.count = q.count + 1;
-    auto found = store_.search_audit(probe);
-    if (!found) {
-      reply.response = fail(ex, found.error());
-      return reply;
-    }
-    rows = std::move(*found);
+  auto page = audit_page(store_, q);
+  if (!page) {
+    reply.response = fail(ex, page.error());
+    return reply;
   }
-  const bool more = static_cast<int>(rows.size()) > q.count;
-  if (more) rows.resize(static_cast<std::size_t>(q.count));
+  auto& [rows, more] = *page;
 
   std::string self_query;
   for (const auto& [k, v] : understood)
@@ -253,20 +261,17 @@ Reply Api::audit_history(Exchange& ex, const std::string& id) const {
       if (const auto n = seq_of(*cursor)) q.before_seq = *n;
     if (!is_privacy_officer(ex)) q.agent = agent_of(*ex.who);
     if (ex.audit) ex.audit->query = ex.request.method + " " + ex.request.target;
-    store::AuditQuery probe = q;
-    probe.count = q.count + 1;
-    auto found = store_.search_audit(probe);
-    if (!found) {
-      reply.response = fail(ex, found.error());
+    auto page = audit_page(store_, q);
+    if (!page) {
+      reply.response = fail(ex, page.error());
       return reply;
     }
-    const bool more = static_cast<int>(found->size()) > q.count;
-    if (more) found->resize(static_cast<std::size_t>(q.count));
-    for (const auto& r : *found) versions.push_back(version_of(r));
+    const auto& [rows, more] = *page;
+    for (const auto& r : rows) versions.push_back(version_of(r));
     const std::string count_param = "_count=" + std::to_string(q.count);
     links.push_back({"self", base + "?" + count_param});
-    if (more && !found->empty())
-      links.push_back({"next", base + "?" + count_param + "&_cursor=" + std::to_string(found->back().seq)});
+    if (more && !rows.empty())
+      links.push_back({"next", base + "?" + count_param + "&_cursor=" + std::to_string(rows.back().seq)});
   }
   // The total is what this page shows plus, when there is more, at least one more: the trail is not
   // counted on every request.

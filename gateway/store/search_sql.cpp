@@ -12,6 +12,8 @@
 // page costs the same however deep it is.
 #include "gateway/store/search_sql.hpp"
 
+#include "fhir/base64.hpp"
+
 #include <limits>
 
 #include "fhir/json.hpp"
@@ -162,41 +164,6 @@ std::string base_where(Builder& b, const fhir::SearchQuery& query) {
   return where;
 }
 
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string base64url_encode(std::string_view in) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kBase64Url[(acc >> bits) & 0x3f];
-    }
-  }
-  if (bits > 0) out += kBase64Url[(acc << (6 - bits)) & 0x3f];
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const char* p = std::char_traits<char>::find(kBase64Url, 64, c);
-    if (!p) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(p - kBase64Url);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void bind_all(Statement& stmt, const std::vector<SqlValue>& binds) {
@@ -221,12 +188,12 @@ std::string encode_cursor(const Cursor& cursor) {
     }
   }
   array.push(fhir::Node::number(std::to_string(cursor.rid)));
-  return base64url_encode(fhir::write_json(array));
+  return fhir::base64url_encode(fhir::write_json(array));
 }
 
 Result<Cursor> decode_cursor(const std::string& text, std::size_t sort_keys) {
   const Error bad = Error::make(ErrorCode::invalid_input, "Invalid or expired paging cursor", "_cursor");
-  auto raw = base64url_decode(text);
+  auto raw = fhir::base64url_decode(text);
   if (!raw) return bad;
   auto parsed = fhir::parse_json(*raw);
   if (!parsed || !parsed->is_array()) return bad;

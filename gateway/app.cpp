@@ -18,6 +18,7 @@
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
+#include "gateway/audit_trail.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/security.hpp"
 #include "gateway/rest/api.hpp"
@@ -361,7 +362,7 @@ int add_token(const Config& config, const std::string& holder, std::ostream& out
 int verify_audit(const Config& config, std::ostream& out) {
   const auto registry = load_search_params(config);
   store::Store store(config.database_path, registry, config.security.audit_key_file);
-  auto check = store.verify_audit();
+  auto check = store.verify_audit(derive_audit_columns);
   if (!check) throw std::runtime_error(check.error().issues.front().diagnostics);
   if (check->intact) {
     out << "audit chain intact: " << check->rows << " AuditEvents" << std::endl;

@@ -83,37 +83,70 @@ std::string Security::patient_of(const Node& resource) {
 
 std::vector<Node> Security::consents_of(const std::string& patient) {
   std::vector<Node> out;
-  auto params = fhir::parse_query_string("patient=" + fhir::url_encode(patient) + "&_count=1000");
-  if (!params) return out;
-  auto query = fhir::parse_search(registry_, "Consent", *params, fhir::SearchOptions{true, 1000, 1000, 0});
-  if (!query) return out;
-  auto page = store_.search(*query);
-  if (!page) return out;
-  for (const auto& rec : page->matches)
-    if (auto parsed = fhir::parse_json(rec.body)) out.push_back(std::move(*parsed));
+  const auto slash = patient.find('/');
+  auto rows = store_.referencing("Consent", "patient", patient.substr(0, slash), patient.substr(slash + 1));
+  if (!rows) return out;  // unreadable: no Consent counts, so the policy default (fail closed under opt-in)
+  for (const auto& [vid, body] : *rows) {
+    // Parsed versions are kept by their version row id: a changed Consent is a new version, a new key.
+    {
+      std::lock_guard lock(consents_mutex_);
+      if (auto it = parsed_consents_.find(vid); it != parsed_consents_.end()) {
+        out.push_back(*it->second);
+        continue;
+      }
+    }
+    auto parsed = fhir::parse_json(body);
+    if (!parsed) continue;
+    out.push_back(*parsed);
+    std::lock_guard lock(consents_mutex_);
+    if (parsed_consents_.size() >= 50000) parsed_consents_.clear();
+    parsed_consents_.emplace(vid, std::make_shared<const Node>(std::move(*parsed)));
+  }
   return out;
+}
+
+bool Security::supplied_by(std::string_view stored_json, const std::string& who) {
+  // Stored resources are written by fhir::write_json from tags tag_supplier made (system, then code):
+  // the tag appears verbatim, and clients cannot plant one (tag_supplier drops theirs).
+  const std::string tag = std::string("{\"system\":\"") + std::string(kSupplierTagSystem) + "\",\"code\":\"" + who + "\"}";
+  return stored_json.find(tag) != std::string_view::npos;
+}
+
+ConsentDecision Security::decide_stored(const PartnerConfig& who, const std::string& purpose,
+                                        const std::string& type, const std::string& id, std::string_view stored_json,
+                                        std::string_view action, std::int64_t now_ms) {
+  if (type != "Patient") {
+    auto parsed = fhir::parse_json(stored_json);
+    if (!parsed) return ConsentDecision{false, false, "unreadable resource", {}, {}};
+    return decide(who, purpose, *parsed, action, now_ms);
+  }
+  if (supplied_by(stored_json, who.id)) return ConsentDecision{true, false, "supplier", {}, {}};
+  return decide_patient(who, purpose, "Patient/" + id, type, action, now_ms);
+}
+
+ConsentDecision Security::decide_patient(const PartnerConfig& who, const std::string& purpose, const std::string& patient,
+                                         const std::string& type, std::string_view action, std::int64_t now_ms) {
+  ConsentRequest request;
+  request.actor = organization_of(who);
+  request.actor_ods_code = who.ods_code;
+  request.purpose = purpose;
+  request.resource_type = type;
+  request.action = std::string(action);
+  request.now_ms = now_ms;
+  request.may_break_glass = std::find(who.purposes.begin(), who.purposes.end(), "ETREAT") != who.purposes.end();
+  return gateway::decide(policy_, consents_of(patient), request);
 }
 
 ConsentDecision Security::decide(const PartnerConfig& who, const std::string& purpose, const Node& resource,
                                  std::string_view action, std::int64_t now_ms) {
   const std::string patient = patient_of(resource);
   if (patient.empty()) return ConsentDecision{true, false, "not patient data", {}, {}};
-  ConsentRequest request;
-  request.actor = organization_of(who);
-  request.actor_ods_code = who.ods_code;
-  request.purpose = purpose;
-  request.resource_type = std::string(resource.string_at("resourceType"));
-  request.action = std::string(action);
-  request.now_ms = now_ms;
-  request.may_break_glass = std::find(who.purposes.begin(), who.purposes.end(), "ETREAT") != who.purposes.end();
   if (const Node* meta = resource.find("meta"))
     if (const Node* tags = array_of(*meta, "tag"))
       for (const auto& tag : tags->items())
         if (tag.string_at("system") == kSupplierTagSystem && tag.string_at("code") == who.id)
-          request.supplied_by_requester = true;
-  // The supplier rule needs no Consents; skip reading them.
-  if (request.supplied_by_requester) return ConsentDecision{true, false, "supplier", {}, {}};
-  return gateway::decide(policy_, consents_of(patient), request);
+          return ConsentDecision{true, false, "supplier", {}, {}};
+  return decide_patient(who, purpose, patient, std::string(resource.string_at("resourceType")), action, now_ms);
 }
 
 void Security::tag_supplier(Node& resource, const Node* held, const std::string& who) {

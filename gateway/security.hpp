@@ -3,9 +3,11 @@
 // the agreement lets them do, for which purpose, and whether a patient's consent lets them see a record.
 // Used by the REST API (and by HL7 v2 for supplier tags); thread-safe.
 //
-// Consent is re-read from the store on every decision (no cache), so a Consent written by one request
-// governs the very next one. Verified tokens are cached for a minute to spare the hash and the lookup.
+// Consent is re-read from the store on every decision, so a Consent written by one request governs the
+// very next one; only the parsing is cached, by version (a new version is a new key, so never stale).
+// Verified tokens are cached for a minute to spare the hash and the lookup.
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,6 +50,12 @@ class Security {
   ConsentDecision decide(const PartnerConfig& who, const std::string& purpose, const fhir::Node& resource,
                          std::string_view action, std::int64_t now_ms);
 
+  // The same for a stored resource's JSON, parsing it only when needed (a Patient's patient is itself,
+  // and the supplier tag is found in the stored text).
+  ConsentDecision decide_stored(const PartnerConfig& who, const std::string& purpose, const std::string& type,
+                                const std::string& id, std::string_view stored_json, std::string_view action,
+                                std::int64_t now_ms);
+
   // Marks `resource` as supplied by `who`: the supplier tags of `held` (the version it replaces, or null)
   // plus `who`; supplier tags the client sent are dropped.
   static void tag_supplier(fhir::Node& resource, const fhir::Node* held, const std::string& who);
@@ -56,6 +64,9 @@ class Security {
 
  private:
   std::vector<fhir::Node> consents_of(const std::string& patient);
+  ConsentDecision decide_patient(const PartnerConfig& who, const std::string& purpose, const std::string& patient,
+                                 const std::string& type, std::string_view action, std::int64_t now_ms);
+  static bool supplied_by(std::string_view stored_json, const std::string& who);
 
   const Config& config_;
   const fhir::SearchParamRegistry& registry_;
@@ -69,6 +80,8 @@ class Security {
     std::chrono::steady_clock::time_point until;
   };
   std::unordered_map<std::string, CachedToken> tokens_;
+  std::mutex consents_mutex_;
+  std::unordered_map<std::int64_t, std::shared_ptr<const fhir::Node>> parsed_consents_;  // by version row id
 };
 
 }  // namespace fhirgate::gateway

@@ -18,7 +18,6 @@ namespace fhirgate::gateway::rest {
 namespace {
 
 using fhir::Node;
-using store::AuditColumns;
 using store::AuditRecord;
 
 std::string outcome_of_status(int status) {
@@ -48,7 +47,7 @@ store::VersionRecord version_of(const AuditRecord& r) {
   v.version = 1;
   v.last_updated_ms = r.recorded_ms;
   v.method = "POST";
-  v.body = r.body;
+  v.body = render_audit_event(r).value_or("{}");
   return v;
 }
 
@@ -87,8 +86,10 @@ Reply Api::audited(Exchange& ex, Reply reply) const {
     input->outcome = outcome_of_status(reply.response.status);
     if (input->outcome != "0" && input->outcome_desc.empty())
       input->outcome_desc = "HTTP " + std::to_string(reply.response.status);
-    reply.plan = [input, more](store::WriteTxn& txn) -> Status {
-      record_audit(txn, *input, *more);
+    // Built here, on the io thread; the writer only chains and inserts it.
+    reply.plan = [row = audit_record(*input, *more)](store::WriteTxn& txn) mutable -> Status {
+      if (row.recorded_ms == 0) row.recorded_ms = txn.now_ms();
+      txn.append_audit(std::move(row));
       return Ok{};
     };
     reply.after_commit = [this, response = std::move(reply.response), ex = Exchange(ex)](const Status& s) {
@@ -132,7 +133,12 @@ Reply Api::audit_read(Exchange& ex, const std::string& id, const std::string& ve
   if (!*rec) return not_known();
   if (!is_privacy_officer(ex) && (*rec)->columns.agent != agent_of(*ex.who)) return not_known();
   if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id + "/_history/1";
-  reply.response = json_response(ex, 200, (*rec)->body);
+  auto body = render_audit_event(**rec);
+  if (!body) {
+    reply.response = fail(ex, Error::make(ErrorCode::internal, "AuditEvent/" + id + " cannot be read"));
+    return reply;
+  }
+  reply.response = json_response(ex, 200, std::move(*body));
   reply.response.set_header("ETag", audit_etag());
   reply.response.set_header("Last-Modified", fhir::format_http_date((*rec)->recorded_ms));
   return reply;
@@ -236,7 +242,7 @@ Reply Api::audit_search(Exchange& ex) const {
   std::vector<BundleLink> links{{"self", link(q.before_seq == INT64_MAX ? "" : std::to_string(q.before_seq))}};
   if (more && !rows.empty()) links.push_back({"next", link(std::to_string(rows.back().seq))});
   std::vector<SearchEntry> entries;
-  for (const auto& r : rows) entries.push_back({base + "/" + std::to_string(r.seq), r.body});
+  for (const auto& r : rows) entries.push_back({base + "/" + std::to_string(r.seq), render_audit_event(r).value_or("{}")});
   reply.response = json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, std::nullopt, links, entries));
   return reply;
 }
@@ -287,37 +293,13 @@ Reply Api::audit_create(Exchange& ex) const {
     reply.response = fail(ex, resource.error());
     return reply;
   }
-  // The columns come from the event itself: the requesting agent, the entities it names, its action,
-  // outcome and time.
-  AuditColumns columns;
-  if (const Node* agents = resource->find("agent"); agents && agents->is_array()) {
-    for (const auto& a : agents->items()) {
-      const Node* requestor = a.find("requestor");
-      const Node* who = a.find("who");
-      if (requestor && requestor->text() == "true" && who) {
-        columns.agent = std::string(who->string_at("reference"));
-        break;
-      }
-    }
-  }
-  if (const Node* entities = resource->find("entity"); entities && entities->is_array()) {
-    for (const auto& e : entities->items()) {
-      const Node* what = e.find("what");
-      if (!what) continue;
-      const std::string reference = without_version(std::string(what->string_at("reference")));
-      if (reference.rfind("Patient/", 0) == 0) columns.patients.push_back(reference);
-      if (columns.entity.empty() && !reference.empty()) columns.entity = reference;
-    }
-  }
-  columns.action = std::string(resource->string_at("action"));
-  columns.outcome = std::string(resource->string_at("outcome"));
-  if (const auto recorded = fhir::parse_time_range(resource->string_at("recorded"))) columns.recorded_ms = recorded->low;
+  // Stored as sent; the search columns come from the event itself.
   struct State {
     AuditRecord record;
   };
   auto state = std::make_shared<State>();
-  reply.plan = [state, columns, audit = ex.audit, resource = std::move(*resource)](store::WriteTxn& txn) mutable -> Status {
-    state->record = txn.append_audit(std::move(resource), columns);
+  reply.plan = [state, audit = ex.audit, row = posted_audit_record(std::move(*resource))](store::WriteTxn& txn) mutable -> Status {
+    state->record = txn.append_audit(std::move(row));
     if (audit) audit->entity_reference = "AuditEvent/" + std::to_string(state->record.seq) + "/_history/1";
     return Ok{};
   };
@@ -333,7 +315,7 @@ Reply Api::audit_create(Exchange& ex) const {
         r = json_response(ex, 201, fhir::write_json(fhir::informational_outcome("Created AuditEvent/" + id)));
         break;
       default:
-        r = json_response(ex, 201, state->record.body);
+        r = json_response(ex, 201, render_audit_event(state->record).value_or("{}"));
         break;
     }
     r.set_header("ETag", audit_etag());

@@ -21,14 +21,19 @@ namespace {
 
 using Digest = std::array<unsigned char, 32>;
 
-Digest chain_of(const AuditKey& key, const Digest& previous, std::int64_t seq, std::string_view body) {
-  unsigned char seq_bytes[8];
-  for (int i = 0; i < 8; ++i) seq_bytes[i] = static_cast<unsigned char>(static_cast<std::uint64_t>(seq) >> (8 * i));
+void append_le64(std::string& out, std::int64_t v) {
+  for (int i = 0; i < 8; ++i) out += static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * i));
+}
+
+Digest chain_of(const AuditKey& key, const Digest& previous, const AuditRecord& r) {
   std::string data;
-  data.reserve(previous.size() + sizeof seq_bytes + body.size());
+  data.reserve(previous.size() + 16 + r.format.size() + 1 + r.body.size());
   data.append(reinterpret_cast<const char*>(previous.data()), previous.size());
-  data.append(reinterpret_cast<const char*>(seq_bytes), sizeof seq_bytes);
-  data.append(body);
+  append_le64(data, r.seq);
+  append_le64(data, r.recorded_ms);
+  data += r.format;
+  data += '\0';
+  data += r.body;
   Digest out{};
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.bytes().data(), static_cast<int>(key.bytes().size()),
@@ -52,6 +57,7 @@ struct Head {
   Digest chain{};
 };
 
+// The head as recorded in store_meta, which verification compares with the last row.
 Head read_head(Connection& db) {
   Head head;
   auto stmt = db.prepare("SELECT value FROM store_meta WHERE key = 'audit_head'");
@@ -84,11 +90,20 @@ AuditRecord record_from(Statement& stmt) {
   r.columns.entity = std::string(stmt.text(3));
   r.columns.action = std::string(stmt.text(4));
   r.columns.outcome = std::string(stmt.text(5));
-  r.body = std::string(stmt.text(6));
+  r.format = std::string(stmt.text(6));
+  r.body = std::string(stmt.text(7));
   return r;
 }
 
-constexpr const char* kColumns = "e.seq, e.recorded, e.agent, e.entity, e.action, e.outcome, e.body";
+constexpr const char* kColumns = "e.seq, e.recorded, e.agent, e.entity, e.action, e.outcome, e.format, e.body";
+
+std::vector<std::string> patients_of(Connection& db, std::int64_t seq) {
+  std::vector<std::string> out;
+  auto stmt = db.prepare("SELECT patient FROM audit_patient WHERE seq = ? ORDER BY patient");
+  stmt.bind(1, seq);
+  while (stmt.step()) out.emplace_back(stmt.text(0));
+  return out;
+}
 
 }  // namespace
 
@@ -112,48 +127,40 @@ AuditKey AuditKey::load_or_create(const std::string& path) {
   return key;
 }
 
-AuditRecord append_audit(Connection& db, const AuditKey& key, fhir::Node event, const AuditColumns& columns,
-                         std::int64_t now_ms) {
-  const Head head = read_head(db);
-  AuditRecord rec;
-  rec.seq = head.seq + 1;
-  rec.recorded_ms = columns.recorded_ms ? columns.recorded_ms : now_ms;
-  rec.columns = columns;
-  // id and meta right after resourceType, as in every stored resource.
-  fhir::Node meta = fhir::Node::object();
-  meta.set("versionId", fhir::Node::string("1"));
-  meta.set("lastUpdated", fhir::Node::string(fhir::format_instant(now_ms)));
-  if (const fhir::Node* old = event.find("meta"); old && old->is_object())
-    for (const auto& [k, v] : old->members())
-      if (k != "versionId" && k != "lastUpdated") meta.set(k, v);
-  event.erase("id");
-  event.erase("meta");
-  auto& members = event.members();
-  std::vector<fhir::Node::Member> ordered;
-  auto rest = members.begin();
-  if (rest != members.end() && rest->first == "resourceType") ordered.push_back(std::move(*rest++));
-  ordered.emplace_back("id", fhir::Node::string(std::to_string(rec.seq)));
-  ordered.emplace_back("meta", std::move(meta));
-  for (; rest != members.end(); ++rest) ordered.push_back(std::move(*rest));
-  members = std::move(ordered);
-  rec.body = fhir::write_json(event);
+AuditTail read_audit_tail(Connection& db) {
+  AuditTail tail;
+  auto stmt = db.prepare("SELECT seq, chain FROM audit_event ORDER BY seq DESC LIMIT 1");
+  if (!stmt.step()) return tail;
+  tail.seq = stmt.int64(0);
+  tail.chain = digest_from(stmt.text(1));
+  return tail;
+}
 
-  const Digest chain = chain_of(key, head.chain, rec.seq, rec.body);
+void write_audit_head(Connection& db, const AuditTail& tail) {
+  write_head(db, tail.seq, tail.chain);
+}
+
+AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, std::int64_t now_ms, AuditTail& tail) {
+  rec.seq = tail.seq + 1;
+  if (rec.recorded_ms == 0) rec.recorded_ms = now_ms;
+  const Digest chain = chain_of(key, tail.chain, rec);
   db.prepare(
-        "INSERT INTO audit_event (seq, recorded, agent, entity, action, outcome, body, chain) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        "INSERT INTO audit_event (seq, recorded, agent, entity, action, outcome, format, body, chain) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, rec.seq)
       .bind(2, rec.recorded_ms)
-      .bind(3, columns.agent)
-      .bind(4, columns.entity)
-      .bind(5, columns.action)
-      .bind(6, columns.outcome)
-      .bind(7, rec.body)
-      .bind_blob(8, as_text(chain))
+      .bind(3, rec.columns.agent)
+      .bind(4, rec.columns.entity)
+      .bind(5, rec.columns.action)
+      .bind(6, rec.columns.outcome)
+      .bind(7, rec.format)
+      .bind(8, rec.body)
+      .bind_blob(9, as_text(chain))
       .run();
-  for (const auto& patient : columns.patients)
+  for (const auto& patient : rec.columns.patients)
     db.prepare("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?, ?)").bind(1, patient).bind(2, rec.seq).run();
-  write_head(db, rec.seq, chain);
+  tail.seq = rec.seq;
+  tail.chain = chain;
   return rec;
 }
 
@@ -196,44 +203,44 @@ std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq) {
   return record_from(stmt);
 }
 
-ChainCheck verify_audit_chain(Connection& db, const AuditKey& key) {
+ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive) {
   ChainCheck check;
   Digest previous{};
   std::int64_t expected = 1;
-  auto stmt = db.prepare("SELECT seq, body, chain FROM audit_event ORDER BY seq");
+  auto fail = [&](std::int64_t seq, std::string problem) {
+    check.intact = false;
+    check.first_bad_seq = seq;
+    check.problem = std::move(problem);
+    return check;
+  };
+  auto stmt = db.prepare(std::string("SELECT ") + kColumns + ", e.chain FROM audit_event e ORDER BY e.seq");
   while (stmt.step()) {
-    const std::int64_t seq = stmt.int64(0);
+    AuditRecord r = record_from(stmt);
     ++check.rows;
-    if (seq != expected) {
-      check.intact = false;
-      check.first_bad_seq = expected;
-      check.problem = seq > expected ? "row " + std::to_string(expected) +
-                                           (seq - expected > 1 ? " to " + std::to_string(seq - 1) : std::string()) +
-                                           " deleted"
-                                     : "row " + std::to_string(seq) + " out of order (inserted)";
-      return check;
+    if (r.seq != expected) {
+      if (r.seq < expected) return fail(r.seq, "row " + std::to_string(r.seq) + " out of order (inserted)");
+      return fail(expected, "row " + std::to_string(expected) +
+                                (r.seq - expected > 1 ? " to " + std::to_string(r.seq - 1) : std::string()) + " deleted");
     }
-    const Digest stored = digest_from(stmt.text(2));
-    const Digest computed = chain_of(key, previous, seq, stmt.text(1));
-    if (CRYPTO_memcmp(stored.data(), computed.data(), stored.size()) != 0) {
-      check.intact = false;
-      check.first_bad_seq = seq;
-      check.problem = "row " + std::to_string(seq) + " changed or inserted (its chain does not match)";
-      return check;
-    }
+    const Digest stored = digest_from(stmt.text(8));
+    const Digest computed = chain_of(key, previous, r);
+    if (CRYPTO_memcmp(stored.data(), computed.data(), stored.size()) != 0)
+      return fail(r.seq, "row " + std::to_string(r.seq) + " changed or inserted (its chain does not match)");
+    r.columns.patients = patients_of(db, r.seq);
+    const auto derived = derive ? derive(r) : std::optional<AuditColumns>(r.columns);
+    if (!derived || derived->agent != r.columns.agent || derived->entity != r.columns.entity ||
+        derived->action != r.columns.action || derived->outcome != r.columns.outcome ||
+        derived->patients != r.columns.patients)
+      return fail(r.seq, "row " + std::to_string(r.seq) + " changed: its search columns or patients do not match it");
     previous = stored;
     ++expected;
   }
   const Head head = read_head(db);
-  if (head.seq != expected - 1 ||
-      (head.seq > 0 && CRYPTO_memcmp(head.chain.data(), previous.data(), previous.size()) != 0)) {
-    check.intact = false;
-    check.first_bad_seq = expected;
-    check.problem = head.seq > expected - 1 ? "rows " + std::to_string(expected) + " to " +
-                                                  std::to_string(head.seq) + " deleted (the chain head is " +
-                                                  std::to_string(head.seq) + ")"
-                                            : "the chain head does not match the last row";
-  }
+  if (head.seq > expected - 1)
+    return fail(expected, "rows " + std::to_string(expected) + " to " + std::to_string(head.seq) +
+                              " deleted (the chain head is " + std::to_string(head.seq) + ")");
+  if (head.seq != expected - 1 || (head.seq > 0 && CRYPTO_memcmp(head.chain.data(), previous.data(), previous.size()) != 0))
+    return fail(expected - 1, "the chain head does not match the last row");
   return check;
 }
 

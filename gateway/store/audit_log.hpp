@@ -7,14 +7,22 @@
 // audit_patient lists the patients each event touched (the access report); `seq` is the chain order and
 // the AuditEvent's id.
 //
-// Tamper evidence: each row's `chain` is HMAC-SHA256(key, previous chain || seq || body), the first row
-// chained to 32 zero bytes, and store_meta 'audit_head' holds the last seq and chain. Changing a body,
+// What a row holds: for the gateway's own events a compact record of what happened (format 'record', the
+// fields of gateway::AuditInput; the BALP AuditEvent is rendered from it when read, which keeps the hot
+// path - one event per read - to a few hundred bytes); for AuditEvents clients POST, the resource as sent
+// (format 'resource'). The id (= seq) and meta are added when served.
+//
+// Tamper evidence: each row's `chain` is HMAC-SHA256(key, previous chain || seq || recorded || format ||
+// body), the first row chained to 32 zero bytes, and store_meta 'audit_head' holds the last seq and chain.
+// The search columns (agent, entity, action, outcome, audit_patient) are derived from the body, and
+// verification derives them again, so editing them is caught too. Changing a body,
 // inserting a row or renumbering breaks the chain at that row; deleting rows leaves a gap in seq (or, at
 // the end, disagrees with the head). The key lives in a file outside the database (created on first use,
 // mode 0600), so whoever edits the database cannot re-chain it without the key too. Truncating the tail
 // and rewinding the head together is only detectable with the head copied elsewhere (not done here).
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,20 +50,28 @@ struct AuditColumns {
   std::string entity;   // "Type/id" of the data entity
   std::string action;   // C R U D E
   std::string outcome;  // 0 4 8 12
-  std::int64_t recorded_ms = 0;  // when it happened; 0 = now (the commit's time)
 };
 
 struct AuditRecord {
   std::int64_t seq = 0;
   std::int64_t recorded_ms = 0;
+  std::string format;  // record or resource
   AuditColumns columns;
   std::string body;
 };
 
-// Appends inside the caller's (the writer's) transaction: gives the event its id (the seq) and
-// meta.lastUpdated, serialises it, chains it and moves the head. Returns the record stored.
-AuditRecord append_audit(Connection& db, const AuditKey& key, fhir::Node event, const AuditColumns& columns,
-                         std::int64_t now_ms);
+// The last row of the chain, as appending continues from it. The writer keeps it across the appends of
+// one transaction (so each append is one HMAC and one INSERT) and writes the head once, before COMMIT.
+struct AuditTail {
+  std::int64_t seq = 0;
+  std::array<unsigned char, 32> chain{};
+};
+AuditTail read_audit_tail(Connection& db);
+void write_audit_head(Connection& db, const AuditTail& tail);
+
+// Appends inside the caller's (the writer's) transaction after `tail`, which it advances.
+// `record.seq` is ignored; recorded_ms 0 means now. Returns the row stored.
+AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord record, std::int64_t now_ms, AuditTail& tail);
 
 struct AuditQuery {
   std::string patient;  // exact "Patient/<id>"; empty = any
@@ -78,6 +94,8 @@ struct ChainCheck {
   std::int64_t first_bad_seq = 0;  // where the chain first breaks
   std::string problem;             // for people: what is wrong at first_bad_seq
 };
-ChainCheck verify_audit_chain(Connection& db, const AuditKey& key);
+// `derive` gives the columns a row's body implies (nullopt: cannot tell, and the row counts as changed).
+using DeriveColumns = std::function<std::optional<AuditColumns>(const AuditRecord&)>;
+ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive);
 
 }  // namespace fhirgate::gateway::store

@@ -133,8 +133,9 @@ CREATE TABLE audit_event (
   entity TEXT NOT NULL,               -- Type/id of the data entity, or ''
   action TEXT NOT NULL,               -- C R U D E
   outcome TEXT NOT NULL,              -- 0 4 8 12
-  body TEXT NOT NULL,                 -- the AuditEvent JSON
-  chain BLOB NOT NULL                 -- HMAC-SHA256(key, previous chain || seq || body)
+  format TEXT NOT NULL,               -- record (the gateway's own, rendered when read) or resource (POSTed)
+  body TEXT NOT NULL,
+  chain BLOB NOT NULL                 -- HMAC-SHA256(key, previous chain || seq || recorded || format || body)
 );
 CREATE INDEX audit_event_agent ON audit_event (agent, seq);
 CREATE TABLE audit_patient (           -- the patients whose data each AuditEvent touched
@@ -414,13 +415,23 @@ void WriteTxn::set_meta(const std::string& key, const std::string& value) {
 Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
   db_.prepare("SAVEPOINT nested").run();
   Status status = plan(*this);
-  if (!status) db_.prepare("ROLLBACK TO nested").run();
+  if (!status) {
+    db_.prepare("ROLLBACK TO nested").run();
+    forget_audit_tail();
+  }
   db_.prepare("RELEASE nested").run();
   return status;
 }
 
-AuditRecord WriteTxn::append_audit(fhir::Node event, const AuditColumns& columns) {
-  return store::append_audit(db_, audit_key_, std::move(event), columns, now_ms_);
+AuditRecord WriteTxn::append_audit(AuditRecord record) {
+  if (!audit_tail_) audit_tail_ = read_audit_tail(db_);
+  audit_appended_ = true;
+  return store::append_audit(db_, audit_key_, std::move(record), now_ms_, *audit_tail_);
+}
+
+void WriteTxn::finish() {
+  if (!audit_appended_) return;
+  write_audit_head(db_, audit_tail_ ? *audit_tail_ : read_audit_tail(db_));
 }
 
 void WriteTxn::add_credential(const Credential& c) {
@@ -652,6 +663,24 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query, const Visibilit
   });
 }
 
+Result<std::vector<std::pair<std::int64_t, std::string>>> Store::referencing(const std::string& type, const std::string& param,
+                                                   const std::string& target_type, const std::string& target_id) {
+  const fhir::SearchParamDef* def = registry_.find(type, param);
+  if (!def || def->type != fhir::SearchParamType::reference)
+    return Error::make(ErrorCode::internal, type + "." + param + " is not an indexed reference parameter");
+  const std::int64_t key = keys_->of(*def);
+  return with_reader([&](Connection& db) -> Result<std::vector<std::pair<std::int64_t, std::string>>> {
+    auto stmt = db.prepare(
+        "SELECT v.vid, v.body FROM idx_reference i JOIN resource r ON r.rid = i.rid "
+        "JOIN resource_version v ON v.vid = r.vid "
+        "WHERE i.param = ? AND i.target_id = ? AND i.target_type = ? AND r.deleted = 0");
+    stmt.bind(1, key).bind(2, target_id).bind(3, target_type);
+    std::vector<std::pair<std::int64_t, std::string>> rows;
+    while (stmt.step()) rows.emplace_back(stmt.int64(0), std::string(stmt.text(1)));
+    return rows;
+  });
+}
+
 Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
   return with_reader([limit](Connection& db) -> Result<std::vector<InboundMessage>> {
     auto stmt = db.prepare(
@@ -686,8 +715,8 @@ Result<std::optional<AuditRecord>> Store::read_audit(std::int64_t seq) {
   return with_reader([&](Connection& db) -> Result<std::optional<AuditRecord>> { return store::read_audit(db, seq); });
 }
 
-Result<ChainCheck> Store::verify_audit() {
-  return with_reader([&](Connection& db) -> Result<ChainCheck> { return verify_audit_chain(db, audit_key_); });
+Result<ChainCheck> Store::verify_audit(const DeriveColumns& derive) {
+  return with_reader([&](Connection& db) -> Result<ChainCheck> { return verify_audit_chain(db, audit_key_, derive); });
 }
 
 Result<std::optional<std::string>> Store::meta(const std::string& key) {

@@ -104,7 +104,11 @@ class WriteTxn {
   Status nested(const std::function<Status(WriteTxn&)>& plan);
 
   // Appends an AuditEvent to the chained audit trail (audit_log.hpp).
-  AuditRecord append_audit(fhir::Node event, const AuditColumns& columns);
+  AuditRecord append_audit(AuditRecord record);
+  // For the writer: the audit chain's tail is kept between appends of one transaction; forget it when
+  // a plan is rolled back, and write the head before COMMIT.
+  void forget_audit_tail() { audit_tail_.reset(); }
+  void finish();
   // Stores a bearer token's hash for `holder`.
   void add_credential(const Credential& credential);
 
@@ -116,6 +120,8 @@ class WriteTxn {
   const ParamKeys& keys_;
   const AuditKey& audit_key_;
   std::int64_t now_ms_;
+  std::optional<AuditTail> audit_tail_;
+  bool audit_appended_ = false;
 };
 
 class Store {
@@ -140,6 +146,11 @@ class Store {
   // filters by lastUpdated; `cursor` continues a previous page. Errors: invalid_input on a bad cursor.
   Result<HistoryPage> history(const std::string& type, const std::string& id, std::int64_t since_ms,
                               int count, const std::string& cursor);
+  // The current resources of `type` whose reference parameter `param` points at target_type/target_id
+  // (e.g. the Consents of one Patient): each one's current version row id (unique per version, so a
+  // stable cache key) and JSON; a direct index lookup for the hot paths.
+  Result<std::vector<std::pair<std::int64_t, std::string>>> referencing(const std::string& type, const std::string& param,
+                                               const std::string& target_type, const std::string& target_id);
   // Which matches the caller may see (consent); runs on the reading thread, may read the store itself.
   using Visibility = std::function<bool(const VersionRecord&)>;
   // Errors: invalid_input on a cursor that does not belong to this query. With `visible`, matches it
@@ -151,7 +162,7 @@ class Store {
   Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
   Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);
   // Checks the whole audit chain (start-up and CLI; reads every row).
-  Result<ChainCheck> verify_audit();
+  Result<ChainCheck> verify_audit(const DeriveColumns& derive);
   Result<std::optional<Credential>> credential(const std::string& token_id);
   // Database reachable and answering.
   Status ping();

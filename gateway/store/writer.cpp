@@ -107,7 +107,10 @@ void Writer::commit_batch(std::deque<Job>& batch) {
     try {
       db_->prepare("SAVEPOINT plan").run();
       Status outcome = job.plan(txn);
-      if (!outcome) db_->prepare("ROLLBACK TO plan").run();
+      if (!outcome) {
+        db_->prepare("ROLLBACK TO plan").run();
+        txn.forget_audit_tail();
+      }
       db_->prepare("RELEASE plan").run();
       outcomes.push_back(std::move(outcome));
     } catch (const StepError& e) {
@@ -115,10 +118,12 @@ void Writer::commit_batch(std::deque<Job>& batch) {
         db_->exec("ROLLBACK TO plan; RELEASE plan");
       } catch (const StepError&) {
       }
+      txn.forget_audit_tail();
       outcomes.push_back(to_error(e));
     }
   }
   try {
+    txn.finish();
     db_->exec("COMMIT");
   } catch (const StepError& e) {
     try {

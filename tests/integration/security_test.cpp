@@ -101,7 +101,9 @@ TEST_CASE("security: tokens are required, checked, and the agreement's interacti
   CHECK(none.status == 401);
   CHECK(none.header("WWW-Authenticate").find("Bearer") == 0);
   CHECK(json(none.body).string_at("resourceType") == "OperationOutcome");
-  const auto forged = anonymous.get("/Patient", bearer(p.trust.substr(0, p.trust.size() - 1) + "A"));
+  std::string forged_token = p.trust;
+  forged_token.back() = forged_token.back() == 'A' ? 'B' : 'A';
+  const auto forged = anonymous.get("/Patient", bearer(forged_token));
   CHECK(forged.status == 401);
   CHECK(forged.header("WWW-Authenticate").find("invalid_token") != std::string::npos);
   CHECK(anonymous.get("/Patient", {{"Authorization", "Basic abc"}}).status == 401);
@@ -290,6 +292,14 @@ TEST_CASE("audit verify: the chain is intact, then names the row edited or delet
   CHECK(changed.status == 1);
   CHECK(changed.out.find("AuditEvent 2") != std::string::npos);
   CHECK(changed.out.find("changed") != std::string::npos);
+
+  // Restored body, but the row's search column moved to another partner (to hide it from a report).
+  edit("UPDATE audit_event SET body = replace(body, '\"outcome\":\"4\"', '\"outcome\":\"0\"') WHERE seq = 2");
+  CHECK(run_fhirgate(verify).status == 0);
+  edit("UPDATE audit_event SET agent = 'Organization/social-care' WHERE seq = 3");
+  const auto column = run_fhirgate(verify);
+  CHECK(column.status == 1);
+  CHECK(column.out.find("AuditEvent 3") != std::string::npos);
 
   // Another copy: a deleted row.
   Partnership q;

@@ -308,8 +308,15 @@ int run_serve(const std::vector<std::string>& args) {
   if (bind) config.server.bind = *bind;
   if (mllp_port) {
     if (config.mllp.listeners.empty()) {
-      if (config.partners.empty()) config.partners.push_back({"default", "Default HL7 v2 partner", {}, "NHS", {}});
-      config.mllp.listeners.push_back({"127.0.0.1", 0, config.partners.front().id});
+      if (config.partners.empty()) {
+        fhirgate::gateway::PartnerConfig fallback;
+        fallback.id = "default";
+        fallback.name = "Default HL7 v2 partner";
+        config.partners.push_back(std::move(fallback));
+      }
+      fhirgate::gateway::MllpListenerConfig listener;
+      listener.partner = config.partners.front().id;
+      config.mllp.listeners.push_back(std::move(listener));
     }
     config.mllp.listeners.front().port = static_cast<std::uint16_t>(*mllp_port);
   }

@@ -331,6 +331,16 @@ TEST_CASE("MLLP: unsupported types and garbage are refused, failures are kept wi
   CHECK(log[4].rfind("rejected||gp-practice|102 ", 0) == 0);
 }
 
+TEST_CASE("MLLP: serve --mllp-port without a configuration listens for a default partner") {
+  GatewayProcess gateway({"--mllp-port", "0"});
+  REQUIRE(gateway.mllp_port() != 0);
+  MllpClient mllp(gateway.mllp_port());
+  mllp.send_raw(frame(adt("A01", "D1", "9434765919", "L-1")));
+  CHECK(msa(mllp.read_frame()) == "AA|D1");
+  HttpClient http(gateway.port());
+  CHECK(patient_total(http, "9434765919") == 1);
+}
+
 TEST_CASE("MLLP: two messages in one write are both acknowledged, in order") {
   GatewayProcess gateway = start_with_mllp();
   HttpClient http(gateway.port());

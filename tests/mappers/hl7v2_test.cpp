@@ -269,7 +269,7 @@ TEST_CASE("hl7v2: set writes escaped values and grows the structure") {
 
 TEST_CASE("hl7v2: make_ack swaps applications, echoes the control id") {
   Message in = parse_ok(kAdt);
-  std::string ack = make_ack(in, "AA", "", {"ACK00001", "20240514092200", std::nullopt});
+  std::string ack = make_ack(in, "AA", "", {"ACK00001", "20240514092200", std::nullopt, "", ""});
   CHECK(ack ==
         "MSH|^~\\&|FHIRGW|RX2|PAS|RX1^LEEDS|20240514092200||ACK^A01^ACK|ACK00001|P|2.5.1\r"
         "MSA|AA|MSG00001\r");
@@ -279,19 +279,19 @@ TEST_CASE("hl7v2: make_ack swaps applications, echoes the control id") {
 
 TEST_CASE("hl7v2: make_ack with an error adds ERR (v2.5+ and v2.3/2.4 layouts)") {
   Message in = parse_ok(kAdt);
-  AckOptions o{"ACK2", "20240101", AckError{"PID[1]-3[2].1", "101", "E"}};
+  AckOptions o{"ACK2", "20240101", AckError{"PID[1]-3[2].1", "101", "E"}, "", ""};
   std::string ack = make_ack(in, "AE", "Required field missing", o);
   CHECK(ack ==
         "MSH|^~\\&|FHIRGW|RX2|PAS|RX1^LEEDS|20240101||ACK^A01^ACK|ACK2|P|2.5.1\r"
         "MSA|AE|MSG00001|Required field missing\r"
         "ERR||PID^1^3^2^1|101^Required field missing^HL70357|E\r");
   Message old = parse_ok("MSH|^~\\&|A|B|C|D|1||ADT^A08|X9|T|2.3||||||8859/1\r");
-  std::string ack23 = make_ack(old, "AR", "bad & wrong", {"K", "2", AckError{"PID-3", "102", "E"}});
+  std::string ack23 = make_ack(old, "AR", "bad & wrong", {"K", "2", AckError{"PID-3", "102", "E"}, "", ""});
   CHECK(ack23 ==
         "MSH|^~\\&|C|D|A|B|2||ACK^A08^ACK|K|T|2.3||||||8859/1\r"
         "MSA|AR|X9|bad \\T\\ wrong\r"
         "ERR|PID^1^3^102&bad \\T\\ wrong&HL70357\r");
-  std::string noloc = make_ack(in, "AR", "Unsupported", {"K", "2", AckError{"", "200", "E"}});
+  std::string noloc = make_ack(in, "AR", "Unsupported", {"K", "2", AckError{"", "200", "E"}, "", ""});
   CHECK(noloc.substr(noloc.find("ERR")) == "ERR|||200^Unsupported^HL70357|E\r");
 }
 

@@ -163,11 +163,11 @@ std::string describe(const Node& consent, std::size_t index) {
   return id.empty() ? "consent #" + std::to_string(index) : "consent " + std::string(id);
 }
 
-ConsentDecision evaluate(ConsentPolicy policy, const std::vector<Node>& consents,
+ConsentDecision evaluate(ConsentPolicy policy, const std::vector<const Node*>& consents,
                          const ConsentRequest& request) {
   std::optional<Found> best;
   for (std::size_t i = 0; i < consents.size(); ++i) {
-    const Node& consent = consents[i];
+    const Node& consent = *consents[i];
     if (!counts(consent)) continue;
     const Node* root = consent.find("provision");
     if (!root) continue;
@@ -180,7 +180,7 @@ ConsentDecision evaluate(ConsentPolicy policy, const std::vector<Node>& consents
     d.reason = d.permit ? "policy opt-out: no objection" : "policy opt-in: no consent";
     return d;
   }
-  const Node& consent = consents[best->consent_index];
+  const Node& consent = *consents[best->consent_index];
   d.permit = !best->deny;
   d.consent_id = std::string(consent.string_at("id"));
   d.provision = best->path;
@@ -191,6 +191,14 @@ ConsentDecision evaluate(ConsentPolicy policy, const std::vector<Node>& consents
 }  // namespace
 
 ConsentDecision decide(ConsentPolicy policy, const std::vector<fhir::Node>& consents,
+                       const ConsentRequest& request) {
+  std::vector<const fhir::Node*> pointers;
+  pointers.reserve(consents.size());
+  for (const auto& c : consents) pointers.push_back(&c);
+  return decide(policy, pointers, request);
+}
+
+ConsentDecision decide(ConsentPolicy policy, const std::vector<const fhir::Node*>& consents,
                        const ConsentRequest& request) {
   if (request.supplied_by_requester) {
     ConsentDecision d;

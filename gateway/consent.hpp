@@ -103,6 +103,9 @@ struct ConsentDecision {
 // above) under `policy`. Never fails: malformed content is handled as described in the design note.
 ConsentDecision decide(ConsentPolicy policy, const std::vector<fhir::Node>& consents,
                        const ConsentRequest& request);
+// The same over Consents held elsewhere (e.g. a cache of parsed versions).
+ConsentDecision decide(ConsentPolicy policy, const std::vector<const fhir::Node*>& consents,
+                       const ConsentRequest& request);
 
 // Parses "opt-in" / "opt-out" (exactly); nullopt otherwise.
 std::optional<ConsentPolicy> parse_consent_policy(std::string_view text);

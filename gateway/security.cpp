@@ -81,8 +81,8 @@ std::string Security::patient_of(const Node& resource) {
   return {};
 }
 
-std::vector<Node> Security::consents_of(const std::string& patient) {
-  std::vector<Node> out;
+std::vector<std::shared_ptr<const Node>> Security::consents_of(const std::string& patient) {
+  std::vector<std::shared_ptr<const Node>> out;
   const auto slash = patient.find('/');
   auto rows = store_.referencing("Consent", "patient", patient.substr(0, slash), patient.substr(slash + 1));
   if (!rows) return out;  // unreadable: no Consent counts, so the policy default (fail closed under opt-in)
@@ -91,16 +91,17 @@ std::vector<Node> Security::consents_of(const std::string& patient) {
     {
       std::lock_guard lock(consents_mutex_);
       if (auto it = parsed_consents_.find(vid); it != parsed_consents_.end()) {
-        out.push_back(*it->second);
+        out.push_back(it->second);
         continue;
       }
     }
     auto parsed = fhir::parse_json(body);
     if (!parsed) continue;
-    out.push_back(*parsed);
+    auto shared = std::make_shared<const Node>(std::move(*parsed));
+    out.push_back(shared);
     std::lock_guard lock(consents_mutex_);
     if (parsed_consents_.size() >= 50000) parsed_consents_.clear();
-    parsed_consents_.emplace(vid, std::make_shared<const Node>(std::move(*parsed)));
+    parsed_consents_.emplace(vid, std::move(shared));
   }
   return out;
 }
@@ -134,7 +135,10 @@ ConsentDecision Security::decide_patient(const PartnerConfig& who, const std::st
   request.action = std::string(action);
   request.now_ms = now_ms;
   request.may_break_glass = std::find(who.purposes.begin(), who.purposes.end(), "ETREAT") != who.purposes.end();
-  return gateway::decide(policy_, consents_of(patient), request);
+  const auto consents = consents_of(patient);
+  std::vector<const Node*> pointers;
+  for (const auto& c : consents) pointers.push_back(c.get());
+  return gateway::decide(policy_, pointers, request);
 }
 
 ConsentDecision Security::decide(const PartnerConfig& who, const std::string& purpose, const Node& resource,

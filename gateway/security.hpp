@@ -63,7 +63,7 @@ class Security {
   static std::string organization_of(const PartnerConfig& who) { return "Organization/" + who.id; }
 
  private:
-  std::vector<fhir::Node> consents_of(const std::string& patient);
+  std::vector<std::shared_ptr<const fhir::Node>> consents_of(const std::string& patient);
   ConsentDecision decide_patient(const PartnerConfig& who, const std::string& purpose, const std::string& patient,
                                  const std::string& type, std::string_view action, std::int64_t now_ms);
   static bool supplied_by(std::string_view stored_json, const std::string& who);

@@ -15,13 +15,13 @@
 #include "fhir/json.hpp"
 #include "fhir/json_locate.hpp"
 #include "fhir/profiles.hpp"
+#include "gateway/audit_trail.hpp"
+#include "gateway/auth.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
-#include "gateway/audit_trail.hpp"
-#include "gateway/auth.hpp"
-#include "gateway/security.hpp"
 #include "gateway/rest/api.hpp"
+#include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/adt_patient.hpp"
@@ -83,7 +83,8 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
     txn.set_meta("seeded", "1");
     return Ok{};
   });
-  if (!stored) throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
+  if (!stored)
+    throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
   if (!checked.empty()) {
     std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
   }
@@ -301,7 +302,8 @@ namespace {
 // Each partner's Organization, as the gateway serves it (when Organization is a cached type): kept equal to
 // the configuration on every start.
 void sync_organizations(store::Store& store, const Config& config) {
-  if (std::find(config.cached_types.begin(), config.cached_types.end(), "Organization") == config.cached_types.end())
+  if (std::find(config.cached_types.begin(), config.cached_types.end(), "Organization") ==
+      config.cached_types.end())
     return;
   for (const auto& p : config.partners) {
     if (p.role != "partner") continue;
@@ -343,7 +345,8 @@ int add_token(const Config& config, const std::string& holder, std::ostream& out
   if (!find_partner(config, holder)) {
     std::string known;
     for (const auto& p : config.partners) known += (known.empty() ? "" : ", ") + p.id;
-    throw std::runtime_error("no partner or role '" + holder + "' in " + config.source_path + " (known: " + known + ")");
+    throw std::runtime_error("no partner or role '" + holder + "' in " + config.source_path +
+                             " (known: " + known + ")");
   }
   const auto registry = load_search_params(config);
   prepare_database_folder(config);
@@ -353,8 +356,10 @@ int add_token(const Config& config, const std::string& holder, std::ostream& out
     txn.add_credential(credential);
     return Ok{};
   });
-  if (!stored) throw std::runtime_error("cannot store the token: " + stored.error().issues.front().diagnostics);
-  out << "New bearer token for " << holder << " (only its hash is stored; keep it now, it is not shown again):\n"
+  if (!stored)
+    throw std::runtime_error("cannot store the token: " + stored.error().issues.front().diagnostics);
+  out << "New bearer token for " << holder
+      << " (only its hash is stored; keep it now, it is not shown again):\n"
       << token.token << std::endl;
   return 0;
 }
@@ -400,9 +405,10 @@ int serve(const Config& config) {
     patient_profiles = it->second;
   Security security(config, registry, store);
   if (!security.enabled()) {
-    std::cout << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
-                 "no consent enforcement, no audit"
-              << std::endl;
+    std::cout
+        << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
+           "no consent enforcement, no audit"
+        << std::endl;
   }
   V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles), security.enabled()};
   for (const auto& p : config.partners) {

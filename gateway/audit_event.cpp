@@ -93,7 +93,6 @@ Node display_only(std::string_view display) {
   return ref;
 }
 
-
 bool is_ipv4(std::string_view s) {
   int parts = 0;
   std::size_t digits = 0;

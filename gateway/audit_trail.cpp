@@ -80,7 +80,8 @@ store::AuditColumns columns_of(const AuditInput& in, const std::vector<std::stri
   if (!in.patient_reference.empty()) columns.patients.push_back(in.patient_reference);
   for (const auto& p : more_patients) columns.patients.push_back(p);
   std::sort(columns.patients.begin(), columns.patients.end());
-  columns.patients.erase(std::unique(columns.patients.begin(), columns.patients.end()), columns.patients.end());
+  columns.patients.erase(std::unique(columns.patients.begin(), columns.patients.end()),
+                         columns.patients.end());
   return columns;
 }
 
@@ -107,7 +108,8 @@ store::AuditColumns columns_of_event(const Node& event) {
     }
   }
   std::sort(columns.patients.begin(), columns.patients.end());
-  columns.patients.erase(std::unique(columns.patients.begin(), columns.patients.end()), columns.patients.end());
+  columns.patients.erase(std::unique(columns.patients.begin(), columns.patients.end()),
+                         columns.patients.end());
   columns.action = std::string(event.string_at("action"));
   columns.outcome = std::string(event.string_at("outcome"));
   return columns;
@@ -170,7 +172,8 @@ store::AuditRecord posted_audit_record(Node event) {
   store::AuditRecord row;
   row.format = "resource";
   row.columns = columns_of_event(event);
-  if (const auto recorded = fhir::parse_time_range(event.string_at("recorded"))) row.recorded_ms = recorded->low;
+  if (const auto recorded = fhir::parse_time_range(event.string_at("recorded")))
+    row.recorded_ms = recorded->low;
   if (Node* meta = event.find("meta"); meta && meta->is_object()) {
     meta->erase("versionId");
     meta->erase("lastUpdated");

@@ -20,7 +20,8 @@ namespace fhirgate::gateway {
 // patient entities when rendered.
 store::AuditRecord audit_record(const AuditInput& input, const std::vector<std::string>& more_patients = {});
 // Appends it, inside a write plan (the same commit as the write it records).
-void record_audit(store::WriteTxn& txn, const AuditInput& input, const std::vector<std::string>& more_patients = {});
+void record_audit(store::WriteTxn& txn, const AuditInput& input,
+                  const std::vector<std::string>& more_patients = {});
 
 // The row for an AuditEvent a client POSTed (its id and meta.versionId/lastUpdated dropped).
 store::AuditRecord posted_audit_record(fhir::Node event);

@@ -75,7 +75,8 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
       p.name = r.string(v, where);
     } else if (k == "role" && is_role) {
       p.role = r.string(v, where);
-      if (p.role != "operator" && p.role != "privacy-officer") r.fail(where, "must be operator or privacy-officer");
+      if (p.role != "operator" && p.role != "privacy-officer")
+        r.fail(where, "must be operator or privacy-officer");
     } else if (k == "odsCode" && !is_role) {
       p.ods_code = r.string(v, where);
     } else if (k == "access") {
@@ -205,7 +206,8 @@ Config load_config(const std::string& path) {
         } else if (k == "idleTimeoutMs") {
           c.mllp.idle_timeout_ms = static_cast<unsigned>(r.integer(v, where, 10, 86400000));
         } else if (k == "maxMessageBytes") {
-          c.mllp.max_message_bytes = static_cast<std::size_t>(r.integer(v, where, 1024, std::int64_t{1} << 30));
+          c.mllp.max_message_bytes =
+              static_cast<std::size_t>(r.integer(v, where, 1024, std::int64_t{1} << 30));
         } else {
           r.fail(where, "unknown setting");
         }
@@ -213,7 +215,8 @@ Config load_config(const std::string& path) {
     } else if (key == "partners" || key == "roles") {
       if (!value.is_array()) r.fail(key, "expected an array");
       for (std::size_t i = 0; i < value.items().size(); ++i)
-        c.partners.push_back(read_partner(r, value.items()[i], key + "[" + std::to_string(i) + "]", key == "roles"));
+        c.partners.push_back(
+            read_partner(r, value.items()[i], key + "[" + std::to_string(i) + "]", key == "roles"));
     } else if (key == "security") {
       for (const auto& [k, v] : r.object(value, "security").members()) {
         const std::string where = "security." + k;

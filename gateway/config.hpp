@@ -26,10 +26,10 @@ struct ServerConfig {
 // A credential holder: a partner organisation of the information sharing agreement, or a role
 // (operator, privacy officer) given tokens the same way.
 struct PartnerConfig {
-  std::string id;              // e.g. gp-practice
-  std::string name;            // for people
+  std::string id;                // e.g. gp-practice
+  std::string name;              // for people
   std::string role = "partner";  // partner, operator, privacy-officer
-  std::string ods_code;        // the Organization's ODS code (partners)
+  std::string ods_code;          // the Organization's ODS code (partners)
   // Resource type ("*" = any) -> FHIR interactions allowed: read, vread, history-instance, history-type,
   // search-type, create, update, delete.
   std::map<std::string, std::set<std::string>> access;
@@ -63,7 +63,7 @@ struct SecurityConfig {
   // Authentication, consent enforcement and audit. Off only without a configuration file (tests, local
   // experiments), and then said loudly at start-up.
   bool enabled = true;
-  std::string consent_policy = "opt-in";           // opt-in or opt-out
+  std::string consent_policy = "opt-in";            // opt-in or opt-out
   std::string purpose_header = "X-Purpose-Of-Use";  // request header naming the purpose of use
   std::string audit_key_file;                       // empty: <database>.audit-key
 };

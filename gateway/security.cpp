@@ -27,7 +27,8 @@ Security::Security(const Config& config, const fhir::SearchParamRegistry& regist
 
 Result<const PartnerConfig*> Security::authenticate(std::string_view authorization) {
   const std::string_view token = bearer_token(authorization);
-  if (token.empty()) return Error::make(ErrorCode::unauthorized, "This request needs Authorization: Bearer <token>");
+  if (token.empty())
+    return Error::make(ErrorCode::unauthorized, "This request needs Authorization: Bearer <token>");
   const auto parts = split_token(token);
   if (!parts) return Error::make(ErrorCode::unauthorized, "The bearer token is not valid");
   std::optional<store::Credential> credential;
@@ -109,13 +110,15 @@ std::vector<std::shared_ptr<const Node>> Security::consents_of(const std::string
 bool Security::supplied_by(std::string_view stored_json, const std::string& who) {
   // Stored resources are written by fhir::write_json from tags tag_supplier made (system, then code):
   // the tag appears verbatim, and clients cannot plant one (tag_supplier drops theirs).
-  const std::string tag = std::string("{\"system\":\"") + std::string(kSupplierTagSystem) + "\",\"code\":\"" + who + "\"}";
+  const std::string tag =
+      std::string("{\"system\":\"") + std::string(kSupplierTagSystem) + "\",\"code\":\"" + who + "\"}";
   return stored_json.find(tag) != std::string_view::npos;
 }
 
 ConsentDecision Security::decide_stored(const PartnerConfig& who, const std::string& purpose,
-                                        const std::string& type, const std::string& id, std::string_view stored_json,
-                                        std::string_view action, std::int64_t now_ms) {
+                                        const std::string& type, const std::string& id,
+                                        std::string_view stored_json, std::string_view action,
+                                        std::int64_t now_ms) {
   if (type != "Patient") {
     auto parsed = fhir::parse_json(stored_json);
     if (!parsed) return ConsentDecision{false, false, "unreadable resource", {}, {}};
@@ -125,8 +128,9 @@ ConsentDecision Security::decide_stored(const PartnerConfig& who, const std::str
   return decide_patient(who, purpose, "Patient/" + id, type, action, now_ms);
 }
 
-ConsentDecision Security::decide_patient(const PartnerConfig& who, const std::string& purpose, const std::string& patient,
-                                         const std::string& type, std::string_view action, std::int64_t now_ms) {
+ConsentDecision Security::decide_patient(const PartnerConfig& who, const std::string& purpose,
+                                         const std::string& patient, const std::string& type,
+                                         std::string_view action, std::int64_t now_ms) {
   ConsentRequest request;
   request.actor = organization_of(who);
   request.actor_ods_code = who.ods_code;
@@ -134,7 +138,8 @@ ConsentDecision Security::decide_patient(const PartnerConfig& who, const std::st
   request.resource_type = type;
   request.action = std::string(action);
   request.now_ms = now_ms;
-  request.may_break_glass = std::find(who.purposes.begin(), who.purposes.end(), "ETREAT") != who.purposes.end();
+  request.may_break_glass =
+      std::find(who.purposes.begin(), who.purposes.end(), "ETREAT") != who.purposes.end();
   const auto consents = consents_of(patient);
   std::vector<const Node*> pointers;
   for (const auto& c : consents) pointers.push_back(c.get());
@@ -150,7 +155,8 @@ ConsentDecision Security::decide(const PartnerConfig& who, const std::string& pu
       for (const auto& tag : tags->items())
         if (tag.string_at("system") == kSupplierTagSystem && tag.string_at("code") == who.id)
           return ConsentDecision{true, false, "supplier", {}, {}};
-  return decide_patient(who, purpose, patient, std::string(resource.string_at("resourceType")), action, now_ms);
+  return decide_patient(who, purpose, patient, std::string(resource.string_at("resourceType")), action,
+                        now_ms);
 }
 
 void Security::tag_supplier(Node& resource, const Node* held, const std::string& who) {

@@ -64,8 +64,9 @@ class Security {
 
  private:
   std::vector<std::shared_ptr<const fhir::Node>> consents_of(const std::string& patient);
-  ConsentDecision decide_patient(const PartnerConfig& who, const std::string& purpose, const std::string& patient,
-                                 const std::string& type, std::string_view action, std::int64_t now_ms);
+  ConsentDecision decide_patient(const PartnerConfig& who, const std::string& purpose,
+                                 const std::string& patient, const std::string& type, std::string_view action,
+                                 std::int64_t now_ms);
   static bool supplied_by(std::string_view stored_json, const std::string& who);
 
   const Config& config_;

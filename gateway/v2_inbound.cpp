@@ -126,8 +126,8 @@ void audit_message(store::WriteTxn& txn, const AuditInput& base, const V2Outcome
 
 store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcome> state, Apply apply,
                              std::shared_ptr<const AuditInput> audit) {
-  return [log = std::move(log), state = std::move(state), apply = std::move(apply), audit = std::move(audit)](
-             store::WriteTxn& txn) mutable -> Status {
+  return [log = std::move(log), state = std::move(state), apply = std::move(apply),
+          audit = std::move(audit)](store::WriteTxn& txn) mutable -> Status {
     if (state->kind != Kind::rejected) {
       if (auto detail = txn.applied_detail(log.partner, log.sender, log.control_id)) {
         state->kind = Kind::duplicate;
@@ -202,7 +202,8 @@ void write_patient(store::WriteTxn& txn, const std::string& id, const Node& held
 Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patient,
                      std::vector<fhir::SearchQuery> queries, std::string new_id, std::string supplier) {
   return [message = std::move(message), patient = std::move(patient), queries = std::move(queries),
-          new_id = std::move(new_id), supplier = std::move(supplier)](store::WriteTxn& txn, V2Outcome& out) mutable {
+          new_id = std::move(new_id),
+          supplier = std::move(supplier)](store::WriteTxn& txn, V2Outcome& out) mutable {
     const auto found = find_patients(txn, queries);
     if (found.size() > 1) {
       out = problem(Kind::failed, "more than one Patient has this identifier", "205", "PID[1]-3");
@@ -338,8 +339,8 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     const auto fields = raw_msh_fields(text);
     if (fields.size() > 3) log.sender = std::string(fields[3]);
     if (fields.size() > 9) log.control_id = std::string(fields[9]);
-    *state = problem(Kind::rejected, "message could not be parsed: " + diagnostics_of(parsed.error()), "102",
-                     "");
+    *state =
+        problem(Kind::rejected, "message could not be parsed: " + diagnostics_of(parsed.error()), "102", "");
     reply.plan = logged_plan(std::move(log), state, nullptr, audit);
     return reply;
   }
@@ -384,13 +385,15 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   if (merge) {
     auto request = mappers::adt_merge(*message, partner->mapping);
     if (!request) {
-      const std::string where = request.error().issues.empty() ? "" : request.error().issues.front().expression;
+      const std::string where =
+          request.error().issues.empty() ? "" : request.error().issues.front().expression;
       return fail(request.error(), "101", where == "MRG" || where == "PID" ? "" : where);
     }
-    reply.plan = logged_plan(std::move(log), state,
-                             merge_patients(identity_queries(context.registry, request->surviving_identifiers),
-                                            identity_queries(context.registry, request->replaced_identifiers)),
-                             audit);
+    reply.plan =
+        logged_plan(std::move(log), state,
+                    merge_patients(identity_queries(context.registry, request->surviving_identifiers),
+                                   identity_queries(context.registry, request->replaced_identifiers)),
+                    audit);
     return reply;
   }
 
@@ -428,7 +431,8 @@ bool wanted(std::string_view condition, bool success) {
   return true;  // AL and anything unknown
 }
 
-std::string make(const mappers::Message& in, std::string_view code, const V2Outcome& o, bool application_ack) {
+std::string make(const mappers::Message& in, std::string_view code, const V2Outcome& o,
+                 bool application_ack) {
   mappers::AckOptions options;
   options.control_id = ack_control_id();
   options.timestamp = v2_now();

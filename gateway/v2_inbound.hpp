@@ -12,8 +12,8 @@
 //
 // Every message is kept in the inbound log (store::InboundMessage) in the same transaction as its
 // effect: applied, failed (with the error, for operators) or rejected; with `audit`, an AuditEvent
-// records it there too, and the resources it writes carry the partner's supplier tag. A message whose (partner, MSH-4,
-// MSH-10) was applied before is a re-send: it is answered as before and not applied again.
+// records it there too, and the resources it writes carry the partner's supplier tag. A message whose
+// (partner, MSH-4, MSH-10) was applied before is a re-send: it is answered as before and not applied again.
 //
 // handle_v2 is pure apart from new ids and the clock. Thread-safe (the Validator is).
 #include <cstdint>
@@ -72,9 +72,9 @@ struct V2Outcome {
   };
   Kind kind = Kind::applied;
   std::vector<V2Written> written;
-  Error error;                  // failed, rejected, not_stored
-  std::string error_code;       // HL7 table 0357
-  std::string error_location;   // v2 location for ERR-2, e.g. PID[1]-3
+  Error error;                 // failed, rejected, not_stored
+  std::string error_code;      // HL7 table 0357
+  std::string error_location;  // v2 location for ERR-2, e.g. PID[1]-3
 };
 
 struct V2Reply {

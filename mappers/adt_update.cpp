@@ -12,18 +12,38 @@ namespace {
 using fhir::Node;
 
 // R4 Patient's elements in StructureDefinition order.
-constexpr std::array<std::string_view, 26> kPatientOrder = {
-    "resourceType", "id",        "meta",          "implicitRules",       "language",
-    "text",         "contained", "extension",     "modifierExtension",   "identifier",
-    "active",       "name",      "telecom",       "gender",              "birthDate",
-    "deceasedBoolean", "deceasedDateTime", "address", "maritalStatus", "multipleBirthBoolean",
-    "multipleBirthInteger", "photo", "contact", "communication", "generalPractitioner",
-    "managingOrganization"};
+constexpr std::array<std::string_view, 26> kPatientOrder = {"resourceType",
+                                                            "id",
+                                                            "meta",
+                                                            "implicitRules",
+                                                            "language",
+                                                            "text",
+                                                            "contained",
+                                                            "extension",
+                                                            "modifierExtension",
+                                                            "identifier",
+                                                            "active",
+                                                            "name",
+                                                            "telecom",
+                                                            "gender",
+                                                            "birthDate",
+                                                            "deceasedBoolean",
+                                                            "deceasedDateTime",
+                                                            "address",
+                                                            "maritalStatus",
+                                                            "multipleBirthBoolean",
+                                                            "multipleBirthInteger",
+                                                            "photo",
+                                                            "contact",
+                                                            "communication",
+                                                            "generalPractitioner",
+                                                            "managingOrganization"};
 
 std::size_t rank(std::string_view key) {
   if (key == "link") return kPatientOrder.size();
   auto it = std::find(kPatientOrder.begin(), kPatientOrder.end(), key);
-  return it == kPatientOrder.end() ? kPatientOrder.size() + 1 : static_cast<std::size_t>(it - kPatientOrder.begin());
+  return it == kPatientOrder.end() ? kPatientOrder.size() + 1
+                                   : static_cast<std::size_t>(it - kPatientOrder.begin());
 }
 
 // An ADT-carried element and the v2 fields it comes from.
@@ -33,14 +53,9 @@ struct Carried {
 };
 const std::vector<Carried>& carried() {
   static const std::vector<Carried> table = {
-      {"name", {"PID-5"}},
-      {"telecom", {"PID-13", "PID-14"}},
-      {"gender", {"PID-8"}},
-      {"birthDate", {"PID-7"}},
-      {"deceased", {"PID-29", "PID-30"}},
-      {"address", {"PID-11"}},
-      {"maritalStatus", {"PID-16"}},
-      {"generalPractitioner", {"PD1-3", "PD1-4"}},
+      {"name", {"PID-5"}},           {"telecom", {"PID-13", "PID-14"}},           {"gender", {"PID-8"}},
+      {"birthDate", {"PID-7"}},      {"deceased", {"PID-29", "PID-30"}},          {"address", {"PID-11"}},
+      {"maritalStatus", {"PID-16"}}, {"generalPractitioner", {"PD1-3", "PD1-4"}},
   };
   return table;
 }
@@ -84,7 +99,8 @@ void set_patient_element(Node& patient, std::string_view key, Node value) {
     }
   }
   const std::size_t r = rank(key);
-  auto at = std::find_if(members.begin(), members.end(), [&](const Node::Member& m) { return rank(m.first) > r; });
+  auto at =
+      std::find_if(members.begin(), members.end(), [&](const Node::Member& m) { return rank(m.first) > r; });
   members.insert(at, Node::Member(std::string(key), std::move(value)));
 }
 

@@ -43,8 +43,12 @@ std::string make_ack(const Message& in, std::string_view ack_code, std::string_v
   out += f;
   out += raw_field(in, 12);
   // MSH-13 .. MSH-18: accept/application acknowledgment types when asked for, the character set of `in`.
-  std::vector<std::string> tail{"", "", encode(options.accept_ack_type, d), encode(options.application_ack_type, d),
-                                "", raw_field(in, 18)};
+  std::vector<std::string> tail{"",
+                                "",
+                                encode(options.accept_ack_type, d),
+                                encode(options.application_ack_type, d),
+                                "",
+                                raw_field(in, 18)};
   while (!tail.empty() && tail.back().empty()) tail.pop_back();
   for (const auto& part : tail) {
     out += f;

@@ -264,10 +264,12 @@ int run_admin(const std::string& command, const std::vector<std::string>& args) 
   auto config = fhirgate::gateway::load_config(config_path);
   if (db) config.database_path = *db;
   if (command == "partner") {
-    if (words.size() != 2 || words[0] != "add-token") usage_error("usage: fhirgate partner add-token HOLDER --config FILE [--db PATH]");
+    if (words.size() != 2 || words[0] != "add-token")
+      usage_error("usage: fhirgate partner add-token HOLDER --config FILE [--db PATH]");
     return fhirgate::gateway::add_token(config, words[1], std::cout);
   }
-  if (words.size() != 1 || words[0] != "verify") usage_error("usage: fhirgate audit verify --config FILE [--db PATH]");
+  if (words.size() != 1 || words[0] != "verify")
+    usage_error("usage: fhirgate audit verify --config FILE [--db PATH]");
   return fhirgate::gateway::verify_audit(config, std::cout);
 }
 

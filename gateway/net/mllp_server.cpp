@@ -4,9 +4,9 @@
 // identify by MSH-4) goes with every message. Bytes go into a MllpDeframer; complete messages are handled
 // strictly one at a time, in arrival order: handle_v2 builds the reply, its write plan (which logs the
 // message and applies it) is handed to the store's Writer and the coroutine suspends until the commit is
-// durable, and only then are the ACKs (v2_acks) framed and written — an AA or CA means stored. Before every read the socket gets a deadline
-// (idle_timeout_ms); a frame larger than max_message_bytes is dropped by the deframer and the connection
-// is closed, as is one whose bytes do not parse enough to find MSH-10.
+// durable, and only then are the ACKs (v2_acks) framed and written — an AA or CA means stored. Before every
+// read the socket gets a deadline (idle_timeout_ms); a frame larger than max_message_bytes is dropped by the
+// deframer and the connection is closed, as is one whose bytes do not parse enough to find MSH-10.
 //
 // stop() closes the acceptor and cancels every connection's socket and timer; the coroutines see
 // operation_aborted and finish, after which the io_context runs out of work and its thread is joined.
@@ -49,7 +49,8 @@ struct Listener {
 }  // namespace
 
 struct MllpServer::Impl {
-  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w) : config(c), context(ctx), writer(w) {
+  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w)
+      : config(c), context(ctx), writer(w) {
     for (const auto& l : config.listeners) listeners.push_back(std::make_unique<Listener>(ioc, l));
   }
 
@@ -117,8 +118,9 @@ asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, std::string_vie
   try {
     boost::system::error_code peer_ec;
     const auto peer = conn.socket.remote_endpoint(peer_ec);
-    V2Reply reply = handle_v2(context, text,
-                              V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), ""});
+    V2Reply reply =
+        handle_v2(context, text,
+                  V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), ""});
     const Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
     if (reply.message) {
       acks = v2_acks(*reply.message, reply.outcome(committed));

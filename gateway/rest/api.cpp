@@ -194,7 +194,10 @@ bool Api::admit(Exchange& ex, Reply& reply) const {
   audit.client_address = ex.request.remote_address;
   audit.server_address = ex.base_url;
   const std::string& method = ex.request.method;
-  audit.interaction = method == "POST" ? "create" : method == "PUT" ? "update" : method == "DELETE" ? "delete" : "read";
+  audit.interaction = method == "POST"     ? "create"
+                      : method == "PUT"    ? "update"
+                      : method == "DELETE" ? "delete"
+                                           : "read";
   auto who = security_->authenticate(ex.request.header("Authorization"));
   if (!who) {
     reply.response = fail(ex, who.error());
@@ -224,8 +227,9 @@ bool Api::allowed(Exchange& ex, const std::string& type, const std::string& inte
   if (!ex.audit) return true;
   ex.audit->interaction = interaction;
   if (Security::may(*ex.who, type, interaction)) return true;
-  reply.response = fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not allow " +
-                                                                  ex.who->id + " " + interaction + " on " + type));
+  reply.response =
+      fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not allow " + ex.who->id + " " +
+                                                     interaction + " on " + type));
   return false;
 }
 
@@ -249,7 +253,8 @@ bool Api::visible(Exchange& ex, const Node& resource) const {
   return decision.permit;
 }
 
-bool Api::visible_stored(Exchange& ex, const std::string& type, const std::string& id, std::string_view json) const {
+bool Api::visible_stored(Exchange& ex, const std::string& type, const std::string& id,
+                         std::string_view json) const {
   if (!ex.who) return true;
   const auto decision = security_->decide_stored(*ex.who, ex.purpose, type, id, json, "access", ex.now);
   if (decision.permit && decision.break_glass && ex.audit) ex.audit->break_glass = true;
@@ -313,7 +318,8 @@ Reply Api::route(Exchange& ex) const {
   if (parts.size() == 1) {
     if (method == "GET")
       return guarded("search-type", [&] { return audit_trail ? audit_search(ex) : search(ex, type, false); });
-    if (method == "POST") return guarded("create", [&] { return audit_trail ? audit_create(ex) : create(ex, type); });
+    if (method == "POST")
+      return guarded("create", [&] { return audit_trail ? audit_create(ex) : create(ex, type); });
     return not_allowed();
   }
   if (parts.size() == 2 && parts[1] == "_search") {
@@ -323,7 +329,8 @@ Reply Api::route(Exchange& ex) const {
   }
   if (parts.size() == 2 && parts[1] == "_history") {
     if (method != "GET") return not_allowed();
-    return guarded("history-type", [&] { return audit_trail ? audit_history(ex, {}) : history(ex, type, {}); });
+    return guarded("history-type",
+                   [&] { return audit_trail ? audit_history(ex, {}) : history(ex, type, {}); });
   }
   const std::string& id = parts[1];
   if (!fhir::is_valid_id(id)) {
@@ -332,7 +339,8 @@ Reply Api::route(Exchange& ex) const {
     return reply;
   }
   if (parts.size() == 2) {
-    if (method == "GET") return guarded("read", [&] { return audit_trail ? audit_read(ex, id, {}) : read(ex, type, id); });
+    if (method == "GET")
+      return guarded("read", [&] { return audit_trail ? audit_read(ex, id, {}) : read(ex, type, id); });
     if (is_append_only(type) && (method == "PUT" || method == "DELETE")) return not_allowed();
     if (method == "PUT") return guarded("update", [&] { return update(ex, type, id); });
     if (method == "DELETE") return guarded("delete", [&] { return remove(ex, type, id); });
@@ -346,11 +354,13 @@ Reply Api::route(Exchange& ex) const {
   }
   if (parts.size() == 3 && parts[2] == "_history") {
     if (method != "GET") return not_allowed();
-    return guarded("history-instance", [&] { return audit_trail ? audit_history(ex, id) : history(ex, type, id); });
+    return guarded("history-instance",
+                   [&] { return audit_trail ? audit_history(ex, id) : history(ex, type, id); });
   }
   if (parts.size() == 4 && parts[2] == "_history") {
     if (method != "GET") return not_allowed();
-    return guarded("vread", [&] { return audit_trail ? audit_read(ex, id, parts[3]) : vread(ex, type, id, parts[3]); });
+    return guarded(
+        "vread", [&] { return audit_trail ? audit_read(ex, id, parts[3]) : vread(ex, type, id, parts[3]); });
   }
   reply.response = fail(ex, Error::make(ErrorCode::not_found, "Unknown path " + ex.path));
   return reply;
@@ -577,9 +587,11 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
       auto held = live ? fhir::parse_json(current->body) : Result<Node>(Error{});
       Security::tag_supplier(resource, held ? &*held : nullptr, supplier);
     }
-    if (audit) audit->patient_reference = type == "Patient" ? "Patient/" + id : Security::patient_of(resource);
+    if (audit)
+      audit->patient_reference = type == "Patient" ? "Patient/" + id : Security::patient_of(resource);
     state->record = txn.put(type, id, std::move(resource), "PUT");
-    if (audit) audit->entity_reference = type + "/" + id + "/_history/" + std::to_string(state->record.version);
+    if (audit)
+      audit->entity_reference = type + "/" + id + "/_history/" + std::to_string(state->record.version);
     return Ok{};
   };
   reply.after_commit = [this, state, ex = Exchange(ex)](const Status& s) {

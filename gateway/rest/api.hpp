@@ -16,9 +16,9 @@
 #include "fhir/search_params.hpp"
 #include "fhir/validator.hpp"
 #include "gateway/rest/http_message.hpp"
+#include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
-#include "gateway/security.hpp"
 #include "gateway/v2_inbound.hpp"
 
 namespace fhirgate::gateway::rest {
@@ -67,7 +67,8 @@ class Api {
   bool allowed(Exchange& ex, const std::string& type, const std::string& interaction, Reply& reply) const;
   // Consent: may the caller see this stored resource? Records break-glass in the AuditEvent.
   bool visible(Exchange& ex, const fhir::Node& resource) const;
-  bool visible_stored(Exchange& ex, const std::string& type, const std::string& id, std::string_view json) const;
+  bool visible_stored(Exchange& ex, const std::string& type, const std::string& id,
+                      std::string_view json) const;
   store::Store::Visibility visibility(Exchange& ex) const;
   // Adds the AuditEvent of the exchange to the reply: written in the same commit as its write plan, or,
   // for a reply without one, committed before the response goes out.

@@ -9,9 +9,9 @@
 
 #include "fhir/datetime.hpp"
 #include "fhir/operation_outcome.hpp"
-#include "gateway/rest/bundles.hpp"
 #include "gateway/audit_trail.hpp"
 #include "gateway/ids.hpp"
+#include "gateway/rest/bundles.hpp"
 #include "gateway/rest/exchange.hpp"
 
 namespace fhirgate::gateway::rest {
@@ -63,7 +63,8 @@ std::string reference_value(const std::string& value, const char* default_type) 
 }
 
 // One page of the trail, newest first, and whether more rows follow it.
-Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store, const store::AuditQuery& q) {
+Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store,
+                                                             const store::AuditQuery& q) {
   std::vector<AuditRecord> rows;
   if (q.count > 0) {
     store::AuditQuery probe = q;
@@ -239,11 +240,14 @@ Reply Api::audit_search(Exchange& ex) const {
     if (!cursor.empty()) query += (query.empty() ? "" : "&") + std::string("_cursor=") + cursor;
     return query.empty() ? base : base + "?" + query;
   };
-  std::vector<BundleLink> links{{"self", link(q.before_seq == INT64_MAX ? "" : std::to_string(q.before_seq))}};
+  std::vector<BundleLink> links{
+      {"self", link(q.before_seq == INT64_MAX ? "" : std::to_string(q.before_seq))}};
   if (more && !rows.empty()) links.push_back({"next", link(std::to_string(rows.back().seq))});
   std::vector<SearchEntry> entries;
-  for (const auto& r : rows) entries.push_back({base + "/" + std::to_string(r.seq), render_audit_event(r).value_or("{}")});
-  reply.response = json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, std::nullopt, links, entries));
+  for (const auto& r : rows)
+    entries.push_back({base + "/" + std::to_string(r.seq), render_audit_event(r).value_or("{}")});
+  reply.response =
+      json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, std::nullopt, links, entries));
   return reply;
 }
 
@@ -262,7 +266,8 @@ Reply Api::audit_history(Exchange& ex, const std::string& id) const {
     store::AuditQuery q;
     q.count = options_.default_count;
     if (const std::string* count = param_value(ex.query, "_count"))
-      if (const auto n = seq_of(*count)) q.count = static_cast<int>(std::min<std::int64_t>(*n, options_.max_count));
+      if (const auto n = seq_of(*count))
+        q.count = static_cast<int>(std::min<std::int64_t>(*n, options_.max_count));
     if (const std::string* cursor = param_value(ex.query, "_cursor"))
       if (const auto n = seq_of(*cursor)) q.before_seq = *n;
     if (!is_privacy_officer(ex)) q.agent = agent_of(*ex.who);
@@ -282,7 +287,8 @@ Reply Api::audit_history(Exchange& ex, const std::string& id) const {
   // The total is what this page shows plus, when there is more, at least one more: the trail is not
   // counted on every request.
   const auto total = static_cast<std::int64_t>(versions.size()) + (links.size() > 1 ? 1 : 0);
-  reply.response = json_response(ex, 200, history_bundle(new_resource_id(), ex.now, total, links, ex.base_url, versions));
+  reply.response =
+      json_response(ex, 200, history_bundle(new_resource_id(), ex.now, total, links, ex.base_url, versions));
   return reply;
 }
 
@@ -298,7 +304,8 @@ Reply Api::audit_create(Exchange& ex) const {
     AuditRecord record;
   };
   auto state = std::make_shared<State>();
-  reply.plan = [state, audit = ex.audit, row = posted_audit_record(std::move(*resource))](store::WriteTxn& txn) mutable -> Status {
+  reply.plan = [state, audit = ex.audit,
+                row = posted_audit_record(std::move(*resource))](store::WriteTxn& txn) mutable -> Status {
     state->record = txn.append_audit(std::move(row));
     if (audit) audit->entity_reference = "AuditEvent/" + std::to_string(state->record.seq) + "/_history/1";
     return Ok{};

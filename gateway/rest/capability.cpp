@@ -1,9 +1,9 @@
 #include "gateway/rest/capability.hpp"
 
-#include "fhir/datetime.hpp"
-
 #include <set>
 #include <string>
+
+#include "fhir/datetime.hpp"
 
 namespace fhirgate::gateway::rest {
 namespace {
@@ -49,13 +49,14 @@ fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchPar
   rest.set("mode", Node::string("server"));
   if (options.security) {
     Node& security = rest.set("security", Node::object());
-    security.set("description",
-                 Node::string("Every request except /metadata, /healthz and /readyz needs Authorization: Bearer "
-                              "<token> (issued per partner by the partnership). The purpose of use is given in the " +
-                              options.purpose_header +
-                              " request header (a v3-ActReason code such as TREAT, or ETREAT for emergency "
-                              "access); without it the partner's default purpose applies. Access to a patient's "
-                              "data follows the patient's Consents; every access is recorded as an AuditEvent."));
+    security.set(
+        "description",
+        Node::string("Every request except /metadata, /healthz and /readyz needs Authorization: Bearer "
+                     "<token> (issued per partner by the partnership). The purpose of use is given in the " +
+                     options.purpose_header +
+                     " request header (a v3-ActReason code such as TREAT, or ETREAT for emergency "
+                     "access); without it the partner's default purpose applies. Access to a patient's "
+                     "data follows the patient's Consents; every access is recorded as an AuditEvent."));
   }
   Node& resources = rest.set("resource", Node::array());
   for (const auto& type : options.cached_types) {
@@ -76,7 +77,8 @@ fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchPar
     Node& params = r.set("searchParam", Node::array());
     for (const auto* p : registry.for_type(type)) {
       // AuditEvents come from the audit trail, which is searched by these only.
-      static const std::set<std::string> kAuditParams = {"patient", "agent", "entity", "date", "action", "outcome"};
+      static const std::set<std::string> kAuditParams = {"patient", "agent",  "entity",
+                                                         "date",    "action", "outcome"};
       if (type == "AuditEvent" && !kAuditParams.count(p->code)) continue;
       Node sp = Node::object();
       sp.set("name", Node::string(p->code));

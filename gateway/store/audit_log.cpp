@@ -95,7 +95,8 @@ AuditRecord record_from(Statement& stmt) {
   return r;
 }
 
-constexpr const char* kColumns = "e.seq, e.recorded, e.agent, e.entity, e.action, e.outcome, e.format, e.body";
+constexpr const char* kColumns =
+    "e.seq, e.recorded, e.agent, e.entity, e.action, e.outcome, e.format, e.body";
 
 std::vector<std::string> patients_of(Connection& db, std::int64_t seq) {
   std::vector<std::string> out;
@@ -120,8 +121,9 @@ AuditKey AuditKey::load_or_create(const std::string& path) {
     throw std::runtime_error("cannot generate an audit key");
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) throw std::runtime_error("cannot create audit key file " + path + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, key.bytes_.data(), key.bytes_.size()) == static_cast<ssize_t>(key.bytes_.size()) &&
-                  ::fsync(fd) == 0;
+  const bool ok =
+      ::write(fd, key.bytes_.data(), key.bytes_.size()) == static_cast<ssize_t>(key.bytes_.size()) &&
+      ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) throw std::runtime_error("cannot write audit key file " + path);
   return key;
@@ -140,7 +142,8 @@ void write_audit_head(Connection& db, const AuditTail& tail) {
   write_head(db, tail.seq, tail.chain);
 }
 
-AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, std::int64_t now_ms, AuditTail& tail) {
+AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, std::int64_t now_ms,
+                         AuditTail& tail) {
   rec.seq = tail.seq + 1;
   if (rec.recorded_ms == 0) rec.recorded_ms = now_ms;
   const Digest chain = chain_of(key, tail.chain, rec);
@@ -158,7 +161,10 @@ AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, s
       .bind_blob(9, as_text(chain))
       .run();
   for (const auto& patient : rec.columns.patients)
-    db.prepare("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?, ?)").bind(1, patient).bind(2, rec.seq).run();
+    db.prepare("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?, ?)")
+        .bind(1, patient)
+        .bind(2, rec.seq)
+        .run();
   tail.seq = rec.seq;
   tail.chain = chain;
   return rec;
@@ -220,7 +226,8 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     if (r.seq != expected) {
       if (r.seq < expected) return fail(r.seq, "row " + std::to_string(r.seq) + " out of order (inserted)");
       return fail(expected, "row " + std::to_string(expected) +
-                                (r.seq - expected > 1 ? " to " + std::to_string(r.seq - 1) : std::string()) + " deleted");
+                                (r.seq - expected > 1 ? " to " + std::to_string(r.seq - 1) : std::string()) +
+                                " deleted");
     }
     const Digest stored = digest_from(stmt.text(8));
     const Digest computed = chain_of(key, previous, r);
@@ -231,7 +238,8 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     if (!derived || derived->agent != r.columns.agent || derived->entity != r.columns.entity ||
         derived->action != r.columns.action || derived->outcome != r.columns.outcome ||
         derived->patients != r.columns.patients)
-      return fail(r.seq, "row " + std::to_string(r.seq) + " changed: its search columns or patients do not match it");
+      return fail(
+          r.seq, "row " + std::to_string(r.seq) + " changed: its search columns or patients do not match it");
     previous = stored;
     ++expected;
   }
@@ -239,7 +247,8 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
   if (head.seq > expected - 1)
     return fail(expected, "rows " + std::to_string(expected) + " to " + std::to_string(head.seq) +
                               " deleted (the chain head is " + std::to_string(head.seq) + ")");
-  if (head.seq != expected - 1 || (head.seq > 0 && CRYPTO_memcmp(head.chain.data(), previous.data(), previous.size()) != 0))
+  if (head.seq != expected - 1 ||
+      (head.seq > 0 && CRYPTO_memcmp(head.chain.data(), previous.data(), previous.size()) != 0))
     return fail(expected - 1, "the chain head does not match the last row");
   return check;
 }

@@ -46,10 +46,10 @@ class AuditKey {
 // The searchable columns of an AuditEvent, besides its JSON.
 struct AuditColumns {
   std::vector<std::string> patients;  // "Patient/<id>" of each patient whose data was touched
-  std::string agent;    // the requesting partner or role id
-  std::string entity;   // "Type/id" of the data entity
-  std::string action;   // C R U D E
-  std::string outcome;  // 0 4 8 12
+  std::string agent;                  // the requesting partner or role id
+  std::string entity;                 // "Type/id" of the data entity
+  std::string action;                 // C R U D E
+  std::string outcome;                // 0 4 8 12
 };
 
 struct AuditRecord {
@@ -71,12 +71,13 @@ void write_audit_head(Connection& db, const AuditTail& tail);
 
 // Appends inside the caller's (the writer's) transaction after `tail`, which it advances.
 // `record.seq` is ignored; recorded_ms 0 means now. Returns the row stored.
-AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord record, std::int64_t now_ms, AuditTail& tail);
+AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord record, std::int64_t now_ms,
+                         AuditTail& tail);
 
 struct AuditQuery {
   std::string patient;  // exact "Patient/<id>"; empty = any
   std::string agent;
-  std::string entity;   // exact "Type/id"
+  std::string entity;  // exact "Type/id"
   std::string action;
   std::string outcome;
   std::int64_t from_ms = INT64_MIN;  // recorded within [from, to]

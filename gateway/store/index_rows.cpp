@@ -55,23 +55,43 @@ void insert_row(Connection& db, std::int64_t rid, const IndexRow& row) {
   switch (row.type) {
     case fhir::SearchParamType::string:
       db.prepare("INSERT OR IGNORE INTO idx_string (rid, param, norm, exact) VALUES (?, ?, ?, ?)")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).bind(4, row.b).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .bind(4, row.b)
+          .run();
       break;
     case fhir::SearchParamType::token:
       db.prepare("INSERT OR IGNORE INTO idx_token (rid, param, code, system) VALUES (?, ?, ?, ?)")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).bind(4, row.b).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .bind(4, row.b)
+          .run();
       break;
     case fhir::SearchParamType::date:
       db.prepare("INSERT OR IGNORE INTO idx_date (rid, param, lo, hi) VALUES (?, ?, ?, ?)")
-          .bind(1, rid).bind(2, row.param).bind(3, row.lo).bind(4, row.hi).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.lo)
+          .bind(4, row.hi)
+          .run();
       break;
     case fhir::SearchParamType::reference:
-      db.prepare("INSERT OR IGNORE INTO idx_reference (rid, param, target_id, target_type) VALUES (?, ?, ?, ?)")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).bind(4, row.b).run();
+      db.prepare(
+            "INSERT OR IGNORE INTO idx_reference (rid, param, target_id, target_type) VALUES (?, ?, ?, ?)")
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .bind(4, row.b)
+          .run();
       break;
     case fhir::SearchParamType::uri:
       db.prepare("INSERT OR IGNORE INTO idx_uri (rid, param, value) VALUES (?, ?, ?)")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .run();
       break;
   }
 }
@@ -80,23 +100,43 @@ void delete_row(Connection& db, std::int64_t rid, const IndexRow& row) {
   switch (row.type) {
     case fhir::SearchParamType::string:
       db.prepare("DELETE FROM idx_string WHERE rid = ? AND param = ? AND norm = ? AND exact = ?")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).bind(4, row.b).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .bind(4, row.b)
+          .run();
       break;
     case fhir::SearchParamType::token:
       db.prepare("DELETE FROM idx_token WHERE rid = ? AND param = ? AND code = ? AND system = ?")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).bind(4, row.b).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .bind(4, row.b)
+          .run();
       break;
     case fhir::SearchParamType::date:
       db.prepare("DELETE FROM idx_date WHERE rid = ? AND param = ? AND lo = ? AND hi = ?")
-          .bind(1, rid).bind(2, row.param).bind(3, row.lo).bind(4, row.hi).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.lo)
+          .bind(4, row.hi)
+          .run();
       break;
     case fhir::SearchParamType::reference:
-      db.prepare("DELETE FROM idx_reference WHERE rid = ? AND param = ? AND target_id = ? AND target_type = ?")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).bind(4, row.b).run();
+      db.prepare(
+            "DELETE FROM idx_reference WHERE rid = ? AND param = ? AND target_id = ? AND target_type = ?")
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .bind(4, row.b)
+          .run();
       break;
     case fhir::SearchParamType::uri:
       db.prepare("DELETE FROM idx_uri WHERE rid = ? AND param = ? AND value = ?")
-          .bind(1, rid).bind(2, row.param).bind(3, row.a).run();
+          .bind(1, rid)
+          .bind(2, row.param)
+          .bind(3, row.a)
+          .run();
       break;
   }
 }

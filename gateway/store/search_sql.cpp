@@ -12,10 +12,9 @@
 // page costs the same however deep it is.
 #include "gateway/store/search_sql.hpp"
 
-#include "fhir/base64.hpp"
-
 #include <limits>
 
+#include "fhir/base64.hpp"
 #include "fhir/json.hpp"
 #include "fhir/text.hpp"
 #include "gateway/store/param_keys.hpp"

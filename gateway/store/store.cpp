@@ -409,7 +409,10 @@ void WriteTxn::log_inbound(const InboundMessage& m) {
 }
 
 void WriteTxn::set_meta(const std::string& key, const std::string& value) {
-  db_.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)").bind(1, key).bind(2, value).run();
+  db_.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)")
+      .bind(1, key)
+      .bind(2, value)
+      .run();
 }
 
 Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
@@ -663,8 +666,10 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query, const Visibilit
   });
 }
 
-Result<std::vector<std::pair<std::int64_t, std::string>>> Store::referencing(const std::string& type, const std::string& param,
-                                                   const std::string& target_type, const std::string& target_id) {
+Result<std::vector<std::pair<std::int64_t, std::string>>> Store::referencing(const std::string& type,
+                                                                             const std::string& param,
+                                                                             const std::string& target_type,
+                                                                             const std::string& target_id) {
   const fhir::SearchParamDef* def = registry_.find(type, param);
   if (!def || def->type != fhir::SearchParamType::reference)
     return Error::make(ErrorCode::internal, type + "." + param + " is not an indexed reference parameter");
@@ -708,15 +713,18 @@ Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
 }
 
 Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {
-  return with_reader([&](Connection& db) -> Result<std::vector<AuditRecord>> { return store::search_audit(db, query); });
+  return with_reader(
+      [&](Connection& db) -> Result<std::vector<AuditRecord>> { return store::search_audit(db, query); });
 }
 
 Result<std::optional<AuditRecord>> Store::read_audit(std::int64_t seq) {
-  return with_reader([&](Connection& db) -> Result<std::optional<AuditRecord>> { return store::read_audit(db, seq); });
+  return with_reader(
+      [&](Connection& db) -> Result<std::optional<AuditRecord>> { return store::read_audit(db, seq); });
 }
 
 Result<ChainCheck> Store::verify_audit(const DeriveColumns& derive) {
-  return with_reader([&](Connection& db) -> Result<ChainCheck> { return verify_audit_chain(db, audit_key_, derive); });
+  return with_reader(
+      [&](Connection& db) -> Result<ChainCheck> { return verify_audit_chain(db, audit_key_, derive); });
 }
 
 Result<std::optional<std::string>> Store::meta(const std::string& key) {
@@ -733,8 +741,9 @@ Result<std::optional<Credential>> Store::credential(const std::string& token_id)
     auto stmt = db.prepare("SELECT holder, salt, hash, created FROM credential WHERE token_id = ?");
     stmt.bind(1, token_id);
     if (!stmt.step()) return std::optional<Credential>();
-    return std::optional<Credential>(Credential{token_id, std::string(stmt.text(0)), std::string(stmt.text(1)),
-                                                std::string(stmt.text(2)), stmt.int64(3)});
+    return std::optional<Credential>(Credential{token_id, std::string(stmt.text(0)),
+                                                std::string(stmt.text(1)), std::string(stmt.text(2)),
+                                                stmt.int64(3)});
   });
 }
 

@@ -149,8 +149,10 @@ class Store {
   // The current resources of `type` whose reference parameter `param` points at target_type/target_id
   // (e.g. the Consents of one Patient): each one's current version row id (unique per version, so a
   // stable cache key) and JSON; a direct index lookup for the hot paths.
-  Result<std::vector<std::pair<std::int64_t, std::string>>> referencing(const std::string& type, const std::string& param,
-                                               const std::string& target_type, const std::string& target_id);
+  Result<std::vector<std::pair<std::int64_t, std::string>>> referencing(const std::string& type,
+                                                                        const std::string& param,
+                                                                        const std::string& target_type,
+                                                                        const std::string& target_id);
   // Which matches the caller may see (consent); runs on the reading thread, may read the store itself.
   using Visibility = std::function<bool(const VersionRecord&)>;
   // Errors: invalid_input on a cursor that does not belong to this query. With `visible`, matches it

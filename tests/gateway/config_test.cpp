@@ -73,22 +73,25 @@ TEST_CASE("partners and MLLP listeners: listeners bound to a partner or identify
   CHECK(c.mllp.listeners[1].bind == "0.0.0.0");
   CHECK(c.mllp.idle_timeout_ms == 1000);
 
-  CHECK(load_error(R"({"mllp": {"listeners": [{"partner": "x"}]}})").find("mllp.listeners[0].partner: no partner 'x'") !=
+  CHECK(load_error(R"({"mllp": {"listeners": [{"partner": "x"}]}})")
+            .find("mllp.listeners[0].partner: no partner 'x'") != std::string::npos);
+  CHECK(load_error(R"({"partners": [{"id": "a"}, {"id": "a"}]})").find("partners[1].id") !=
         std::string::npos);
-  CHECK(load_error(R"({"partners": [{"id": "a"}, {"id": "a"}]})").find("partners[1].id") != std::string::npos);
   CHECK(load_error(R"({"partners": [{"id": "a", "hl7v2": {"sendingFacilities": ["F"]}},
                                     {"id": "b", "hl7v2": {"sendingFacilities": ["F"]}}]})")
             .find("belongs to two partners") != std::string::npos);
   CHECK(load_error(R"({"partners": [{"name": "no id"}]})").find("needs an id") != std::string::npos);
   CHECK(load_error(R"({"partners": [{"id": "a", "hl7v2": {"nhs": 1}}]})").find("partners[0].hl7v2.nhs") !=
         std::string::npos);
-  CHECK(load_error(R"({"partners": [{"id": "a", "access": {"Patient": ["peek"]}}]})").find("unknown interaction 'peek'") !=
+  CHECK(load_error(R"({"partners": [{"id": "a", "access": {"Patient": ["peek"]}}]})")
+            .find("unknown interaction 'peek'") != std::string::npos);
+  CHECK(
+      load_error(R"({"roles": [{"id": "r", "role": "king"}]})").find("must be operator or privacy-officer") !=
+      std::string::npos);
+  CHECK(load_error(R"({"security": {"consentPolicy": "maybe"}})").find("opt-in or opt-out") !=
         std::string::npos);
-  CHECK(load_error(R"({"roles": [{"id": "r", "role": "king"}]})").find("must be operator or privacy-officer") !=
-        std::string::npos);
-  CHECK(load_error(R"({"security": {"consentPolicy": "maybe"}})").find("opt-in or opt-out") != std::string::npos);
-  CHECK(load_config(write("{}")).security.enabled);   // a configuration file means security on ...
-  CHECK_FALSE(default_config().security.enabled);      // ... only running without one turns it off
+  CHECK(load_config(write("{}")).security.enabled);  // a configuration file means security on ...
+  CHECK_FALSE(default_config().security.enabled);    // ... only running without one turns it off
 }
 
 TEST_CASE("configuration mistakes name the file, the key and the problem") {

@@ -354,9 +354,12 @@ TEST_CASE("consent decisions: the reason names the deciding consent and provisio
   CHECK(d.break_glass);
   CHECK(d.reason == "break-glass ETREAT over consent c7 Consent.provision.provision[1]: deny");
 
-  CHECK(decide(ConsentPolicy::opt_in, std::vector<fhir::Node>{}, to_request({})).reason == "policy opt-in: no consent");
-  CHECK(decide(ConsentPolicy::opt_out, std::vector<fhir::Node>{}, to_request({})).reason == "policy opt-out: no objection");
-  const ConsentDecision supplier = decide(ConsentPolicy::opt_in, std::vector<fhir::Node>{}, to_request({.supplier = true}));
+  CHECK(decide(ConsentPolicy::opt_in, std::vector<fhir::Node>{}, to_request({})).reason ==
+        "policy opt-in: no consent");
+  CHECK(decide(ConsentPolicy::opt_out, std::vector<fhir::Node>{}, to_request({})).reason ==
+        "policy opt-out: no objection");
+  const ConsentDecision supplier =
+      decide(ConsentPolicy::opt_in, std::vector<fhir::Node>{}, to_request({.supplier = true}));
   CHECK(supplier.reason == "supplier");
   CHECK(supplier.consent_id.empty());
 }

@@ -2,7 +2,6 @@
 // Shared helpers for the integration tests: one gateway process for the tests that only add their own
 // data (each uses unique names), and JSON access to response bodies.
 #include <doctest/doctest.h>
-
 #include <sys/wait.h>
 
 #include <atomic>
@@ -93,7 +92,8 @@ inline Run run_fhirgate(const std::string& args, const std::string& stdin_text =
 // A new bearer token for `holder`, made with `fhirgate partner add-token` against the database a
 // GatewayProcess in `dir` uses (the token is the last line of the output).
 inline std::string new_token(const std::string& config, const std::string& dir, const std::string& holder) {
-  const Run r = run_fhirgate("partner add-token " + holder + " --config " + config + " --db " + dir + "/fhirgate.db");
+  const Run r =
+      run_fhirgate("partner add-token " + holder + " --config " + config + " --db " + dir + "/fhirgate.db");
   REQUIRE_MESSAGE(r.status == 0, r.err);
   std::string out = r.out;
   while (!out.empty() && out.back() == '\n') out.pop_back();

@@ -4,13 +4,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <sqlite3.h>
-
 #include <sstream>
 
 #include "tests/integration/common.hpp"
@@ -98,7 +97,8 @@ GatewayProcess start_with_mllp(bool secure = false, std::string* config_path = n
   const std::string config = dir + "/gateway.json";
   if (config_path) *config_path = config;
   std::ofstream(config) << R"({
-    "security": {"enabled": )" << (secure ? "true" : "false") << R"(},
+    "security": {"enabled": )"
+                        << (secure ? "true" : "false") << R"(},
     "database": {"path": "fhirgate.db"},
     "profiles": {"Patient": ["https://fhir.partnership.example/StructureDefinition/partnership-patient"]},
     "partners": [
@@ -127,7 +127,8 @@ std::string a01_text() {
 // A copy of the A01 with another trigger, control id, NHS number and local id.
 std::string adt(const std::string& trigger, const std::string& control_id, const std::string& nhs,
                 const std::string& local) {
-  std::string m = replace_all(a01_text(), "ADT^A01^ADT_A01|MSG00001", "ADT^" + trigger + "^ADT_A01|" + control_id);
+  std::string m =
+      replace_all(a01_text(), "ADT^A01^ADT_A01|MSG00001", "ADT^" + trigger + "^ADT_A01|" + control_id);
   m = replace_all(m, "EVN|A01", "EVN|" + trigger);
   m = replace_all(m, "9434765919", nhs);
   return replace_all(m, "RX1-0042731", local);
@@ -177,7 +178,8 @@ TEST_CASE("MLLP: an A01 is stored and acknowledged, an A08 updates the same Pati
   CHECK(ack.find("|ACK^A01^ACK|") != std::string::npos);
   CHECK(patient_total(http, "9434765919") == 1);
   // The listener is bound to gp-practice: its local identifier system applies whatever MSH-4 says.
-  CHECK(text_at(patient_by_nhs(http, "9434765919"), "identifier[1].system") == "https://example.org/gp1/patient");
+  CHECK(text_at(patient_by_nhs(http, "9434765919"), "identifier[1].system") ==
+        "https://example.org/gp1/patient");
 
   std::string a08 = replace_all(a01, "ADT^A01^ADT_A01|MSG00001", "ADT^A08^ADT_A01|MSG00002");
   a08 = replace_all(a08, "EVN|A01", "EVN|A08");
@@ -414,8 +416,9 @@ TEST_CASE("POST /$ingest takes an HL7 v2 message and answers with a transaction-
                                  {{"Content-Type", "text/plain"}});
   CHECK(wrong_type.status == 415);
   // The trust's agreement has no HL7 v2 inbound: 403.
-  auto trust_v2 = http.request("POST", "/$ingest", adt("A01", "H4", "9434765986", "L-4"),
-                               {{"Content-Type", "x-application/hl7-v2+er7"}, {"Authorization", "Bearer " + trust}});
+  auto trust_v2 =
+      http.request("POST", "/$ingest", adt("A01", "H4", "9434765986", "L-4"),
+                   {{"Content-Type", "x-application/hl7-v2+er7"}, {"Authorization", "Bearer " + trust}});
   CHECK(trust_v2.status == 403);
   // Each message left an AuditEvent naming the GP, the message and the Patient.
   auto events = json(http.get("/AuditEvent?entity=" + patient).body);
@@ -441,7 +444,8 @@ TEST_CASE("MLLP messages are audited when security is on") {
   CHECK(text_at(events, "entry[1].resource.outcome") == "0");
   CHECK(text_at(events, "entry[1].resource.action") == "C");
   CHECK(text_at(events, "entry[1].resource.entity[0].what.reference").rfind("Patient/", 0) == 0);
-  CHECK(run_fhirgate("audit verify --config " + config + " --db " + gateway.dir() + "/fhirgate.db").status == 0);
+  CHECK(run_fhirgate("audit verify --config " + config + " --db " + gateway.dir() + "/fhirgate.db").status ==
+        0);
 }
 
 }  // namespace

@@ -57,8 +57,9 @@ struct Partnership {
 
 // A Patient registered by the GP; returns its id.
 std::string register_patient(HttpClient& gp, const std::string& family) {
-  const auto r = gp.send_json("POST", "/Patient",
-                              R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}],"gender":"female"})");
+  const auto r =
+      gp.send_json("POST", "/Patient",
+                   R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}],"gender":"female"})");
   REQUIRE_MESSAGE(r.status == 201, r.body);
   return std::string(json(r.body).string_at("id"));
 }
@@ -70,16 +71,20 @@ std::string consent(HttpClient& gp, const std::string& patient, const std::strin
       R"({"resourceType":"Consent","status":"active",)"
       R"("scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
       R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],)"
-      R"("patient":{"reference":"Patient/)" + patient + R"("},"dateTime":"2026-01-01T00:00:00Z",)"
-      R"("policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},)"
-      R"("provision":)" + provision + "}");
+      R"("patient":{"reference":"Patient/)" +
+          patient +
+          R"("},"dateTime":"2026-01-01T00:00:00Z",)"
+          R"("policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},)"
+          R"("provision":)" +
+          provision + "}");
   REQUIRE_MESSAGE(r.status == 201, r.body);
   return std::string(json(r.body).string_at("id"));
 }
 
 const char* kPermitTrust =
     R"({"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},"reference":{"reference":"Organization/acute-trust"}}]})";
-const char* kDenyTrust = R"({"type":"deny","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},"reference":{"reference":"Organization/acute-trust"}}]})";
+const char* kDenyTrust =
+    R"({"type":"deny","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}]},"reference":{"reference":"Organization/acute-trust"}}]})";
 
 std::string replace_id(std::string text, const std::string& from, const std::string& to) {
   for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
@@ -114,7 +119,7 @@ TEST_CASE("security: tokens are required, checked, and the agreement's interacti
   CHECK(metadata.body.find("X-Purpose-Of-Use") != std::string::npos);
 
   HttpClient social(p.port(), bearer(p.social));
-  CHECK(social.get("/AuditEvent").status == 403);                          // not in its agreement
+  CHECK(social.get("/AuditEvent").status == 403);  // not in its agreement
   CHECK(social.send_json("PUT", "/Patient/x", R"({"resourceType":"Patient","id":"x"})").status == 403);
   CHECK(social.get("/Patient", {{"X-Purpose-Of-Use", "ETREAT"}}).status == 403);  // may not claim it
   CHECK(social.get("/Patient").status == 200);
@@ -129,12 +134,14 @@ TEST_CASE("security: add-token prints the token alone on the last line, and only
   const std::string dir = temp_dir();
   const std::string config = dir + "/gateway.json";
   std::ofstream(config) << kConfig;
-  const auto made = run_fhirgate("partner add-token acute-trust --config " + config + " --db " + dir + "/fhirgate.db");
+  const auto made =
+      run_fhirgate("partner add-token acute-trust --config " + config + " --db " + dir + "/fhirgate.db");
   REQUIRE(made.status == 0);
   const std::string last = made.out.substr(made.out.rfind('\n', made.out.size() - 2) + 1);
   CHECK(last.rfind("fg_", 0) == 0);
   CHECK(last.size() == 63 + 1);  // fg_ + 16 hex + _ + 43 base64url, and the newline
-  const auto unknown = run_fhirgate("partner add-token nobody --config " + config + " --db " + dir + "/fhirgate.db");
+  const auto unknown =
+      run_fhirgate("partner add-token nobody --config " + config + " --db " + dir + "/fhirgate.db");
   CHECK(unknown.status != 0);
   CHECK(unknown.err.find("nobody") != std::string::npos);
 }
@@ -194,7 +201,8 @@ TEST_CASE("consent: searches are filtered before paging, pages stay full and tot
     next.clear();
     if (const auto* links = at(bundle, "link"))
       for (const auto& l : links->items())
-        if (l.string_at("relation") == "next") next = std::string(l.string_at("url")).substr(std::string(l.string_at("url")).find("/Patient"));
+        if (l.string_at("relation") == "next")
+          next = std::string(l.string_at("url")).substr(std::string(l.string_at("url")).find("/Patient"));
     if (!next.empty()) CHECK(ids.size() == 2);  // every page before the last is full
   }
   CHECK(pages == 2);
@@ -214,12 +222,15 @@ TEST_CASE("consent: a change takes effect on the very next request; deny for one
   // The patient withdraws: the same Consent now denies the trust.
   const auto withdrawn = gp.send_json(
       "PUT", "/Consent/" + c,
-      R"({"resourceType":"Consent","id":")" + c + R"(","status":"active",)"
-      R"("scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
-      R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],)"
-      R"("patient":{"reference":"Patient/)" + patient + R"("},"dateTime":"2026-01-01T00:00:00Z",)"
-      R"("policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},)"
-      R"("provision":)" +
+      R"({"resourceType":"Consent","id":")" + c +
+          R"(","status":"active",)"
+          R"("scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
+          R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],)"
+          R"("patient":{"reference":"Patient/)" +
+          patient +
+          R"("},"dateTime":"2026-01-01T00:00:00Z",)"
+          R"("policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},)"
+          R"("provision":)" +
           kDenyTrust + "}");
   REQUIRE(withdrawn.status == 200);
   CHECK(trust.get("/Patient/" + patient).status == 404);
@@ -232,7 +243,8 @@ TEST_CASE("consent: a change takes effect on the very next request; deny for one
   bool flagged = false;
   if (const auto* entries = at(report, "entry"))
     for (const auto& e : entries->items())
-      if (e.find("resource") && fhir::write_json(*e.find("resource")).find("\"BTG\"") != std::string::npos) flagged = true;
+      if (e.find("resource") && fhir::write_json(*e.find("resource")).find("\"BTG\"") != std::string::npos)
+        flagged = true;
   CHECK(flagged);
 }
 
@@ -252,8 +264,8 @@ TEST_CASE("audit: every access is recorded; the privacy officer's report; partne
   std::multiset<std::string> seen;  // "<agent> <subtype> <outcome>"
   if (const auto* entries = at(report, "entry"))
     for (const auto& e : entries->items())
-      seen.insert(text_at(e, "resource.agent[0].who.reference") + " " + text_at(e, "resource.subtype[0].code") +
-                  " " + text_at(e, "resource.outcome"));
+      seen.insert(text_at(e, "resource.agent[0].who.reference") + " " +
+                  text_at(e, "resource.subtype[0].code") + " " + text_at(e, "resource.outcome"));
   CHECK(seen.count("Organization/gp-practice create 0") >= 1);
   CHECK(seen.count("Organization/acute-trust read 0") == 1);
   CHECK(seen.count("Organization/acute-trust search-type 0") == 1);
@@ -267,10 +279,12 @@ TEST_CASE("audit: every access is recorded; the privacy officer's report; partne
   const std::string gp_event = text_at(report, "entry[" + std::to_string(seen.size() - 1) + "].resource.id");
   CHECK(trust.get("/AuditEvent/" + gp_event).status == 404);
   CHECK(officer.get("/AuditEvent/" + gp_event).status == 200);
-  CHECK(officer.send_json("PUT", "/AuditEvent/" + gp_event, R"({"resourceType":"AuditEvent"})").status == 405);
+  CHECK(officer.send_json("PUT", "/AuditEvent/" + gp_event, R"({"resourceType":"AuditEvent"})").status ==
+        405);
 }
 
-TEST_CASE("audit verify: the chain is intact, then names the row edited or deleted behind the gateway's back") {
+TEST_CASE(
+    "audit verify: the chain is intact, then names the row edited or deleted behind the gateway's back") {
   Partnership p;
   HttpClient gp(p.port(), bearer(p.gp));
   for (int i = 0; i < 3; ++i) register_patient(gp, "Chained");

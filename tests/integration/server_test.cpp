@@ -58,7 +58,8 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
     const auto vague_consent = http.send_json(
         "POST", "/Consent",
         R"({"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"y"}],)"
-        R"("policyRule":{"text":"opt-in"}})", bearer(gp));
+        R"("policyRule":{"text":"opt-in"}})",
+        bearer(gp));
     CHECK(vague_consent.status == 422);
     // Delete a sample (the GP's agreement allows it): a restart must not bring it back.
     CHECK(http.request("DELETE", "/Patient/pat-002", {}, bearer(gp)).status == 204);

@@ -38,9 +38,9 @@ TEST_CASE("an ADT update replaces what the message carries, keeps what it leaves
   CHECK(out.find("meta"));
   CHECK(out.find("name")->items()[0].string_at("family") == "NEW");
   CHECK(out.string_at("gender") == "female");
-  CHECK(out.find("telecom"));           // PID-13/14 empty: kept
+  CHECK(out.find("telecom"));              // PID-13/14 empty: kept
   CHECK_FALSE(out.find("maritalStatus"));  // PID-16 "": deleted
-  CHECK(out.find("link"));              // never touched by an update
+  CHECK(out.find("link"));                 // never touched by an update
   CHECK(out.find("active")->text() == "false");
   // Identifiers: the message's (NHS number, GP local id), then the other system's.
   const auto& ids = out.find("identifier")->items();
@@ -50,8 +50,8 @@ TEST_CASE("an ADT update replaces what the message carries, keeps what it leaves
   // R4 element order survives: identifier, active, name, telecom, gender, ..., link last.
   std::vector<std::string> keys;
   for (const auto& m : out.members()) keys.push_back(m.first);
-  CHECK(keys == std::vector<std::string>{"resourceType", "id", "meta", "identifier", "active", "name", "telecom",
-                                         "gender", "link"});
+  CHECK(keys == std::vector<std::string>{"resourceType", "id", "meta", "identifier", "active", "name",
+                                         "telecom", "gender", "link"});
 }
 
 TEST_CASE("applying the same update twice gives back the held Patient unchanged") {

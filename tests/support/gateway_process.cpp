@@ -59,7 +59,8 @@ GatewayProcess::GatewayProcess(std::vector<std::string> extra_args, std::string 
   }
   port_ = static_cast<std::uint16_t>(std::stoi(line.substr(marker + 17)));
   const std::string mllp_marker = "MLLP listening on 127.0.0.1:";
-  for (auto m = line.find(mllp_marker); m != std::string::npos && m < marker; m = line.find(mllp_marker, m + 1))
+  for (auto m = line.find(mllp_marker); m != std::string::npos && m < marker;
+       m = line.find(mllp_marker, m + 1))
     mllp_ports_.push_back(static_cast<std::uint16_t>(std::stoi(line.substr(m + mllp_marker.size()))));
 }
 

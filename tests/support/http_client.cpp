@@ -1,7 +1,5 @@
 #include "tests/support/http_client.hpp"
 
-#include <algorithm>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace fhirgate::testing {
@@ -130,7 +129,8 @@ Response HttpClient::request(const std::string& method, const std::string& targe
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   for (const auto& [k, v] : default_headers_) {
-    const bool overridden = std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == k; });
+    const bool overridden =
+        std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == k; });
     if (!overridden) req += k + ": " + v + "\r\n";
   }
   if (!body.empty() || method == "POST" || method == "PUT")

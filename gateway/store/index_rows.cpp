@@ -8,137 +8,89 @@
 namespace fhirgate::gateway::store {
 namespace {
 
-constexpr fhir::SearchParamType kTypes[] = {fhir::SearchParamType::string, fhir::SearchParamType::token,
-                                            fhir::SearchParamType::date, fhir::SearchParamType::reference,
-                                            fhir::SearchParamType::uri};
+// Each index table: its parameter type and the columns holding IndexRow::a and ::b (for dates, lo and
+// hi, which are integers). The statements are made from this, once.
+struct Table {
+  Table(fhir::SearchParamType t, const char* first, const char* second, bool integer_values)
+      : type(t), integers(integer_values) {
+    const std::string name = index_table(t);
+    const std::string b = second ? std::string(", ") + second : std::string();
+    select = "SELECT param, " + std::string(first) + b + " FROM " + name + " WHERE rid = ?";
+    insert = "INSERT OR IGNORE INTO " + name + " (rid, param, " + first + b + ") VALUES (?, ?, ?" +
+             (second ? ", ?" : "") + ")";
+    remove = "DELETE FROM " + name + " WHERE rid = ? AND param = ? AND " + first + " = ?" +
+             (second ? std::string(" AND ") + second + " = ?" : std::string());
+    remove_all = "DELETE FROM " + name + " WHERE rid = ?";
+    two_values = second != nullptr;
+  }
+  fhir::SearchParamType type;
+  bool integers;
+  bool two_values = false;
+  std::string select, insert, remove, remove_all;
+};
+
+const std::vector<Table>& tables() {
+  static const std::vector<Table> all = {
+      {fhir::SearchParamType::string, "norm", "exact", false},
+      {fhir::SearchParamType::token, "code", "system", false},
+      {fhir::SearchParamType::date, "lo", "hi", true},
+      {fhir::SearchParamType::reference, "target_id", "target_type", false},
+      {fhir::SearchParamType::uri, "value", nullptr, false},
+  };
+  return all;
+}
+
+const Table& table_of(fhir::SearchParamType type) {
+  for (const auto& t : tables())
+    if (t.type == type) return t;
+  return tables().front();
+}
+
+// Binds the row's values from `first` on: a/b, or lo/hi for dates.
+void bind_values(Statement& stmt, const Table& t, int first, const IndexRow& row) {
+  if (t.integers) {
+    stmt.bind(first, row.lo).bind(first + 1, row.hi);
+    return;
+  }
+  stmt.bind(first, row.a);
+  if (t.two_values) stmt.bind(first + 1, row.b);
+}
 
 std::vector<IndexRow> stored_rows(Connection& db, std::int64_t rid) {
   std::vector<IndexRow> rows;
-  {
-    auto stmt = db.prepare("SELECT param, norm, exact FROM idx_string WHERE rid = ?");
+  for (const auto& t : tables()) {
+    auto stmt = db.prepare(t.select);
     stmt.bind(1, rid);
-    while (stmt.step())
-      rows.push_back({fhir::SearchParamType::string, stmt.int64(0), std::string(stmt.text(1)),
-                      std::string(stmt.text(2))});
-  }
-  {
-    auto stmt = db.prepare("SELECT param, code, system FROM idx_token WHERE rid = ?");
-    stmt.bind(1, rid);
-    while (stmt.step())
-      rows.push_back({fhir::SearchParamType::token, stmt.int64(0), std::string(stmt.text(1)),
-                      std::string(stmt.text(2))});
-  }
-  {
-    auto stmt = db.prepare("SELECT param, lo, hi FROM idx_date WHERE rid = ?");
-    stmt.bind(1, rid);
-    while (stmt.step())
-      rows.push_back({fhir::SearchParamType::date, stmt.int64(0), {}, {}, stmt.int64(1), stmt.int64(2)});
-  }
-  {
-    auto stmt = db.prepare("SELECT param, target_id, target_type FROM idx_reference WHERE rid = ?");
-    stmt.bind(1, rid);
-    while (stmt.step())
-      rows.push_back({fhir::SearchParamType::reference, stmt.int64(0), std::string(stmt.text(1)),
-                      std::string(stmt.text(2))});
-  }
-  {
-    auto stmt = db.prepare("SELECT param, value FROM idx_uri WHERE rid = ?");
-    stmt.bind(1, rid);
-    while (stmt.step())
-      rows.push_back({fhir::SearchParamType::uri, stmt.int64(0), std::string(stmt.text(1)), {}});
+    while (stmt.step()) {
+      IndexRow row{t.type, stmt.int64(0), {}, {}, 0, 0};
+      if (t.integers) {
+        row.lo = stmt.int64(1);
+        row.hi = stmt.int64(2);
+      } else {
+        row.a = std::string(stmt.text(1));
+        if (t.two_values) row.b = std::string(stmt.text(2));
+      }
+      rows.push_back(std::move(row));
+    }
   }
   std::sort(rows.begin(), rows.end());
   return rows;
 }
 
 void insert_row(Connection& db, std::int64_t rid, const IndexRow& row) {
-  switch (row.type) {
-    case fhir::SearchParamType::string:
-      db.prepare("INSERT OR IGNORE INTO idx_string (rid, param, norm, exact) VALUES (?, ?, ?, ?)")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .bind(4, row.b)
-          .run();
-      break;
-    case fhir::SearchParamType::token:
-      db.prepare("INSERT OR IGNORE INTO idx_token (rid, param, code, system) VALUES (?, ?, ?, ?)")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .bind(4, row.b)
-          .run();
-      break;
-    case fhir::SearchParamType::date:
-      db.prepare("INSERT OR IGNORE INTO idx_date (rid, param, lo, hi) VALUES (?, ?, ?, ?)")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.lo)
-          .bind(4, row.hi)
-          .run();
-      break;
-    case fhir::SearchParamType::reference:
-      db.prepare(
-            "INSERT OR IGNORE INTO idx_reference (rid, param, target_id, target_type) VALUES (?, ?, ?, ?)")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .bind(4, row.b)
-          .run();
-      break;
-    case fhir::SearchParamType::uri:
-      db.prepare("INSERT OR IGNORE INTO idx_uri (rid, param, value) VALUES (?, ?, ?)")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .run();
-      break;
-  }
+  const Table& t = table_of(row.type);
+  auto stmt = db.prepare(t.insert);
+  stmt.bind(1, rid).bind(2, row.param);
+  bind_values(stmt, t, 3, row);
+  stmt.run();
 }
 
 void delete_row(Connection& db, std::int64_t rid, const IndexRow& row) {
-  switch (row.type) {
-    case fhir::SearchParamType::string:
-      db.prepare("DELETE FROM idx_string WHERE rid = ? AND param = ? AND norm = ? AND exact = ?")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .bind(4, row.b)
-          .run();
-      break;
-    case fhir::SearchParamType::token:
-      db.prepare("DELETE FROM idx_token WHERE rid = ? AND param = ? AND code = ? AND system = ?")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .bind(4, row.b)
-          .run();
-      break;
-    case fhir::SearchParamType::date:
-      db.prepare("DELETE FROM idx_date WHERE rid = ? AND param = ? AND lo = ? AND hi = ?")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.lo)
-          .bind(4, row.hi)
-          .run();
-      break;
-    case fhir::SearchParamType::reference:
-      db.prepare(
-            "DELETE FROM idx_reference WHERE rid = ? AND param = ? AND target_id = ? AND target_type = ?")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .bind(4, row.b)
-          .run();
-      break;
-    case fhir::SearchParamType::uri:
-      db.prepare("DELETE FROM idx_uri WHERE rid = ? AND param = ? AND value = ?")
-          .bind(1, rid)
-          .bind(2, row.param)
-          .bind(3, row.a)
-          .run();
-      break;
-  }
+  const Table& t = table_of(row.type);
+  auto stmt = db.prepare(t.remove);
+  stmt.bind(1, rid).bind(2, row.param);
+  bind_values(stmt, t, 3, row);
+  stmt.run();
 }
 
 }  // namespace
@@ -187,8 +139,7 @@ void replace_index_rows(Connection& db, std::int64_t rid, const std::vector<Inde
 }
 
 void delete_index_rows(Connection& db, std::int64_t rid) {
-  for (const auto type : kTypes)
-    db.prepare(std::string("DELETE FROM ") + index_table(type) + " WHERE rid = ?").bind(1, rid).run();
+  for (const auto& t : tables()) db.prepare(t.remove_all).bind(1, rid).run();
 }
 
 }  // namespace fhirgate::gateway::store

@@ -68,6 +68,33 @@ TEST_CASE("put stamps id and meta, versions count up, and remove leaves a tombst
   CHECK(store.search(query("family=beta"))->matches.empty());
 }
 
+TEST_CASE("an update replaces exactly the index rows that changed, in every index table") {
+  Store store(temp_dir() + "/s.db", registry());
+  auto put = [&](const std::string& json) {
+    REQUIRE(store.writer()
+                .run([&](WriteTxn& txn) -> Status {
+                  txn.put("Patient", "p1", *fhir::parse_json(json), "PUT");
+                  return Ok{};
+                })
+                .ok());
+  };
+  auto found = [&](const std::string& q) { return store.search(query(q))->matches.size(); };
+  put(R"({"resourceType":"Patient","identifier":[{"system":"urn:a","value":"1"}],"name":[{"family":"Old","given":["Kept"]}],)"
+      R"("birthDate":"1970-01-01","generalPractitioner":[{"reference":"Organization/o1"}]})");
+  CHECK(found("family=old") == 1);
+  put(R"({"resourceType":"Patient","identifier":[{"system":"urn:a","value":"2"}],"name":[{"family":"New","given":["Kept"]}],)"
+      R"("birthDate":"1980-01-01","generalPractitioner":[{"reference":"Organization/o2"}]})");
+  CHECK(found("family=old") == 0);  // string
+  CHECK(found("family=new") == 1);
+  CHECK(found("given=kept") == 1);          // unchanged rows stay
+  CHECK(found("identifier=urn:a|1") == 0);  // token
+  CHECK(found("identifier=urn:a|2") == 1);
+  CHECK(found("birthdate=1970-01-01") == 0);  // date
+  CHECK(found("birthdate=1980-01-01") == 1);
+  CHECK(found("general-practitioner=Organization/o1") == 0);  // reference
+  CHECK(found("general-practitioner=Organization/o2") == 1);
+}
+
 TEST_CASE("a failing plan is rolled back alone; the rest of its batch commits") {
   Store store(temp_dir() + "/s.db", registry());
   std::vector<std::promise<Status>> done(3);

@@ -299,12 +299,6 @@ const V2Partner* find_partner(const V2InboundContext& context, const V2Source& s
   return nullptr;
 }
 
-bool is_patient_trigger(std::string_view trigger) {
-  for (const char* t : {"A01", "A04", "A05", "A08", "A28", "A31"})
-    if (trigger == t) return true;
-  return false;
-}
-
 }  // namespace
 
 V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source) {
@@ -380,7 +374,8 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   if (!partner) return reject("unknown sending facility", "103", "MSH[1]-4");
   const bool merge = type.code == "ADT" && type.trigger == "A40";
   if (type.code != "ADT") return reject("unsupported message type", "200", "MSH[1]-9");
-  if (!merge && !is_patient_trigger(type.trigger)) return reject("unsupported event", "201", "MSH[1]-9.2");
+  if (!merge && !mappers::is_patient_trigger(type.trigger))
+    return reject("unsupported event", "201", "MSH[1]-9.2");
 
   if (merge) {
     auto request = mappers::adt_merge(*message, partner->mapping);

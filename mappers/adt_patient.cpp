@@ -381,11 +381,11 @@ Node marital_status(const std::string& code) {
   return codeable;
 }
 
+}  // namespace
+
 bool is_patient_trigger(std::string_view t) {
   return t == "A01" || t == "A04" || t == "A05" || t == "A08" || t == "A28" || t == "A31";
 }
-
-}  // namespace
 
 std::string v2_to_fhir_date(std::string_view dtm) {
   auto d = split_dtm(dtm);

@@ -56,6 +56,9 @@ struct MergeRequest {
   std::vector<fhir::Node> replaced_identifiers;   // MRG-1
 };
 
+// The ADT triggers that carry a Patient's demographics: A01 A04 A05 A08 A28 A31.
+bool is_patient_trigger(std::string_view trigger);
+
 // ADT A01 A04 A05 A08 A28 A31 -> Patient (JSON tree, members in R4 element order, no empty elements).
 // Errors: invalid_input for another message type (naming MSH-9) or a missing PID.
 Result<fhir::Node> adt_to_patient(const Message& adt, const PartnerMapping& mapping);

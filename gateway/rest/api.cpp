@@ -261,6 +261,17 @@ bool Api::visible_stored(Exchange& ex, const std::string& type, const std::strin
   return decision.permit;
 }
 
+bool Api::readable(Exchange& ex, const VersionRecord& rec) const {
+  if (!ex.audit || rec.type == "Patient") {
+    note_entity(ex, rec.type, rec.id, rec.version, nullptr);  // a Patient is its own patient
+    return visible_stored(ex, rec.type, rec.id, rec.body);
+  }
+  // Another type's patient is in its content: parse once, for the audit and the decision.
+  auto parsed = fhir::parse_json(rec.body);
+  note_entity(ex, rec.type, rec.id, rec.version, parsed ? &*parsed : nullptr);
+  return parsed && visible(ex, *parsed);
+}
+
 store::Store::Visibility Api::visibility(Exchange& ex) const {
   if (!ex.who) return {};
   return [this, &ex](const VersionRecord& rec) { return visible_stored(ex, rec.type, rec.id, rec.body); };
@@ -395,11 +406,7 @@ Reply Api::read(Exchange& ex, const std::string& type, const std::string& id) co
     reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " was deleted"));
     reply.response.set_header("ETag", etag((*rec)->version));
   } else {
-    std::optional<Node> parsed;  // only needed to name the patient of a non-Patient in the audit
-    if (ex.audit && type != "Patient")
-      if (auto p = fhir::parse_json((*rec)->body)) parsed = std::move(*p);
-    note_entity(ex, type, id, (*rec)->version, parsed ? &*parsed : nullptr);
-    if (!visible_stored(ex, type, id, (*rec)->body)) {
+    if (!readable(ex, **rec)) {
       reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
       if (ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
       return reply;
@@ -431,11 +438,7 @@ Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id,
     reply.response =
         fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version + " is a deletion"));
   } else {
-    std::optional<Node> parsed;
-    if (ex.audit && type != "Patient")
-      if (auto p = fhir::parse_json((*rec)->body)) parsed = std::move(*p);
-    note_entity(ex, type, id, (*rec)->version, parsed ? &*parsed : nullptr);
-    if (!visible_stored(ex, type, id, (*rec)->body)) {
+    if (!readable(ex, **rec)) {
       reply.response = fail(
           ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version + " is not known"));
       if (ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;

@@ -69,6 +69,8 @@ class Api {
   bool visible(Exchange& ex, const fhir::Node& resource) const;
   bool visible_stored(Exchange& ex, const std::string& type, const std::string& id,
                       std::string_view json) const;
+  // A stored version for a read or vread: names it in the AuditEvent and decides consent.
+  bool readable(Exchange& ex, const store::VersionRecord& rec) const;
   store::Store::Visibility visibility(Exchange& ex) const;
   // Adds the AuditEvent of the exchange to the reply: written in the same commit as its write plan, or,
   // for a reply without one, committed before the response goes out.

@@ -118,21 +118,33 @@ Reply Api::audited(Exchange& ex, Reply reply) const {
   return reply;
 }
 
+namespace {
+
+// The row AuditEvent/<id> if the caller may see it; nullopt (404) otherwise.
+Result<std::optional<AuditRecord>> visible_audit(store::Store& store, const Api::Exchange& ex,
+                                                 const std::string& id) {
+  const auto seq = seq_of(id);
+  if (!seq) return std::optional<AuditRecord>();
+  auto rec = store.read_audit(*seq);
+  if (!rec || !*rec) return rec;
+  if (!is_privacy_officer(ex) && (*rec)->columns.agent != agent_of(*ex.who))
+    return std::optional<AuditRecord>();
+  return rec;
+}
+
+}  // namespace
+
 Reply Api::audit_read(Exchange& ex, const std::string& id, const std::string& version) const {
   Reply reply;
-  const auto seq = seq_of(id);
-  auto not_known = [&] {
-    reply.response = fail(ex, Error::make(ErrorCode::not_found, "AuditEvent/" + id + " is not known"));
-    return reply;
-  };
-  if (!seq || (!version.empty() && version != "1")) return not_known();
-  auto rec = store_.read_audit(*seq);
+  auto rec = version.empty() || version == "1" ? visible_audit(store_, ex, id) : std::optional<AuditRecord>();
   if (!rec) {
     reply.response = fail(ex, rec.error());
     return reply;
   }
-  if (!*rec) return not_known();
-  if (!is_privacy_officer(ex) && (*rec)->columns.agent != agent_of(*ex.who)) return not_known();
+  if (!*rec) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found, "AuditEvent/" + id + " is not known"));
+    return reply;
+  }
   if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id + "/_history/1";
   auto body = render_audit_event(**rec);
   if (!body) {
@@ -257,10 +269,14 @@ Reply Api::audit_history(Exchange& ex, const std::string& id) const {
   std::vector<BundleLink> links;
   const std::string base = ex.base_url + "/AuditEvent" + (id.empty() ? "" : "/" + id) + "/_history";
   if (!id.empty()) {
-    Reply one = audit_read(ex, id, {});
-    if (one.response.status != 200) return one;
-    auto rec = store_.read_audit(*seq_of(id));
-    if (rec && *rec) versions.push_back(version_of(**rec));
+    auto rec = visible_audit(store_, ex, id);
+    if (!rec || !*rec) {
+      reply.response = fail(
+          ex, rec ? Error::make(ErrorCode::not_found, "AuditEvent/" + id + " is not known") : rec.error());
+      return reply;
+    }
+    if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id;
+    versions.push_back(version_of(**rec));
     links.push_back({"self", base});
   } else {
     store::AuditQuery q;

@@ -83,6 +83,51 @@ def patient(i, rng):
     }
 
 
+def post_all(host, port, path, bodies, token, conns, deadline):
+    """POSTs each body to path over `conns` keep-alive connections (Bearer token when given), until the
+    monotonic `deadline`. Returns (ids aligned with bodies, None where it failed; errors as (index, status
+    or exception text, first 300 bytes of the body))."""
+    ids = [None] * len(bodies)
+    errors = []
+    lock = threading.Lock()
+    h = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        h["Authorization"] = "Bearer " + token
+
+    def worker(w):
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        for i in range(w, len(bodies), conns):
+            if time.monotonic() > deadline:
+                with lock:
+                    errors.append((i, "deadline", b""))
+                break
+            try:
+                conn.request("POST", path, body=bodies[i], headers=h)
+                r = conn.getresponse()
+                data = r.read()
+                if r.status == 201:
+                    ids[i] = json.loads(data)["id"]
+                else:
+                    with lock:
+                        errors.append((i, r.status, data[:300]))
+                if r.will_close:
+                    conn.close()
+                    conn = http.client.HTTPConnection(host, port, timeout=30)
+            except Exception as e:  # connection reset, timeout, bad JSON...
+                with lock:
+                    errors.append((i, "%s: %s" % (type(e).__name__, e), b""))
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 35)
+    return ids, errors
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="http://127.0.0.1:PORT (loopback only)")
@@ -107,44 +152,9 @@ def main():
     for i in range(a.count):
         per_family[i % len(FAMILIES)] += 1
 
-    ids = [None] * a.count
-    errors = []          # (index, status or exception text, first 300 bytes of body)
-    lock = threading.Lock()
     deadline = time.monotonic() + a.deadline
-    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-
-    def worker(w):
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        for i in range(w, a.count, a.conns):
-            if time.monotonic() > deadline:
-                with lock:
-                    errors.append((i, "deadline", b""))
-                break
-            try:
-                conn.request("POST", prefix + "/Patient", body=bodies[i], headers=headers)
-                r = conn.getresponse()
-                data = r.read()
-                if r.status == 201:
-                    ids[i] = json.loads(data)["id"]
-                else:
-                    with lock:
-                        errors.append((i, r.status, data[:300]))
-                if r.will_close:
-                    conn.close()
-                    conn = http.client.HTTPConnection(host, port, timeout=30)
-            except Exception as e:  # connection reset, timeout, bad JSON...
-                with lock:
-                    errors.append((i, "%s: %s" % (type(e).__name__, e), b""))
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=30)
-        conn.close()
-
     t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(a.conns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()) + 35)
+    ids, errors = post_all(host, port, prefix + "/Patient", bodies, None, a.conns, deadline)
     dt = time.monotonic() - t0
 
     ok = [x for x in ids if x]

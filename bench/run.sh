@@ -66,31 +66,8 @@ for f in read search create; do
 done
 export PATIENT_JSON IDS_FILE="$RESULTS/ids.txt"
 
-# ---- process bookkeeping: everything started here is stopped by its PID on exit ----
-_PIDS=()
-TMPD="$(mktemp -d /tmp/fhirgate-bench.XXXXXX)"
-cleanup() {
-  local p i
-  for p in "${_PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    if kill -0 "$p" 2>/dev/null; then
-      kill -TERM "$p" 2>/dev/null || true
-      for i in $(seq 1 $((STOP_TIMEOUT * 10))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$p" 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-  done
-  if [ "${KEEP_DB:-0}" = 1 ]; then echo "database kept in $TMPD"; else rm -rf "$TMPD"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-CLK_TCK="$(getconf CLK_TCK)"
-cpu_ticks() {  # utime+stime of PID in clock ticks (fields 14, 15 of /proc/PID/stat)
-  sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0
-}
-now() { date +%s.%N; }
-alive() { kill -0 "$1" 2>/dev/null; }
+. "$BENCH/lib.sh"  # process bookkeeping, cpu_ticks, now, alive, wait_idle
+bench_tmpdir fhirgate-bench
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() {  # wait_port PORT PID [TIMEOUT_S]
   local i
@@ -100,30 +77,6 @@ wait_port() {  # wait_port PORT PID [TIMEOUT_S]
     sleep 0.2
   done
   return 1
-}
-
-# wait_idle: the box is shared; before each measured run wait (bounded by IDLE_WAIT s) until the
-# whole machine is at most IDLE_MAX_BUSY % busy over 1 s, else go on and say so (BUSY_RUNS counts them).
-IDLE_WAIT="${IDLE_WAIT:-60}" IDLE_MAX_BUSY="${IDLE_MAX_BUSY:-15}" BUSY_RUNS=0
-cpu_busy_1s() {
-  local a b
-  a="$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)"; sleep 1
-  b="$(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)"
-  echo "$a $b" | awk '{ d = $4 - $2; printf "%.0f", (d > 0 ? ($3 - $1) / d * 100 : 0) }'
-}
-wait_idle() {
-  local t0=$SECONDS busy said=0
-  while :; do
-    busy="$(cpu_busy_1s)"
-    [ "$busy" -le "$IDLE_MAX_BUSY" ] && return 0
-    if [ $((SECONDS - t0)) -ge "$IDLE_WAIT" ]; then
-      echo "   !! box still ${busy}% busy after ${IDLE_WAIT}s of waiting (other processes); measuring anyway"
-      BUSY_RUNS=$((BUSY_RUNS + 1)); return 0
-    fi
-    if [ "$said" = 0 ]; then
-      echo "   box ${busy}% busy (other processes): waiting up to ${IDLE_WAIT}s for it to settle"; said=1
-    fi
-  done
 }
 
 # run_wrk OUTFILE PID URL [wrk args...]: one bounded wrk run; LAST_CPU = server CPU % of one core

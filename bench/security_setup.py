@@ -35,14 +35,13 @@ import json
 import os
 import sqlite3
 import sys
-import threading
 import time
 import urllib.parse
 import random
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/ from importing the sibling scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_patients import patient  # noqa: E402  (seeded synthetic Patient, same as the other benches)
+from load_patients import patient, post_all  # noqa: E402  (same seeded Patients and loader as the other benches)
 
 FHIR = "application/fhir+json"
 
@@ -102,47 +101,6 @@ def headers(token, body=False):
     if token:
         h["Authorization"] = "Bearer " + token
     return h
-
-
-def post_all(host, port, path, bodies, token, conns, deadline):
-    """POST each body to path; returns (ids list aligned with bodies, errors)."""
-    ids = [None] * len(bodies)
-    errors = []
-    lock = threading.Lock()
-    h = headers(token, body=True)
-
-    def worker(w):
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        for i in range(w, len(bodies), conns):
-            if time.monotonic() > deadline:
-                with lock:
-                    errors.append((i, "deadline", b""))
-                break
-            try:
-                conn.request("POST", path, body=bodies[i], headers=h)
-                r = conn.getresponse()
-                data = r.read()
-                if r.status == 201:
-                    ids[i] = json.loads(data)["id"]
-                else:
-                    with lock:
-                        errors.append((i, r.status, data[:300]))
-                if r.will_close:
-                    conn.close()
-                    conn = http.client.HTTPConnection(host, port, timeout=30)
-            except Exception as e:  # connection reset, timeout, bad JSON...
-                with lock:
-                    errors.append((i, "%s: %s" % (type(e).__name__, e), b""))
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=30)
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(conns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()) + 35)
-    return ids, errors
 
 
 def report_errors(what, errors):

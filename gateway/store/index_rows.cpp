@@ -138,6 +138,10 @@ void replace_index_rows(Connection& db, std::int64_t rid, const std::vector<Inde
   for (const auto& row : added) insert_row(db, rid, row);
 }
 
+void clear_index_tables(Connection& db) {
+  for (const auto& t : tables()) db.exec("DELETE FROM " + std::string(index_table(t.type)));
+}
+
 void delete_index_rows(Connection& db, std::int64_t rid) {
   for (const auto& t : tables()) db.prepare(t.remove_all).bind(1, rid).run();
 }

@@ -37,5 +37,7 @@ void insert_index_rows(Connection& db, std::int64_t rid, const std::vector<Index
 void replace_index_rows(Connection& db, std::int64_t rid, const std::vector<IndexRow>& rows);
 // Removes every row of `rid`.
 void delete_index_rows(Connection& db, std::int64_t rid);
+// Empties every index table (before indexing everything again).
+void clear_index_tables(Connection& db);
 
 }  // namespace fhirgate::gateway::store

@@ -147,7 +147,6 @@ CREATE TABLE audit_patient (           -- the patients whose data each AuditEven
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
-constexpr const char* kIndexTables[] = {"idx_string", "idx_token", "idx_date", "idx_reference", "idx_uri"};
 
 int user_version(Connection& db) {
   auto stmt = db.prepare("PRAGMA user_version");
@@ -203,7 +202,7 @@ void reindex_if_needed(Connection& db, const fhir::SearchParamRegistry& registry
     if (stmt.step() && stmt.text(0) == sig) return;
   }
   db.exec("BEGIN IMMEDIATE");
-  for (const char* table : kIndexTables) db.exec(std::string("DELETE FROM ") + table);
+  clear_index_tables(db);
   std::vector<std::pair<std::int64_t, std::string>> rows;
   {
     auto stmt = db.prepare(

@@ -3,11 +3,11 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -25,20 +25,13 @@ void append_le64(std::string& out, std::int64_t v) {
   for (int i = 0; i < 8; ++i) out += static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * i));
 }
 
+std::string_view as_text(const Digest& d);
+
 Digest chain_of(const AuditKey& key, const Digest& previous, const AuditRecord& r) {
-  std::string data;
-  data.reserve(previous.size() + 16 + r.format.size() + 1 + r.body.size());
-  data.append(reinterpret_cast<const char*>(previous.data()), previous.size());
-  append_le64(data, r.seq);
-  append_le64(data, r.recorded_ms);
-  data += r.format;
-  data += '\0';
-  data += r.body;
-  Digest out{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.bytes().data(), static_cast<int>(key.bytes().size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
-  return out;
+  std::string numbers;
+  append_le64(numbers, r.seq);
+  append_le64(numbers, r.recorded_ms);
+  return key.mac({as_text(previous), numbers, r.format, std::string_view("\0", 1), r.body});
 }
 
 Digest digest_from(std::string_view blob) {
@@ -98,12 +91,13 @@ AuditRecord record_from(Statement& stmt) {
 constexpr const char* kColumns =
     "e.seq, e.recorded, e.agent, e.entity, e.action, e.outcome, e.format, e.body";
 
-std::vector<std::string> patients_of(Connection& db, std::int64_t seq) {
-  std::vector<std::string> out;
-  auto stmt = db.prepare("SELECT patient FROM audit_patient WHERE seq = ? ORDER BY patient");
-  stmt.bind(1, seq);
-  while (stmt.step()) out.emplace_back(stmt.text(0));
-  return out;
+bool has_patient_row(Connection& db, const std::string& patient, std::int64_t seq) {
+  return db.prepare("SELECT 1 FROM audit_patient WHERE patient = ? AND seq = ?").bind(1, patient).bind(2, seq).step();
+}
+
+std::int64_t count_patient_rows(Connection& db) {
+  auto stmt = db.prepare("SELECT count(*) FROM audit_patient");
+  return stmt.step() ? stmt.int64(0) : 0;
 }
 
 }  // namespace
@@ -115,6 +109,7 @@ AuditKey AuditKey::load_or_create(const std::string& path) {
     in.read(reinterpret_cast<char*>(key.bytes_.data()), key.bytes_.size());
     if (in.gcount() != static_cast<std::streamsize>(key.bytes_.size()))
       throw std::runtime_error("audit key file " + path + " is not 32 bytes");
+    key.precompute();
     return key;
   }
   if (RAND_bytes(key.bytes_.data(), static_cast<int>(key.bytes_.size())) != 1)
@@ -126,7 +121,37 @@ AuditKey AuditKey::load_or_create(const std::string& path) {
       ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) throw std::runtime_error("cannot write audit key file " + path);
+  key.precompute();
   return key;
+}
+
+void AuditKey::precompute() {
+  constexpr std::size_t kBlock = 64;  // SHA-256 block size; the 32-byte key is zero-padded to it
+  auto pad_state = [&](unsigned char pad) {
+    std::array<unsigned char, kBlock> block{};
+    for (std::size_t i = 0; i < kBlock; ++i) block[i] = (i < bytes_.size() ? bytes_[i] : 0) ^ pad;
+    std::shared_ptr<EVP_MD_CTX> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
+        EVP_DigestUpdate(ctx.get(), block.data(), block.size()) != 1)
+      throw std::runtime_error("cannot initialise SHA-256 for the audit key");
+    return ctx;
+  };
+  inner_ = pad_state(0x36);
+  outer_ = pad_state(0x5c);
+}
+
+AuditKey::Digest AuditKey::mac(std::initializer_list<std::string_view> parts) const {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  Digest inner{}, out{};
+  unsigned int len = 0;
+  bool ok = ctx && EVP_MD_CTX_copy_ex(ctx.get(), inner_.get()) == 1;
+  for (auto part : parts) ok = ok && EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1;
+  ok = ok && EVP_DigestFinal_ex(ctx.get(), inner.data(), &len) == 1 &&
+       EVP_MD_CTX_copy_ex(ctx.get(), outer_.get()) == 1 &&
+       EVP_DigestUpdate(ctx.get(), inner.data(), inner.size()) == 1 &&
+       EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1;
+  if (!ok) throw std::runtime_error("HMAC-SHA256 failed");
+  return out;
 }
 
 AuditTail read_audit_tail(Connection& db) {
@@ -220,6 +245,7 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     return check;
   };
   auto stmt = db.prepare(std::string("SELECT ") + kColumns + ", e.chain FROM audit_event e ORDER BY e.seq");
+  std::int64_t patient_rows = 0;
   while (stmt.step()) {
     AuditRecord r = record_from(stmt);
     ++check.rows;
@@ -233,15 +259,37 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     const Digest computed = chain_of(key, previous, r);
     if (CRYPTO_memcmp(stored.data(), computed.data(), stored.size()) != 0)
       return fail(r.seq, "row " + std::to_string(r.seq) + " changed or inserted (its chain does not match)");
-    r.columns.patients = patients_of(db, r.seq);
     const auto derived = derive ? derive(r) : std::optional<AuditColumns>(r.columns);
-    if (!derived || derived->agent != r.columns.agent || derived->entity != r.columns.entity ||
-        derived->action != r.columns.action || derived->outcome != r.columns.outcome ||
-        derived->patients != r.columns.patients)
+    bool columns_match = derived && derived->agent == r.columns.agent && derived->entity == r.columns.entity &&
+                         derived->action == r.columns.action && derived->outcome == r.columns.outcome;
+    if (columns_match && derive) {
+      for (const auto& patient : derived->patients) {
+        columns_match = columns_match && has_patient_row(db, patient, r.seq);
+        ++patient_rows;
+      }
+    }
+    if (!columns_match)
       return fail(
           r.seq, "row " + std::to_string(r.seq) + " changed: its search columns or patients do not match it");
     previous = stored;
     ++expected;
+  }
+  // Every derived patient row exists; any row beyond those was inserted behind the gateway's back.
+  if (derive && count_patient_rows(db) != patient_rows) {
+    std::int64_t first_bad = -1;
+    auto rows = db.prepare("SELECT patient, seq FROM audit_patient");
+    while (rows.step()) {
+      const std::int64_t seq = rows.int64(1);
+      if (first_bad != -1 && seq >= first_bad) continue;
+      auto event = db.prepare(std::string("SELECT ") + kColumns + " FROM audit_event e WHERE e.seq = ?");
+      event.bind(1, seq);
+      const auto derived = event.step() ? derive(record_from(event)) : std::nullopt;
+      const std::string patient(rows.text(0));
+      if (!derived || std::find(derived->patients.begin(), derived->patients.end(), patient) ==
+                          derived->patients.end())
+        first_bad = seq;
+    }
+    return fail(first_bad, "row " + std::to_string(first_bad) + " changed: a patient was added to it");
   }
   const Head head = read_head(db);
   if (head.seq > expected - 1)

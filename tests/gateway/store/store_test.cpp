@@ -2,6 +2,11 @@
 #include "gateway/store/store.hpp"
 
 #include <doctest/doctest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <fstream>
 
 #include <atomic>
 #include <future>
@@ -223,6 +228,25 @@ TEST_CASE("cursor paging walks every match exactly once in sort order") {
   CHECK(std::is_sorted(seen.rbegin(), seen.rend()));
   q.cursor = "garbage!";
   CHECK(store.search(q).error().code == ErrorCode::invalid_input);
+}
+
+TEST_CASE("the audit key's MAC is standard HMAC-SHA256, so chains written before stay verifiable") {
+  const std::string path = temp_dir() + "/audit.key";
+  std::string key_bytes;
+  for (int i = 0; i < 32; ++i) key_bytes += static_cast<char>(i * 7 + 1);
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << key_bytes;
+  }
+  const auto key = AuditKey::load_or_create(path);
+  const std::string message = std::string("previous-chain") + '\0' + "record body";
+  unsigned char expected[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key_bytes.data(), 32, reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+       expected, &len);
+  const auto split = key.mac({"previous-", "chain", std::string_view("\0", 1), "record body"});
+  CHECK(std::equal(split.begin(), split.end(), expected));
+  CHECK(key.mac({"x"}) != split);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "fhir/search_query.hpp"
 #include "gateway/audit_trail.hpp"
+#include "gateway/identity.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
@@ -146,40 +147,6 @@ store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcom
   };
 }
 
-std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry, const Node& id) {
-  const std::string system(id.string_at("system"));
-  const std::string value(id.string_at("value"));
-  if (value.empty()) return std::nullopt;
-  const std::string token = system.empty() ? value : system + "|" + value;
-  auto params = fhir::parse_query_string("identifier=" + fhir::url_encode(token));
-  if (!params) return std::nullopt;
-  auto query = fhir::parse_search(registry, "Patient", *params, fhir::SearchOptions{true, 2, 2, 0});
-  if (!query || query->clauses.empty()) return std::nullopt;
-  return std::move(*query);
-}
-
-// Queries for a patient's identifiers: the NHS number first, then the others in order.
-std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry,
-                                                const std::vector<Node>& ids) {
-  std::vector<fhir::SearchQuery> nhs, others;
-  for (const auto& id : ids) {
-    auto q = identifier_query(registry, id);
-    if (!q) continue;
-    (id.string_at("system") == mappers::kNhsNumberSystem ? nhs : others).push_back(std::move(*q));
-  }
-  for (auto& q : others) nhs.push_back(std::move(q));
-  return nhs;
-}
-
-// The held Patients the first matching identifier names (empty: none; two: ambiguous).
-std::vector<std::string> find_patients(store::WriteTxn& txn, const std::vector<fhir::SearchQuery>& queries) {
-  for (const auto& q : queries) {
-    auto found = txn.matching_ids(q, 2);
-    if (!found.empty()) return found;
-  }
-  return {};
-}
-
 std::optional<std::pair<Node, std::int64_t>> read_patient(store::WriteTxn& txn, const std::string& id) {
   auto rec = txn.read("Patient", id);
   if (!rec || rec->deleted) return std::nullopt;
@@ -204,7 +171,7 @@ Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patie
   return [message = std::move(message), patient = std::move(patient), queries = std::move(queries),
           new_id = std::move(new_id),
           supplier = std::move(supplier)](store::WriteTxn& txn, V2Outcome& out) mutable {
-    const auto found = find_patients(txn, queries);
+    const auto found = find_by_identity(txn, queries);
     if (found.size() > 1) {
       out = problem(Kind::failed, "more than one Patient has this identifier", "205", "PID[1]-3");
       return;
@@ -251,8 +218,8 @@ Node with_link(Node patient, const std::string& other_id, std::string_view type)
 Apply merge_patients(std::vector<fhir::SearchQuery> surviving, std::vector<fhir::SearchQuery> replaced) {
   return [surviving = std::move(surviving), replaced = std::move(replaced)](store::WriteTxn& txn,
                                                                             V2Outcome& out) {
-    const auto survivor = find_patients(txn, surviving);
-    const auto old = find_patients(txn, replaced);
+    const auto survivor = find_by_identity(txn, surviving);
+    const auto old = find_by_identity(txn, replaced);
     if (old.empty()) {
       out = problem(Kind::failed, "no Patient has the MRG-1 identifier", "204", "MRG[1]-1");
       return;
@@ -386,8 +353,8 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     }
     reply.plan =
         logged_plan(std::move(log), state,
-                    merge_patients(identity_queries(context.registry, request->surviving_identifiers),
-                                   identity_queries(context.registry, request->replaced_identifiers)),
+                    merge_patients(identity_queries(context.registry, "Patient", request->surviving_identifiers),
+                                   identity_queries(context.registry, "Patient", request->replaced_identifiers)),
                     audit);
     return reply;
   }
@@ -405,7 +372,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   }
   std::vector<Node> ids;
   if (const Node* list = patient->find("identifier"); list && list->is_array()) ids = list->items();
-  auto queries = identity_queries(context.registry, ids);
+  auto queries = identity_queries(context.registry, "Patient", ids);
   if (queries.empty())
     return fail(Error::make(ErrorCode::invalid_input, "no usable patient identifier", "PID[1]-3"), "101",
                 "PID[1]-3");

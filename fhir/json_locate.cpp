@@ -89,7 +89,7 @@ class PathRecorder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Path
 
 }  // namespace
 
-void locate_issues(std::string_view json_text, std::vector<Issue>& issues) {
+void locate_issues(std::string_view json_text, std::vector<Issue>& issues, std::string_view root) {
   bool needed = false;
   for (const auto& issue : issues) needed |= issue.line == 0 && !issue.expression.empty();
   if (!needed) return;
@@ -98,6 +98,7 @@ void locate_issues(std::string_view json_text, std::vector<Issue>& issues) {
   PathRecorder recorder(stream);
   rapidjson::Reader reader;
   reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseStopWhenDoneFlag>(stream, recorder);
+  if (recorder.root_.empty()) recorder.root_ = root;
   if (recorder.root_.empty()) return;
 
   std::vector<std::size_t> line_starts{0};

@@ -17,6 +17,7 @@
 #include "fhir/profiles.hpp"
 #include "gateway/audit_trail.hpp"
 #include "gateway/auth.hpp"
+#include "gateway/feed_folders.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
@@ -416,7 +417,12 @@ int serve(const Config& config) {
     v2_context.partners.push_back(
         V2Partner{p.id, p.name, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
   }
-  rest::Api api(options, *model, validator, registry, store, &v2_context, &security);
+  auto feeds = load_partner_feeds(config, *model);
+  if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
+  FeedService feed_service{FeedContext{validator, registry, store.writer(), config.profiles, security.enabled()},
+                           std::move(*feeds)};
+  rest::Api api(options, *model, validator, registry, store, &v2_context, &security, &feed_service);
+  FeedFolders folders(feed_service, config.feed_poll_ms);
 
   std::unique_ptr<MllpServer> mllp;
   if (!config.mllp.listeners.empty()) {
@@ -430,6 +436,7 @@ int serve(const Config& config) {
     }
   }
 
+  folders.start();  // before the listening line: a client that saw it finds the folders
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
@@ -437,6 +444,7 @@ int serve(const Config& config) {
             << config.database_path << ")" << std::endl;
   if (mllp) mllp->start();
   server.run();
+  folders.stop();
   if (mllp) mllp->stop();
   store.writer().stop();
   std::cerr << "fhirgate: stopped cleanly" << std::endl;

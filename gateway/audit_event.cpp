@@ -183,7 +183,8 @@ Node reference_to(std::string_view reference) {
 }  // namespace
 
 fhir::Node make_audit_event(const AuditInput& in) {
-  const bool hl7v2 = in.channel == "hl7v2";
+  // Messages and files (HL7 v2, watched feed folders) are recorded as Patient Record events.
+  const bool hl7v2 = in.channel == "hl7v2" || in.channel == "file";
   assert(hl7v2 || in.channel == "rest");
   const bool message_only = in.interaction == "message";
   const InteractionInfo* info = message_only ? nullptr : find_interaction(in.interaction);

@@ -64,7 +64,8 @@ const std::set<std::string>& known_interactions() {
   return names;
 }
 
-PartnerConfig read_partner(const Reader& r, const Node& value, const std::string& at, bool is_role) {
+PartnerConfig read_partner(const Reader& r, const Node& value, const std::string& at, bool is_role,
+                           const std::filesystem::path& dir) {
   PartnerConfig p;
   if (is_role) p.role.clear();
   for (const auto& [k, v] : r.object(value, at).members()) {
@@ -106,6 +107,20 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
           p.local_identifier_system = r.string(hv, where + "." + hk);
         else
           r.fail(where + "." + hk, "unknown setting");
+      }
+    } else if (k == "feeds" && !is_role) {
+      if (!v.is_array()) r.fail(where, "expected an array");
+      for (std::size_t i = 0; i < v.items().size(); ++i) {
+        const std::string fat = where + "[" + std::to_string(i) + "]";
+        FeedConfig feed;
+        for (const auto& [fk, fv] : r.object(v.items()[i], fat).members()) {
+          if (fk == "id") feed.id = r.string(fv, fat + ".id");
+          else if (fk == "mapping") feed.mapping = resolve(dir, r.string(fv, fat + ".mapping"));
+          else if (fk == "folder") feed.folder = resolve(dir, r.string(fv, fat + ".folder"));
+          else r.fail(fat + "." + fk, "unknown setting");
+        }
+        if (feed.id.empty() || feed.mapping.empty()) r.fail(fat, "a feed needs an id and a mapping");
+        p.feeds.push_back(std::move(feed));
       }
     } else if (k == "$comment" || k == "_comment") {
       continue;
@@ -216,7 +231,7 @@ Config load_config(const std::string& path) {
       if (!value.is_array()) r.fail(key, "expected an array");
       for (std::size_t i = 0; i < value.items().size(); ++i)
         c.partners.push_back(
-            read_partner(r, value.items()[i], key + "[" + std::to_string(i) + "]", key == "roles"));
+            read_partner(r, value.items()[i], key + "[" + std::to_string(i) + "]", key == "roles", dir));
     } else if (key == "security") {
       for (const auto& [k, v] : r.object(value, "security").members()) {
         const std::string where = "security." + k;
@@ -254,6 +269,8 @@ Config load_config(const std::string& path) {
       }
     } else if (key == "profilesDir") {
       c.profiles_dir = resolve(dir, r.string(value, key));
+    } else if (key == "feedPollMs") {
+      c.feed_poll_ms = static_cast<unsigned>(r.integer(value, key, 10, 3600000));
     } else if (key == "seedOnFirstStart") {
       for (const auto& f : r.strings(value, key)) c.seed_files.push_back(resolve(dir, f));
     } else if (key == "search") {

@@ -25,6 +25,13 @@ struct ServerConfig {
 
 // A credential holder: a partner organisation of the information sharing agreement, or a role
 // (operator, privacy officer) given tokens the same way.
+// A flat-file feed a partner sends (CSV or XML), mapped by a declarative mapping file.
+struct FeedConfig {
+  std::string id;       // e.g. clients, consents; names the feed in POST /$ingest?feed=
+  std::string mapping;  // mapping file (mappers/feed_mapping.hpp)
+  std::string folder;   // watched inbound folder (files picked up, then moved to done/ or failed/); empty = none
+};
+
 struct PartnerConfig {
   std::string id;                // e.g. gp-practice
   std::string name;              // for people
@@ -42,6 +49,7 @@ struct PartnerConfig {
   std::vector<std::string> sending_facilities;
   std::string nhs_number_authority = "NHS";  // PID-3.4 that marks the NHS number
   std::string local_identifier_system;       // system for the partner's other PID-3 identifiers
+  std::vector<FeedConfig> feeds;
 };
 
 // One MLLP port. Bound to a partner, it accepts any sending facility as that partner; unbound, it
@@ -82,6 +90,7 @@ struct Config {
   std::vector<std::string> seed_files;  // loaded into a new database on first start
   int default_page_size = 20;
   int max_page_size = 1000;
+  unsigned feed_poll_ms = 1000;  // how often watched inbound folders are looked at
 };
 
 // Reads the configuration. Relative paths in it are resolved against the file's folder. Throws

@@ -81,6 +81,7 @@ struct HttpServer::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor;
   asio::signal_set signals;
+  asio::thread_pool jobs{1};  // long requests (feed files), off the io threads
   std::atomic<bool> stopping{false};
   std::mutex connections_mutex;
   std::list<std::weak_ptr<Connection>> connections;
@@ -170,6 +171,17 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
       if (reply.plan) {
         Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
         response = reply.after_commit(committed);
+      } else if (reply.background) {
+        std::function<rest::HttpResponse()> job = [this, work = std::move(reply.background)]() {
+          try {
+            return work();
+          } catch (const std::exception& e) {
+            Error err = Error::make(ErrorCode::internal, "Internal server error");
+            err.internal = e.what();
+            return api.error_response(err);
+          }
+        };
+        response = co_await async_offload<rest::HttpResponse>(jobs, std::move(job), asio::use_awaitable);
       } else {
         response = std::move(reply.response);
       }

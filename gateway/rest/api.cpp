@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 #include "fhir/datetime.hpp"
 #include "fhir/formats.hpp"
@@ -71,14 +72,15 @@ Error error_of(const Status& s) {
 
 Api::Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
          const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2,
-         Security* security)
+         Security* security, const FeedService* feeds)
     : options_(std::move(options)),
       model_(model),
       validator_(validator),
       registry_(registry),
       store_(store),
       v2_(v2),
-      security_(security && security->enabled() ? security : nullptr) {
+      security_(security && security->enabled() ? security : nullptr),
+      feeds_(feeds) {
   capability_json_ = fhir::write_json(capability_statement(options_, registry_, now_ms()));
 }
 
@@ -308,7 +310,7 @@ Reply Api::route(Exchange& ex) const {
     operation("$validate");
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
-  if (parts.size() == 1 && first == "$ingest" && v2_) return method == "POST" ? ingest(ex) : not_allowed();
+  if (parts.size() == 1 && first == "$ingest" && (v2_ || feeds_)) return method == "POST" ? ingest(ex) : not_allowed();
   if (parts.size() == 1 && first == "metadata") return method == "GET" ? capabilities(ex) : not_allowed();
   if (parts.size() == 1 && (first == "healthz" || first == "readyz")) {
     return method == "GET" ? health(ex, first == "readyz") : not_allowed();
@@ -859,10 +861,14 @@ Reply Api::ingest(Exchange& ex) const {
   std::string_view content_type = ex.request.header("Content-Type");
   content_type = content_type.substr(0, content_type.find(';'));
   while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
-  if (content_type != "x-application/hl7-v2+er7" && content_type != "application/hl7-v2" &&
-      content_type != "application/hl7-v2+er7") {
+  if (content_type == "text/csv" && feeds_) return ingest_feed(ex, mappers::FeedMapping::Format::csv);
+  if ((content_type == "application/xml" || content_type == "text/xml") && feeds_)
+    return ingest_feed(ex, mappers::FeedMapping::Format::xml);
+  if ((content_type != "x-application/hl7-v2+er7" && content_type != "application/hl7-v2" &&
+       content_type != "application/hl7-v2+er7") || !v2_) {
     reply.response = fail(ex, Error::make(ErrorCode::unsupported_media_type,
-                                          "$ingest takes an HL7 v2 message as x-application/hl7-v2+er7"));
+                                          "$ingest takes an HL7 v2 message (x-application/hl7-v2+er7), a CSV file "
+                                          "(text/csv) or an XML document (application/xml)"));
     return reply;
   }
   if (ex.request.body.empty()) {
@@ -910,6 +916,88 @@ Reply Api::ingest(Exchange& ex) const {
     bundle.set("type", Node::string("transaction-response"));
     if (!entries.items().empty()) bundle.set("entry", std::move(entries));
     return json_response(ex, 200, fhir::write_json(bundle));
+  };
+  return reply;
+}
+
+// POST /$ingest with a CSV file or an XML document: the calling partner's feed (?feed= names it when
+// the partner has several of that format; with security off, ?partner= names the partner), ingested
+// row by row on a worker thread (feed_ingest.hpp). The answer is a batch-response Bundle with one entry
+// per data row, in file order: 201 created, 200 updated or unchanged (with the version's location),
+// 204 skipped, 422 rejected and 503 not stored, each problem in entry.response.outcome naming the row and
+// line. A file that cannot be taken as a whole (header, columns, malformed XML) gets 400.
+Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const {
+  Reply reply;
+  const std::string* feed_id = param_value(ex.query, "feed");
+  const std::string* partner_param = param_value(ex.query, "partner");
+  std::string partner = ex.who ? ex.who->id : partner_param ? *partner_param : std::string();
+  const char* format_name = format == mappers::FeedMapping::Format::csv ? "csv" : "xml";
+  if (ex.who && std::find(ex.who->inbound.begin(), ex.who->inbound.end(), format_name) == ex.who->inbound.end()) {
+    reply.response = fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not let " + ex.who->id +
+                                                                    " send " + format_name + " feeds"));
+    return reply;
+  }
+  if (partner.empty()) {
+    reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "name the sending partner: ?partner=", "partner"));
+    return reply;
+  }
+  const PartnerFeed* feed = find_feed(feeds_->feeds, partner, feed_id ? *feed_id : "", format);
+  if (!feed) {
+    reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
+                                          "partner '" + partner + "' has no " + format_name + " feed" +
+                                              (feed_id ? " '" + *feed_id + "'" : " (or several: name one with ?feed=)"),
+                                          "feed"));
+    return reply;
+  }
+  FeedOrigin origin;
+  origin.partner = feed->partner;
+  origin.partner_name = feed->partner_name;
+  origin.client_address = ex.request.remote_address;
+  origin.purpose = ex.purpose;
+  ex.audit.reset();  // each chunk records its own AuditEvent
+  reply.background = [this, feed, origin, format, ex = Exchange(ex)]() {
+    Node entries = Node::array();
+    auto sink = [&](const FeedRowResult& row) {
+      static const std::map<std::string, std::string, std::less<>> statuses = {
+          {"created", "201 Created"},  {"updated", "200 OK"},          {"unchanged", "200 OK"},
+          {"skipped", "204 No Content"}, {"rejected", "422 Unprocessable Entity"},
+          {"not-stored", "503 Service Unavailable"}};
+      Node response = Node::object();
+      response.set("status", Node::string(statuses.at(row.status)));
+      if (!row.resource.empty()) response.set("location", Node::string(row.resource));
+      if (!row.reason.empty() || row.status == "unchanged") {
+        Error note = Error::make(ErrorCode::invalid_input,
+                                 "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) + "): " +
+                                     (row.reason.empty() ? row.status : row.reason));
+        auto& issue = note.issues.front();
+        issue.line = static_cast<int>(row.line);
+        if (row.status == "unchanged" || row.status == "skipped") {
+          issue.severity = "information";
+          issue.code = "informational";
+        }
+        response.set("outcome", fhir::operation_outcome(note));
+      }
+      Node entry = Node::object();
+      entry.set("response", std::move(response));
+      entries.push(std::move(entry));
+    };
+    FeedSummary summary;
+    if (format == mappers::FeedMapping::Format::csv) {
+      std::istringstream in(ex.request.body);
+      summary = ingest_csv(feeds_->context, *feed, origin, in, sink);
+    } else {
+      summary = ingest_xml(feeds_->context, *feed, origin, ex.request.body, sink);
+    }
+    if (summary.failure && !summary.storage_failed) return fail(ex, *summary.failure);
+    Node bundle = Node::object();
+    bundle.set("resourceType", Node::string("Bundle"));
+    bundle.set("type", Node::string("batch-response"));
+    if (!entries.items().empty()) bundle.set("entry", std::move(entries));
+    HttpResponse response = json_response(ex, summary.storage_failed ? 503 : 200, fhir::write_json(bundle));
+    std::string counts;
+    for (const auto& [status, n] : summary.by_status) counts += (counts.empty() ? "" : ", ") + status + "=" + std::to_string(n);
+    response.headers.emplace_back("X-Ingest-Summary", "rows=" + std::to_string(summary.rows) + (counts.empty() ? "" : ", " + counts));
+    return response;
   };
   return reply;
 }

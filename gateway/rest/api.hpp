@@ -15,6 +15,7 @@
 #include "fhir/model.hpp"
 #include "fhir/search_params.hpp"
 #include "fhir/validator.hpp"
+#include "gateway/feed_ingest.hpp"
 #include "gateway/rest/http_message.hpp"
 #include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
@@ -40,6 +41,8 @@ struct Reply {
   HttpResponse response;                                    // valid when no plan
   store::WritePlan plan;                                    // commit this first ...
   std::function<HttpResponse(const Status&)> after_commit;  // ... then build the response from its outcome
+  // Long work (a CSV or XML feed): run on a worker thread, off the io threads; it may wait on the writer.
+  std::function<HttpResponse()> background;
 };
 
 class Api {
@@ -49,7 +52,7 @@ class Api {
   // not enforced and nothing is audited.
   Api(ApiOptions options, const fhir::Model& model, const fhir::Validator& validator,
       const fhir::SearchParamRegistry& registry, store::Store& store, const V2InboundContext* v2 = nullptr,
-      Security* security = nullptr);
+      Security* security = nullptr, const FeedService* feeds = nullptr);
 
   Reply handle(const HttpRequest& request) const;
   // The response for a failure found outside handle(): body too large, malformed HTTP, internal errors.
@@ -91,6 +94,7 @@ class Api {
   Reply history(Exchange& ex, const std::string& type, const std::string& id) const;
   Reply validate(Exchange& ex, const std::string& type, const std::string& id) const;
   Reply ingest(Exchange& ex) const;
+  Reply ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const;
   // Parses a create/update body and validates it (base R4 and the type's configured profiles).
   Result<fhir::Node> accept_resource(const Exchange& ex, const std::string& type) const;
 
@@ -106,6 +110,7 @@ class Api {
   store::Store& store_;
   const V2InboundContext* v2_;
   Security* security_;
+  const FeedService* feeds_;
   std::string capability_json_;
 };
 

@@ -1,0 +1,141 @@
+#include "gateway/feed_folders.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "fhir/files.hpp"
+
+namespace fhirgate::gateway {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool still_being_written(const std::string& name) {
+  return name.empty() || name[0] == '.' || name.ends_with(".part") || name.ends_with(".tmp");
+}
+
+std::string utc_stamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// RFC 4180 field: quoted when it holds a delimiter, quote or line break.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+FeedFolders::FeedFolders(const FeedService& service, unsigned poll_ms) : service_(service), poll_ms_(poll_ms) {}
+
+FeedFolders::~FeedFolders() { stop(); }
+
+void FeedFolders::start() {
+  for (const auto& feed : service_.feeds) {
+    if (feed.folder.empty()) continue;
+    std::error_code ec;
+    for (const auto& dir : {fs::path(feed.folder), fs::path(feed.folder) / "done", fs::path(feed.folder) / "failed"}) {
+      fs::create_directories(dir, ec);
+      if (ec) throw std::runtime_error("cannot create feed folder " + dir.string() + ": " + ec.message());
+    }
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+void FeedFolders::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void FeedFolders::loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    sweep();
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(poll_ms_), [this] { return stopping_; });
+  }
+}
+
+void FeedFolders::sweep() {
+  for (const auto& feed : service_.feeds) {
+    if (feed.folder.empty()) continue;
+    std::vector<std::pair<fs::file_time_type, fs::path>> files;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(feed.folder, ec)) {
+      if (!entry.is_regular_file(ec) || still_being_written(entry.path().filename().string())) continue;
+      files.emplace_back(entry.last_write_time(ec), entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& [time, file] : files) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+      }
+      take(feed, file);
+    }
+  }
+}
+
+void FeedFolders::take(const PartnerFeed& feed, const fs::path& file) {
+  const std::string name = file.filename().string();
+  const std::string stamped = utc_stamp() + "-" + name;
+  const fs::path result_part = fs::path(feed.folder) / ("." + stamped + ".result.csv.part");
+  std::ofstream result(result_part, std::ios::binary | std::ios::trunc);
+  result << "row,line,status,resource,reason\r\n";
+  auto sink = [&](const FeedRowResult& row) {
+    result << row.row << ',' << row.line << ',' << row.status << ',' << csv_field(row.resource) << ','
+           << csv_field(row.reason) << "\r\n";
+  };
+  FeedOrigin origin;
+  origin.partner = feed.partner;
+  origin.partner_name = feed.partner_name;
+  origin.channel = "file";
+  origin.name = name;
+  FeedSummary summary;
+  if (feed.mapping->format == mappers::FeedMapping::Format::csv) {
+    std::ifstream in(file, std::ios::binary);
+    summary = ingest_csv(service_.context, feed, origin, in, sink);
+  } else {
+    auto text = fhir::read_file(file.string());
+    summary = text ? ingest_xml(service_.context, feed, origin, *text, sink) : FeedSummary{};
+    if (!text) summary.failure = Error::make(ErrorCode::invalid_input, "the file cannot be read");
+  }
+  if (summary.failure) {
+    const auto& issues = summary.failure->issues;
+    result << "0," << (issues.empty() ? 0 : issues.front().line) << ",failed,,"
+           << csv_field(issues.empty() ? "failed" : issues.front().diagnostics) << "\r\n";
+  }
+  result.close();
+  const fs::path target = fs::path(feed.folder) / (summary.failure ? "failed" : "done");
+  std::error_code ec;
+  fs::rename(result_part, target / (stamped + ".result.csv"), ec);
+  fs::rename(file, target / stamped, ec);
+  if (ec) std::cerr << "fhirgate: cannot move feed file " << file << ": " << ec.message() << std::endl;
+  std::string counts;
+  for (const auto& [status, n] : summary.by_status) counts += " " + status + "=" + std::to_string(n);
+  std::cerr << "fhirgate: feed " << feed.partner << "/" << feed.id << " took " << name << ": " << summary.rows
+            << " rows" << counts << (summary.failure ? " (FAILED: see the result file)" : "") << std::endl;
+}
+
+}  // namespace fhirgate::gateway

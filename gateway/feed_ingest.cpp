@@ -97,7 +97,8 @@ std::string version_ref(const std::string& type, const std::string& id, std::int
   return type + "/" + id + "/_history/" + std::to_string(version);
 }
 
-// Writes one row inside the chunk's transaction. An error rolls the row back (nested savepoint).
+// Writes one row inside the chunk's transaction: every check (lookups, identity) comes before the one
+// write, so a row refused here has written nothing.
 Status write_row(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
                  store::WriteTxn& txn, PendingRow& row, std::set<std::string>& patients) {
   const std::string& type = feed.mapping->resource_type;
@@ -205,7 +206,9 @@ class ChunkWriter {
       std::set<std::string> patients;
       for (auto& row : *chunk) {
         if (!row.write) continue;
-        Status status = txn.nested([&](store::WriteTxn& t) { return write_row(context, feed, origin, t, row, patients); });
+        // No savepoint per row: write_row decides everything before its one write, and a failing write
+        // (the store itself) fails the whole chunk.
+        Status status = write_row(context, feed, origin, txn, row, patients);
         if (!status) {
           row.result.status = "rejected";
           row.result.reason = status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;

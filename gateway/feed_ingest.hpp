@@ -13,9 +13,8 @@
 // therefore changes nothing.
 //
 // Streaming and speed: CSV is read from a stream in chunks of rows; each chunk's rows are mapped and
-// validated on the calling thread and written by one write plan (one savepoint per row, so a row that
-// fails at write time is rolled back alone), and the next chunk is mapped while the previous one
-// commits. Memory is bounded by two chunks. XML documents are parsed whole (bounded by the body limit).
+// validated on the calling thread and written by one write plan (a row refused at write time, e.g. for
+// an unknown Patient, has written nothing), and the next chunk is mapped while the previous one commits. Memory is bounded by two chunks. XML documents are parsed whole (bounded by the body limit).
 //
 // With security on, every resource written carries the partner's supplier tag and each chunk records
 // one AuditEvent (operation $ingest) naming the patients it touched.

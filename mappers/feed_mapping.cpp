@@ -6,6 +6,7 @@
 #include <libxml/xpathInternals.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cctype>
 #include <climits>
 #include <ctime>
@@ -722,6 +723,8 @@ MappedRecord map_record(const FeedMapping& mapping, const FeedRecord& record) {
   std::set<std::string> reached;
   for (const auto& field : mapping.fields) {
     auto values = source_values(field.source, record);
+    // One value per element unless the path ends in [*]: the first node an XPath selects, as XPath does.
+    if (values.size() > 1 && field.steps.back().index != PathStep::kAll) values.resize(1);
     bool any = false;
     for (auto& value : values) {
       std::optional<FeedLookup> lookup;
@@ -826,6 +829,7 @@ long XmlFeedDocument::line(std::size_t i) const {
 }
 
 MappedRecord XmlFeedDocument::map(std::size_t i) const {
+  assert(i < size());
   XmlFeedRecord record(impl_->ctx.get(), impl_->records->nodesetval->nodeTab[i]);
   return map_record(*impl_->mapping, record);
 }

@@ -13,7 +13,8 @@
 //       { "path": "name[0].given[*]", "xpath": "cda:patient/cda:name/cda:given" } ] }
 //
 // Sources: a CSV column (declared in csv.columns, the header the file must carry, in any order), an
-// XPath relative to each record node (the string value of each node it selects), or a constant.
+// XPath relative to each record node (the string value of the first node it selects, or of each with
+// `[*]`; a string expression such as concat() always gives a value), or a constant.
 // Paths: FHIR element names from the resource down to a primitive, checked against the R4 model when
 // the mapping loads; `[n]` picks an array item (absent = 0), `[*]` (XPath sources, last array only)
 // makes one item per selected node. Transforms, in order: trim, upper, lower, title (Smith-Jones,
@@ -167,7 +168,7 @@ class XmlFeedDocument {
   std::size_t size() const;
   // The record's line in the document.
   long line(std::size_t i) const;
-  MappedRecord map(std::size_t i) const;
+  MappedRecord map(std::size_t i) const;  // i < size()
 
  private:
   XmlFeedDocument() = default;

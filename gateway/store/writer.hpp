@@ -58,6 +58,7 @@ class Writer {
     WriteDone done;
   };
   void loop();
+  void count_batch(std::size_t plans);
   void commit_batch(std::deque<Job>& batch);
 
   std::unique_ptr<Connection> db_;

@@ -129,6 +129,25 @@ TEST_CASE("a failing plan is rolled back alone; the rest of its batch commits") 
   CHECK(store.search(query("family=half"))->matches.empty());
 }
 
+TEST_CASE("a failing plan alone in its batch (no savepoint) leaves nothing, and the next plan commits") {
+  Store store(temp_dir() + "/s.db", registry());
+  // Writer::run waits for each plan, so every one is alone in its batch.
+  const Status failed = store.writer().run([](WriteTxn& txn) -> Status {
+    txn.put("Patient", "half", patient("Half"), "POST");
+    txn.put("Patient", "half2", patient("Half"), "POST");
+    return Error::make(ErrorCode::precondition_failed, "no");
+  });
+  CHECK(failed.error().code == ErrorCode::precondition_failed);
+  CHECK_FALSE(store.read("Patient", "half")->has_value());
+  CHECK(store.search(query("family=half"))->matches.empty());
+  CHECK(store.writer().run([](WriteTxn& txn) -> Status {
+    txn.put("Patient", "whole", patient("Whole"), "POST");
+    return Ok{};
+  }).ok());
+  CHECK(store.read("Patient", "whole")->has_value());
+  CHECK(store.writer().stats().batches >= 2);
+}
+
 TEST_CASE("group commit: concurrent writers share transactions and every write is acknowledged") {
   Store store(temp_dir() + "/s.db", registry());
   constexpr int kThreads = 8, kEach = 50;

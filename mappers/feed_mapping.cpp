@@ -11,6 +11,8 @@
 #include <climits>
 #include <ctime>
 #include <functional>
+#include <initializer_list>
+#include <iterator>
 #include <set>
 
 #include "fhir/datetime.hpp"
@@ -59,7 +61,8 @@ std::string ascii_case(std::string_view s, bool upper) {
   return out;
 }
 
-// "dd/mm/yyyy" tokens: dd d mm m yyyy yy, anything else is a literal.
+// "dd/mm/yyyy" tokens: dd d mm m yyyy yy, anything else is a literal. A year is needed; a day needs a
+// month ("yyyy" and "mm/yyyy" give the partial dates FHIR allows).
 bool valid_date_format(std::string_view format) {
   bool day = false, month = false, year = false;
   for (std::size_t i = 0; i < format.size();) {
@@ -73,7 +76,7 @@ bool valid_date_format(std::string_view format) {
     else if (std::isalpha(static_cast<unsigned char>(rest[0]))) return false;
     else ++i;
   }
-  return day && month && year;
+  return year && (month || !day);
 }
 
 int current_two_digit_year() {
@@ -118,11 +121,15 @@ std::optional<std::string> parse_date(std::string_view text, std::string_view fo
     }
     if (!ok) return std::nullopt;
   }
-  if (t != text.size() || month < 1 || month > 12 || day < 1 || year < 1 ||
-      day > fhir::days_in_month(year, month))
+  const bool has_month = format.find('m') != std::string_view::npos;
+  const bool has_day = format.find('d') != std::string_view::npos;
+  if (t != text.size() || year < 1 || (has_month && (month < 1 || month > 12)) ||
+      (has_day && (day < 1 || day > fhir::days_in_month(year, month))))
     return std::nullopt;
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", year, month, day);
+  if (has_day) std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", year, month, day);
+  else if (has_month) std::snprintf(buf, sizeof buf, "%04d-%02d", year, month);
+  else std::snprintf(buf, sizeof buf, "%04d", year);
   return std::string(buf);
 }
 
@@ -255,6 +262,16 @@ std::vector<std::string> xpath_values(const FeedSource& source, xmlXPathContext*
   return out;
 }
 
+// A misspelt setting is a mistake, not something to ignore.
+std::optional<Mistake> only_keys(const Node& object, const std::string& where,
+                                 std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : object.members()) {
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      return Mistake{where.empty() ? key : where + "." + key, "unknown setting '" + key + "'"};
+  }
+  return std::nullopt;
+}
+
 class MappingLoader {
  public:
   MappingLoader(const fhir::Model& model, FeedMapping& m) : model_(model), m_(m) {}
@@ -294,6 +311,7 @@ class MappingLoader {
  private:
   std::optional<Mistake> load_csv(const Node* csv) {
     if (csv == nullptr || !csv->is_object()) return Mistake{"csv", "a csv mapping needs \"csv\": {\"columns\": [...]}"};
+    if (auto mistake = only_keys(*csv, "csv", {"delimiter", "encoding", "columns"})) return mistake;
     const std::string delimiter(csv->string_at("delimiter"));
     if (delimiter.size() > 1) return Mistake{"csv.delimiter", "the delimiter is one character"};
     if (!delimiter.empty()) m_.csv.delimiter = delimiter[0];
@@ -313,6 +331,7 @@ class MappingLoader {
 
   std::optional<Mistake> load_xml(const Node* xml) {
     if (xml == nullptr || !xml->is_object()) return Mistake{"xml", "an xml mapping needs \"xml\": {\"record\": ...}"};
+    if (auto mistake = only_keys(*xml, "xml", {"namespaces", "record"})) return mistake;
     if (const Node* ns = xml->find("namespaces")) {
       if (!ns->is_object()) return Mistake{"xml.namespaces", "namespaces maps prefixes to URIs"};
       for (const auto& [prefix, uri] : ns->members()) m_.namespaces[prefix] = uri.text();
@@ -354,6 +373,7 @@ class MappingLoader {
   std::optional<Mistake> load_condition(const Node& spec, const std::string& where) {
     FeedCondition c;
     if (!spec.is_object()) return Mistake{where, "a condition is an object"};
+    if (auto mistake = only_keys(spec, where, {"column", "xpath", "constant", "empty", "equals"})) return mistake;
     if (auto mistake = load_source(spec, where, c.source)) return mistake;
     if (const Node* empty = spec.find("empty"); empty && empty->as_bool()) {
       c.when_empty = true;
@@ -378,8 +398,19 @@ class MappingLoader {
       return std::nullopt;
     }
     if (!spec.is_object() || spec.members().empty()) return Mistake{where, "a transform is a name or an object"};
-    const std::string& key = spec.members().front().first;
-    const Node& arg = spec.members().front().second;
+    // The member naming the kind, wherever it stands; "otherwise" goes with "map".
+    static constexpr std::string_view kKinds[] = {"date", "map", "default", "patientByIdentifier"};
+    const Node::Member* kind = nullptr;
+    for (const auto& member : spec.members()) {
+      if (std::find(std::begin(kKinds), std::end(kKinds), member.first) == std::end(kKinds)) continue;
+      if (kind != nullptr) return Mistake{where, "a transform object names one kind (" + kind->first + " or " + member.first + ")"};
+      kind = &member;
+    }
+    if (kind == nullptr) return Mistake{where, "unknown transform '" + spec.members().front().first + "'"};
+    if (auto mistake = only_keys(spec, where, {kind->first, kind->first == "map" ? "otherwise" : kind->first}))
+      return mistake;
+    const std::string& key = kind->first;
+    const Node& arg = kind->second;
     if (key == "date") {
       t.kind = K::date;
       if (arg.is_string()) t.date_formats.push_back(arg.text());
@@ -387,7 +418,7 @@ class MappingLoader {
       if (t.date_formats.empty()) return Mistake{where + ".date", "date needs a format such as dd/mm/yyyy"};
       for (const auto& f : t.date_formats) {
         if (!valid_date_format(f))
-          return Mistake{where + ".date", "date format '" + f + "' needs d/dd, m/mm and yy/yyyy and no other letters"};
+          return Mistake{where + ".date", "date format '" + f + "' needs yy/yyyy (and m/mm for a day) and no letters but d, m and y"};
       }
     } else if (key == "map") {
       t.kind = K::map;
@@ -409,6 +440,9 @@ class MappingLoader {
 
   std::optional<Mistake> load_field(const Node& spec, const std::string& where) {
     if (!spec.is_object()) return Mistake{where, "a field is an object with path and a source"};
+    if (auto mistake = only_keys(spec, where,
+                                 {"path", "column", "xpath", "constant", "transforms", "required", "description"}))
+      return mistake;
     FeedField f;
     f.path = std::string(spec.string_at("path"));
     if (f.path.empty()) return Mistake{where, "a field needs a path"};

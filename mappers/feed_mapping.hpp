@@ -19,7 +19,8 @@
 // the mapping loads; `[n]` picks an array item (absent = 0), `[*]` (XPath sources, last array only)
 // makes one item per selected node. Transforms, in order: trim, upper, lower, title (Smith-Jones,
 // O'Brien), nhs-number (spaces and hyphens removed, ten digits, Modulus 11 check), {"date": formats}
-// (dd, d, mm, m, yyyy, yy; to FHIR yyyy-mm-dd), {"map": {...}, "otherwise": v} (exact match),
+// (dd, d, mm, m, yyyy, yy; to FHIR yyyy-mm-dd, or yyyy-mm / yyyy for formats without a day / month),
+// {"map": {...}, "otherwise": v} (exact match; "otherwise": "" drops unlisted values),
 // {"default": v} (for an empty value), {"patientByIdentifier": system} (a reference to the Patient
 // holding that identifier, resolved when the row is written).
 //
@@ -28,8 +29,9 @@
 // constant system alone never makes an identifier. A value a transform cannot handle rejects the row
 // with the column and the reason; skipWhen conditions skip it (reported, not lost).
 //
-// Loading reports the first mistake as "file:line: reason" (unknown element or column, a path that
-// does not end at a primitive, an XPath that does not compile, an unknown transform or date token).
+// Loading reports the first mistake as "file:line: reason" (unknown element, column or setting at any
+// level, a path that does not end at a primitive, an XPath that does not compile or uses an undeclared
+// prefix, an unknown transform or date token).
 // Pure apart from libxml2; a loaded mapping is immutable and shared by threads.
 #include <cstddef>
 #include <map>

@@ -169,6 +169,14 @@ TEST_CASE("cda feed: header variants map as the acute trust's mapping describes"
     REQUIRE_MESSAGE(r.kind == MappedRecord::Kind::mapped, r.reason);
     CHECK(r.resource.string_at("birthDate") == "1947-08-23");
   }
+  SUBCASE("a birthTime of a month or a year gives a partial birthDate") {
+    MappedRecord r = map_header(*mapping, replaced(xml, R"(<birthTime value="19470823"/>)",
+                                                   R"(<birthTime value="194708"/>)"));
+    REQUIRE_MESSAGE(r.kind == MappedRecord::Kind::mapped, r.reason);
+    CHECK(r.resource.string_at("birthDate") == "1947-08");
+    r = map_header(*mapping, replaced(xml, R"(<birthTime value="19470823"/>)", R"(<birthTime value="1947"/>)"));
+    CHECK(r.resource.string_at("birthDate") == "1947");
+  }
   SUBCASE("gender: UN is other, a nullFlavor is unknown, no element gives no gender") {
     const std::string code =
         R"(<administrativeGenderCode code="F" codeSystem="2.16.840.1.113883.5.1" displayName="Female"/>)";

@@ -78,6 +78,10 @@ TEST_CASE("feed mapping: date formats give FHIR dates, and impossible dates reje
   CHECK(json_of(map_row(*m, {"19800229", "", ""})).find(R"("birthDate":"1980-02-29")") != std::string::npos);
   CHECK(json_of(map_row(*m, {"3.7.99", "", ""})).find(R"("birthDate":"1999-07-03")") != std::string::npos);
   CHECK(map_row(*m, {"29/02/1981", "", ""}).kind == MappedRecord::Kind::rejected);  // not a leap year
+  auto partial = load(csv_mapping(R"([{"path": "birthDate", "column": "A", "transforms": [{"date": ["mm/yyyy", "yyyy"]}]}])"));
+  CHECK(json_of(map_row(*partial, {"07/1947", "", ""})).find(R"("birthDate":"1947-07")") != std::string::npos);
+  CHECK(json_of(map_row(*partial, {"1947", "", ""})).find(R"("birthDate":"1947")") != std::string::npos);
+  CHECK(map_row(*partial, {"13/1947", "", ""}).kind == MappedRecord::Kind::rejected);
   CHECK(map_row(*m, {"14/13/1941", "", ""}).kind == MappedRecord::Kind::rejected);
   const auto wrong = map_row(*m, {"1941-02-14", "", ""});
   CHECK(wrong.kind == MappedRecord::Kind::rejected);
@@ -94,6 +98,9 @@ TEST_CASE("feed mapping: code maps, otherwise, default, trimming and case") {
   CHECK(json_of(r) ==
         R"({"resourceType":"Patient","gender":"male","name":[{"family":"O'Brien-Smith","given":["UNKNOWN"]}]})");
   CHECK(json_of(map_row(*m, {"X", "a", "b"})).find(R"("gender":"unknown")") != std::string::npos);
+  // "otherwise" may come before "map".
+  auto reordered = load(csv_mapping(R"([{"path": "gender", "column": "A", "transforms": [{"otherwise": "other", "map": {"M": "male"}}]}])"));
+  CHECK(json_of(map_row(*reordered, {"Q", "", ""})).find(R"("gender":"other")") != std::string::npos);
   auto strict = load(csv_mapping(R"([{"path": "gender", "column": "A", "transforms": [{"map": {"M": "male"}}]}])"));
   const auto unmapped = map_row(*strict, {"Male", "", ""});
   CHECK(unmapped.kind == MappedRecord::Kind::rejected);
@@ -149,6 +156,16 @@ TEST_CASE("feed mapping: mistakes are refused at load with the file, line and re
             .find("Patient.name is not a primitive element") != std::string::npos);
   CHECK(load_error(csv_mapping(R"([{"path": "gender[0]", "column": "A"}])")).find("is not a list") !=
         std::string::npos);
+  CHECK(load_error(csv_mapping(R"([
+    {"path": "gender", "column": "A",
+     "transfroms": ["trim"]}])")) == "test.json:5: unknown setting 'transfroms'");
+  CHECK(load_error(R"({"resourceType": "Patient", "format": "csv",
+  "csv": {"columns": ["A"], "delimter": ";"}, "fields": [{"path": "gender", "column": "A"}]})") ==
+        "test.json:2: unknown setting 'delimter'");
+  CHECK(load_error(csv_mapping(R"([{"path": "gender", "column": "A", "transforms": [{"map": {"M": "male"}, "date": "yyyy"}]}])"))
+            .find("names one kind") != std::string::npos);
+  CHECK(load_error(csv_mapping(R"([{"path": "birthDate", "column": "A", "transforms": [{"date": "dd/yyyy"}]}])"))
+            .find("date format 'dd/yyyy'") != std::string::npos);
   CHECK(load_error(csv_mapping(R"([{"path": "gender", "column": "A", "transforms": ["shout"]}])"))
             .find("unknown transform 'shout'") != std::string::npos);
   CHECK(load_error(csv_mapping(R"([{"path": "birthDate", "column": "A", "transforms": [{"date": "dd/qq/yyyy"}]}])"))

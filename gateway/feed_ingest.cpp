@@ -296,7 +296,9 @@ FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, cons
                        std::istream& in, const RowSink& sink) {
   FeedSummary summary;
   const auto& mapping = *feed.mapping;
-  mappers::CsvReader reader(in, mapping.csv);
+  mappers::CsvOptions options = mapping.csv;
+  if (origin.encoding) options.encoding = *origin.encoding;
+  mappers::CsvReader reader(in, options);
   mappers::CsvRecord record;
   if (!reader.next(record)) {
     summary.failure = Error::make(ErrorCode::invalid_input, "the file is empty: a header row is expected");

@@ -90,6 +90,8 @@ struct FeedOrigin {
   std::string client_address;
   std::string purpose;
   std::string name;  // file name, when known
+  // The sender's declared character set (Content-Type charset), over the mapping's csv.encoding.
+  std::optional<mappers::TextEncoding> encoding;
 };
 
 using RowSink = std::function<void(const FeedRowResult&)>;

@@ -37,26 +37,32 @@ std::string trim(std::string_view s) {
   return b < e ? std::string(b, e) : std::string();
 }
 
-std::string title_case(std::string_view s) {
+// Case mapping for ASCII and the Latin-1 letters (U+00C0-U+00FE, UTF-8 C3 80-BE, not the signs x and
+// /), which covers the names of the partnership's records; other characters are kept as they are.
+// `mode`: 'U' upper, 'L' lower, 'T' title (upper after the start, a space, hyphen or apostrophe).
+std::string change_case(std::string_view s, char mode) {
   std::string out(s);
   bool start = true;
-  for (char& c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalpha(u) && u < 0x80) {
-      c = static_cast<char>(start ? std::toupper(u) : std::tolower(u));
-      start = false;
-    } else {
-      start = c == ' ' || c == '-' || c == '\'' || c == '\t';
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto u = static_cast<unsigned char>(out[i]);
+    bool letter = false, upper_wanted = mode == 'U' || (mode == 'T' && start);
+    if (u < 0x80 && std::isalpha(u)) {
+      letter = true;
+      out[i] = static_cast<char>(upper_wanted ? std::toupper(u) : std::tolower(u));
+    } else if (u == 0xC3 && i + 1 < out.size()) {
+      const auto v = static_cast<unsigned char>(out[i + 1]);
+      if (v >= 0x80 && v <= 0xBE && v != 0x97 && v != 0xB7 && v != 0x9F) {
+        letter = true;
+        const unsigned char base = v >= 0xA0 ? static_cast<unsigned char>(v - 0x20) : v;
+        out[i + 1] = static_cast<char>(upper_wanted ? base : base + 0x20);
+      }
+      ++i;
     }
-  }
-  return out;
-}
-
-std::string ascii_case(std::string_view s, bool upper) {
-  std::string out(s);
-  for (char& c : out) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x80) c = static_cast<char>(upper ? std::toupper(u) : std::tolower(u));
+    if (letter) {
+      start = false;
+    } else if (u < 0x80) {
+      start = u == ' ' || u == '-' || u == '\'' || u == '\t';
+    }
   }
   return out;
 }
@@ -499,9 +505,9 @@ std::optional<std::string> transform(const FeedField& field, std::string& value,
   for (const auto& t : field.transforms) {
     switch (t.kind) {
       case K::trim: value = trim(value); break;
-      case K::upper: value = ascii_case(value, true); break;
-      case K::lower: value = ascii_case(value, false); break;
-      case K::title: value = title_case(value); break;
+      case K::upper: value = change_case(value, 'U'); break;
+      case K::lower: value = change_case(value, 'L'); break;
+      case K::title: value = change_case(value, 'T'); break;
       case K::default_value:
         if (value.empty()) value = t.text;
         break;

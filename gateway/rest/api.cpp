@@ -1,6 +1,7 @@
 #include "gateway/rest/api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <limits>
 #include <memory>
@@ -950,6 +951,26 @@ Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const 
     return reply;
   }
   FeedOrigin origin;
+  if (format == mappers::FeedMapping::Format::csv) {
+    // Content-Type: text/csv; charset=... overrides the mapping's encoding.
+    std::string type(ex.request.header("Content-Type"));
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (const auto at = type.find("charset="); at != std::string::npos) {
+      std::string charset = type.substr(at + 8);
+      charset = charset.substr(0, charset.find(';'));
+      std::erase(charset, '"');
+      std::erase(charset, ' ');
+      if (charset == "windows-1252" || charset == "cp1252" || charset == "iso-8859-1" || charset == "latin1") {
+        origin.encoding = mappers::TextEncoding::windows1252;
+      } else if (charset == "utf-8" || charset == "utf8" || charset == "us-ascii") {
+        origin.encoding = mappers::TextEncoding::utf8;
+      } else {
+        reply.response = fail(ex, Error::make(ErrorCode::unsupported_media_type,
+                                              "charset '" + charset + "' is not supported: use utf-8 or windows-1252"));
+        return reply;
+      }
+    }
+  }
   origin.partner = feed->partner;
   origin.partner_name = feed->partner_name;
   origin.client_address = ex.request.remote_address;

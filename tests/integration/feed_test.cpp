@@ -137,6 +137,26 @@ TEST_CASE("feeds: a client list CSV is taken row by row; every row is answered; 
   CHECK(text_at(updated, "identifier[0].value") == "9999900089");
 }
 
+TEST_CASE("feeds: the charset in Content-Type overrides the mapping's encoding") {
+  FeedGateway g;
+  const std::string header = "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,Status\r\n";
+  // "Ren\xE9e Lef\xE8vre" in Windows-1252; the clients mapping says UTF-8.
+  const std::string row = "WSC-9,943 476 5919,LEF\xC8" "VRE,ren\xE9" "e,01/02/1950,F,1 Rue,Westshire,WS1 1AA,Active\r\n";
+  const auto as_utf8 = g.ingest("clients", "text/csv", header + row);
+  REQUIRE(as_utf8.status == 200);
+  CHECK(statuses(json(as_utf8.body)) == std::vector<int>{422});
+  CHECK(text_at(json(as_utf8.body), "entry[0].response.outcome.issue[0].diagnostics").find("not valid UTF-8") !=
+        std::string::npos);
+  const auto declared = g.ingest("clients", "text/csv; charset=windows-1252", header + row);
+  REQUIRE(declared.status == 200);
+  CHECK(statuses(json(declared.body)) == std::vector<int>{201});
+  HttpClient social(g.gateway->port(), bearer(g.social));
+  const auto p = json(social.get("/Patient/" + patient_id_by_nhs(social, "9434765919")).body);
+  CHECK(text_at(p, "name[0].family") == "Lef\xC3\xA8" "vre");
+  CHECK(text_at(p, "name[0].given[0]") == "Ren\xC3\xA9" "e");
+  CHECK(g.ingest("clients", "text/csv; charset=ebcdic", header + row).status == 415);
+}
+
 TEST_CASE("feeds: the consent register (Windows-1252, semicolons) decides what another partner sees") {
   FeedGateway g;
   REQUIRE(g.ingest("clients", "text/csv", slurp(source_path("samples/feeds/social-care/clients.csv"))).status == 200);

@@ -98,6 +98,10 @@ TEST_CASE("feed mapping: code maps, otherwise, default, trimming and case") {
   CHECK(json_of(r) ==
         R"({"resourceType":"Patient","gender":"male","name":[{"family":"O'Brien-Smith","given":["UNKNOWN"]}]})");
   CHECK(json_of(map_row(*m, {"X", "a", "b"})).find(R"("gender":"unknown")") != std::string::npos);
+  // Latin-1 letters change case too (UTF-8); ß and the multiplication sign stay.
+  CHECK(json_of(map_row(*m, {"f", "\xC3\x89LODIE STRA\xC3\x9F" "E", "\xC3\xA9mile \xC3\x97"})) ==
+        "{\"resourceType\":\"Patient\",\"gender\":\"female\",\"name\":[{\"family\":\"\xC3\x89lodie Stra\xC3\x9F" "e\","
+        "\"given\":[\"\xC3\x89MILE \xC3\x97\"]}]}");
   // "otherwise" may come before "map".
   auto reordered = load(csv_mapping(R"([{"path": "gender", "column": "A", "transforms": [{"otherwise": "other", "map": {"M": "male"}}]}])"));
   CHECK(json_of(map_row(*reordered, {"Q", "", ""})).find(R"("gender":"other")") != std::string::npos);

@@ -2,6 +2,7 @@
 
 #include <future>
 #include <set>
+#include <utility>
 
 #include "gateway/audit_trail.hpp"
 #include "gateway/identity.hpp"
@@ -187,6 +188,20 @@ class ChunkWriter {
               FeedSummary& summary)
       : context_(context), feed_(feed), origin_(origin), sink_(sink), summary_(summary) {}
 
+  // Adds a row to the chunk being filled; a full chunk goes to the writer. False once the store failed.
+  bool add(PendingRow row) {
+    chunk_.push_back(std::move(row));
+    if (chunk_.size() < context_.chunk_rows) return true;
+    return submit(std::exchange(chunk_, {}));
+  }
+
+  // Writes the last chunk and reports every row left.
+  void finish() {
+    if (!chunk_.empty() && !submit(std::exchange(chunk_, {}))) return;
+    finish_previous();
+  }
+
+ private:
   // Hands the chunk to the writer after the previous one is reported. False once the store failed.
   bool submit(std::vector<PendingRow> rows) {
     if (!finish_previous()) return false;
@@ -250,12 +265,12 @@ class ChunkWriter {
     if (sink_) sink_(result);
   }
 
- private:
   const FeedContext& context_;
   const PartnerFeed& feed_;
   const FeedOrigin& origin_;
   const RowSink& sink_;
   FeedSummary& summary_;
+  std::vector<PendingRow> chunk_;
   std::future<Status> in_flight_;
   std::shared_ptr<std::vector<PendingRow>> in_flight_rows_;
 };
@@ -314,7 +329,6 @@ FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, cons
     return summary;
   }
   ChunkWriter writer(context, feed, origin, sink, summary);
-  std::vector<PendingRow> chunk;
   std::size_t row_number = 0;
   while (reader.next(record)) {
     PendingRow row;
@@ -330,14 +344,9 @@ FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, cons
     } else {
       prepare(context, feed, mappers::map_record(mapping, mappers::CsvFeedRecord(*header, record.fields)), row);
     }
-    chunk.push_back(std::move(row));
-    if (chunk.size() >= context.chunk_rows) {
-      if (!writer.submit(std::move(chunk))) return summary;
-      chunk.clear();
-    }
+    if (!writer.add(std::move(row))) return summary;
   }
-  if (!chunk.empty() && !writer.submit(std::move(chunk))) return summary;
-  writer.finish_previous();
+  writer.finish();
   return summary;
 }
 
@@ -350,20 +359,14 @@ FeedSummary ingest_xml(const FeedContext& context, const PartnerFeed& feed, cons
     return summary;
   }
   ChunkWriter writer(context, feed, origin, sink, summary);
-  std::vector<PendingRow> chunk;
   for (std::size_t i = 0; i < (*doc)->size(); ++i) {
     PendingRow row;
     row.result.row = i + 1;
     row.result.line = static_cast<std::size_t>(std::max(0L, (*doc)->line(i)));
     prepare(context, feed, (*doc)->map(i), row);
-    chunk.push_back(std::move(row));
-    if (chunk.size() >= context.chunk_rows) {
-      if (!writer.submit(std::move(chunk))) return summary;
-      chunk.clear();
-    }
+    if (!writer.add(std::move(row))) return summary;
   }
-  if (!chunk.empty() && !writer.submit(std::move(chunk))) return summary;
-  writer.finish_previous();
+  writer.finish();
   if (summary.rows == 0)
     summary.failure = Error::make(ErrorCode::invalid_input,
                                   "xml.record '" + feed.mapping->record_xpath + "' selects nothing in this document");

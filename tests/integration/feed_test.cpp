@@ -157,6 +157,24 @@ TEST_CASE("feeds: the charset in Content-Type overrides the mapping's encoding")
   CHECK(g.ingest("clients", "text/csv; charset=ebcdic", header + row).status == 415);
 }
 
+TEST_CASE("feeds: a row with broken quoting is rejected where the quote opened; the rows after it are taken") {
+  FeedGateway g;
+  const std::string csv =
+      "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,Status\r\n"
+      "WSC-1,999 990 0011,Hargreaves,Margaret,14/02/1941,F,\"12 Mill Lane,Westshire,WS1 4AB,Active\r\n"
+      "WSC-2,999 990 0089,O'Brien,Patrick,03/11/1952,M,2 Riverside,Westshire,WS2 7CD,Active\r\n"
+      "WSC-3,999 990 0151,Smith,Ann,30/07/1967,F,4 Church \"St\",Northfield,WS3 1EF,Active\r\n"
+      "WSC-4,999 990 0224,Okafor,Chidi,21/09/1938,M,9 Station Road,Westshire,WS1 9GH,Active\r\n";
+  const auto r = g.ingest("clients", "text/csv", csv);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const auto bundle = json(r.body);
+  CHECK(statuses(bundle) == std::vector<int>{422, 201, 422, 201});
+  CHECK(text_at(bundle, "entry[0].response.outcome.issue[0].diagnostics").find("line 2, column 53: quote never closed") !=
+        std::string::npos);
+  CHECK(text_at(bundle, "entry[2].response.outcome.issue[0].diagnostics").find("a quote inside an unquoted field") !=
+        std::string::npos);
+}
+
 TEST_CASE("feeds: the consent register (Windows-1252, semicolons) decides what another partner sees") {
   FeedGateway g;
   REQUIRE(g.ingest("clients", "text/csv", slurp(source_path("samples/feeds/social-care/clients.csv"))).status == 200);

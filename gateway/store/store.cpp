@@ -223,11 +223,9 @@ void configure_writer(Connection& db) {
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   db.exec("PRAGMA cache_size = -65536");
-  // Checkpoint every 10,000 WAL pages (~40 MB) instead of SQLite's 1,000: every read writes an AuditEvent,
-  // so the same few pages (the audit table's tail, index leaves) are re-written commit after commit; a
-  // rarer checkpoint copies each of them to the database once instead of ten times (+18% audited reads
-  // per second in bench/security.sh).
-  db.exec("PRAGMA wal_autocheckpoint = 10000");
+  // SQLite's default checkpoint every 1,000 WAL pages stays: checkpointing every 10,000 gave audited reads
+  // +8% per second but tripled their p99 (10 -> 36 ms in bench/security.sh), since the writer stalls for
+  // the length of each checkpoint.
   // Statement journals go to a temporary file: kept in memory, SQLite truncates them by walking a list
   // of 1 KB chunks from the start, which made a 1,000-row feed chunk quadratic (985 rows/s).
   db.exec("PRAGMA temp_store = FILE");

@@ -42,19 +42,6 @@ std::vector<std::string> split_path(std::string_view path) {
   return parts;
 }
 
-// The version number in an If-Match value: W/"3", "3" or 3. nullopt when malformed.
-std::optional<std::int64_t> parse_etag(std::string_view v) {
-  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  if (v.empty() || v.size() > 18) return std::nullopt;
-  std::int64_t n = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + (c - '0');
-  }
-  return n;
-}
-
 // The version an If-Match header asks for: nullopt when absent. Errors: invalid_input when malformed.
 Result<std::optional<std::int64_t>> if_match_version(const HttpRequest& request) {
   const auto header = request.header("If-Match");
@@ -290,11 +277,8 @@ Reply Api::route(Exchange& ex) const {
     return reply;
   };
   if (parts.empty()) {
-    reply.response =
-        fail(ex, Error::make(ErrorCode::not_found,
-                             "No operation at the base URL; batch and transaction Bundles are not "
-                             "supported yet"));
-    return reply;
+    if (method == "POST") return bundle(ex);
+    return not_allowed();
   }
   const std::string& first = parts[0];
   auto operation = [&](const char* name) {
@@ -746,23 +730,34 @@ Node validation_outcome(const fhir::ValidationResult& result) {
 
 }  // namespace
 
+Result<Node> Api::parse_body(const Exchange& ex, const std::string& type) const {
+  return parse_resource_body(model_, ex.request, type);
+}
+
 Result<Node> Api::accept_resource(const Exchange& ex, const std::string& type) const {
   auto resource = parse_resource_body(model_, ex.request, type);
   if (!resource) return resource;
-  fhir::ValidationOptions options;
-  if (const auto it = options_.profiles.find(type); it != options_.profiles.end())
-    options.profiles = it->second;
-  auto result = validator_.validate(*resource, options);
-  if (result.has_errors()) {
+  Status valid = check_for_write(*resource, type);
+  if (!valid) {
+    Error invalid = valid.error();
     if (fhir::detect_format(ex.request.body) == fhir::Format::json)
-      fhir::locate_issues(ex.request.body, result.issues);
-    Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
-    for (auto& issue : result.issues) {
-      if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
-    }
+      fhir::locate_issues(ex.request.body, invalid.issues);
     return invalid;
   }
   return resource;
+}
+
+Status Api::check_for_write(const Node& resource, const std::string& type) const {
+  fhir::ValidationOptions options;
+  if (const auto it = options_.profiles.find(type); it != options_.profiles.end())
+    options.profiles = it->second;
+  auto result = validator_.validate(resource, options);
+  if (!result.has_errors()) return Ok{};
+  Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
+  for (auto& issue : result.issues) {
+    if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
+  }
+  return invalid;
 }
 
 // $validate (R4 resource-operation-validate): the body is the resource or a Parameters with `resource`,

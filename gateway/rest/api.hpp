@@ -95,8 +95,14 @@ class Api {
   Reply validate(Exchange& ex, const std::string& type, const std::string& id) const;
   Reply ingest(Exchange& ex) const;
   Reply ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const;
+  // The body as a resource of `type` (JSON or XML by Content-Type), not validated.
+  Result<fhir::Node> parse_body(const Exchange& ex, const std::string& type) const;
   // Parses a create/update body and validates it (base R4 and the type's configured profiles).
   Result<fhir::Node> accept_resource(const Exchange& ex, const std::string& type) const;
+  // Validation for a write: base R4 and the type's configured profiles; unprocessable with the errors.
+  Status check_for_write(const fhir::Node& resource, const std::string& type) const;
+  // POST /: a transaction or batch Bundle (bundle_api.cpp).
+  Reply bundle(Exchange& ex) const;
 
   HttpResponse fail(const Exchange& ex, const Error& error) const;
   HttpResponse json_response(const Exchange& ex, int status, std::string body) const;

@@ -89,6 +89,7 @@ fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchPar
     }
     resources.push(std::move(r));
   }
+  rest.set("interaction", code_list({"transaction", "batch"}));
   cs.set("rest", Node::array()).push(std::move(rest));
   return cs;
 }

@@ -1,10 +1,13 @@
 #pragma once
-// The per-request state of the REST API, shared by the files that implement Api (api.cpp, audit_api.cpp).
+// The per-request state of the REST API, shared by the files that implement Api (api.cpp, audit_api.cpp,
+// bundle_api.cpp).
 // Internal to gateway/rest.
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fhir/formats.hpp"
@@ -41,6 +44,19 @@ inline std::int64_t now_ms() {
 
 inline std::string etag(std::int64_t version) {
   return "W/\"" + std::to_string(version) + "\"";
+}
+
+// The version number in an ETag or If-Match value: W/"3", "3" or 3. nullopt when malformed.
+inline std::optional<std::int64_t> parse_etag(std::string_view v) {
+  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty() || v.size() > 18) return std::nullopt;
+  std::int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
 }
 
 inline const std::string* param_value(const fhir::QueryParams& params, std::string_view name) {

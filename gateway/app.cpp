@@ -419,8 +419,9 @@ int serve(const Config& config) {
   }
   auto feeds = load_partner_feeds(config, *model);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
-  FeedService feed_service{FeedContext{validator, registry, store.writer(), config.profiles, security.enabled()},
-                           std::move(*feeds)};
+  FeedService feed_service{
+      FeedContext{validator, registry, store.writer(), config.profiles, security.enabled()},
+      std::move(*feeds)};
   rest::Api api(options, *model, validator, registry, store, &v2_context, &security, &feed_service);
   FeedFolders folders(feed_service, config.feed_poll_ms);
 

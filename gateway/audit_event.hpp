@@ -86,7 +86,7 @@ struct AuditInput {
   // examples keep method, URL and even headers). Stored base64 in entity.query.
   std::string query;
   std::string correlation_id;      // the exchange's correlation id (X-Request-Id); empty = none
-  std::string channel = "rest";    // "rest", "hl7v2" (MLLP or POST /$ingest) or "file" (a watched feed folder)
+  std::string channel = "rest";    // rest, hl7v2 (MLLP or POST /$ingest) or file (feed folders)
   std::string message_control_id;  // HL7 v2 MSH-10 when channel == "hl7v2"
 };
 

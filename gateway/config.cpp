@@ -114,10 +114,14 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
         const std::string fat = where + "[" + std::to_string(i) + "]";
         FeedConfig feed;
         for (const auto& [fk, fv] : r.object(v.items()[i], fat).members()) {
-          if (fk == "id") feed.id = r.string(fv, fat + ".id");
-          else if (fk == "mapping") feed.mapping = resolve(dir, r.string(fv, fat + ".mapping"));
-          else if (fk == "folder") feed.folder = resolve(dir, r.string(fv, fat + ".folder"));
-          else r.fail(fat + "." + fk, "unknown setting");
+          if (fk == "id")
+            feed.id = r.string(fv, fat + ".id");
+          else if (fk == "mapping")
+            feed.mapping = resolve(dir, r.string(fv, fat + ".mapping"));
+          else if (fk == "folder")
+            feed.folder = resolve(dir, r.string(fv, fat + ".folder"));
+          else
+            r.fail(fat + "." + fk, "unknown setting");
         }
         if (feed.id.empty() || feed.mapping.empty()) r.fail(fat, "a feed needs an id and a mapping");
         p.feeds.push_back(std::move(feed));

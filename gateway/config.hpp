@@ -29,7 +29,7 @@ struct ServerConfig {
 struct FeedConfig {
   std::string id;       // e.g. clients, consents; names the feed in POST /$ingest?feed=
   std::string mapping;  // mapping file (mappers/feed_mapping.hpp)
-  std::string folder;   // watched inbound folder (files picked up, then moved to done/ or failed/); empty = none
+  std::string folder;   // watched inbound folder (taken files go to done/ or failed/); empty = none
 };
 
 struct PartnerConfig {

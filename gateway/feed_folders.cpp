@@ -42,15 +42,19 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
-FeedFolders::FeedFolders(const FeedService& service, unsigned poll_ms) : service_(service), poll_ms_(poll_ms) {}
+FeedFolders::FeedFolders(const FeedService& service, unsigned poll_ms)
+    : service_(service), poll_ms_(poll_ms) {}
 
-FeedFolders::~FeedFolders() { stop(); }
+FeedFolders::~FeedFolders() {
+  stop();
+}
 
 void FeedFolders::start() {
   for (const auto& feed : service_.feeds) {
     if (feed.folder.empty()) continue;
     std::error_code ec;
-    for (const auto& dir : {fs::path(feed.folder), fs::path(feed.folder) / "done", fs::path(feed.folder) / "failed"}) {
+    for (const auto& dir :
+         {fs::path(feed.folder), fs::path(feed.folder) / "done", fs::path(feed.folder) / "failed"}) {
       fs::create_directories(dir, ec);
       if (ec) throw std::runtime_error("cannot create feed folder " + dir.string() + ": " + ec.message());
     }

@@ -110,18 +110,21 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
     const auto found = find_by_identity(txn, identity_queries(context.registry, "Patient", {id}));
     if (found.size() != 1) {
       return Error::make(ErrorCode::unprocessable,
-                         found.empty() ? "no Patient with identifier " + lookup.system + "|" + lookup.value +
-                                             " is held (" + lookup.path + ")"
-                                       : "more than one Patient has identifier " + lookup.system + "|" + lookup.value);
+                         found.empty()
+                             ? "no Patient with identifier " + lookup.system + "|" + lookup.value +
+                                   " is held (" + lookup.path + ")"
+                             : "more than one Patient has identifier " + lookup.system + "|" + lookup.value);
     }
     mappers::set_at(row.resource, lookup.steps, Node::string("Patient/" + found.front()));
     patients.insert("Patient/" + found.front());
   }
   std::vector<Node> identifiers;
-  if (const Node* list = row.resource.find("identifier"); list && list->is_array()) identifiers = list->items();
+  if (const Node* list = row.resource.find("identifier"); list && list->is_array())
+    identifiers = list->items();
   const auto queries = identity_queries(context.registry, type, identifiers);
   if (queries.empty())
-    return Error::make(ErrorCode::unprocessable, "the row gives the " + type + " no identifier to match it by");
+    return Error::make(ErrorCode::unprocessable,
+                       "the row gives the " + type + " no identifier to match it by");
   const auto found = find_by_identity(txn, queries);
   if (found.size() > 1)
     return Error::make(ErrorCode::unprocessable, "more than one " + type + " has this identifier");
@@ -137,7 +140,8 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
   }
   const std::string& id = found.front();
   const auto held_rec = txn.read(type, id);
-  auto held = held_rec && !held_rec->deleted ? fhir::parse_json(held_rec->body) : Result<Node>(Error::make(ErrorCode::internal, "unreadable"));
+  auto held = held_rec && !held_rec->deleted ? fhir::parse_json(held_rec->body)
+                                             : Result<Node>(Error::make(ErrorCode::internal, "unreadable"));
   if (!held) return Error::make(ErrorCode::internal, "the held " + type + "/" + id + " cannot be read");
   Node updated = merged(*held, row.resource);
   if (!supplier.empty()) Security::tag_supplier(updated, &*held, supplier);
@@ -175,7 +179,8 @@ void audit_chunk(store::WriteTxn& txn, const FeedOrigin& origin, const std::vect
     }
   }
   in.outcome = refused == 0 ? "0" : "4";
-  if (refused > 0) in.outcome_desc = std::to_string(refused) + " of " + std::to_string(rows.size()) + " rows rejected";
+  if (refused > 0)
+    in.outcome_desc = std::to_string(refused) + " of " + std::to_string(rows.size()) + " rows rejected";
   std::vector<std::string> patients(patients_set.begin(), patients_set.end());
   if (!patients.empty()) in.patient_reference = patients.front();
   record_audit(txn, in, patients);
@@ -184,8 +189,8 @@ void audit_chunk(store::WriteTxn& txn, const FeedOrigin& origin, const std::vect
 // Commits chunks on the writer while the caller maps the next one; reports rows in order.
 class ChunkWriter {
  public:
-  ChunkWriter(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin, const RowSink& sink,
-              FeedSummary& summary)
+  ChunkWriter(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
+              const RowSink& sink, FeedSummary& summary)
       : context_(context), feed_(feed), origin_(origin), sink_(sink), summary_(summary) {}
 
   // Adds a row to the chunk being filled; a full chunk goes to the writer. False once the store failed.
@@ -209,7 +214,8 @@ class ChunkWriter {
     auto promise = std::make_shared<std::promise<Status>>();
     in_flight_ = promise->get_future();
     in_flight_rows_ = chunk;
-    const bool any_write = std::any_of(chunk->begin(), chunk->end(), [](const PendingRow& r) { return r.write; });
+    const bool any_write =
+        std::any_of(chunk->begin(), chunk->end(), [](const PendingRow& r) { return r.write; });
     if (!any_write && !context_.audit) {
       promise->set_value(Ok{});
       return true;
@@ -226,13 +232,15 @@ class ChunkWriter {
         Status status = write_row(context, feed, origin, txn, row, patients);
         if (!status) {
           row.result.status = "rejected";
-          row.result.reason = status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;
+          row.result.reason =
+              status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;
         }
       }
       if (context.audit) audit_chunk(txn, origin, *chunk, patients);
       return Ok{};
     };
-    Status queued = context_.writer.submit(std::move(plan), [promise](Status s) { promise->set_value(std::move(s)); });
+    Status queued =
+        context_.writer.submit(std::move(plan), [promise](Status s) { promise->set_value(std::move(s)); });
     if (!queued) promise->set_value(std::move(queued));
     return true;
   }
@@ -289,8 +297,8 @@ Result<std::vector<PartnerFeed>> load_partner_feeds(const Config& config, const 
   return feeds;
 }
 
-const PartnerFeed* find_feed(const std::vector<PartnerFeed>& feeds, std::string_view partner, std::string_view id,
-                             mappers::FeedMapping::Format format) {
+const PartnerFeed* find_feed(const std::vector<PartnerFeed>& feeds, std::string_view partner,
+                             std::string_view id, mappers::FeedMapping::Format format) {
   const PartnerFeed* only = nullptr;
   int count = 0;
   for (const auto& feed : feeds) {
@@ -339,10 +347,12 @@ FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, cons
       row.result.reason = record.error;
     } else if (record.fields.size() != header->width()) {
       row.result.status = "rejected";
-      row.result.reason = "line " + std::to_string(record.line) + ": " + std::to_string(record.fields.size()) +
-                          " fields where the header has " + std::to_string(header->width());
+      row.result.reason = "line " + std::to_string(record.line) + ": " +
+                          std::to_string(record.fields.size()) + " fields where the header has " +
+                          std::to_string(header->width());
     } else {
-      prepare(context, feed, mappers::map_record(mapping, mappers::CsvFeedRecord(*header, record.fields)), row);
+      prepare(context, feed, mappers::map_record(mapping, mappers::CsvFeedRecord(*header, record.fields)),
+              row);
     }
     if (!writer.add(std::move(row))) return summary;
   }
@@ -368,8 +378,8 @@ FeedSummary ingest_xml(const FeedContext& context, const PartnerFeed& feed, cons
   }
   writer.finish();
   if (summary.rows == 0)
-    summary.failure = Error::make(ErrorCode::invalid_input,
-                                  "xml.record '" + feed.mapping->record_xpath + "' selects nothing in this document");
+    summary.failure = Error::make(ErrorCode::invalid_input, "xml.record '" + feed.mapping->record_xpath +
+                                                                "' selects nothing in this document");
   return summary;
 }
 

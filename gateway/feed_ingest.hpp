@@ -14,7 +14,8 @@
 //
 // Streaming and speed: CSV is read from a stream in chunks of rows; each chunk's rows are mapped and
 // validated on the calling thread and written by one write plan (a row refused at write time, e.g. for
-// an unknown Patient, has written nothing), and the next chunk is mapped while the previous one commits. Memory is bounded by two chunks. XML documents are parsed whole (bounded by the body limit).
+// an unknown Patient, has written nothing), and the next chunk is mapped while the previous one commits.
+// Memory is bounded by two chunks. XML documents are parsed whole (bounded by the body limit).
 //
 // With security on, every resource written carries the partner's supplier tag and each chunk records
 // one AuditEvent (operation $ingest) naming the patients it touched.
@@ -53,8 +54,8 @@ Result<std::vector<PartnerFeed>> load_partner_feeds(const Config& config, const 
 
 // The partner's feed for a format: the one named `id`, or its only feed of that format. Null when none
 // (or several and no id).
-const PartnerFeed* find_feed(const std::vector<PartnerFeed>& feeds, std::string_view partner, std::string_view id,
-                             mappers::FeedMapping::Format format);
+const PartnerFeed* find_feed(const std::vector<PartnerFeed>& feeds, std::string_view partner,
+                             std::string_view id, mappers::FeedMapping::Format format);
 
 struct FeedRowResult {
   std::size_t row = 0;   // data row (CSV: 1 = the first row after the header) or XML record, from 1

@@ -7,8 +7,8 @@
 namespace fhirgate::gateway {
 namespace {
 
-std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry, std::string_view type,
-                                                  const fhir::Node& id) {
+std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry,
+                                                  std::string_view type, const fhir::Node& id) {
   const std::string system(id.string_at("system"));
   const std::string value(id.string_at("value"));
   if (value.empty()) return std::nullopt;
@@ -22,7 +22,8 @@ std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistr
 
 }  // namespace
 
-std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry, std::string_view type,
+std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry,
+                                                std::string_view type,
                                                 const std::vector<fhir::Node>& identifiers) {
   std::vector<fhir::SearchQuery> nhs, others;
   for (const auto& id : identifiers) {
@@ -34,7 +35,8 @@ std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry&
   return nhs;
 }
 
-std::vector<std::string> find_by_identity(store::WriteTxn& txn, const std::vector<fhir::SearchQuery>& queries) {
+std::vector<std::string> find_by_identity(store::WriteTxn& txn,
+                                          const std::vector<fhir::SearchQuery>& queries) {
   for (const auto& q : queries) {
     auto found = txn.matching_ids(q, 2);
     if (!found.empty()) return found;

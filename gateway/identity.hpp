@@ -14,10 +14,12 @@ namespace fhirgate::gateway {
 
 // One `identifier=system|value` search per Identifier of `type` that has a value; the NHS number first,
 // then the others in their order.
-std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry, std::string_view type,
+std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry,
+                                                std::string_view type,
                                                 const std::vector<fhir::Node>& identifiers);
 
 // The ids of the held resources the first matching query names (empty: none; two: ambiguous).
-std::vector<std::string> find_by_identity(store::WriteTxn& txn, const std::vector<fhir::SearchQuery>& queries);
+std::vector<std::string> find_by_identity(store::WriteTxn& txn,
+                                          const std::vector<fhir::SearchQuery>& queries);
 
 }  // namespace fhirgate::gateway

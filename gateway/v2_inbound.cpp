@@ -351,11 +351,11 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
           request.error().issues.empty() ? "" : request.error().issues.front().expression;
       return fail(request.error(), "101", where == "MRG" || where == "PID" ? "" : where);
     }
-    reply.plan =
-        logged_plan(std::move(log), state,
-                    merge_patients(identity_queries(context.registry, "Patient", request->surviving_identifiers),
-                                   identity_queries(context.registry, "Patient", request->replaced_identifiers)),
-                    audit);
+    reply.plan = logged_plan(
+        std::move(log), state,
+        merge_patients(identity_queries(context.registry, "Patient", request->surviving_identifiers),
+                       identity_queries(context.registry, "Patient", request->replaced_identifiers)),
+        audit);
     return reply;
   }
 

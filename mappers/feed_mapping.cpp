@@ -67,20 +67,37 @@ std::string change_case(std::string_view s, char mode) {
   return out;
 }
 
-// "dd/mm/yyyy" tokens: dd d mm m yyyy yy, anything else is a literal. A year is needed; a day needs a
-// month ("yyyy" and "mm/yyyy" give the partial dates FHIR allows).
+// One token of a date format ("dd/mm/yyyy"): dd d mm m yyyy yy, anything else a literal character.
+struct DateToken {
+  enum class Part { day, month, year, literal };
+  Part part = Part::literal;
+  std::size_t length = 1;      // characters of the format
+  std::size_t min_digits = 0;  // digits of the value
+  std::size_t max_digits = 0;
+};
+
+DateToken date_token(std::string_view rest) {
+  using P = DateToken::Part;
+  if (rest.starts_with("yyyy")) return {P::year, 4, 4, 4};
+  if (rest.starts_with("yy")) return {P::year, 2, 2, 2};
+  if (rest.starts_with("dd")) return {P::day, 2, 2, 2};
+  if (rest.starts_with("mm")) return {P::month, 2, 2, 2};
+  if (rest[0] == 'd') return {P::day, 1, 1, 2};
+  if (rest[0] == 'm') return {P::month, 1, 1, 2};
+  return {};
+}
+
+// A year is needed; a day needs a month ("yyyy" and "mm/yyyy" give the partial dates FHIR allows).
 bool valid_date_format(std::string_view format) {
   bool day = false, month = false, year = false;
   for (std::size_t i = 0; i < format.size();) {
-    const std::string_view rest = format.substr(i);
-    if (rest.starts_with("yyyy")) { year = true; i += 4; }
-    else if (rest.starts_with("yy")) { year = true; i += 2; }
-    else if (rest.starts_with("dd")) { day = true; i += 2; }
-    else if (rest.starts_with("mm")) { month = true; i += 2; }
-    else if (rest[0] == 'd') { day = true; ++i; }
-    else if (rest[0] == 'm') { month = true; ++i; }
-    else if (std::isalpha(static_cast<unsigned char>(rest[0]))) return false;
-    else ++i;
+    const DateToken t = date_token(format.substr(i));
+    if (t.part == DateToken::Part::literal && std::isalpha(static_cast<unsigned char>(format[i])))
+      return false;
+    day |= t.part == DateToken::Part::day;
+    month |= t.part == DateToken::Part::month;
+    year |= t.part == DateToken::Part::year;
+    i += t.length;
   }
   return year && (month || !day);
 }
@@ -92,40 +109,30 @@ int current_two_digit_year() {
   return (tm.tm_year + 1900) % 100;
 }
 
-// Parses `text` by `format`; the FHIR date (yyyy-mm-dd) or nothing.
+// Parses `text` by `format`; the FHIR date (yyyy-mm-dd, yyyy-mm or yyyy) or nothing.
 std::optional<std::string> parse_date(std::string_view text, std::string_view format) {
   int day = 0, month = 0, year = 0;
   std::size_t t = 0;
-  auto digits = [&](std::size_t min, std::size_t max, int& out) {
-    std::size_t n = 0;
-    int v = 0;
-    while (n < max && t < text.size() && std::isdigit(static_cast<unsigned char>(text[t]))) {
-      v = v * 10 + (text[t] - '0');
-      ++t;
-      ++n;
-    }
-    out = v;
-    return n >= min;
-  };
   for (std::size_t i = 0; i < format.size();) {
-    const std::string_view rest = format.substr(i);
-    bool ok = true;
-    if (rest.starts_with("yyyy")) { ok = digits(4, 4, year); i += 4; }
-    else if (rest.starts_with("yy")) {
-      ok = digits(2, 2, year);
-      year += year <= current_two_digit_year() ? 2000 : 1900;
-      i += 2;
-    }
-    else if (rest.starts_with("dd")) { ok = digits(2, 2, day); i += 2; }
-    else if (rest.starts_with("mm")) { ok = digits(2, 2, month); i += 2; }
-    else if (rest[0] == 'd') { ok = digits(1, 2, day); ++i; }
-    else if (rest[0] == 'm') { ok = digits(1, 2, month); ++i; }
-    else {
-      ok = t < text.size() && text[t] == rest[0];
+    const DateToken token = date_token(format.substr(i));
+    if (token.part == DateToken::Part::literal) {
+      if (t >= text.size() || text[t] != format[i]) return std::nullopt;
       ++t;
-      ++i;
+    } else {
+      std::size_t n = 0;
+      int value = 0;
+      while (n < token.max_digits && t < text.size() && std::isdigit(static_cast<unsigned char>(text[t]))) {
+        value = value * 10 + (text[t++] - '0');
+        ++n;
+      }
+      if (n < token.min_digits) return std::nullopt;
+      if (token.part == DateToken::Part::year && token.length == 2)
+        value += value <= current_two_digit_year() ? 2000 : 1900;
+      (token.part == DateToken::Part::day     ? day
+       : token.part == DateToken::Part::month ? month
+                                              : year) = value;
     }
-    if (!ok) return std::nullopt;
+    i += token.length;
   }
   const bool has_month = format.find('m') != std::string_view::npos;
   const bool has_day = format.find('d') != std::string_view::npos;
@@ -133,9 +140,12 @@ std::optional<std::string> parse_date(std::string_view text, std::string_view fo
       (has_day && (day < 1 || day > fhir::days_in_month(year, month))))
     return std::nullopt;
   char buf[40];
-  if (has_day) std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", year, month, day);
-  else if (has_month) std::snprintf(buf, sizeof buf, "%04d-%02d", year, month);
-  else std::snprintf(buf, sizeof buf, "%04d", year);
+  if (has_day)
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", year, month, day);
+  else if (has_month)
+    std::snprintf(buf, sizeof buf, "%04d-%02d", year, month);
+  else
+    std::snprintf(buf, sizeof buf, "%04d", year);
   return std::string(buf);
 }
 
@@ -240,7 +250,8 @@ std::optional<std::string> compile_xpath(const FeedMapping& mapping, const std::
   auto ctx = xpath_context(mapping, doc.get(), &errors);
   xmlXPathCompExpr* expr = xmlXPathCtxtCompile(ctx.get(), reinterpret_cast<const xmlChar*>(text.c_str()));
   if (expr == nullptr) return "XPath '" + text + "' does not compile" + (errors.empty() ? "" : ": " + errors);
-  compiled = std::shared_ptr<void>(expr, [](void* e) { xmlXPathFreeCompExpr(static_cast<xmlXPathCompExpr*>(e)); });
+  compiled =
+      std::shared_ptr<void>(expr, [](void* e) { xmlXPathFreeCompExpr(static_cast<xmlXPathCompExpr*>(e)); });
   ctx->node = root;
   std::unique_ptr<xmlXPathObject, XPathObjectFree> result(xmlXPathCompiledEval(expr, ctx.get()));
   if (!result) return "XPath '" + text + "' cannot be evaluated" + (errors.empty() ? "" : ": " + errors);
@@ -285,18 +296,22 @@ class MappingLoader {
   std::optional<Mistake> load(const Node& doc) {
     if (!doc.is_object()) return Mistake{"", "a mapping is a JSON object"};
     for (const auto& [key, value] : doc.members()) {
-      static const std::set<std::string, std::less<>> known = {"resourceType", "format", "csv", "xml",
-                                                               "skipWhen", "fields", "description"};
+      static const std::set<std::string, std::less<>> known = {"resourceType", "format", "csv",        "xml",
+                                                               "skipWhen",     "fields", "description"};
       if (!known.contains(key)) return Mistake{key, "unknown member '" + key + "'"};
     }
     m_.resource_type = std::string(doc.string_at("resourceType"));
     if (m_.resource_type != "Patient" && m_.resource_type != "Consent")
       return Mistake{"resourceType", "resourceType must be Patient or Consent"};
     const std::string format(doc.string_at("format"));
-    if (format == "csv") m_.format = FeedMapping::Format::csv;
-    else if (format == "xml") m_.format = FeedMapping::Format::xml;
-    else return Mistake{"format", "format must be csv or xml"};
-    if (auto mistake = m_.format == FeedMapping::Format::csv ? load_csv(doc.find("csv")) : load_xml(doc.find("xml")))
+    if (format == "csv")
+      m_.format = FeedMapping::Format::csv;
+    else if (format == "xml")
+      m_.format = FeedMapping::Format::xml;
+    else
+      return Mistake{"format", "format must be csv or xml"};
+    if (auto mistake =
+            m_.format == FeedMapping::Format::csv ? load_csv(doc.find("csv")) : load_xml(doc.find("xml")))
       return mistake;
     if (const Node* skip = doc.find("skipWhen")) {
       if (!skip->is_array()) return Mistake{"skipWhen", "skipWhen must be a list"};
@@ -316,27 +331,31 @@ class MappingLoader {
 
  private:
   std::optional<Mistake> load_csv(const Node* csv) {
-    if (csv == nullptr || !csv->is_object()) return Mistake{"csv", "a csv mapping needs \"csv\": {\"columns\": [...]}"};
+    if (csv == nullptr || !csv->is_object())
+      return Mistake{"csv", "a csv mapping needs \"csv\": {\"columns\": [...]}"};
     if (auto mistake = only_keys(*csv, "csv", {"delimiter", "encoding", "columns"})) return mistake;
     const std::string delimiter(csv->string_at("delimiter"));
     if (delimiter.size() > 1) return Mistake{"csv.delimiter", "the delimiter is one character"};
     if (!delimiter.empty()) m_.csv.delimiter = delimiter[0];
     const std::string encoding(csv->string_at("encoding"));
-    if (encoding == "windows-1252") m_.csv.encoding = TextEncoding::windows1252;
+    if (encoding == "windows-1252")
+      m_.csv.encoding = TextEncoding::windows1252;
     else if (!encoding.empty() && encoding != "utf-8")
       return Mistake{"csv.encoding", "encoding must be utf-8 or windows-1252"};
     const Node* columns = csv->find("columns");
     if (columns == nullptr || !columns->is_array() || columns->items().empty())
       return Mistake{"csv.columns", "csv.columns must list the header's column names"};
     for (const auto& c : columns->items()) {
-      if (!c.is_string() || c.text().empty()) return Mistake{"csv.columns", "column names are non-empty strings"};
+      if (!c.is_string() || c.text().empty())
+        return Mistake{"csv.columns", "column names are non-empty strings"};
       m_.columns.push_back(c.text());
     }
     return std::nullopt;
   }
 
   std::optional<Mistake> load_xml(const Node* xml) {
-    if (xml == nullptr || !xml->is_object()) return Mistake{"xml", "an xml mapping needs \"xml\": {\"record\": ...}"};
+    if (xml == nullptr || !xml->is_object())
+      return Mistake{"xml", "an xml mapping needs \"xml\": {\"record\": ...}"};
     if (auto mistake = only_keys(*xml, "xml", {"namespaces", "record"})) return mistake;
     if (const Node* ns = xml->find("namespaces")) {
       if (!ns->is_object()) return Mistake{"xml.namespaces", "namespaces maps prefixes to URIs"};
@@ -344,7 +363,8 @@ class MappingLoader {
     }
     m_.record_xpath = std::string(xml->string_at("record"));
     if (m_.record_xpath.empty()) return Mistake{"xml.record", "xml.record is the XPath of each record"};
-    if (auto problem = compile_xpath(m_, m_.record_xpath, m_.record_compiled)) return Mistake{"xml.record", *problem};
+    if (auto problem = compile_xpath(m_, m_.record_xpath, m_.record_compiled))
+      return Mistake{"xml.record", *problem};
     return std::nullopt;
   }
 
@@ -355,7 +375,8 @@ class MappingLoader {
     if ((column != nullptr) + (xpath != nullptr) + (constant != nullptr) != 1)
       return Mistake{where, "give exactly one of column, xpath or constant"};
     if (column != nullptr) {
-      if (m_.format != FeedMapping::Format::csv) return Mistake{where + ".column", "column is for csv mappings"};
+      if (m_.format != FeedMapping::Format::csv)
+        return Mistake{where + ".column", "column is for csv mappings"};
       source.kind = FeedSource::Kind::column;
       source.text = column->text();
       const auto it = std::find(m_.columns.begin(), m_.columns.end(), source.text);
@@ -363,10 +384,12 @@ class MappingLoader {
         return Mistake{where + ".column", "unknown column '" + source.text + "' (not in csv.columns)"};
       source.column = static_cast<std::size_t>(it - m_.columns.begin());
     } else if (xpath != nullptr) {
-      if (m_.format != FeedMapping::Format::xml) return Mistake{where + ".xpath", "xpath is for xml mappings"};
+      if (m_.format != FeedMapping::Format::xml)
+        return Mistake{where + ".xpath", "xpath is for xml mappings"};
       source.kind = FeedSource::Kind::xpath;
       source.text = xpath->text();
-      if (auto problem = compile_xpath(m_, source.text, source.compiled)) return Mistake{where + ".xpath", *problem};
+      if (auto problem = compile_xpath(m_, source.text, source.compiled))
+        return Mistake{where + ".xpath", *problem};
     } else {
       if (!constant->is_string() && !constant->is_bool() && !constant->is_number())
         return Mistake{where + ".constant", "a constant is a string, number or boolean"};
@@ -379,7 +402,8 @@ class MappingLoader {
   std::optional<Mistake> load_condition(const Node& spec, const std::string& where) {
     FeedCondition c;
     if (!spec.is_object()) return Mistake{where, "a condition is an object"};
-    if (auto mistake = only_keys(spec, where, {"column", "xpath", "constant", "empty", "equals"})) return mistake;
+    if (auto mistake = only_keys(spec, where, {"column", "xpath", "constant", "empty", "equals"}))
+      return mistake;
     if (auto mistake = load_source(spec, where, c.source)) return mistake;
     if (const Node* empty = spec.find("empty"); empty && empty->as_bool()) {
       c.when_empty = true;
@@ -395,25 +419,31 @@ class MappingLoader {
   std::optional<Mistake> load_transform(const Node& spec, const std::string& where, FeedTransform& t) {
     using K = FeedTransform::Kind;
     if (spec.is_string()) {
-      static const std::map<std::string, K, std::less<>> named = {{"trim", K::trim},   {"upper", K::upper},
-                                                                  {"lower", K::lower}, {"title", K::title},
+      static const std::map<std::string, K, std::less<>> named = {{"trim", K::trim},
+                                                                  {"upper", K::upper},
+                                                                  {"lower", K::lower},
+                                                                  {"title", K::title},
                                                                   {"nhs-number", K::nhs_number}};
       const auto it = named.find(spec.text());
       if (it == named.end()) return Mistake{where, "unknown transform '" + spec.text() + "'"};
       t.kind = it->second;
       return std::nullopt;
     }
-    if (!spec.is_object() || spec.members().empty()) return Mistake{where, "a transform is a name or an object"};
+    if (!spec.is_object() || spec.members().empty())
+      return Mistake{where, "a transform is a name or an object"};
     // The member naming the kind, wherever it stands; "otherwise" goes with "map".
     static constexpr std::string_view kKinds[] = {"date", "map", "default", "patientByIdentifier"};
     const Node::Member* kind = nullptr;
     for (const auto& member : spec.members()) {
       if (std::find(std::begin(kKinds), std::end(kKinds), member.first) == std::end(kKinds)) continue;
-      if (kind != nullptr) return Mistake{where, "a transform object names one kind (" + kind->first + " or " + member.first + ")"};
+      if (kind != nullptr)
+        return Mistake{where,
+                       "a transform object names one kind (" + kind->first + " or " + member.first + ")"};
       kind = &member;
     }
     if (kind == nullptr) return Mistake{where, "unknown transform '" + spec.members().front().first + "'"};
-    if (auto mistake = only_keys(spec, where, {kind->first, kind->first == "map" ? "otherwise" : kind->first}))
+    if (auto mistake =
+            only_keys(spec, where, {kind->first, kind->first == "map" ? "otherwise" : kind->first}))
       return mistake;
     const std::string& key = kind->first;
     const Node& arg = kind->second;
@@ -424,11 +454,14 @@ class MappingLoader {
       if (t.date_formats.empty()) return Mistake{where + ".date", "date needs a format such as dd/mm/yyyy"};
       for (const auto& f : t.date_formats) {
         if (!valid_date_format(f))
-          return Mistake{where + ".date", "date format '" + f + "' needs yy/yyyy (and m/mm for a day) and no letters but d, m and y"};
+          return Mistake{
+              where + ".date",
+              "date format '" + f + "' needs yy/yyyy (and m/mm for a day) and no letters but d, m and y"};
       }
     } else if (key == "map") {
       t.kind = K::map;
-      if (!arg.is_object() || arg.members().empty()) return Mistake{where + ".map", "map is an object of value: code"};
+      if (!arg.is_object() || arg.members().empty())
+        return Mistake{where + ".map", "map is an object of value: code"};
       for (const auto& [from, to] : arg.members()) t.table[from] = to.text();
       if (const Node* otherwise = spec.find("otherwise")) t.otherwise = otherwise->text();
     } else if (key == "default") {
@@ -446,13 +479,14 @@ class MappingLoader {
 
   std::optional<Mistake> load_field(const Node& spec, const std::string& where) {
     if (!spec.is_object()) return Mistake{where, "a field is an object with path and a source"};
-    if (auto mistake = only_keys(spec, where,
-                                 {"path", "column", "xpath", "constant", "transforms", "required", "description"}))
+    if (auto mistake = only_keys(
+            spec, where, {"path", "column", "xpath", "constant", "transforms", "required", "description"}))
       return mistake;
     FeedField f;
     f.path = std::string(spec.string_at("path"));
     if (f.path.empty()) return Mistake{where, "a field needs a path"};
-    if (auto mistake = parse_path(model_, m_.resource_type, f.path, f)) return Mistake{where + ".path", mistake->reason};
+    if (auto mistake = parse_path(model_, m_.resource_type, f.path, f))
+      return Mistake{where + ".path", mistake->reason};
     if (auto mistake = load_source(spec, where, f.source)) return mistake;
     if (f.steps.back().index == PathStep::kAll && f.source.kind != FeedSource::Kind::xpath)
       return Mistake{where + ".path", "[*] takes every node of an xpath source"};
@@ -500,14 +534,23 @@ std::vector<std::string> source_values(const FeedSource& source, const FeedRecor
 }
 
 // Applies the transforms; a reason when the value cannot be used.
-std::optional<std::string> transform(const FeedField& field, std::string& value, std::optional<FeedLookup>& lookup) {
+std::optional<std::string> transform(const FeedField& field, std::string& value,
+                                     std::optional<FeedLookup>& lookup) {
   using K = FeedTransform::Kind;
   for (const auto& t : field.transforms) {
     switch (t.kind) {
-      case K::trim: value = trim(value); break;
-      case K::upper: value = change_case(value, 'U'); break;
-      case K::lower: value = change_case(value, 'L'); break;
-      case K::title: value = change_case(value, 'T'); break;
+      case K::trim:
+        value = trim(value);
+        break;
+      case K::upper:
+        value = change_case(value, 'U');
+        break;
+      case K::lower:
+        value = change_case(value, 'L');
+        break;
+      case K::title:
+        value = change_case(value, 'T');
+        break;
       case K::default_value:
         if (value.empty()) value = t.text;
         break;
@@ -604,9 +647,15 @@ void drop_empty_items(const FeedMapping& m, const std::set<std::string>& reached
         seg.resize(open);
       }
       Node* child = at->find(seg);
-      if (child == nullptr) { found = false; break; }
+      if (child == nullptr) {
+        found = false;
+        break;
+      }
       if (index >= 0) {
-        if (!child->is_array() || static_cast<std::size_t>(index) >= child->items().size()) { found = false; break; }
+        if (!child->is_array() || static_cast<std::size_t>(index) >= child->items().size()) {
+          found = false;
+          break;
+        }
         array = child;
         last_index = index;
         at = &child->items()[static_cast<std::size_t>(index)];
@@ -622,8 +671,9 @@ void drop_empty_items(const FeedMapping& m, const std::set<std::string>& reached
   std::function<bool(Node&)> prune = [&](Node& n) -> bool {
     if (n.is_object()) {
       auto& members = n.members();
-      members.erase(std::remove_if(members.begin(), members.end(), [&](auto& member) { return prune(member.second); }),
-                    members.end());
+      members.erase(
+          std::remove_if(members.begin(), members.end(), [&](auto& member) { return prune(member.second); }),
+          members.end());
       return members.empty();
     }
     if (n.is_array()) {
@@ -646,7 +696,8 @@ void drop_empty_items(const FeedMapping& m, const std::set<std::string>& reached
 }  // namespace
 
 bool valid_nhs_number(std::string_view digits) {
-  if (digits.size() != 10 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+  if (digits.size() != 10 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return false;
   int sum = 0;
   for (int i = 0; i < 9; ++i) sum += (digits[static_cast<std::size_t>(i)] - '0') * (10 - i);
@@ -686,7 +737,8 @@ void set_at(Node& root, const std::vector<PathStep>& steps, Node value) {
   }
 }
 
-Result<std::shared_ptr<const FeedMapping>> load_feed_mapping(const fhir::Model& model, std::string_view json_text,
+Result<std::shared_ptr<const FeedMapping>> load_feed_mapping(const fhir::Model& model,
+                                                             std::string_view json_text,
                                                              const std::string& file) {
   auto fail = [&](const std::string& where, const std::string& reason, int line) -> Error {
     std::string text = file + (line > 0 ? ":" + std::to_string(line) : "") + ": " + reason;
@@ -715,7 +767,8 @@ Result<std::shared_ptr<const FeedMapping>> load_feed_mapping(const fhir::Model& 
   return std::shared_ptr<const FeedMapping>(std::move(mapping));
 }
 
-Result<std::shared_ptr<const FeedMapping>> load_feed_mapping_file(const fhir::Model& model, const std::string& path) {
+Result<std::shared_ptr<const FeedMapping>> load_feed_mapping_file(const fhir::Model& model,
+                                                                  const std::string& path) {
   auto text = fhir::read_file(path);
   if (!text) return Error::make(ErrorCode::invalid_input, path + ": cannot be read");
   return load_feed_mapping(model, *text, path);
@@ -737,8 +790,8 @@ Result<CsvHeader> CsvHeader::bind(const FeedMapping& mapping, const std::vector<
     h.positions_.push_back(found);
   }
   if (!missing.empty())
-    return Error::make(ErrorCode::invalid_input, "the header row lacks the column(s) " + missing + " that " +
-                                                     mapping.file + " maps");
+    return Error::make(ErrorCode::invalid_input,
+                       "the header row lacks the column(s) " + missing + " that " + mapping.file + " maps");
   return h;
 }
 
@@ -754,7 +807,8 @@ MappedRecord map_record(const FeedMapping& mapping, const FeedRecord& record) {
     const std::string value = values.empty() ? std::string() : trim(values.front());
     if (condition.when_empty ? value.empty() : value == condition.value) {
       out.kind = MappedRecord::Kind::skipped;
-      out.reason = source_name(condition.source) + (condition.when_empty ? " is empty" : " is '" + value + "'");
+      out.reason =
+          source_name(condition.source) + (condition.when_empty ? " is empty" : " is '" + value + "'");
       return out;
     }
   }
@@ -777,7 +831,8 @@ MappedRecord map_record(const FeedMapping& mapping, const FeedRecord& record) {
       auto typed = typed_value(field, value);
       if (!typed) {
         out.kind = MappedRecord::Kind::rejected;
-        out.reason = (field.source.kind == FeedSource::Kind::constant ? std::string("constant") : source_name(field.source)) +
+        out.reason = (field.source.kind == FeedSource::Kind::constant ? std::string("constant")
+                                                                      : source_name(field.source)) +
                      " (" + field.path + "): '" + value + "' is not a " + field.primitive_type;
         return out;
       }
@@ -812,7 +867,9 @@ namespace {
 class XmlFeedRecord : public FeedRecord {
  public:
   XmlFeedRecord(xmlXPathContext* ctx, xmlNode* node) : ctx_(ctx), node_(node) {}
-  std::vector<std::string> values(const FeedSource& source) const override { return xpath_values(source, ctx_, node_); }
+  std::vector<std::string> values(const FeedSource& source) const override {
+    return xpath_values(source, ctx_, node_);
+  }
 
  private:
   xmlXPathContext* ctx_;
@@ -820,24 +877,27 @@ class XmlFeedRecord : public FeedRecord {
 };
 }  // namespace
 
-Result<std::unique_ptr<XmlFeedDocument>> XmlFeedDocument::parse(const FeedMapping& mapping, std::string_view xml,
-                                                                 std::size_t max_bytes) {
+Result<std::unique_ptr<XmlFeedDocument>> XmlFeedDocument::parse(const FeedMapping& mapping,
+                                                                std::string_view xml, std::size_t max_bytes) {
   if (xml.size() > max_bytes || xml.size() > static_cast<std::size_t>(INT_MAX))
-    return Error::make(ErrorCode::invalid_input, "the XML document is larger than " + std::to_string(max_bytes) + " bytes");
+    return Error::make(ErrorCode::invalid_input,
+                       "the XML document is larger than " + std::to_string(max_bytes) + " bytes");
   if (const auto at = xml.find("<!DOCTYPE"); at != std::string_view::npos) {
     Error e = Error::make(ErrorCode::invalid_input, "DTDs are not allowed in feed documents");
-    e.issues.front().line = static_cast<int>(std::count(xml.begin(), xml.begin() + static_cast<long>(at), '\n')) + 1;
+    e.issues.front().line =
+        static_cast<int>(std::count(xml.begin(), xml.begin() + static_cast<long>(at), '\n')) + 1;
     return e;
   }
   std::unique_ptr<xmlParserCtxt, void (*)(xmlParserCtxtPtr)> parser(xmlNewParserCtxt(), xmlFreeParserCtxt);
   if (!parser) return Error::make(ErrorCode::internal, "cannot create an XML parser");
-  std::unique_ptr<xmlDoc, DocFree> doc(xmlCtxtReadMemory(parser.get(), xml.data(), static_cast<int>(xml.size()),
-                                                         nullptr, nullptr, XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                                                               XML_PARSE_NOWARNING));
+  std::unique_ptr<xmlDoc, DocFree> doc(
+      xmlCtxtReadMemory(parser.get(), xml.data(), static_cast<int>(xml.size()), nullptr, nullptr,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
   if (!doc || !parser->wellFormed) {
     const xmlError* err = xmlCtxtGetLastError(parser.get());
     Error e = Error::make(ErrorCode::invalid_input,
-                          "the XML is not well-formed: " + (err && err->message ? trim(err->message) : std::string("empty document")));
+                          "the XML is not well-formed: " +
+                              (err && err->message ? trim(err->message) : std::string("empty document")));
     if (err) {
       e.issues.front().line = err->line;
       e.issues.front().column = err->int2;
@@ -851,9 +911,11 @@ Result<std::unique_ptr<XmlFeedDocument>> XmlFeedDocument::parse(const FeedMappin
   impl.doc = std::move(doc);
   impl.ctx = xpath_context(mapping, impl.doc.get(), &impl.errors);
   impl.ctx->node = xmlDocGetRootElement(impl.doc.get());
-  impl.records.reset(xmlXPathCompiledEval(static_cast<xmlXPathCompExpr*>(mapping.record_compiled.get()), impl.ctx.get()));
+  impl.records.reset(
+      xmlXPathCompiledEval(static_cast<xmlXPathCompExpr*>(mapping.record_compiled.get()), impl.ctx.get()));
   if (!impl.records || impl.records->type != XPATH_NODESET)
-    return Error::make(ErrorCode::invalid_input, "xml.record '" + mapping.record_xpath + "' does not select elements");
+    return Error::make(ErrorCode::invalid_input,
+                       "xml.record '" + mapping.record_xpath + "' does not select elements");
   return self;
 }
 

@@ -5,12 +5,12 @@
 //   { "resourceType": "Patient", "format": "csv",            (or "xml")
 //     "csv": { "delimiter": ",", "encoding": "windows-1252", "columns": ["NHS Number", "Surname", ...] },
 //     "xml": { "namespaces": { "cda": "urn:hl7-org:v3" }, "record": "/cda:ClinicalDocument/..." },
-//     "skipWhen": [ { "column": "Status", "equals": "Deceased" }, { "column": "NHS Number", "empty": true } ],
-//     "fields": [
+//     "skipWhen": [ { "column": "Status", "equals": "Deceased" }, { "column": "NHS Number", "empty": true }
+//     ], "fields": [
 //       { "path": "identifier[0].system", "constant": "https://fhir.nhs.uk/Id/nhs-number" },
-//       { "path": "identifier[0].value", "column": "NHS Number", "transforms": ["nhs-number"], "required": true },
-//       { "path": "birthDate", "column": "DOB", "transforms": [ { "date": ["dd/mm/yyyy", "yyyymmdd"] } ] },
-//       { "path": "name[0].given[*]", "xpath": "cda:patient/cda:name/cda:given" } ] }
+//       { "path": "identifier[0].value", "column": "NHS Number", "transforms": ["nhs-number"], "required":
+//       true }, { "path": "birthDate", "column": "DOB", "transforms": [ { "date": ["dd/mm/yyyy", "yyyymmdd"]
+//       } ] }, { "path": "name[0].given[*]", "xpath": "cda:patient/cda:name/cda:given" } ] }
 //
 // Sources: a CSV column (declared in csv.columns, the header the file must carry, in any order), an
 // XPath relative to each record node (the string value of the first node it selects, or of each with
@@ -68,9 +68,9 @@ struct FeedTransform {
 struct FeedSource {
   enum class Kind { column, xpath, constant };
   Kind kind = Kind::constant;
-  std::string text;         // column name or XPath text
-  std::size_t column = 0;   // index in csv.columns
-  fhir::Node constant;      // string, boolean or number
+  std::string text;                // column name or XPath text
+  std::size_t column = 0;          // index in csv.columns
+  fhir::Node constant;             // string, boolean or number
   std::shared_ptr<void> compiled;  // xmlXPathCompExpr for xpath sources
 };
 
@@ -95,9 +95,9 @@ struct FeedMapping {
   std::string resource_type;  // Patient or Consent
   enum class Format { csv, xml } format = Format::csv;
   CsvOptions csv;
-  std::vector<std::string> columns;                  // CSV header the file must carry
-  std::map<std::string, std::string> namespaces;     // XML prefix -> namespace URI
-  std::string record_xpath;                          // XML: each node selected is one record
+  std::vector<std::string> columns;               // CSV header the file must carry
+  std::map<std::string, std::string> namespaces;  // XML prefix -> namespace URI
+  std::string record_xpath;                       // XML: each node selected is one record
   std::shared_ptr<void> record_compiled;
   std::vector<FeedCondition> skip_when;
   std::vector<FeedField> fields;
@@ -105,7 +105,8 @@ struct FeedMapping {
 };
 
 // Loads a mapping. Errors: invalid_input with "file:line: reason".
-Result<std::shared_ptr<const FeedMapping>> load_feed_mapping(const fhir::Model& model, std::string_view json_text,
+Result<std::shared_ptr<const FeedMapping>> load_feed_mapping(const fhir::Model& model,
+                                                             std::string_view json_text,
                                                              const std::string& file);
 Result<std::shared_ptr<const FeedMapping>> load_feed_mapping_file(const fhir::Model& model,
                                                                   const std::string& path);
@@ -148,7 +149,8 @@ class CsvHeader {
 
 class CsvFeedRecord : public FeedRecord {
  public:
-  CsvFeedRecord(const CsvHeader& header, const std::vector<std::string>& fields) : header_(header), fields_(fields) {}
+  CsvFeedRecord(const CsvHeader& header, const std::vector<std::string>& fields)
+      : header_(header), fields_(fields) {}
   std::vector<std::string> values(const FeedSource& source) const override;
 
  private:

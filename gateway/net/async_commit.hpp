@@ -37,7 +37,8 @@ auto async_offload(Pool& pool, std::function<Result()> work, Token&& token) {
         auto ex = asio::get_associated_executor(handler);
         asio::post(pool, [ex, handler = std::move(handler), w = std::move(w)]() mutable {
           Result r = w();
-          asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
+          asio::post(ex,
+                     [handler = std::move(handler), r = std::move(r)]() mutable { handler(std::move(r)); });
         });
       },
       token, std::move(work));

@@ -295,7 +295,8 @@ Reply Api::route(Exchange& ex) const {
     operation("$validate");
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
-  if (parts.size() == 1 && first == "$ingest" && (v2_ || feeds_)) return method == "POST" ? ingest(ex) : not_allowed();
+  if (parts.size() == 1 && first == "$ingest" && (v2_ || feeds_))
+    return method == "POST" ? ingest(ex) : not_allowed();
   if (parts.size() == 1 && first == "metadata") return method == "GET" ? capabilities(ex) : not_allowed();
   if (parts.size() == 1 && (first == "healthz" || first == "readyz")) {
     return method == "GET" ? health(ex, first == "readyz") : not_allowed();
@@ -861,10 +862,12 @@ Reply Api::ingest(Exchange& ex) const {
   if ((content_type == "application/xml" || content_type == "text/xml") && feeds_)
     return ingest_feed(ex, mappers::FeedMapping::Format::xml);
   if ((content_type != "x-application/hl7-v2+er7" && content_type != "application/hl7-v2" &&
-       content_type != "application/hl7-v2+er7") || !v2_) {
-    reply.response = fail(ex, Error::make(ErrorCode::unsupported_media_type,
-                                          "$ingest takes an HL7 v2 message (x-application/hl7-v2+er7), a CSV file "
-                                          "(text/csv) or an XML document (application/xml)"));
+       content_type != "application/hl7-v2+er7") ||
+      !v2_) {
+    reply.response =
+        fail(ex, Error::make(ErrorCode::unsupported_media_type,
+                             "$ingest takes an HL7 v2 message (x-application/hl7-v2+er7), a CSV file "
+                             "(text/csv) or an XML document (application/xml)"));
     return reply;
   }
   if (ex.request.body.empty()) {
@@ -928,21 +931,25 @@ Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const 
   const std::string* partner_param = param_value(ex.query, "partner");
   std::string partner = ex.who ? ex.who->id : partner_param ? *partner_param : std::string();
   const char* format_name = format == mappers::FeedMapping::Format::csv ? "csv" : "xml";
-  if (ex.who && std::find(ex.who->inbound.begin(), ex.who->inbound.end(), format_name) == ex.who->inbound.end()) {
-    reply.response = fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not let " + ex.who->id +
-                                                                    " send " + format_name + " feeds"));
+  if (ex.who &&
+      std::find(ex.who->inbound.begin(), ex.who->inbound.end(), format_name) == ex.who->inbound.end()) {
+    reply.response =
+        fail(ex, Error::make(ErrorCode::forbidden, "The sharing agreement does not let " + ex.who->id +
+                                                       " send " + format_name + " feeds"));
     return reply;
   }
   if (partner.empty()) {
-    reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "name the sending partner: ?partner=", "partner"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::invalid_input, "name the sending partner: ?partner=", "partner"));
     return reply;
   }
   const PartnerFeed* feed = find_feed(feeds_->feeds, partner, feed_id ? *feed_id : "", format);
   if (!feed) {
-    reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
-                                          "partner '" + partner + "' has no " + format_name + " feed" +
-                                              (feed_id ? " '" + *feed_id + "'" : " (or several: name one with ?feed=)"),
-                                          "feed"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::invalid_input,
+                             "partner '" + partner + "' has no " + format_name + " feed" +
+                                 (feed_id ? " '" + *feed_id + "'" : " (or several: name one with ?feed=)"),
+                             "feed"));
     return reply;
   }
   FeedOrigin origin;
@@ -955,13 +962,15 @@ Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const 
       charset = charset.substr(0, charset.find(';'));
       std::erase(charset, '"');
       std::erase(charset, ' ');
-      if (charset == "windows-1252" || charset == "cp1252" || charset == "iso-8859-1" || charset == "latin1") {
+      if (charset == "windows-1252" || charset == "cp1252" || charset == "iso-8859-1" ||
+          charset == "latin1") {
         origin.encoding = mappers::TextEncoding::windows1252;
       } else if (charset == "utf-8" || charset == "utf8" || charset == "us-ascii") {
         origin.encoding = mappers::TextEncoding::utf8;
       } else {
-        reply.response = fail(ex, Error::make(ErrorCode::unsupported_media_type,
-                                              "charset '" + charset + "' is not supported: use utf-8 or windows-1252"));
+        reply.response =
+            fail(ex, Error::make(ErrorCode::unsupported_media_type,
+                                 "charset '" + charset + "' is not supported: use utf-8 or windows-1252"));
         return reply;
       }
     }
@@ -975,16 +984,19 @@ Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const 
     Node entries = Node::array();
     auto sink = [&](const FeedRowResult& row) {
       static const std::map<std::string, std::string, std::less<>> statuses = {
-          {"created", "201 Created"},  {"updated", "200 OK"},          {"unchanged", "200 OK"},
-          {"skipped", "204 No Content"}, {"rejected", "422 Unprocessable Entity"},
+          {"created", "201 Created"},
+          {"updated", "200 OK"},
+          {"unchanged", "200 OK"},
+          {"skipped", "204 No Content"},
+          {"rejected", "422 Unprocessable Entity"},
           {"not-stored", "503 Service Unavailable"}};
       Node response = Node::object();
       response.set("status", Node::string(statuses.at(row.status)));
       if (!row.resource.empty()) response.set("location", Node::string(row.resource));
       if (!row.reason.empty() || row.status == "unchanged") {
         Error note = Error::make(ErrorCode::invalid_input,
-                                 "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) + "): " +
-                                     (row.reason.empty() ? row.status : row.reason));
+                                 "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) +
+                                     "): " + (row.reason.empty() ? row.status : row.reason));
         auto& issue = note.issues.front();
         issue.line = static_cast<int>(row.line);
         if (row.status == "unchanged" || row.status == "skipped") {
@@ -1011,8 +1023,10 @@ Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const 
     if (!entries.items().empty()) bundle.set("entry", std::move(entries));
     HttpResponse response = json_response(ex, summary.storage_failed ? 503 : 200, fhir::write_json(bundle));
     std::string counts;
-    for (const auto& [status, n] : summary.by_status) counts += (counts.empty() ? "" : ", ") + status + "=" + std::to_string(n);
-    response.headers.emplace_back("X-Ingest-Summary", "rows=" + std::to_string(summary.rows) + (counts.empty() ? "" : ", " + counts));
+    for (const auto& [status, n] : summary.by_status)
+      counts += (counts.empty() ? "" : ", ") + status + "=" + std::to_string(n);
+    response.headers.emplace_back(
+        "X-Ingest-Summary", "rows=" + std::to_string(summary.rows) + (counts.empty() ? "" : ", " + counts));
     return response;
   };
   return reply;

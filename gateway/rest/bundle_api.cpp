@@ -42,7 +42,7 @@ struct Op {
   std::size_t index = 0;
   std::string method;  // GET POST PUT DELETE
   std::string type;
-  std::string id;                            // POST: assigned; PUT/DELETE/GET: from the URL
+  std::string id;                              // POST: assigned; PUT/DELETE/GET: from the URL
   std::optional<fhir::SearchQuery> condition;  // POST ifNoneExist, PUT Type?query
   std::optional<std::int64_t> if_match;
   std::string full_url;
@@ -92,11 +92,16 @@ void rewrite_references(Node& node, const std::map<std::string, std::string>& ta
 
 std::string status_line(int status) {
   switch (status) {
-    case 200: return "200 OK";
-    case 201: return "201 Created";
-    case 202: return "202 Accepted";
-    case 204: return "204 No Content";
-    default: return std::to_string(status);
+    case 200:
+      return "200 OK";
+    case 201:
+      return "201 Created";
+    case 202:
+      return "202 Accepted";
+    case 204:
+      return "204 No Content";
+    default:
+      return std::to_string(status);
   }
 }
 
@@ -111,9 +116,10 @@ Reply Api::bundle(Exchange& ex) const {
   }
   const std::string kind(parsed->string_at("type"));
   if (kind != "transaction" && kind != "batch") {
-    reply.response = fail(ex, Error::make(ErrorCode::invalid_input,
-                                          "POST / takes a Bundle of type transaction or batch, not '" + kind + "'",
-                                          "Bundle.type"));
+    reply.response =
+        fail(ex, Error::make(ErrorCode::invalid_input,
+                             "POST / takes a Bundle of type transaction or batch, not '" + kind + "'",
+                             "Bundle.type"));
     return reply;
   }
   const bool transaction = kind == "transaction";
@@ -141,7 +147,8 @@ Reply Api::bundle(Exchange& ex) const {
     op.type = path.substr(0, slash);
     if (slash != std::string::npos) op.id = path.substr(slash + 1);
     if (op.type.empty() || !model_.is_resource(op.type) || op.id.find('/') != std::string::npos)
-      return Error::make(ErrorCode::invalid_input, "request.url '" + url + "' is not Type, Type/id or Type?query");
+      return Error::make(ErrorCode::invalid_input,
+                         "request.url '" + url + "' is not Type, Type/id or Type?query");
     if (op.type == "AuditEvent")  // the audit trail is written by POST /AuditEvent only, and read from it
       return Error::make(ErrorCode::method_not_allowed, "AuditEvent entries are not taken in a " + kind);
     op.cached = std::find(options_.cached_types.begin(), options_.cached_types.end(), op.type) !=
@@ -149,25 +156,31 @@ Reply Api::bundle(Exchange& ex) const {
     auto condition_from = [&](std::string_view query) -> std::optional<Error> {
       auto params = fhir::parse_query_string(query);
       if (!params) return params.error();
-      auto q = fhir::parse_search(registry_, op.type, *params,
-                                  fhir::SearchOptions{true, options_.default_count, options_.max_count, ex.now});
+      auto q =
+          fhir::parse_search(registry_, op.type, *params,
+                             fhir::SearchOptions{true, options_.default_count, options_.max_count, ex.now});
       if (!q) return q.error();
-      if (q->clauses.empty()) return Error::make(ErrorCode::invalid_input, "a condition needs search criteria");
+      if (q->clauses.empty())
+        return Error::make(ErrorCode::invalid_input, "a condition needs search criteria");
       op.condition = std::move(*q);
       return std::nullopt;
     };
     if (const auto if_match = request->string_at("ifMatch"); !if_match.empty()) {
       op.if_match = parse_etag(if_match);
-      if (!op.if_match) return Error::make(ErrorCode::invalid_input, "request.ifMatch must be a version ETag such as W/\"1\"");
+      if (!op.if_match)
+        return Error::make(ErrorCode::invalid_input,
+                           "request.ifMatch must be a version ETag such as W/\"1\"");
     }
     if (op.method == "GET") {
       op.interaction = "read";
       if (op.id.empty() || qmark != std::string::npos)
-        return Error::make(ErrorCode::method_not_allowed, "only reads by id (GET Type/id) are supported in a " + kind);
+        return Error::make(ErrorCode::method_not_allowed,
+                           "only reads by id (GET Type/id) are supported in a " + kind);
     } else if (op.method == "DELETE") {
       op.interaction = "delete";
       if (op.id.empty() || qmark != std::string::npos)
-        return Error::make(ErrorCode::method_not_allowed, "DELETE needs Type/id (conditional delete is not supported)");
+        return Error::make(ErrorCode::method_not_allowed,
+                           "DELETE needs Type/id (conditional delete is not supported)");
     } else if (op.method == "POST") {
       op.interaction = "create";
       if (!op.id.empty() || qmark != std::string::npos)
@@ -187,7 +200,8 @@ Reply Api::bundle(Exchange& ex) const {
         return Error::make(ErrorCode::invalid_input, "PUT needs Type/id or Type?query");
       }
     } else {
-      return Error::make(ErrorCode::method_not_allowed, "request.method '" + op.method + "' is not supported");
+      return Error::make(ErrorCode::method_not_allowed,
+                         "request.method '" + op.method + "' is not supported");
     }
     if (ex.who && !Security::may(*ex.who, op.type, op.interaction))
       return Error::make(ErrorCode::forbidden, "the sharing agreement does not allow " + ex.who->id + " " +
@@ -203,7 +217,7 @@ Reply Api::bundle(Exchange& ex) const {
         const auto body_id = op.resource.string_at("id");
         if (!body_id.empty() && body_id != op.id)
           return Error::make(ErrorCode::unprocessable, "the resource id '" + std::string(body_id) +
-                                                            "' does not match the url's '" + op.id + "'");
+                                                           "' does not match the url's '" + op.id + "'");
       }
     }
     return std::nullopt;
@@ -245,7 +259,8 @@ Reply Api::bundle(Exchange& ex) const {
   const std::shared_ptr<const AuditInput> audit_base = ex.audit;
 
   // One entry's write; an error leaves the entry's writes to be rolled back by the caller.
-  auto write = [ops, supplier, audit_base](WriteTxn& txn, Op& op, std::map<std::string, std::string>& targets_now) -> Status {
+  auto write = [ops, supplier, audit_base](WriteTxn& txn, Op& op,
+                                           std::map<std::string, std::string>& targets_now) -> Status {
     if (op.method == "GET" || !op.cached) {
       if (!op.cached) {
         op.status = 202;
@@ -266,7 +281,8 @@ Reply Api::bundle(Exchange& ex) const {
     if (op.if_match && (!live || current->version != *op.if_match))
       return Error::make(ErrorCode::precondition_failed,
                          live ? "version conflict: ifMatch W/\"" + std::to_string(*op.if_match) +
-                                    "\" but the current version is W/\"" + std::to_string(current->version) + "\""
+                                    "\" but the current version is W/\"" + std::to_string(current->version) +
+                                    "\""
                               : "ifMatch given but " + op.type + "/" + op.id + " does not exist");
     AuditInput in;
     if (audit_base) {
@@ -350,7 +366,8 @@ Reply Api::bundle(Exchange& ex) const {
         if (!rec) {
           op.error = entry_error(op, rec.error());
         } else if (!*rec || (*rec)->deleted || !readable(ex, **rec)) {
-          op.error = entry_error(op, Error::make(ErrorCode::not_found, op.type + "/" + op.id + " is not known"));
+          op.error =
+              entry_error(op, Error::make(ErrorCode::not_found, op.type + "/" + op.id + " is not known"));
         } else {
           op.record = **rec;
           op.status = 200;
@@ -368,8 +385,8 @@ Reply Api::bundle(Exchange& ex) const {
         }
         response.set("status", Node::string(status_line(op.status)));
         if (op.record) {
-          response.set("location",
-                       Node::string(op.type + "/" + op.id + "/_history/" + std::to_string(op.record->version)));
+          response.set("location", Node::string(op.type + "/" + op.id + "/_history/" +
+                                                std::to_string(op.record->version)));
           response.set("etag", Node::string(etag(op.record->version)));
           response.set("lastModified", Node::string(fhir::format_instant(op.record->last_updated_ms)));
         }

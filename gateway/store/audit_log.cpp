@@ -92,7 +92,10 @@ constexpr const char* kColumns =
     "e.seq, e.recorded, e.agent, e.entity, e.action, e.outcome, e.format, e.body";
 
 bool has_patient_row(Connection& db, const std::string& patient, std::int64_t seq) {
-  return db.prepare("SELECT 1 FROM audit_patient WHERE patient = ? AND seq = ?").bind(1, patient).bind(2, seq).step();
+  return db.prepare("SELECT 1 FROM audit_patient WHERE patient = ? AND seq = ?")
+      .bind(1, patient)
+      .bind(2, seq)
+      .step();
 }
 
 std::int64_t count_patient_rows(Connection& db) {
@@ -260,8 +263,9 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     if (CRYPTO_memcmp(stored.data(), computed.data(), stored.size()) != 0)
       return fail(r.seq, "row " + std::to_string(r.seq) + " changed or inserted (its chain does not match)");
     const auto derived = derive ? derive(r) : std::optional<AuditColumns>(r.columns);
-    bool columns_match = derived && derived->agent == r.columns.agent && derived->entity == r.columns.entity &&
-                         derived->action == r.columns.action && derived->outcome == r.columns.outcome;
+    bool columns_match = derived && derived->agent == r.columns.agent &&
+                         derived->entity == r.columns.entity && derived->action == r.columns.action &&
+                         derived->outcome == r.columns.outcome;
     if (columns_match && derive) {
       for (const auto& patient : derived->patients) {
         columns_match = columns_match && has_patient_row(db, patient, r.seq);
@@ -285,8 +289,8 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
       event.bind(1, seq);
       const auto derived = event.step() ? derive(record_from(event)) : std::nullopt;
       const std::string patient(rows.text(0));
-      if (!derived || std::find(derived->patients.begin(), derived->patients.end(), patient) ==
-                          derived->patients.end())
+      if (!derived ||
+          std::find(derived->patients.begin(), derived->patients.end(), patient) == derived->patients.end())
         first_bad = seq;
     }
     return fail(first_bad, "row " + std::to_string(first_bad) + " changed: a patient was added to it");

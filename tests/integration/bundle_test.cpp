@@ -12,7 +12,8 @@ namespace {
 std::string patient(const std::string& family, const std::string& nhs = "") {
   return R"({"resourceType":"Patient",)" +
          (nhs.empty() ? std::string()
-                      : R"("identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" + nhs + R"("}],)") +
+                      : R"("identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" + nhs +
+                            R"("}],)") +
          R"("name":[{"family":")" + family + R"("}],"gender":"female"})";
 }
 
@@ -20,7 +21,9 @@ std::string consent_for(const std::string& reference) {
   return R"({"resourceType":"Consent","status":"active",)"
          R"("scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
          R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],)"
-         R"("patient":{"reference":")" + reference + R"("},"dateTime":"2026-01-01",)"
+         R"("patient":{"reference":")" +
+         reference +
+         R"("},"dateTime":"2026-01-01",)"
          R"("policyRule":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"OPTIN"}]},)"
          R"("provision":{"type":"permit"}})";
 }
@@ -57,8 +60,9 @@ TEST_CASE("transaction: entries reference each other by urn:uuid and are stored 
       bundle("transaction",
              {entry("POST", "Consent", consent_for("urn:uuid:11111111-1111-4111-8111-111111111111")),
               entry("POST", "Patient", patient(family), "urn:uuid:11111111-1111-4111-8111-111111111111"),
-              entry("PUT", "Patient/" + old_id, R"({"resourceType":"Patient","id":")" + old_id +
-                                                     R"(","name":[{"family":")" + family + R"(New"}]})",
+              entry("PUT", "Patient/" + old_id,
+                    R"({"resourceType":"Patient","id":")" + old_id + R"(","name":[{"family":")" + family +
+                        R"(New"}]})",
                     "", R"(,"ifMatch":"W/\"1\"")"),
               entry("GET", "Patient/" + old_id)}));
   REQUIRE_MESSAGE(r.status == 200, r.body);
@@ -74,7 +78,8 @@ TEST_CASE("transaction: entries reference each other by urn:uuid and are stored 
   const std::string patient_id = patient_location.substr(8, patient_location.find("/_history") - 8);
   // The Consent's reference now names the Patient's id.
   const std::string consent_location = text_at(out, "entry[0].response.location");
-  const auto consent = json(http.get("/" + consent_location.substr(0, consent_location.find("/_history"))).body);
+  const auto consent =
+      json(http.get("/" + consent_location.substr(0, consent_location.find("/_history"))).body);
   CHECK(text_at(consent, "patient.reference") == "Patient/" + patient_id);
   CHECK(count(http, "/Consent?patient=" + patient_id) == 1);
 }
@@ -82,11 +87,11 @@ TEST_CASE("transaction: entries reference each other by urn:uuid and are stored 
 TEST_CASE("transaction: a failing entry in the middle leaves the store unchanged and is named") {
   HttpClient http(shared_gateway().port());
   const std::string family = unique_name("Atomic");
-  const auto r = http.send_json("POST", "/",
-                                bundle("transaction", {entry("POST", "Patient", patient(family + "A")),
-                                                       entry("POST", "Patient",
-                                                             R"({"resourceType":"Patient","gender":"sometimes"})"),
-                                                       entry("POST", "Patient", patient(family + "C"))}));
+  const auto r = http.send_json(
+      "POST", "/",
+      bundle("transaction", {entry("POST", "Patient", patient(family + "A")),
+                             entry("POST", "Patient", R"({"resourceType":"Patient","gender":"sometimes"})"),
+                             entry("POST", "Patient", patient(family + "C"))}));
   CHECK(r.status == 422);
   const auto oo = json(r.body);
   CHECK(text_at(oo, "issue[0].expression[0]").starts_with("Bundle.entry[1]"));
@@ -97,12 +102,12 @@ TEST_CASE("transaction: a failing entry in the middle leaves the store unchanged
   // A version conflict found at write time rolls back the entries written before it.
   const auto held = http.send_json("POST", "/Patient", patient(family + "Held"));
   const std::string id = json(held.body).string_at("id").data();
-  const auto conflict = http.send_json(
-      "POST", "/",
-      bundle("transaction", {entry("POST", "Patient", patient(family + "D")),
-                             entry("PUT", "Patient/" + id,
-                                   R"({"resourceType":"Patient","id":")" + id + R"(","name":[{"family":"X"}]})", "",
-                                   R"(,"ifMatch":"W/\"7\"")")}));
+  const auto conflict = http.send_json("POST", "/",
+                                       bundle("transaction", {entry("POST", "Patient", patient(family + "D")),
+                                                              entry("PUT", "Patient/" + id,
+                                                                    R"({"resourceType":"Patient","id":")" +
+                                                                        id + R"(","name":[{"family":"X"}]})",
+                                                                    "", R"(,"ifMatch":"W/\"7\"")")}));
   CHECK(conflict.status == 412);
   CHECK(first_issue(conflict).find("version conflict") != std::string::npos);
   CHECK(count(http, "/Patient?family=" + family + "D") == 0);
@@ -114,8 +119,8 @@ TEST_CASE("transaction: conditional create finds the held Patient; conditional u
   const std::string family = unique_name("Cond");
   const std::string nhs = "9434765919";
   const std::string system = "https://fhir.nhs.uk/Id/nhs-number";
-  const auto first = http.send_json("POST", "/", bundle("transaction", {entry("PUT", "Patient?family=" + family,
-                                                                             patient(family, nhs))}));
+  const auto first = http.send_json(
+      "POST", "/", bundle("transaction", {entry("PUT", "Patient?family=" + family, patient(family, nhs))}));
   REQUIRE_MESSAGE(first.status == 200, first.body);
   CHECK(text_at(json(first.body), "entry[0].response.status") == "201 Created");
   const std::string id = [&] {
@@ -135,7 +140,8 @@ TEST_CASE("transaction: conditional create finds the held Patient; conditional u
   CHECK(text_at(out, "entry[1].response.location") == "Patient/" + id + "/_history/1");
   // The Consent comes first in the Bundle and still names the matched Patient.
   const std::string consent_location = text_at(out, "entry[0].response.location");
-  const auto consent = json(http.get("/" + consent_location.substr(0, consent_location.find("/_history"))).body);
+  const auto consent =
+      json(http.get("/" + consent_location.substr(0, consent_location.find("/_history"))).body);
   CHECK(text_at(consent, "patient.reference") == "Patient/" + id);
   CHECK(text_at(out, "entry[2].response.location") == "Patient/" + id + "/_history/2");
   CHECK(count(http, "/Patient?family=" + family) == 1);
@@ -149,12 +155,10 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
       bundle("batch",
              {entry("POST", "Patient", patient(family + "A")),
               entry("POST", "Patient", R"({"resourceType":"Patient","gender":"sometimes"})"),
-              entry("GET", "Patient/does-not-exist"),
-              entry("DELETE", "Patient/does-not-exist-either"),
+              entry("GET", "Patient/does-not-exist"), entry("DELETE", "Patient/does-not-exist-either"),
               entry("POST", "Observation",
                     R"({"resourceType":"Observation","status":"final","code":{"text":"weight"}})"),
-              entry("PATCH", "Patient/x"),
-              entry("POST", "Patient", patient(family + "B"))}));
+              entry("PATCH", "Patient/x"), entry("POST", "Patient", patient(family + "B"))}));
   REQUIRE_MESSAGE(r.status == 200, r.body);
   const auto out = json(r.body);
   CHECK(out.string_at("type") == "batch-response");
@@ -164,7 +168,8 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
   CHECK(text_at(out, "entry[2].response.status") == "404");
   CHECK(text_at(out, "entry[3].response.status") == "204 No Content");
   CHECK(text_at(out, "entry[4].response.status") == "202 Accepted");
-  CHECK(text_at(out, "entry[4].response.outcome.issue[0].diagnostics").find("not stored") != std::string::npos);
+  CHECK(text_at(out, "entry[4].response.outcome.issue[0].diagnostics").find("not stored") !=
+        std::string::npos);
   CHECK(text_at(out, "entry[5].response.status") == "405");
   CHECK(text_at(out, "entry[6].response.status") == "201 Created");
   CHECK(count(http, "/Patient?family=" + family + "A") == 1);
@@ -195,9 +200,12 @@ TEST_CASE("transaction: the sharing agreement applies to each entry, and each wr
   CHECK(first_issue(refused).find("entry 0") != std::string::npos);
   const auto done = http.request(
       "POST", "/",
-      bundle("transaction", {entry("POST", "Patient",
-                                   R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":")" +
-                                       family + R"("}],"birthDate":"1970-01-01"})")}),
+      bundle(
+          "transaction",
+          {entry(
+              "POST", "Patient",
+              R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":")" +
+                  family + R"("}],"birthDate":"1970-01-01"})")}),
       {{"Authorization", "Bearer " + gp}, {"Content-Type", "application/fhir+json"}});
   REQUIRE_MESSAGE(done.status == 200, done.body);
   const std::string loc = text_at(json(done.body), "entry[0].response.location");

@@ -30,7 +30,8 @@ std::string feed_config(const std::string& dir, const std::string& clients_mappi
   const std::string feeds = source_path("samples/feeds/social-care");
   return R"({
   "security": {"enabled": true, "consentPolicy": "opt-in"},
-  "profilesDir": ")" + source_path("profiles") + R"(",
+  "profilesDir": ")" +
+         source_path("profiles") + R"(",
   "profiles": {"Patient": ["https://fhir.partnership.example/StructureDefinition/partnership-patient"],
                "Consent": ["https://fhir.partnership.example/StructureDefinition/partnership-consent"]},
   "cachedTypes": ["Patient", "Consent", "AuditEvent", "Organization"],
@@ -40,9 +41,12 @@ std::string feed_config(const std::string& dir, const std::string& clients_mappi
      "access": {"Patient": ["read", "search-type"], "Consent": ["read", "search-type"]},
      "inbound": ["csv", "xml"],
      "feeds": [
-       {"id": "clients", "mapping": ")" + clients_mapping + R"(", "folder": ")" + dir + R"(/inbound/clients"},
-       {"id": "consents", "mapping": ")" + feeds + R"(/consents.mapping.json"},
-       {"id": "clients-xml", "mapping": ")" + feeds + R"(/clients-xml.mapping.json"}]},
+       {"id": "clients", "mapping": ")" +
+         clients_mapping + R"(", "folder": ")" + dir + R"(/inbound/clients"},
+       {"id": "consents", "mapping": ")" +
+         feeds + R"(/consents.mapping.json"},
+       {"id": "clients-xml", "mapping": ")" +
+         feeds + R"(/clients-xml.mapping.json"}]},
     {"id": "acute-trust", "name": "Northfield Hospitals NHS Trust", "odsCode": "RX1",
      "access": {"Patient": ["read", "search-type"]}, "inbound": ["fhir-rest"]}
   ]
@@ -64,8 +68,9 @@ struct FeedGateway {
   Response ingest(const std::string& feed, const std::string& content_type, const std::string& body,
                   const std::string& token = {}) {
     HttpClient http(gateway->port());
-    return http.request("POST", "/$ingest?feed=" + feed, body,
-                        {{"Authorization", "Bearer " + (token.empty() ? social : token)}, {"Content-Type", content_type}});
+    return http.request(
+        "POST", "/$ingest?feed=" + feed, body,
+        {{"Authorization", "Bearer " + (token.empty() ? social : token)}, {"Content-Type", content_type}});
   }
 };
 
@@ -83,7 +88,8 @@ std::string patient_id_by_nhs(HttpClient& http, const std::string& nhs) {
   return text_at(json(r.body), "entry[0].resource.id");
 }
 
-TEST_CASE("feeds: a client list CSV is taken row by row; every row is answered; re-ingesting changes nothing") {
+TEST_CASE(
+    "feeds: a client list CSV is taken row by row; every row is answered; re-ingesting changes nothing") {
   FeedGateway g;
   const std::string csv = slurp(source_path("samples/feeds/social-care/clients.csv"));
   const auto first = g.ingest("clients", "text/csv", csv);
@@ -93,11 +99,14 @@ TEST_CASE("feeds: a client list CSV is taken row by row; every row is answered; 
   // Rows 5-7: a bad NHS number, 31 February, no NHS number; row 9: deceased, skipped.
   CHECK(statuses(bundle) == std::vector<int>{201, 201, 201, 201, 422, 422, 422, 201, 204, 201});
   CHECK(text_at(bundle, "entry[4].response.outcome.issue[0].diagnostics") ==
-        "row 5 (line 6): column 'NHS Number' (identifier[0].value): '943 476 5910' is not a valid NHS number (ten "
+        "row 5 (line 6): column 'NHS Number' (identifier[0].value): '943 476 5910' is not a valid NHS number "
+        "(ten "
         "digits with the Modulus 11 check digit)");
-  CHECK(text_at(bundle, "entry[5].response.outcome.issue[0].diagnostics").find("'31/02/1960' is not a date") !=
-        std::string::npos);
-  CHECK(text_at(bundle, "entry[8].response.outcome.issue[0].diagnostics") == "row 9 (line 11): column 'Status' is 'Deceased'");
+  CHECK(
+      text_at(bundle, "entry[5].response.outcome.issue[0].diagnostics").find("'31/02/1960' is not a date") !=
+      std::string::npos);
+  CHECK(text_at(bundle, "entry[8].response.outcome.issue[0].diagnostics") ==
+        "row 9 (line 11): column 'Status' is 'Deceased'");
   CHECK(first.header("X-Ingest-Summary") == "rows=10, created=6, rejected=3, skipped=1");
 
   HttpClient http(g.gateway->port(), bearer(g.social));
@@ -139,25 +148,35 @@ TEST_CASE("feeds: a client list CSV is taken row by row; every row is answered; 
 
 TEST_CASE("feeds: the charset in Content-Type overrides the mapping's encoding") {
   FeedGateway g;
-  const std::string header = "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,Status\r\n";
+  const std::string header =
+      "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,Status\r\n";
   // "Ren\xE9e Lef\xE8vre" in Windows-1252; the clients mapping says UTF-8.
-  const std::string row = "WSC-9,943 476 5919,LEF\xC8" "VRE,ren\xE9" "e,01/02/1950,F,1 Rue,Westshire,WS1 1AA,Active\r\n";
+  const std::string row =
+      "WSC-9,943 476 5919,LEF\xC8"
+      "VRE,ren\xE9"
+      "e,01/02/1950,F,1 Rue,Westshire,WS1 1AA,Active\r\n";
   const auto as_utf8 = g.ingest("clients", "text/csv", header + row);
   REQUIRE(as_utf8.status == 200);
   CHECK(statuses(json(as_utf8.body)) == std::vector<int>{422});
-  CHECK(text_at(json(as_utf8.body), "entry[0].response.outcome.issue[0].diagnostics").find("not valid UTF-8") !=
-        std::string::npos);
+  CHECK(
+      text_at(json(as_utf8.body), "entry[0].response.outcome.issue[0].diagnostics").find("not valid UTF-8") !=
+      std::string::npos);
   const auto declared = g.ingest("clients", "text/csv; charset=windows-1252", header + row);
   REQUIRE(declared.status == 200);
   CHECK(statuses(json(declared.body)) == std::vector<int>{201});
   HttpClient social(g.gateway->port(), bearer(g.social));
   const auto p = json(social.get("/Patient/" + patient_id_by_nhs(social, "9434765919")).body);
-  CHECK(text_at(p, "name[0].family") == "Lef\xC3\xA8" "vre");
-  CHECK(text_at(p, "name[0].given[0]") == "Ren\xC3\xA9" "e");
+  CHECK(text_at(p, "name[0].family") ==
+        "Lef\xC3\xA8"
+        "vre");
+  CHECK(text_at(p, "name[0].given[0]") ==
+        "Ren\xC3\xA9"
+        "e");
   CHECK(g.ingest("clients", "text/csv; charset=ebcdic", header + row).status == 415);
 }
 
-TEST_CASE("feeds: a row with broken quoting is rejected where the quote opened; the rows after it are taken") {
+TEST_CASE(
+    "feeds: a row with broken quoting is rejected where the quote opened; the rows after it are taken") {
   FeedGateway g;
   const std::string csv =
       "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,Status\r\n"
@@ -169,31 +188,35 @@ TEST_CASE("feeds: a row with broken quoting is rejected where the quote opened; 
   REQUIRE_MESSAGE(r.status == 200, r.body);
   const auto bundle = json(r.body);
   CHECK(statuses(bundle) == std::vector<int>{422, 201, 422, 201});
-  CHECK(text_at(bundle, "entry[0].response.outcome.issue[0].diagnostics").find("line 2, column 53: quote never closed") !=
-        std::string::npos);
-  CHECK(text_at(bundle, "entry[2].response.outcome.issue[0].diagnostics").find("a quote inside an unquoted field") !=
-        std::string::npos);
+  CHECK(text_at(bundle, "entry[0].response.outcome.issue[0].diagnostics")
+            .find("line 2, column 53: quote never closed") != std::string::npos);
+  CHECK(text_at(bundle, "entry[2].response.outcome.issue[0].diagnostics")
+            .find("a quote inside an unquoted field") != std::string::npos);
 }
 
 TEST_CASE("feeds: the consent register (Windows-1252, semicolons) decides what another partner sees") {
   FeedGateway g;
-  REQUIRE(g.ingest("clients", "text/csv", slurp(source_path("samples/feeds/social-care/clients.csv"))).status == 200);
-  const auto r = g.ingest("consents", "text/csv", slurp(source_path("samples/feeds/social-care/consents.csv")));
+  REQUIRE(
+      g.ingest("clients", "text/csv", slurp(source_path("samples/feeds/social-care/clients.csv"))).status ==
+      200);
+  const auto r =
+      g.ingest("consents", "text/csv", slurp(source_path("samples/feeds/social-care/consents.csv")));
   REQUIRE_MESSAGE(r.status == 200, r.body);
   const auto bundle = json(r.body);
   // Row 3 has an unquoted ';' in its notes (ragged), row 5 names a client the gateway does not hold,
   // row 6 says "Yes please".
   CHECK(statuses(bundle) == std::vector<int>{201, 201, 422, 201, 422, 422});
-  CHECK(text_at(bundle, "entry[2].response.outcome.issue[0].diagnostics").find("5 fields where the header has 4") !=
-        std::string::npos);
-  CHECK(text_at(bundle, "entry[4].response.outcome.issue[0].diagnostics").find("no Patient with identifier") !=
-        std::string::npos);
+  CHECK(text_at(bundle, "entry[2].response.outcome.issue[0].diagnostics")
+            .find("5 fields where the header has 4") != std::string::npos);
+  CHECK(
+      text_at(bundle, "entry[4].response.outcome.issue[0].diagnostics").find("no Patient with identifier") !=
+      std::string::npos);
 
   HttpClient social(g.gateway->port(), bearer(g.social));
   const std::string opted_in = patient_id_by_nhs(social, "9999900011");
   const std::string not_asked = patient_id_by_nhs(social, "9999900364");
   HttpClient trust(g.gateway->port(), bearer(g.trust));
-  CHECK(trust.get("/Patient/" + opted_in).status == 200);  // Y in the register: permit
+  CHECK(trust.get("/Patient/" + opted_in).status == 200);   // Y in the register: permit
   CHECK(trust.get("/Patient/" + not_asked).status == 404);  // not in the register: opt-in policy
   const auto consent = json(social.get("/Consent?patient=" + opted_in).body);
   CHECK(text_at(consent, "entry[0].resource.provision.type") == "permit");
@@ -203,7 +226,8 @@ TEST_CASE("feeds: the consent register (Windows-1252, semicolons) decides what a
 
 TEST_CASE("feeds: an XML export; malformed files, missing columns and unknown feeds are refused whole") {
   FeedGateway g;
-  const auto xml = g.ingest("clients-xml", "application/xml", slurp(source_path("samples/feeds/social-care/clients.xml")));
+  const auto xml =
+      g.ingest("clients-xml", "application/xml", slurp(source_path("samples/feeds/social-care/clients.xml")));
   REQUIRE_MESSAGE(xml.status == 200, xml.body);
   const auto bundle = json(xml.body);
   CHECK(statuses(bundle) == std::vector<int>{201, 201, 422});
@@ -214,11 +238,13 @@ TEST_CASE("feeds: an XML export; malformed files, missing columns and unknown fe
   CHECK(text_at(willem, "name[0].given[1]") == "Johan");
   CHECK(text_at(willem, "birthDate") == "1936-04-19");
 
-  const auto broken = g.ingest("clients-xml", "application/xml", "<ClientExport xmlns=\"urn:westshire:wcms:clients:2\">\n<Client>");
+  const auto broken = g.ingest("clients-xml", "application/xml",
+                               "<ClientExport xmlns=\"urn:westshire:wcms:clients:2\">\n<Client>");
   CHECK(broken.status == 400);
   CHECK(first_issue(broken).find("not well-formed") != std::string::npos);
-  const auto hostile = g.ingest("clients-xml", "application/xml",
-                                "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>");
+  const auto hostile =
+      g.ingest("clients-xml", "application/xml",
+               "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>");
   CHECK(hostile.status == 400);
   CHECK(first_issue(hostile).find("DTD") != std::string::npos);
 
@@ -253,7 +279,8 @@ TEST_CASE("feeds: a file dropped in the watched folder is taken, moved to done/ 
   }
   REQUIRE_FALSE(result.empty());
   CHECK(result.starts_with("row,line,status,resource,reason\r\n1,2,created,Patient/"));
-  CHECK(result.find("\r\n5,6,rejected,,column 'NHS Number' (identifier[0].value): '943 476 5910' is not a valid") !=
+  CHECK(result.find(
+            "\r\n5,6,rejected,,column 'NHS Number' (identifier[0].value): '943 476 5910' is not a valid") !=
         std::string::npos);
   CHECK(result.find("\r\n9,11,skipped,,column 'Status' is 'Deceased'\r\n") != std::string::npos);
   CHECK(std::count(result.begin(), result.end(), '\n') == 11);  // the header and ten rows
@@ -262,7 +289,8 @@ TEST_CASE("feeds: a file dropped in the watched folder is taken, moved to done/ 
   CHECK(failed_result.find("header row is expected") != std::string::npos);
   HttpClient social(g.gateway->port(), bearer(g.social));
   CHECK_FALSE(patient_id_by_nhs(social, "9999900011").empty());
-  CHECK(g.gateway->stderr_text().find("feed social-care/clients took clients-2024-06.csv: 10 rows") != std::string::npos);
+  CHECK(g.gateway->stderr_text().find("feed social-care/clients took clients-2024-06.csv: 10 rows") !=
+        std::string::npos);
 }
 
 TEST_CASE("feeds: a mapping with a mistake stops the gateway at start, naming the file and line") {

@@ -303,17 +303,21 @@ TEST_CASE(
   // Restored body, but the row's search column moved to another partner (to hide it from a report).
   edit("UPDATE audit_event SET body = replace(body, '\"outcome\":\"4\"', '\"outcome\":\"0\"') WHERE seq = 2");
   CHECK(run_fhirgate(verify).status == 0);
-  edit("CREATE TABLE saved_agent AS SELECT agent FROM audit_event WHERE seq = 3;"
-       "UPDATE audit_event SET agent = 'Organization/social-care' WHERE seq = 3");
+  edit(
+      "CREATE TABLE saved_agent AS SELECT agent FROM audit_event WHERE seq = 3;"
+      "UPDATE audit_event SET agent = 'Organization/social-care' WHERE seq = 3");
   const auto column = run_fhirgate(verify);
   CHECK(column.status == 1);
   CHECK(column.out.find("AuditEvent 3") != std::string::npos);
-  edit("UPDATE audit_event SET agent = (SELECT agent FROM saved_agent) WHERE seq = 3; DROP TABLE saved_agent");
+  edit(
+      "UPDATE audit_event SET agent = (SELECT agent FROM saved_agent) WHERE seq = 3; DROP TABLE saved_agent");
   CHECK(run_fhirgate(verify).status == 0);
 
   // The patient index: a row's patient removed (hiding the access from the patient's report), or a
   // patient added to a row (implicating an access that did not happen).
-  edit("CREATE TABLE saved AS SELECT * FROM audit_patient WHERE seq = 2; DELETE FROM audit_patient WHERE seq = 2");
+  edit(
+      "CREATE TABLE saved AS SELECT * FROM audit_patient WHERE seq = 2; DELETE FROM audit_patient WHERE seq "
+      "= 2");
   const auto unlinked = run_fhirgate(verify);
   CHECK(unlinked.status == 1);
   CHECK(unlinked.out.find("AuditEvent 2") != std::string::npos);

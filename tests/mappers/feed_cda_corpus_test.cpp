@@ -170,11 +170,12 @@ TEST_CASE("cda feed: header variants map as the acute trust's mapping describes"
     CHECK(r.resource.string_at("birthDate") == "1947-08-23");
   }
   SUBCASE("a birthTime of a month or a year gives a partial birthDate") {
-    MappedRecord r = map_header(*mapping, replaced(xml, R"(<birthTime value="19470823"/>)",
-                                                   R"(<birthTime value="194708"/>)"));
+    MappedRecord r = map_header(
+        *mapping, replaced(xml, R"(<birthTime value="19470823"/>)", R"(<birthTime value="194708"/>)"));
     REQUIRE_MESSAGE(r.kind == MappedRecord::Kind::mapped, r.reason);
     CHECK(r.resource.string_at("birthDate") == "1947-08");
-    r = map_header(*mapping, replaced(xml, R"(<birthTime value="19470823"/>)", R"(<birthTime value="1947"/>)"));
+    r = map_header(*mapping,
+                   replaced(xml, R"(<birthTime value="19470823"/>)", R"(<birthTime value="1947"/>)"));
     CHECK(r.resource.string_at("birthDate") == "1947");
   }
   SUBCASE("gender: UN is other, a nullFlavor is unknown, no element gives no gender") {

@@ -6,9 +6,8 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
-#include <fstream>
-
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -140,10 +139,12 @@ TEST_CASE("a failing plan alone in its batch (no savepoint) leaves nothing, and 
   CHECK(failed.error().code == ErrorCode::precondition_failed);
   CHECK_FALSE(store.read("Patient", "half")->has_value());
   CHECK(store.search(query("family=half"))->matches.empty());
-  CHECK(store.writer().run([](WriteTxn& txn) -> Status {
-    txn.put("Patient", "whole", patient("Whole"), "POST");
-    return Ok{};
-  }).ok());
+  CHECK(store.writer()
+            .run([](WriteTxn& txn) -> Status {
+              txn.put("Patient", "whole", patient("Whole"), "POST");
+              return Ok{};
+            })
+            .ok());
   CHECK(store.read("Patient", "whole")->has_value());
   CHECK(store.writer().stats().batches >= 2);
 }
@@ -261,8 +262,8 @@ TEST_CASE("the audit key's MAC is standard HMAC-SHA256, so chains written before
   const std::string message = std::string("previous-chain") + '\0' + "record body";
   unsigned char expected[32];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key_bytes.data(), 32, reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-       expected, &len);
+  HMAC(EVP_sha256(), key_bytes.data(), 32, reinterpret_cast<const unsigned char*>(message.data()),
+       message.size(), expected, &len);
   const auto split = key.mac({"previous-", "chain", std::string_view("\0", 1), "record body"});
   CHECK(std::equal(split.begin(), split.end(), expected));
   CHECK(key.mac({"x"}) != split);

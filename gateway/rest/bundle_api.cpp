@@ -234,8 +234,16 @@ Reply Api::bundle(Exchange& ex) const {
       }
       continue;
     }
-    if (!op.full_url.empty() && !op.id.empty() && (op.method == "POST" || op.method == "PUT"))
-      targets[op.full_url] = op.type + "/" + op.id;
+    if (!op.full_url.empty() && !op.id.empty() && (op.method == "POST" || op.method == "PUT")) {
+      if (!targets.emplace(op.full_url, op.type + "/" + op.id).second) {  // R4 bdl-7
+        op.error = entry_error(op, Error::make(ErrorCode::invalid_input,
+                                               "fullUrl '" + op.full_url + "' is used by an earlier entry"));
+        if (transaction) {
+          reply.response = fail(ex, *op.error);
+          return reply;
+        }
+      }
+    }
   }
   // References between entries, then validation.
   for (auto& op : *ops) {

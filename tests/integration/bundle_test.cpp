@@ -99,6 +99,17 @@ TEST_CASE("transaction: a failing entry in the middle leaves the store unchanged
   CHECK(count(http, "/Patient?family=" + family + "A") == 0);
   CHECK(count(http, "/Patient?family=" + family + "C") == 0);
 
+  // Two entries with one fullUrl (R4 bdl-7).
+  const auto twice =
+      http.send_json("POST", "/",
+                     bundle("transaction", {entry("POST", "Patient", patient(family + "E"),
+                                                  "urn:uuid:33333333-3333-4333-8333-333333333333"),
+                                            entry("POST", "Patient", patient(family + "F"),
+                                                  "urn:uuid:33333333-3333-4333-8333-333333333333")}));
+  CHECK(twice.status == 400);
+  CHECK(text_at(json(twice.body), "issue[0].expression[0]") == "Bundle.entry[1]");
+  CHECK(count(http, "/Patient?family=" + family + "E") == 0);
+
   // A version conflict found at write time rolls back the entries written before it.
   const auto held = http.send_json("POST", "/Patient", patient(family + "Held"));
   const std::string id = json(held.body).string_at("id").data();

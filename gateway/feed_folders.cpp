@@ -5,6 +5,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -82,13 +83,20 @@ void FeedFolders::loop() {
 }
 
 void FeedFolders::sweep() {
+  std::map<fs::path, Sighting> now_seen;
   for (const auto& feed : service_.feeds) {
     if (feed.folder.empty()) continue;
     std::vector<std::pair<fs::file_time_type, fs::path>> files;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(feed.folder, ec)) {
       if (!entry.is_regular_file(ec) || still_being_written(entry.path().filename().string())) continue;
-      files.emplace_back(entry.last_write_time(ec), entry.path());
+      // Taken only once it looks the same on two sweeps in a row: a sender copying the file in place
+      // (without the .part convention) is not read half-way.
+      const Sighting sighting{entry.file_size(ec), entry.last_write_time(ec)};
+      now_seen[entry.path()] = sighting;
+      const auto before = seen_.find(entry.path());
+      if (before == seen_.end() || !(before->second == sighting) || stuck_.contains(entry.path())) continue;
+      files.emplace_back(sighting.modified, entry.path());
     }
     std::sort(files.begin(), files.end());
     for (const auto& [time, file] : files) {
@@ -97,8 +105,10 @@ void FeedFolders::sweep() {
         if (stopping_) return;
       }
       take(feed, file);
+      now_seen.erase(file);
     }
   }
+  seen_ = std::move(now_seen);
 }
 
 void FeedFolders::take(const PartnerFeed& feed, const fs::path& file) {
@@ -135,7 +145,10 @@ void FeedFolders::take(const PartnerFeed& feed, const fs::path& file) {
   std::error_code ec;
   fs::rename(result_part, target / (stamped + ".result.csv"), ec);
   fs::rename(file, target / stamped, ec);
-  if (ec) std::cerr << "fhirgate: cannot move feed file " << file << ": " << ec.message() << std::endl;
+  if (ec) {
+    stuck_.insert(file);  // not taken again and again; its result file says what happened
+    std::cerr << "fhirgate: cannot move feed file " << file << ": " << ec.message() << std::endl;
+  }
   std::string counts;
   for (const auto& [status, n] : summary.by_status) counts += " " + status + "=" + std::to_string(n);
   std::cerr << "fhirgate: feed " << feed.partner << "/" << feed.id << " took " << name << ": " << summary.rows

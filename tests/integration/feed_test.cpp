@@ -293,6 +293,31 @@ TEST_CASE("feeds: a file dropped in the watched folder is taken, moved to done/ 
         std::string::npos);
 }
 
+TEST_CASE("feeds: a file still being written in place is not taken until it stops changing") {
+  FeedGateway g;
+  const std::string inbound = g.dir + "/inbound/clients";
+  const std::string csv = slurp(source_path("samples/feeds/social-care/clients.csv"));
+  {
+    // Line by line over ~10 polls of the watcher (50 ms), without the .part convention.
+    std::ofstream out(inbound + "/slow.csv", std::ios::binary);
+    std::size_t from = 0;
+    while (from < csv.size()) {
+      const std::size_t to = std::min(csv.size(), csv.find('\n', from) + 1);
+      out << csv.substr(from, to - from) << std::flush;
+      from = to;
+      std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    }
+  }
+  std::string result;
+  for (int i = 0; i < 200 && result.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (const auto& e : fs::directory_iterator(inbound + "/done"))
+      if (e.path().string().ends_with("slow.csv.result.csv")) result = slurp(e.path().string());
+  }
+  REQUIRE_FALSE(result.empty());
+  CHECK(std::count(result.begin(), result.end(), '\n') == 11);  // every row, in one go
+}
+
 TEST_CASE("feeds: a mapping with a mistake stops the gateway at start, naming the file and line") {
   const std::string dir = temp_dir();
   const std::string mapping = dir + "/clients.mapping.json";

@@ -103,6 +103,8 @@ class Api {
   Status check_for_write(const fhir::Node& resource, const std::string& type) const;
   // POST /: a transaction or batch Bundle (bundle_api.cpp).
   Reply bundle(Exchange& ex) const;
+  // POST /$process-message: a FHIR message (message_api.cpp).
+  Reply process_message(Exchange& ex) const;
 
   HttpResponse fail(const Exchange& ex, const Error& error) const;
   HttpResponse json_response(const Exchange& ex, int status, std::string body) const;

@@ -104,7 +104,7 @@ Reply Api::audited(Exchange& ex, Reply reply) const {
   reply.plan = [plan = std::move(reply.plan), input, more, inner](store::WriteTxn& txn) -> Status {
     *inner = txn.nested(plan);
     if (*inner) {
-      input->outcome = "0";
+      if (input->outcome.empty()) input->outcome = "0";  // a plan may record a failure it answered itself
     } else {
       input->outcome = outcome_of_status(http_status(inner->error().code));
       input->outcome_desc = first_diagnostics(inner->error());

@@ -90,6 +90,16 @@ fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchPar
     resources.push(std::move(r));
   }
   rest.set("interaction", code_list({"transaction", "batch"}));
+  Node& operations = rest.set("operation", Node::array());
+  for (const auto& [name, definition] :
+       {std::pair{"validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+        std::pair{"process-message",
+                  "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"}}) {
+    Node op = Node::object();
+    op.set("name", Node::string(name));
+    op.set("definition", Node::string(definition));
+    operations.push(std::move(op));
+  }
   cs.set("rest", Node::array()).push(std::move(rest));
   return cs;
 }

@@ -146,7 +146,7 @@ Reply Api::bundle(Exchange& ex) const {
     const auto slash = path.find('/');
     op.type = path.substr(0, slash);
     if (slash != std::string::npos) op.id = path.substr(slash + 1);
-    if (op.type.empty() || !model_.is_resource(op.type) || op.id.find('/') != std::string::npos)
+    if (op.type.empty() || !model_.is_resource(op.type) || (!op.id.empty() && !fhir::is_valid_id(op.id)))
       return Error::make(ErrorCode::invalid_input,
                          "request.url '" + url + "' is not Type, Type/id or Type?query");
     if (op.type == "AuditEvent")  // the audit trail is written by POST /AuditEvent only, and read from it

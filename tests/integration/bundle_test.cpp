@@ -169,7 +169,8 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
               entry("GET", "Patient/does-not-exist"), entry("DELETE", "Patient/does-not-exist-either"),
               entry("POST", "Observation",
                     R"({"resourceType":"Observation","status":"final","code":{"text":"weight"}})"),
-              entry("PATCH", "Patient/x"), entry("POST", "Patient", patient(family + "B"))}));
+              entry("PATCH", "Patient/x"), entry("PUT", "Patient/not an id!", patient(family + "Z")),
+              entry("POST", "Patient", patient(family + "B"))}));
   REQUIRE_MESSAGE(r.status == 200, r.body);
   const auto out = json(r.body);
   CHECK(out.string_at("type") == "batch-response");
@@ -182,7 +183,8 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
   CHECK(text_at(out, "entry[4].response.outcome.issue[0].diagnostics").find("not stored") !=
         std::string::npos);
   CHECK(text_at(out, "entry[5].response.status") == "405");
-  CHECK(text_at(out, "entry[6].response.status") == "201 Created");
+  CHECK(text_at(out, "entry[6].response.status") == "400");
+  CHECK(text_at(out, "entry[7].response.status") == "201 Created");
   CHECK(count(http, "/Patient?family=" + family + "A") == 1);
   CHECK(count(http, "/Patient?family=" + family + "B") == 1);
 

@@ -22,6 +22,7 @@
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
 #include "gateway/rest/api.hpp"
+#include "gateway/routing.hpp"
 #include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
@@ -417,6 +418,11 @@ int serve(const Config& config) {
     v2_context.partners.push_back(
         V2Partner{p.id, p.name, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
   }
+  // Routes: every write records the deliveries it causes in its own commit (routing.hpp).
+  const Router router(config.routes);
+  if (!config.routes.empty())
+    store.set_write_listener([&router](store::WriteTxn& txn, const store::VersionRecord& rec,
+                                       const fhir::Node* r) { router.on_write(txn, rec, r); });
   auto feeds = load_partner_feeds(config, *model);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
   FeedService feed_service{

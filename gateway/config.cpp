@@ -94,9 +94,19 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
       p.inbound = r.strings(v, where);
     } else if (k == "mappingVariant" && !is_role) {
       p.mapping_variant = r.string(v, where);
-    } else if (k == "routes" && !is_role) {
-      if (!v.is_array()) r.fail(where, "expected an array");
-      p.routes_json = fhir::write_json(v);
+    } else if (k == "endpoint" && !is_role) {
+      for (const auto& [ek, ev] : r.object(v, where).members()) {
+        if (ek == "fhirBaseUrl") {
+          p.endpoint.fhir_base_url = r.string(ev, where + "." + ek);
+          while (p.endpoint.fhir_base_url.ends_with("/")) p.endpoint.fhir_base_url.pop_back();
+          if (!p.endpoint.fhir_base_url.starts_with("http://"))
+            r.fail(where + "." + ek, "must be an http:// URL");
+        } else if (ek == "timeoutMs") {
+          p.endpoint.timeout_ms = static_cast<unsigned>(r.integer(ev, where + "." + ek, 1, 600000));
+        } else {
+          r.fail(where + "." + ek, "unknown setting");
+        }
+      }
     } else if (k == "hl7v2" && !is_role) {
       for (const auto& [hk, hv] : r.object(v, where).members()) {
         if (hk == "sendingFacilities")
@@ -136,6 +146,45 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
   if (is_role && p.role.empty()) r.fail(at, "needs a role (operator or privacy-officer)");
   if (p.purposes.empty()) p.purposes.push_back("TREAT");
   return p;
+}
+
+RouteConfig read_route(const Reader& r, const Node& value, const std::string& at) {
+  RouteConfig route;
+  for (const auto& [k, v] : r.object(value, at).members()) {
+    const std::string where = at + "." + k;
+    if (k == "id")
+      route.id = r.string(v, where);
+    else if (k == "from")
+      route.from = r.string(v, where);
+    else if (k == "types")
+      route.types = r.strings(v, where);
+    else if (k == "to")
+      route.to = r.strings(v, where);
+    else if (k == "format")
+      route.format = r.string(v, where);
+    else
+      r.fail(where, "unknown setting");
+  }
+  if (route.id.empty()) r.fail(at, "a route needs an id");
+  if (route.to.empty()) r.fail(at + ".to", "a route needs at least one receiving partner");
+  if (route.format != "fhir-rest") r.fail(at + ".format", "only fhir-rest delivery is supported yet");
+  return route;
+}
+
+// Routes name partners that exist, and each receiver has an endpoint for the route's format.
+void check_routes(const Reader& r, const Config& c) {
+  for (std::size_t i = 0; i < c.routes.size(); ++i) {
+    const auto& route = c.routes[i];
+    const std::string at = "routes[" + std::to_string(i) + "]";
+    if (route.from != "*" && !find_partner(c, route.from))
+      r.fail(at + ".from", "no partner '" + route.from + "'");
+    for (const auto& to : route.to) {
+      const PartnerConfig* receiver = find_partner(c, to);
+      if (!receiver) r.fail(at + ".to", "no partner '" + to + "'");
+      if (receiver->endpoint.fhir_base_url.empty())
+        r.fail(at + ".to", "partner '" + to + "' has no endpoint.fhirBaseUrl to deliver to");
+    }
+  }
 }
 
 // Partner ids and sending facilities are unique; every listener's partner exists.
@@ -273,6 +322,21 @@ Config load_config(const std::string& path) {
       }
     } else if (key == "profilesDir") {
       c.profiles_dir = resolve(dir, r.string(value, key));
+    } else if (key == "routes") {
+      if (!value.is_array()) r.fail(key, "expected an array");
+      for (std::size_t i = 0; i < value.items().size(); ++i)
+        c.routes.push_back(read_route(r, value.items()[i], "routes[" + std::to_string(i) + "]"));
+    } else if (key == "delivery") {
+      for (const auto& [k, v] : r.object(value, key).members()) {
+        if (k == "maxAttempts")
+          c.delivery.max_attempts = static_cast<unsigned>(r.integer(v, key + "." + k, 1, 1000));
+        else if (k == "baseDelayMs")
+          c.delivery.base_delay_ms = static_cast<unsigned>(r.integer(v, key + "." + k, 1, 3600000));
+        else if (k == "maxDelayMs")
+          c.delivery.max_delay_ms = static_cast<unsigned>(r.integer(v, key + "." + k, 1, 86400000));
+        else
+          r.fail(key + "." + k, "unknown setting");
+      }
     } else if (key == "feedPollMs") {
       c.feed_poll_ms = static_cast<unsigned>(r.integer(value, key, 10, 3600000));
     } else if (key == "seedOnFirstStart") {
@@ -293,6 +357,7 @@ Config load_config(const std::string& path) {
     }
   }
   check_partners(r, c);
+  check_routes(r, c);
   return c;
 }
 

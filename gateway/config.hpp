@@ -32,6 +32,12 @@ struct FeedConfig {
   std::string folder;   // watched inbound folder (taken files go to done/ or failed/); empty = none
 };
 
+// Where a partner receives what routes send it (docs/routing-plan.md).
+struct EndpointConfig {
+  std::string fhir_base_url;  // FHIR REST: resources are PUT to <base>/<type>/<id>
+  unsigned timeout_ms = 5000;
+};
+
 struct PartnerConfig {
   std::string id;                // e.g. gp-practice
   std::string name;              // for people
@@ -43,13 +49,29 @@ struct PartnerConfig {
   std::vector<std::string> purposes;  // purposes of use it may claim (v3-ActReason); the first is its default
   std::vector<std::string> inbound;   // formats it sends: fhir-rest, hl7v2-mllp, hl7v2-http, csv, xml
   std::string mapping_variant;        // which declarative mapping its feeds use (CSV/XML feeds)
-  std::string routes_json;            // outbound routes as configured (JSON), for the routing issue
   // MSH-4.1 (namespace id) values the partner's systems send as; how a listener that is not bound to one
   // partner, and POST /$ingest, tell partners apart.
   std::vector<std::string> sending_facilities;
   std::string nhs_number_authority = "NHS";  // PID-3.4 that marks the NHS number
   std::string local_identifier_system;       // system for the partner's other PID-3 identifiers
   std::vector<FeedConfig> feeds;
+  EndpointConfig endpoint;
+};
+
+// An outbound route: what a write by `from` (or anyone, "*") of one of `types` (any when empty) is sent
+// on to, and how. Deliveries are recorded in the write's own commit (the outbox).
+struct RouteConfig {
+  std::string id;
+  std::string from = "*";
+  std::vector<std::string> types;
+  std::vector<std::string> to;
+  std::string format = "fhir-rest";
+};
+
+struct DeliveryConfig {
+  unsigned max_attempts = 8;     // then the delivery is a dead letter
+  unsigned base_delay_ms = 500;  // retry n waits about base * 2^n (with jitter), at most max
+  unsigned max_delay_ms = 300000;
 };
 
 // One MLLP port. Bound to a partner, it accepts any sending facility as that partner; unbound, it
@@ -91,6 +113,8 @@ struct Config {
   int default_page_size = 20;
   int max_page_size = 1000;
   unsigned feed_poll_ms = 1000;  // how often watched inbound folders are looked at
+  std::vector<RouteConfig> routes;
+  DeliveryConfig delivery;
 };
 
 // Reads the configuration. Relative paths in it are resolved against the file's folder. Throws

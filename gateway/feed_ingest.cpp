@@ -224,6 +224,7 @@ class ChunkWriter {
     const PartnerFeed& feed = feed_;
     const FeedOrigin& origin = origin_;
     store::WritePlan plan = [&context, &feed, &origin, chunk](store::WriteTxn& txn) -> Status {
+      txn.set_origin(origin.partner);  // routes match the sending partner
       std::set<std::string> patients;
       for (auto& row : *chunk) {
         if (!row.write) continue;

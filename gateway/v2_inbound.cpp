@@ -129,6 +129,7 @@ store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcom
                              std::shared_ptr<const AuditInput> audit) {
   return [log = std::move(log), state = std::move(state), apply = std::move(apply),
           audit = std::move(audit)](store::WriteTxn& txn) mutable -> Status {
+    txn.set_origin(log.partner);  // routes match the sending partner
     if (state->kind != Kind::rejected) {
       if (auto detail = txn.applied_detail(log.partner, log.sender, log.control_id)) {
         state->kind = Kind::duplicate;

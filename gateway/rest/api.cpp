@@ -295,6 +295,8 @@ Reply Api::route(Exchange& ex) const {
     operation("$validate");
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
+  if (parts.size() == 2 && first == "_ops" && parts[1] == "deliveries")
+    return method == "GET" ? ops_deliveries(ex) : not_allowed();
   if (parts.size() == 1 && first == "$process-message")
     return method == "POST" ? process_message(ex) : not_allowed();
   if (parts.size() == 1 && first == "$ingest" && (v2_ || feeds_))

@@ -105,6 +105,8 @@ class Api {
   Reply bundle(Exchange& ex) const;
   // POST /$process-message: a FHIR message (message_api.cpp).
   Reply process_message(Exchange& ex) const;
+  // GET /_ops/deliveries: the outbox, for operators (ops_api.cpp).
+  Reply ops_deliveries(Exchange& ex) const;
 
   HttpResponse fail(const Exchange& ex, const Error& error) const;
   HttpResponse json_response(const Exchange& ex, int status, std::string body) const;

@@ -101,7 +101,9 @@ Reply Api::audited(Exchange& ex, Reply reply) const {
     return reply;
   }
   auto inner = std::make_shared<Status>(Ok{});
-  reply.plan = [plan = std::move(reply.plan), input, more, inner](store::WriteTxn& txn) -> Status {
+  reply.plan = [plan = std::move(reply.plan), input, more, inner,
+                origin = ex.who ? ex.who->id : std::string()](store::WriteTxn& txn) -> Status {
+    txn.set_origin(origin);  // routes match the writing partner
     *inner = txn.nested(plan);
     if (*inner) {
       if (input->outcome.empty()) input->outcome = "0";  // a plan may record a failure it answered itself

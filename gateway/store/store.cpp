@@ -144,6 +144,27 @@ CREATE TABLE audit_patient (           -- the patients whose data each AuditEven
   PRIMARY KEY (patient, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 4: the outbox of deliveries to partners (outbox.hpp).
+    R"sql(
+CREATE TABLE delivery (
+  id INTEGER PRIMARY KEY,             -- creation order
+  created INTEGER NOT NULL,
+  route TEXT NOT NULL,
+  destination TEXT NOT NULL,          -- receiving partner
+  format TEXT NOT NULL,               -- fhir-rest
+  type TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  patient TEXT NOT NULL,              -- Patient/<id> or ''
+  status TEXT NOT NULL,               -- pending delivered withheld dead discarded
+  attempts INTEGER NOT NULL,
+  next_attempt INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  updated INTEGER NOT NULL
+);
+CREATE INDEX delivery_due ON delivery (next_attempt, id) WHERE status = 'pending';
+CREATE INDEX delivery_order ON delivery (destination, patient, id) WHERE status = 'pending';
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -358,6 +379,7 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
     replace_index_rows(db_, rid, rows);
   else
     insert_index_rows(db_, rid, rows);
+  if (listener_ && *listener_) (*listener_)(*this, rec, &resource);
   return rec;
 }
 
@@ -382,7 +404,9 @@ std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std
       .bind(4, current->rid)
       .run();
   delete_index_rows(db_, current->rid);
-  return VersionRecord{type, id, version, now_ms_, true, "DELETE", {}};
+  VersionRecord rec{type, id, version, now_ms_, true, "DELETE", {}};
+  if (listener_ && *listener_) (*listener_)(*this, rec, nullptr);
+  return rec;
 }
 
 std::optional<std::string> WriteTxn::applied_detail(const std::string& partner, const std::string& sender,
@@ -428,6 +452,10 @@ Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
   }
   db_.prepare("RELEASE nested").run();
   return status;
+}
+
+void WriteTxn::enqueue_delivery(const Delivery& delivery) {
+  store::enqueue_delivery(db_, delivery);
 }
 
 AuditRecord WriteTxn::append_audit(AuditRecord record) {
@@ -714,6 +742,15 @@ Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
     }
     return out;
   });
+}
+
+Result<std::vector<Delivery>> Store::deliveries(const DeliveryQuery& query) {
+  return with_reader(
+      [&](Connection& db) -> Result<std::vector<Delivery>> { return store::list_deliveries(db, query); });
+}
+
+void Store::set_write_listener(WriteListener listener) {
+  writer_->set_write_listener(std::move(listener));
 }
 
 Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {

@@ -18,6 +18,8 @@
 #include "fhir/search_params.hpp"
 #include "fhir/search_query.hpp"
 #include "gateway/store/audit_log.hpp"
+#include "gateway/store/outbox.hpp"
+#include "gateway/store/writer.hpp"
 
 namespace fhirgate::gateway::store {
 
@@ -78,8 +80,20 @@ class ParamKeys;
 class WriteTxn {
  public:
   WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-           const AuditKey& audit_key, std::int64_t now_ms)
-      : db_(db), registry_(registry), keys_(keys), audit_key_(audit_key), now_ms_(now_ms) {}
+           const AuditKey& audit_key, std::int64_t now_ms, const WriteListener* listener = nullptr)
+      : db_(db),
+        registry_(registry),
+        keys_(keys),
+        audit_key_(audit_key),
+        now_ms_(now_ms),
+        listener_(listener) {}
+
+  // The partner on whose behalf the current plan writes (routes match it); "" when unknown. The writer
+  // clears it before each plan.
+  void set_origin(std::string partner) { origin_ = std::move(partner); }
+  const std::string& origin() const { return origin_; }
+  // The outbox (outbox.hpp).
+  void enqueue_delivery(const Delivery& delivery);
 
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
   // Ids of current resources matching the query (at most `limit`).
@@ -122,6 +136,8 @@ class WriteTxn {
   std::int64_t now_ms_;
   std::optional<AuditTail> audit_tail_;
   bool audit_appended_ = false;
+  const WriteListener* listener_ = nullptr;
+  std::string origin_;
 };
 
 class Store {
@@ -162,6 +178,9 @@ class Store {
   Result<std::vector<InboundMessage>> inbound_problems(int limit);
   // The audit trail (newest first) and one AuditEvent by its seq.
   Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
+  Result<std::vector<Delivery>> deliveries(const DeliveryQuery& query);
+  // Set-up only, before any write: see WriteListener.
+  void set_write_listener(WriteListener listener);
   Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);
   // Checks the whole audit chain (start-up and CLI; reads every row).
   Result<ChainCheck> verify_audit(const DeriveColumns& derive);

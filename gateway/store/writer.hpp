@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "fhir/json.hpp"
 #include "fhir/result.hpp"
 #include "fhir/search_params.hpp"
 
@@ -17,6 +18,11 @@ class AuditKey;
 class Connection;
 class ParamKeys;
 class WriteTxn;
+struct VersionRecord;
+
+// Called for every version put or removed, inside the same transaction (the router records the
+// deliveries a write causes this way). `resource` is null for a deletion.
+using WriteListener = std::function<void(WriteTxn&, const VersionRecord&, const fhir::Node* resource)>;
 
 // A write plan: runs on the writer thread inside its own SAVEPOINT. An error rolls back this plan only.
 using WritePlan = std::function<Status(WriteTxn&)>;
@@ -51,6 +57,8 @@ class Writer {
   void stop();
 
   WriterStats stats() const;
+  // Set-up only, before the first plan: called by every put/remove (store.hpp WriteListener).
+  void set_write_listener(WriteListener listener) { listener_ = std::move(listener); }
 
  private:
   struct Job {
@@ -59,6 +67,7 @@ class Writer {
   };
   void loop();
   void count_batch(std::size_t plans);
+  WriteListener listener_;
   void commit_batch(std::deque<Job>& batch);
 
   std::unique_ptr<Connection> db_;

@@ -104,5 +104,32 @@ TEST_CASE("configuration mistakes name the file, the key and the problem") {
   CHECK(load_error(R"({"database":{"path":"x.db"}})").empty());
 }
 
+TEST_CASE("routes: read with their receivers' endpoints; unknown partners, formats and endpoints refused") {
+  const std::string partners = R"("partners":[
+    {"id":"gp","name":"GP"},
+    {"id":"trust","name":"Trust","endpoint":{"fhirBaseUrl":"http://127.0.0.1:9000/fhir/","timeoutMs":2500}}])";
+  const Config c = load_config(write("{" + partners + R"(,
+    "routes":[{"id":"r1","from":"gp","types":["Patient"],"to":["trust"]}],
+    "delivery":{"maxAttempts":3,"baseDelayMs":100}})"));
+  REQUIRE(c.routes.size() == 1);
+  CHECK(c.routes[0].from == "gp");
+  CHECK(c.routes[0].types == std::vector<std::string>{"Patient"});
+  CHECK(c.routes[0].format == "fhir-rest");
+  CHECK(find_partner(c, "trust")->endpoint.fhir_base_url == "http://127.0.0.1:9000/fhir");
+  CHECK(find_partner(c, "trust")->endpoint.timeout_ms == 2500);
+  CHECK(c.delivery.max_attempts == 3);
+  CHECK(c.delivery.base_delay_ms == 100);
+  auto route_error = [&](const std::string& route) {
+    return load_error("{" + partners + R"(,"routes":[)" + route + "]}");
+  };
+  CHECK(route_error(R"({"id":"r","from":"lab","to":["trust"]})").find("routes[0].from: no partner 'lab'") !=
+        std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["gp"]})").find("partner 'gp' has no endpoint.fhirBaseUrl") !=
+        std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"format":"hl7v2-mllp"})")
+            .find("only fhir-rest delivery is supported yet") != std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":[]})").find("at least one receiving partner") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace fhirgate::gateway

@@ -1,0 +1,74 @@
+// The operators' view of the outbox: GET /_ops/deliveries?status=&destination=&_count=&before=
+// (operator or privacy-officer credential when security is on). Plain JSON, newest first.
+#include <string>
+
+#include "fhir/datetime.hpp"
+#include "fhir/json.hpp"
+#include "gateway/rest/exchange.hpp"
+
+namespace fhirgate::gateway::rest {
+
+Reply Api::ops_deliveries(Exchange& ex) const {
+  Reply reply;
+  if (ex.who && ex.who->role != "operator" && ex.who->role != "privacy-officer") {
+    reply.response = fail(ex, Error::make(ErrorCode::forbidden, "Operators only"));
+    return reply;
+  }
+  if (ex.audit) ex.audit->interaction = "search-type";
+  store::DeliveryQuery query;
+  for (const auto& [key, value] : ex.query) {
+    if (key == "status") {
+      query.status = value;
+    } else if (key == "destination") {
+      query.destination = value;
+    } else if (key == "_count" || key == "before") {
+      try {
+        const long long n = std::stoll(value);
+        if (n < 1) throw std::invalid_argument(key);
+        if (key == "_count")
+          query.count = static_cast<int>(std::min(n, 1000LL));
+        else
+          query.before_id = n;
+      } catch (const std::exception&) {
+        reply.response =
+            fail(ex, Error::make(ErrorCode::invalid_input, key + " must be a positive integer", key));
+        return reply;
+      }
+    } else {
+      reply.response =
+          fail(ex, Error::make(ErrorCode::invalid_input, "Unknown parameter '" + key + "'", key));
+      return reply;
+    }
+  }
+  auto rows = store_.deliveries(query);
+  if (!rows) {
+    reply.response = fail(ex, rows.error());
+    return reply;
+  }
+  fhir::Node list = fhir::Node::array();
+  for (const auto& d : *rows) {
+    fhir::Node row = fhir::Node::object();
+    row.set("id", fhir::Node::number(std::to_string(d.id)));
+    row.set("created", fhir::Node::string(fhir::format_instant(d.created_ms)));
+    row.set("route", fhir::Node::string(d.route));
+    row.set("destination", fhir::Node::string(d.destination));
+    row.set("format", fhir::Node::string(d.format));
+    row.set("resource",
+            fhir::Node::string(d.type + "/" + d.resource_id + "/_history/" + std::to_string(d.version)));
+    if (!d.patient.empty()) row.set("patient", fhir::Node::string(d.patient));
+    row.set("status", fhir::Node::string(d.status));
+    row.set("attempts", fhir::Node::number(std::to_string(d.attempts)));
+    row.set("nextAttempt", fhir::Node::string(fhir::format_instant(d.next_attempt_ms)));
+    if (!d.last_error.empty()) row.set("lastError", fhir::Node::string(d.last_error));
+    list.push(std::move(row));
+  }
+  fhir::Node out = fhir::Node::object();
+  out.set("deliveries", std::move(list));
+  HttpResponse& r = reply.response;
+  r.status = 200;
+  r.body = fhir::write_json(out);
+  r.set_header("Content-Type", "application/json");
+  return reply;
+}
+
+}  // namespace fhirgate::gateway::rest

@@ -1,0 +1,67 @@
+#include "gateway/store/outbox.hpp"
+
+#include "gateway/store/sqlite.hpp"
+
+namespace fhirgate::gateway::store {
+namespace {
+
+constexpr const char* kColumns =
+    "id, created, route, destination, format, type, resource_id, version, patient, status, attempts, "
+    "next_attempt, last_error, updated";
+
+Delivery delivery_from(Statement& stmt) {
+  Delivery d;
+  d.id = stmt.int64(0);
+  d.created_ms = stmt.int64(1);
+  d.route = stmt.text(2);
+  d.destination = stmt.text(3);
+  d.format = stmt.text(4);
+  d.type = stmt.text(5);
+  d.resource_id = stmt.text(6);
+  d.version = stmt.int64(7);
+  d.patient = stmt.text(8);
+  d.status = stmt.text(9);
+  d.attempts = stmt.int64(10);
+  d.next_attempt_ms = stmt.int64(11);
+  d.last_error = stmt.text(12);
+  d.updated_ms = stmt.int64(13);
+  return d;
+}
+
+}  // namespace
+
+void enqueue_delivery(Connection& db, const Delivery& d) {
+  db.prepare(
+        "INSERT INTO delivery (created, route, destination, format, type, resource_id, version, patient, "
+        "status, attempts, next_attempt, last_error, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?)")
+      .bind(1, d.created_ms)
+      .bind(2, d.route)
+      .bind(3, d.destination)
+      .bind(4, d.format)
+      .bind(5, d.type)
+      .bind(6, d.resource_id)
+      .bind(7, d.version)
+      .bind(8, d.patient)
+      .bind(9, d.created_ms)
+      .bind(10, d.created_ms)
+      .run();
+}
+
+std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& q) {
+  auto stmt =
+      db.prepare(std::string("SELECT ") + kColumns +
+                 " FROM delivery WHERE id < ? AND (? = '' OR status = ?) AND (? = '' OR destination = ?) "
+                 "ORDER BY id DESC LIMIT ?");
+  stmt.bind(1, q.before_id)
+      .bind(2, q.status)
+      .bind(3, q.status)
+      .bind(4, q.destination)
+      .bind(5, q.destination)
+      .bind(6, std::int64_t{q.count});
+  std::vector<Delivery> out;
+  while (stmt.step()) out.push_back(delivery_from(stmt));
+  return out;
+}
+
+}  // namespace fhirgate::gateway::store

@@ -1,0 +1,41 @@
+#pragma once
+// The transactional outbox: one row per delivery a write causes, inserted in the write's own commit, so
+// that a crash can neither lose nor invent a delivery (docs/routing-plan.md). Rows are delivered in id
+// order per destination and patient by the delivery workers.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fhirgate::gateway::store {
+
+class Connection;
+
+struct Delivery {
+  std::int64_t id = 0;  // order of creation
+  std::int64_t created_ms = 0;
+  std::string route;        // the configured route's id
+  std::string destination;  // receiving partner id
+  std::string format;       // fhir-rest
+  std::string type;
+  std::string resource_id;
+  std::int64_t version = 0;
+  std::string patient;             // "Patient/<id>" when the resource is about one; "" otherwise
+  std::string status = "pending";  // pending delivered withheld dead discarded
+  std::int64_t attempts = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::string last_error;
+  std::int64_t updated_ms = 0;
+};
+
+struct DeliveryQuery {
+  std::string status;       // empty = any
+  std::string destination;  // empty = any
+  int count = 100;
+  std::int64_t before_id = INT64_MAX;  // newest first, below this id (paging)
+};
+
+// Inserts a pending delivery (id assigned).
+void enqueue_delivery(Connection& db, const Delivery& delivery);
+std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& query);
+
+}  // namespace fhirgate::gateway::store

@@ -17,6 +17,7 @@
 #include "fhir/profiles.hpp"
 #include "gateway/audit_trail.hpp"
 #include "gateway/auth.hpp"
+#include "gateway/delivery.hpp"
 #include "gateway/feed_folders.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
@@ -444,6 +445,8 @@ int serve(const Config& config) {
   }
 
   folders.start();  // before the listening line: a client that saw it finds the folders
+  DeliveryWorker deliveries(config, store, security);
+  if (!config.routes.empty()) deliveries.start();
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
@@ -452,6 +455,7 @@ int serve(const Config& config) {
   if (mllp) mllp->start();
   server.run();
   folders.stop();
+  deliveries.stop();
   if (mllp) mllp->stop();
   store.writer().stop();
   std::cerr << "fhirgate: stopped cleanly" << std::endl;

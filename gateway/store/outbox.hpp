@@ -37,5 +37,10 @@ struct DeliveryQuery {
 // Inserts a pending delivery (id assigned).
 void enqueue_delivery(Connection& db, const Delivery& delivery);
 std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& query);
+// Pending deliveries due at `now_ms`, oldest first, at most one per (destination, patient) -- or per
+// (destination, resource) for data of no patient: the oldest pending one, so order is kept across retries.
+std::vector<Delivery> due_deliveries(Connection& db, std::int64_t now_ms, int limit);
+// Records an attempt's outcome: status, attempts, next attempt and last error.
+void update_delivery(Connection& db, const Delivery& delivery, std::int64_t now_ms);
 
 }  // namespace fhirgate::gateway::store

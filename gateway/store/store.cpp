@@ -458,6 +458,10 @@ void WriteTxn::enqueue_delivery(const Delivery& delivery) {
   store::enqueue_delivery(db_, delivery);
 }
 
+void WriteTxn::update_delivery(const Delivery& delivery) {
+  store::update_delivery(db_, delivery, now_ms_);
+}
+
 AuditRecord WriteTxn::append_audit(AuditRecord record) {
   if (!audit_tail_) audit_tail_ = read_audit_tail(db_);
   audit_appended_ = true;
@@ -747,6 +751,11 @@ Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
 Result<std::vector<Delivery>> Store::deliveries(const DeliveryQuery& query) {
   return with_reader(
       [&](Connection& db) -> Result<std::vector<Delivery>> { return store::list_deliveries(db, query); });
+}
+
+Result<std::vector<Delivery>> Store::due_deliveries(std::int64_t now_ms, int limit) {
+  return with_reader(
+      [&](Connection& db) -> Result<std::vector<Delivery>> { return store::due_deliveries(db, now_ms, limit); });
 }
 
 void Store::set_write_listener(WriteListener listener) {

@@ -94,6 +94,7 @@ class WriteTxn {
   const std::string& origin() const { return origin_; }
   // The outbox (outbox.hpp).
   void enqueue_delivery(const Delivery& delivery);
+  void update_delivery(const Delivery& delivery);
 
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
   // Ids of current resources matching the query (at most `limit`).
@@ -179,6 +180,7 @@ class Store {
   // The audit trail (newest first) and one AuditEvent by its seq.
   Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
   Result<std::vector<Delivery>> deliveries(const DeliveryQuery& query);
+  Result<std::vector<Delivery>> due_deliveries(std::int64_t now_ms, int limit);
   // Set-up only, before any write: see WriteListener.
   void set_write_listener(WriteListener listener);
   Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);

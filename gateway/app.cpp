@@ -367,6 +367,38 @@ int add_token(const Config& config, const std::string& holder, std::ostream& out
   return 0;
 }
 
+int ops_deliveries(const Config& config, const std::string& status, const std::string& destination,
+                   const std::string& action, std::int64_t id, std::ostream& out) {
+  const auto registry = load_search_params(config);
+  store::Store store(config.database_path, registry, config.security.audit_key_file);
+  if (!action.empty()) {
+    Result<store::Delivery> done = Error::make(ErrorCode::internal, "not run");
+    const Status ran = store.writer().run([&](store::WriteTxn& txn) -> Status {
+      done = txn.act_on_delivery(id, action == "retry");
+      return done ? Status(Ok{}) : Status(done.error());
+    });
+    if (!ran) {
+      out << "delivery " << id << ": " << ran.error().issues.front().diagnostics << std::endl;
+      return 1;
+    }
+    out << "delivery " << id << " is " << done->status << std::endl;
+    return 0;
+  }
+  store::DeliveryQuery query;
+  query.status = status;
+  query.destination = destination;
+  query.count = 1000;
+  auto rows = store.deliveries(query);
+  if (!rows) throw std::runtime_error(rows.error().issues.front().diagnostics);
+  for (const auto& d : *rows) {
+    out << d.id << '\t' << fhir::format_instant(d.created_ms) << '\t' << d.destination << '\t' << d.status
+        << '\t' << d.type << '/' << d.resource_id << "/_history/" << d.version << '\t' << d.attempts
+        << " attempt(s)" << (d.last_error.empty() ? "" : "\t" + d.last_error) << '\n';
+  }
+  out << rows->size() << " deliveries" << std::endl;
+  return 0;
+}
+
 int verify_audit(const Config& config, std::ostream& out) {
   const auto registry = load_search_params(config);
   store::Store store(config.database_path, registry, config.security.audit_key_file);

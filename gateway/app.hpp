@@ -50,5 +50,10 @@ int serve(const Config& config);
 int add_token(const Config& config, const std::string& holder, std::ostream& out);
 // `fhirgate audit verify`: checks the audit chain; prints the outcome; 0 intact, 1 broken.
 int verify_audit(const Config& config, std::ostream& out);
+// `fhirgate ops deliveries`: lists the outbox (a line per delivery, newest first, filtered by status and
+// destination when given), or retries / discards one delivery (action "retry" or "discard" with its id).
+// Returns 0, or 1 when the action is refused (unknown id, wrong state), with the reason.
+int ops_deliveries(const Config& config, const std::string& status, const std::string& destination,
+                   const std::string& action, std::int64_t id, std::ostream& out);
 
 }  // namespace fhirgate::gateway

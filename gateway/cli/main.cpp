@@ -2,6 +2,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,6 +23,8 @@ Usage:
   fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
   fhirgate partner add-token HOLDER --config FILE [--db PATH]
   fhirgate audit verify --config FILE [--db PATH]
+  fhirgate ops deliveries --config FILE [--db PATH] [--status S] [--destination PARTNER]
+                          [--retry ID | --discard ID]
   fhirgate version
   fhirgate --help | fhirgate COMMAND --help
 
@@ -245,6 +248,7 @@ int run_admin(const std::string& command, const std::vector<std::string>& args) 
   std::string config_path, holder;
   std::optional<std::string> db;
   std::vector<std::string> words;
+  std::map<std::string, std::string> options;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> std::string {
@@ -255,6 +259,9 @@ int run_admin(const std::string& command, const std::vector<std::string>& args) 
       config_path = value();
     else if (a == "--db")
       db = value();
+    else if (command == "ops" &&
+             (a == "--status" || a == "--destination" || a == "--retry" || a == "--discard"))
+      options[a] = value();
     else if (!a.empty() && a[0] == '-')
       usage_error("unknown option '" + a + "'");
     else
@@ -267,6 +274,27 @@ int run_admin(const std::string& command, const std::vector<std::string>& args) 
     if (words.size() != 2 || words[0] != "add-token")
       usage_error("usage: fhirgate partner add-token HOLDER --config FILE [--db PATH]");
     return fhirgate::gateway::add_token(config, words[1], std::cout);
+  }
+  if (command == "ops") {
+    if (words.size() != 1 || words[0] != "deliveries" ||
+        (options.count("--retry") && options.count("--discard")))
+      usage_error(
+          "usage: fhirgate ops deliveries --config FILE [--db PATH] [--status S] [--destination PARTNER] "
+          "[--retry ID | --discard ID]");
+    const std::string action = options.count("--retry")     ? "retry"
+                               : options.count("--discard") ? "discard"
+                                                            : "";
+    std::int64_t id = 0;
+    if (!action.empty()) {
+      const std::string& text = options["--" + action];
+      try {
+        id = std::stoll(text);
+      } catch (const std::exception&) {
+        usage_error("--" + action + " takes a delivery id");
+      }
+    }
+    return fhirgate::gateway::ops_deliveries(config, options["--status"], options["--destination"], action,
+                                             id, std::cout);
   }
   if (words.size() != 1 || words[0] != "verify")
     usage_error("usage: fhirgate audit verify --config FILE [--db PATH]");
@@ -339,7 +367,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return run_serve(args);
     if (command == "convert") return run_convert(args);
     if (command == "validate") return run_validate(args);
-    if (command == "partner" || command == "audit") return run_admin(command, args);
+    if (command == "partner" || command == "audit" || command == "ops") return run_admin(command, args);
     if (command == "version" || command == "--version") {
       std::cout << "fhirgate " << FHIRGATE_VERSION << "\n";
       return 0;

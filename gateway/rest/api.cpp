@@ -295,8 +295,13 @@ Reply Api::route(Exchange& ex) const {
     operation("$validate");
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
-  if (parts.size() == 2 && first == "_ops" && parts[1] == "deliveries")
-    return method == "GET" ? ops_deliveries(ex) : not_allowed();
+  if (parts.size() >= 2 && first == "_ops" && parts[1] == "deliveries") {
+    if (parts.size() == 2) return method == "GET" ? ops_deliveries(ex) : not_allowed();
+    if (parts.size() == 3)
+      return method == "DELETE" ? ops_delivery_action(ex, parts[2], false) : not_allowed();
+    if (parts.size() == 4 && parts[3] == "$retry")
+      return method == "POST" ? ops_delivery_action(ex, parts[2], true) : not_allowed();
+  }
   if (parts.size() == 1 && first == "$process-message")
     return method == "POST" ? process_message(ex) : not_allowed();
   if (parts.size() == 1 && first == "$ingest" && (v2_ || feeds_))

@@ -107,6 +107,7 @@ class Api {
   Reply process_message(Exchange& ex) const;
   // GET /_ops/deliveries: the outbox, for operators (ops_api.cpp).
   Reply ops_deliveries(Exchange& ex) const;
+  Reply ops_delivery_action(Exchange& ex, const std::string& id, bool retry) const;
 
   HttpResponse fail(const Exchange& ex, const Error& error) const;
   HttpResponse json_response(const Exchange& ex, int status, std::string body) const;

@@ -71,4 +71,44 @@ Reply Api::ops_deliveries(Exchange& ex) const {
   return reply;
 }
 
+// POST /_ops/deliveries/{id}/$retry: a dead, withheld or discarded delivery goes back to pending, due now,
+// with a fresh count of attempts. DELETE /_ops/deliveries/{id}: a delivery not yet delivered is
+// discarded. 404 for an unknown id, 409 for a delivery in the wrong state.
+Reply Api::ops_delivery_action(Exchange& ex, const std::string& id_text, bool retry) const {
+  Reply reply;
+  if (ex.who && ex.who->role != "operator") {
+    reply.response = fail(ex, Error::make(ErrorCode::forbidden, "Operators only"));
+    return reply;
+  }
+  std::int64_t id = 0;
+  try {
+    std::size_t used = 0;
+    id = std::stoll(id_text, &used);
+    if (used != id_text.size()) throw std::invalid_argument("id");
+  } catch (const std::exception&) {
+    reply.response = fail(ex, Error::make(ErrorCode::not_found, "No delivery " + id_text));
+    return reply;
+  }
+  if (ex.audit) {
+    ex.audit->interaction = retry ? "operation" : "delete";
+    if (retry) ex.audit->operation = "$retry";
+  }
+  auto result = std::make_shared<store::Delivery>();
+  reply.plan = [id, retry, result](store::WriteTxn& txn) -> Status {
+    auto done = txn.act_on_delivery(id, retry);
+    if (!done) return done.error();
+    *result = *done;
+    return Ok{};
+  };
+  reply.after_commit = [this, result, ex = Exchange(ex)](const Status& s) {
+    if (!s) return fail(ex, s.error());
+    HttpResponse r;
+    r.status = 200;
+    r.body = R"({"id":)" + std::to_string(result->id) + R"(,"status":")" + result->status + R"("})";
+    r.set_header("Content-Type", "application/json");
+    return r;
+  };
+  return reply;
+}
+
 }  // namespace fhirgate::gateway::rest

@@ -76,6 +76,29 @@ std::vector<Delivery> due_deliveries(Connection& db, std::int64_t now_ms, int li
   return out;
 }
 
+std::optional<Delivery> read_delivery(Connection& db, std::int64_t id) {
+  auto stmt = db.prepare(std::string("SELECT ") + kColumns + " FROM delivery WHERE id = ?");
+  stmt.bind(1, id);
+  if (!stmt.step()) return std::nullopt;
+  return delivery_from(stmt);
+}
+
+Result<Delivery> act_on_delivery(Connection& db, std::int64_t id, bool retry, std::int64_t now_ms) {
+  auto d = read_delivery(db, id);
+  if (!d) return Error::make(ErrorCode::not_found, "No delivery " + std::to_string(id));
+  if (d->status == "delivered" || (retry && d->status == "pending") || (!retry && d->status == "discarded"))
+    return Error::make(ErrorCode::conflict, "Delivery " + std::to_string(id) + " is " + d->status);
+  if (retry) {
+    d->status = "pending";
+    d->attempts = 0;
+    d->next_attempt_ms = now_ms;
+  } else {
+    d->status = "discarded";
+  }
+  update_delivery(db, *d, now_ms);
+  return *d;
+}
+
 void update_delivery(Connection& db, const Delivery& d, std::int64_t now_ms) {
   db.prepare("UPDATE delivery SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, updated = ? WHERE id = ?")
       .bind(1, d.status)

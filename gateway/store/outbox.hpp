@@ -3,8 +3,11 @@
 // that a crash can neither lose nor invent a delivery (docs/routing-plan.md). Rows are delivered in id
 // order per destination and patient by the delivery workers.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "fhir/result.hpp"
 
 namespace fhirgate::gateway::store {
 
@@ -40,6 +43,11 @@ std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& query
 // Pending deliveries due at `now_ms`, oldest first, at most one per (destination, patient) -- or per
 // (destination, resource) for data of no patient: the oldest pending one, so order is kept across retries.
 std::vector<Delivery> due_deliveries(Connection& db, std::int64_t now_ms, int limit);
+std::optional<Delivery> read_delivery(Connection& db, std::int64_t id);
+// An operator's action: `retry` puts a dead, withheld or discarded delivery back to pending, due now, with
+// a fresh count of attempts; otherwise a delivery not yet delivered is discarded. Errors: not_found,
+// conflict (delivered already, or already in that state).
+Result<Delivery> act_on_delivery(Connection& db, std::int64_t id, bool retry, std::int64_t now_ms);
 // Records an attempt's outcome: status, attempts, next attempt and last error.
 void update_delivery(Connection& db, const Delivery& delivery, std::int64_t now_ms);
 

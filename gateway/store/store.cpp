@@ -462,6 +462,10 @@ void WriteTxn::update_delivery(const Delivery& delivery) {
   store::update_delivery(db_, delivery, now_ms_);
 }
 
+Result<Delivery> WriteTxn::act_on_delivery(std::int64_t id, bool retry) {
+  return store::act_on_delivery(db_, id, retry, now_ms_);
+}
+
 AuditRecord WriteTxn::append_audit(AuditRecord record) {
   if (!audit_tail_) audit_tail_ = read_audit_tail(db_);
   audit_appended_ = true;

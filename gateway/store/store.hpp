@@ -95,6 +95,7 @@ class WriteTxn {
   // The outbox (outbox.hpp).
   void enqueue_delivery(const Delivery& delivery);
   void update_delivery(const Delivery& delivery);
+  Result<Delivery> act_on_delivery(std::int64_t id, bool retry);
 
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
   // Ids of current resources matching the query (at most `limit`).

@@ -215,6 +215,23 @@ TEST_CASE(
   CHECK(dead->find("attempts")->text() == "3");
   CHECK_FALSE(dead->string_at("lastError").empty());
 
+  // Operators retry a dead letter (a fresh round of attempts) or discard it.
+  HttpClient ops(g.gateway->port(), bearer(g.operator_token));
+  const std::string dead_id = dead->find("id")->text();
+  CHECK(gp.request("POST", "/_ops/deliveries/" + dead_id + "/$retry").status == 403);
+  const auto retried = ops.request("POST", "/_ops/deliveries/" + dead_id + "/$retry");
+  REQUIRE_MESSAGE(retried.status == 200, retried.body);
+  CHECK(json(retried.body).string_at("status") == "pending");
+  const auto dead_again = wait_for_status(g, "Patient/" + lost + "/_history/1", "dead");
+  REQUIRE(dead_again);
+  CHECK(dead_again->find("attempts")->text() == "3");
+  CHECK(json(ops.request("DELETE", "/_ops/deliveries/" + dead_id).body).string_at("status") == "discarded");
+  CHECK(ops.request("DELETE", "/_ops/deliveries/" + dead_id).status == 409);
+  const std::string delivered_id = first->find("id")->text();
+  CHECK(ops.request("POST", "/_ops/deliveries/" + delivered_id + "/$retry").status == 409);
+  CHECK(ops.request("POST", "/_ops/deliveries/999999/$retry").status == 404);
+  CHECK(size_of(g.deliveries("?status=discarded")) == 1);
+
   // A delivery pending when the gateway stops is delivered after it starts again.
   std::uint16_t port = 0;
   {
@@ -241,6 +258,20 @@ TEST_CASE(
   g.start();
   REQUIRE(wait_for_status(g, "Patient/" + later + "/_history/1", "delivered"));
   CHECK(back.requests().size() == 1);
+
+  // The same from the command line (gateway stopped).
+  CHECK(g.gateway->stop(SIGTERM) == 0);
+  const std::string cli = "ops deliveries --config " + g.config + " --db " + g.dir + "/fhirgate.db";
+  const Run discarded = run_fhirgate(cli + " --status discarded");
+  CHECK(discarded.status == 0);
+  CHECK(discarded.out.find(dead_id + "\t") == 0);
+  CHECK(discarded.out.find("1 deliveries") != std::string::npos);
+  const Run retry = run_fhirgate(cli + " --retry " + dead_id);
+  CHECK(retry.status == 0);
+  CHECK(retry.out.find("delivery " + dead_id + " is pending") != std::string::npos);
+  const Run unknown = run_fhirgate(cli + " --discard 999999");
+  CHECK(unknown.status == 1);
+  CHECK(unknown.out.find("No delivery 999999") != std::string::npos);
 }
 
 TEST_CASE("routing: the outbox is for operators; routes naming unknown partners or no endpoint are refused") {

@@ -60,17 +60,32 @@ void DeliveryWorker::loop() {
 bool DeliveryWorker::pass() {
   auto due = store_.due_deliveries(now_ms(), 100);
   if (!due || due->empty()) return false;
+  // The outcomes of one pass are committed together (one commit per pass, not per delivery). A crash
+  // between sending and that commit sends those deliveries again: delivery is at least once.
+  std::vector<Outcome> outcomes;
   for (auto& d : *due) {
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) return true;
+      if (stopping_) break;
     }
-    attempt(std::move(d));
+    outcomes.push_back(attempt(std::move(d)));
   }
+  const bool record = security_.enabled();
+  const Status saved = store_.writer().run([&outcomes, record](store::WriteTxn& txn) -> Status {
+    for (auto& [delivery, audit] : outcomes) {
+      txn.update_delivery(delivery);
+      if (record) {
+        audit.recorded_ms = txn.now_ms();
+        record_audit(txn, audit);
+      }
+    }
+    return Ok{};
+  });
+  (void)saved;  // not saved (store unavailable): the deliveries stay due and are attempted again
   return true;
 }
 
-void DeliveryWorker::attempt(store::Delivery d) {
+DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d) {
   const PartnerConfig* receiver = find_partner(config_, d.destination);
   AuditInput audit;
   audit.interaction = "update";
@@ -82,7 +97,6 @@ void DeliveryWorker::attempt(store::Delivery d) {
   audit.patient_reference = d.patient;
 
   const auto version = store_.vread(d.type, d.resource_id, d.version);
-  std::string outcome_error;
   if (!receiver || receiver->endpoint.fhir_base_url.empty()) {
     d.status = "dead";
     d.last_error = "partner '" + d.destination + "' has no FHIR endpoint";
@@ -105,8 +119,9 @@ void DeliveryWorker::attempt(store::Delivery d) {
       }
     }
     if (permitted) {
-      const auto reply = http_send(rec.deleted ? "DELETE" : "PUT", url, "application/fhir+json", rec.body,
-                                   receiver->endpoint.timeout_ms);
+      const auto reply =
+          connections_[d.destination].send(rec.deleted ? "DELETE" : "PUT", url, "application/fhir+json",
+                                           rec.body, receiver->endpoint.timeout_ms);
       ++d.attempts;
       if (reply.status >= 200 && reply.status < 300) {
         d.status = "delivered";
@@ -123,16 +138,7 @@ void DeliveryWorker::attempt(store::Delivery d) {
   }
   audit.outcome = d.status == "delivered" ? "0" : d.status == "withheld" ? "4" : "8";
   if (d.status != "delivered") audit.outcome_desc = d.last_error;
-  const bool record = security_.enabled();
-  const Status saved = store_.writer().run([d, audit, record](store::WriteTxn& txn) mutable -> Status {
-    txn.update_delivery(d);
-    if (record) {
-      audit.recorded_ms = txn.now_ms();
-      record_audit(txn, audit);
-    }
-    return Ok{};
-  });
-  (void)saved;  // not saved (store unavailable): the delivery stays due and is attempted again
+  return {std::move(d), std::move(audit)};
 }
 
 }  // namespace fhirgate::gateway

@@ -5,16 +5,20 @@
 //  - reads the version it is about and asks consent whether the receiving partner may have it (as a read
 //    by that partner for its default purpose); if not, the delivery is `withheld` and nothing leaves;
 //  - PUTs the version to <fhirBaseUrl>/<type>/<id> (DELETE for a deletion) with the partner's timeout;
-//  - records the outcome and an AuditEvent in one commit: `delivered` on 2xx; otherwise the attempt is
+//  - records the outcome and an AuditEvent (one commit for the pass's deliveries): `delivered` on 2xx;
+//  otherwise the attempt is
 //    counted and retried after base * 2^(attempts-1) ms (at most max, with jitter: half to all of it),
 //    and after maxAttempts the delivery is `dead` with its last error.
 // Deliveries survive restarts: they are rows in the database. One thread for all destinations: a
 // partner that hangs holds up the others for its timeout (per-destination workers are the next step).
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
+#include "gateway/audit_event.hpp"
 #include "gateway/config.hpp"
+#include "gateway/net/http_out.hpp"
 #include "gateway/security.hpp"
 #include "gateway/store/store.hpp"
 
@@ -33,8 +37,12 @@ class DeliveryWorker {
 
  private:
   void loop();
-  bool pass();  // one round over due deliveries; false when there was none
-  void attempt(store::Delivery delivery);
+  struct Outcome {
+    store::Delivery delivery;  // with its new status, attempts, next attempt and error
+    AuditInput audit;
+  };
+  bool pass();  // one round over due deliveries, committed together; false when there was none
+  Outcome attempt(store::Delivery delivery);
 
   const Config& config_;
   store::Store& store_;
@@ -44,6 +52,7 @@ class DeliveryWorker {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread thread_;
+  std::map<std::string, HttpOut> connections_;  // kept open per destination (worker thread only)
 };
 
 }  // namespace fhirgate::gateway

@@ -1,19 +1,33 @@
 #pragma once
-// Outbound HTTP/1.1 for deliveries to partners: one request per connection, every step (resolve, connect,
-// write, read) bounded by one deadline. Blocking; call from a worker thread. Beast stays in this file's
-// .cpp.
+// Outbound HTTP/1.1 for deliveries to partners. An HttpOut keeps one connection to one host open
+// (keep-alive) and sends requests on it one at a time; every step (resolve, connect, write, read) is
+// bounded by the request's deadline, and a connection the partner closed is reopened once. Blocking:
+// call from a worker thread. Not thread-safe: one per worker and destination. Beast stays in the .cpp.
+#include <memory>
 #include <string>
 
 namespace fhirgate::gateway {
 
 struct OutboundReply {
   int status = 0;     // 0 when no response came (see error)
-  std::string error;  // why there is no response: "timed out", "connection refused", ...
+  std::string error;  // why there is no response: "timed out after 500 ms", "Connection refused", ...
   std::string body;
 };
 
-// `url` is http://host[:port]/path. Never throws.
-OutboundReply http_send(const std::string& method, const std::string& url, const std::string& content_type,
-                        const std::string& body, unsigned timeout_ms);
+class HttpOut {
+ public:
+  HttpOut();
+  ~HttpOut();
+  HttpOut(const HttpOut&) = delete;
+  HttpOut& operator=(const HttpOut&) = delete;
+
+  // `url` is http://host[:port]/path. Never throws.
+  OutboundReply send(const std::string& method, const std::string& url, const std::string& content_type,
+                     const std::string& body, unsigned timeout_ms);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace fhirgate::gateway

@@ -274,6 +274,22 @@ TEST_CASE(
   CHECK(unknown.out.find("No delivery 999999") != std::string::npos);
 }
 
+TEST_CASE("delivery: a partner that does not answer is timed out and tried again on a new connection") {
+  FakePartner trust;
+  trust.set_mode(FakePartner::Mode::hang);
+  RoutingGateway g(trust.base_url());
+  HttpClient gp(g.gateway->port(), bearer(g.gp));
+  const std::string id = register_patient(gp, "Patient", true);
+  REQUIRE(trust.wait_for_requests(1, std::chrono::seconds(5)));
+  trust.set_mode(FakePartner::Mode::ok);
+  const auto row = wait_for_status(g, "Patient/" + id + "/_history/1", "delivered");
+  REQUIRE(row);
+  CHECK(row->find("attempts")->text() == "2");
+  const auto requests = trust.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[1].at - requests[0].at >= std::chrono::milliseconds(500));  // the timeout, then backoff
+}
+
 TEST_CASE("routing: the outbox is for operators; routes naming unknown partners or no endpoint are refused") {
   RoutingGateway g;
   HttpClient gp(g.gateway->port(), bearer(g.gp));

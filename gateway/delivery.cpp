@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "gateway/audit_trail.hpp"
 #include "gateway/net/http_out.hpp"
@@ -35,7 +36,10 @@ DeliveryWorker::~DeliveryWorker() {
 }
 
 void DeliveryWorker::start() {
-  thread_ = std::thread([this] { loop(); });
+  std::set<std::string> destinations;
+  for (const auto& route : config_.routes) destinations.insert(route.to.begin(), route.to.end());
+  for (const auto& destination : destinations)
+    threads_.emplace_back([this, destination] { loop(destination); });
 }
 
 void DeliveryWorker::stop() {
@@ -44,21 +48,23 @@ void DeliveryWorker::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
 }
 
-void DeliveryWorker::loop() {
+void DeliveryWorker::loop(const std::string& destination) {
+  HttpOut connection;  // kept open to this destination
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     lock.unlock();
-    const bool busy = pass();
+    const bool busy = pass(destination, connection);
     lock.lock();
     if (!busy) wake_.wait_for(lock, std::chrono::milliseconds(poll_ms_), [this] { return stopping_; });
   }
 }
 
-bool DeliveryWorker::pass() {
-  auto due = store_.due_deliveries(now_ms(), 100);
+bool DeliveryWorker::pass(const std::string& destination, HttpOut& connection) {
+  auto due = store_.due_deliveries(destination, now_ms(), 100);
   if (!due || due->empty()) return false;
   // The outcomes of one pass are committed together (one commit per pass, not per delivery). A crash
   // between sending and that commit sends those deliveries again: delivery is at least once.
@@ -68,7 +74,7 @@ bool DeliveryWorker::pass() {
       std::lock_guard lock(mutex_);
       if (stopping_) break;
     }
-    outcomes.push_back(attempt(std::move(d)));
+    outcomes.push_back(attempt(std::move(d), connection));
   }
   const bool record = security_.enabled();
   const Status saved = store_.writer().run([&outcomes, record](store::WriteTxn& txn) -> Status {
@@ -85,7 +91,7 @@ bool DeliveryWorker::pass() {
   return true;
 }
 
-DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d) {
+DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, HttpOut& connection) {
   const PartnerConfig* receiver = find_partner(config_, d.destination);
   AuditInput audit;
   audit.interaction = "update";
@@ -119,9 +125,8 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d) {
       }
     }
     if (permitted) {
-      const auto reply =
-          connections_[d.destination].send(rec.deleted ? "DELETE" : "PUT", url, "application/fhir+json",
-                                           rec.body, receiver->endpoint.timeout_ms);
+      const auto reply = connection.send(rec.deleted ? "DELETE" : "PUT", url, "application/fhir+json",
+                                         rec.body, receiver->endpoint.timeout_ms);
       ++d.attempts;
       if (reply.status >= 200 && reply.status < 300) {
         d.status = "delivered";

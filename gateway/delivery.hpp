@@ -1,5 +1,6 @@
 #pragma once
-// Delivery workers, first part: FHIR REST. One thread takes due deliveries from the outbox
+// Delivery workers, first part: FHIR REST. One thread per receiving partner takes its due deliveries
+// from the outbox
 // (store/outbox.hpp; at most the oldest pending one per destination and patient, so order holds across
 // retries) and, for each:
 //  - reads the version it is about and asks consent whether the receiving partner may have it (as a read
@@ -9,12 +10,13 @@
 //  otherwise the attempt is
 //    counted and retried after base * 2^(attempts-1) ms (at most max, with jitter: half to all of it),
 //    and after maxAttempts the delivery is `dead` with its last error.
-// Deliveries survive restarts: they are rows in the database. One thread for all destinations: a
-// partner that hangs holds up the others for its timeout (per-destination workers are the next step).
+// Deliveries survive restarts: they are rows in the database. A partner that hangs holds up only its own
+// deliveries.
 #include <condition_variable>
-#include <map>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "gateway/audit_event.hpp"
 #include "gateway/config.hpp"
@@ -32,17 +34,19 @@ class DeliveryWorker {
   DeliveryWorker(const DeliveryWorker&) = delete;
   DeliveryWorker& operator=(const DeliveryWorker&) = delete;
 
+  // One thread per partner that a route sends to.
   void start();
-  void stop();  // finishes the attempt in hand
+  void stop();  // finishes the attempts in hand
 
  private:
-  void loop();
+  void loop(const std::string& destination);
   struct Outcome {
     store::Delivery delivery;  // with its new status, attempts, next attempt and error
     AuditInput audit;
   };
-  bool pass();  // one round over due deliveries, committed together; false when there was none
-  Outcome attempt(store::Delivery delivery);
+  // One round over a destination's due deliveries, committed together; false when there was none.
+  bool pass(const std::string& destination, HttpOut& connection);
+  Outcome attempt(store::Delivery delivery, HttpOut& connection);
 
   const Config& config_;
   store::Store& store_;
@@ -51,8 +55,7 @@ class DeliveryWorker {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  std::thread thread_;
-  std::map<std::string, HttpOut> connections_;  // kept open per destination (worker thread only)
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace fhirgate::gateway

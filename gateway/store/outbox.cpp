@@ -64,13 +64,16 @@ std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& q) {
   return out;
 }
 
-std::vector<Delivery> due_deliveries(Connection& db, std::int64_t now_ms, int limit) {
-  auto stmt = db.prepare(std::string("SELECT ") + kColumns +
-                         " FROM delivery d WHERE status = 'pending' AND next_attempt <= ? AND NOT EXISTS ("
-                         "SELECT 1 FROM delivery e WHERE e.status = 'pending' AND e.destination = d.destination "
-                         "AND e.patient = d.patient AND e.id < d.id AND (d.patient <> '' OR "
-                         "(e.type = d.type AND e.resource_id = d.resource_id))) ORDER BY id LIMIT ?");
-  stmt.bind(1, now_ms).bind(2, std::int64_t{limit});
+std::vector<Delivery> due_deliveries(Connection& db, const std::string& destination, std::int64_t now_ms,
+                                     int limit) {
+  auto stmt =
+      db.prepare(std::string("SELECT ") + kColumns +
+                 " FROM delivery d WHERE status = 'pending' AND destination = ? AND next_attempt <= ? "
+                 "AND NOT EXISTS (SELECT 1 FROM delivery e WHERE e.status = 'pending' AND "
+                 "e.destination = d.destination AND e.patient = d.patient AND e.id < d.id AND "
+                 "(d.patient <> '' OR (e.type = d.type AND e.resource_id = d.resource_id))) "
+                 "ORDER BY id LIMIT ?");
+  stmt.bind(1, destination).bind(2, now_ms).bind(3, std::int64_t{limit});
   std::vector<Delivery> out;
   while (stmt.step()) out.push_back(delivery_from(stmt));
   return out;
@@ -100,7 +103,9 @@ Result<Delivery> act_on_delivery(Connection& db, std::int64_t id, bool retry, st
 }
 
 void update_delivery(Connection& db, const Delivery& d, std::int64_t now_ms) {
-  db.prepare("UPDATE delivery SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, updated = ? WHERE id = ?")
+  db.prepare(
+        "UPDATE delivery SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, updated = ? WHERE "
+        "id = ?")
       .bind(1, d.status)
       .bind(2, d.attempts)
       .bind(3, d.next_attempt_ms)

@@ -40,9 +40,10 @@ struct DeliveryQuery {
 // Inserts a pending delivery (id assigned).
 void enqueue_delivery(Connection& db, const Delivery& delivery);
 std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& query);
-// Pending deliveries due at `now_ms`, oldest first, at most one per (destination, patient) -- or per
-// (destination, resource) for data of no patient: the oldest pending one, so order is kept across retries.
-std::vector<Delivery> due_deliveries(Connection& db, std::int64_t now_ms, int limit);
+// Pending deliveries to `destination` due at `now_ms`, oldest first, at most one per patient -- or per
+// resource for data of no patient: the oldest pending one, so order is kept across retries.
+std::vector<Delivery> due_deliveries(Connection& db, const std::string& destination, std::int64_t now_ms,
+                                     int limit);
 std::optional<Delivery> read_delivery(Connection& db, std::int64_t id);
 // An operator's action: `retry` puts a dead, withheld or discarded delivery back to pending, due now, with
 // a fresh count of attempts; otherwise a delivery not yet delivered is discarded. Errors: not_found,

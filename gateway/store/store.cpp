@@ -757,9 +757,11 @@ Result<std::vector<Delivery>> Store::deliveries(const DeliveryQuery& query) {
       [&](Connection& db) -> Result<std::vector<Delivery>> { return store::list_deliveries(db, query); });
 }
 
-Result<std::vector<Delivery>> Store::due_deliveries(std::int64_t now_ms, int limit) {
-  return with_reader(
-      [&](Connection& db) -> Result<std::vector<Delivery>> { return store::due_deliveries(db, now_ms, limit); });
+Result<std::vector<Delivery>> Store::due_deliveries(const std::string& destination, std::int64_t now_ms,
+                                                    int limit) {
+  return with_reader([&](Connection& db) -> Result<std::vector<Delivery>> {
+    return store::due_deliveries(db, destination, now_ms, limit);
+  });
 }
 
 void Store::set_write_listener(WriteListener listener) {

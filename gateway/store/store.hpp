@@ -181,7 +181,8 @@ class Store {
   // The audit trail (newest first) and one AuditEvent by its seq.
   Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
   Result<std::vector<Delivery>> deliveries(const DeliveryQuery& query);
-  Result<std::vector<Delivery>> due_deliveries(std::int64_t now_ms, int limit);
+  Result<std::vector<Delivery>> due_deliveries(const std::string& destination, std::int64_t now_ms,
+                                               int limit);
   // Set-up only, before any write: see WriteListener.
   void set_write_listener(WriteListener listener);
   Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);

@@ -290,6 +290,38 @@ TEST_CASE("delivery: a partner that does not answer is timed out and tried again
   CHECK(requests[1].at - requests[0].at >= std::chrono::milliseconds(500));  // the timeout, then backoff
 }
 
+TEST_CASE("delivery: a partner that hangs holds up only its own deliveries") {
+  FakePartner slow, quick;
+  slow.set_mode(FakePartner::Mode::hang);
+  const std::string dir = temp_dir();
+  const std::string config = dir + "/gateway.json";
+  std::ofstream(config) << R"({
+  "security": {"enabled": true, "consentPolicy": "opt-out"},
+  "profilesDir": ")" + source_path("profiles") +
+                               R"(",
+  "partners": [
+    {"id": "gp-practice", "name": "GP", "odsCode": "Y12345", "access": {"Patient": ["create"]}},
+    {"id": "acute-trust", "name": "Trust", "odsCode": "RX1",
+     "endpoint": {"fhirBaseUrl": ")" +
+                               slow.base_url() +
+                               R"(", "timeoutMs": 3000}},
+    {"id": "social-care", "name": "Council", "odsCode": "W00001",
+     "endpoint": {"fhirBaseUrl": ")" +
+                               quick.base_url() +
+                               R"(", "timeoutMs": 3000}}],
+  "routes": [{"id": "patients", "from": "gp-practice", "types": ["Patient"], "to": ["acute-trust", "social-care"]}]
+})";
+  const std::string gp = new_token(config, dir, "gp-practice");
+  GatewayProcess gateway({"--config", config}, dir);
+  HttpClient http(gateway.port(), bearer(gp));
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(http.send_json("POST", "/Patient", kPatient).status == 201);
+  REQUIRE(quick.wait_for_requests(1, std::chrono::seconds(2)));
+  CHECK(std::chrono::steady_clock::now() - start <
+        std::chrono::milliseconds(1500));  // not after the slow one's 3 s
+  CHECK(slow.wait_for_requests(1, std::chrono::seconds(2)));
+}
+
 TEST_CASE("routing: the outbox is for operators; routes naming unknown partners or no endpoint are refused") {
   RoutingGateway g;
   HttpClient gp(g.gateway->port(), bearer(g.gp));

@@ -162,7 +162,7 @@ CREATE TABLE delivery (
   last_error TEXT NOT NULL,
   updated INTEGER NOT NULL
 );
-CREATE INDEX delivery_due ON delivery (next_attempt, id) WHERE status = 'pending';
+CREATE INDEX delivery_due ON delivery (destination, id) WHERE status = 'pending';
 CREATE INDEX delivery_order ON delivery (destination, patient, id) WHERE status = 'pending';
 )sql",
 };

@@ -18,11 +18,7 @@ exec > >(tee "$RESULTS/bundles_run.log") 2>&1
 . "$BENCH/lib.sh"
 bench_tmpdir fhirgate-bundles
 
-if [ -n "${FHIRGATE_BIN:-}" ]; then BIN="$FHIRGATE_BIN"; else
-  cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$ROOT/build-release" fhirgate >/dev/null
-  BIN="$ROOT/build-release/gateway/fhirgate"
-fi
+build_release fhirgate
 echo "== fhirgate transaction bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs: $RUNS x $ENTRIES entries"
 CFG="$TMPD/gateway.json"
 cat > "$CFG" <<JSON
@@ -36,10 +32,7 @@ cat > "$CFG" <<JSON
     "access": {"Patient": ["create", "read"], "Consent": ["create", "read"]}, "inbound": ["fhir-rest"]}] }
 JSON
 TOKEN="$("$BIN" partner add-token gp-practice --config "$CFG" --db "$TMPD/bench.db" | tail -1)"
-"$BIN" serve --config "$CFG" --port 0 --db "$TMPD/bench.db" >"$TMPD/out.log" 2>"$TMPD/err.log" &
-PID=$!; _PIDS+=("$PID")
-URL=""; for i in $(seq 1 100); do URL="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$TMPD/out.log" | head -1 || true)"; [ -n "$URL" ] && break; sleep 0.2; done
-[ -n "$URL" ] || { cat "$TMPD/err.log"; exit 1; }
+serve_gateway "$CFG" "$TMPD/bench.db"
 
 python3 - "$URL" "$TOKEN" "$ENTRIES" "$RUNS" <<'PY'
 import json, sys, time, urllib.request, uuid, statistics

@@ -19,9 +19,7 @@ exec > >(tee "$RESULTS/delivery_run.log") 2>&1
 . "$BENCH/lib.sh"
 bench_tmpdir fhirgate-delivery
 
-cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C "$ROOT/build-release" fhirgate delivery_sink >/dev/null
-BIN="${FHIRGATE_BIN:-$ROOT/build-release/gateway/fhirgate}"
+build_release fhirgate delivery_sink
 SINK="$ROOT/build-release/bench/delivery_sink"
 echo "== fhirgate delivery bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs: $PATIENTS deliveries"
 
@@ -42,10 +40,7 @@ cat > "$CFG" <<JSON
 JSON
 GP="$("$BIN" partner add-token gp-practice --config "$CFG" --db "$TMPD/bench.db" | tail -1)"
 OPS="$("$BIN" partner add-token operator --config "$CFG" --db "$TMPD/bench.db" | tail -1)"
-"$BIN" serve --config "$CFG" --port 0 --db "$TMPD/bench.db" >"$TMPD/out.log" 2>"$TMPD/err.log" &
-PID=$!; _PIDS+=("$PID")
-URL=""; for i in $(seq 1 100); do URL="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$TMPD/out.log" | head -1 || true)"; [ -n "$URL" ] && break; sleep 0.2; done
-[ -n "$URL" ] || { cat "$TMPD/err.log"; exit 1; }
+serve_gateway "$CFG" "$TMPD/bench.db"
 
 python3 - "$URL" "$GP" "$OPS" "$PATIENTS" "$SINK" "$SINK_PORT" <<'PY'
 import json, subprocess, sys, time, urllib.request, uuid

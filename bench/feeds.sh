@@ -24,11 +24,7 @@ exec > >(tee "$RESULTS/feeds_run.log") 2>&1
 . "$BENCH/lib.sh"
 bench_tmpdir fhirgate-feeds
 
-if [ -n "${FHIRGATE_BIN:-}" ]; then BIN="$FHIRGATE_BIN"; else
-  cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$ROOT/build-release" fhirgate >/dev/null
-  BIN="$ROOT/build-release/gateway/fhirgate"
-fi
+build_release fhirgate
 echo "== fhirgate feed bench $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs: $ROWS rows"
 
 CSV="$TMPD/clients.csv"
@@ -70,10 +66,7 @@ cat > "$CFG" <<JSON
   "feedPollMs": 100 }
 JSON
 TOKEN="$("$BIN" partner add-token social-care --config "$CFG" --db "$TMPD/bench.db" | tail -1)"
-"$BIN" serve --config "$CFG" --port 0 --db "$TMPD/bench.db" >"$TMPD/out.log" 2>"$TMPD/err.log" &
-PID=$!; _PIDS+=("$PID")
-URL=""; for i in $(seq 1 100); do URL="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$TMPD/out.log" | head -1 || true)"; [ -n "$URL" ] && break; sleep 0.2; done
-[ -n "$URL" ] || { cat "$TMPD/err.log"; exit 1; }
+serve_gateway "$CFG" "$TMPD/bench.db"
 
 run() {  # run LABEL
   local c0 c1 t0 t1 code

@@ -53,3 +53,28 @@ wait_idle() {
     fi
   done
 }
+
+# build_release TARGET...: builds the targets in ROOT/build-release (Release, Ninja); BIN is FHIRGATE_BIN
+# when set, else the gateway built there.
+build_release() {
+  cmake -S "$ROOT" -B "$ROOT/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$ROOT/build-release" "$@" >/dev/null
+  BIN="${FHIRGATE_BIN:-$ROOT/build-release/gateway/fhirgate}"
+}
+
+# serve_gateway CONFIG DB: starts `fhirgate serve` on a free port (logs in TMPD/out.log, err.log) and waits
+# for its URL; sets PID and URL, or prints the log and exits.
+serve_gateway() {
+  "$BIN" serve --config "$1" --port 0 --db "$2" >"$TMPD/out.log" 2>"$TMPD/err.log" &
+  PID=$!
+  _PIDS+=("$PID")
+  URL=""
+  for _ in $(seq 1 100); do
+    URL="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$TMPD/out.log" | head -1 || true)"
+    [ -n "$URL" ] && return 0
+    alive "$PID" || break
+    sleep 0.2
+  done
+  cat "$TMPD/out.log" "$TMPD/err.log"
+  exit 1
+}

@@ -198,12 +198,9 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
 }
 
 TEST_CASE("transaction: the sharing agreement applies to each entry, and each write is audited") {
-  const std::string dir = temp_dir();
-  const std::string config = source_path("samples/gateway.json");
-  const std::string social = new_token(config, dir, "social-care");
-  const std::string gp = new_token(config, dir, "gp-practice");
-  GatewayProcess gateway({"--config", config, "--mllp-port", "0"}, dir);
-  HttpClient http(gateway.port());
+  SampleGateway sample({"social-care", "gp-practice", "privacy-officer"});
+  const std::string social = sample.tokens["social-care"], gp = sample.tokens["gp-practice"];
+  HttpClient http(sample.port());
   const std::string family = unique_name("Agreement");
   // social-care may not create Patients.
   const auto refused = http.request(
@@ -223,7 +220,7 @@ TEST_CASE("transaction: the sharing agreement applies to each entry, and each wr
   REQUIRE_MESSAGE(done.status == 200, done.body);
   const std::string loc = text_at(json(done.body), "entry[0].response.location");
   const std::string id = loc.substr(8, loc.find("/_history") - 8);
-  const std::string officer = new_token(config, dir, "privacy-officer");
+  const std::string officer = sample.tokens["privacy-officer"];
   const auto audit = http.get("/AuditEvent?entity=Patient/" + id, {{"Authorization", "Bearer " + officer}});
   REQUIRE_MESSAGE(audit.status == 200, audit.body);
   CHECK(text_at(json(audit.body), "entry[0].resource.subtype[0].code") == "create");

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -103,5 +105,20 @@ inline std::string new_token(const std::string& config, const std::string& dir, 
 inline std::vector<std::pair<std::string, std::string>> bearer(const std::string& token) {
   return {{"Authorization", "Bearer " + token}};
 }
+
+// The gateway on samples/gateway.json with its own database (MLLP on a free port), and a bearer token for
+// each holder asked for.
+struct SampleGateway {
+  std::string dir = temp_dir();
+  std::string config = source_path("samples/gateway.json");
+  std::map<std::string, std::string> tokens;
+  std::unique_ptr<GatewayProcess> gateway;
+  explicit SampleGateway(const std::vector<std::string>& holders) {
+    for (const auto& holder : holders) tokens[holder] = new_token(config, dir, holder);
+    gateway = std::make_unique<GatewayProcess>(
+        std::vector<std::string>{"--config", config, "--mllp-port", "0"}, dir);
+  }
+  std::uint16_t port() const { return gateway->port(); }
+};
 
 }  // namespace fhirgate::testing

@@ -81,12 +81,9 @@ TEST_CASE("the CapabilityStatement names transactions, batches and $process-mess
 }
 
 TEST_CASE("messaging: only partners whose agreement lists fhir-message may send messages") {
-  const std::string dir = temp_dir();
-  const std::string config = source_path("samples/gateway.json");
-  const std::string social = new_token(config, dir, "social-care");
-  const std::string gp = new_token(config, dir, "gp-practice");
-  GatewayProcess gateway({"--config", config, "--mllp-port", "0"}, dir);
-  HttpClient http(gateway.port());
+  SampleGateway sample({"social-care", "gp-practice"});
+  const std::string social = sample.tokens["social-care"], gp = sample.tokens["gp-practice"];
+  HttpClient http(sample.port());
   const std::string patient =
       R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],)"
       R"("name":[{"family":"Message"}],"birthDate":"1970-01-01"})";

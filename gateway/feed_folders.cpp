@@ -125,7 +125,6 @@ void FeedFolders::take(const PartnerFeed& feed, const fs::path& file) {
   origin.partner = feed.partner;
   origin.partner_name = feed.partner_name;
   origin.channel = "file";
-  origin.name = name;
   FeedSummary summary;
   if (feed.mapping->format == mappers::FeedMapping::Format::csv) {
     std::ifstream in(file, std::ios::binary);

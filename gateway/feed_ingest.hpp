@@ -90,7 +90,6 @@ struct FeedOrigin {
   std::string channel = "rest";  // rest ($ingest) or file (watched folder)
   std::string client_address;
   std::string purpose;
-  std::string name;  // file name, when known
   // The sender's declared character set (Content-Type charset), over the mapping's csv.encoding.
   std::optional<mappers::TextEncoding> encoding;
 };

@@ -125,13 +125,13 @@ Reply Api::bundle(Exchange& ex) const {
   const bool transaction = kind == "transaction";
   if (ex.audit) ex.audit->interaction = kind;
   auto ops = std::make_shared<std::vector<Op>>();
-  if (const Node* entries = parsed->find("entry"); entries && entries->is_array()) {
+  const Node* entries = parsed->find("entry");
+  if (entries && entries->is_array()) {
     for (std::size_t i = 0; i < entries->items().size(); ++i) {
       ops->push_back(Op{});
       ops->back().index = i;
     }
   }
-  const Node* entries = parsed->find("entry");
   auto prepare = [&](Op& op, const Node& entry) -> std::optional<Error> {
     const Node* request = entry.find("request");
     if (!request || !request->is_object())
@@ -267,8 +267,8 @@ Reply Api::bundle(Exchange& ex) const {
   const std::shared_ptr<const AuditInput> audit_base = ex.audit;
 
   // One entry's write; an error leaves the entry's writes to be rolled back by the caller.
-  auto write = [ops, supplier, audit_base](WriteTxn& txn, Op& op,
-                                           std::map<std::string, std::string>& targets_now) -> Status {
+  auto write = [supplier, audit_base](WriteTxn& txn, Op& op,
+                                      std::map<std::string, std::string>& targets_now) -> Status {
     if (op.method == "GET" || !op.cached) {
       if (!op.cached) {
         op.status = 202;

@@ -30,21 +30,41 @@ bool parse_url(const std::string& url, Url& out) {
   return !out.host.empty() && !out.port.empty();
 }
 
+// What the handlers of one step (connect, or exchange) report. They share it, so a handler that completes
+// after its step was abandoned (a resolve outliving its deadline) writes here, never into a later step.
+struct Step {
+  bool done = false;
+  bool abandoned = false;  // its deadline passed: late handlers do nothing
+  beast::error_code failure;
+  http::request<http::string_body> request;
+  http::response_parser<http::string_body> parser;
+};
+
+void finish(Step& step, beast::error_code ec) {
+  step.failure = ec;
+  step.done = true;
+}
+
 }  // namespace
 
 struct HttpOut::Impl {
   asio::io_context ioc;
+  asio::ip::tcp::resolver resolver{ioc};
   std::optional<beast::tcp_stream> stream;
   std::string connected_to;  // host:port of the open connection
   beast::flat_buffer buffer;
 
-  // Runs the io_context for at most `deadline`; false (and the connection dropped) when it did not finish.
-  bool run(std::chrono::milliseconds deadline) {
+  // Runs handlers until the step is done or `timeout` passes; false (the step abandoned and the connection
+  // dropped) when it did not finish.
+  bool run(Step& step, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     ioc.restart();
-    ioc.run_for(deadline + std::chrono::milliseconds(100));
-    if (ioc.stopped()) return true;
+    while (!step.done && ioc.run_one_until(deadline) > 0) {
+    }
+    if (step.done) return true;
+    step.abandoned = true;
+    resolver.cancel();
     drop();
-    ioc.run_for(std::chrono::milliseconds(100));  // let the cancelled handlers finish
     return false;
   }
   void drop() {
@@ -52,10 +72,41 @@ struct HttpOut::Impl {
       beast::error_code ignored;
       stream->socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
       stream->close();
+      // The operations the close cancelled complete now, while the stream they refer to still exists.
+      ioc.restart();
+      ioc.poll();
     }
     stream.reset();
     connected_to.clear();
     buffer.clear();
+  }
+
+  std::shared_ptr<Step> open(const Url& u) {
+    auto step = std::make_shared<Step>();
+    stream.emplace(ioc);
+    resolver.async_resolve(u.host, u.port,
+                           [this, step](beast::error_code ec, asio::ip::tcp::resolver::results_type r) {
+                             if (step->abandoned) return;
+                             if (ec) return finish(*step, ec);
+                             stream->async_connect(r, [step](beast::error_code ec2, const auto&) {
+                               if (!step->abandoned) finish(*step, ec2);
+                             });
+                           });
+    return step;
+  }
+
+  std::shared_ptr<Step> exchange(http::request<http::string_body> request) {
+    auto step = std::make_shared<Step>();
+    step->request = std::move(request);
+    step->parser.body_limit(16 * 1024 * 1024);
+    http::async_write(*stream, step->request, [this, step](beast::error_code ec, std::size_t) {
+      if (step->abandoned) return;
+      if (ec) return finish(*step, ec);
+      http::async_read(*stream, buffer, step->parser, [step](beast::error_code ec2, std::size_t) {
+        if (!step->abandoned) finish(*step, ec2);
+      });
+    });
+    return step;
   }
 };
 
@@ -70,7 +121,7 @@ OutboundReply HttpOut::send(const std::string& method, const std::string& url,
     reply.error = "not an http:// URL: " + url;
     return reply;
   }
-  const auto deadline = std::chrono::milliseconds(timeout_ms);
+  const auto timeout = std::chrono::milliseconds(timeout_ms);
   const std::string timed_out = "timed out after " + std::to_string(timeout_ms) + " ms";
   http::request<http::string_body> req{http::string_to_verb(method), u.target, 11};
   req.set(http::field::host, u.host + ":" + u.port);
@@ -82,62 +133,49 @@ OutboundReply HttpOut::send(const std::string& method, const std::string& url,
   req.prepare_payload();
   auto& s = *impl_;
   const std::string authority = u.host + ":" + u.port;
-  // A kept connection may have been closed by the partner since: then one fresh try.
-  for (int round = 0; round < 2; ++round) {
-    const bool reused = s.stream && s.connected_to == authority;
-    try {
-      beast::error_code failure;
+  try {
+    // A kept connection may have been closed by the partner since: then one fresh try.
+    for (int round = 0; round < 2; ++round) {
+      const bool reused = s.stream && s.connected_to == authority;
       if (!reused) {
         s.drop();
-        s.stream.emplace(s.ioc);
-        s.stream->expires_after(deadline);
-        asio::ip::tcp::resolver resolver(s.ioc);
-        resolver.async_resolve(
-            u.host, u.port, [&](beast::error_code ec, asio::ip::tcp::resolver::results_type r) {
-              if (ec) return void(failure = ec);
-              s.stream->async_connect(r, [&](beast::error_code ec2, const auto&) { failure = ec2; });
-            });
-        if (!s.run(deadline)) {
+        const auto opened = s.open(u);
+        if (!s.run(*opened, timeout)) {
           reply.error = timed_out;
           return reply;
         }
-        if (failure) {
-          reply.error = failure == beast::error::timeout ? timed_out : failure.message();
+        if (opened->failure) {
           s.drop();
+          reply.error = opened->failure.message();
           return reply;
         }
         s.connected_to = authority;
       }
-      http::response_parser<http::string_body> parser;
-      parser.body_limit(16 * 1024 * 1024);
-      s.stream->expires_after(deadline);
-      http::async_write(*s.stream, req, [&](beast::error_code ec, std::size_t) {
-        if (ec) return void(failure = ec);
-        http::async_read(*s.stream, s.buffer, parser,
-                         [&](beast::error_code ec2, std::size_t) { failure = ec2; });
-      });
-      if (!s.run(deadline)) {
+      const auto exchanged = s.exchange(req);
+      if (!s.run(*exchanged, timeout)) {
         reply.error = timed_out;
         return reply;
       }
+      const auto failure = exchanged->failure;
       if (failure) {
         s.drop();
         // The partner closed the kept connection before answering: reconnect once.
         if (reused && (failure == http::error::end_of_stream || failure == asio::error::connection_reset ||
                        failure == asio::error::broken_pipe || failure == asio::error::eof))
           continue;
-        reply.error = failure == beast::error::timeout ? timed_out : failure.message();
+        reply.error = failure.message();
         return reply;
       }
-      reply.status = static_cast<int>(parser.get().result_int());
-      reply.body = parser.get().body();
-      if (!parser.get().keep_alive()) s.drop();
-      return reply;
-    } catch (const std::exception& e) {
-      s.drop();
-      reply.error = e.what();
+      auto& response = exchanged->parser.get();
+      reply.status = static_cast<int>(response.result_int());
+      reply.body = std::move(response.body());
+      if (!response.keep_alive()) s.drop();
       return reply;
     }
+  } catch (const std::exception& e) {
+    s.drop();
+    reply.error = e.what();
+    return reply;
   }
   reply.error = "the partner closed the connection";
   return reply;

@@ -1,7 +1,9 @@
 #pragma once
 // Outbound HTTP/1.1 for deliveries to partners. An HttpOut keeps one connection to one host open
-// (keep-alive) and sends requests on it one at a time; every step (resolve, connect, write, read) is
-// bounded by the request's deadline, and a connection the partner closed is reopened once. Blocking:
+// (keep-alive) and sends requests on it one at a time. Each step (resolve and connect, then write and
+// read) is bounded by the timeout; a step that runs out drops the connection, and a handler that completes
+// late (a slow name lookup) writes only into its own abandoned step. A connection the partner closed is
+// reopened once. Blocking:
 // call from a worker thread. Not thread-safe: one per worker and destination. Beast stays in the .cpp.
 #include <memory>
 #include <string>

@@ -392,8 +392,8 @@ int ops_deliveries(const Config& config, const std::string& status, const std::s
   if (!rows) throw std::runtime_error(rows.error().issues.front().diagnostics);
   for (const auto& d : *rows) {
     out << d.id << '\t' << fhir::format_instant(d.created_ms) << '\t' << d.destination << '\t' << d.status
-        << '\t' << d.type << '/' << d.resource_id << "/_history/" << d.version << '\t' << d.attempts
-        << " attempt(s)" << (d.last_error.empty() ? "" : "\t" + d.last_error) << '\n';
+        << '\t' << store::delivered_reference(d) << '\t' << d.attempts << " attempt(s)"
+        << (d.last_error.empty() ? "" : "\t" + d.last_error) << '\n';
   }
   out << rows->size() << " deliveries" << std::endl;
   return 0;
@@ -453,9 +453,7 @@ int serve(const Config& config) {
   }
   // Routes: every write records the deliveries it causes in its own commit (routing.hpp).
   const Router router(config.routes);
-  if (!config.routes.empty())
-    store.set_write_listener([&router](store::WriteTxn& txn, const store::VersionRecord& rec,
-                                       const fhir::Node* r) { router.on_write(txn, rec, r); });
+  if (!config.routes.empty()) store.set_write_listener(&router);
   auto feeds = load_partner_feeds(config, *model);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
   FeedService feed_service{
@@ -478,10 +476,12 @@ int serve(const Config& config) {
 
   folders.start();  // before the listening line: a client that saw it finds the folders
   DeliveryWorker deliveries(config, store, security);
-  if (!config.routes.empty()) deliveries.start();
   HttpServer server(config.server, api, store.writer());
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
+  if (!config.routes.empty())
+    deliveries.start(!config.base_url.empty() ? config.base_url
+                                              : "http://" + host + ":" + std::to_string(port));
   std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database "
             << config.database_path << ")" << std::endl;
   if (mllp) mllp->start();

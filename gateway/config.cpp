@@ -101,6 +101,24 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
           while (p.endpoint.fhir_base_url.ends_with("/")) p.endpoint.fhir_base_url.pop_back();
           if (!p.endpoint.fhir_base_url.starts_with("http://"))
             r.fail(where + "." + ek, "must be an http:// URL");
+        } else if (ek == "mllp") {
+          const std::string mat = where + ".mllp";
+          for (const auto& [mk, mv] : r.object(ev, mat).members()) {
+            if (mk == "host")
+              p.endpoint.mllp_host = r.string(mv, mat + ".host");
+            else if (mk == "port")
+              p.endpoint.mllp_port = static_cast<std::uint16_t>(r.integer(mv, mat + ".port", 1, 65535));
+            else if (mk == "receivingApplication")
+              p.endpoint.receiving_application = r.string(mv, mat + "." + mk);
+            else if (mk == "receivingFacility")
+              p.endpoint.receiving_facility = r.string(mv, mat + "." + mk);
+            else
+              r.fail(mat + "." + mk, "unknown setting");
+          }
+          if (p.endpoint.mllp_host.empty() || p.endpoint.mllp_port == 0)
+            r.fail(mat, "needs a host and a port");
+        } else if (ek == "dropFolder") {
+          p.endpoint.drop_folder = resolve(dir, r.string(ev, where + "." + ek));
         } else if (ek == "timeoutMs") {
           p.endpoint.timeout_ms = static_cast<unsigned>(r.integer(ev, where + "." + ek, 1, 600000));
         } else {
@@ -158,8 +176,12 @@ RouteConfig read_route(const Reader& r, const Node& value, const std::string& at
       route.from = r.string(v, where);
     else if (k == "types")
       route.types = r.strings(v, where);
+    else if (k == "events")
+      route.events = r.strings(v, where);
     else if (k == "to")
       route.to = r.strings(v, where);
+    else if (k == "$comment" || k == "_comment")
+      continue;
     else if (k == "format")
       route.format = r.string(v, where);
     else
@@ -167,7 +189,16 @@ RouteConfig read_route(const Reader& r, const Node& value, const std::string& at
   }
   if (route.id.empty()) r.fail(at, "a route needs an id");
   if (route.to.empty()) r.fail(at + ".to", "a route needs at least one receiving partner");
-  if (route.format != "fhir-rest") r.fail(at + ".format", "only fhir-rest delivery is supported yet");
+  static const std::set<std::string> formats = {"fhir-rest", "fhir-message", "hl7v2-mllp", "file"};
+  if (!formats.contains(route.format))
+    r.fail(at + ".format",
+           "unknown format '" + route.format + "' (fhir-rest, fhir-message, hl7v2-mllp or file)");
+  if (!route.events.empty() && !route.types.empty())
+    r.fail(at, "a route has either events (FHIR messages) or types (resources), not both");
+  if (!route.events.empty() && route.format != "fhir-message" && route.format != "file")
+    r.fail(at + ".format", "a route by event passes messages on: format fhir-message or file");
+  if (route.format == "hl7v2-mllp" && (route.types.size() != 1 || route.types.front() != "Patient"))
+    r.fail(at + ".types", "hl7v2-mllp sends ADT^A31 for Patients only: types must be [\"Patient\"]");
   return route;
 }
 
@@ -181,8 +212,16 @@ void check_routes(const Reader& r, const Config& c) {
     for (const auto& to : route.to) {
       const PartnerConfig* receiver = find_partner(c, to);
       if (!receiver) r.fail(at + ".to", "no partner '" + to + "'");
-      if (receiver->endpoint.fhir_base_url.empty())
-        r.fail(at + ".to", "partner '" + to + "' has no endpoint.fhirBaseUrl to deliver to");
+      const auto& e = receiver->endpoint;
+      const bool reachable = route.format == "hl7v2-mllp" ? !e.mllp_host.empty()
+                             : route.format == "file"     ? !e.drop_folder.empty()
+                                                          : !e.fhir_base_url.empty();
+      if (!reachable)
+        r.fail(at + ".to", "partner '" + to + "' has no endpoint." +
+                               (route.format == "hl7v2-mllp" ? "mllp"
+                                : route.format == "file"     ? "dropFolder"
+                                                             : "fhirBaseUrl") +
+                               " to deliver " + route.format + " to");
     }
   }
 }

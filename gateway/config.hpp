@@ -32,9 +32,15 @@ struct FeedConfig {
   std::string folder;   // watched inbound folder (taken files go to done/ or failed/); empty = none
 };
 
-// Where a partner receives what routes send it (docs/routing-plan.md).
+// Where a partner receives what routes send it (docs/routing-plan.md). Which of these it has decides the
+// formats routes may send it.
 struct EndpointConfig {
-  std::string fhir_base_url;  // FHIR REST: resources are PUT to <base>/<type>/<id>
+  std::string fhir_base_url;  // fhir-rest: PUT <base>/<type>/<id>; fhir-message: POST <base>/$process-message
+  std::string mllp_host;      // hl7v2-mllp: ADT messages over MLLP
+  std::uint16_t mllp_port = 0;
+  std::string receiving_application;  // MSH-5 and MSH-6 of what is sent over MLLP
+  std::string receiving_facility;
+  std::string drop_folder;  // file: one JSON Bundle per delivery, written whole (.part, then renamed)
   unsigned timeout_ms = 5000;
 };
 
@@ -58,12 +64,16 @@ struct PartnerConfig {
   EndpointConfig endpoint;
 };
 
-// An outbound route: what a write by `from` (or anyone, "*") of one of `types` (any when empty) is sent
-// on to, and how. Deliveries are recorded in the write's own commit (the outbox).
+// An outbound route: what `from` (a partner, or anyone: "*") sends that is sent on to `to`, and how.
+// A route with `events` routes FHIR messages (POST /$process-message) whose MessageHeader event is one of
+// them; otherwise it routes writes of resources of one of `types` (any when empty), stored or passed
+// through (types the gateway does not hold, in Bundles). Deliveries are recorded in the write's own
+// commit (the outbox). Formats: fhir-rest, fhir-message, hl7v2-mllp (Patient only), file.
 struct RouteConfig {
   std::string id;
   std::string from = "*";
   std::vector<std::string> types;
+  std::vector<std::string> events;
   std::vector<std::string> to;
   std::string format = "fhir-rest";
 };

@@ -12,8 +12,8 @@
 // as a read. Each entry that writes records its own AuditEvent in the same commit, besides the
 // exchange's (interaction transaction/batch).
 //
-// Resource types the gateway does not hold (not in cachedTypes) are validated and answered 202 with an
-// outcome saying they were not stored (routing them is the routing issue's work).
+// Resource types the gateway does not hold (not in cachedTypes) are validated, passed to the routes in
+// the same commit (routing.hpp) and answered 202 with an outcome saying they were not stored.
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -208,6 +208,10 @@ Reply Api::bundle(Exchange& ex) const {
                                                    op.interaction + " on " + op.type);
     if (!op.cached && (op.method == "GET" || op.method == "DELETE"))
       return Error::make(ErrorCode::not_found, op.type + " is not held by this gateway");
+    if (!op.cached && op.condition)
+      return Error::make(ErrorCode::invalid_input, op.type +
+                                                       " is not held by this gateway, so a condition on it "
+                                                       "cannot be resolved");
     if (op.method == "POST" || op.method == "PUT") {
       const Node* resource = entry.find("resource");
       if (!resource || resource->string_at("resourceType") != op.type)
@@ -269,11 +273,13 @@ Reply Api::bundle(Exchange& ex) const {
   // One entry's write; an error leaves the entry's writes to be rolled back by the caller.
   auto write = [supplier, audit_base](WriteTxn& txn, Op& op,
                                       std::map<std::string, std::string>& targets_now) -> Status {
-    if (op.method == "GET" || !op.cached) {
-      if (!op.cached) {
-        op.status = 202;
-        op.note = op.type + " is not held by this gateway: validated, not stored";
-      }
+    if (op.method == "GET") return Ok{};
+    if (!op.cached) {  // validated already; passed on to the routes, not stored
+      rewrite_references(op.resource, targets_now);
+      const std::string patient = Security::patient_of(op.resource);
+      txn.pass_through({op.type, op.id, "", patient, fhir::write_json(op.resource)});
+      op.status = 202;
+      op.note = op.type + " is not held by this gateway: validated and routed, not stored";
       return Ok{};
     }
     if (op.status != 0) return Ok{};  // a conditional create that matched (resolve_matches)

@@ -8,8 +8,8 @@
 // OperationOutcome entry listing every problem (located as Bundle.entry[i]...). Each message is kept in
 // the inbound log (format fhir-message) in one commit with its outcome; a message re-sent by the same
 // partner with the same source endpoint and id after it was accepted is answered with the first
-// response, not processed again. Routing messages on by event and source is the routing part of the
-// issue and not done yet; the resources are not stored.
+// response, not processed again. An accepted message is routed on by its event and source partner
+// (routing.hpp) in the same commit; its resources are not stored.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -19,6 +19,7 @@
 #include "fhir/operation_outcome.hpp"
 #include "gateway/ids.hpp"
 #include "gateway/rest/exchange.hpp"
+#include "gateway/security.hpp"
 
 namespace fhirgate::gateway::rest {
 namespace {
@@ -166,8 +167,15 @@ Reply Api::process_message(Exchange& ex) const {
   log.status = problems.empty() ? "applied" : "failed";
   log.detail = response;
   log.body = ex.request.body;
+  // What routes see: the message, and the patient it is about (the first entry that names one).
+  store::PassThrough message{"Bundle", log.control_id, event, "", log.body};
+  for (const auto& entry : entries->items()) {
+    const Node* resource = entry.find("resource");
+    if (!resource || !message.patient.empty()) continue;
+    if (auto patient = Security::patient_of(*resource); !patient.ends_with("/")) message.patient = patient;
+  }
   auto answer = std::make_shared<std::string>(response);
-  reply.plan = [log = std::move(log), answer](store::WriteTxn& txn) -> Status {
+  reply.plan = [log = std::move(log), message = std::move(message), answer](store::WriteTxn& txn) -> Status {
     if (log.status == "applied") {
       if (auto first = txn.applied_detail(log.partner, log.sender, log.control_id)) {
         *answer = std::move(*first);  // a re-send: the first answer again
@@ -175,6 +183,10 @@ Reply Api::process_message(Exchange& ex) const {
       }
     }
     txn.log_inbound(log);
+    if (log.status == "applied") {
+      if (txn.origin().empty()) txn.set_origin(log.partner);
+      txn.pass_through(message);
+    }
     return Ok{};
   };
   reply.after_commit = [this, answer, ex = Exchange(ex)](const Status& committed) {

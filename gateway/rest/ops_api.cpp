@@ -53,8 +53,9 @@ Reply Api::ops_deliveries(Exchange& ex) const {
     row.set("route", fhir::Node::string(d.route));
     row.set("destination", fhir::Node::string(d.destination));
     row.set("format", fhir::Node::string(d.format));
-    row.set("resource",
-            fhir::Node::string(d.type + "/" + d.resource_id + "/_history/" + std::to_string(d.version)));
+    // A stored version, or what passed through unstored (a message: Bundle/<message id>, with its event).
+    row.set("resource", fhir::Node::string(store::delivered_reference(d)));
+    if (!d.event.empty()) row.set("event", fhir::Node::string(d.event));
     if (!d.patient.empty()) row.set("patient", fhir::Node::string(d.patient));
     row.set("status", fhir::Node::string(d.status));
     row.set("attempts", fhir::Node::number(std::to_string(d.attempts)));

@@ -7,7 +7,7 @@ namespace {
 
 constexpr const char* kColumns =
     "id, created, route, destination, format, type, resource_id, version, patient, status, attempts, "
-    "next_attempt, last_error, updated";
+    "next_attempt, last_error, updated, event, payload";
 
 Delivery delivery_from(Statement& stmt) {
   Delivery d;
@@ -25,6 +25,8 @@ Delivery delivery_from(Statement& stmt) {
   d.next_attempt_ms = stmt.int64(11);
   d.last_error = stmt.text(12);
   d.updated_ms = stmt.int64(13);
+  d.event = stmt.text(14);
+  d.payload = stmt.text(15);
   return d;
 }
 
@@ -33,8 +35,8 @@ Delivery delivery_from(Statement& stmt) {
 void enqueue_delivery(Connection& db, const Delivery& d) {
   db.prepare(
         "INSERT INTO delivery (created, route, destination, format, type, resource_id, version, patient, "
-        "status, attempts, next_attempt, last_error, updated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?)")
+        "status, attempts, next_attempt, last_error, updated, event, payload) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, ?)")
       .bind(1, d.created_ms)
       .bind(2, d.route)
       .bind(3, d.destination)
@@ -45,6 +47,8 @@ void enqueue_delivery(Connection& db, const Delivery& d) {
       .bind(8, d.patient)
       .bind(9, d.created_ms)
       .bind(10, d.created_ms)
+      .bind(11, d.event)
+      .bind(12, d.payload)
       .run();
 }
 

@@ -18,16 +18,18 @@ struct Delivery {
   std::int64_t created_ms = 0;
   std::string route;        // the configured route's id
   std::string destination;  // receiving partner id
-  std::string format;       // fhir-rest
-  std::string type;
-  std::string resource_id;
-  std::int64_t version = 0;
+  std::string format;       // fhir-rest fhir-message hl7v2-mllp file
+  std::string type;         // the resource's type; Bundle for a FHIR message
+  std::string resource_id;  // the resource's id; the message's id
+  std::int64_t version = 0;        // the stored version sent; 0 when not stored (the payload is sent)
   std::string patient;             // "Patient/<id>" when the resource is about one; "" otherwise
   std::string status = "pending";  // pending delivered withheld dead discarded
   std::int64_t attempts = 0;
   std::int64_t next_attempt_ms = 0;
   std::string last_error;
   std::int64_t updated_ms = 0;
+  std::string event;    // a FHIR message's event code; "" for a resource
+  std::string payload;  // JSON of what is not stored (a message, a resource of a type not held); else ""
 };
 
 struct DeliveryQuery {
@@ -36,6 +38,12 @@ struct DeliveryQuery {
   int count = 100;
   std::int64_t before_id = INT64_MAX;  // newest first, below this id (paging)
 };
+
+// What a delivery sends, as a reference: Type/id/_history/version for a stored version, Type/id for what
+// was not stored (Bundle/<message id> for a message).
+inline std::string delivered_reference(const Delivery& d) {
+  return d.type + "/" + d.resource_id + (d.version ? "/_history/" + std::to_string(d.version) : "");
+}
 
 // Inserts a pending delivery (id assigned).
 void enqueue_delivery(Connection& db, const Delivery& delivery);

@@ -165,6 +165,11 @@ CREATE TABLE delivery (
 CREATE INDEX delivery_due ON delivery (destination, id) WHERE status = 'pending';
 CREATE INDEX delivery_order ON delivery (destination, patient, id) WHERE status = 'pending';
 )sql",
+    // 5: deliveries of what is not stored: FHIR messages and resources of types not held.
+    R"sql(
+ALTER TABLE delivery ADD COLUMN event TEXT NOT NULL DEFAULT '';
+ALTER TABLE delivery ADD COLUMN payload TEXT NOT NULL DEFAULT '';
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -379,7 +384,7 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
     replace_index_rows(db_, rid, rows);
   else
     insert_index_rows(db_, rid, rows);
-  if (listener_ && *listener_) (*listener_)(*this, rec, &resource);
+  if (listener_) listener_->on_write(*this, rec, &resource);
   return rec;
 }
 
@@ -405,7 +410,7 @@ std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std
       .run();
   delete_index_rows(db_, current->rid);
   VersionRecord rec{type, id, version, now_ms_, true, "DELETE", {}};
-  if (listener_ && *listener_) (*listener_)(*this, rec, nullptr);
+  if (listener_) listener_->on_write(*this, rec, nullptr);
   return rec;
 }
 
@@ -456,6 +461,10 @@ Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
 
 void WriteTxn::enqueue_delivery(const Delivery& delivery) {
   store::enqueue_delivery(db_, delivery);
+}
+
+void WriteTxn::pass_through(const PassThrough& item) {
+  if (listener_) listener_->on_pass_through(*this, item);
 }
 
 void WriteTxn::update_delivery(const Delivery& delivery) {
@@ -764,8 +773,8 @@ Result<std::vector<Delivery>> Store::due_deliveries(const std::string& destinati
   });
 }
 
-void Store::set_write_listener(WriteListener listener) {
-  writer_->set_write_listener(std::move(listener));
+void Store::set_write_listener(const WriteListener* listener) {
+  writer_->set_write_listener(listener);
 }
 
 Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {

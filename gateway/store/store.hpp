@@ -92,6 +92,8 @@ class WriteTxn {
   // clears it before each plan.
   void set_origin(std::string partner) { origin_ = std::move(partner); }
   const std::string& origin() const { return origin_; }
+  // Routes what is not stored (the write listener records its deliveries).
+  void pass_through(const PassThrough& item);
   // The outbox (outbox.hpp).
   void enqueue_delivery(const Delivery& delivery);
   void update_delivery(const Delivery& delivery);
@@ -184,7 +186,7 @@ class Store {
   Result<std::vector<Delivery>> due_deliveries(const std::string& destination, std::int64_t now_ms,
                                                int limit);
   // Set-up only, before any write: see WriteListener.
-  void set_write_listener(WriteListener listener);
+  void set_write_listener(const WriteListener* listener);
   Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);
   // Checks the whole audit chain (start-up and CLI; reads every row).
   Result<ChainCheck> verify_audit(const DeriveColumns& derive);

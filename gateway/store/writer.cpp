@@ -102,7 +102,7 @@ void Writer::commit_batch(std::deque<Job>& batch) {
     for (auto& job : batch) job.done(to_error(e));
     return;
   }
-  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_, &listener_);
+  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_, listener_);
   // A plan alone in its batch runs without a savepoint: a failure rolls back the whole transaction,
   // which holds nothing else. (A savepoint copies every page the plan first touches into the
   // sub-journal; for a feed chunk of 1,000 rows that is most of the writer's I/O.)

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "fhir/json.hpp"
@@ -20,9 +21,25 @@ class ParamKeys;
 class WriteTxn;
 struct VersionRecord;
 
-// Called for every version put or removed, inside the same transaction (the router records the
-// deliveries a write causes this way). `resource` is null for a deletion.
-using WriteListener = std::function<void(WriteTxn&, const VersionRecord&, const fhir::Node* resource)>;
+// What passes through the gateway without being stored: a FHIR message, or a resource of a type the
+// gateway does not hold (in a transaction or batch).
+struct PassThrough {
+  std::string type;     // the resource's type; Bundle for a message
+  std::string id;       // the resource's id; the message's id
+  std::string event;    // the message's event code; "" for a resource
+  std::string patient;  // "Patient/<id>" it is about, or ""
+  std::string body;     // JSON
+};
+
+// Told of every version put or removed and of everything passed through, inside the same transaction
+// (the router records the deliveries each causes this way).
+class WriteListener {
+ public:
+  virtual ~WriteListener() = default;
+  // `resource` is null for a deletion.
+  virtual void on_write(WriteTxn& txn, const VersionRecord& record, const fhir::Node* resource) const = 0;
+  virtual void on_pass_through(WriteTxn& txn, const PassThrough& item) const = 0;
+};
 
 // A write plan: runs on the writer thread inside its own SAVEPOINT. An error rolls back this plan only.
 using WritePlan = std::function<Status(WriteTxn&)>;
@@ -58,7 +75,7 @@ class Writer {
 
   WriterStats stats() const;
   // Set-up only, before the first plan: called by every put/remove (store.hpp WriteListener).
-  void set_write_listener(WriteListener listener) { listener_ = std::move(listener); }
+  void set_write_listener(const WriteListener* listener) { listener_ = listener; }
 
  private:
   struct Job {
@@ -67,7 +84,7 @@ class Writer {
   };
   void loop();
   void count_batch(std::size_t plans);
-  WriteListener listener_;
+  const WriteListener* listener_ = nullptr;
   void commit_batch(std::deque<Job>& batch);
 
   std::unique_ptr<Connection> db_;

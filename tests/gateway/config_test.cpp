@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -126,9 +127,36 @@ TEST_CASE("routes: read with their receivers' endpoints; unknown partners, forma
         std::string::npos);
   CHECK(route_error(R"({"id":"r","to":["gp"]})").find("partner 'gp' has no endpoint.fhirBaseUrl") !=
         std::string::npos);
-  CHECK(route_error(R"({"id":"r","to":["trust"],"format":"hl7v2-mllp"})")
-            .find("only fhir-rest delivery is supported yet") != std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"format":"hl7v2-mllp","types":["Patient"]})")
+            .find("partner 'trust' has no endpoint.mllp") != std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"format":"file"})").find("has no endpoint.dropFolder") !=
+        std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"format":"hl7v2-mllp","types":["Consent"]})")
+            .find("for Patients only") != std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"events":["admit-notification"]})")
+            .find("format fhir-message or file") != std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"events":["a"],"types":["Patient"],"format":"file"})")
+            .find("either events") != std::string::npos);
+  CHECK(route_error(R"({"id":"r","to":["trust"],"format":"fax"})").find("unknown format 'fax'") !=
+        std::string::npos);
   CHECK(route_error(R"({"id":"r","to":[]})").find("at least one receiving partner") != std::string::npos);
+
+  // Every endpoint kind, a message route, and the folder resolved against the configuration's.
+  const std::string path = write(R"({"partners":[{"id":"gp"},
+    {"id":"mh","odsCode":"RXT","endpoint":{"mllp":{"host":"10.0.0.5","port":2575,"receivingApplication":"RIO",
+      "receivingFacility":"RXT"},"dropFolder":"drop/mh","fhirBaseUrl":"http://mh.example/fhir"}}],
+    "routes":[{"id":"adt","types":["Patient"],"to":["mh"],"format":"hl7v2-mllp"},
+              {"id":"files","events":["*"],"to":["mh"],"format":"file"}]})");
+  const Config all = load_config(path);
+  const auto& e = find_partner(all, "mh")->endpoint;
+  CHECK(e.mllp_host == "10.0.0.5");
+  CHECK(e.mllp_port == 2575);
+  CHECK(e.receiving_application == "RIO");
+  CHECK(e.receiving_facility == "RXT");
+  CHECK(e.drop_folder == (std::filesystem::path(path).parent_path() / "drop/mh").string());
+  CHECK(all.routes[1].events == std::vector<std::string>{"*"});
+  CHECK(load_error(R"({"partners":[{"id":"mh","endpoint":{"mllp":{"host":"h"}}}]})")
+            .find("needs a host and a port") != std::string::npos);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 # transaction. Reports seconds and resources/s per Bundle and the median. Target (issue 8): >= 20,000
 # resources/s.
 #
-#   bash bench/bundles.sh        (ENTRIES=1000 RUNS=5; FHIRGATE_BIN to use another binary)
+#   bash bench/bundles.sh        (ENTRIES=1000 RUNS=5; FHIRGATE_BIN to use another binary; PERF=1 to profile)
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
@@ -33,6 +33,7 @@ cat > "$CFG" <<JSON
 JSON
 TOKEN="$("$BIN" partner add-token gp-practice --config "$CFG" --db "$TMPD/bench.db" | tail -1)"
 serve_gateway "$CFG" "$TMPD/bench.db"
+if [ -n "${PERF:-}" ]; then perf record -g -o "$RESULTS/bundles.perf" -p "$PID" 2>/dev/null & PERF_PID=$!; fi
 
 python3 - "$URL" "$TOKEN" "$ENTRIES" "$RUNS" <<'PY'
 import json, sys, time, urllib.request, uuid, statistics
@@ -76,3 +77,4 @@ for i in range(runs):
     print(f"   bundle {i + 1}: HTTP {status}, {created}/{entries} created in {dt:.3f} s = {entries / dt:.0f} resources/s ({len(body)} bytes)")
 print(f"   median {statistics.median(rates):.0f} resources/s (target >= 20000)")
 PY
+if [ -n "${PERF:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; echo "profile: perf report -i $RESULTS/bundles.perf"; fi

@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "fhir/datetime.hpp"
 #include "fhir/files.hpp"
@@ -22,6 +23,7 @@
 #include "gateway/ids.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
+#include "gateway/observability.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/routing.hpp"
 #include "gateway/security.hpp"
@@ -367,6 +369,22 @@ int add_token(const Config& config, const std::string& holder, std::ostream& out
   return 0;
 }
 
+namespace {
+
+// The dashboard's static files by name; none without an index.html.
+std::map<std::string, std::string> load_dashboard(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    if (auto text = fhir::read_file(entry.path().string())) files[entry.path().filename().string()] = *text;
+  }
+  if (!files.contains("index.html")) files.clear();  // no dashboard: /_ops/ is 404
+  return files;
+}
+
+}  // namespace
+
 int ops_deliveries(const Config& config, const std::string& status, const std::string& destination,
                    const std::string& action, std::int64_t id, std::ostream& out) {
   const auto registry = load_search_params(config);
@@ -451,9 +469,21 @@ int serve(const Config& config) {
     v2_context.partners.push_back(
         V2Partner{p.id, p.name, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
   }
-  // Routes: every write records the deliveries it causes in its own commit (routing.hpp).
+  // Routes: every write records the deliveries it causes in its own commit (routing.hpp). Metrics, the
+  // structured log and the journal's housekeeping (observability.hpp).
   const Router router(config.routes);
-  if (!config.routes.empty()) store.set_write_listener(&router);
+  JsonLog log(config.log_level);
+  GatewayObservers observers(config.routes.empty() ? nullptr : &router, log);
+  store.set_write_listener(&observers);
+  store.writer().set_commit_observer(
+      [&observers](std::size_t plans, double seconds) { observers.on_commit(plans, seconds); });
+  security.set_decision_observer([&observers](const ConsentDecision& d) { observers.on_consent(d); });
+  observers.watch_queues(store);
+  options.on_done = [&observers](const rest::RequestDone& done) { observers.on_request(done); };
+  options.on_invalid = [&observers](const std::string& type) { observers.on_invalid(type); };
+  options.metrics = [&observers] { return observers.metrics().render(); };
+  options.dashboard = load_dashboard(config.dashboard_dir);
+  JournalKeeper journal_keeper(config.journal, store.writer());
   auto feeds = load_partner_feeds(config, *model);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
   FeedService feed_service{
@@ -476,7 +506,10 @@ int serve(const Config& config) {
 
   folders.start();  // before the listening line: a client that saw it finds the folders
   DeliveryWorker deliveries(config, store, security);
+  deliveries.set_observer(
+      [&observers](const store::Delivery& d) { observers.on_delivery(d, d.correlation_id); });
   HttpServer server(config.server, api, store.writer());
+  observers.watch_connections([&server] { return server.open_connections(); });
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
   if (!config.routes.empty())
@@ -491,6 +524,83 @@ int serve(const Config& config) {
   if (mllp) mllp->stop();
   store.writer().stop();
   std::cerr << "fhirgate: stopped cleanly" << std::endl;
+  return 0;
+}
+
+namespace {
+
+// One journal entry as a line: time, id, direction, partner, transport/format, type, status, total time
+// and error.
+std::string journal_line(const store::JournalEntry& e) {
+  std::string ms;
+  if (auto stages = fhir::parse_json(e.stages); stages && stages->is_array() && !stages->items().empty())
+    ms = stages->items().back().find("ms") ? stages->items().back().find("ms")->text() + " ms" : "";
+  std::ostringstream line;
+  line << fhir::format_instant(e.received_ms) << "  #" << e.id << "  " << e.direction << "  "
+       << (e.partner.empty() ? "-" : e.partner) << "  " << e.transport << "/" << e.format << "  " << e.type
+       << "  " << e.status;
+  if (!ms.empty()) line << "  " << ms;
+  if (!e.error.empty()) line << "  " << e.error;
+  return line.str();
+}
+
+}  // namespace
+
+int ops_tail(const Config& config, const std::string& partner, const std::string& status, long long limit,
+             std::ostream& out) {
+  const auto registry = load_search_params(config);
+  store::Store store(config.database_path, registry, config.security.audit_key_file);
+  store::JournalQuery q;
+  q.partner = partner;
+  q.status = status;
+  q.count = 10;
+  long long printed = 0;
+  for (bool first = true;; first = false) {
+    auto rows = store.journal(q);
+    if (!rows) {
+      out << "journal: " << rows.error().issues.front().diagnostics << std::endl;
+      return 1;
+    }
+    for (auto it = rows->rbegin(); it != rows->rend(); ++it) {  // oldest first
+      out << journal_line(*it) << std::endl;
+      q.after_id = std::max(q.after_id, it->id);
+      if (limit && ++printed >= limit) return 0;
+    }
+    if (first) q.count = 1000;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+int ops_stats(const Config& config, long long window_seconds, std::ostream& out) {
+  const auto registry = load_search_params(config);
+  store::Store store(config.database_path, registry, config.security.audit_key_file);
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const std::int64_t from = now - window_seconds * 1000;
+  auto counts = store.journal_counts(from, window_seconds * 1000 + 1, 1);
+  store::JournalQuery problems;
+  problems.problems = true;
+  problems.since_ms = from;
+  problems.count = 5;
+  auto latest = store.journal(problems);
+  auto queues = store.queues();
+  if (!counts || !latest || !queues) {
+    out << "journal: cannot be read" << std::endl;
+    return 1;
+  }
+  out << "last " << window_seconds << " s, since " << fhir::format_instant(from) << "\n";
+  out << "partner\tin\tout\n";
+  for (const auto& p : counts->partners)
+    out << (p.partner.empty() ? "-" : p.partner) << '\t' << p.in.front() << '\t' << p.out.front() << '\n';
+  out << "status\tentries\n";
+  for (const auto& [s, n] : counts->by_status) out << s << '\t' << n << '\n';
+  out << "queue\tpending\toldest\n";
+  for (const auto& q : *queues)
+    out << q.destination << '\t' << q.depth << '\t' << (now - q.oldest_ms) / 1000 << " s\n";
+  out << "latest errors\n";
+  for (const auto& e : *latest) out << journal_line(e) << '\n';
+  out << std::flush;
   return 0;
 }
 

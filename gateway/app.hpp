@@ -55,5 +55,12 @@ int verify_audit(const Config& config, std::ostream& out);
 // Returns 0, or 1 when the action is refused (unknown id, wrong state), with the reason.
 int ops_deliveries(const Config& config, const std::string& status, const std::string& destination,
                    const std::string& action, std::int64_t id, std::ostream& out);
+// `fhirgate ops tail`: the latest 10 journal entries (filtered by partner and status when given), then
+// each new one as it is written, one line each, until interrupted or `limit` lines (0: no limit).
+int ops_tail(const Config& config, const std::string& partner, const std::string& status, long long limit,
+             std::ostream& out);
+// `fhirgate ops stats`: journal counts per partner, direction and status over the last `window_seconds`,
+// the queues and the latest errors.
+int ops_stats(const Config& config, long long window_seconds, std::ostream& out);
 
 }  // namespace fhirgate::gateway

@@ -249,6 +249,7 @@ void check_partners(const Reader& r, const Config& c) {
 Config default_config() {
   Config c;
   c.profiles_dir = FHIRGATE_DEFAULT_PROFILES_DIR;
+  c.dashboard_dir = FHIRGATE_DEFAULT_DASHBOARD_DIR;
   c.security.enabled = false;  // no file, no partners: nobody to authenticate
   return c;
 }
@@ -365,6 +366,25 @@ Config load_config(const std::string& path) {
       if (!value.is_array()) r.fail(key, "expected an array");
       for (std::size_t i = 0; i < value.items().size(); ++i)
         c.routes.push_back(read_route(r, value.items()[i], "routes[" + std::to_string(i) + "]"));
+    } else if (key == "journal") {
+      for (const auto& [k, v] : r.object(value, key).members()) {
+        if (k == "payloadRetentionDays")
+          c.journal.payload_retention_days = static_cast<unsigned>(r.integer(v, key + "." + k, 0, 36500));
+        else if (k == "retentionDays")
+          c.journal.retention_days = static_cast<unsigned>(r.integer(v, key + "." + k, 1, 36500));
+        else
+          r.fail(key + "." + k, "unknown setting");
+      }
+    } else if (key == "logging") {
+      for (const auto& [k, v] : r.object(value, key).members()) {
+        if (k != "level") r.fail(key + "." + k, "unknown setting");
+        c.log_level = r.string(v, key + ".level");
+        if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+            c.log_level != "error")
+          r.fail(key + ".level", "debug, info, warn or error");
+      }
+    } else if (key == "dashboardDir") {
+      c.dashboard_dir = resolve(dir, r.string(value, key));
     } else if (key == "delivery") {
       for (const auto& [k, v] : r.object(value, key).members()) {
         if (k == "maxAttempts")

@@ -108,6 +108,12 @@ struct SecurityConfig {
   std::string audit_key_file;                       // empty: <database>.audit-key
 };
 
+// The message journal's retention (docs/operators.md).
+struct JournalConfig {
+  unsigned payload_retention_days = 7;  // payloads are purged after this
+  unsigned retention_days = 90;         // entries after this
+};
+
 struct Config {
   std::string source_path;  // the file it was read from
   SecurityConfig security;
@@ -125,6 +131,9 @@ struct Config {
   unsigned feed_poll_ms = 1000;  // how often watched inbound folders are looked at
   std::vector<RouteConfig> routes;
   DeliveryConfig delivery;
+  JournalConfig journal;
+  std::string log_level = "info";  // debug, info, warn, error: the least severe line written to stderr
+  std::string dashboard_dir;       // the operators' dashboard's static files
 };
 
 // Reads the configuration. Relative paths in it are resolved against the file's folder. Throws

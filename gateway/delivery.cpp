@@ -138,7 +138,9 @@ bool DeliveryWorker::pass(const std::string& destination, Channels& channels) {
     }
     return Ok{};
   });
-  (void)saved;  // not saved (store unavailable): the deliveries stay due and are attempted again
+  // Not saved (store unavailable): the deliveries stay due and are attempted again.
+  if (saved && observer_)
+    for (const auto& outcome : outcomes) observer_(outcome.delivery);
   return true;
 }
 

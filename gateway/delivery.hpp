@@ -16,6 +16,7 @@
 // Deliveries survive restarts: they are rows in the database. A partner that hangs holds up only its own
 // deliveries.
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -42,6 +43,8 @@ class DeliveryWorker {
   // One thread per partner that a route sends to. `gateway_url` names the gateway as a message's source.
   void start(std::string gateway_url);
   void stop();  // finishes the attempts in hand
+  // Told of each attempt's outcome once recorded; set before start().
+  void set_observer(std::function<void(const store::Delivery&)> observer) { observer_ = std::move(observer); }
 
  private:
   // The connections a destination's thread keeps open.
@@ -69,6 +72,7 @@ class DeliveryWorker {
   Security& security_;
   unsigned poll_ms_;
   std::string gateway_url_;  // names the gateway as a message's source
+  std::function<void(const store::Delivery&)> observer_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

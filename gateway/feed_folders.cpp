@@ -125,12 +125,23 @@ void FeedFolders::take(const PartnerFeed& feed, const fs::path& file) {
   origin.partner = feed.partner;
   origin.partner_name = feed.partner_name;
   origin.channel = "file";
+  std::error_code size_error;
+  origin.size = static_cast<std::int64_t>(fs::file_size(file, size_error));
+  // The journal keeps a file up to 16 MiB; a larger one stays in done/ or failed/ only.
+  constexpr std::int64_t kKeptInJournal = 16 * 1024 * 1024;
+  std::optional<std::string> text;
+  if (feed.mapping->format == mappers::FeedMapping::Format::xml || origin.size <= kKeptInJournal) {
+    auto read = fhir::read_file(file.string());
+    if (read) text = std::move(*read);
+  }
+  if (text && origin.size <= kKeptInJournal) origin.payload = std::string_view(*text);
   FeedSummary summary;
   if (feed.mapping->format == mappers::FeedMapping::Format::csv) {
-    std::ifstream in(file, std::ios::binary);
+    std::ifstream file_in(file, std::ios::binary);
+    std::istringstream text_in(text ? *text : std::string());
+    std::istream& in = text ? static_cast<std::istream&>(text_in) : file_in;
     summary = ingest_csv(service_.context, feed, origin, in, sink);
   } else {
-    auto text = fhir::read_file(file.string());
     summary = text ? ingest_xml(service_.context, feed, origin, *text, sink) : FeedSummary{};
     if (!text) summary.failure = Error::make(ErrorCode::invalid_input, "the file cannot be read");
   }

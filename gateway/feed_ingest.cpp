@@ -1,9 +1,11 @@
 #include "gateway/feed_ingest.hpp"
 
+#include <chrono>
 #include <future>
 #include <set>
 #include <utility>
 
+#include "fhir/json.hpp"
 #include "gateway/audit_trail.hpp"
 #include "gateway/identity.hpp"
 #include "gateway/ids.hpp"
@@ -160,6 +162,7 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
 void audit_chunk(store::WriteTxn& txn, const FeedOrigin& origin, const std::vector<PendingRow>& rows,
                  const std::set<std::string>& patients_set) {
   AuditInput in;
+  in.correlation_id = origin.correlation_id;
   in.channel = origin.channel == "rest" ? "rest" : "file";
   in.interaction = "operation";
   in.operation = "$ingest";
@@ -225,6 +228,7 @@ class ChunkWriter {
     const FeedOrigin& origin = origin_;
     store::WritePlan plan = [&context, &feed, &origin, chunk](store::WriteTxn& txn) -> Status {
       txn.set_origin(origin.partner);  // routes match the sending partner
+      txn.set_correlation(origin.correlation_id);
       std::set<std::string> patients;
       for (auto& row : *chunk) {
         if (!row.write) continue;
@@ -316,8 +320,10 @@ const PartnerFeed* find_feed(const std::vector<PartnerFeed>& feeds, std::string_
   return count == 1 ? only : nullptr;
 }
 
-FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
-                       std::istream& in, const RowSink& sink) {
+namespace {
+
+FeedSummary ingest_csv_rows(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
+                            std::istream& in, const RowSink& sink) {
   FeedSummary summary;
   const auto& mapping = *feed.mapping;
   mappers::CsvOptions options = mapping.csv;
@@ -361,8 +367,8 @@ FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, cons
   return summary;
 }
 
-FeedSummary ingest_xml(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
-                       std::string_view xml, const RowSink& sink) {
+FeedSummary ingest_xml_rows(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
+                            std::string_view xml, const RowSink& sink) {
   FeedSummary summary;
   auto doc = mappers::XmlFeedDocument::parse(*feed.mapping, xml);
   if (!doc) {
@@ -381,6 +387,98 @@ FeedSummary ingest_xml(const FeedContext& context, const PartnerFeed& feed, cons
   if (summary.rows == 0)
     summary.failure = Error::make(ErrorCode::invalid_input, "xml.record '" + feed.mapping->record_xpath +
                                                                 "' selects nothing in this document");
+  return summary;
+}
+
+// A file's journal entry: collects what its rows resulted in through the sink, then records the outcome.
+class FileJournal {
+ public:
+  FileJournal(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
+              const RowSink& sink)
+      : context_(context), feed_(feed), origin_(origin), sink_(sink) {
+    if (origin_.correlation_id.empty()) origin_.correlation_id = new_resource_id();
+  }
+  const FeedOrigin& origin() const { return origin_; }
+  RowSink sink() {
+    return [this](const FeedRowResult& row) {
+      if (!row.resource.empty() && resources_.items().size() < 100)
+        resources_.push(fhir::Node::string(row.resource));
+      if (first_problem_.empty() && row.status == "rejected")
+        first_problem_ =
+            "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) + "): " + row.reason;
+      sink_(row);
+    };
+  }
+  void finish(const FeedSummary& summary) {
+    store::JournalEntry e;
+    e.correlation_id = origin_.correlation_id;
+    e.received_ms = received_ms_;
+    e.partner = origin_.partner;
+    e.direction = "in";
+    e.transport = origin_.channel == "rest" ? "http" : "folder";
+    e.format = feed_.mapping->format == mappers::FeedMapping::Format::csv ? "csv" : "xml";
+    e.type = "feed " + feed_.id;
+    e.size = origin_.size;
+    if (summary.failure) {
+      e.status = summary.storage_failed ? "failed" : "rejected";
+      e.error = summary.failure->issues.empty() ? "failed" : summary.failure->issues.front().diagnostics;
+    } else {
+      e.status = "stored";
+      std::string counts;
+      for (const auto& [status, n] : summary.by_status)
+        counts += (counts.empty() ? "" : ", ") + status + " " + std::to_string(n);
+      const auto rejected = summary.by_status.find("rejected");
+      if (rejected != summary.by_status.end() && rejected->second > 0)
+        e.error = std::to_string(rejected->second) + " of " + std::to_string(summary.rows) +
+                  " rows rejected; first: " + first_problem_;
+      e.stages = store::stages_json({{"received", 0.0}, {"stored (" + counts + ")", ms_since(started_)}});
+    }
+    if (e.stages == "[]") e.stages = store::stages_json({{"received", 0.0}, {"checked", ms_since(started_)}});
+    e.resources = fhir::write_json(resources_);
+    e.retry_of = origin_.retry_of;
+    if (origin_.payload) {
+      e.has_payload = true;
+      e.payload = std::string(*origin_.payload);
+    }
+    const std::string correlation = origin_.correlation_id;
+    (void)context_.writer.run([&e, &correlation](store::WriteTxn& txn) -> Status {
+      txn.set_correlation(correlation);
+      txn.append_journal(e);
+      return Ok{};
+    });  // a journal entry that cannot be written does not undo the rows stored
+  }
+
+ private:
+  static double ms_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  }
+  const FeedContext& context_;
+  const PartnerFeed& feed_;
+  FeedOrigin origin_;
+  const RowSink& sink_;
+  fhir::Node resources_ = fhir::Node::array();
+  std::string first_problem_;
+  std::int64_t received_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
+                       std::istream& in, const RowSink& sink) {
+  FileJournal journal(context, feed, origin, sink);
+  FeedSummary summary = ingest_csv_rows(context, feed, journal.origin(), in, journal.sink());
+  journal.finish(summary);
+  return summary;
+}
+
+FeedSummary ingest_xml(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
+                       std::string_view xml, const RowSink& sink) {
+  FileJournal journal(context, feed, origin, sink);
+  FeedSummary summary = ingest_xml_rows(context, feed, journal.origin(), xml, journal.sink());
+  journal.finish(summary);
   return summary;
 }
 

@@ -92,6 +92,12 @@ struct FeedOrigin {
   std::string purpose;
   // The sender's declared character set (Content-Type charset), over the mapping's csv.encoding.
   std::optional<mappers::TextEncoding> encoding;
+  // For the journal entry of the file (docs/operators.md): its correlation id (empty: a new one), size,
+  // and content when it is at hand (the file is not kept in the journal otherwise).
+  std::string correlation_id;
+  std::int64_t size = 0;
+  std::optional<std::string_view> payload;
+  std::int64_t retry_of = 0;  // the journal entry an operator retries with this file
 };
 
 using RowSink = std::function<void(const FeedRowResult&)>;
@@ -102,7 +108,8 @@ struct FeedService {
   std::vector<PartnerFeed> feeds;
 };
 
-// Blocks on the writer: call from a worker thread, never an io thread.
+// Blocks on the writer: call from a worker thread, never an io thread. Each writes the file's journal
+// entry when done: stored (routed), or rejected with the first problem, and up to 100 resources.
 FeedSummary ingest_csv(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
                        std::istream& in, const RowSink& sink);
 FeedSummary ingest_xml(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,

@@ -28,7 +28,7 @@ void Router::on_write(store::WriteTxn& txn, const store::VersionRecord& record,
     if (!routes_resource(route, txn.origin(), record.type)) continue;
     if (d.patient.empty() && record.type == "Patient") d.patient = "Patient/" + record.id;
     if (d.patient.empty() && resource) d.patient = Security::patient_of(*resource);
-    enqueue(txn, route, d);
+    enqueue(txn, route, d, static_cast<std::int64_t>(record.body.size()));
   }
 }
 
@@ -44,11 +44,12 @@ void Router::on_pass_through(store::WriteTxn& txn, const store::PassThrough& ite
                              ? routes_resource(route, txn.origin(), item.type)
                              : (route.from == "*" || route.from == txn.origin()) &&
                                    (listed(route.events, item.event) || listed(route.events, "*"));
-    if (matches) enqueue(txn, route, d);
+    if (matches) enqueue(txn, route, d, static_cast<std::int64_t>(item.body.size()));
   }
 }
 
-void Router::enqueue(store::WriteTxn& txn, const RouteConfig& route, const store::Delivery& prototype) const {
+void Router::enqueue(store::WriteTxn& txn, const RouteConfig& route, const store::Delivery& prototype,
+                     std::int64_t size) const {
   for (const auto& to : route.to) {
     if (to == txn.origin()) continue;
     store::Delivery d = prototype;
@@ -56,7 +57,7 @@ void Router::enqueue(store::WriteTxn& txn, const RouteConfig& route, const store
     d.route = route.id;
     d.destination = to;
     d.format = route.format;
-    txn.enqueue_delivery(d);
+    txn.enqueue_delivery(d, size);
   }
 }
 

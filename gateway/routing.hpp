@@ -22,7 +22,8 @@ class Router : public store::WriteListener {
   void on_pass_through(store::WriteTxn& txn, const store::PassThrough& item) const override;
 
  private:
-  void enqueue(store::WriteTxn& txn, const RouteConfig& route, const store::Delivery& prototype) const;
+  void enqueue(store::WriteTxn& txn, const RouteConfig& route, const store::Delivery& prototype,
+               std::int64_t size) const;
   std::vector<RouteConfig> routes_;
 };
 

@@ -143,7 +143,9 @@ ConsentDecision Security::decide_patient(const PartnerConfig& who, const std::st
   const auto consents = consents_of(patient);
   std::vector<const Node*> pointers;
   for (const auto& c : consents) pointers.push_back(c.get());
-  return gateway::decide(policy_, pointers, request);
+  ConsentDecision decision = gateway::decide(policy_, pointers, request);
+  if (decision_observer_) decision_observer_(decision);
+  return decision;
 }
 
 ConsentDecision Security::decide(const PartnerConfig& who, const std::string& purpose, const Node& resource,

@@ -7,6 +7,7 @@
 // very next one; only the parsing is cached, by version (a new version is a new key, so never stale).
 // Verified tokens are cached for a minute to spare the hash and the lookup.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,11 @@ class Security {
   Security(const Config& config, const fhir::SearchParamRegistry& registry, store::Store& store);
 
   bool enabled() const { return enabled_; }
+  // Told of every decision made from a patient's Consents (not of "supplier" or "not patient data");
+  // set-up only.
+  void set_decision_observer(std::function<void(const ConsentDecision&)> observer) {
+    decision_observer_ = std::move(observer);
+  }
   const std::string& purpose_header() const { return purpose_header_; }
 
   // The holder of the bearer token in an Authorization header. Errors: unauthorized (no token, malformed,
@@ -83,6 +89,7 @@ class Security {
   std::unordered_map<std::string, CachedToken> tokens_;
   std::mutex consents_mutex_;
   std::unordered_map<std::int64_t, std::shared_ptr<const fhir::Node>> parsed_consents_;  // by version row id
+  std::function<void(const ConsentDecision&)> decision_observer_;
 };
 
 }  // namespace fhirgate::gateway

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <optional>
 
+#include "fhir/json.hpp"
 #include "fhir/search_query.hpp"
 #include "gateway/audit_trail.hpp"
 #include "gateway/identity.hpp"
@@ -125,16 +126,60 @@ void audit_message(store::WriteTxn& txn, const AuditInput& base, const V2Outcome
   record_audit(txn, in, patients);
 }
 
+// When and as what a message arrived, for its journal entry.
+struct V2Trace {
+  std::string correlation_id;
+  std::int64_t received_ms = 0;
+  std::chrono::steady_clock::time_point started;
+  std::int64_t retry_of = 0;
+};
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The message's journal entry (docs/operators.md), in the plan's commit.
+void journal_message(store::WriteTxn& txn, const store::InboundMessage& log, const V2Outcome& outcome,
+                     const V2Trace& trace, double mapped_ms) {
+  store::JournalEntry e;
+  e.correlation_id = trace.correlation_id;
+  e.received_ms = trace.received_ms;
+  e.partner = log.partner;
+  e.direction = "in";
+  e.transport = log.channel;
+  e.format = "hl7v2";
+  e.type = log.message_type.empty() ? "HL7 v2" : log.message_type;
+  e.size = static_cast<std::int64_t>(log.body.size());
+  const bool ok = outcome.kind == Kind::applied || outcome.kind == Kind::duplicate;
+  e.status = !ok ? "rejected" : txn.deliveries_caused() ? "routed" : "stored";
+  if (!ok) e.error = outcome.error_code + " " + diagnostics_of(outcome.error);
+  if (outcome.kind == Kind::duplicate)
+    e.error = "a re-send of message " + log.control_id + ": not applied again";
+  fhir::Node resources = fhir::Node::array();
+  for (const auto& w : outcome.written)
+    resources.push(fhir::Node::string(w.type + "/" + w.id + "/_history/" + std::to_string(w.version)));
+  e.resources = fhir::write_json(resources);
+  e.stages = store::stages_json({{"received", 0.0},
+                                 {ok ? "mapped" : "checked", mapped_ms},
+                                 {ok ? "stored" : "logged", ms_since(trace.started)}});
+  e.has_payload = true;
+  e.payload = log.body;
+  e.retry_of = trace.retry_of;
+  txn.append_journal(e);
+}
+
 store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcome> state, Apply apply,
-                             std::shared_ptr<const AuditInput> audit) {
-  return [log = std::move(log), state = std::move(state), apply = std::move(apply),
-          audit = std::move(audit)](store::WriteTxn& txn) mutable -> Status {
+                             std::shared_ptr<const AuditInput> audit, const V2Trace& trace) {
+  return [log = std::move(log), state = std::move(state), apply = std::move(apply), audit = std::move(audit),
+          trace, mapped_ms = ms_since(trace.started)](store::WriteTxn& txn) mutable -> Status {
     txn.set_origin(log.partner);  // routes match the sending partner
+    txn.set_correlation(trace.correlation_id);
     if (state->kind != Kind::rejected) {
       if (auto detail = txn.applied_detail(log.partner, log.sender, log.control_id)) {
         state->kind = Kind::duplicate;
         state->written = written_from_json(*detail);
         if (audit) audit_message(txn, *audit, *state);
+        journal_message(txn, log, *state, trace, mapped_ms);
         return Ok{};
       }
     }
@@ -144,6 +189,7 @@ store::WritePlan logged_plan(store::InboundMessage log, std::shared_ptr<V2Outcom
                                               : state->error_code + " " + diagnostics_of(state->error);
     txn.log_inbound(log);
     if (audit) audit_message(txn, *audit, *state);
+    journal_message(txn, log, *state, trace, mapped_ms);
     return Ok{};
   };
 }
@@ -282,9 +328,15 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     }
     return *state;
   };
+  const V2Trace trace{source.correlation_id.empty() ? new_resource_id() : source.correlation_id,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count(),
+                      std::chrono::steady_clock::now(), source.retry_of};
   std::shared_ptr<AuditInput> audit;
   if (context.audit) {
     audit = std::make_shared<AuditInput>();
+    audit->correlation_id = trace.correlation_id;
     audit->channel = "hl7v2";
     if (source.channel == "http") audit->operation = "$ingest";
     audit->client_address = source.client_address;
@@ -303,7 +355,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     if (fields.size() > 9) log.control_id = std::string(fields[9]);
     *state =
         problem(Kind::rejected, "message could not be parsed: " + diagnostics_of(parsed.error()), "102", "");
-    reply.plan = logged_plan(std::move(log), state, nullptr, audit);
+    reply.plan = logged_plan(std::move(log), state, nullptr, audit, trace);
     return reply;
   }
   auto message = std::make_shared<const mappers::Message>(std::move(*parsed));
@@ -325,7 +377,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   }
   auto reject = [&](std::string why, std::string code, std::string location) {
     *state = problem(Kind::rejected, std::move(why), std::move(code), std::move(location));
-    reply.plan = logged_plan(std::move(log), state, nullptr, audit);
+    reply.plan = logged_plan(std::move(log), state, nullptr, audit, trace);
     return std::move(reply);
   };
   auto fail = [&](Error error, std::string code, std::string location) {
@@ -333,7 +385,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     state->error = std::move(error);
     state->error_code = std::move(code);
     state->error_location = std::move(location);
-    reply.plan = logged_plan(std::move(log), state, nullptr, audit);
+    reply.plan = logged_plan(std::move(log), state, nullptr, audit, trace);
     return std::move(reply);
   };
 
@@ -356,7 +408,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
         std::move(log), state,
         merge_patients(identity_queries(context.registry, "Patient", request->surviving_identifiers),
                        identity_queries(context.registry, "Patient", request->replaced_identifiers)),
-        audit);
+        audit, trace);
     return reply;
   }
 
@@ -380,7 +432,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   reply.plan = logged_plan(std::move(log), state,
                            upsert_patient(message, std::move(*patient), std::move(queries), new_resource_id(),
                                           context.audit ? partner->id : std::string()),
-                           audit);
+                           audit, trace);
   return reply;
 }
 

@@ -52,6 +52,8 @@ struct V2Source {
   std::string partner;         // the listener's (or token's) partner; empty = identify the sender by MSH-4
   std::string client_address;  // the sender's IP address, for the audit
   std::string purpose;         // purpose of use (HTTP header); empty = the partner's default
+  std::string correlation_id;  // for the journal and the AuditEvent; empty = a new one
+  std::int64_t retry_of = 0;   // the journal entry an operator retries with this message
 };
 
 // A resource a message wrote (or, for a re-send, had written).

@@ -25,6 +25,8 @@ Usage:
   fhirgate audit verify --config FILE [--db PATH]
   fhirgate ops deliveries --config FILE [--db PATH] [--status S] [--destination PARTNER]
                           [--retry ID | --discard ID]
+  fhirgate ops tail --config FILE [--db PATH] [--partner P] [--status S] [--limit N]
+  fhirgate ops stats --config FILE [--db PATH] [--window SECONDS]
   fhirgate version
   fhirgate --help | fhirgate COMMAND --help
 
@@ -34,6 +36,9 @@ Commands:
   validate  Check FHIR resources against R4 (and profiles); exit 0 clean, 1 errors, 2 unusable input.
   partner   add-token: create a bearer token for a partner or role; prints it once, on its last line.
   audit     verify: check the audit trail's hash chain; exit 0 intact, 1 broken (names the first bad row).
+  ops       deliveries: list, retry or discard outbound deliveries; tail: follow the message journal live
+            (the latest 10 entries, then each new one, until interrupted or --limit lines); stats: counts
+            per partner, direction and status, queue depths and the latest errors.
   version   Print the version.
 )";
 
@@ -259,8 +264,8 @@ int run_admin(const std::string& command, const std::vector<std::string>& args) 
       config_path = value();
     else if (a == "--db")
       db = value();
-    else if (command == "ops" &&
-             (a == "--status" || a == "--destination" || a == "--retry" || a == "--discard"))
+    else if (command == "ops" && (a == "--status" || a == "--destination" || a == "--retry" ||
+                                  a == "--discard" || a == "--partner" || a == "--limit" || a == "--window"))
       options[a] = value();
     else if (!a.empty() && a[0] == '-')
       usage_error("unknown option '" + a + "'");
@@ -275,6 +280,22 @@ int run_admin(const std::string& command, const std::vector<std::string>& args) 
       usage_error("usage: fhirgate partner add-token HOLDER --config FILE [--db PATH]");
     return fhirgate::gateway::add_token(config, words[1], std::cout);
   }
+  auto number = [&](const std::string& option, long long fallback) -> long long {
+    if (!options.count(option)) return fallback;
+    try {
+      std::size_t used = 0;
+      const long long n = std::stoll(options[option], &used);
+      if (used == options[option].size() && n > 0) return n;
+    } catch (const std::exception&) {
+    }
+    usage_error(option + " takes a positive number");
+    return fallback;
+  };
+  if (command == "ops" && words.size() == 1 && words[0] == "tail")
+    return fhirgate::gateway::ops_tail(config, options["--partner"], options["--status"],
+                                       number("--limit", 0), std::cout);
+  if (command == "ops" && words.size() == 1 && words[0] == "stats")
+    return fhirgate::gateway::ops_stats(config, number("--window", 3600), std::cout);
   if (command == "ops") {
     if (words.size() != 1 || words[0] != "deliveries" ||
         (options.count("--retry") && options.count("--discard")))

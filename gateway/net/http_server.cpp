@@ -198,6 +198,10 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
   conn->stream.close();
 }
 
+std::size_t HttpServer::open_connections() {
+  return impl_->live_connections();
+}
+
 std::size_t HttpServer::Impl::live_connections() {
   std::lock_guard lock(connections_mutex);
   connections.remove_if([](const auto& w) { return w.expired(); });

@@ -28,6 +28,8 @@ class HttpServer {
   void run();
   // Starts the same drain from any thread.
   void stop();
+  // Connections open now (for /metrics); any thread.
+  std::size_t open_connections();
 
  private:
   struct Impl;

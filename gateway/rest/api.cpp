@@ -134,9 +134,80 @@ HttpResponse Api::resource_response(const Exchange& ex, int status, const Versio
 
 Reply Api::handle(const HttpRequest& request) const {
   Exchange ex(request);
-  Reply reply = dispatch(ex);
-  return ex.audit ? audited(ex, std::move(reply)) : reply;
+  Reply reply = recorded(ex, dispatch(ex));
+  // Every answer names its correlation id, and is told to on_done.
+  RequestDone done;
+  done.method = request.method;
+  done.path = ex.path;
+  done.interaction = interaction_of(ex);
+  const auto parts = split_path(ex.path);
+  if (!parts.empty() && model_.is_resource(parts[0])) done.resource = parts[0];
+  done.correlation_id = ex.correlation_id;
+  if (ex.who) done.partner = ex.who->id;
+  auto finish = [on_done = options_.on_done, done = std::move(done),
+                 started = ex.started](HttpResponse& r) mutable {
+    r.set_header("X-Correlation-Id", done.correlation_id);
+    if (!on_done) return;
+    done.status = r.status;
+    done.seconds = elapsed_ms(started) / 1000.0;
+    on_done(done);
+  };
+  if (reply.after_commit) {
+    reply.after_commit = [after = std::move(reply.after_commit), finish](const Status& s) mutable {
+      HttpResponse r = after(s);
+      finish(r);
+      return r;
+    };
+  } else if (reply.background) {
+    reply.background = [work = std::move(reply.background), finish]() mutable {
+      HttpResponse r = work();
+      finish(r);
+      return r;
+    };
+  } else {
+    finish(reply.response);
+  }
+  return reply;
 }
+
+std::string Api::interaction_of(const Exchange& ex) const {
+  if (!ex.journal_type.empty() && ex.path == "/") return ex.journal_type;  // transaction, batch
+  const auto parts = split_path(ex.path);
+  const std::string& method = ex.request.method;
+  if (parts.empty()) return "other";
+  if (parts[0] == "_ops" || parts[0] == "metrics") return "ops";
+  if (parts[0] == "metadata") return "capabilities";
+  if (ex.path.find('$') != std::string::npos) return "operation";
+  if (!model_.is_resource(parts[0])) return "other";
+  const bool history = parts.size() >= 2 && parts.back() == "_history";
+  if (method == "GET") {
+    if (parts.size() == 1) return "search-type";
+    if (history) return parts.size() == 2 ? "history-type" : "history-instance";
+    return parts.size() == 4 ? "vread" : "read";
+  }
+  if (method == "POST") return parts.size() == 2 && parts[1] == "_search" ? "search-type" : "create";
+  if (method == "PUT") return "update";
+  if (method == "DELETE") return "delete";
+  if (method == "PATCH") return "patch";
+  return "other";
+}
+
+namespace {
+
+// The caller's X-Correlation-Id (or X-Request-Id) when it is 1-64 of [A-Za-z0-9._-]; otherwise a new one.
+std::string correlation_id_of(const HttpRequest& request) {
+  for (const char* name : {"X-Correlation-Id", "X-Request-Id"}) {
+    const std::string_view given = request.header(name);
+    const bool usable =
+        !given.empty() && given.size() <= 64 && std::all_of(given.begin(), given.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+        });
+    if (usable) return std::string(given);
+  }
+  return new_resource_id();
+}
+
+}  // namespace
 
 Reply Api::dispatch(Exchange& ex) const {
   const HttpRequest& request = ex.request;
@@ -151,6 +222,7 @@ Reply Api::dispatch(Exchange& ex) const {
     ex.base_url = "http://" + std::string(host.empty() ? "localhost" : host);
   }
   ex.prefer = parse_prefer(request.header("Prefer"));
+  ex.correlation_id = correlation_id_of(request);
   Reply reply;
   if (qmark != std::string_view::npos) {
     auto parsed = fhir::parse_query_string(target.substr(qmark + 1));
@@ -178,9 +250,11 @@ bool Api::admit(Exchange& ex, Reply& reply) const {
   const auto parts = split_path(ex.path);
   if (parts.size() == 1 && (parts[0] == "metadata" || parts[0] == "healthz" || parts[0] == "readyz"))
     return true;  // open to all, and not audited
+  if (is_dashboard_file(ex.request.method, parts)) return true;  // static files, no data
   ex.audit = std::make_shared<AuditInput>();
   AuditInput& audit = *ex.audit;
   audit.recorded_ms = ex.now;
+  audit.correlation_id = ex.correlation_id;
   audit.client_address = ex.request.remote_address;
   audit.server_address = ex.base_url;
   const std::string& method = ex.request.method;
@@ -211,6 +285,11 @@ bool Api::admit(Exchange& ex, Reply& reply) const {
   ex.purpose = *purpose;
   audit.purpose = *purpose;
   return true;
+}
+
+bool Api::is_dashboard_file(const std::string& method, const std::vector<std::string>& parts) const {
+  return method == "GET" && !parts.empty() && parts[0] == "_ops" && !options_.dashboard.empty() &&
+         (parts.size() == 1 || (parts.size() == 2 && options_.dashboard.contains(parts[1])));
 }
 
 bool Api::allowed(Exchange& ex, const std::string& type, const std::string& interaction, Reply& reply) const {
@@ -295,6 +374,20 @@ Reply Api::route(Exchange& ex) const {
     operation("$validate");
     return method == "POST" ? validate(ex, first, {}) : not_allowed();
   }
+  if (parts.size() >= 2 && first == "_ops" && parts[1] == "journal") {
+    if (parts.size() == 2) return method == "GET" ? ops_journal(ex) : not_allowed();
+    if (parts.size() == 3) {
+      if (method == "GET") return ops_journal_entry(ex, parts[2]);
+      return method == "DELETE" ? ops_journal_action(ex, parts[2], false) : not_allowed();
+    }
+    if (parts.size() == 4 && parts[3] == "$retry")
+      return method == "POST" ? ops_journal_action(ex, parts[2], true) : not_allowed();
+  }
+  if (is_dashboard_file(method, parts)) return ops_dashboard(ex, parts.size() == 1 ? "index.html" : parts[1]);
+  if (parts.size() == 1 && first == "metrics" && options_.metrics)
+    return method == "GET" ? ops_metrics(ex) : not_allowed();
+  if (parts.size() == 2 && first == "_ops" && parts[1] == "stats")
+    return method == "GET" ? ops_stats(ex) : not_allowed();
   if (parts.size() >= 2 && first == "_ops" && parts[1] == "deliveries") {
     if (parts.size() == 2) return method == "GET" ? ops_deliveries(ex) : not_allowed();
     if (parts.size() == 3)
@@ -763,6 +856,7 @@ Status Api::check_for_write(const Node& resource, const std::string& type) const
     options.profiles = it->second;
   auto result = validator_.validate(resource, options);
   if (!result.has_errors()) return Ok{};
+  if (options_.on_invalid) options_.on_invalid(type);
   Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
   for (auto& issue : result.issues) {
     if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));
@@ -883,7 +977,8 @@ Reply Api::ingest(Exchange& ex) const {
     reply.response = fail(ex, Error::make(ErrorCode::invalid_input, "$ingest needs a message in the body"));
     return reply;
   }
-  V2Source source{"http", "", ex.request.remote_address, ""};
+  ex.journaled = false;  // handle_v2 journals the message
+  V2Source source{"http", "", ex.request.remote_address, "", ex.correlation_id};
   if (ex.who) {
     // The partner is the token's, whatever MSH-4 says; it must be one that sends HL7 v2.
     const bool sends_v2 = std::any_of(ex.who->inbound.begin(), ex.who->inbound.end(),
@@ -988,7 +1083,11 @@ Reply Api::ingest_feed(Exchange& ex, mappers::FeedMapping::Format format) const 
   origin.partner_name = feed->partner_name;
   origin.client_address = ex.request.remote_address;
   origin.purpose = ex.purpose;
-  ex.audit.reset();  // each chunk records its own AuditEvent
+  origin.correlation_id = ex.correlation_id;
+  origin.size = static_cast<std::int64_t>(ex.request.body.size());
+  origin.payload = std::string_view(ex.request.body);
+  ex.audit.reset();      // each chunk records its own AuditEvent
+  ex.journaled = false;  // and the feed journals the file
   reply.background = [this, feed, origin, format, ex = Exchange(ex)]() {
     // The entries as JSON text, one by one: a Node tree of 100,000 rows would cost ~400 MB.
     std::string entries;

@@ -24,6 +24,18 @@
 
 namespace fhirgate::gateway::rest {
 
+// One answered request, for metrics and the request log.
+struct RequestDone {
+  std::string method;
+  std::string path;
+  std::string interaction;  // read, search-type, create, ..., transaction, operation, ops, other
+  std::string resource;     // the resource type addressed, or "" (operations on the system, _ops)
+  int status = 0;
+  double seconds = 0;  // from the request's dispatch to its answer
+  std::string correlation_id;
+  std::string partner;  // the caller, when known
+};
+
 struct ApiOptions {
   std::vector<std::string> cached_types;                     // the resource types served
   std::map<std::string, std::vector<std::string>> profiles;  // type -> profile URLs enforced on write
@@ -34,6 +46,14 @@ struct ApiOptions {
   // Advertised in the CapabilityStatement: bearer tokens and the purpose-of-use header, when security is on.
   bool security = false;
   std::string purpose_header = "X-Purpose-Of-Use";
+  // The operators' dashboard: file name -> content, served open at /_ops/<name> (index.html at /_ops/).
+  std::map<std::string, std::string> dashboard;
+  // GET /metrics: the Prometheus text, rendered at each scrape; null = 404.
+  std::function<std::string()> metrics;
+  // Told of every answer (metrics and the request log) and of every resource refused as invalid on
+  // write, from the thread that answers; may be null.
+  std::function<void(const RequestDone&)> on_done;
+  std::function<void(const std::string& type)> on_invalid;
 };
 
 // What handle() produced: a response now, or a write to commit first.
@@ -62,6 +82,8 @@ class Api {
 
  private:
   Reply dispatch(Exchange& ex) const;
+  // The interaction a request is, for metrics: read, search-type, create, transaction, operation, ops...
+  std::string interaction_of(const Exchange& ex) const;
   Reply route(Exchange& ex) const;
   // Who is asking (bearer token) and for which purpose; false with the reply set when refused.
   bool admit(Exchange& ex, Reply& reply) const;
@@ -75,9 +97,10 @@ class Api {
   // A stored version for a read or vread: names it in the AuditEvent and decides consent.
   bool readable(Exchange& ex, const store::VersionRecord& rec) const;
   store::Store::Visibility visibility(Exchange& ex) const;
-  // Adds the AuditEvent of the exchange to the reply: written in the same commit as its write plan, or,
-  // for a reply without one, committed before the response goes out.
-  Reply audited(Exchange& ex, Reply reply) const;
+  // Adds the exchange's AuditEvent and, for a request that carries data, its journal entry to the reply:
+  // written in the same commit as its write plan, or, for a reply without one, committed before the
+  // response goes out.
+  Reply recorded(Exchange& ex, Reply reply) const;
   // AuditEvent, served from the audit trail (audit_api.cpp).
   Reply audit_read(Exchange& ex, const std::string& id, const std::string& version) const;
   Reply audit_search(Exchange& ex) const;
@@ -106,6 +129,16 @@ class Api {
   // POST /$process-message: a FHIR message (message_api.cpp).
   Reply process_message(Exchange& ex) const;
   // GET /_ops/deliveries: the outbox, for operators (ops_api.cpp).
+  // Operators' endpoints (ops_api.cpp, journal_api.cpp): false with a 403 reply for anyone else.
+  bool operators_only(Exchange& ex, Reply& reply) const;
+  // GET /_ops/ or /_ops/<a dashboard file>: open, like /metadata.
+  bool is_dashboard_file(const std::string& method, const std::vector<std::string>& parts) const;
+  Reply ops_journal(Exchange& ex) const;
+  Reply ops_journal_entry(Exchange& ex, const std::string& id) const;
+  Reply ops_journal_action(Exchange& ex, const std::string& id, bool retry) const;
+  Reply ops_stats(Exchange& ex) const;
+  Reply ops_dashboard(Exchange& ex, const std::string& file) const;
+  Reply ops_metrics(Exchange& ex) const;
   Reply ops_deliveries(Exchange& ex) const;
   Reply ops_delivery_action(Exchange& ex, const std::string& id, bool retry) const;
 

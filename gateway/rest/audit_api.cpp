@@ -1,5 +1,5 @@
-// The audit side of the REST API: the AuditEvent every exchange leaves (Api::audited), and AuditEvent
-// served from the chained audit trail (store/audit_log.hpp) instead of the resource tables.
+// AuditEvent served from the chained audit trail (store/audit_log.hpp) instead of the resource tables.
+// (The AuditEvent every exchange leaves is written by Api::recorded, record_api.cpp.)
 //
 // Who sees which AuditEvents: a privacy officer all of them (GET /AuditEvent?patient=... is the "who
 // looked at my record" report); anyone else whose agreement allows reading AuditEvent only those they are
@@ -19,14 +19,6 @@ namespace {
 
 using fhir::Node;
 using store::AuditRecord;
-
-std::string outcome_of_status(int status) {
-  return status < 400 ? "0" : status < 500 ? "4" : "8";
-}
-
-std::string first_diagnostics(const Error& e) {
-  return e.issues.empty() ? std::string() : e.issues.front().diagnostics;
-}
 
 bool is_privacy_officer(const Api::Exchange& ex) {
   return !ex.who || ex.who->role == "privacy-officer";
@@ -77,50 +69,6 @@ Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store
   if (more) rows.resize(static_cast<std::size_t>(q.count));
   return std::make_pair(std::move(rows), more);
 }
-
-}  // namespace
-
-Reply Api::audited(Exchange& ex, Reply reply) const {
-  auto input = ex.audit;
-  auto more = std::make_shared<std::vector<std::string>>(ex.seen_patients);
-  if (!reply.plan) {
-    input->outcome = outcome_of_status(reply.response.status);
-    if (input->outcome != "0" && input->outcome_desc.empty())
-      input->outcome_desc = "HTTP " + std::to_string(reply.response.status);
-    // Built here, on the io thread; the writer only chains and inserts it.
-    reply.plan = [row = audit_record(*input, *more)](store::WriteTxn& txn) mutable -> Status {
-      if (row.recorded_ms == 0) row.recorded_ms = txn.now_ms();
-      txn.append_audit(std::move(row));
-      return Ok{};
-    };
-    reply.after_commit = [this, response = std::move(reply.response), ex = Exchange(ex)](const Status& s) {
-      // Nothing leaves without its audit record.
-      if (!s) return fail(ex, Error::make(ErrorCode::busy, "The access could not be recorded; try again"));
-      return response;
-    };
-    return reply;
-  }
-  auto inner = std::make_shared<Status>(Ok{});
-  reply.plan = [plan = std::move(reply.plan), input, more, inner,
-                origin = ex.who ? ex.who->id : std::string()](store::WriteTxn& txn) -> Status {
-    txn.set_origin(origin);  // routes match the writing partner
-    *inner = txn.nested(plan);
-    if (*inner) {
-      if (input->outcome.empty()) input->outcome = "0";  // a plan may record a failure it answered itself
-    } else {
-      input->outcome = outcome_of_status(http_status(inner->error().code));
-      input->outcome_desc = first_diagnostics(inner->error());
-    }
-    record_audit(txn, *input, *more);
-    return Ok{};
-  };
-  reply.after_commit = [after = std::move(reply.after_commit), inner](const Status& s) {
-    return after(s ? *inner : s);
-  };
-  return reply;
-}
-
-namespace {
 
 // The row AuditEvent/<id> if the caller may see it; nullopt (404) otherwise.
 Result<std::optional<AuditRecord>> visible_audit(store::Store& store, const Api::Exchange& ex,

@@ -109,6 +109,7 @@ std::string status_line(int status) {
 
 Reply Api::bundle(Exchange& ex) const {
   Reply reply;
+  ex.journal_type = "Bundle";
   auto parsed = parse_body(ex, "Bundle");
   if (!parsed) {
     reply.response = fail(ex, parsed.error());
@@ -123,6 +124,7 @@ Reply Api::bundle(Exchange& ex) const {
     return reply;
   }
   const bool transaction = kind == "transaction";
+  ex.journal_type = kind;
   if (ex.audit) ex.audit->interaction = kind;
   auto ops = std::make_shared<std::vector<Op>>();
   const Node* entries = parsed->find("entry");

@@ -35,7 +35,22 @@ struct Api::Exchange {
   std::string purpose;
   std::shared_ptr<AuditInput> audit;
   std::vector<std::string> seen_patients;  // searches: the patients whose records were returned
+  // The message journal (docs/operators.md): the request's correlation id (X-Correlation-Id), when it
+  // started, and how its journal entry names it. Handlers that journal in their own way (HL7 v2 and feeds
+  // over $ingest) clear `journaled`.
+  std::string correlation_id;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  bool journaled = true;
+  std::string journal_type;    // default: "<interaction> <path>", e.g. create Patient
+  std::string journal_format;  // default: fhir-rest
+  // Why the data was refused though the exchange succeeded (a message answered fatal-error); "" if not.
+  std::string journal_rejected;
 };
+
+// Milliseconds since `since`, for journal stages.
+inline double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
 
 inline std::int64_t now_ms() {
   using namespace std::chrono;

@@ -88,6 +88,8 @@ Node response_message(const Node& request, const Node& header, const std::vector
 
 Reply Api::process_message(Exchange& ex) const {
   Reply reply;
+  ex.journal_format = "fhir-message";
+  ex.journal_type = "message";
   if (const std::string* async = param_value(ex.query, "async"); async && *async == "true") {
     reply.response = fail(ex, Error::make(ErrorCode::method_not_allowed,
                                           "only synchronous messaging is supported (async=false)", "async"));
@@ -121,6 +123,7 @@ Reply Api::process_message(Exchange& ex) const {
   const std::string event =
       coding ? std::string(coding->string_at("code")) : std::string(header->string_at("eventUri"));
   const Node* source = header->find("source");
+  ex.journal_type = event;
   if (ex.audit) {
     ex.audit->interaction = "operation";
     ex.audit->operation = "$process-message";
@@ -151,6 +154,10 @@ Reply Api::process_message(Exchange& ex) const {
   }
   const std::string response =
       fhir::write_json(response_message(request, *header, problems, ex.base_url, ex.now));
+  if (!problems.empty())
+    ex.journal_rejected =
+        "message " + event + " not accepted: " + problems.front().diagnostics +
+        (problems.front().expression.empty() ? "" : " (" + problems.front().expression + ")");
   if (ex.audit && !problems.empty()) {
     ex.audit->outcome = "4";
     ex.audit->outcome_desc =

@@ -1,5 +1,6 @@
 // The operators' view of the outbox: GET /_ops/deliveries?status=&destination=&_count=&before=
-// (operator or privacy-officer credential when security is on). Plain JSON, newest first.
+// (operator or privacy-officer credential when security is on). Plain JSON, newest first. Also the
+// dashboard's static files (GET /_ops/...) and GET /metrics.
 #include <string>
 
 #include "fhir/datetime.hpp"
@@ -109,6 +110,40 @@ Reply Api::ops_delivery_action(Exchange& ex, const std::string& id_text, bool re
     r.set_header("Content-Type", "application/json");
     return r;
   };
+  return reply;
+}
+
+Reply Api::ops_dashboard(Exchange& ex, const std::string& file) const {
+  Reply reply;
+  (void)ex;
+  const std::string& content = options_.dashboard.at(file);
+  const std::string extension = file.substr(file.rfind('.') + 1);
+  const char* type = extension == "html"  ? "text/html; charset=utf-8"
+                     : extension == "js"  ? "text/javascript; charset=utf-8"
+                     : extension == "css" ? "text/css; charset=utf-8"
+                     : extension == "svg" ? "image/svg+xml"
+                     : extension == "png" ? "image/png"
+                                          : "application/octet-stream";
+  HttpResponse& r = reply.response;
+  r.status = 200;
+  r.body = content;
+  r.set_header("Content-Type", type);
+  r.set_header("Cache-Control", "no-cache");
+  r.set_header("X-Content-Type-Options", "nosniff");
+  r.set_header("Content-Security-Policy",
+               "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+               "frame-ancestors 'none'");
+  return reply;
+}
+
+Reply Api::ops_metrics(Exchange& ex) const {
+  Reply reply;
+  if (!operators_only(ex, reply)) return reply;
+  if (ex.audit) ex.audit->interaction = "read";
+  HttpResponse& r = reply.response;
+  r.status = 200;
+  r.body = options_.metrics();
+  r.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   return reply;
 }
 

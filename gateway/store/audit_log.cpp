@@ -198,6 +198,21 @@ AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, s
   return rec;
 }
 
+std::vector<AuditRecord> audits_with_correlation(Connection& db, const std::string& correlation_id,
+                                                 std::int64_t since_ms, int limit) {
+  std::vector<std::int64_t> seqs;
+  if (correlation_id.empty()) return {};
+  auto stmt = db.prepare("SELECT seq, recorded, instr(body, ?) > 0 FROM audit_event ORDER BY seq DESC");
+  stmt.bind(1, "\"" + correlation_id + "\"");
+  while (stmt.step() && stmt.int64(1) >= since_ms) {
+    if (stmt.int64(2)) seqs.push_back(stmt.int64(0));
+  }
+  std::vector<AuditRecord> out;
+  for (auto it = seqs.rbegin(); it != seqs.rend() && static_cast<int>(out.size()) < limit; ++it)
+    if (auto row = read_audit(db, *it)) out.push_back(std::move(*row));
+  return out;
+}
+
 std::vector<AuditRecord> search_audit(Connection& db, const AuditQuery& q) {
   std::string sql = std::string("SELECT ") + kColumns + " FROM audit_event e";
   std::vector<std::string> texts;

@@ -98,6 +98,10 @@ struct AuditQuery {
 // Newest first; at most `count` rows.
 std::vector<AuditRecord> search_audit(Connection& db, const AuditQuery& query);
 std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq);
+// The AuditEvents recorded since `since_ms` that carry this correlation id, oldest first (at most
+// `limit`). Walks back from the newest row, so it costs what was recorded since.
+std::vector<AuditRecord> audits_with_correlation(Connection& db, const std::string& correlation_id,
+                                                 std::int64_t since_ms, int limit);
 
 struct ChainCheck {
   bool intact = true;

@@ -1,5 +1,9 @@
 #include "gateway/store/outbox.hpp"
 
+#include <sqlite3.h>
+
+#include "fhir/json.hpp"
+#include "gateway/store/journal.hpp"
 #include "gateway/store/sqlite.hpp"
 
 namespace fhirgate::gateway::store {
@@ -7,7 +11,7 @@ namespace {
 
 constexpr const char* kColumns =
     "id, created, route, destination, format, type, resource_id, version, patient, status, attempts, "
-    "next_attempt, last_error, updated, event, payload";
+    "next_attempt, last_error, updated, event, payload, correlation";
 
 Delivery delivery_from(Statement& stmt) {
   Delivery d;
@@ -27,16 +31,32 @@ Delivery delivery_from(Statement& stmt) {
   d.updated_ms = stmt.int64(13);
   d.event = stmt.text(14);
   d.payload = stmt.text(15);
+  d.correlation_id = stmt.text(16);
   return d;
+}
+
+// The journal's view of a delivery's state.
+std::string journal_status(const Delivery& d) {
+  if (d.status == "pending") return d.attempts ? "failed" : "routed";
+  if (d.status == "dead") return "dead-letter";
+  return d.status;
+}
+
+// The stage a delivery's update adds to its journal entry.
+std::string journal_stage(const Delivery& d) {
+  if (d.status == "pending")
+    return d.attempts ? "attempt " + std::to_string(d.attempts) + " failed" : "retry requested";
+  if (d.status == "delivered") return "delivered (attempt " + std::to_string(d.attempts) + ")";
+  return journal_status(d);
 }
 
 }  // namespace
 
-void enqueue_delivery(Connection& db, const Delivery& d) {
+std::int64_t enqueue_delivery(Connection& db, const Delivery& d, std::int64_t size) {
   db.prepare(
         "INSERT INTO delivery (created, route, destination, format, type, resource_id, version, patient, "
-        "status, attempts, next_attempt, last_error, updated, event, payload) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, ?)")
+        "status, attempts, next_attempt, last_error, updated, event, payload, correlation) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, ?, ?)")
       .bind(1, d.created_ms)
       .bind(2, d.route)
       .bind(3, d.destination)
@@ -49,7 +69,24 @@ void enqueue_delivery(Connection& db, const Delivery& d) {
       .bind(10, d.created_ms)
       .bind(11, d.event)
       .bind(12, d.payload)
+      .bind(13, d.correlation_id)
       .run();
+  const std::int64_t id = sqlite3_last_insert_rowid(db.handle());
+  JournalEntry entry;
+  entry.correlation_id = d.correlation_id;
+  entry.received_ms = d.created_ms;
+  entry.partner = d.destination;
+  entry.direction = "out";
+  entry.transport = d.format == "hl7v2-mllp" ? "mllp" : d.format == "file" ? "file" : "http";
+  entry.format = d.format == "hl7v2-mllp" ? "hl7v2" : d.format == "file" ? "fhir-bundle" : d.format;
+  entry.type = d.event.empty() ? delivered_reference(d) : d.event;
+  entry.size = size;
+  entry.status = "routed";
+  entry.stages = stages_json({{"routed", 0.0}});
+  entry.resources = "[" + fhir::write_json(fhir::Node::string(delivered_reference(d))) + "]";
+  entry.delivery_id = id;
+  append_journal(db, entry);
+  return id;
 }
 
 std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& q) {
@@ -107,6 +144,9 @@ Result<Delivery> act_on_delivery(Connection& db, std::int64_t id, bool retry, st
 }
 
 void update_delivery(Connection& db, const Delivery& d, std::int64_t now_ms) {
+  if (const auto entry = journal_of_delivery(db, d.id))
+    advance_journal(db, entry, journal_status(d), d.status == "delivered" ? "" : d.last_error,
+                    journal_stage(d), static_cast<double>(now_ms - d.created_ms), now_ms);
   db.prepare(
         "UPDATE delivery SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, updated = ? WHERE "
         "id = ?")

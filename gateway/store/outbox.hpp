@@ -30,6 +30,7 @@ struct Delivery {
   std::int64_t updated_ms = 0;
   std::string event;    // a FHIR message's event code; "" for a resource
   std::string payload;  // JSON of what is not stored (a message, a resource of a type not held); else ""
+  std::string correlation_id;  // of the write that caused it (journal.hpp)
 };
 
 struct DeliveryQuery {
@@ -45,8 +46,8 @@ inline std::string delivered_reference(const Delivery& d) {
   return d.type + "/" + d.resource_id + (d.version ? "/_history/" + std::to_string(d.version) : "");
 }
 
-// Inserts a pending delivery (id assigned).
-void enqueue_delivery(Connection& db, const Delivery& delivery);
+// Inserts a pending delivery and its outbound journal entry (`size`: the bytes it is about); its id.
+std::int64_t enqueue_delivery(Connection& db, const Delivery& delivery, std::int64_t size);
 std::vector<Delivery> list_deliveries(Connection& db, const DeliveryQuery& query);
 // Pending deliveries to `destination` due at `now_ms`, oldest first, at most one per patient -- or per
 // resource for data of no patient: the oldest pending one, so order is kept across retries.
@@ -57,7 +58,7 @@ std::optional<Delivery> read_delivery(Connection& db, std::int64_t id);
 // a fresh count of attempts; otherwise a delivery not yet delivered is discarded. Errors: not_found,
 // conflict (delivered already, or already in that state).
 Result<Delivery> act_on_delivery(Connection& db, std::int64_t id, bool retry, std::int64_t now_ms);
-// Records an attempt's outcome: status, attempts, next attempt and last error.
+// Records an attempt's outcome: status, attempts, next attempt and last error; the journal entry follows.
 void update_delivery(Connection& db, const Delivery& delivery, std::int64_t now_ms);
 
 }  // namespace fhirgate::gateway::store

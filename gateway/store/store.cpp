@@ -16,6 +16,7 @@
 
 #include "fhir/datetime.hpp"
 #include "gateway/store/index_rows.hpp"
+#include "gateway/store/journal.hpp"
 #include "gateway/store/param_keys.hpp"
 #include "gateway/store/search_sql.hpp"
 #include "gateway/store/sqlite.hpp"
@@ -169,6 +170,32 @@ CREATE INDEX delivery_order ON delivery (destination, patient, id) WHERE status 
     R"sql(
 ALTER TABLE delivery ADD COLUMN event TEXT NOT NULL DEFAULT '';
 ALTER TABLE delivery ADD COLUMN payload TEXT NOT NULL DEFAULT '';
+)sql",
+    // 6: the message journal (journal.hpp), and the correlation id a delivery inherits.
+    R"sql(
+CREATE TABLE journal (
+  id INTEGER PRIMARY KEY,             -- creation order
+  correlation TEXT NOT NULL,
+  received INTEGER NOT NULL,          -- ms since the epoch
+  partner TEXT NOT NULL,
+  direction TEXT NOT NULL,            -- in out
+  transport TEXT NOT NULL,
+  format TEXT NOT NULL,
+  type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  stages TEXT NOT NULL,               -- JSON array
+  error TEXT NOT NULL,
+  resources TEXT NOT NULL,            -- JSON array
+  delivery INTEGER,                   -- outbound: delivery.id
+  retry_of INTEGER,                   -- journal.id this entry retried
+  payload TEXT,                       -- NULL once purged
+  updated INTEGER NOT NULL
+);
+CREATE INDEX journal_received ON journal (received);
+CREATE INDEX journal_correlation ON journal (correlation);
+CREATE UNIQUE INDEX journal_delivery ON journal (delivery) WHERE delivery IS NOT NULL;
+ALTER TABLE delivery ADD COLUMN correlation TEXT NOT NULL DEFAULT '';
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -384,6 +411,7 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
     replace_index_rows(db_, rid, rows);
   else
     insert_index_rows(db_, rid, rows);
+  written_.push_back(rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
   if (listener_) listener_->on_write(*this, rec, &resource);
   return rec;
 }
@@ -410,6 +438,7 @@ std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std
       .run();
   delete_index_rows(db_, current->rid);
   VersionRecord rec{type, id, version, now_ms_, true, "DELETE", {}};
+  written_.push_back(rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
   if (listener_) listener_->on_write(*this, rec, nullptr);
   return rec;
 }
@@ -459,8 +488,32 @@ Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
   return status;
 }
 
-void WriteTxn::enqueue_delivery(const Delivery& delivery) {
-  store::enqueue_delivery(db_, delivery);
+void WriteTxn::begin_plan() {
+  origin_.clear();
+  correlation_.clear();
+  written_.clear();
+  deliveries_caused_ = 0;
+}
+
+void WriteTxn::append_journal(JournalEntry& entry) {
+  store::append_journal(db_, entry);
+  if (listener_) listener_->on_journal(entry);
+}
+
+void WriteTxn::advance_journal(std::int64_t id, const std::string& status, const std::string& error,
+                               double stage_ms) {
+  store::advance_journal(db_, id, status, error, status, stage_ms, now_ms_);
+}
+
+void WriteTxn::purge_journal(std::int64_t payloads_before_ms, std::int64_t entries_before_ms) {
+  store::purge_journal(db_, payloads_before_ms, entries_before_ms);
+}
+
+void WriteTxn::enqueue_delivery(const Delivery& delivery, std::int64_t size) {
+  Delivery d = delivery;
+  d.correlation_id = correlation_;
+  store::enqueue_delivery(db_, d, size);
+  ++deliveries_caused_;
 }
 
 void WriteTxn::pass_through(const PassThrough& item) {
@@ -764,6 +817,41 @@ Result<std::vector<InboundMessage>> Store::inbound_problems(int limit) {
 Result<std::vector<Delivery>> Store::deliveries(const DeliveryQuery& query) {
   return with_reader(
       [&](Connection& db) -> Result<std::vector<Delivery>> { return store::list_deliveries(db, query); });
+}
+
+Result<std::vector<Store::Queue>> Store::queues() {
+  return with_reader([&](Connection& db) -> Result<std::vector<Queue>> {
+    auto stmt = db.prepare(
+        "SELECT destination, count(*), min(created) FROM delivery WHERE status = 'pending' GROUP BY "
+        "destination "
+        "ORDER BY destination");
+    std::vector<Queue> out;
+    while (stmt.step()) out.push_back({std::string(stmt.text(0)), stmt.int64(1), stmt.int64(2)});
+    return out;
+  });
+}
+
+Result<std::vector<JournalEntry>> Store::journal(const JournalQuery& query) {
+  return with_reader(
+      [&](Connection& db) -> Result<std::vector<JournalEntry>> { return store::list_journal(db, query); });
+}
+
+Result<std::optional<JournalEntry>> Store::journal_entry(std::int64_t id) {
+  return with_reader(
+      [&](Connection& db) -> Result<std::optional<JournalEntry>> { return store::read_journal(db, id); });
+}
+
+Result<JournalCounts> Store::journal_counts(std::int64_t from_ms, std::int64_t bucket_ms, int buckets) {
+  return with_reader([&](Connection& db) -> Result<JournalCounts> {
+    return store::count_journal(db, from_ms, bucket_ms, buckets);
+  });
+}
+
+Result<std::vector<AuditRecord>> Store::audits_with_correlation(const std::string& correlation_id,
+                                                                std::int64_t since_ms, int limit) {
+  return with_reader([&](Connection& db) -> Result<std::vector<AuditRecord>> {
+    return store::audits_with_correlation(db, correlation_id, since_ms, limit);
+  });
 }
 
 Result<std::vector<Delivery>> Store::due_deliveries(const std::string& destination, std::int64_t now_ms,

@@ -18,6 +18,7 @@
 #include "fhir/search_params.hpp"
 #include "fhir/search_query.hpp"
 #include "gateway/store/audit_log.hpp"
+#include "gateway/store/journal.hpp"
 #include "gateway/store/outbox.hpp"
 #include "gateway/store/writer.hpp"
 
@@ -88,14 +89,26 @@ class WriteTxn {
         now_ms_(now_ms),
         listener_(listener) {}
 
-  // The partner on whose behalf the current plan writes (routes match it); "" when unknown. The writer
-  // clears it before each plan.
+  // Called by the writer before each plan: forgets the previous plan's origin, correlation id, written
+  // versions and deliveries.
+  void begin_plan();
+  // The partner on whose behalf the current plan writes (routes match it); "" when unknown.
   void set_origin(std::string partner) { origin_ = std::move(partner); }
   const std::string& origin() const { return origin_; }
+  // The correlation id of the request or message the plan serves (journal.hpp); deliveries carry it.
+  void set_correlation(std::string id) { correlation_ = std::move(id); }
+  const std::string& correlation() const { return correlation_; }
+  // What the current plan has written so far (Type/id/_history/v), and how many deliveries it caused.
+  const std::vector<std::string>& written() const { return written_; }
+  std::size_t deliveries_caused() const { return deliveries_caused_; }
+  // The message journal (journal.hpp).
+  void append_journal(JournalEntry& entry);
+  void advance_journal(std::int64_t id, const std::string& status, const std::string& error, double stage_ms);
+  void purge_journal(std::int64_t payloads_before_ms, std::int64_t entries_before_ms);
   // Routes what is not stored (the write listener records its deliveries).
   void pass_through(const PassThrough& item);
   // The outbox (outbox.hpp).
-  void enqueue_delivery(const Delivery& delivery);
+  void enqueue_delivery(const Delivery& delivery, std::int64_t size);
   void update_delivery(const Delivery& delivery);
   Result<Delivery> act_on_delivery(std::int64_t id, bool retry);
 
@@ -142,6 +155,9 @@ class WriteTxn {
   bool audit_appended_ = false;
   const WriteListener* listener_ = nullptr;
   std::string origin_;
+  std::string correlation_;
+  std::vector<std::string> written_;
+  std::size_t deliveries_caused_ = 0;
 };
 
 class Store {
@@ -183,6 +199,20 @@ class Store {
   // The audit trail (newest first) and one AuditEvent by its seq.
   Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
   Result<std::vector<Delivery>> deliveries(const DeliveryQuery& query);
+  // The pending deliveries per destination: how many, and the oldest one's creation.
+  struct Queue {
+    std::string destination;
+    std::int64_t depth = 0;
+    std::int64_t oldest_ms = 0;
+  };
+  Result<std::vector<Queue>> queues();
+  // The message journal (journal.hpp).
+  Result<std::vector<JournalEntry>> journal(const JournalQuery& query);
+  Result<std::optional<JournalEntry>> journal_entry(std::int64_t id);
+  Result<JournalCounts> journal_counts(std::int64_t from_ms, std::int64_t bucket_ms, int buckets);
+  // The AuditEvents of a correlation id recorded since `since_ms` (audit_log.hpp).
+  Result<std::vector<AuditRecord>> audits_with_correlation(const std::string& correlation_id,
+                                                           std::int64_t since_ms, int limit);
   Result<std::vector<Delivery>> due_deliveries(const std::string& destination, std::int64_t now_ms,
                                                int limit);
   // Set-up only, before any write: see WriteListener.

@@ -87,8 +87,13 @@ void Writer::loop() {
         queue_.pop_front();
       }
     }
+    const auto began = std::chrono::steady_clock::now();
+    const std::size_t plans = batch.size();
     commit_batch(batch);
     batch.clear();
+    if (commit_observer_)
+      commit_observer_(plans,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   }
 }
 
@@ -109,7 +114,7 @@ void Writer::commit_batch(std::deque<Job>& batch) {
   if (batch.size() == 1) {
     Status outcome = Ok{};
     try {
-      txn.set_origin({});
+      txn.begin_plan();
       outcome = batch.front().plan(txn);
       if (outcome) {
         txn.finish();
@@ -131,7 +136,7 @@ void Writer::commit_batch(std::deque<Job>& batch) {
   }
   for (auto& job : batch) {
     try {
-      txn.set_origin({});
+      txn.begin_plan();
       db_->prepare("SAVEPOINT plan").run();
       Status outcome = job.plan(txn);
       if (!outcome) {

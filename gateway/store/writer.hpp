@@ -19,6 +19,7 @@ class AuditKey;
 class Connection;
 class ParamKeys;
 class WriteTxn;
+struct JournalEntry;
 struct VersionRecord;
 
 // What passes through the gateway without being stored: a FHIR message, or a resource of a type the
@@ -39,7 +40,12 @@ class WriteListener {
   // `resource` is null for a deletion.
   virtual void on_write(WriteTxn& txn, const VersionRecord& record, const fhir::Node* resource) const = 0;
   virtual void on_pass_through(WriteTxn& txn, const PassThrough& item) const = 0;
+  // Every journal entry appended (journal.hpp), before its commit.
+  virtual void on_journal(const JournalEntry& entry) const { (void)entry; }
 };
+
+// Told of every committed (or failed) batch: how many plans, and how long BEGIN to COMMIT took.
+using CommitObserver = std::function<void(std::size_t plans, double seconds)>;
 
 // A write plan: runs on the writer thread inside its own SAVEPOINT. An error rolls back this plan only.
 using WritePlan = std::function<Status(WriteTxn&)>;
@@ -76,6 +82,7 @@ class Writer {
   WriterStats stats() const;
   // Set-up only, before the first plan: called by every put/remove (store.hpp WriteListener).
   void set_write_listener(const WriteListener* listener) { listener_ = listener; }
+  void set_commit_observer(CommitObserver observer) { commit_observer_ = std::move(observer); }
 
  private:
   struct Job {
@@ -85,6 +92,7 @@ class Writer {
   void loop();
   void count_batch(std::size_t plans);
   const WriteListener* listener_ = nullptr;
+  CommitObserver commit_observer_;
   void commit_batch(std::deque<Job>& batch);
 
   std::unique_ptr<Connection> db_;

@@ -269,5 +269,61 @@ TEST_CASE("the audit key's MAC is standard HMAC-SHA256, so chains written before
   CHECK(key.mac({"x"}) != split);
 }
 
+TEST_CASE("journal: entries follow their stages; payloads and then entries are purged by age") {
+  Store store(temp_dir() + "/s.db", registry());
+  auto append = [&](std::int64_t received, const std::string& partner, const std::string& direction) {
+    JournalEntry e;
+    e.correlation_id = "c-" + std::to_string(received);
+    e.received_ms = received;
+    e.partner = partner;
+    e.direction = direction;
+    e.transport = "http";
+    e.format = "fhir-rest";
+    e.type = "create Patient";
+    e.status = "stored";
+    e.stages = stages_json({{"received", 0.0}});
+    e.has_payload = true;
+    e.payload = "{}";
+    REQUIRE(store.writer().run([&e](WriteTxn& txn) -> Status {
+      txn.append_journal(e);
+      return Ok{};
+    }));
+    return e.id;
+  };
+  const auto old = append(1000, "gp", "in");
+  const auto middle = append(60000, "gp", "out");
+  const auto recent = append(125000, "trust", "in");
+  REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
+    txn.advance_journal(middle, "delivered", "", 12.5);
+    return Ok{};
+  }));
+  const auto advanced = store.journal_entry(middle);
+  REQUIRE((advanced && *advanced));
+  CHECK((*advanced)->status == "delivered");
+  CHECK((*advanced)->stages == R"([{"stage":"received","ms":0.0},{"stage":"delivered","ms":12.5}])");
+
+  // Two buckets of a minute from 60 s: the old entry is outside; the rest fall in their minute.
+  const auto counts = store.journal_counts(60000, 60000, 2);
+  REQUIRE(counts);
+  REQUIRE(counts->partners.size() == 2);
+  CHECK(counts->partners[0].partner == "gp");
+  CHECK(counts->partners[0].out == std::vector<std::int64_t>{1, 0});
+  CHECK(counts->partners[1].in == std::vector<std::int64_t>{0, 1});
+
+  REQUIRE(store.writer().run([](WriteTxn& txn) -> Status {
+    txn.purge_journal(100000, 50000);  // payloads before 100 s, entries before 50 s
+    return Ok{};
+  }));
+  CHECK_FALSE(*store.journal_entry(old));
+  CHECK_FALSE((*store.journal_entry(middle))->has_payload);
+  CHECK((*store.journal_entry(recent))->payload == "{}");
+  JournalQuery q;
+  q.after_id = middle;
+  const auto newer = store.journal(q);
+  REQUIRE(newer);
+  REQUIRE(newer->size() == 1);
+  CHECK(newer->front().id == recent);
+}
+
 }  // namespace
 }  // namespace fhirgate::gateway::store

@@ -483,6 +483,11 @@ int serve(const Config& config) {
   options.on_invalid = [&observers](const std::string& type) { observers.on_invalid(type); };
   options.metrics = [&observers] { return observers.metrics().render(); };
   options.dashboard = load_dashboard(config.dashboard_dir);
+  for (const auto& route : config.routes)
+    for (const auto& to : route.to)
+      if (std::find(options.destinations.begin(), options.destinations.end(), to) ==
+          options.destinations.end())
+        options.destinations.push_back(to);
   JournalKeeper journal_keeper(config.journal, store.writer());
   auto feeds = load_partner_feeds(config, *model);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);

@@ -154,6 +154,7 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& cha
   audit.purpose = receiver && !receiver->purposes.empty() ? receiver->purposes.front() : "TREAT";
   audit.entity_reference = store::delivered_reference(d);
   audit.patient_reference = d.patient;
+  audit.correlation_id = d.correlation_id;  // the write's: its journal entries and AuditEvents go together
   if (is_message(d)) {
     audit.interaction = "operation";
     audit.operation = "$process-message";

@@ -1,15 +1,17 @@
 #include "gateway/observability.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
-#include <iostream>
+#include <cmath>
+#include <cstdio>
 
 #include "fhir/datetime.hpp"
 #include "fhir/json.hpp"
 
 namespace fhirgate::gateway {
 namespace {
-
-using fhir::Node;
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -43,22 +45,45 @@ bool is_problem(const std::string& status) {
 
 }  // namespace
 
+void LogFields::key(std::string_view key) {
+  if (!json_.empty()) json_ += ',';
+  fhir::append_json_string(json_, key);
+  json_ += ':';
+}
+
+LogFields& LogFields::text(std::string_view k, std::string_view value) {
+  key(k);
+  fhir::append_json_string(json_, value);
+  return *this;
+}
+
+LogFields& LogFields::number(std::string_view k, double value) {
+  key(k);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.15g", value);
+  json_ += text;
+  return *this;
+}
+
 JsonLog::JsonLog(const std::string& level)
     : least_(level == "debug"   ? Level::debug
              : level == "warn"  ? Level::warn
              : level == "error" ? Level::error
                                 : Level::info) {}
 
-void JsonLog::write(Level level, const std::string& event, const Node& fields) {
+void JsonLog::write(Level level, std::string_view event, const LogFields& fields) {
   if (!enabled(level)) return;
-  Node line = Node::object();
-  line.set("time", Node::string(fhir::format_instant(now_ms())));
-  line.set("level", Node::string(level_name(level)));
-  line.set("event", Node::string(event));
-  for (const auto& [key, value] : fields.members()) line.set(key, value);
-  const std::string text = fhir::write_json(line) + "\n";
+  LogFields head;
+  head.text("time", fhir::format_instant(now_ms())).text("level", level_name(level)).text("event", event);
+  std::string line = "{" + head.json();
+  if (!fields.json().empty()) line += "," + fields.json();
+  line += "}\n";
   std::lock_guard lock(mutex_);
-  std::cerr << text << std::flush;
+  for (std::size_t done = 0; done < line.size();) {  // one write: lines from threads never interleave
+    const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+    if (n <= 0 && errno != EINTR) return;
+    if (n > 0) done += static_cast<std::size_t>(n);
+  }
 }
 
 GatewayObservers::GatewayObservers(const Router* router, JsonLog& log)
@@ -131,16 +156,16 @@ void GatewayObservers::on_journal(const store::JournalEntry& entry) const {
   if (entry.transport == "http") return;  // logged as its request
   const auto level = is_problem(entry.status) ? JsonLog::Level::warn : JsonLog::Level::info;
   if (!log_.enabled(level)) return;
-  Node fields = Node::object();
-  fields.set("correlationId", Node::string(entry.correlation_id));
-  fields.set("partner", Node::string(entry.partner));
-  fields.set("direction", Node::string("in"));
-  fields.set("transport", Node::string(entry.transport));
-  fields.set("format", Node::string(entry.format));
-  fields.set("type", Node::string(entry.type));
-  fields.set("status", Node::string(entry.status));
-  fields.set("size", Node::number(std::to_string(entry.size)));
-  if (!entry.error.empty()) fields.set("error", Node::string(entry.error));
+  LogFields fields;
+  fields.text("correlationId", entry.correlation_id)
+      .text("partner", entry.partner)
+      .text("direction", "in")
+      .text("transport", entry.transport)
+      .text("format", entry.format)
+      .text("type", entry.type)
+      .text("status", entry.status)
+      .number("size", static_cast<double>(entry.size));
+  if (!entry.error.empty()) fields.text("error", entry.error);
   self.log_.write(level, "message", fields);
 }
 
@@ -151,16 +176,14 @@ void GatewayObservers::on_request(const rest::RequestDone& done) {
                      : done.status >= 400 ? JsonLog::Level::warn
                                           : JsonLog::Level::info;
   if (!log_.enabled(level)) return;
-  Node fields = Node::object();
-  fields.set("correlationId", Node::string(done.correlation_id));
-  fields.set("method", Node::string(done.method));
-  fields.set("path", Node::string(done.path));
-  fields.set("interaction", Node::string(done.interaction));
-  fields.set("status", Node::number(std::to_string(done.status)));
-  char ms[32];
-  std::snprintf(ms, sizeof ms, "%.3f", done.seconds * 1000);
-  fields.set("ms", Node::number(ms));
-  if (!done.partner.empty()) fields.set("partner", Node::string(done.partner));
+  LogFields fields;
+  fields.text("correlationId", done.correlation_id)
+      .text("method", done.method)
+      .text("path", done.path)
+      .text("interaction", done.interaction)
+      .number("status", done.status)
+      .number("ms", std::round(done.seconds * 1e6) / 1000);
+  if (!done.partner.empty()) fields.text("partner", done.partner);
   log_.write(level, "request", fields);
 }
 
@@ -169,16 +192,16 @@ void GatewayObservers::on_delivery(const store::Delivery& d, const std::string& 
   messages_.inc({d.destination, "out", status});
   const auto level = is_problem(status) ? JsonLog::Level::warn : JsonLog::Level::info;
   if (!log_.enabled(level)) return;
-  Node fields = Node::object();
-  fields.set("correlationId", Node::string(correlation_id));
-  fields.set("partner", Node::string(d.destination));
-  fields.set("direction", Node::string("out"));
-  fields.set("format", Node::string(d.format));
-  fields.set("type", Node::string(d.event.empty() ? store::delivered_reference(d) : d.event));
-  fields.set("status", Node::string(status));
-  fields.set("attempts", Node::number(std::to_string(d.attempts)));
-  fields.set("deliveryId", Node::number(std::to_string(d.id)));
-  if (!d.last_error.empty() && status != "delivered") fields.set("error", Node::string(d.last_error));
+  LogFields fields;
+  fields.text("correlationId", correlation_id)
+      .text("partner", d.destination)
+      .text("direction", "out")
+      .text("format", d.format)
+      .text("type", d.event.empty() ? store::delivered_reference(d) : d.event)
+      .text("status", status)
+      .number("attempts", static_cast<double>(d.attempts))
+      .number("deliveryId", static_cast<double>(d.id));
+  if (!d.last_error.empty() && status != "delivered") fields.text("error", d.last_error);
   log_.write(level, "delivery", fields);
 }
 

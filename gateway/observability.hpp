@@ -20,14 +20,25 @@
 
 namespace fhirgate::gateway {
 
-// JSON lines on stderr, each with time, level and event; thread-safe.
+// The fields of one log line, appended as JSON as they are given (no tree: a line per request).
+class LogFields {
+ public:
+  LogFields& text(std::string_view key, std::string_view value);
+  LogFields& number(std::string_view key, double value);
+  const std::string& json() const { return json_; }  // `"k":v,"k":v`, without braces
+
+ private:
+  void key(std::string_view key);
+  std::string json_;
+};
+
+// JSON lines on stderr, each with time, level and event first; thread-safe.
 class JsonLog {
  public:
-  explicit JsonLog(const std::string& level);
   enum class Level { debug, info, warn, error };
+  explicit JsonLog(const std::string& level);
   bool enabled(Level level) const { return level >= least_; }
-  // `fields` is a JSON object; time, level and event are put first.
-  void write(Level level, const std::string& event, const fhir::Node& fields);
+  void write(Level level, std::string_view event, const LogFields& fields);
 
  private:
   Level least_;

@@ -152,7 +152,7 @@ void journal_message(store::WriteTxn& txn, const store::InboundMessage& log, con
   e.size = static_cast<std::int64_t>(log.body.size());
   const bool ok = outcome.kind == Kind::applied || outcome.kind == Kind::duplicate;
   e.status = !ok ? "rejected" : txn.deliveries_caused() ? "routed" : "stored";
-  if (!ok) e.error = outcome.error_code + " " + diagnostics_of(outcome.error);
+  if (!ok) e.error = "HL7 error " + outcome.error_code + ": " + diagnostics_of(outcome.error);
   if (outcome.kind == Kind::duplicate)
     e.error = "a re-send of message " + log.control_id + ": not applied again";
   fhir::Node resources = fhir::Node::array();

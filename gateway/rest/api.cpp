@@ -383,7 +383,14 @@ Reply Api::route(Exchange& ex) const {
     if (parts.size() == 4 && parts[3] == "$retry")
       return method == "POST" ? ops_journal_action(ex, parts[2], true) : not_allowed();
   }
-  if (is_dashboard_file(method, parts)) return ops_dashboard(ex, parts.size() == 1 ? "index.html" : parts[1]);
+  if (is_dashboard_file(method, parts)) {
+    if (parts.size() == 1 && !ex.path.ends_with("/")) {  // relative links need /_ops/
+      reply.response.status = 301;
+      reply.response.set_header("Location", "/_ops/");
+      return reply;
+    }
+    return ops_dashboard(ex, parts.size() == 1 ? "index.html" : parts[1]);
+  }
   if (parts.size() == 1 && first == "metrics" && options_.metrics)
     return method == "GET" ? ops_metrics(ex) : not_allowed();
   if (parts.size() == 2 && first == "_ops" && parts[1] == "stats")

@@ -48,6 +48,8 @@ struct ApiOptions {
   std::string purpose_header = "X-Purpose-Of-Use";
   // The operators' dashboard: file name -> content, served open at /_ops/<name> (index.html at /_ops/).
   std::map<std::string, std::string> dashboard;
+  // The partners routes deliver to: /_ops/stats lists each one's queue, empty ones too.
+  std::vector<std::string> destinations;
   // GET /metrics: the Prometheus text, rendered at each scrape; null = 404.
   std::function<std::string()> metrics;
   // Told of every answer (metrics and the request log) and of every resource refused as invalid on

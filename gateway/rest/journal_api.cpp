@@ -323,7 +323,13 @@ Reply Api::ops_stats(Exchange& ex) const {
   Node& errors = out.set("latestErrors", Node::array());
   for (const auto& e : *latest) errors.push(journal_json(e));
   Node& queue_list = out.set("queues", Node::array());
-  for (const auto& q : *queues) {
+  std::vector<store::Store::Queue> all = *queues;  // with the destinations that have nothing waiting
+  for (const auto& destination : options_.destinations)
+    if (std::none_of(all.begin(), all.end(), [&](const auto& q) { return q.destination == destination; }))
+      all.push_back({destination, 0, ex.now});
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.destination < b.destination; });
+  for (const auto& q : all) {
     Node row = Node::object();
     row.set("destination", Node::string(q.destination));
     row.set("depth", Node::number(std::to_string(q.depth)));

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -89,13 +90,14 @@ void append_journal(Connection& db, JournalEntry& e) {
 }
 
 std::vector<JournalEntry> list_journal(Connection& db, const JournalQuery& q) {
-  auto stmt = db.prepare(
-      std::string("SELECT ") + kColumns +
-      " FROM journal WHERE id > ? AND id < ? AND received >= ? AND received <= ? "
-      "AND (?5 = '' OR partner = ?5) AND (?6 = '' OR direction = ?6) "
-      "AND (?7 = '' OR status = ?7) AND (?8 = '' OR type = ?8) "
-      "AND (?9 = '' OR correlation = ?9) "
-      "AND (?11 = 0 OR status IN ('rejected', 'failed', 'dead-letter')) ORDER BY id DESC LIMIT ?10");
+  auto stmt = db.prepare(std::string("SELECT ") + kColumns +
+                         " FROM journal WHERE id > ? AND id < ? AND received >= ? AND received <= ? "
+                         "AND (?5 = '' OR partner = ?5) AND (?6 = '' OR direction = ?6) "
+                         "AND (?7 = '' OR status = ?7) AND (?8 = '' OR type = ?8) "
+                         "AND (?9 = '' OR correlation = ?9) "
+                         "AND (?11 = 0 OR status IN ('rejected', 'failed', 'dead-letter')) "
+                         "ORDER BY id " +
+                         (q.after_id > 0 ? "ASC" : "DESC") + " LIMIT ?10");
   stmt.bind(1, q.after_id)
       .bind(2, q.before_id)
       .bind(3, q.since_ms)
@@ -109,6 +111,7 @@ std::vector<JournalEntry> list_journal(Connection& db, const JournalQuery& q) {
       .bind(11, std::int64_t{q.problems});
   std::vector<JournalEntry> out;
   while (stmt.step()) out.push_back(entry_from(stmt));
+  if (q.after_id > 0) std::reverse(out.begin(), out.end());  // the oldest after the cursor, newest first
   return out;
 }
 

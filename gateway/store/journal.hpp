@@ -40,7 +40,7 @@ struct JournalQuery {
   std::string partner, direction, status, type, correlation;  // empty = any
   std::int64_t since_ms = 0;
   std::int64_t until_ms = INT64_MAX;
-  std::int64_t after_id = 0;  // ids above this
+  std::int64_t after_id = 0;  // ids above this: then the `count` oldest of them (following never skips)
   std::int64_t before_id = INT64_MAX;
   bool problems = false;  // only rejected, failed and dead-letter entries
   int count = 50;
@@ -48,7 +48,7 @@ struct JournalQuery {
 
 // Inserts the entry (its id is set).
 void append_journal(Connection& db, JournalEntry& entry);
-// Newest first, without payloads.
+// Newest first, without payloads: the newest `count` matches, or with after_id the `count` right after it.
 std::vector<JournalEntry> list_journal(Connection& db, const JournalQuery& query);
 // With its payload (when kept).
 std::optional<JournalEntry> read_journal(Connection& db, std::int64_t id);

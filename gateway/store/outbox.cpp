@@ -47,6 +47,8 @@ std::string journal_stage(const Delivery& d) {
   if (d.status == "pending")
     return d.attempts ? "attempt " + std::to_string(d.attempts) + " failed" : "retry requested";
   if (d.status == "delivered") return "delivered (attempt " + std::to_string(d.attempts) + ")";
+  if (d.status == "dead" && d.attempts)
+    return "dead-letter (attempt " + std::to_string(d.attempts) + " failed)";
   return journal_status(d);
 }
 

@@ -110,9 +110,11 @@ TEST_CASE("journal: a REST write, its delivery and its AuditEvent share one corr
   CHECK(dead->string_at("error") == "HTTP 500");
   CHECK(text_at(*dead, "stages[0].stage") == "routed");
   CHECK(text_at(*dead, "stages[1].stage") == "attempt 1 failed");
-  CHECK(text_at(*dead, "stages[2].stage") == "dead-letter");
+  CHECK(text_at(*dead, "stages[2].stage") == "dead-letter (attempt 2 failed)");
   const auto sent = g.ops("/_ops/journal/" + dead->find("id")->text());
   CHECK(json(sent.string_at("payload").data()).string_at("id") == id);  // what was sent
+  // The write's AuditEvent and one per delivery attempt.
+  CHECK(sent.find("auditEvents")->items().size() == 3);
 
   // Retried from the journal: pending again, then delivered once the partner is back.
   trust.set_mode(FakePartner::Mode::ok);
@@ -209,7 +211,8 @@ TEST_CASE("journal: HL7 v2 over MLLP is journaled; a rejected message is retried
   CHECK(stats.find("byStatus")->find("discarded")->text() == "1");
   CHECK(stats.find("byStatus")->find("rejected")->text() == "1");
   CHECK(text_at(stats, "latestErrors[0].status") == "rejected");
-  CHECK(stats.find("queues")->is_array());
+  REQUIRE(stats.find("queues")->items().size() == 1);  // every destination, empty ones too
+  CHECK(text_at(stats, "queues[0].destination") == "acute-trust");
   CHECK(ops.get("/_ops/stats?window=0").status == 400);
 
   // The command line, over the same database.
@@ -254,6 +257,18 @@ TEST_CASE("metrics: Prometheus text for operators: requests, messages, consent, 
   // A read of the Patient asks consent as the trust would not: the gp supplied it. A consent decision
   // is counted when one is made from Consents.
   CHECK(m.find("# TYPE fhirgate_consent_decisions_total counter") != std::string::npos);
+
+  // The dashboard's files are open (they hold no data).
+  HttpClient anyone(g.gateway->port());
+  const auto page = anyone.get("/_ops/");
+  CHECK(page.status == 200);
+  CHECK(page.header("Content-Type").find("text/html") == 0);
+  CHECK(anyone.get("/_ops/app.js").status == 200);
+  const auto bare = anyone.get("/_ops");
+  CHECK(bare.status == 301);
+  CHECK(bare.header("Location") == "/_ops/");
+  CHECK(anyone.get("/_ops/journal").status == 401);
+  CHECK(anyone.get("/_ops/nothing-here.js").status == 401);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "gateway/app.hpp"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -432,6 +433,11 @@ int verify_audit(const Config& config, std::ostream& out) {
 }
 
 int serve(const Config& config) {
+  // Every connection is a descriptor: allow as many as the hard limit does (10,000 idle clients).
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   const auto model = load_model(config);
   const auto registry = load_search_params(config);
   fhir::Validator validator(model, load_terminology(config));

@@ -249,7 +249,7 @@ Reply Api::dispatch(Exchange& ex) const {
 bool Api::admit(Exchange& ex, Reply& reply) const {
   const auto parts = split_path(ex.path);
   if (parts.size() == 1 && (parts[0] == "metadata" || parts[0] == "healthz" || parts[0] == "readyz"))
-    return true;  // open to all, and not audited
+    return true;                                                 // open to all, and not audited
   if (is_dashboard_file(ex.request.method, parts)) return true;  // static files, no data
   ex.audit = std::make_shared<AuditInput>();
   AuditInput& audit = *ex.audit;
@@ -741,6 +741,8 @@ Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) 
   return reply;
 }
 
+constexpr std::size_t kMaxSearchTerms = 200;
+
 Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
   Reply reply;
   fhir::QueryParams params = ex.query;
@@ -759,6 +761,18 @@ Reply Api::search(Exchange& ex, const std::string& type, bool post) const {
       }
       params.insert(params.end(), form->begin(), form->end());
     }
+  }
+  // Each parameter and each of its comma-separated values is a term of the SQL query; SQLite's limits
+  // (expression depth, variables) are far above any real search but not above a hostile one.
+  std::size_t terms = 0;
+  for (const auto& [key, value] : params)
+    terms += 1 + static_cast<std::size_t>(std::count(value.begin(), value.end(), ','));
+  if (terms > kMaxSearchTerms) {
+    reply.response =
+        fail(ex, Error::make(ErrorCode::invalid_input, "The search has " + std::to_string(terms) +
+                                                           " parameters and values; at most " +
+                                                           std::to_string(kMaxSearchTerms) + " are allowed"));
+    return reply;
   }
   fhir::SearchOptions opts{ex.prefer.strict, options_.default_count, options_.max_count, ex.now};
   auto query = fhir::parse_search(registry_, type, params, opts);

@@ -52,6 +52,7 @@ class HttpClient {
   // True when the server closes the connection within the deadline.
   bool closed_by_peer(std::chrono::milliseconds deadline);
   void close();
+  int fd() const { return fd_; }  // the connection's socket, -1 when not connected
 
  private:
   std::uint16_t port_;

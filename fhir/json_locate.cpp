@@ -15,13 +15,20 @@ struct Position {
   int column;
 };
 
+// Parsed in situ (strings and numbers are read in place, never copied to the reader's own stack): with
+// RapidJSON 1.1.0 the first push onto that stack does arithmetic on a null pointer, which UBSan reports.
+constexpr unsigned kParseFlags =
+    rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseStopWhenDoneFlag;
+// The reader recurses per level; deeper documents are located down to this depth only.
+constexpr std::size_t kMaxDepth = 256;
+
 // Records, for every member and array item, its FHIRPath-style path and an offset: the opening quote of
 // a member's name, the first character of a scalar array item, just inside the bracket of an object or
-// array item. (RapidJSON reports strings before it advances the caller's stream.) Paths are stored
-// without the root, which is the document's resourceType.
+// array item. (RapidJSON reports strings before it advances the caller's stream, which it copies.) Paths
+// are stored without the root, which is the document's resourceType.
 class PathRecorder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, PathRecorder> {
  public:
-  explicit PathRecorder(const rapidjson::StringStream& stream) : stream_(stream) {}
+  explicit PathRecorder(rapidjson::InsituStringStream& stream) : stream_(stream) {}
 
   bool Key(const char* s, rapidjson::SizeType n, bool) {
     Frame& f = frames_.back();
@@ -72,6 +79,7 @@ class PathRecorder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Path
     return p;
   }
   bool open(bool array = false) {
+    if (frames_.size() >= kMaxDepth) return false;
     if (frames_.empty()) offsets_.emplace(std::string(), stream_.Tell());
     std::string path = item();
     frames_.push_back(Frame{std::move(path), array, -1, {}});
@@ -82,7 +90,7 @@ class PathRecorder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Path
     return true;
   }
 
-  const rapidjson::StringStream& stream_;
+  rapidjson::InsituStringStream& stream_;  // Tell() is not const
   std::vector<Frame> frames_;
   bool root_key_pending_ = false;
 };
@@ -93,17 +101,17 @@ void locate_issues(std::string_view json_text, std::vector<Issue>& issues, std::
   bool needed = false;
   for (const auto& issue : issues) needed |= issue.line == 0 && !issue.expression.empty();
   if (!needed) return;
-  const std::string text(json_text);
-  rapidjson::StringStream stream(text.c_str());
+  std::string buffer(json_text);
+  rapidjson::InsituStringStream stream(buffer.data());
   PathRecorder recorder(stream);
   rapidjson::Reader reader;
-  reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseStopWhenDoneFlag>(stream, recorder);
+  reader.Parse<kParseFlags>(stream, recorder);
   if (recorder.root_.empty()) recorder.root_ = root;
   if (recorder.root_.empty()) return;
 
   std::vector<std::size_t> line_starts{0};
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\n') line_starts.push_back(i + 1);
+  for (std::size_t i = 0; i < json_text.size(); ++i) {
+    if (json_text[i] == '\n') line_starts.push_back(i + 1);
   }
   auto position = [&](std::size_t offset) {
     const auto it = std::upper_bound(line_starts.begin(), line_starts.end(), offset);

@@ -700,8 +700,8 @@ class XmlReader {
     frames_.push_back(Frame{kind, array, type, children_.size()});
     const bool object =
         kind == FrameKind::resource || kind == FrameKind::complex || kind == FrameKind::primitive;
-    return children_.emplace_back(index, false, shape_of(kind), name, position, line, Node(),
-                                  object ? Node::object() : Node());
+    return children_.emplace_back(
+        Child{index, false, shape_of(kind), name, position, line, Node(), object ? Node::object() : Node()});
   }
 
   // Closes the innermost element: its children are dropped, its entry stays with its parent's children.
@@ -748,8 +748,8 @@ class XmlReader {
       }
       std::string value = attribute_text(attribute);
       if (value.empty()) return fail(line, "attribute '" + std::string(name) + "' is empty", location(name));
-      children_.emplace_back(static_cast<std::uint32_t>(def - type.elements.data()), true, Shape::primitive,
-                             name, 0, line, Node(), Node::string(std::move(value)));
+      children_.emplace_back(Child{static_cast<std::uint32_t>(def - type.elements.data()), true,
+                                   Shape::primitive, name, 0, line, Node(), Node::string(std::move(value))});
     }
     return true;
   }

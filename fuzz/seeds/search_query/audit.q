@@ -1,0 +1,1 @@
+agent=Organization/x&date=gt2024&entity=Patient/1&_cursor=abc

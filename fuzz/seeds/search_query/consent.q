@@ -1,0 +1,1 @@
+patient=Patient/pat-001&status=active&category=http://loinc.org|59284-0&period=sa2020&_elements=status,patient&_summary=count

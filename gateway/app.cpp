@@ -483,6 +483,11 @@ int serve(const Config& config) {
   store.set_write_listener(&observers);
   store.writer().set_commit_observer(
       [&observers](std::size_t plans, double seconds) { observers.on_commit(plans, seconds); });
+  // The writer calls into `observers`: it stops before they are destroyed, also when start-up fails below.
+  struct StopWriterFirst {
+    store::Writer& writer;
+    ~StopWriterFirst() { writer.stop(); }
+  } stop_writer_first{store.writer()};
   security.set_decision_observer([&observers](const ConsentDecision& d) { observers.on_consent(d); });
   observers.watch_queues(store);
   options.on_done = [&observers](const rest::RequestDone& done) { observers.on_request(done); };

@@ -73,12 +73,20 @@ http::response<http::string_body> to_beast(rest::HttpResponse&& res, unsigned ve
 
 struct HttpServer::Impl {
   Impl(const ServerConfig& c, rest::Api& a, store::Writer& w)
-      : config(c), api(a), writer(w), ioc(static_cast<int>(c.threads)), acceptor(ioc), signals(ioc) {}
+      : config(c),
+        api(a),
+        writer(w),
+        ioc(static_cast<int>(c.threads)),
+        control(asio::make_strand(ioc)),
+        acceptor(ioc),
+        signals(ioc) {}
 
   ServerConfig config;
   rest::Api& api;
   store::Writer& writer;
   asio::io_context ioc;
+  // The accept loop and begin_shutdown run here: the acceptor and the signal set are not thread-safe.
+  asio::strand<asio::io_context::executor_type> control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::thread_pool jobs{1};  // long requests (feed files), off the io threads
@@ -244,17 +252,20 @@ HttpServer::HttpServer(const ServerConfig& config, rest::Api& api, store::Writer
 HttpServer::~HttpServer() = default;
 
 std::uint16_t HttpServer::listen() {
-  return open_listener(impl_->acceptor, impl_->config.bind, impl_->config.port, "HTTP");
+  const auto port = open_listener(impl_->acceptor, impl_->config.bind, impl_->config.port, "HTTP");
+  // From here on SIGINT/SIGTERM are held for run(): one that arrives before it (right after the caller
+  // announced the port) still drains instead of killing the process.
+  impl_->signals.add(SIGINT);
+  impl_->signals.add(SIGTERM);
+  return port;
 }
 
 void HttpServer::run() {
   auto& s = *impl_;
-  s.signals.add(SIGINT);
-  s.signals.add(SIGTERM);
-  s.signals.async_wait([&s](beast::error_code ec, int) {
+  s.signals.async_wait(asio::bind_executor(s.control, [&s](beast::error_code ec, int) {
     if (!ec) s.begin_shutdown();
-  });
-  asio::co_spawn(s.ioc, s.accept_loop(), asio::detached);
+  }));
+  asio::co_spawn(s.control, s.accept_loop(), asio::detached);
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < s.config.threads; ++i) threads.emplace_back([&s] { s.ioc.run(); });
   s.ioc.run();
@@ -262,7 +273,7 @@ void HttpServer::run() {
 }
 
 void HttpServer::stop() {
-  asio::post(impl_->ioc, [this] { impl_->begin_shutdown(); });
+  asio::post(impl_->control, [this] { impl_->begin_shutdown(); });
 }
 
 }  // namespace fhirgate::gateway

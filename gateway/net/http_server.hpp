@@ -21,7 +21,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens; returns the bound port (useful with port 0). Throws std::runtime_error.
+  // Binds and listens; returns the bound port (useful with port 0). Throws std::runtime_error. From
+  // here on SIGINT/SIGTERM start run()'s drain, also one that arrives before run() is called.
   std::uint16_t listen();
   // Serves on config.threads io threads until SIGINT/SIGTERM or stop(), then drains: stops accepting,
   // lets in-flight requests finish (up to shutdown_grace_ms), closes idle connections. Blocks.

@@ -70,6 +70,16 @@ void Writer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Writer::set_write_listener(const WriteListener* listener) {
+  std::lock_guard lock(mutex_);
+  listener_ = listener;
+}
+
+void Writer::set_commit_observer(CommitObserver observer) {
+  std::lock_guard lock(mutex_);
+  commit_observer_ = std::move(observer);
+}
+
 WriterStats Writer::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
@@ -77,6 +87,8 @@ WriterStats Writer::stats() const {
 
 void Writer::loop() {
   std::deque<Job> batch;
+  const WriteListener* listener = nullptr;
+  CommitObserver observer;
   for (;;) {
     {
       std::unique_lock lock(mutex_);
@@ -86,18 +98,19 @@ void Writer::loop() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      listener = listener_;
+      observer = commit_observer_;
     }
     const auto began = std::chrono::steady_clock::now();
     const std::size_t plans = batch.size();
-    commit_batch(batch);
+    commit_batch(batch, listener);
     batch.clear();
-    if (commit_observer_)
-      commit_observer_(plans,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+    if (observer)
+      observer(plans, std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   }
 }
 
-void Writer::commit_batch(std::deque<Job>& batch) {
+void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener) {
   std::vector<Status> outcomes;
   outcomes.reserve(batch.size());
   last_ms_ = std::max(system_now_ms(), last_ms_);
@@ -107,7 +120,7 @@ void Writer::commit_batch(std::deque<Job>& batch) {
     for (auto& job : batch) job.done(to_error(e));
     return;
   }
-  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_, listener_);
+  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_, listener);
   // A plan alone in its batch runs without a savepoint: a failure rolls back the whole transaction,
   // which holds nothing else. (A savepoint copies every page the plan first touches into the
   // sub-journal; for a feed chunk of 1,000 rows that is most of the writer's I/O.)

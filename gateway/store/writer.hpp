@@ -80,9 +80,10 @@ class Writer {
   void stop();
 
   WriterStats stats() const;
-  // Set-up only, before the first plan: called by every put/remove (store.hpp WriteListener).
-  void set_write_listener(const WriteListener* listener) { listener_ = listener; }
-  void set_commit_observer(CommitObserver observer) { commit_observer_ = std::move(observer); }
+  // Set-up (any thread, also after plans ran): each batch uses the ones set when it was taken from the
+  // queue. The listener is called by every put/remove (store.hpp WriteListener).
+  void set_write_listener(const WriteListener* listener);
+  void set_commit_observer(CommitObserver observer);
 
  private:
   struct Job {
@@ -91,9 +92,7 @@ class Writer {
   };
   void loop();
   void count_batch(std::size_t plans);
-  const WriteListener* listener_ = nullptr;
-  CommitObserver commit_observer_;
-  void commit_batch(std::deque<Job>& batch);
+  void commit_batch(std::deque<Job>& batch, const WriteListener* listener);
 
   std::unique_ptr<Connection> db_;
   const fhir::SearchParamRegistry& registry_;
@@ -103,6 +102,8 @@ class Writer {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
+  const WriteListener* listener_ = nullptr;  // under mutex_
+  CommitObserver commit_observer_;           // under mutex_
   bool stopping_ = false;
   WriterStats stats_;
   std::int64_t last_ms_ = 0;

@@ -3,7 +3,8 @@
 // dead-letter delivery retried from the page is delivered. Saves a screenshot of the dashboard under load.
 //
 // Environment: FHIRGATE_BINARY (the fhirgate executable), FHIRGATE_SOURCE_DIR (the repository),
-// FHIRGATE_ARTIFACT_DIR (where dashboard.png goes), CHROMIUM (default /usr/bin/chromium).
+// FHIRGATE_ARTIFACT_DIR (where dashboard.png goes), CHROMIUM (default /usr/bin/chromium),
+// FHIRGATE_TEST_TIME_FACTOR (stretches the deadlines for a sanitized fhirgate; scripts/sanitize sets it).
 // Exit code 0 when every check passed, 1 otherwise.
 import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
@@ -21,8 +22,10 @@ const sourceDir = resolve(process.env.FHIRGATE_SOURCE_DIR || join(here, '..', '.
 const binary = resolve(process.env.FHIRGATE_BINARY || join(sourceDir, 'build', 'gateway', 'fhirgate'));
 const artifactDir = resolve(process.env.FHIRGATE_ARTIFACT_DIR || join(sourceDir, 'build', 'artifacts'));
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const kWholeTestMs = 90_000;  // a hard stop, far above the usual run of ~7 s
+const kTimeFactor = Math.max(1, Number(process.env.FHIRGATE_TEST_TIME_FACTOR) || 1);
+const kWholeTestMs = 90_000 * kTimeFactor;  // a hard stop, far above the usual run of ~7 s
 const kSettleMs = 1500;       // lets the feed and the stats catch up before the screenshot
+const kSanitizerReport = /^.*(ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer)/m;
 
 const started = Date.now();
 const log = (message) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
@@ -30,7 +33,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Polls `probe` until it returns something truthy; fails with `what` after `ms`.
 async function until(what, probe, ms = 10_000, every = 100) {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + ms * kTimeFactor;
   let last;
   for (;;) {
     try {
@@ -69,7 +72,7 @@ function run(args, options = {}) {
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000 * kTimeFactor);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -90,8 +93,8 @@ function serve(config, db, stderrFile) {
     let err = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`fhirgate did not start within 20 s: ${out}${err}`));
-    }, 20_000);
+      reject(new Error(`fhirgate did not start within ${20 * kTimeFactor} s: ${out}${err}`));
+    }, 20_000 * kTimeFactor);
     child.stdout.on('data', (d) => {
       out += d;
       const m = /fhirgate listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
@@ -113,11 +116,12 @@ function serve(config, db, stderrFile) {
   });
 }
 
+// Stops the gateway and waits until its output is read to the end (a sanitizer reports as it exits).
 async function stopGateway(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
+  const exited = new Promise((r) => child.once('close', r));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000 * kTimeFactor);
   await exited;
   clearTimeout(timer);
 }
@@ -245,7 +249,12 @@ async function main() {
     try {
       copyFileSync(stderrFile, join(artifactDir, 'dashboard-gateway.log'));
     } catch {
-      // the gateway wrote nothing to stderr
+      return;  // the gateway wrote nothing to stderr
+    }
+    const report = kSanitizerReport.exec(readFileSync(stderrFile, 'utf8'));
+    if (report) {
+      failed = true;
+      console.error(`dashboard test: FAILED: the gateway reported:\n${report.input.slice(report.index)}`);
     }
   });
   const base = gateway.base;
@@ -290,7 +299,7 @@ async function main() {
   const browser = await chromium.launch({executablePath: chromiumPath, args: ['--no-sandbox'], timeout: 20_000});
   cleanups.push(() => browser.close());
   const page = await browser.newPage({viewport: {width: 1440, height: 1000}});
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(10_000 * kTimeFactor);
   const problems = diagnosis.problems;
   diagnosis.page = page;
   page.on('console', (m) => {
@@ -303,7 +312,7 @@ async function main() {
 
   // Without a token the page asks for one; a refused token asks again; the form's token is used.
   const signIn = await browser.newPage();
-  signIn.setDefaultTimeout(10_000);
+  signIn.setDefaultTimeout(10_000 * kTimeFactor);
   const signInProblems = [];
   signIn.on('console', (m) => {
     if (m.type() === 'error' && !/status of 401/.test(m.text())) signInProblems.push(`console error: ${m.text()}`);

@@ -530,5 +530,45 @@ TEST_CASE("evaluation speed (reported, not asserted)") {
   }
 }
 
+TEST_CASE("fuzz: fhirpath: integer results beyond 64 bits are empty, not a float-to-int conversion (UBSan)") {
+  // Found by fhirpath_fuzz: 2-2147483648.power(3) converted 9.9e27 to an int64.
+  CHECK(eval("2-2147483648.power(3) = 8") == kEmpty);
+  CHECK(eval("(-2097152).power(3)") == V{"integer:-9223372036854775808"});
+  CHECK(eval("2.power(62)") == V{"integer:4611686018427387904"});
+  CHECK(eval("2.power(63)") == kEmpty);
+  CHECK(eval("(-2).power(63)") == V{"integer:-9223372036854775808"});
+  CHECK(eval("1e30.floor()") == kEmpty);
+  CHECK(eval("(-1e30).ceiling()") == kEmpty);
+  CHECK(eval("100000000000000000000.5.truncate()") == kEmpty);
+  CHECK(eval("9007199254740993.7.truncate()") == V{"integer:9007199254740993"});
+  CHECK(eval("100000000000000000000.0 div 0.5") == kEmpty);
+  CHECK(eval("-7 div 2") == V{"integer:-3"});
+}
+
+TEST_CASE(
+    "fuzz: fhirpath: the smallest integer negated, made absolute or taken mod -1 is no overflow or SIGFPE") {
+  CHECK(eval("-(-9223372036854775807 - 1)") == kEmpty);
+  CHECK(eval("(-9223372036854775807 - 1).abs()") == kEmpty);
+  CHECK(eval("(-9223372036854775807 - 1) mod -1") == V{"integer:0"});
+  CHECK(eval("-7 mod -1") == V{"integer:0"});
+  CHECK(eval("-7 mod 2") == V{"integer:-1"});
+  CHECK(eval("-(-9223372036854775807)") == V{"integer:9223372036854775807"});
+  CHECK(eval("5.5.round(9223372036854775807)") == eval("5.5.round(30)"));
+}
+
+TEST_CASE("fuzz: fhirpath: date arithmetic beyond the year 9999 is empty, not an overflowed date") {
+  CHECK(eval("@2020 + 100000000000 years") == kEmpty);
+  CHECK(eval("@2020-01-01T00:00:00Z + 9223372036854775807 milliseconds") == kEmpty);
+  CHECK(eval("@2020-01-01T00:00:00Z + 1e300 days") == kEmpty);
+  CHECK(eval("@2020-01-01 - 2021 years") == kEmpty);
+  CHECK(eval("@2020-01-01 - 2020 years") == V{"date:0000-01-01"});
+  CHECK(eval("@9999-12-31T23:59:59.999Z + 1 millisecond") == kEmpty);
+  CHECK(eval("@9999-12-01 + 1 month") == kEmpty);
+  CHECK(eval("@9999-11-30 + 1 month") == V{"date:9999-12-30"});
+  CHECK(eval("@T10:00 + 9223372036854775807 milliseconds") == kEmpty);
+  CHECK(eval("@T23:00 - 1000000000008 hours") == V{"time:23:00"});
+  CHECK(eval("@2019-03-01 + 1e300 'mo'") == kError);  // still not a calendar duration
+}
+
 }  // namespace
 }  // namespace fhirgate::fhir::fhirpath

@@ -45,7 +45,8 @@ std::string bundle(const std::string& type, const std::vector<std::string>& entr
 int count(HttpClient& http, const std::string& query) {
   const auto r = http.get(query);
   REQUIRE_MESSAGE(r.status == 200, r.body);
-  const auto* entries = json(r.body).find("entry");
+  const auto bundle = json(r.body);
+  const auto* entries = bundle.find("entry");
   return entries ? static_cast<int>(entries->items().size()) : 0;
 }
 

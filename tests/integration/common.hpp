@@ -18,6 +18,7 @@
 #include "tests/support/gateway_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/sanitizers.hpp"
 
 namespace fhirgate::testing {
 
@@ -88,7 +89,9 @@ inline Run run_fhirgate(const std::string& args, const std::string& stdin_text =
     ss << in.rdbuf();
     return ss.str();
   };
-  return {WEXITSTATUS(raw), slurp(dir + "/out"), slurp(dir + "/err")};
+  Run run{WEXITSTATUS(raw), slurp(dir + "/out"), slurp(dir + "/err")};
+  CHECK_MESSAGE(sanitizer_report(run.err).empty(), "fhirgate " << args << " reported:\n" << run.err);
+  return run;
 }
 
 // A new bearer token for `holder`, made with `fhirgate partner add-token` against the database a

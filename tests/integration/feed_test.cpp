@@ -334,5 +334,21 @@ TEST_CASE("feeds: a mapping with a mistake stops the gateway at start, naming th
   CHECK(r.err.find(mapping + ":5: unknown column 'Last Name' (not in csv.columns)") != std::string::npos);
 }
 
+// The mapping fails after the store's writer started calling the metrics observers; unwinding destroyed
+// the observers while the writer could still be inside one (run_fhirgate fails on a sanitizer report).
+TEST_CASE("tsan: a start stopped by a bad feed mapping no longer destroys the observers under the writer") {
+  const std::string dir = temp_dir();
+  const std::string mapping = dir + "/clients.mapping.json";
+  std::ofstream(mapping) << R"({"resourceType": "Patient", "format": "csv", "csv": {"columns": ["A"]},
+  "fields": [{"path": "name[0].family", "column": "B"}]})";
+  const std::string config = dir + "/gateway.json";
+  std::ofstream(config) << feed_config(dir, mapping);
+  for (int i = 0; i < 3; ++i) {
+    const Run r = run_fhirgate("serve --port 0 --config " + config + " --db " + dir + "/fhirgate.db");
+    CHECK(r.status == 1);
+    CHECK(r.err.find("unknown column 'B'") != std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace fhirgate::testing

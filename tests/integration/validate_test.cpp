@@ -101,7 +101,9 @@ Run validate_cli(const std::string& args) {
   std::ifstream in(dir + "/out");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return {WEXITSTATUS(raw), ss.str()};
+  const std::string out = ss.str();
+  CHECK_MESSAGE(sanitizer_report(out).empty(), "fhirgate validate " << args << " reported:\n" << out);
+  return {WEXITSTATUS(raw), out};
 }
 
 TEST_CASE("fhirgate validate: issues, a summary line and the exit status") {

@@ -1,5 +1,6 @@
 #include "tests/support/gateway_process.hpp"
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,12 +8,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "tests/support/paths.hpp"
+#include "tests/support/sanitizers.hpp"
 
 namespace fhirgate::testing {
 
@@ -36,7 +40,7 @@ GatewayProcess::GatewayProcess(std::vector<std::string> extra_args, std::string 
   }
   ::close(out[1]);
   std::string line;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto until = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(30));
   auto has_url_line = [&line] {
     const auto marker = line.find("http://127.0.0.1:");
     return marker != std::string::npos && line.find('\n', marker) != std::string::npos;
@@ -72,7 +76,7 @@ int GatewayProcess::stop(int signal_number) {
   if (pid_ <= 0) return 0;
   kill(pid_, signal_number);
   int status = 0;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto until = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(20));
   while (waitpid(pid_, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > until) {
       kill(pid_, SIGKILL);
@@ -82,8 +86,22 @@ int GatewayProcess::stop(int signal_number) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   pid_ = -1;
+  fail_on_sanitizer_report();
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return -WTERMSIG(status);
+}
+
+void GatewayProcess::fail_on_sanitizer_report() const {
+  const std::string report = sanitizer_report(stderr_text());
+  if (report.empty()) return;
+  if (doctest::is_running_in_test) {
+    FAIL_CHECK("fhirgate (" << dir_ << ") reported:\n" << report);
+    return;
+  }
+  // Stopped after the last test (the shared gateway): no test left to fail, so the run fails here.
+  std::fprintf(stderr, "fhirgate (%s), stopped after the tests, reported:\n%s\n", dir_.c_str(),
+               report.c_str());
+  std::_Exit(1);
 }
 
 std::string GatewayProcess::stderr_text() const {

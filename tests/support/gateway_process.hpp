@@ -23,12 +23,15 @@ class GatewayProcess {
   const std::vector<std::uint16_t>& mllp_ports() const { return mllp_ports_; }
   const std::string& dir() const { return dir_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  // Sends a signal and waits for exit; returns the exit status (or -signal). Bounded wait.
+  // Sends a signal and waits for exit; returns the exit status (or -signal). Bounded wait. A sanitizer
+  // report in the process's stderr fails the current test (after the last test: ends the run with 1).
   int stop(int signal_number = 15);
   // What the process wrote to stderr so far.
   std::string stderr_text() const;
 
  private:
+  void fail_on_sanitizer_report() const;
+
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
   std::vector<std::uint16_t> mllp_ports_;

@@ -178,13 +178,14 @@ TEST_CASE("group commit: concurrent writers share transactions and every write i
 TEST_CASE("a full queue answers busy at once instead of growing") {
   Store store(temp_dir() + "/s.db", registry());
   // A second writer over the same store's schema would be a second read-write connection; instead we
-  // block the real writer with a plan that waits, then fill its queue.
+  // block the real writer with a plan that waits, then fill its queue. The plan holds its own copy of
+  // the future: the writer may still be inside wait() when this scope's locals are destroyed.
   std::promise<void> release;
   auto released = release.get_future().share();
   std::promise<void> started;
   CHECK(store.writer()
             .submit(
-                [&](WriteTxn&) -> Status {
+                [&started, released](WriteTxn&) -> Status {
                   started.set_value();
                   released.wait();
                   return Ok{};
@@ -203,6 +204,33 @@ TEST_CASE("a full queue answers busy at once instead of growing") {
   release.set_value();
   CHECK(accepted == 10000);  // the default bound
   CHECK(busy == 10000);
+}
+
+struct CountingListener : WriteListener {
+  mutable std::atomic<int> writes{0};
+  void on_write(WriteTxn&, const VersionRecord&, const fhir::Node*) const override { ++writes; }
+  void on_pass_through(WriteTxn&, const PassThrough&) const override {}
+};
+
+// The gateway sets its listener and commit observer after start-up plans (seeding) ran: the writer used
+// to read the observer after each batch's `done`, unsynchronized with the setter.
+TEST_CASE("tsan: setting the commit observer after plans ran no longer races with the writer thread") {
+  std::atomic<int> commits{0};
+  CountingListener listener;
+  Store store(temp_dir() + "/s.db", registry());
+  auto put = [&store](const std::string& id) {
+    return store.writer().run([id](WriteTxn& txn) -> Status {
+      txn.put("Patient", id, patient("Observed"), "POST");
+      return Ok{};
+    });
+  };
+  REQUIRE(put("before").ok());
+  store.set_write_listener(&listener);
+  store.writer().set_commit_observer([&commits](std::size_t plans, double) { commits += int(plans); });
+  REQUIRE(put("after").ok());
+  store.writer().stop();  // the observer runs after `done`: wait for the thread
+  CHECK(commits == 1);
+  CHECK(listener.writes == 1);
 }
 
 TEST_CASE("data and indexes survive reopening the database") {

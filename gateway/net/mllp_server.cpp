@@ -118,9 +118,9 @@ asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, std::string_vie
   try {
     boost::system::error_code peer_ec;
     const auto peer = conn.socket.remote_endpoint(peer_ec);
-    V2Reply reply =
-        handle_v2(context, text,
-                  V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), ""});
+    V2Reply reply = handle_v2(
+        context, text,
+        V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), "", "", 0});
     const Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
     if (reply.message) {
       acks = v2_acks(*reply.message, reply.outcome(committed));

@@ -999,7 +999,7 @@ Reply Api::ingest(Exchange& ex) const {
     return reply;
   }
   ex.journaled = false;  // handle_v2 journals the message
-  V2Source source{"http", "", ex.request.remote_address, "", ex.correlation_id};
+  V2Source source{"http", "", ex.request.remote_address, "", ex.correlation_id, 0};
   if (ex.who) {
     // The partner is the token's, whatever MSH-4 says; it must be one that sends HL7 v2.
     const bool sends_v2 = std::any_of(ex.who->inbound.begin(), ex.who->inbound.end(),

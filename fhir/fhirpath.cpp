@@ -120,6 +120,18 @@ bool is_system_name(std::string_view n) {
   return std::find(std::begin(kSystemNames), std::end(kSystemNames), n) != std::end(kSystemNames);
 }
 
+// An Integer result: nullopt (the result is empty) when the value is not finite or needs more than 64 bits.
+std::optional<std::int64_t> exact_integer(long double v) {
+  if (!std::isfinite(v) || v < -0x1p63L || v >= 0x1p63L) return std::nullopt;
+  return static_cast<std::int64_t>(v);
+}
+
+Collection integer_or_empty(long double v) {
+  const std::optional<std::int64_t> i = exact_integer(v);
+  if (!i) return {};
+  return {Value::integer_of(*i)};
+}
+
 // The fewest decimal places (at most 8) that show a computed decimal as precisely as 8 do.
 int minimal_scale(long double v) {
   if (!std::isfinite(v)) return 0;
@@ -642,6 +654,7 @@ class Evaluator {
     }
     switch (v->kind) {
       case VKind::integer:
+        if (v->integer == std::numeric_limits<std::int64_t>::min()) return {};
         v->integer = -v->integer;
         break;
       case VKind::decimal:
@@ -869,10 +882,10 @@ class Evaluator {
         }
         case BinaryOp::int_div:
           if (b == 0) return {};
-          return {Value::integer_of(static_cast<std::int64_t>(std::trunc(a / b)))};
+          return integer_or_empty(std::trunc(a / b));
         case BinaryOp::mod:
           if (b == 0) return {};
-          if (ints) return {Value::integer_of(x.integer % y.integer)};
+          if (ints) return {Value::integer_of(y.integer == -1 ? 0 : x.integer % y.integer)};
           return {Value::decimal_of(round_to(std::fmod(a, b), std::max(sa, sb)), std::max(sa, sb))};
         default:
           break;
@@ -885,8 +898,9 @@ class Evaluator {
     if (xt && y.kind == VKind::quantity && (op == BinaryOp::add || op == BinaryOp::sub)) {
       auto m = parse_moment(x.text, x.kind);
       if (!m) fail("invalid date/time value");
+      if (!is_calendar_duration(y.text)) fail("'" + std::string(y.text) + "' is not a calendar duration");
       auto r = add_duration(*m, op == BinaryOp::add ? y.decimal : -y.decimal, y.text);
-      if (!r) fail("'" + std::string(y.text) + "' is not a calendar duration");
+      if (!r) return {};  // beyond the year 9999 (or before 0000)
       Value v;
       v.kind = x.kind;
       v.text = keep(format_moment(*r));
@@ -1551,14 +1565,14 @@ class Evaluator {
     const auto computed = [&](long double r) { return dec(r, minimal_scale(r)); };
     switch (e.fn) {
       case Fn::abs:
-        if (v->kind == VKind::integer) return {Value::integer_of(v->integer < 0 ? -v->integer : v->integer)};
+        if (v->kind == VKind::integer) return integer_or_empty(std::fabs(x));
         return dec(std::fabs(x), v->scale);
       case Fn::ceiling:
-        return {Value::integer_of(static_cast<std::int64_t>(std::ceil(x)))};
+        return integer_or_empty(std::ceil(x));
       case Fn::floor:
-        return {Value::integer_of(static_cast<std::int64_t>(std::floor(x)))};
+        return integer_or_empty(std::floor(x));
       case Fn::truncate:
-        return {Value::integer_of(static_cast<std::int64_t>(std::trunc(x)))};
+        return integer_or_empty(std::trunc(x));
       case Fn::exp:
         return computed(std::exp(x));
       case Fn::ln:
@@ -1575,10 +1589,8 @@ class Evaluator {
       case Fn::power: {
         auto b = system_value(eval(*e.args[0], focus), e.text);
         if (!b) return {};
-        if (v->kind == VKind::integer && b->kind == VKind::integer && b->integer >= 0) {
-          return {Value::integer_of(
-              static_cast<std::int64_t>(std::pow(x, static_cast<long double>(b->integer))))};
-        }
+        if (v->kind == VKind::integer && b->kind == VKind::integer && b->integer >= 0)
+          return integer_or_empty(std::pow(x, static_cast<long double>(b->integer)));
         const long double p = b->kind == VKind::integer ? static_cast<long double>(b->integer) : b->decimal;
         return computed(std::pow(x, p));
       }
@@ -1590,6 +1602,7 @@ class Evaluator {
           precision = *p;
         }
         if (precision < 0) fail("round() precision must be non-negative");
+        precision = std::min<std::int64_t>(precision, 30);  // what a decimal keeps
         return dec(round_to(x, static_cast<int>(precision)), static_cast<int>(precision));
       }
       default:

@@ -1,13 +1,13 @@
 #include "fhir/fhirpath_value.hpp"
 
-#include "fhir/datetime.hpp"
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+
+#include "fhir/datetime.hpp"
 
 namespace fhirgate::fhir::fhirpath {
 
@@ -200,41 +200,57 @@ std::optional<int> compare_moments(const Moment& a_in, const Moment& b_in) {
   return 0;
 }
 
+namespace {
+
+// Milliseconds in one `unit` (singular), 0 for a month or year, -1 for a unit that is no calendar duration.
+std::int64_t duration_ms(std::string_view unit) {
+  if (unit == "year" || unit == "month") return 0;
+  if (unit == "week" || unit == "wk") return 7 * kMsPerDay;
+  if (unit == "day" || unit == "d") return kMsPerDay;
+  if (unit == "hour" || unit == "h") return 3600000;
+  if (unit == "minute" || unit == "min") return 60000;
+  if (unit == "second" || unit == "s") return 1000;
+  if (unit == "millisecond" || unit == "ms") return 1;
+  return -1;
+}
+
+std::string_view singular(std::string_view unit) {
+  if (unit.ends_with('s') && unit.size() > 3 && unit != "ms") unit.remove_suffix(1);
+  return unit;
+}
+
+constexpr int kMaxYear = 9999;  // dates are written with four-digit years
+
+}  // namespace
+
+bool is_calendar_duration(std::string_view unit) {
+  return duration_ms(singular(unit)) >= 0;
+}
+
 std::optional<Moment> add_duration(const Moment& m_in, long double amount, std::string_view unit) {
   Moment m = m_in;
-  if (unit.ends_with('s') && unit.size() > 3 && unit != "ms") unit.remove_suffix(1);
-  const auto n = static_cast<std::int64_t>(std::trunc(amount));
-  if (unit == "year") {
-    m.part[0] += static_cast<int>(n);
-    m.part[2] = std::min(m.part[2], days_in_month(m.part[0], m.part[1]));
-    return m;
-  }
-  if (unit == "month") {
-    std::int64_t months = m.part[0] * 12LL + (m.part[1] - 1) + n;
+  unit = singular(unit);
+  const std::int64_t unit_ms = duration_ms(unit);
+  if (unit_ms < 0) return std::nullopt;
+  // Any amount beyond this leaves the years a date can have, whatever the unit (10000 years are 3.2e14 ms),
+  // and it keeps the month count below in range.
+  const long double whole = std::trunc(amount);
+  if (!std::isfinite(whole) || std::fabs(whole) > 1e15L) return std::nullopt;
+  const auto n = static_cast<std::int64_t>(whole);
+  if (unit_ms == 0) {
+    const std::int64_t months = m.part[0] * 12LL + (m.part[1] - 1) + (unit == "year" ? n * 12 : n);
+    if (months < 0 || months >= (kMaxYear + 1) * 12LL) return std::nullopt;
     m.part[0] = static_cast<int>(months / 12);
     m.part[1] = static_cast<int>(months % 12 + 1);
     m.part[2] = std::min(m.part[2], days_in_month(m.part[0], m.part[1]));
     return m;
   }
   std::int64_t ms = 0;
-  if (unit == "week" || unit == "wk") {
-    ms = n * 7 * kMsPerDay;
-  } else if (unit == "day" || unit == "d") {
-    ms = n * kMsPerDay;
-  } else if (unit == "hour" || unit == "h") {
-    ms = n * 3600000;
-  } else if (unit == "minute" || unit == "min") {
-    ms = n * 60000;
-  } else if (unit == "second" || unit == "s") {
-    ms = n * 1000;
-  } else if (unit == "millisecond" || unit == "ms") {
-    ms = n;
-  } else {
-    return std::nullopt;
-  }
+  if (__builtin_mul_overflow(n, unit_ms, &ms)) return std::nullopt;
   if (m.time_only) {
     std::int64_t t =
-        (m.part[3] * 3600000LL + m.part[4] * 60000LL + m.part[5] * 1000LL + m.part[6] + ms) % kMsPerDay;
+        (m.part[3] * 3600000LL + m.part[4] * 60000LL + m.part[5] * 1000LL + m.part[6] + ms % kMsPerDay) %
+        kMsPerDay;
     if (t < 0) t += kMsPerDay;
     m.part[3] = static_cast<int>(t / 3600000);
     m.part[4] = static_cast<int>(t / 60000 % 60);
@@ -243,7 +259,11 @@ std::optional<Moment> add_duration(const Moment& m_in, long double amount, std::
     return m;
   }
   if (m.precision <= 3) ms = ms / kMsPerDay * kMsPerDay;
-  set_epoch_ms(m, epoch_ms(m) + ms);
+  std::int64_t at = 0;
+  if (__builtin_add_overflow(epoch_ms(m), ms, &at)) return std::nullopt;
+  if (at < days_from_civil(0, 1, 1) * kMsPerDay || at >= days_from_civil(kMaxYear + 1, 1, 1) * kMsPerDay)
+    return std::nullopt;
+  set_epoch_ms(m, at);
   return m;
 }
 

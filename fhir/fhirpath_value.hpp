@@ -74,7 +74,11 @@ std::string format_moment(const Moment& m);
 // Ordering: negative, 0, positive; nullopt when the values have different precisions and agree on
 // every component they share (the spec's "empty" comparison).
 std::optional<int> compare_moments(const Moment& a, const Moment& b);
-// Adds `amount` of a calendar unit; nullopt for a unit that is not a calendar duration.
+// True for the calendar duration units (year, month, week, day, hour, minute, second, millisecond, their
+// plurals and UCUM codes other than a and mo).
+bool is_calendar_duration(std::string_view unit);
+// Adds the whole part of `amount` of a calendar unit; nullopt for a unit that is not a calendar duration,
+// and when the result falls outside the years 0000 to 9999 that a date can be written with.
 std::optional<Moment> add_duration(const Moment& m, long double amount, std::string_view unit);
 
 // The System value of an item: itself for System values; the primitive's value for FHIR primitives;

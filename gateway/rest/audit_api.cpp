@@ -121,7 +121,9 @@ Reply Api::audit_search(Exchange& ex) const {
   store::AuditQuery q;
   q.count = options_.default_count;
   fhir::QueryParams understood;
-  for (const auto& [k, v] : params) {
+  for (const auto& param : params) {
+    const std::string& k = param.first;  // named: clang 14 cannot capture structured bindings
+    const std::string& v = param.second;
     auto bad = [&](const std::string& why) {
       reply.response = fail(ex, Error::make(ErrorCode::invalid_input, why, k));
       return reply;

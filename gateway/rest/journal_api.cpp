@@ -79,7 +79,9 @@ Reply Api::ops_journal(Exchange& ex) const {
   if (!operators_only(ex, reply)) return reply;
   if (ex.audit) ex.audit->interaction = "search-type";
   store::JournalQuery q;
-  for (const auto& [key, value] : ex.query) {
+  for (const auto& param : ex.query) {
+    const std::string& key = param.first;  // named: clang 14 cannot capture structured bindings
+    const std::string& value = param.second;
     auto bad = [&](const std::string& why) {
       reply.response = fail(ex, Error::make(ErrorCode::invalid_input, key + ": " + why, key));
       return reply;

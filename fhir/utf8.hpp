@@ -27,4 +27,14 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return 0;
 }
 
+// Length of the UTF-8 sequence at s[i] when it is well-formed and a character XML 1.0 allows (no
+// surrogates, U+FFFE or U+FFFF), else 0. Meant for bytes from 0x80.
+inline std::size_t xml_utf8_length(std::string_view s, std::size_t i) {
+  const std::size_t n = utf8_sequence_length(s, i);
+  const bool non_character = n == 3 && static_cast<unsigned char>(s[i]) == 0xEF &&
+                             static_cast<unsigned char>(s[i + 1]) == 0xBF &&
+                             static_cast<unsigned char>(s[i + 2]) >= 0xBE;
+  return non_character ? 0 : n;
+}
+
 }  // namespace fhirgate::fhir

@@ -127,16 +127,6 @@ bool is_json_number(std::string_view s) {
   return i == s.size();
 }
 
-// Length of the UTF-8 sequence at s[i] when it is well-formed and a character XML 1.0 allows (no
-// surrogates, U+FFFE or U+FFFF), else 0. Only called for bytes from 0x80.
-std::size_t xml_utf8_length(std::string_view s, std::size_t i) {
-  const std::size_t n = utf8_sequence_length(s, i);
-  const bool non_character = n == 3 && static_cast<unsigned char>(s[i]) == 0xEF &&
-                             static_cast<unsigned char>(s[i + 1]) == 0xBF &&
-                             static_cast<unsigned char>(s[i + 2]) >= 0xBE;
-  return non_character ? 0 : n;
-}
-
 // Bytes the escaper has to look at: 1 = control character, 2 = markup character, 3 = non-ASCII.
 constexpr std::array<std::uint8_t, 256> kEscapeClass = [] {
   std::array<std::uint8_t, 256> t{};

@@ -88,6 +88,22 @@ TEST_CASE("errors and the CapabilityStatement come back in XML when XML is asked
   CHECK(metadata.body.find("<format value=\"application/fhir+xml\"/>") != std::string::npos);
 }
 
+TEST_CASE(
+    "fuzz: http: an XML error outcome quoting a control character or bad UTF-8 shows it escaped, not a 500") {
+  HttpClient http(shared_gateway().port());
+  // The diagnostics quote the decoded search value: %08 is a backspace, %FF is not UTF-8.
+  const auto control = http.get("/Patient?birthdate=%08&_format=xml");
+  CHECK(control.status == 400);
+  CHECK(control.body.find("<OperationOutcome xmlns=\"http://hl7.org/fhir\">") != std::string::npos);
+  CHECK_MESSAGE(control.body.find("Invalid date '\\u0008'") != std::string::npos, control.body);
+  const auto bad_utf8 = http.get("/Patient?gender:%FF=x", {{"Accept", kXmlType}});
+  CHECK(bad_utf8.status == 400);
+  CHECK_MESSAGE(bad_utf8.body.find("Modifier '\\xFF'") != std::string::npos, bad_utf8.body);
+  const auto as_json = http.get("/Patient?birthdate=%08");
+  CHECK(as_json.status == 400);
+  CHECK_MESSAGE(as_json.body.find("Invalid date '\\\\u0008'") != std::string::npos, as_json.body);
+}
+
 TEST_CASE("malformed and hostile XML get a 400 OperationOutcome and nothing is stored") {
   HttpClient http(shared_gateway().port());
   const std::string family = unique_name("Hostile");

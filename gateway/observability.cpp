@@ -184,6 +184,7 @@ void GatewayObservers::on_request(const rest::RequestDone& done) {
       .number("status", done.status)
       .number("ms", std::round(done.seconds * 1e6) / 1000);
   if (!done.partner.empty()) fields.text("partner", done.partner);
+  if (!done.cause.empty()) fields.text("cause", done.cause);
   log_.write(level, "request", fields);
 }
 

@@ -97,6 +97,7 @@ HttpResponse Api::fail(const Exchange& ex, const Error& error) const {
   HttpResponse r =
       json_response(ex, http_status(error.code), fhir::write_json(fhir::operation_outcome(error)));
   if (error.code == ErrorCode::method_not_allowed) r.set_header("Allow", "GET, POST, PUT, DELETE");
+  r.cause = error.internal;
   return r;
 }
 
@@ -149,6 +150,7 @@ Reply Api::handle(const HttpRequest& request) const {
     r.set_header("X-Correlation-Id", done.correlation_id);
     if (!on_done) return;
     done.status = r.status;
+    done.cause = r.cause;
     done.seconds = elapsed_ms(started) / 1000.0;
     on_done(done);
   };

@@ -34,6 +34,7 @@ struct RequestDone {
   double seconds = 0;  // from the request's dispatch to its answer
   std::string correlation_id;
   std::string partner;  // the caller, when known
+  std::string cause;    // the internal cause of a failure (HttpResponse::cause), or ""
 };
 
 struct ApiOptions {

@@ -25,6 +25,7 @@ struct HttpResponse {
   int status = 200;
   Headers headers;
   std::string body;
+  std::string cause;  // why a request failed inside (a storage error), for the request log; never sent
   std::string_view header(std::string_view name) const { return find_header(headers, name); }
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

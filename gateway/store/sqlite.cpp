@@ -40,12 +40,27 @@ std::string_view Statement::text(int column) const {
 }
 
 Error to_error(const StepError& e) {
-  const int primary = e.code & 0xff;
-  const bool transient = primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_FULL ||
-                         primary == SQLITE_IOERR || primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN;
-  Error err = Error::make(
-      transient ? ErrorCode::busy : ErrorCode::internal,
-      transient ? "The database is temporarily unavailable; retry later" : "Internal storage error");
+  // Conditions of the storage that an operator can clear (space, a read-only or failing disk, a lock) are
+  // 503s the sender retries; anything else is a 500. The SQLite message goes to the log, not the client.
+  const char* diagnostics = nullptr;
+  switch (e.code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      diagnostics = "The database is busy; retry later";
+      break;
+    case SQLITE_FULL:
+      diagnostics = "The database's disk is full; retry later";
+      break;
+    case SQLITE_READONLY:
+      diagnostics = "The database is read-only; retry later";
+      break;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+      diagnostics = "The database's disk cannot be written or read; retry later";
+      break;
+  }
+  Error err = diagnostics ? Error::make(ErrorCode::busy, diagnostics)
+                          : Error::make(ErrorCode::internal, "Internal storage error");
   err.internal = "sqlite error " + std::to_string(e.code) + ": " + e.message;
   return err;
 }

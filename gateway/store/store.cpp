@@ -610,8 +610,10 @@ auto Store::with_reader(F&& f) -> decltype(f(std::declval<Connection&>())) {
     return f(*lease);
   } catch (const StepError& e) {
     return to_error(e);
-  } catch (const std::runtime_error&) {
-    return Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
+  } catch (const std::runtime_error& e) {  // a reader connection could not be opened
+    Error err = Error::make(ErrorCode::busy, "The database is temporarily unavailable; retry later");
+    err.internal = e.what();
+    return err;
   }
 }
 

@@ -1,10 +1,13 @@
 // Storage failures (issue 10): a full disk makes the gateway answer 503 with an OperationOutcome (CE or AE
-// for HL7 v2 over MLLP), keep serving reads, and write again once the space returns; a read-only database
-// is refused at start with the reason. The database lives on a small tmpfs this test mounts, so it needs root
-// (or CAP_SYS_ADMIN); elsewhere it says so and skips.
+// for HL7 v2 over MLLP), keep serving reads, and write again once the space returns; a disk that turns
+// read-only under it gets the same answers, and after the operator's repair and a restart every
+// acknowledged write is there; a read-only database is refused at start with the reason. The database lives
+// on a small tmpfs or a loop-mounted ext4 image this test mounts, so it needs root (or CAP_SYS_ADMIN) and
+// loop devices; elsewhere it says so and skips.
 #include <doctest/doctest.h>
 #include <sys/mount.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -39,6 +42,56 @@ class SmallDisk {
   bool mounted_ = false;
 };
 
+// An ext4 filesystem in a loop-mounted image of `megabytes`, mounted errors=remount-ro: on its first error
+// the kernel turns it read-only under the open database, as it does with a failing disk. Not mounted when
+// loop devices, mkfs.ext4 or mounting are not available here.
+class Ext4Disk {
+ public:
+  explicit Ext4Disk(int megabytes) : image_(temp_dir() + "/ext4.img"), path_(temp_dir() + "/ext4") {
+    fs::create_directories(path_);
+    std::ofstream(image_).close();
+    fs::resize_file(image_, static_cast<std::uintmax_t>(megabytes) << 20);
+    const std::string out = temp_dir() + "/losetup";
+    if (shell("losetup -f --show " + image_ + " > " + out + " 2>/dev/null") != 0) return;
+    std::getline(std::ifstream(out), device_);
+    if (device_.empty() || shell("mkfs.ext4 -q " + device_ + " >/dev/null 2>&1") != 0) return;
+    mounted_ = mount();
+  }
+  ~Ext4Disk() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+    if (!device_.empty()) shell("losetup -d " + device_ + " 2>/dev/null");
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return path_; }
+  // Records a filesystem error (ext4's trigger_fs_error), upon which the kernel remounts it read-only.
+  bool fail() {
+    std::ofstream trigger("/sys/fs/ext4/" + fs::path(device_).filename().string() + "/trigger_fs_error");
+    trigger << "storage_test\n";
+    trigger.flush();
+    return static_cast<bool>(trigger);
+  }
+  // What an operator does after such an error: unmount, e2fsck, mount again writable.
+  bool repair() {
+    mounted_ = false;
+    if (::umount(path_.c_str()) != 0) return false;
+    if (shell("e2fsck -fy " + device_ + " >/dev/null 2>&1") > 1) return false;  // 1: errors corrected
+    mounted_ = mount();
+    return mounted_;
+  }
+
+ private:
+  static int shell(const std::string& command) {
+    const int raw = std::system(command.c_str());
+    return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  }
+  bool mount() { return ::mount(device_.c_str(), path_.c_str(), "ext4", 0, "errors=remount-ro") == 0; }
+
+  std::string image_;
+  std::string path_;
+  std::string device_;
+  bool mounted_ = false;
+};
+
 // Writes zeros to `path` until the disk is full.
 void fill(const std::string& path) {
   std::ofstream out(path, std::ios::binary);
@@ -60,6 +113,15 @@ std::string adt() {
   return text;
 }
 
+// A gateway (security off, an MLLP listener for the GP) in `dir` with its database in `db_dir`.
+std::unique_ptr<GatewayProcess> start_gateway(const std::string& dir, const std::string& db_dir) {
+  std::ofstream(dir + "/gateway.json") << R"({"security": {"enabled": false},
+      "mllp": {"listeners": [{"port": 0, "partner": "gp"}]},
+      "partners": [{"id": "gp", "name": "GP", "inbound": ["hl7v2-mllp"]}]})";
+  return std::make_unique<GatewayProcess>(
+      std::vector<std::string>{"--config", dir + "/gateway.json", "--db", db_dir + "/fhirgate.db"}, dir);
+}
+
 struct DiskGateway {
   SmallDisk disk{16};
   std::string dir = temp_dir();
@@ -69,12 +131,7 @@ struct DiskGateway {
       MESSAGE("skipped: cannot mount a tmpfs here (needs root)");
       return false;
     }
-    std::ofstream(dir + "/gateway.json") << R"({"security": {"enabled": false},
-      "mllp": {"listeners": [{"port": 0, "partner": "gp"}]},
-      "partners": [{"id": "gp", "name": "GP", "inbound": ["hl7v2-mllp"]}]})";
-    gateway = std::make_unique<GatewayProcess>(
-        std::vector<std::string>{"--config", dir + "/gateway.json", "--db", disk.path() + "/fhirgate.db"},
-        dir);
+    gateway = start_gateway(dir, disk.path());
     return true;
   }
 };
@@ -110,6 +167,53 @@ TEST_CASE("storage: a full disk gets 503 and AE, reads go on, and writes resume 
   CHECK(http.send_json("POST", "/Patient", patient(1000)).status == 201);
   mllp.send_raw(frame(adt()));
   CHECK(mllp.read_frame().find("MSA|CA") != std::string::npos);
+}
+
+TEST_CASE(
+    "storage: a disk turned read-only under the gateway gets 503 and CE, reads go on, and after repair and a "
+    "restart every acknowledged write is there") {
+  Ext4Disk disk(64);
+  if (!disk.mounted()) {
+    MESSAGE("skipped: cannot make and mount an ext4 loop device here (needs root and losetup)");
+    return;
+  }
+  const std::string dir = temp_dir();
+  auto gateway = start_gateway(dir, disk.path());
+  HttpClient http(gateway->port());
+  const auto created = http.send_json("POST", "/Patient", patient(0));
+  REQUIRE(created.status == 201);
+  const std::string id(json(created.body).string_at("id"));
+  MllpClient mllp(gateway->mllp_port());
+  mllp.send_raw(frame(adt()));
+  REQUIRE(mllp.read_frame().find("MSA|CA") != std::string::npos);
+
+  REQUIRE(disk.fail());
+  for (int i = 1; i <= 3; ++i) {
+    const auto refused = http.send_json("POST", "/Patient", patient(i));
+    CHECK(refused.status == 503);
+    CHECK(json(refused.body).string_at("resourceType") == "OperationOutcome");
+    CHECK_MESSAGE(first_issue(refused).find("retry later") != std::string::npos, refused.body);
+  }
+  mllp.send_raw(frame(adt()));
+  const std::string ack = mllp.read_frame();
+  CHECK_MESSAGE(ack.find("MSA|CE") != std::string::npos, ack);
+  CHECK(http.get("/Patient/" + id).status == 200);
+  CHECK(text_at(json(http.get("/Patient?_summary=count").body), "total") == "2");
+  // The operator's log says why: the SQLite error behind the 503.
+  CHECK_MESSAGE(gateway->stderr_text().find(R"("cause":"sqlite error)") != std::string::npos,
+                gateway->stderr_text());
+  gateway->stop();
+
+  // Repaired and restarted on the same database: both acknowledged writes, and writes go on.
+  REQUIRE(disk.repair());
+  gateway = start_gateway(dir, disk.path());
+  HttpClient again(gateway->port());
+  CHECK(again.get("/Patient/" + id).status == 200);
+  CHECK(text_at(json(again.get("/Patient?_summary=count").body), "total") == "2");
+  CHECK(again.send_json("POST", "/Patient", patient(100)).status == 201);
+  const Run check =
+      run_fhirgate("audit verify --config " + dir + "/gateway.json --db " + disk.path() + "/fhirgate.db");
+  CHECK_MESSAGE(check.status == 0, check.out, check.err);
 }
 
 TEST_CASE("storage: a read-only database is refused at start with the reason, not a crash") {

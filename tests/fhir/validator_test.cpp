@@ -305,7 +305,9 @@ TEST_CASE("Validator: primitive checks agree with the StructureDefinition regexe
       {"boolean", {"true", "false", "TRUE"}},
       {"base64Binary", {"QUJD", "QUJDRA==", "QUJ", "QU JD"}},
   };
-  for (const auto& [type, values] : samples) {
+  for (const auto& sample : samples) {  // not a structured binding: clang 14 cannot capture one (CAPTURE)
+    const auto& type = sample.first;
+    const auto& values = sample.second;
     const TypeDef* t = shared_model()->type(type);
     REQUIRE(t != nullptr);
     REQUIRE_MESSAGE(!t->regex.empty(), type);

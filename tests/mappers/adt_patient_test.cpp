@@ -283,7 +283,9 @@ TEST_CASE("patient_to_adt: Patient -> A31 -> Patient keeps the mapped fields") {
   auto back = adt_to_patient(*message, partner());
   REQUIRE(back.ok());
   CHECK(text_at(*back, {"deceasedDateTime"}) == "2024-05-14T09:21:00+01:00");
-  for (const auto& [k, v] : original.members()) {
+  for (const auto& member : original.members()) {  // not a structured binding: clang 14 cannot capture one
+    const auto& k = member.first;
+    const auto& v = member.second;
     CAPTURE(k);
     const Node* got = back->find(k);
     REQUIRE(got != nullptr);

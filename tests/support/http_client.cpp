@@ -128,10 +128,10 @@ Response HttpClient::request(const std::string& method, const std::string& targe
                              std::vector<std::pair<std::string, std::string>> headers) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) + "\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
-  for (const auto& [k, v] : default_headers_) {
+  for (const auto& header : default_headers_) {
     const bool overridden =
-        std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == k; });
-    if (!overridden) req += k + ": " + v + "\r\n";
+        std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == header.first; });
+    if (!overridden) req += header.first + ": " + header.second + "\r\n";
   }
   if (!body.empty() || method == "POST" || method == "PUT")
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";

@@ -6,10 +6,20 @@
 
 namespace fhirgate::testing {
 
+// GCC defines __SANITIZE_*__; clang 14 answers __has_feature instead.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FHIRGATE_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define FHIRGATE_TSAN 1
+#endif
+#endif
+
 std::string_view sanitizer() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(FHIRGATE_ASAN)
   return "address";
-#elif defined(__SANITIZE_THREAD__)
+#elif defined(__SANITIZE_THREAD__) || defined(FHIRGATE_TSAN)
   return "thread";
 #else
   return "";

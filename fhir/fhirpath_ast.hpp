@@ -4,11 +4,11 @@
 // any number of threads may evaluate one concurrently.
 #include <cstdint>
 #include <memory>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fhir/regex.hpp"
 #include "fhir/result.hpp"
 
 namespace fhirgate::fhir::fhirpath {
@@ -168,10 +168,14 @@ struct Expr {
   TypeName type;           // type_op and is/as/ofType
   std::unique_ptr<const Expr> source;
   std::vector<std::unique_ptr<const Expr>> args;
-  std::shared_ptr<const std::regex> regex;  // matches/replaceMatches with a literal pattern
+  std::shared_ptr<const Regex> regex;  // matches/replaceMatches with a literal pattern
 };
 
 // Parses a whole expression. Errors: invalid_input with the position and problem.
 Result<std::unique_ptr<const Expr>> parse(std::string_view text);
+
+// Compiles a matches()/replaceMatches() pattern in the spec's "single line" mode (`.` matches a newline).
+// Errors: Regex::compile's, the message starting "invalid regular expression: ".
+Result<std::shared_ptr<const Regex>> compile_regex(std::string_view pattern);
 
 }  // namespace fhirgate::fhir::fhirpath

@@ -586,12 +586,12 @@ class Parser {
       }
       if ((e->fn == Fn::matches || e->fn == Fn::replace_matches) &&
           e->args.front()->kind == ExprKind::string) {
-        try {
-          e->regex = std::make_shared<const std::regex>(e->args.front()->text, std::regex::ECMAScript);
-        } catch (const std::regex_error&) {
+        auto regex = compile_regex(e->args.front()->text);
+        if (!regex) {
           tok_.pos = at;
-          return fail("invalid regular expression");
+          return fail(regex.error().issues.front().diagnostics);
         }
+        e->regex = std::move(regex).value();
       }
       if (e->fn == Fn::count && source && source->kind == ExprKind::function && source->fn == Fn::children) {
         e->fn = Fn::children_count;
@@ -717,6 +717,15 @@ class Parser {
 
 Result<std::unique_ptr<const Expr>> parse(std::string_view text) {
   return Parser(text).run();
+}
+
+Result<std::shared_ptr<const Regex>> compile_regex(std::string_view pattern) {
+  auto regex = Regex::compile(pattern, {.dot_matches_newline = true});
+  if (!regex) {
+    return Error::make(ErrorCode::invalid_input,
+                       "invalid regular expression: " + regex.error().issues.front().diagnostics);
+  }
+  return std::make_shared<const Regex>(std::move(regex).value());
 }
 
 }  // namespace fhirgate::fhir::fhirpath

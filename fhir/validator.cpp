@@ -29,7 +29,6 @@
 #include <charconv>
 #include <cstdlib>
 #include <optional>
-#include <regex>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -37,6 +36,7 @@
 #include "fhir/datetime.hpp"
 #include "fhir/fhirpath.hpp"
 #include "fhir/profiles.hpp"
+#include "fhir/regex.hpp"
 #include "fhir/validator_primitives.hpp"
 
 namespace fhirgate::fhir {
@@ -118,7 +118,7 @@ struct ValidatorState {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Terminology> terminology;
   std::vector<std::shared_ptr<const fhirpath::CompiledExpression>> compiled;  // by expression_id
-  std::unordered_map<std::string_view, std::regex> other_regexes;  // primitives without a native check
+  std::unordered_map<std::string_view, Regex> other_regexes;  // primitives without a native check
   std::unordered_map<std::string, std::shared_ptr<const Profile>> profiles;  // by canonical URL
 
   const Profile* profile(std::string_view url) const {
@@ -929,7 +929,7 @@ class Run {
   bool lexically_valid(const TypeDef& type, std::string_view text) const {
     if (const auto native = valid_primitive(type.name, text); native.has_value()) return *native;
     const auto it = impl_.other_regexes.find(type.name);
-    return it == impl_.other_regexes.end() || std::regex_match(text.begin(), text.end(), it->second);
+    return it == impl_.other_regexes.end() || it->second.full_match(text);
   }
 
   void check_xhtml(const Node& item) {
@@ -1185,10 +1185,8 @@ Validator::Validator(std::shared_ptr<const Model> model, std::shared_ptr<const T
   for (const TypeDef* type : impl_->model->types()) {
     if (type->kind != TypeDef::Kind::primitive || type->regex.empty()) continue;
     if (valid_primitive(type->name, "x").has_value()) continue;
-    try {
-      impl_->other_regexes.emplace(type->name, std::regex(type->regex, std::regex::ECMAScript | std::regex::optimize));
-    } catch (const std::regex_error&) {
-    }
+    auto regex = Regex::compile(type->regex);
+    if (regex) impl_->other_regexes.emplace(type->name, std::move(regex).value());
   }
 }
 

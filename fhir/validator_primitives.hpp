@@ -1,6 +1,6 @@
 #pragma once
 // Lexical rules of the R4 primitive types, hand-written from the regexes of their StructureDefinitions
-// (the `regex` extension on each `value` element) because std::regex is far too slow for the write
+// (the `regex` extension on each `value` element) because a regex engine is far too slow for the write
 // path. tests/fhir/validator_test.cpp checks these against the definitions' regexes on sample values.
 #include <optional>
 #include <string_view>

@@ -439,7 +439,11 @@ TEST_CASE("string functions") {
   CHECK(eval("'abc'.matches('[')") == kError);
   const Node long_id =
       *parse_json(R"({"resourceType":"Patient","id":")" + std::string(100000, 'a') + R"("})");
-  CHECK(eval("id.matches('^[a-z]+$')", long_id) == kError);
+  CHECK(eval("id.matches('^[a-z]+$')", long_id) == kTrue);
+  // The work a match may take (instructions × characters) is bounded: a 19,000-instruction pattern is
+  // refused on 100,000 characters.
+  CHECK(eval("id.matches('(?:a{1000}){19}')", long_id) == kError);
+  CHECK(eval("id.replaceMatches('(?:a{1000}){19}', 'b')", long_id) == kError);
 }
 
 TEST_CASE("math functions") {
@@ -568,6 +572,61 @@ TEST_CASE("fuzz: fhirpath: date arithmetic beyond the year 9999 is empty, not an
   CHECK(eval("@T10:00 + 9223372036854775807 milliseconds") == kEmpty);
   CHECK(eval("@T23:00 - 1000000000008 hours") == V{"time:23:00"});
   CHECK(eval("@2019-03-01 + 1000000000000000000000.0 'mo'") == kError);  // still not a calendar duration
+}
+
+TEST_CASE("fuzz: fhirpath: a regex with nested repetition matches in linear time (was a timeout)") {
+  // Found by fhirpath_fuzz (a timeout): iif(active, 'y...es?', 'no').matches('^y.*+ln()') took time
+  // exponential in the length of the string under std::regex's backtracking.
+  const std::string s = "'y" + std::string(40, 'x') + "es'";
+  const std::string long_s = "'y" + std::string(100000, 'x') + "es'";
+  CHECK(eval(s + ".matches('^y(.*)*ln')") == kFalse);
+  CHECK(eval(long_s + ".matches('^y(.*)*ln')") == kFalse);
+  CHECK(eval(long_s + ".matches('^y(.*)*es$')") == kTrue);
+  CHECK(eval(s + ".replaceMatches('^y(x*)*ln', 'z')") == V{"string:y" + std::string(40, 'x') + "es"});
+  CHECK(eval(s + ".replaceMatches('^y(x*)*es', 'z')") == V{"string:z"});
+  // `.*+` is a possessive quantifier in PCRE and an error in ECMAScript: refused.
+  CHECK_FALSE(compile(s + ".matches('^y.*+ln()')").ok());
+  CHECK(eval(s + ".matches('^y.*' + '+ln()')") == kError);
+  CHECK(eval(R"('Patient.name.given'.matches('^[A-Za-z][A-Za-z0-9]*(\\.[a-z][A-Za-z0-9]*(\\[x])?)*$'))") ==
+        kTrue);
+  CHECK(eval("'" + std::string(8000, 'a') + "!'.matches('^[a-z]+$')") == kFalse);
+  CHECK(eval(s + ".matches('^y.*es$')") == kTrue);
+  CHECK(eval("'abcabc'.replaceMatches('b+', 'X')") == V{"string:aXcaXc"});
+}
+
+TEST_CASE("fuzz: fhirpath: a regex back-reference or count too large is refused, not overflowed") {
+  // Found by fhirpath_fuzz under UBSan: libstdc++ read \8888888888888888888... into a long unchecked.
+  // Back-references are refused whatever their number, counts above 1000 however many digits they have.
+  CHECK_FALSE(compile("'a'.matches('a{1,99999999999999999999}')").ok());
+  CHECK_FALSE(compile("'a'.matches('a{9999999999}')").ok());
+  CHECK_FALSE(compile("'a'.matches('a{1001}')").ok());
+  CHECK_FALSE(compile(R"('a'.matches('(a)\\88888888888888888888'))").ok());
+  CHECK_FALSE(compile(R"('aa'.matches('(a)\\1'))").ok());
+  CHECK(eval(R"('b'.replaceMatches('\\' + '88888888888888888888', 'x'))") == kError);
+  CHECK(eval("'c'.matches('(c)' + '{99999999999}')") == kError);
+  auto refused = compile(R"('aa'.matches('(a)\\1'))");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().issues.front().diagnostics.find(
+            "invalid regular expression: back-references are not supported (at position 4)") !=
+        std::string::npos);
+  // Long digit runs elsewhere are literal text, and counts up to 1000 compile, with leading zeros too.
+  CHECK(eval("'9434765919'.matches('^9434765919$')") == kTrue);
+  CHECK(eval(R"('x{12345678901}'.matches('x\\{12345678901\\}'))") == kTrue);
+  CHECK(eval("'aa'.matches('^a{1,000000002}$')") == kTrue);
+  CHECK(eval("'aa'.matches('^a{1,1000}$')") == kTrue);
+}
+
+TEST_CASE("fhirpath: matches() uses the spec's single-line mode and replaceMatches() $n groups") {
+  CHECK(eval("'a\\nb'.matches('^a.b$')") == kTrue);
+  CHECK(eval("'a\\nb'.matches('^b')") == kFalse);  // ^ and $ are the whole string
+  CHECK(eval("'11/30/1972'.replaceMatches('\\\\b(\\\\d{1,2})/(\\\\d{1,2})/(\\\\d{2,4})\\\\b', '$2-$1-$3')") ==
+        V{"string:30-11-1972"});
+  CHECK(eval("'Mary had a little lamb'.replaceMatches('(\\\\w+) (\\\\w+)', '$2, $1')") ==
+        V{"string:had, Mary little, a lamb"});
+  CHECK(eval("'aaabaa'.replaceMatches('aa', '\"aa\"')") == V{"string:\"aa\"ab\"aa\""});
+  CHECK(eval("'abc'.replaceMatches('x*', '-')") == V{"string:-a-b-c-"});
+  CHECK(eval("'Ünïcödé'.matches('^.{7}$')") == kTrue);
+  CHECK(eval("'abc'.matches('(?=a)')") == kError);
 }
 
 }  // namespace

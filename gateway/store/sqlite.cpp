@@ -79,6 +79,7 @@ Connection::Connection(const std::string& path, Mode mode) {
     throw std::runtime_error("cannot open database " + path + ": " + msg);
   }
   sqlite3_busy_timeout(db_, 5000);
+  sqlite3_extended_result_codes(db_, 1);  // the log then says which I/O failed (SQLITE_IOERR_WRITE, ...)
 }
 
 Connection::~Connection() {

@@ -1,41 +1,9 @@
 #include "fhir/operation_outcome.hpp"
 
-#include <cstdio>
-#include <string_view>
-
 #include "fhir/utf8.hpp"
 
 namespace fhirgate::fhir {
 namespace {
-
-// Diagnostics often quote what a client sent. Characters that JSON or XML cannot carry as they are
-// (control characters other than tab, LF and CR; malformed UTF-8; U+FFFE/U+FFFF) are written as
-// visible escapes, \u0008 or \xFF, so the outcome itself can always be serialized.
-std::string readable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  char escape[8];
-  for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t len = xml_utf8_length(text, i);
-      if (len > 0) {
-        out.append(text.substr(i, len));
-        i += len;
-        continue;
-      }
-      std::snprintf(escape, sizeof escape, "\\x%02X", c);
-      out += escape;
-    } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-      std::snprintf(escape, sizeof escape, "\\u%04X", c);
-      out += escape;
-    } else {
-      out += static_cast<char>(c);
-    }
-    ++i;
-  }
-  return out;
-}
 
 Node integer_extension(const char* url, int value) {
   Node ext = Node::object();
@@ -61,9 +29,10 @@ Node operation_outcome(const Error& error) {
     }
     item.set("severity", Node::string(issue.severity.empty() ? "error" : issue.severity));
     item.set("code", Node::string(issue.code.empty() ? issue_type(error.code) : issue.code));
-    if (!issue.diagnostics.empty()) item.set("diagnostics", Node::string(readable(issue.diagnostics)));
+    if (!issue.diagnostics.empty())
+      item.set("diagnostics", Node::string(with_visible_escapes(issue.diagnostics)));
     if (!issue.expression.empty())
-      item.set("expression", Node::array()).push(Node::string(readable(issue.expression)));
+      item.set("expression", Node::array()).push(Node::string(with_visible_escapes(issue.expression)));
     issues.push(std::move(item));
   }
   if (error.issues.empty()) {
@@ -81,7 +50,7 @@ Node informational_outcome(const std::string& diagnostics) {
   Node item = Node::object();
   item.set("severity", Node::string("information"));
   item.set("code", Node::string("informational"));
-  item.set("diagnostics", Node::string(readable(diagnostics)));
+  item.set("diagnostics", Node::string(with_visible_escapes(diagnostics)));
   oo.set("issue", Node::array()).push(std::move(item));
   return oo;
 }

@@ -1,5 +1,7 @@
 #pragma once
 #include <cstddef>
+#include <cstdio>
+#include <string>
 #include <string_view>
 
 namespace fhirgate::fhir {
@@ -35,6 +37,51 @@ inline std::size_t xml_utf8_length(std::string_view s, std::size_t i) {
                              static_cast<unsigned char>(s[i + 1]) == 0xBF &&
                              static_cast<unsigned char>(s[i + 2]) >= 0xBE;
   return non_character ? 0 : n;
+}
+
+// Whether text holds a character that JSON and XML strings cannot carry as they are: a control character
+// other than tab, LF and CR, malformed UTF-8, U+FFFE or U+FFFF.
+inline bool has_unrepresentable(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const std::size_t len = xml_utf8_length(text, i);
+      if (len == 0) return true;
+      i += len;
+    } else {
+      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return true;
+      ++i;
+    }
+  }
+  return false;
+}
+
+// text with each such character written as a visible escape, \u0008 or \xFF: for diagnostics and records
+// that quote what a client sent, so that they can always be serialized.
+inline std::string with_visible_escapes(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  char escape[8];
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const std::size_t len = xml_utf8_length(text, i);
+      if (len > 0) {
+        out.append(text.substr(i, len));
+        i += len;
+        continue;
+      }
+      std::snprintf(escape, sizeof escape, "\\x%02X", c);
+      out += escape;
+    } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+      std::snprintf(escape, sizeof escape, "\\u%04X", c);
+      out += escape;
+    } else {
+      out += static_cast<char>(c);
+    }
+    ++i;
+  }
+  return out;
 }
 
 }  // namespace fhirgate::fhir

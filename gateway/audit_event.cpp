@@ -2,11 +2,13 @@
 
 #include <array>
 #include <cassert>
+#include <memory>
 #include <string_view>
 #include <utility>
 
 #include "fhir/base64.hpp"
 #include "fhir/datetime.hpp"
+#include "fhir/utf8.hpp"
 
 namespace fhirgate::gateway {
 namespace {
@@ -180,9 +182,29 @@ Node reference_to(std::string_view reference) {
   return what;
 }
 
+// The input with every text a client may have sent written with visible escapes where it holds what a FHIR
+// string cannot (a path with %00, an MSH-10 with a control character): the event must stay storable and
+// serializable as JSON and XML. Null when nothing needs it (the usual case, without copying).
+std::unique_ptr<AuditInput> escaped(const AuditInput& in) {
+  std::string AuditInput::*const quoted[] = {
+      &AuditInput::operation,        &AuditInput::outcome_desc,       &AuditInput::client_id,
+      &AuditInput::client_reference, &AuditInput::client_display,     &AuditInput::client_address,
+      &AuditInput::server_address,   &AuditInput::entity_reference,   &AuditInput::patient_reference,
+      &AuditInput::correlation_id,   &AuditInput::message_control_id, &AuditInput::purpose};
+  std::unique_ptr<AuditInput> copy;
+  for (const auto field : quoted) {
+    if (!fhir::has_unrepresentable(in.*field)) continue;
+    if (!copy) copy = std::make_unique<AuditInput>(in);
+    (*copy).*field = fhir::with_visible_escapes(in.*field);
+  }
+  return copy;
+}
+
 }  // namespace
 
-fhir::Node make_audit_event(const AuditInput& in) {
+fhir::Node make_audit_event(const AuditInput& input) {
+  const std::unique_ptr<AuditInput> escaped_input = escaped(input);
+  const AuditInput& in = escaped_input ? *escaped_input : input;
   // Messages and files (HL7 v2, watched feed folders) are recorded as Patient Record events.
   const bool hl7v2 = in.channel == "hl7v2" || in.channel == "file";
   assert(hl7v2 || in.channel == "rest");

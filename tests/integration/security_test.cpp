@@ -277,6 +277,18 @@ TEST_CASE("audit: every access is recorded; the privacy officer's report; partne
         405);
 }
 
+TEST_CASE("fuzz: http: a request quoting bytes a FHIR string cannot hold is audited with them escaped") {
+  // Found by http_fuzz: the AuditEvent of a search for patient=ab%01 named the patient "Patient/ab" plus a
+  // control character, which no FHIR string may hold, so the privacy officer's XML report of it was a 500.
+  Partnership p;
+  HttpClient officer(p.port(), bearer(p.officer));
+  CHECK(officer.get("/AuditEvent?patient=ab%01").status == 200);
+  const auto report = officer.get("/AuditEvent?_count=50&_format=xml");
+  CHECK_MESSAGE(report.status == 200, report.body);
+  CHECK_MESSAGE(report.body.find(R"(<reference value="Patient/ab\u0001"/>)") != std::string::npos,
+                report.body);
+}
+
 TEST_CASE(
     "audit verify: the chain is intact, then names the row edited or deleted behind the gateway's back") {
   Partnership p;

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "fhir/datetime.hpp"
 #include "gateway/store/index_rows.hpp"
@@ -478,11 +479,13 @@ void WriteTxn::set_meta(const std::string& key, const std::string& value) {
 }
 
 Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
+  const std::size_t journaled_before = journaled_.size();
   db_.prepare("SAVEPOINT nested").run();
   Status status = plan(*this);
   if (!status) {
     db_.prepare("ROLLBACK TO nested").run();
-    forget_audit_tail();
+    audit_tail_.reset();
+    journaled_.resize(journaled_before);
   }
   db_.prepare("RELEASE nested").run();
   return status;
@@ -493,11 +496,26 @@ void WriteTxn::begin_plan() {
   correlation_.clear();
   written_.clear();
   deliveries_caused_ = 0;
+  plan_journaled_ = journaled_.size();
+}
+
+void WriteTxn::rolled_back() {
+  audit_tail_.reset();
+  journaled_.resize(plan_journaled_);
+}
+
+void WriteTxn::committed() {
+  if (listener_)
+    for (const JournalEntry& entry : journaled_) listener_->on_journal(entry);
+  journaled_.clear();
 }
 
 void WriteTxn::append_journal(JournalEntry& entry) {
   store::append_journal(db_, entry);
-  if (listener_) listener_->on_journal(entry);
+  if (!listener_) return;
+  std::string payload = std::exchange(entry.payload, {});  // the listener is not told it
+  journaled_.push_back(entry);
+  entry.payload = std::move(payload);
 }
 
 void WriteTxn::advance_journal(std::int64_t id, const std::string& status, const std::string& error,

@@ -136,10 +136,14 @@ class WriteTxn {
 
   // Appends an AuditEvent to the chained audit trail (audit_log.hpp).
   AuditRecord append_audit(AuditRecord record);
-  // For the writer: the audit chain's tail is kept between appends of one transaction; forget it when
-  // a plan is rolled back, and write the head before COMMIT.
-  void forget_audit_tail() { audit_tail_.reset(); }
+  // For the writer. rolled_back(): the current plan was rolled back, so forget the audit chain's tail
+  // (kept between appends of one transaction) and the plan's journal entries. finish(): writes the
+  // audit head, before COMMIT. committed(): tells the listener of the journal entries now durable
+  // (WriteListener::on_journal); abandoned(): the transaction failed, they are forgotten.
+  void rolled_back();
   void finish();
+  void committed();
+  void abandoned() { journaled_.clear(); }
   // Stores a bearer token's hash for `holder`.
   void add_credential(const Credential& credential);
 
@@ -158,6 +162,8 @@ class WriteTxn {
   std::string correlation_;
   std::vector<std::string> written_;
   std::size_t deliveries_caused_ = 0;
+  std::vector<JournalEntry> journaled_;  // appended in this transaction (without payload), for the listener
+  std::size_t plan_journaled_ = 0;       // how many of them before the current plan
 };
 
 class Store {

@@ -132,6 +132,7 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
       if (outcome) {
         txn.finish();
         db_->exec("COMMIT");
+        txn.committed();
       }
     } catch (const StepError& e) {
       outcome = to_error(e);
@@ -141,7 +142,7 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
         db_->exec("ROLLBACK");
       } catch (const StepError&) {
       }
-      txn.forget_audit_tail();
+      txn.rolled_back();
     }
     count_batch(1);
     batch.front().done(std::move(outcome));
@@ -154,7 +155,7 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
       Status outcome = job.plan(txn);
       if (!outcome) {
         db_->prepare("ROLLBACK TO plan").run();
-        txn.forget_audit_tail();
+        txn.rolled_back();
       }
       db_->prepare("RELEASE plan").run();
       outcomes.push_back(std::move(outcome));
@@ -163,18 +164,20 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
         db_->exec("ROLLBACK TO plan; RELEASE plan");
       } catch (const StepError&) {
       }
-      txn.forget_audit_tail();
+      txn.rolled_back();
       outcomes.push_back(to_error(e));
     }
   }
   try {
     txn.finish();
     db_->exec("COMMIT");
+    txn.committed();
   } catch (const StepError& e) {
     try {
       db_->exec("ROLLBACK");
     } catch (const StepError&) {
     }
+    txn.abandoned();
     Error failed = to_error(e);
     for (auto& outcome : outcomes) {
       if (outcome) outcome = failed;

@@ -40,7 +40,7 @@ class WriteListener {
   // `resource` is null for a deletion.
   virtual void on_write(WriteTxn& txn, const VersionRecord& record, const fhir::Node* resource) const = 0;
   virtual void on_pass_through(WriteTxn& txn, const PassThrough& item) const = 0;
-  // Every journal entry appended (journal.hpp), before its commit.
+  // Every journal entry appended (journal.hpp, without its payload), once it is committed.
   virtual void on_journal(const JournalEntry& entry) const { (void)entry; }
 };
 

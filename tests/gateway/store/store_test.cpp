@@ -233,6 +233,48 @@ TEST_CASE("tsan: setting the commit observer after plans ran no longer races wit
   CHECK(listener.writes == 1);
 }
 
+// Told of journal entries (metrics count messages by them): only once committed, never those of a plan or
+// nested part that was rolled back, and without the payload.
+TEST_CASE("the write listener is told of journal entries once committed, not of rolled-back ones") {
+  struct JournalListener : CountingListener {
+    mutable std::vector<std::string> told;
+    void on_journal(const JournalEntry& entry) const override {
+      told.push_back(entry.type + (entry.payload.empty() ? "" : " with payload"));
+    }
+  } listener;
+  Store store(temp_dir() + "/s.db", registry());
+  store.set_write_listener(&listener);
+  auto journal = [](WriteTxn& txn, const std::string& type) {
+    JournalEntry e;
+    e.partner = "gp";
+    e.direction = "in";
+    e.type = type;
+    e.status = "stored";
+    e.payload = "{}";
+    txn.append_journal(e);
+  };
+  REQUIRE(store.writer()
+              .run([&](WriteTxn& txn) -> Status {
+                journal(txn, "kept");
+                const Status inner = txn.nested([&](WriteTxn& t) -> Status {
+                  journal(t, "nested, undone");
+                  return Error::make(ErrorCode::invalid_input, "no");
+                });
+                CHECK_FALSE(inner.ok());
+                journal(txn, "after the nested part");
+                return Ok{};
+              })
+              .ok());
+  CHECK_FALSE(store.writer()
+                  .run([&](WriteTxn& txn) -> Status {
+                    journal(txn, "rolled back");
+                    return Error::make(ErrorCode::invalid_input, "no");
+                  })
+                  .ok());
+  store.writer().stop();
+  CHECK(listener.told == std::vector<std::string>{"kept", "after the nested part"});
+}
+
 TEST_CASE("data and indexes survive reopening the database") {
   const std::string path = temp_dir() + "/s.db";
   {

@@ -62,6 +62,7 @@ void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord m
     options.profiles = it->second;
   const auto validation = context.validator.validate(mapped.resource, options);
   if (validation.has_errors()) {
+    if (context.on_invalid) context.on_invalid(feed.mapping->resource_type);
     row.result.status = "rejected";
     row.result.reason = "not a valid " + feed.mapping->resource_type + ": " + first_errors(validation);
     return;

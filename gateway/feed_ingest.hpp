@@ -81,6 +81,8 @@ struct FeedContext {
   std::map<std::string, std::vector<std::string>> profiles;  // enforced per resource type
   bool audit = false;
   std::size_t chunk_rows = 1000;
+  // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
+  std::function<void(const std::string& type)> on_invalid;
 };
 
 // Who sent the file and how, for the supplier tag and the AuditEvent.

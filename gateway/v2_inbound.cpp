@@ -418,6 +418,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   options.profiles = context.patient_profiles;
   auto validation = context.validator.validate(*patient, options);
   if (validation.has_errors()) {
+    if (context.on_invalid) context.on_invalid("Patient");
     Error invalid{ErrorCode::unprocessable, {}, "validation failed"};
     for (auto& issue : validation.issues)
       if (issue.severity == "error" || issue.severity == "fatal") invalid.issues.push_back(std::move(issue));

@@ -45,6 +45,8 @@ struct V2InboundContext {
   std::vector<V2Partner> partners;
   std::vector<std::string> patient_profiles;  // enforced on Patients written from v2
   bool audit = false;  // record an AuditEvent per message and tag what it writes with its supplier
+  // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
+  std::function<void(const std::string& type)> on_invalid;
 };
 
 struct V2Source {

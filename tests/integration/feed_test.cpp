@@ -49,20 +49,23 @@ std::string feed_config(const std::string& dir, const std::string& clients_mappi
          feeds + R"(/clients-xml.mapping.json"}]},
     {"id": "acute-trust", "name": "Northfield Hospitals NHS Trust", "odsCode": "RX1",
      "access": {"Patient": ["read", "search-type"]}, "inbound": ["fhir-rest"]}
-  ]
+  ],
+  "roles": [{"id": "operator", "name": "Operations", "role": "operator", "access": {}}]
 })";
 }
 
 struct FeedGateway {
   std::string dir = temp_dir();
   std::string config = dir + "/gateway.json";
-  std::string social, trust;
+  std::string social, trust, operator_token;
   std::unique_ptr<GatewayProcess> gateway;
 
-  FeedGateway() {
-    std::ofstream(config) << feed_config(dir, source_path("samples/feeds/social-care/clients.mapping.json"));
+  explicit FeedGateway(
+      const std::string& clients_mapping = source_path("samples/feeds/social-care/clients.mapping.json")) {
+    std::ofstream(config) << feed_config(dir, clients_mapping);
     social = new_token(config, dir, "social-care");
     trust = new_token(config, dir, "acute-trust");
+    operator_token = new_token(config, dir, "operator");
     gateway = std::make_unique<GatewayProcess>(std::vector<std::string>{"--config", config}, dir);
   }
   Response ingest(const std::string& feed, const std::string& content_type, const std::string& body,
@@ -144,6 +147,35 @@ TEST_CASE(
   const auto updated = json(http.get("/Patient/" + patient_id_by_nhs(http, "9999900089")).body);
   CHECK(text_at(updated, "address[0].postalCode") == "WS9 9ZZ");
   CHECK(text_at(updated, "identifier[0].value") == "9999900089");
+}
+
+TEST_CASE(
+    "feeds: a row that maps to an invalid resource is refused by validation and counted in the metrics") {
+  // The sample mapping with the Sex column copied as it is: "Female" is not an AdministrativeGender code.
+  std::string mapping = slurp(source_path("samples/feeds/social-care/clients.mapping.json"));
+  const std::size_t gender = mapping.find(R"({ "path": "gender")");
+  const std::size_t birth = mapping.find(R"({ "path": "birthDate")");
+  REQUIRE((gender != std::string::npos && birth != std::string::npos));
+  mapping.replace(gender, birth - gender, R"({ "path": "gender", "column": "Sex", "transforms": ["trim"] },
+    )");
+  const std::string mapping_file = temp_dir() + "/clients.mapping.json";
+  std::ofstream(mapping_file) << mapping;
+  FeedGateway g(mapping_file);
+  const auto r =
+      g.ingest("clients", "text/csv",
+               "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,"
+               "Status\r\nWSC-1,999 990 0011,Hargreaves,Margaret,14/02/1941,Female,12 Mill Lane,"
+               "Westshire,WS1 4AB,Active\r\n");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const auto bundle = json(r.body);
+  CHECK(statuses(bundle) == std::vector<int>{422});
+  CHECK_MESSAGE(
+      text_at(bundle, "entry[0].response.outcome.issue[0].diagnostics").find("not a valid Patient") !=
+          std::string::npos,
+      r.body);
+  HttpClient ops(g.gateway->port(), bearer(g.operator_token));
+  CHECK(ops.get("/metrics").body.find(R"(fhirgate_validation_failures_total{resource="Patient"} 1)") !=
+        std::string::npos);
 }
 
 TEST_CASE("feeds: the charset in Content-Type overrides the mapping's encoding") {

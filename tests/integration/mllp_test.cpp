@@ -269,6 +269,9 @@ TEST_CASE("MLLP: unsupported types and garbage are refused, failures are kept wi
   // A bad NHS number check digit fails validation: AE, and the message is kept with the reason.
   mllp.send_raw(frame(adt("A01", "MSG00014", "9434765918", "L-9")));
   CHECK(msa(mllp.read_frame()) == "AE|MSG00014");
+  // The operators' metrics count it as a validation failure, as they do for REST writes.
+  CHECK(http.get("/metrics").body.find(R"(fhirgate_validation_failures_total{resource="Patient"} 1)") !=
+        std::string::npos);
 
   CHECK(patient_total(http, "9434765919") == 0);
   mllp.send_raw(frame("this is not HL7 at all"));

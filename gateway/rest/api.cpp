@@ -209,6 +209,35 @@ std::string correlation_id_of(const HttpRequest& request) {
   return new_resource_id();
 }
 
+// RFC 7230 5.4 (host [":" port], RFC 3986): a name or IPv4 address of unreserved, sub-delims and
+// percent-encoded characters, or a bracketed IPv6 literal. The base URL of every link is made from it.
+bool valid_host(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string_view literal = host.substr(1, close - 1);
+    if (literal.empty() || !std::all_of(literal.begin(), literal.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        }))
+      return false;
+    host.remove_prefix(close + 1);
+  } else {
+    const std::size_t end = std::min(host.rfind(':'), host.size());
+    const std::string_view name = host.substr(0, end);
+    constexpr std::string_view kAllowed = "-._~!$&'()*+,;=%";
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [&](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || kAllowed.find(c) != std::string_view::npos;
+        }))
+      return false;
+    host.remove_prefix(end);
+  }
+  if (host.empty()) return true;
+  const std::string_view port = host.substr(1);
+  return host.front() == ':' && port.size() <= 5 &&
+         std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 }  // namespace
 
 Reply Api::dispatch(Exchange& ex) const {
@@ -217,15 +246,21 @@ Reply Api::dispatch(Exchange& ex) const {
   const std::string_view target = request.target;
   const auto qmark = target.find('?');
   ex.path = std::string(target.substr(0, qmark));
+  ex.prefer = parse_prefer(request.header("Prefer"));
+  ex.correlation_id = correlation_id_of(request);
+  Reply reply;
   if (!options_.base_url.empty()) {
     ex.base_url = options_.base_url;
   } else {
     const auto host = request.header("Host");
+    if (!host.empty() && !valid_host(host)) {
+      reply.response =
+          fail(ex, Error::make(ErrorCode::invalid_input,
+                               "The Host header is not a valid host[:port] (RFC 7230 5.4)", "Host"));
+      return reply;
+    }
     ex.base_url = "http://" + std::string(host.empty() ? "localhost" : host);
   }
-  ex.prefer = parse_prefer(request.header("Prefer"));
-  ex.correlation_id = correlation_id_of(request);
-  Reply reply;
   if (qmark != std::string_view::npos) {
     auto parsed = fhir::parse_query_string(target.substr(qmark + 1));
     if (!parsed) {

@@ -182,6 +182,28 @@ TEST_CASE("malformed HTTP gets 400 and oversized headers are refused") {
   CHECK(r2->status == 400);
 }
 
+TEST_CASE("fuzz: http: a Host header that is not a host[:port] gets 400, not links that break the response") {
+  // Found by http_fuzz: a Host of bytes that are not UTF-8 went into every link's base URL, and an XML
+  // searchset could then not be written (a 500).
+  auto with_host = [](const std::string& host) {
+    HttpClient http(shared_gateway().port());
+    http.send_raw("GET /Patient?_count=1&_format=xml HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+    return http.read_response(std::chrono::seconds(5));
+  };
+  for (const std::string bad : {"bad\xC7host", "a b", "x\"/><evil", "host:80x", "[::1"}) {
+    const auto r = with_host(bad);
+    REQUIRE(r.has_value());
+    CHECK_MESSAGE(r->status == 400, bad);
+    CHECK(r->body.find("The Host header is not a valid host[:port]") != std::string::npos);
+  }
+  for (const std::string good : {"fhir.example.org:8080", "[::1]:80", "127.0.0.1"}) {
+    const auto r = with_host(good);
+    REQUIRE(r.has_value());
+    CHECK_MESSAGE(r->status == 200, good);
+    CHECK(r->body.find("<url value=\"http://" + good + "/Patient?") != std::string::npos);
+  }
+}
+
 // The signal handlers used to be installed by run(), after the listening line: a SIGTERM in between
 // killed the process (exit by signal, no clean close). And the drain closed the acceptor on whichever io
 // thread took the signal while the accept loop used it on another. TSan's slower start showed both.

@@ -60,7 +60,7 @@ struct Gateway {
         validator(model, load_terminology(config)),
         store((load_project_profiles(validator, *model, config), config.database_path), registry,
               config.security.audit_key_file),
-        security(config, registry, store),
+        security(config, store),
         v2{validator, registry, {}, {}, security.enabled(), {}},
         feeds{FeedContext{validator, registry, store.writer(), config.profiles, security.enabled(), 1000, {}},
               {}} {

@@ -462,7 +462,7 @@ int serve(const Config& config) {
   std::vector<std::string> patient_profiles;
   if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
     patient_profiles = it->second;
-  Security security(config, registry, store);
+  Security security(config, store);
   if (!security.enabled()) {
     std::cout
         << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "

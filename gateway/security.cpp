@@ -17,9 +17,8 @@ const Node* array_of(const Node& n, std::string_view key) {
 
 }  // namespace
 
-Security::Security(const Config& config, const fhir::SearchParamRegistry& registry, store::Store& store)
+Security::Security(const Config& config, store::Store& store)
     : config_(config),
-      registry_(registry),
       store_(store),
       enabled_(config.security.enabled),
       policy_(parse_consent_policy(config.security.consent_policy).value_or(ConsentPolicy::opt_in)),

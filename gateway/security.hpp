@@ -16,7 +16,6 @@
 #include <unordered_map>
 
 #include "fhir/json.hpp"
-#include "fhir/search_params.hpp"
 #include "gateway/config.hpp"
 #include "gateway/consent.hpp"
 #include "gateway/store/store.hpp"
@@ -29,7 +28,7 @@ inline constexpr std::string_view kOdsSystem = "https://fhir.nhs.uk/Id/ods-organ
 class Security {
  public:
   // `config` and `store` must outlive it.
-  Security(const Config& config, const fhir::SearchParamRegistry& registry, store::Store& store);
+  Security(const Config& config, store::Store& store);
 
   bool enabled() const { return enabled_; }
   // Told of every decision made from a patient's Consents (not of "supplier" or "not patient data");
@@ -76,7 +75,6 @@ class Security {
   static bool supplied_by(std::string_view stored_json, const std::string& who);
 
   const Config& config_;
-  const fhir::SearchParamRegistry& registry_;
   store::Store& store_;
   bool enabled_;
   ConsentPolicy policy_;

@@ -39,48 +39,43 @@ inline std::size_t xml_utf8_length(std::string_view s, std::size_t i) {
   return non_character ? 0 : n;
 }
 
-// Whether text holds a character that JSON and XML strings cannot carry as they are: a control character
-// other than tab, LF and CR, malformed UTF-8, U+FFFE or U+FFFF.
-inline bool has_unrepresentable(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
+// Where text holds, from `from` on, the first character that JSON and XML strings cannot carry as they
+// are (a control character other than tab, LF and CR; malformed UTF-8; U+FFFE or U+FFFF), else npos.
+inline std::size_t first_unrepresentable(std::string_view text, std::size_t from = 0) {
+  for (std::size_t i = from; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       const std::size_t len = xml_utf8_length(text, i);
-      if (len == 0) return true;
+      if (len == 0) return i;
       i += len;
     } else {
-      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return true;
+      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
       ++i;
     }
   }
-  return false;
+  return std::string_view::npos;
 }
 
-// text with each such character written as a visible escape, \u0008 or \xFF: for diagnostics and records
-// that quote what a client sent, so that they can always be serialized.
+inline bool has_unrepresentable(std::string_view text) {
+  return first_unrepresentable(text) != std::string_view::npos;
+}
+
+// text with each such character written as a visible escape, \u0008 or \xFF (one per byte): for
+// diagnostics and records that quote what a client sent, so that they can always be serialized.
 inline std::string with_visible_escapes(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   char escape[8];
-  for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      const std::size_t len = xml_utf8_length(text, i);
-      if (len > 0) {
-        out.append(text.substr(i, len));
-        i += len;
-        continue;
-      }
-      std::snprintf(escape, sizeof escape, "\\x%02X", c);
-      out += escape;
-    } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-      std::snprintf(escape, sizeof escape, "\\u%04X", c);
-      out += escape;
-    } else {
-      out += static_cast<char>(c);
-    }
-    ++i;
+  std::size_t done = 0;
+  for (std::size_t bad = first_unrepresentable(text); bad != std::string_view::npos;
+       bad = first_unrepresentable(text, done)) {
+    out.append(text.substr(done, bad - done));
+    const auto c = static_cast<unsigned char>(text[bad]);
+    std::snprintf(escape, sizeof escape, c >= 0x80 ? "\\x%02X" : "\\u%04X", c);
+    out += escape;
+    done = bad + 1;
   }
+  out.append(text.substr(done));
   return out;
 }
 

@@ -61,9 +61,8 @@ struct Gateway {
         store((load_project_profiles(validator, *model, config), config.database_path), registry,
               config.security.audit_key_file),
         security(config, store),
-        v2{validator, registry, {}, {}, security.enabled(), {}},
-        feeds{FeedContext{validator, registry, store.writer(), config.profiles, security.enabled(), 1000, {}},
-              {}} {
+        v2{validator, registry, {}, {}, security.enabled()},
+        feeds{FeedContext{validator, registry, store.writer(), config.profiles, security.enabled()}, {}} {
     for (const auto& p : config.partners) {
       if (p.role != "partner") continue;
       v2.partners.push_back(

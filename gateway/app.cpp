@@ -469,7 +469,7 @@ int serve(const Config& config) {
            "no consent enforcement, no audit"
         << std::endl;
   }
-  V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles), security.enabled(), {}};
+  V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles), security.enabled()};
   for (const auto& p : config.partners) {
     if (p.role != "partner") continue;
     v2_context.partners.push_back(
@@ -503,9 +503,9 @@ int serve(const Config& config) {
   JournalKeeper journal_keeper(config.journal, store.writer());
   auto feeds = load_partner_feeds(config, *model);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
-  FeedService feed_service{FeedContext{validator, registry, store.writer(), config.profiles,
-                                       security.enabled(), 1000, options.on_invalid},
-                           std::move(*feeds)};
+  FeedContext feed_context{validator, registry, store.writer(), config.profiles, security.enabled()};
+  feed_context.on_invalid = options.on_invalid;
+  FeedService feed_service{std::move(feed_context), std::move(*feeds)};
   rest::Api api(options, *model, validator, registry, store, &v2_context, &security, &feed_service);
   FeedFolders folders(feed_service, config.feed_poll_ms);
 

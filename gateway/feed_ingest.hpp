@@ -82,7 +82,7 @@ struct FeedContext {
   bool audit = false;
   std::size_t chunk_rows = 1000;
   // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
-  std::function<void(const std::string& type)> on_invalid;
+  std::function<void(const std::string& type)> on_invalid = nullptr;
 };
 
 // Who sent the file and how, for the supplier tag and the AuditEvent.

@@ -46,7 +46,7 @@ struct V2InboundContext {
   std::vector<std::string> patient_profiles;  // enforced on Patients written from v2
   bool audit = false;  // record an AuditEvent per message and tag what it writes with its supplier
   // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
-  std::function<void(const std::string& type)> on_invalid;
+  std::function<void(const std::string& type)> on_invalid = nullptr;
 };
 
 struct V2Source {

@@ -206,6 +206,11 @@ std::string Path::to_string() const {
 }
 
 std::string encode(std::string_view value, const Delimiters& d) {
+  // A line break is the formatting command \.br\, unless '.' is a delimiter (MSH-2 may make it one): then
+  // the command would split at the '.', and the line break is written as the hex escape \X0A\ instead.
+  const bool dot_is_delimiter = d.field == '.' || d.component == '.' || d.repetition == '.' ||
+                                d.escape == '.' || d.subcomponent == '.' || d.truncation == '.';
+  const std::string_view line_break = dot_is_delimiter ? "X0A" : ".br";
   std::string out;
   out.reserve(value.size() + 8);
   for (std::size_t i = 0; i < value.size(); ++i) {
@@ -225,7 +230,7 @@ std::string encode(std::string_view value, const Delimiters& d) {
     } else if (c == '\r' && i + 1 < value.size() && value[i + 1] == '\n') {
       continue;
     } else if (c == '\n' || c == '\r') {
-      out += d.escape, out += ".br", out += d.escape;
+      out += d.escape, out += line_break, out += d.escape;
     } else {
       out += c;
     }

@@ -167,6 +167,22 @@ TEST_CASE("hl7v2: encode escapes every delimiter and line breaks") {
   CHECK(decode(encode("a|b^c&d~e\\f\nx")) == "a|b^c&d~e\\f\nx");
 }
 
+TEST_CASE("fuzz: hl7v2: a line break in a value is written as \\X0A\\ when '.' is a delimiter") {
+  // Found by hl7v2_fuzz (fuzz/regressions/hl7v2/ack-line-break-dot-delimiter): with MSH-2 '^~\\.' the
+  // subcomponent separator is '.', so the \\.br\\ written for the line break in MSH-10 (\\X0D0A\\) split
+  // into an unterminated escape, and the ACK quoting that control ID could not be parsed.
+  Message m = parse_ok("MSH|^~\\.|A|B|C|D|20240101||ADT^A08|X1<\\X0D0A\\P|P|2.3\rPID|1||1^^^NHS\r");
+  CHECK(m.control_id() == "X1<\r\nP");
+  CHECK(encode("l1\nl2", m.delimiters()) == "l1\\X0A\\l2");
+  CHECK(decode(encode("l1\nl2", m.delimiters()), m.delimiters()) == "l1\nl2");
+  AckOptions options;
+  options.control_id = "ACK1";
+  Result<Message> ack = Message::parse(make_ack(m, "AA", "line\nbreak", options));
+  REQUIRE(ack.ok());
+  CHECK(ack->value("MSA-2") == "X1<\nP");
+  CHECK(ack->value("MSA-3") == "line\nbreak");
+}
+
 TEST_CASE("hl7v2: MSH-18 8859/1 is converted to UTF-8 on read, raw bytes kept") {
   std::string text =
       "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5||||||8859/1\rPID|1||||M\xFCller^J\xE9r\xF4me\r";

@@ -50,6 +50,8 @@ struct JournalQuery {
 void append_journal(Connection& db, JournalEntry& entry);
 // Newest first, without payloads: the newest `count` matches, or with after_id the `count` right after it.
 std::vector<JournalEntry> list_journal(Connection& db, const JournalQuery& query);
+// The SQL list_journal runs for the query (for tests of its query plan).
+std::string journal_list_sql(const JournalQuery& query);
 // With its payload (when kept).
 std::optional<JournalEntry> read_journal(Connection& db, std::int64_t id);
 // Sets an entry's status and error, and appends a stage.

@@ -198,6 +198,17 @@ CREATE INDEX journal_correlation ON journal (correlation);
 CREATE UNIQUE INDEX journal_delivery ON journal (delivery) WHERE delivery IS NOT NULL;
 ALTER TABLE delivery ADD COLUMN correlation TEXT NOT NULL DEFAULT '';
 )sql",
+    // 7: indexes for the operators' journal filters (list_journal), newest first within each; the
+    // problems (the dashboard's latest failures) in a partial index of their own; journal_received covers
+    // what the counts of a time window need (count_journal).
+    R"sql(
+DROP INDEX journal_received;
+CREATE INDEX journal_received ON journal (received, partner, direction, status);
+CREATE INDEX journal_partner ON journal (partner, id);
+CREATE INDEX journal_status ON journal (status, id);
+CREATE INDEX journal_type ON journal (type, id);
+CREATE INDEX journal_problems ON journal (id) WHERE status IN ('rejected', 'failed', 'dead-letter');
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 

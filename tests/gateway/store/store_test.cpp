@@ -13,6 +13,8 @@
 
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
+#include "gateway/store/journal.hpp"
+#include "gateway/store/sqlite.hpp"
 #include "gateway/store/writer.hpp"
 #include "tests/support/paths.hpp"
 
@@ -393,6 +395,119 @@ TEST_CASE("journal: entries follow their stages; payloads and then entries are p
   REQUIRE(newer);
   REQUIRE(newer->size() == 1);
   CHECK(newer->front().id == recent);
+}
+
+TEST_CASE(
+    "journal: every filter, alone and with others, finds exactly its entries, newest first, by an index") {
+  const std::string path = temp_dir() + "/j.db";
+  Store store(path, registry());
+  const std::vector<std::string> partners = {"gp", "trust", "council"};
+  const std::vector<std::string> statuses = {"stored", "failed", "rejected", "delivered", "dead-letter"};
+  const std::vector<std::string> types = {"ADT^A01", "create Patient", "transaction"};
+  std::vector<JournalEntry> all;
+  REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
+    for (int i = 0; i < 120; ++i) {
+      JournalEntry e;
+      e.correlation_id = "c-" + std::to_string(i % 40);
+      e.received_ms = 1000 * (i + 1);
+      e.partner = partners[static_cast<std::size_t>(i) % 3];
+      e.direction = i % 4 == 0 ? "out" : "in";
+      e.transport = "mllp";
+      e.format = "hl7v2";
+      e.type = types[static_cast<std::size_t>(i / 3) % 3];
+      e.status = statuses[static_cast<std::size_t>(i / 2) % 5];
+      txn.append_journal(e);
+      all.push_back(e);
+    }
+    return Ok{};
+  }));
+  auto expected = [&](const JournalQuery& q) {
+    std::vector<std::int64_t> ids;
+    for (const auto& e : all) {
+      const bool problem = e.status == "rejected" || e.status == "failed" || e.status == "dead-letter";
+      if (e.id > q.after_id && e.id < q.before_id && e.received_ms >= q.since_ms &&
+          e.received_ms <= q.until_ms && (q.partner.empty() || e.partner == q.partner) &&
+          (q.direction.empty() || e.direction == q.direction) && (q.status.empty() || e.status == q.status) &&
+          (q.type.empty() || e.type == q.type) &&
+          (q.correlation.empty() || e.correlation_id == q.correlation) && (!q.problems || problem))
+        ids.push_back(e.id);
+    }
+    std::reverse(ids.begin(), ids.end());                                  // newest first
+    if (q.after_id > 0 && ids.size() > static_cast<std::size_t>(q.count))  // the oldest after the cursor
+      ids.erase(ids.begin(), ids.end() - q.count);
+    if (ids.size() > static_cast<std::size_t>(q.count)) ids.resize(static_cast<std::size_t>(q.count));
+    return ids;
+  };
+  Connection plans(path, Connection::Mode::read_only);
+  auto plan_of = [&](const JournalQuery& q) {
+    std::string plan;
+    auto stmt = plans.prepare("EXPLAIN QUERY PLAN " + journal_list_sql(q));
+    while (stmt.step()) plan += std::string(stmt.text(3)) + "\n";
+    return plan;
+  };
+  struct Case {
+    std::string name;
+    JournalQuery query;
+    const char* index;  // the index its plan must use
+  };
+  auto with = [](auto set) {
+    JournalQuery q;
+    q.count = 7;
+    set(q);
+    return q;
+  };
+  const std::vector<Case> cases = {
+      {"none", with([](JournalQuery&) {}), "PRIMARY KEY"},
+      {"partner", with([](JournalQuery& q) { q.partner = "trust"; }), "journal_partner"},
+      {"status", with([](JournalQuery& q) { q.status = "failed"; }), "journal_status"},
+      {"type", with([](JournalQuery& q) { q.type = "transaction"; }), "journal_type"},
+      {"correlation", with([](JournalQuery& q) { q.correlation = "c-7"; }), "journal_correlation"},
+      {"problems", with([](JournalQuery& q) { q.problems = true; }), "journal_problems"},
+      {"problems of a partner", with([](JournalQuery& q) {
+         q.problems = true;
+         q.partner = "gp";
+       }),
+       "journal_problems"},
+      {"direction and status", with([](JournalQuery& q) {
+         q.direction = "out";
+         q.status = "delivered";
+       }),
+       "journal_status"},
+      {"partner, type and a time window", with([](JournalQuery& q) {
+         q.partner = "council";
+         q.type = "ADT^A01";
+         q.since_ms = 20000;
+         q.until_ms = 90000;
+       }),
+       "journal_"},
+      {"a page before an id", with([](JournalQuery& q) {
+         q.status = "stored";
+         q.before_id = 60;
+       }),
+       "journal_status"},
+      {"a page after an id", with([](JournalQuery& q) {
+         q.partner = "gp";
+         q.after_id = 30;
+       }),
+       "journal_partner"},
+      {"nothing matches", with([](JournalQuery& q) {
+         q.partner = "gp";
+         q.correlation = "c-1";  // c-1 entries are 1, 41, 81: never a multiple of 3
+       }),
+       "journal_"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const auto got = store.journal(c.query);
+    REQUIRE(got);
+    std::vector<std::int64_t> ids;
+    for (const auto& e : *got) ids.push_back(e.id);
+    CHECK(ids == expected(c.query));
+    const std::string plan = plan_of(c.query);
+    CAPTURE(plan);
+    CHECK(plan.find(c.index) != std::string::npos);
+    CHECK(plan.find("SCAN journal") == std::string::npos);  // never the whole journal
+  }
 }
 
 }  // namespace

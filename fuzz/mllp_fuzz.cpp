@@ -1,7 +1,8 @@
 // MLLP framing: MllpDeframer fed the input whole and in pieces of sizes taken from the input must hand out
-// the same messages, none longer than the limit or holding a block character, and a message framed with
-// mllp_frame must come back out unchanged. Input: one byte choosing the size limit, one byte seeding the
-// piece sizes, then the bytes as received.
+// the same frames, none holding more than the limit or a block character (an incomplete one: its head
+// only, of a message longer than the limit), and a message framed with mllp_frame must come back out
+// unchanged. Input: one byte choosing the size limit, one byte seeding the piece sizes, then the bytes as
+// received.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -16,12 +17,21 @@ using mappers::MllpDeframer;
 
 namespace {
 
+// Each frame as "+message" (complete) or "-size:head" (too long).
 std::vector<std::string> drain(MllpDeframer& deframer, std::size_t max_size) {
   std::vector<std::string> out;
-  while (auto message = deframer.pop()) {
-    FUZZ_CHECK(message->size() <= max_size);
-    FUZZ_CHECK(message->find_first_of(std::string_view("\x0B\x1C", 2)) == std::string::npos);
-    out.push_back(std::move(*message));
+  while (auto frame = deframer.pop_frame()) {
+    FUZZ_CHECK(frame->message.size() <= max_size);
+    FUZZ_CHECK(frame->message.find_first_of(std::string_view("\x0B\x1C", 2)) == std::string::npos);
+    if (frame->complete) {
+      FUZZ_CHECK(frame->size == frame->message.size());
+      out.push_back("+" + frame->message);
+    } else {
+      FUZZ_CHECK(frame->size > max_size);
+      FUZZ_CHECK(frame->message.size() <= mappers::kMllpHeadBytes);
+      FUZZ_CHECK(frame->message.find_first_of("\r\n") == std::string::npos);
+      out.push_back("-" + std::to_string(frame->size) + ":" + frame->message);
+    }
   }
   return out;
 }
@@ -54,6 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(pieces_ok == whole_ok);
   FUZZ_CHECK(pieces.in_frame() == whole_in_frame);
   FUZZ_CHECK(pieces.buffered() == whole_buffered);
+  FUZZ_CHECK(pieces.frame_bytes() == whole.frame_bytes());
+  FUZZ_CHECK(pieces.buffered() <= max_size);
 
   if (bytes.size() <= max_size && bytes.find_first_of(std::string_view("\x0B\x1C", 2)) == std::string::npos) {
     MllpDeframer clean(max_size);

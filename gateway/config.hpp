@@ -96,7 +96,7 @@ struct MllpListenerConfig {
 struct MllpConfig {
   std::vector<MllpListenerConfig> listeners;
   unsigned idle_timeout_ms = 60000;             // a connection silent this long is closed
-  std::size_t max_message_bytes = 1024 * 1024;  // a larger frame is dropped and the connection closed
+  std::size_t max_message_bytes = 1024 * 1024;  // a larger message is rejected (AR, HL7 error 104)
 };
 
 struct SecurityConfig {

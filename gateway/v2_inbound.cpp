@@ -132,6 +132,7 @@ struct V2Trace {
   std::int64_t received_ms = 0;
   std::chrono::steady_clock::time_point started;
   std::int64_t retry_of = 0;
+  std::size_t size = 0;  // bytes of the message as received (the log may hold only its head)
 };
 
 double ms_since(std::chrono::steady_clock::time_point t) {
@@ -149,7 +150,7 @@ void journal_message(store::WriteTxn& txn, const store::InboundMessage& log, con
   e.transport = log.channel;
   e.format = "hl7v2";
   e.type = log.message_type.empty() ? "HL7 v2" : log.message_type;
-  e.size = static_cast<std::int64_t>(log.body.size());
+  e.size = static_cast<std::int64_t>(trace.size);
   const bool ok = outcome.kind == Kind::applied || outcome.kind == Kind::duplicate;
   e.status = !ok ? "rejected" : txn.deliveries_caused() ? "routed" : "stored";
   if (!ok) e.error = "HL7 error " + outcome.error_code + ": " + diagnostics_of(outcome.error);
@@ -315,7 +316,8 @@ const V2Partner* find_partner(const V2InboundContext& context, const V2Source& s
 
 }  // namespace
 
-V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source) {
+V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source,
+                  const std::optional<V2TooLarge>& too_large) {
   V2Reply reply;
   auto state = std::make_shared<V2Outcome>();
   reply.outcome = [state](const Status& committed) {
@@ -332,7 +334,8 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
                       std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count(),
-                      std::chrono::steady_clock::now(), source.retry_of};
+                      std::chrono::steady_clock::now(), source.retry_of,
+                      too_large ? too_large->size : text.size()};
   std::shared_ptr<AuditInput> audit;
   if (context.audit) {
     audit = std::make_shared<AuditInput>();
@@ -348,13 +351,19 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   log.partner = source.partner;
   log.body = std::string(text);
 
+  const std::string too_large_reason =
+      too_large ? "message of " + std::to_string(too_large->size) + " bytes is longer than the " +
+                      std::to_string(too_large->limit) + " this listener takes (mllp.maxMessageBytes); " +
+                      "only its MSH segment was kept"
+                : std::string();
   auto parsed = mappers::Message::parse(text);
   if (!parsed) {
     const auto fields = raw_msh_fields(text);
     if (fields.size() > 3) log.sender = std::string(fields[3]);
     if (fields.size() > 9) log.control_id = std::string(fields[9]);
-    *state =
-        problem(Kind::rejected, "message could not be parsed: " + diagnostics_of(parsed.error()), "102", "");
+    *state = too_large ? problem(Kind::rejected, too_large_reason, "104", "")
+                       : problem(Kind::rejected,
+                                 "message could not be parsed: " + diagnostics_of(parsed.error()), "102", "");
     reply.plan = logged_plan(std::move(log), state, nullptr, audit, trace);
     return reply;
   }
@@ -389,6 +398,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
     return std::move(reply);
   };
 
+  if (too_large) return reject(too_large_reason, "104", "");
   if (!mappers::is_supported_version(message->version()))
     return reject("unsupported version", "203", "MSH[1]-12");
   if (!partner) return reject("unknown sending facility", "103", "MSH[1]-4");

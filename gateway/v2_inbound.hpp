@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,7 +90,16 @@ struct V2Reply {
   std::function<V2Outcome(const Status& committed)> outcome;
 };
 
-V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source);
+// A message longer than the listener takes, of which only the head (its MSH segment) was kept.
+struct V2TooLarge {
+  std::size_t size = 0;   // bytes of the whole message
+  std::size_t limit = 0;  // the most the listener takes (mllp.maxMessageBytes)
+};
+
+// With `too_large`, `text` is the message's head: the message is logged and journaled as rejected (HL7
+// error 104) with its size, and answered by its MSH (AR, or CR in enhanced mode) when that parses.
+V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const V2Source& source,
+                  const std::optional<V2TooLarge>& too_large = std::nullopt);
 
 // The acknowledgements to send for a parsed message. Original mode (MSH-15 and MSH-16 empty): one
 // application ACK, AA/AE/AR. Enhanced mode: a commit ACK (CA once the message is safely logged, CR when

@@ -5,8 +5,10 @@
 // strictly one at a time, in arrival order: handle_v2 builds the reply, its write plan (which logs the
 // message and applies it) is handed to the store's Writer and the coroutine suspends until the commit is
 // durable, and only then are the ACKs (v2_acks) framed and written — an AA or CA means stored. Before every
-// read the socket gets a deadline (idle_timeout_ms); a frame larger than max_message_bytes is dropped by the
-// deframer and the connection is closed, as is one whose bytes do not parse enough to find MSH-10.
+// read the socket gets a deadline (idle_timeout_ms). A frame larger than max_message_bytes is skipped up to
+// its end, keeping its MSH segment: it is journaled as rejected and answered AR (HL7 error 104), and the
+// connection goes on. One still not ended kMaxSkippedBytes past the limit is journaled the same way and its
+// connection closed, as is one whose bytes do not parse enough to find MSH-10.
 //
 // stop() closes the acceptor and cancels every connection's socket and timer; the coroutines see
 // operation_aborted and finish, after which the io_context runs out of work and its thread is joined.
@@ -31,6 +33,8 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// How far past max_message_bytes a frame is read (and dropped) to answer it at its end.
+constexpr std::size_t kMaxSkippedBytes = 64 * 1024 * 1024;
 
 struct Connection {
   Connection(tcp::socket s, const MllpListenerConfig& l)
@@ -66,7 +70,8 @@ struct MllpServer::Impl {
 
   asio::awaitable<void> accept_loop(Listener& listener);
   asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
-  asio::awaitable<bool> answer(Connection& conn, std::string_view text);
+  // Handles one message and, when `reply`, writes its ACKs; false when the connection should close.
+  asio::awaitable<bool> answer(Connection& conn, const mappers::MllpFrame& frame, bool reply = true);
 };
 
 asio::awaitable<void> MllpServer::Impl::accept_loop(Listener& listener) {
@@ -97,14 +102,20 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     auto [ec, n] = co_await conn->socket.async_read_some(asio::buffer(buffer), kTuple);
     conn->deadline.cancel();
     if (ec) break;
-    const Status fed = deframer.feed(std::string_view(buffer.data(), n));
-    while (auto message = deframer.pop()) {
-      if (!co_await answer(*conn, *message)) {
+    // Bytes outside frames are skipped; a frame too long comes out incomplete, to be answered.
+    (void)deframer.feed(std::string_view(buffer.data(), n));
+    while (auto frame = deframer.pop_frame()) {
+      if (!co_await answer(*conn, *frame)) {
         open = false;
         break;
       }
     }
-    if (!fed && fed.error().code == ErrorCode::payload_too_large) open = false;
+    if (open && deframer.frame_bytes() > config.max_message_bytes + kMaxSkippedBytes) {
+      // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
+      const mappers::MllpFrame unended{std::string(deframer.partial()), deframer.frame_bytes(), false};
+      co_await answer(*conn, unended, false);
+      open = false;
+    }
   }
   boost::system::error_code ignored;
   conn->deadline.cancel();
@@ -112,20 +123,25 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
   conn->socket.close(ignored);
 }
 
-// Handles one message and writes its ACKs; false when the connection should close.
-asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, std::string_view text) {
+asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, const mappers::MllpFrame& frame,
+                                               bool reply) {
   std::vector<std::string> acks;
   try {
     boost::system::error_code peer_ec;
     const auto peer = conn.socket.remote_endpoint(peer_ec);
-    V2Reply reply = handle_v2(
-        context, text,
-        V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), "", "", 0});
-    const Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
-    if (reply.message) {
-      acks = v2_acks(*reply.message, reply.outcome(committed));
+    std::optional<V2TooLarge> too_large;
+    if (!frame.complete) too_large = V2TooLarge{frame.size, config.max_message_bytes};
+    V2Reply handled = handle_v2(
+        context, frame.message,
+        V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), "", "", 0},
+        too_large);
+    const Status committed = co_await async_commit(writer, std::move(handled.plan), asio::use_awaitable);
+    if (!reply) co_return false;
+    if (handled.message) {
+      acks = v2_acks(*handled.message, handled.outcome(committed));
     } else {
-      std::string reject = v2_raw_reject(text, "message could not be parsed");
+      std::string reject =
+          v2_raw_reject(frame.message, too_large ? "message too long" : "message could not be parsed");
       if (reject.empty()) co_return false;  // not even MSH-10 to answer to
       acks.push_back(std::move(reject));
     }

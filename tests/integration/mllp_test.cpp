@@ -313,6 +313,78 @@ TEST_CASE("MLLP: two messages in one write are both acknowledged, in order") {
   CHECK(patient_total(http, "9434765919") == 1);
 }
 
+// The journal's size, status and error of the messages of one type, oldest first (SQLite directly).
+std::vector<std::string> journal_rows(const GatewayProcess& gateway, const std::string& type) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2((gateway.dir() + "/fhirgate.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+          SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db,
+                             "SELECT size || '|' || status || '|' || error FROM journal WHERE type = ? "
+                             "ORDER BY id",
+                             -1, &stmt, nullptr) == SQLITE_OK);
+  sqlite3_bind_text(stmt, 1, type.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<std::string> rows;
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    rows.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+TEST_CASE("MLLP: a message over maxMessageBytes is answered AR (HL7 error 104) and journaled with its size") {
+  GatewayProcess gateway = start_with_mllp();
+  HttpClient http(gateway.port());
+  MllpClient mllp(gateway.mllp_port());
+  // 100,000 bytes of notes make the message longer than the listener's 65,536.
+  std::string big = adt("A01", "BIG1", "9434765919", "L-1") + "NTE|1||" + std::string(100000, 'n') + "\r";
+  const std::string small = adt("A08", "AFTER1", "9434765919", "L-1");
+  mllp.send_raw(frame(big) + frame(small));
+  const std::string nak = mllp.read_frame();
+  CHECK(msa(nak) == "AR|BIG1");
+  CHECK(nak.find("\rERR|") != std::string::npos);
+  CHECK(nak.find("104") != std::string::npos);
+  CHECK(msa(mllp.read_frame()) == "AA|AFTER1");   // the connection went on, in order
+  CHECK(patient_total(http, "9434765919") == 1);  // the A08 created it; nothing of the big one was applied
+
+  // Enhanced mode asks for a commit ACK: CR.
+  std::string enhanced = replace_all(big, "|2.4|||||", "|2.4|||AL|NE|");
+  enhanced = replace_all(enhanced, "|BIG1|", "|BIG2|");
+  mllp.send_raw(frame(enhanced));
+  CHECK(msa(mllp.read_frame()) == "CR|BIG2");
+
+  const auto log = inbound_log(gateway);
+  REQUIRE(log.size() == 3);
+  CHECK(log[0].rfind("rejected|BIG1|gp-practice|104 message of " + std::to_string(big.size()) +
+                         " bytes is longer than the 65536",
+                     0) == 0);
+  const auto rows = journal_rows(gateway, "ADT^A01");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].rfind(std::to_string(big.size()) + "|rejected|HL7 error 104: message of ", 0) == 0);
+  CHECK(rows[0].find("mllp.maxMessageBytes") != std::string::npos);
+}
+
+TEST_CASE(
+    "MLLP: a frame that never ends is read 64 MiB past the limit, journaled, and its connection closed") {
+  GatewayProcess gateway = start_with_mllp();  // idleTimeoutMs 30,000: the close below is not the timeout
+  MllpClient endless(gateway.mllp_port());
+  const std::string head = adt("A01", "ENDLESS1", "9434765919", "L-1");
+  REQUIRE(endless.try_send("\x0b" + head));
+  const std::string chunk(1024 * 1024, 'x');
+  const auto start = std::chrono::steady_clock::now();
+  std::size_t sent = head.size();
+  while (sent < 80u * 1024 * 1024 && endless.try_send(chunk)) sent += chunk.size();
+  CHECK(endless.read_frame().empty());  // closed without an answer
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+  const auto log = inbound_log(gateway);
+  REQUIRE(log.size() == 1);
+  CHECK(log[0].rfind("rejected|ENDLESS1|gp-practice|104 message of ", 0) == 0);
+
+  MllpClient next(gateway.mllp_port());  // others are served as before
+  next.send_raw(frame(adt("A01", "NEXT1", "9434765919", "L-1")));
+  CHECK(msa(next.read_frame()) == "AA|NEXT1");
+}
+
 TEST_CASE("MLLP: a listener without a partner identifies senders by MSH-4 and refuses unknown ones") {
   GatewayProcess gateway = start_with_mllp();
   REQUIRE(gateway.mllp_ports().size() == 2);

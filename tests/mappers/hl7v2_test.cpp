@@ -410,5 +410,46 @@ TEST_CASE("mllp: a message over max size is dropped, the next one kept") {
   CHECK(d.pop() == "next");
 }
 
+TEST_CASE("mllp: a message over max size is queued incomplete, with its first segment and its size") {
+  const std::string msh = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|BIG1|P|2.5\r";
+  const std::string big = msh + "NTE|1||" + std::string(5000, 'x') + "\r";
+  for (std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{4096}, big.size() + 10}) {
+    CAPTURE(piece);
+    MllpDeframer d(1024);
+    const std::string wire = mllp_frame("small") + mllp_frame(big) + mllp_frame("after");
+    bool too_large = false;
+    for (std::size_t at = 0; at < wire.size(); at += piece) {
+      const Status fed = d.feed(std::string_view(wire).substr(at, piece));
+      too_large = too_large || (!fed.ok() && fed.error().code == ErrorCode::payload_too_large);
+    }
+    CHECK(too_large);
+    auto first = d.pop_frame();
+    REQUIRE(first);
+    CHECK(first->complete);
+    CHECK(first->message == "small");
+    auto oversize = d.pop_frame();
+    REQUIRE(oversize);
+    CHECK_FALSE(oversize->complete);
+    CHECK(oversize->message == msh.substr(0, msh.size() - 1));  // the MSH segment, to answer by
+    CHECK(oversize->size == big.size());
+    auto after = d.pop_frame();
+    REQUIRE(after);
+    CHECK(after->message == "after");
+    CHECK(after->size == 5);
+    CHECK_FALSE(d.pop_frame());
+    CHECK(d.frame_bytes() == 0);
+  }
+  // pop() hands out complete messages only; an oversize frame still going counts its bytes, holds its head.
+  MllpDeframer d(16);
+  CHECK_FALSE(d.feed(mllp_frame(std::string(40, 'y')) + mllp_frame("ok")).ok());
+  CHECK(d.pop() == "ok");
+  CHECK_FALSE(d.feed("\x0B" + std::string(100, 'z')).ok());
+  CHECK(d.frame_bytes() == 100);
+  CHECK(d.buffered() == 16);
+  CHECK(d.feed(std::string(50, 'z')).ok());
+  CHECK(d.frame_bytes() == 150);
+  CHECK(d.buffered() == 16);
+}
+
 }  // namespace
 }  // namespace fhirgate::mappers

@@ -378,6 +378,22 @@ bool Api::readable(Exchange& ex, const VersionRecord& rec) const {
   return parsed && visible(ex, *parsed);
 }
 
+bool Api::deletion_readable(Exchange& ex, const VersionRecord& deletion) const {
+  if (!ex.who) return true;
+  for (std::int64_t v = deletion.version - 1; v >= 1; --v) {
+    auto before = store_.vread(deletion.type, deletion.id, v);
+    if (!before || !*before) return false;
+    if (!(*before)->deleted) {
+      const bool shown = readable(ex, **before);  // names the patient in the AuditEvent
+      if (ex.audit)
+        ex.audit->entity_reference =
+            deletion.type + "/" + deletion.id + "/_history/" + std::to_string(deletion.version);
+      return shown;
+    }
+  }
+  return false;
+}
+
 store::Store::Visibility Api::visibility(Exchange& ex) const {
   if (!ex.who) return {};
   return [this, &ex](const VersionRecord& rec) { return visible_stored(ex, rec.type, rec.id, rec.body); };
@@ -534,17 +550,16 @@ Reply Api::read(Exchange& ex, const std::string& type, const std::string& id) co
   auto rec = store_.read(type, id);
   if (!rec) {
     reply.response = fail(ex, rec.error());
-  } else if (!*rec) {
+    return reply;
+  }
+  const bool deleted = *rec && (*rec)->deleted;
+  if (!*rec || !(deleted ? deletion_readable(ex, **rec) : readable(ex, **rec))) {
     reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
-  } else if ((*rec)->deleted) {
+    if (*rec && ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
+  } else if (deleted) {
     reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " was deleted"));
     reply.response.set_header("ETag", etag((*rec)->version));
   } else {
-    if (!readable(ex, **rec)) {
-      reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
-      if (ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
-      return reply;
-    }
     Prefer representation;
     Exchange read_ex = ex;
     read_ex.prefer = representation;
@@ -565,19 +580,17 @@ Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id,
   auto rec = store_.vread(type, id, *number);
   if (!rec) {
     reply.response = fail(ex, rec.error());
-  } else if (!*rec) {
+    return reply;
+  }
+  const bool deleted = *rec && (*rec)->deleted;
+  if (!*rec || !(deleted ? deletion_readable(ex, **rec) : readable(ex, **rec))) {
     reply.response = fail(
         ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version + " is not known"));
-  } else if ((*rec)->deleted) {
+    if (*rec && ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
+  } else if (deleted) {
     reply.response =
         fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version + " is a deletion"));
   } else {
-    if (!readable(ex, **rec)) {
-      reply.response = fail(
-          ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version + " is not known"));
-      if (ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
-      return reply;
-    }
     Exchange read_ex = ex;
     read_ex.prefer = Prefer{};
     reply.response = resource_response(read_ex, 200, **rec, false);

@@ -99,6 +99,9 @@ class Api {
                       std::string_view json) const;
   // A stored version for a read or vread: names it in the AuditEvent and decides consent.
   bool readable(Exchange& ex, const store::VersionRecord& rec) const;
+  // A deletion is told (410) only to a caller who could read the last version before it; to others the
+  // resource is not known (404), as it was while it lived, so that a 410 cannot tell them it existed.
+  bool deletion_readable(Exchange& ex, const store::VersionRecord& deletion) const;
   store::Store::Visibility visibility(Exchange& ex) const;
   // Adds the exchange's AuditEvent and, for a request that carries data, its journal entry to the reply:
   // written in the same commit as its write plan, or, for a reply without one, committed before the

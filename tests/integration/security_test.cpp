@@ -21,7 +21,7 @@ constexpr const char* kConfig = R"({
   "cachedTypes": ["Patient", "Consent", "AuditEvent", "Organization"],
   "partners": [
     {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345",
-     "access": {"Patient": ["read", "vread", "history-instance", "search-type", "create", "update"],
+     "access": {"Patient": ["read", "vread", "history-instance", "search-type", "create", "update", "delete"],
                 "Consent": ["read", "search-type", "create", "update"]},
      "purposes": ["TREAT"]},
     {"id": "acute-trust", "name": "Northfield Hospitals", "odsCode": "RX1",
@@ -102,6 +102,46 @@ std::set<std::string> ids_in(const fhir::Node& bundle) {
   if (const auto* entries = at(bundle, "entry"))
     for (const auto& e : entries->items()) ids.insert(text_at(e, "resource.id"));
   return ids;
+}
+
+TEST_CASE("security: a deletion is 410 only to whom the resource was shown; to the others it stays 404") {
+  Partnership p;
+  HttpClient gp(p.port(), bearer(p.gp));
+  HttpClient trust(p.port(), bearer(p.trust));
+  HttpClient social(p.port(), bearer(p.social));
+  HttpClient officer(p.port(), bearer(p.officer));
+  const std::string shared = register_patient(gp, "Shared");
+  consent(gp, shared, kPermitTrust);
+  const std::string unshared = register_patient(gp, "Unshared");
+  CHECK(trust.get("/Patient/" + shared).status == 200);
+  CHECK(trust.get("/Patient/" + unshared).status == 404);
+  REQUIRE(gp.request("DELETE", "/Patient/" + shared).status == 204);
+  REQUIRE(gp.request("DELETE", "/Patient/" + unshared).status == 204);
+
+  CHECK(gp.get("/Patient/" + shared).status == 410);  // the supplier
+  CHECK(gp.get("/Patient/" + unshared).status == 410);
+  const auto gone = trust.get("/Patient/" + shared);
+  CHECK(gone.status == 410);
+  CHECK(gone.header("ETag") == "W/\"2\"");
+  CHECK(trust.get("/Patient/" + shared + "/_history/2").status == 410);
+  // A 410 would tell the trust that a patient it was never shown existed, and was deleted.
+  const auto hidden = trust.get("/Patient/" + unshared);
+  CHECK(hidden.status == 404);
+  CHECK(first_issue(hidden) == "Patient/" + unshared + " is not known");
+  CHECK(trust.get("/Patient/" + unshared + "/_history/2").status == 404);
+  CHECK(trust.get("/Patient/" + unshared + "/_history/1").status == 404);
+  CHECK(social.get("/Patient/" + shared).status == 404);  // the consent names the trust only
+
+  // Both reads of deletions are audited against their patient and the deletion's version.
+  const auto events = json(officer.get("/AuditEvent?patient=Patient/" + unshared).body);
+  bool denied_read = false;
+  if (const auto* entries = at(events, "entry"))
+    for (const auto& e : entries->items())
+      for (const auto& entity : at(e, "resource.entity")->items())
+        if (text_at(entity, "what.reference") == "Patient/" + unshared + "/_history/2")
+          denied_read = denied_read || text_at(e, "resource.outcome") == "4" ||
+                        text_at(e, "resource.outcomeDesc").find("not shared") != std::string::npos;
+  CHECK(denied_read);
 }
 
 TEST_CASE("security: tokens are required, checked, and the agreement's interactions enforced") {

@@ -189,6 +189,16 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
   CHECK(count(http, "/Patient?family=" + family + "A") == 1);
   CHECK(count(http, "/Patient?family=" + family + "B") == 1);
 
+  // A deleted resource read in a batch answers 410, as GET /Patient/{id} does (and 404 for one never held).
+  const std::string created = text_at(out, "entry[0].response.location");
+  const std::string id = created.substr(8, created.find("/_history") - 8);  // Patient/{id}/_history/1
+  const auto again = http.send_json(
+      "POST", "/", bundle("batch", {entry("DELETE", "Patient/" + id), entry("GET", "Patient/" + id)}));
+  REQUIRE_MESSAGE(again.status == 200, again.body);
+  CHECK(text_at(json(again.body), "entry[0].response.status") == "204 No Content");
+  CHECK(text_at(json(again.body), "entry[1].response.status") == "410");
+  CHECK(http.get("/Patient/" + id).status == 410);
+
   // The audit trail cannot be written or read through a Bundle.
   const auto audit = http.send_json("POST", "/", bundle("batch", {entry("GET", "AuditEvent/1")}));
   CHECK(text_at(json(audit.body), "entry[0].response.status") == "405");

@@ -354,7 +354,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
   const std::string too_large_reason =
       too_large ? "message of " + std::to_string(too_large->size) + " bytes is longer than the " +
                       std::to_string(too_large->limit) + " this listener takes (mllp.maxMessageBytes); " +
-                      "only its MSH segment was kept"
+                      "only its first segment was kept"
                 : std::string();
   auto parsed = mappers::Message::parse(text);
   if (!parsed) {

@@ -511,7 +511,9 @@ int serve(const Config& config) {
 
   std::unique_ptr<MllpServer> mllp;
   if (!config.mllp.listeners.empty()) {
-    mllp = std::make_unique<MllpServer>(config.mllp, v2_context, store.writer());
+    mllp = std::make_unique<MllpServer>(
+        config.mllp, v2_context, store.writer(),
+        [&observers](const MllpFramingProblem& problem) { observers.on_mllp_framing(problem); });
     const auto ports = mllp->listen();
     for (std::size_t i = 0; i < ports.size(); ++i) {
       const auto& l = config.mllp.listeners[i];

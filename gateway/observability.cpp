@@ -103,6 +103,9 @@ GatewayObservers::GatewayObservers(const Router* router, JsonLog& log)
       invalid_(metrics_.counter("fhirgate_validation_failures_total",
                                 "Resources refused on write as invalid (R4 or the configured profiles)",
                                 {"resource"})),
+      framing_(metrics_.counter("fhirgate_mllp_framing_errors_total",
+                                "MLLP connections whose bytes broke framing (skipped, unanswered)",
+                                {"partner"})),
       commit_plans_(metrics_.histogram("fhirgate_sqlite_commit_plans", "Write plans per SQLite transaction",
                                        {}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512})),
       commit_seconds_(metrics_.histogram("fhirgate_sqlite_commit_seconds",
@@ -212,6 +215,16 @@ void GatewayObservers::on_consent(const ConsentDecision& decision) {
 
 void GatewayObservers::on_invalid(const std::string& type) {
   invalid_.inc({type});
+}
+
+void GatewayObservers::on_mllp_framing(const MllpFramingProblem& problem) {
+  framing_.inc({problem.partner});
+  LogFields fields;
+  fields.text("partner", problem.partner)
+      .text("peer", problem.peer)
+      .number("port", problem.port)
+      .text("error", problem.error);
+  log_.write(JsonLog::Level::warn, "mllp-framing", fields);
 }
 
 void GatewayObservers::on_commit(std::size_t plans, double seconds) {

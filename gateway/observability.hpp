@@ -14,6 +14,7 @@
 
 #include "gateway/config.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/net/mllp_server.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/routing.hpp"
 #include "gateway/store/store.hpp"
@@ -64,6 +65,7 @@ class GatewayObservers : public store::WriteListener {
   void on_delivery(const store::Delivery& delivery, const std::string& correlation_id);
   void on_consent(const ConsentDecision& decision);
   void on_invalid(const std::string& type);
+  void on_mllp_framing(const MllpFramingProblem& problem);
   void on_commit(std::size_t plans, double seconds);
 
  private:
@@ -75,6 +77,7 @@ class GatewayObservers : public store::WriteListener {
   CounterFamily& messages_;
   CounterFamily& consent_;
   CounterFamily& invalid_;
+  CounterFamily& framing_;
   HistogramFamily& commit_plans_;
   HistogramFamily& commit_seconds_;
   GaugeFamily& queue_depth_;

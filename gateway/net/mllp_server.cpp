@@ -53,14 +53,16 @@ struct Listener {
 }  // namespace
 
 struct MllpServer::Impl {
-  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w)
-      : config(c), context(ctx), writer(w) {
+  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w,
+       std::function<void(const MllpFramingProblem&)> on_framing)
+      : config(c), context(ctx), writer(w), on_framing_problem(std::move(on_framing)) {
     for (const auto& l : config.listeners) listeners.push_back(std::make_unique<Listener>(ioc, l));
   }
 
   MllpConfig config;
   const V2InboundContext& context;
   store::Writer& writer;
+  std::function<void(const MllpFramingProblem&)> on_framing_problem;
   asio::io_context ioc;
   std::vector<std::unique_ptr<Listener>> listeners;
   std::thread thread;
@@ -90,6 +92,7 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
   mappers::MllpDeframer deframer(config.max_message_bytes);
   std::array<char, 16 * 1024> buffer{};
   bool open = true;
+  bool framing_told = false;
   while (open && !stopping) {
     conn->deadline.expires_after(std::chrono::milliseconds(config.idle_timeout_ms));
     conn->deadline.async_wait([weak = std::weak_ptr<Connection>(conn)](boost::system::error_code ec) {
@@ -102,8 +105,18 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     auto [ec, n] = co_await conn->socket.async_read_some(asio::buffer(buffer), kTuple);
     conn->deadline.cancel();
     if (ec) break;
-    // Bytes outside frames are skipped; a frame too long comes out incomplete, to be answered.
-    (void)deframer.feed(std::string_view(buffer.data(), n));
+    // Bytes that break framing are skipped (and told once); a frame too long comes out incomplete, to be
+    // answered.
+    const Status fed = deframer.feed(std::string_view(buffer.data(), n));
+    if (!fed && fed.error().code != ErrorCode::payload_too_large && !framing_told && on_framing_problem) {
+      framing_told = true;
+      boost::system::error_code peer_ec;
+      const auto peer = conn->socket.remote_endpoint(peer_ec);
+      const auto& issues = fed.error().issues;
+      on_framing_problem({conn->listener.partner, peer_ec ? "" : peer.address().to_string(),
+                          conn->socket.local_endpoint(peer_ec).port(),
+                          issues.empty() ? "MLLP framing" : issues.front().diagnostics});
+    }
     while (auto frame = deframer.pop_frame()) {
       if (!co_await answer(*conn, *frame)) {
         open = false;
@@ -156,8 +169,9 @@ asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, const mappers::
   co_return true;
 }
 
-MllpServer::MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer)
-    : impl_(std::make_unique<Impl>(config, context, writer)) {}
+MllpServer::MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer,
+                       std::function<void(const MllpFramingProblem&)> on_framing_problem)
+    : impl_(std::make_unique<Impl>(config, context, writer, std::move(on_framing_problem))) {}
 
 MllpServer::~MllpServer() {
   stop();

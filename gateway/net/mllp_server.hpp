@@ -1,7 +1,9 @@
 #pragma once
 // The MLLP listener (HL7 v2 over TCP, on Asio). Everything it answers comes from handle_v2.
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "gateway/config.hpp"
@@ -13,10 +15,22 @@ namespace store {
 class Writer;
 }
 
+// Bytes of a connection that broke MLLP framing: outside a frame (a sender that does not frame its
+// messages), a start block inside a frame, an end block without its CR. They are skipped and never
+// answered, so the operators' log is where such a sender shows up: the first of each connection is told.
+struct MllpFramingProblem {
+  std::string partner;     // the listener's, or "" (by MSH-4)
+  std::string peer;        // the sender's address
+  std::uint16_t port = 0;  // the listener's
+  std::string error;
+};
+
 class MllpServer {
  public:
-  // One port per configured listener. `context` and `writer` must outlive the server.
-  MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer);
+  // One port per configured listener. `context` and `writer` must outlive the server; `on_framing_problem`
+  // (may be null) is called on the io thread.
+  MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer,
+             std::function<void(const MllpFramingProblem&)> on_framing_problem = nullptr);
   ~MllpServer();  // stops and joins the io thread
   MllpServer(const MllpServer&) = delete;
   MllpServer& operator=(const MllpServer&) = delete;

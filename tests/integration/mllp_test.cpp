@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/common.hpp"
 #include "tests/support/mllp_client.hpp"
@@ -383,6 +384,31 @@ TEST_CASE(
   MllpClient next(gateway.mllp_port());  // others are served as before
   next.send_raw(frame(adt("A01", "NEXT1", "9434765919", "L-1")));
   CHECK(msa(next.read_frame()) == "AA|NEXT1");
+}
+
+TEST_CASE("MLLP: a sender that does not frame its messages is told of in the log and the metrics, once") {
+  GatewayProcess gateway = start_with_mllp();
+  HttpClient http(gateway.port());
+  MllpClient unframed(gateway.mllp_port());
+  unframed.send_raw(a01_text());  // HL7 v2 without 0x0B ... 0x1C 0x0D: nothing to answer
+  unframed.send_raw(a01_text());
+  const std::string counted = R"(fhirgate_mllp_framing_errors_total{partner="gp-practice"} 1)";
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (http.get("/metrics").body.find(counted) == std::string::npos &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(http.get("/metrics").body.find(counted) != std::string::npos);
+  MllpClient framed(gateway.mllp_port());  // the listener goes on serving
+  framed.send_raw(frame(adt("A01", "F1", "9434765919", "L-1")));
+  CHECK(msa(framed.read_frame()) == "AA|F1");
+  const std::string log = gateway.stderr_text();
+  const auto line = log.find(R"("event":"mllp-framing")");
+  REQUIRE(line != std::string::npos);
+  CHECK(log.find(R"("event":"mllp-framing")", line + 1) == std::string::npos);  // once per connection
+  const std::string told = log.substr(line, log.find('\n', line) - line);
+  CHECK(told.find(R"("partner":"gp-practice")") != std::string::npos);
+  CHECK(told.find(R"("peer":"127.0.0.1")") != std::string::npos);
+  CHECK(told.find("expected start block 0x0B") != std::string::npos);
 }
 
 TEST_CASE("MLLP: a listener without a partner identifies senders by MSH-4 and refuses unknown ones") {

@@ -99,22 +99,35 @@ fhir::Node patient_by_nhs(HttpClient& http, const std::string& nhs) {
   return *at(bundle, "entry[0].resource");
 }
 
-// Rows of the gateway's inbound log: "status|control_id|partner|detail" (read with SQLite directly).
-std::vector<std::string> inbound_log(const GatewayProcess& gateway) {
+// The first column of each row the query (one text parameter, `?`, when given) finds in the gateway's
+// database, read with SQLite directly.
+std::vector<std::string> database_rows(const GatewayProcess& gateway, const char* sql,
+                                       const std::string& parameter = {}) {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2((gateway.dir() + "/fhirgate.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
           SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db,
-                             "SELECT status || '|' || control_id || '|' || partner || '|' || detail FROM "
-                             "inbound_message ORDER BY mid",
-                             -1, &stmt, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK);
+  if (!parameter.empty()) sqlite3_bind_text(stmt, 1, parameter.c_str(), -1, SQLITE_TRANSIENT);
   std::vector<std::string> rows;
   while (sqlite3_step(stmt) == SQLITE_ROW)
     rows.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return rows;
+}
+
+// Rows of the gateway's inbound log: "status|control_id|partner|detail".
+std::vector<std::string> inbound_log(const GatewayProcess& gateway) {
+  return database_rows(gateway,
+                       "SELECT status || '|' || control_id || '|' || partner || '|' || detail FROM "
+                       "inbound_message ORDER BY mid");
+}
+
+// The journal's "size|status|error" of the messages of one type, oldest first.
+std::vector<std::string> journal_rows(const GatewayProcess& gateway, const std::string& type) {
+  return database_rows(
+      gateway, "SELECT size || '|' || status || '|' || error FROM journal WHERE type = ? ORDER BY id", type);
 }
 
 TEST_CASE("MLLP: an A01 is stored and acknowledged, an A08 updates the same Patient") {
@@ -312,25 +325,6 @@ TEST_CASE("MLLP: two messages in one write are both acknowledged, in order") {
   CHECK(msa(mllp.read_frame()) == "AA|MSG00021");
   CHECK(msa(mllp.read_frame()) == "AA|MSG00022");
   CHECK(patient_total(http, "9434765919") == 1);
-}
-
-// The journal's size, status and error of the messages of one type, oldest first (SQLite directly).
-std::vector<std::string> journal_rows(const GatewayProcess& gateway, const std::string& type) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2((gateway.dir() + "/fhirgate.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
-          SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db,
-                             "SELECT size || '|' || status || '|' || error FROM journal WHERE type = ? "
-                             "ORDER BY id",
-                             -1, &stmt, nullptr) == SQLITE_OK);
-  sqlite3_bind_text(stmt, 1, type.c_str(), -1, SQLITE_TRANSIENT);
-  std::vector<std::string> rows;
-  while (sqlite3_step(stmt) == SQLITE_ROW)
-    rows.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return rows;
 }
 
 TEST_CASE("MLLP: a message over maxMessageBytes is answered AR (HL7 error 104) and journaled with its size") {

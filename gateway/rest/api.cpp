@@ -671,6 +671,14 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
       if (ids.size() == 1) {
         state->existed = true;
         state->record = *txn.read(type, ids.front());
+        if (audit) {  // the record the condition found is what the caller learns of
+          audit->entity_reference =
+              type + "/" + ids.front() + "/_history/" + std::to_string(state->record.version);
+          if (type == "Patient")
+            audit->patient_reference = "Patient/" + ids.front();
+          else if (auto held = fhir::parse_json(state->record.body))
+            audit->patient_reference = Security::patient_of(*held);
+        }
         return Ok{};
       }
     }
@@ -682,8 +690,17 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
     state->record = txn.put(type, id, std::move(resource), "POST");
     return Ok{};
   };
-  reply.after_commit = [this, state, ex = Exchange(ex)](const Status& s) {
+  reply.after_commit = [this, state, type, ex = Exchange(ex)](const Status& s) mutable {
     if (!s) return fail(ex, error_of(s));
+    // A match is shown only to whom it is shared with: the condition must not be a way around consent.
+    if (state->existed && ex.who && !visible_stored(ex, type, state->record.id, state->record.body)) {
+      return json_response(ex, 200,
+                           fhir::write_json(fhir::informational_outcome(
+                               "An existing " + type +
+                               " matched If-None-Exist, so nothing was created; it is "
+                               "not shared with " +
+                               ex.who->id)));
+    }
     return resource_response(ex, state->existed ? 200 : 201, state->record, !state->existed);
   };
   return reply;

@@ -25,7 +25,7 @@ constexpr const char* kConfig = R"({
                 "Consent": ["read", "search-type", "create", "update"]},
      "purposes": ["TREAT"]},
     {"id": "acute-trust", "name": "Northfield Hospitals", "odsCode": "RX1",
-     "access": {"Patient": ["read", "vread", "history-instance", "history-type", "search-type"],
+     "access": {"Patient": ["read", "vread", "history-instance", "history-type", "search-type", "create"],
                 "AuditEvent": ["read", "search-type"]},
      "purposes": ["TREAT", "ETREAT"]},
     {"id": "social-care", "name": "Westshire Council", "odsCode": "W00001",
@@ -142,6 +142,38 @@ TEST_CASE("security: a deletion is 410 only to whom the resource was shown; to t
           denied_read = denied_read || text_at(e, "resource.outcome") == "4" ||
                         text_at(e, "resource.outcomeDesc").find("not shared") != std::string::npos;
   CHECK(denied_read);
+}
+
+TEST_CASE("security: a conditional create that matches a patient the caller may not see does not show it") {
+  Partnership p;
+  HttpClient gp(p.port(), bearer(p.gp));
+  HttpClient trust(p.port(), bearer(p.trust));
+  const std::string unshared = register_patient(gp, "Hidden");
+  const std::string shared = register_patient(gp, "Visible");
+  consent(gp, shared, kPermitTrust);
+  const std::string probe = R"({"resourceType":"Patient","name":[{"family":"Probe"}]})";
+
+  // The match is answered 200 as the specification says, but its content only to whom it is shared with.
+  const auto hidden = trust.send_json("POST", "/Patient", probe, {{"If-None-Exist", "family=Hidden"}});
+  CHECK(hidden.status == 200);
+  CHECK(hidden.body.find("Hidden") == std::string::npos);
+  CHECK(hidden.body.find("gender") == std::string::npos);
+  CHECK(json(hidden.body).string_at("resourceType") == "OperationOutcome");
+  const auto visible = trust.send_json("POST", "/Patient", probe, {{"If-None-Exist", "family=Visible"}});
+  CHECK(visible.status == 200);
+  CHECK(json(visible.body).string_at("id") == shared);
+  CHECK(gp.get("/Patient?family=Probe").body.find("\"total\":0") != std::string::npos);  // nothing created
+  // The privacy officer sees that the trust's condition found the hidden patient's record.
+  HttpClient officer(p.port(), bearer(p.officer));
+  const auto events = json(officer.get("/AuditEvent?patient=Patient/" + unshared).body);
+  bool probed = false;
+  if (const auto* entries = at(events, "entry"))
+    for (const auto& e : entries->items()) {
+      const std::string event = fhir::write_json(*at(e, "resource"));
+      probed = probed || (event.find("Organization/acute-trust") != std::string::npos &&
+                          event.find("Patient/" + unshared + "/_history/1") != std::string::npos);
+    }
+  CHECK(probed);
 }
 
 TEST_CASE("security: tokens are required, checked, and the agreement's interactions enforced") {

@@ -394,6 +394,25 @@ bool Api::deletion_readable(Exchange& ex, const VersionRecord& deletion) const {
   return false;
 }
 
+Api::ChangeCheck Api::change_check(const Exchange& ex) const {
+  if (!ex.who) return [](const VersionRecord&) -> Status { return Ok{}; };
+  return [security = security_, who = ex.who, purpose = ex.purpose, now = ex.now,
+          audit = ex.audit](const VersionRecord& current) -> Status {
+    const auto decision =
+        security->decide_stored(*who, purpose, current.type, current.id, current.body, "access", now);
+    if (decision.permit && decision.break_glass && audit) audit->break_glass = true;
+    if (decision.permit) return Ok{};
+    if (audit) {
+      audit->entity_reference = current.type + "/" + current.id;
+      if (current.type == "Patient")
+        audit->patient_reference = "Patient/" + current.id;
+      else if (auto held = fhir::parse_json(current.body))
+        audit->patient_reference = Security::patient_of(*held);
+    }
+    return Error::make(ErrorCode::not_found, current.type + "/" + current.id + " is not known");
+  };
+}
+
 store::Store::Visibility Api::visibility(Exchange& ex) const {
   if (!ex.who) return {};
   return [this, &ex](const VersionRecord& rec) { return visible_stored(ex, rec.type, rec.id, rec.body); };
@@ -739,9 +758,12 @@ Reply Api::update(Exchange& ex, const std::string& type, const std::string& id) 
   auto state = std::make_shared<State>();
   const std::string supplier = ex.who ? ex.who->id : std::string();
   reply.plan = [state, type, id, supplier, audit = ex.audit, expected = *expected,
+                may_change = change_check(ex),
                 resource = std::move(*resource)](WriteTxn& txn) mutable -> Status {
     const auto current = txn.read(type, id);
     const bool live = current && !current->deleted;
+    if (live)
+      if (Status allowed = may_change(*current); !allowed) return allowed;
     if (expected && (!live || current->version != *expected)) {
       return Error::make(ErrorCode::precondition_failed,
                          live ? "Version conflict: If-Match W/\"" + std::to_string(*expected) +
@@ -778,9 +800,12 @@ Reply Api::remove(Exchange& ex, const std::string& type, const std::string& id) 
   auto deleted = std::make_shared<std::optional<VersionRecord>>();
   if (ex.audit) ex.audit->entity_reference = type + "/" + id;
   if (ex.audit && type == "Patient") ex.audit->patient_reference = "Patient/" + id;
-  reply.plan = [deleted, type, id, expected = *expected](WriteTxn& txn) -> Status {
+  reply.plan = [deleted, type, id, expected = *expected,
+                may_change = change_check(ex)](WriteTxn& txn) -> Status {
+    const auto current = txn.read(type, id);
+    if (current && !current->deleted)
+      if (Status allowed = may_change(*current); !allowed) return allowed;
     if (expected) {
-      const auto current = txn.read(type, id);
       if (!current || current->deleted || current->version != *expected) {
         return Error::make(ErrorCode::precondition_failed,
                            "Version conflict: If-Match does not match the current "

@@ -103,6 +103,12 @@ class Api {
   // resource is not known (404), as it was while it lived, so that a 410 cannot tell them it existed.
   bool deletion_readable(Exchange& ex, const store::VersionRecord& deletion) const;
   store::Store::Visibility visibility(Exchange& ex) const;
+  // Consent for changing a held record, for a write plan to ask of the live version it reads: a caller may
+  // update or delete only what it could read (break-glass included, and noted in the AuditEvent). One it
+  // may not gets the error a read would (404, not known), and the AuditEvent names the record and its
+  // patient. Always Ok with security off.
+  using ChangeCheck = std::function<Status(const store::VersionRecord& current)>;
+  ChangeCheck change_check(const Exchange& ex) const;
   // Adds the exchange's AuditEvent and, for a request that carries data, its journal entry to the reply:
   // written in the same commit as its write plan, or, for a reply without one, committed before the
   // response goes out.

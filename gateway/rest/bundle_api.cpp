@@ -273,8 +273,8 @@ Reply Api::bundle(Exchange& ex) const {
   const std::shared_ptr<const AuditInput> audit_base = ex.audit;
 
   // One entry's write; an error leaves the entry's writes to be rolled back by the caller.
-  auto write = [supplier, audit_base](WriteTxn& txn, Op& op,
-                                      std::map<std::string, std::string>& targets_now) -> Status {
+  auto write = [supplier, audit_base, may_change = change_check(ex)](
+                   WriteTxn& txn, Op& op, std::map<std::string, std::string>& targets_now) -> Status {
     if (op.method == "GET") return Ok{};
     if (!op.cached) {  // validated already; passed on to the routes, not stored
       rewrite_references(op.resource, targets_now);
@@ -294,6 +294,8 @@ Reply Api::bundle(Exchange& ex) const {
     }
     if (op.method == "DELETE" || op.method == "PUT") current = txn.read(op.type, op.id);
     const bool live = current && !current->deleted;
+    if (live)
+      if (Status allowed = may_change(*current); !allowed) return allowed;
     if (op.if_match && (!live || current->version != *op.if_match))
       return Error::make(ErrorCode::precondition_failed,
                          live ? "version conflict: ifMatch W/\"" + std::to_string(*op.if_match) +

@@ -25,7 +25,8 @@ constexpr const char* kConfig = R"({
                 "Consent": ["read", "search-type", "create", "update"]},
      "purposes": ["TREAT"]},
     {"id": "acute-trust", "name": "Northfield Hospitals", "odsCode": "RX1",
-     "access": {"Patient": ["read", "vread", "history-instance", "history-type", "search-type", "create"],
+     "access": {"Patient": ["read", "vread", "history-instance", "history-type", "search-type", "create",
+                            "update", "delete"],
                 "AuditEvent": ["read", "search-type"]},
      "purposes": ["TREAT", "ETREAT"]},
     {"id": "social-care", "name": "Westshire Council", "odsCode": "W00001",
@@ -174,6 +175,49 @@ TEST_CASE("security: a conditional create that matches a patient the caller may 
                           event.find("Patient/" + unshared + "/_history/1") != std::string::npos);
     }
   CHECK(probed);
+}
+
+TEST_CASE("security: a partner may update or delete only what it could read; to others the record is 404") {
+  Partnership p;
+  HttpClient gp(p.port(), bearer(p.gp));
+  HttpClient trust(p.port(), bearer(p.trust));
+  HttpClient officer(p.port(), bearer(p.officer));
+  const std::string hidden = register_patient(gp, "Guarded");
+  const std::string shared = register_patient(gp, "Open");
+  consent(gp, shared, kPermitTrust);
+  auto body = [](const std::string& id, const std::string& family) {
+    return R"({"resourceType":"Patient","id":")" + id + R"(","name":[{"family":")" + family + R"("}]})";
+  };
+
+  const auto put = trust.send_json("PUT", "/Patient/" + hidden, body(hidden, "Overwritten"));
+  CHECK(put.status == 404);
+  CHECK(first_issue(put) == "Patient/" + hidden + " is not known");
+  CHECK(trust.request("DELETE", "/Patient/" + hidden).status == 404);
+  const auto in_transaction = trust.send_json(
+      "POST", "/",
+      R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + body(hidden, "Overwritten") +
+          R"(,"request":{"method":"PUT","url":"Patient/)" + hidden + R"("}}]})");
+  CHECK(in_transaction.status == 404);
+  const auto held = json(gp.get("/Patient/" + hidden).body);  // untouched
+  CHECK(text_at(held, "name[0].family") == "Guarded");
+  CHECK(text_at(held, "meta.versionId") == "1");
+
+  // Where the patient's consent lets the trust see the record, it may change it too.
+  CHECK(trust.send_json("PUT", "/Patient/" + shared, body(shared, "Updated")).status == 200);
+  CHECK(text_at(json(gp.get("/Patient/" + shared).body), "name[0].family") == "Updated");
+  CHECK(trust.request("DELETE", "/Patient/" + shared).status == 204);
+
+  // The refusals are in the audit trail, against the patient.
+  const auto events = json(officer.get("/AuditEvent?patient=Patient/" + hidden).body);
+  int refused = 0;
+  if (const auto* entries = at(events, "entry"))
+    for (const auto& e : entries->items()) {
+      const std::string event = fhir::write_json(*at(e, "resource"));
+      if (event.find("Organization/acute-trust") != std::string::npos &&
+          text_at(e, "resource.outcome") == "4")
+        ++refused;
+    }
+  CHECK(refused == 3);
 }
 
 TEST_CASE("security: tokens are required, checked, and the agreement's interactions enforced") {

@@ -61,14 +61,17 @@ TEST_CASE("the sample configuration loads the sample patients on first start onl
         R"("policyRule":{"text":"opt-in"}})",
         bearer(gp));
     CHECK(vague_consent.status == 422);
-    // Delete a sample (the GP's agreement allows it): a restart must not bring it back.
-    CHECK(http.request("DELETE", "/Patient/pat-002", {}, bearer(gp)).status == 204);
+    // Delete a sample (the GP's agreement allows it): a restart must not bring it back. pat-002 never
+    // consented to the GP seeing its record, so the GP may change it only under break-glass.
+    CHECK(http.request("DELETE", "/Patient/pat-002", {}, bearer(gp)).status == 404);
+    CHECK(http.request("DELETE", "/Patient/pat-002", {}, {bearer(gp).front(), {"X-Purpose-Of-Use", "ETREAT"}})
+              .status == 204);
   }
   GatewayProcess again({"--config", config, "--mllp-port", "0"}, dir);
   HttpClient http(again.port());
   http.set_default_headers(bearer(gp));
-  // Deleted, not seeded again: 410, though only under break-glass, as pat-002 never consented to the GP
-  // seeing it (to the GP's plain reads it stays 404, as before the deletion).
+  // Deleted, not seeded again: 410, though again only under break-glass (to the GP's plain reads it stays
+  // 404, as before the deletion).
   CHECK(http.get("/Patient/pat-002").status == 404);
   CHECK(http.get("/Patient/pat-002", {{"X-Purpose-Of-Use", "ETREAT"}}).status == 410);
   CHECK(again.stderr_text().find("loaded") == again.stderr_text().rfind("loaded"));

@@ -493,6 +493,11 @@ int serve(const Config& config) {
   options.on_done = [&observers](const rest::RequestDone& done) { observers.on_request(done); };
   options.on_invalid = [&observers](const std::string& type) { observers.on_invalid(type); };
   v2_context.on_invalid = options.on_invalid;
+  if (security.enabled()) {
+    v2_context.may_see = [&security](const std::string& partner, const fhir::Node& held) {
+      return security.may_see(partner, held, fhir_now_ms());
+    };
+  }
   options.metrics = [&observers] { return observers.metrics().render(); };
   options.dashboard = load_dashboard(config.dashboard_dir);
   for (const auto& route : config.routes)
@@ -505,6 +510,7 @@ int serve(const Config& config) {
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
   FeedContext feed_context{validator, registry, store.writer(), config.profiles, security.enabled()};
   feed_context.on_invalid = options.on_invalid;
+  feed_context.may_see = v2_context.may_see;
   FeedService feed_service{std::move(feed_context), std::move(*feeds)};
   rest::Api api(options, *model, validator, registry, store, &v2_context, &security, &feed_service);
   FeedFolders folders(feed_service, config.feed_poll_ms);

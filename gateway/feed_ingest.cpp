@@ -147,7 +147,10 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
                                              : Result<Node>(Error::make(ErrorCode::internal, "unreadable"));
   if (!held) return Error::make(ErrorCode::internal, "the held " + type + "/" + id + " cannot be read");
   Node updated = merged(*held, row.resource);
-  if (!supplier.empty()) Security::tag_supplier(updated, &*held, supplier);
+  if (!supplier.empty()) {
+    const bool sees = !context.may_see || context.may_see(supplier, *held);
+    Security::tag_supplier(updated, &*held, sees ? supplier : std::string());
+  }
   if (type == "Patient") patients.insert("Patient/" + id);
   if (updated == *held) {
     row.result.status = "unchanged";

@@ -83,6 +83,9 @@ struct FeedContext {
   std::size_t chunk_rows = 1000;
   // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
   std::function<void(const std::string& type)> on_invalid = nullptr;
+  // As V2InboundContext::may_see: a row updating a held record makes its partner a supplier of it only
+  // where the partner may see it. Null: may.
+  std::function<bool(const std::string& partner, const fhir::Node& held)> may_see = nullptr;
 };
 
 // Who sent the file and how, for the supplier tag and the AuditEvent.

@@ -160,6 +160,14 @@ ConsentDecision Security::decide(const PartnerConfig& who, const std::string& pu
                         now_ms);
 }
 
+bool Security::may_see(const std::string& partner_id, const Node& held, std::int64_t now_ms) {
+  for (const auto& p : config_.partners) {
+    if (p.id != partner_id) continue;
+    return decide(p, *purpose_of(p, ""), held, "access", now_ms).permit;
+  }
+  return false;
+}
+
 void Security::tag_supplier(Node& resource, const Node* held, const std::string& who) {
   std::vector<std::string> suppliers;
   if (held)
@@ -167,7 +175,8 @@ void Security::tag_supplier(Node& resource, const Node* held, const std::string&
       if (const Node* tags = array_of(*meta, "tag"))
         for (const auto& tag : tags->items())
           if (tag.string_at("system") == kSupplierTagSystem) suppliers.emplace_back(tag.string_at("code"));
-  if (std::find(suppliers.begin(), suppliers.end(), who) == suppliers.end()) suppliers.push_back(who);
+  if (!who.empty() && std::find(suppliers.begin(), suppliers.end(), who) == suppliers.end())
+    suppliers.push_back(who);
 
   Node meta = Node::object();
   if (Node* old = resource.find("meta"); old && old->is_object()) meta = *old;

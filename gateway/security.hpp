@@ -62,8 +62,13 @@ class Security {
                                 std::int64_t now_ms);
 
   // Marks `resource` as supplied by `who`: the supplier tags of `held` (the version it replaces, or null)
-  // plus `who`; supplier tags the client sent are dropped.
+  // plus `who` (none when empty); supplier tags the client sent are dropped.
   static void tag_supplier(fhir::Node& resource, const fhir::Node* held, const std::string& who);
+
+  // May the configured partner `partner_id` see `held`, for its default purpose? Asked by writes that merge
+  // into a held record (HL7 v2, feeds): a partner becomes a record's supplier, and so sees all of it from
+  // then on, only where its patient's consent already lets it see the record.
+  bool may_see(const std::string& partner_id, const fhir::Node& held, std::int64_t now_ms);
 
   static std::string organization_of(const PartnerConfig& who) { return "Organization/" + who.id; }
 

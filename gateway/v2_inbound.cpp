@@ -215,10 +215,11 @@ void write_patient(store::WriteTxn& txn, const std::string& id, const Node& held
 }
 
 Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patient,
-                     std::vector<fhir::SearchQuery> queries, std::string new_id, std::string supplier) {
+                     std::vector<fhir::SearchQuery> queries, std::string new_id, std::string supplier,
+                     std::function<bool(const std::string&, const Node&)> may_see) {
   return [message = std::move(message), patient = std::move(patient), queries = std::move(queries),
-          new_id = std::move(new_id),
-          supplier = std::move(supplier)](store::WriteTxn& txn, V2Outcome& out) mutable {
+          new_id = std::move(new_id), supplier = std::move(supplier),
+          may_see = std::move(may_see)](store::WriteTxn& txn, V2Outcome& out) mutable {
     const auto found = find_by_identity(txn, queries);
     if (found.size() > 1) {
       out = problem(Kind::failed, "more than one Patient has this identifier", "205", "PID[1]-3");
@@ -237,7 +238,10 @@ Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patie
       return;
     }
     Node updated = mappers::apply_adt_update(held->first, std::move(patient), *message);
-    if (!supplier.empty()) Security::tag_supplier(updated, &held->first, supplier);
+    if (!supplier.empty()) {
+      const bool sees = !may_see || may_see(supplier, held->first);
+      Security::tag_supplier(updated, &held->first, sees ? supplier : std::string());
+    }
     write_patient(txn, found.front(), held->first, held->second, std::move(updated), out);
   };
 }
@@ -442,7 +446,7 @@ V2Reply handle_v2(const V2InboundContext& context, std::string_view text, const 
                 "PID[1]-3");
   reply.plan = logged_plan(std::move(log), state,
                            upsert_patient(message, std::move(*patient), std::move(queries), new_resource_id(),
-                                          context.audit ? partner->id : std::string()),
+                                          context.audit ? partner->id : std::string(), context.may_see),
                            audit, trace);
   return reply;
 }

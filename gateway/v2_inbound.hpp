@@ -48,6 +48,9 @@ struct V2InboundContext {
   bool audit = false;  // record an AuditEvent per message and tag what it writes with its supplier
   // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
   std::function<void(const std::string& type)> on_invalid = nullptr;
+  // With audit (security) on: may the partner see the held record it updates (Security::may_see)? Its
+  // update is applied either way; only where it may does it become a supplier of the record. Null: may.
+  std::function<bool(const std::string& partner, const fhir::Node& held)> may_see = nullptr;
 };
 
 struct V2Source {

@@ -48,7 +48,7 @@ std::string feed_config(const std::string& dir, const std::string& clients_mappi
        {"id": "clients-xml", "mapping": ")" +
          feeds + R"(/clients-xml.mapping.json"}]},
     {"id": "acute-trust", "name": "Northfield Hospitals NHS Trust", "odsCode": "RX1",
-     "access": {"Patient": ["read", "search-type"]}, "inbound": ["fhir-rest"]}
+     "access": {"Patient": ["read", "search-type", "create"]}, "inbound": ["fhir-rest"]}
   ],
   "roles": [{"id": "operator", "name": "Operations", "role": "operator", "access": {}}]
 })";
@@ -254,6 +254,28 @@ TEST_CASE("feeds: the consent register (Windows-1252, semicolons) decides what a
   CHECK(text_at(consent, "entry[0].resource.provision.type") == "permit");
   CHECK(text_at(consent, "entry[0].resource.dateTime") == "2024-03-15");
   CHECK(text_at(consent, "entry[0].resource.policyRule.coding[0].code") == "OPTIN");
+}
+
+TEST_CASE("feeds: a row updating a record its patient has not let the partner see does not open it to it") {
+  FeedGateway g;
+  HttpClient trust(g.gateway->port(), bearer(g.trust));
+  const auto created = trust.send_json(
+      "POST", "/Patient",
+      R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999900011"}],)"
+      R"("name":[{"family":"Registered","given":["ByTrust"]}],"birthDate":"1990-05-01"})");
+  REQUIRE_MESSAGE(created.status == 201, created.body);
+  const std::string id(json(created.body).string_at("id"));
+  const auto r = g.ingest("clients", "text/csv", slurp(source_path("samples/feeds/social-care/clients.csv")));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(statuses(json(r.body))[0] == 200);  // the client list's first row is that patient: updated
+  // The update is applied, but social care does not become a supplier of the trust's record: the patient
+  // has no Consent letting it see it.
+  const auto held = json(trust.get("/Patient/" + id).body);
+  CHECK(text_at(held, "meta.versionId") == "2");
+  CHECK(text_at(held, "meta.tag[0].code") == "acute-trust");
+  CHECK_FALSE(at(held, "meta.tag[1]"));
+  HttpClient social(g.gateway->port(), bearer(g.social));
+  CHECK(social.get("/Patient/" + id).status == 404);
 }
 
 TEST_CASE("feeds: an XML export; malformed files, missing columns and unknown feeds are refused whole") {

@@ -472,6 +472,36 @@ TEST_CASE("POST /$ingest takes an HL7 v2 message and answers with a transaction-
   CHECK(text_at(events, "entry[0].resource.agent[0].who.reference") == "Organization/gp-practice");
 }
 
+TEST_CASE(
+    "MLLP: an update from a partner the patient has not let see the record is applied, but shows it "
+    "nothing") {
+  std::string config;
+  GatewayProcess gateway = start_with_mllp(true, &config);
+  const std::string gp = new_token(config, gateway.dir(), "gp-practice");
+  const std::string trust = new_token(config, gateway.dir(), "acute-trust");
+  MllpClient from_gp(gateway.mllp_ports()[0]);  // the GP's listener: the GP registers the patient
+  from_gp.send_raw(frame(adt("A01", "S1", "9434765919", "L-1")));
+  REQUIRE(msa(from_gp.read_frame()) == "AA|S1");
+  // The trust (MSH-4 RX1) sends an update for the same NHS number. It is applied (the trust holds the
+  // patient in its care), but the patient has no Consent letting the trust see the record, so the trust
+  // does not become its supplier: supplying one field must not open the whole record to it.
+  MllpClient from_trust(gateway.mllp_ports()[1]);
+  from_trust.send_raw(
+      frame(replace_all(adt("A08", "S2", "9434765919", "L-1"), "534 EREWHON ST", "1 TRUST ROAD")));
+  REQUIRE(msa(from_trust.read_frame()) == "AA|S2");
+
+  HttpClient as_gp(gateway.port());
+  as_gp.set_default_headers(bearer(gp));
+  const auto held = patient_by_nhs(as_gp, "9434765919");
+  CHECK(fhir::write_json(held).find("1 TRUST ROAD") != std::string::npos);  // the update was applied
+  CHECK(text_at(held, "meta.tag[0].code") == "gp-practice");                // and the GP is the only supplier
+  CHECK_FALSE(at(held, "meta.tag[1]"));
+  HttpClient as_trust(gateway.port());
+  as_trust.set_default_headers(bearer(trust));
+  CHECK(patient_total(as_trust, "9434765919") == 0);
+  CHECK(as_trust.get("/Patient/" + std::string(held.string_at("id"))).status == 404);
+}
+
 TEST_CASE("MLLP messages are audited when security is on") {
   std::string config;
   GatewayProcess gateway = start_with_mllp(true, &config);

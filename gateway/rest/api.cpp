@@ -350,6 +350,15 @@ void note_entity(Api::Exchange& ex, const std::string& type, const std::string& 
   if (ex.audit->patient_reference.empty() && type == "Patient") ex.audit->patient_reference = "Patient/" + id;
 }
 
+// Names a stored version and its patient in an AuditEvent being filled in, inside a write plan.
+void note_record(AuditInput& audit, const VersionRecord& rec) {
+  audit.entity_reference = rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version);
+  if (rec.type == "Patient")
+    audit.patient_reference = "Patient/" + rec.id;
+  else if (auto held = fhir::parse_json(rec.body))
+    audit.patient_reference = Security::patient_of(*held);
+}
+
 }  // namespace
 
 bool Api::visible(Exchange& ex, const Node& resource) const {
@@ -402,13 +411,7 @@ Api::ChangeCheck Api::change_check(const Exchange& ex) const {
         security->decide_stored(*who, purpose, current.type, current.id, current.body, "access", now);
     if (decision.permit && decision.break_glass && audit) audit->break_glass = true;
     if (decision.permit) return Ok{};
-    if (audit) {
-      audit->entity_reference = current.type + "/" + current.id;
-      if (current.type == "Patient")
-        audit->patient_reference = "Patient/" + current.id;
-      else if (auto held = fhir::parse_json(current.body))
-        audit->patient_reference = Security::patient_of(*held);
-    }
+    if (audit) note_record(*audit, current);
     return Error::make(ErrorCode::not_found, current.type + "/" + current.id + " is not known");
   };
 }
@@ -690,14 +693,7 @@ Reply Api::create(Exchange& ex, const std::string& type) const {
       if (ids.size() == 1) {
         state->existed = true;
         state->record = *txn.read(type, ids.front());
-        if (audit) {  // the record the condition found is what the caller learns of
-          audit->entity_reference =
-              type + "/" + ids.front() + "/_history/" + std::to_string(state->record.version);
-          if (type == "Patient")
-            audit->patient_reference = "Patient/" + ids.front();
-          else if (auto held = fhir::parse_json(state->record.body))
-            audit->patient_reference = Security::patient_of(*held);
-        }
+        if (audit) note_record(*audit, state->record);  // the record the caller learns of
         return Ok{};
       }
     }

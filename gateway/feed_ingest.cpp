@@ -147,10 +147,7 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
                                              : Result<Node>(Error::make(ErrorCode::internal, "unreadable"));
   if (!held) return Error::make(ErrorCode::internal, "the held " + type + "/" + id + " cannot be read");
   Node updated = merged(*held, row.resource);
-  if (!supplier.empty()) {
-    const bool sees = !context.may_see || context.may_see(supplier, *held);
-    Security::tag_supplier(updated, &*held, sees ? supplier : std::string());
-  }
+  if (!supplier.empty()) Security::tag_merge_supplier(updated, *held, supplier, context.may_see);
   if (type == "Patient") patients.insert("Patient/" + id);
   if (updated == *held) {
     row.result.status = "unchanged";

@@ -34,6 +34,7 @@
 #include "fhir/search_params.hpp"
 #include "fhir/validator.hpp"
 #include "gateway/config.hpp"
+#include "gateway/security.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/feed_mapping.hpp"
 
@@ -85,7 +86,7 @@ struct FeedContext {
   std::function<void(const std::string& type)> on_invalid = nullptr;
   // As V2InboundContext::may_see: a row updating a held record makes its partner a supplier of it only
   // where the partner may see it. Null: may.
-  std::function<bool(const std::string& partner, const fhir::Node& held)> may_see = nullptr;
+  Security::MaySee may_see = nullptr;
 };
 
 // Who sent the file and how, for the supplier tag and the AuditEvent.

@@ -69,6 +69,14 @@ class Security {
   // into a held record (HL7 v2, feeds): a partner becomes a record's supplier, and so sees all of it from
   // then on, only where its patient's consent already lets it see the record.
   bool may_see(const std::string& partner_id, const fhir::Node& held, std::int64_t now_ms);
+  // may_see as the merging writers are given it; null (security off): it may.
+  using MaySee = std::function<bool(const std::string& partner, const fhir::Node& held)>;
+  // tag_supplier for `merged`, a merge of `held` written by `who`: `who` is added only where `may_see` lets
+  // it see `held`.
+  static void tag_merge_supplier(fhir::Node& merged, const fhir::Node& held, const std::string& who,
+                                 const MaySee& may_see) {
+    tag_supplier(merged, &held, !may_see || may_see(who, held) ? who : std::string());
+  }
 
   static std::string organization_of(const PartnerConfig& who) { return "Organization/" + who.id; }
 

@@ -216,7 +216,7 @@ void write_patient(store::WriteTxn& txn, const std::string& id, const Node& held
 
 Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patient,
                      std::vector<fhir::SearchQuery> queries, std::string new_id, std::string supplier,
-                     std::function<bool(const std::string&, const Node&)> may_see) {
+                     Security::MaySee may_see) {
   return [message = std::move(message), patient = std::move(patient), queries = std::move(queries),
           new_id = std::move(new_id), supplier = std::move(supplier),
           may_see = std::move(may_see)](store::WriteTxn& txn, V2Outcome& out) mutable {
@@ -238,10 +238,7 @@ Apply upsert_patient(std::shared_ptr<const mappers::Message> message, Node patie
       return;
     }
     Node updated = mappers::apply_adt_update(held->first, std::move(patient), *message);
-    if (!supplier.empty()) {
-      const bool sees = !may_see || may_see(supplier, held->first);
-      Security::tag_supplier(updated, &held->first, sees ? supplier : std::string());
-    }
+    if (!supplier.empty()) Security::tag_merge_supplier(updated, held->first, supplier, may_see);
     write_patient(txn, found.front(), held->first, held->second, std::move(updated), out);
   };
 }

@@ -27,6 +27,7 @@
 #include "fhir/result.hpp"
 #include "fhir/search_params.hpp"
 #include "fhir/validator.hpp"
+#include "gateway/security.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/adt_patient.hpp"
 #include "mappers/hl7v2.hpp"
@@ -50,7 +51,7 @@ struct V2InboundContext {
   std::function<void(const std::string& type)> on_invalid = nullptr;
   // With audit (security) on: may the partner see the held record it updates (Security::may_see)? Its
   // update is applied either way; only where it may does it become a supplier of the record. Null: may.
-  std::function<bool(const std::string& partner, const fhir::Node& held)> may_see = nullptr;
+  Security::MaySee may_see = nullptr;
 };
 
 struct V2Source {

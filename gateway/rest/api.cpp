@@ -377,6 +377,7 @@ bool Api::visible_stored(Exchange& ex, const std::string& type, const std::strin
 }
 
 bool Api::readable(Exchange& ex, const VersionRecord& rec) const {
+  if (rec.deleted) return deletion_readable(ex, rec);
   if (!ex.audit || rec.type == "Patient") {
     note_entity(ex, rec.type, rec.id, rec.version, nullptr);  // a Patient is its own patient
     return visible_stored(ex, rec.type, rec.id, rec.body);
@@ -574,11 +575,10 @@ Reply Api::read(Exchange& ex, const std::string& type, const std::string& id) co
     reply.response = fail(ex, rec.error());
     return reply;
   }
-  const bool deleted = *rec && (*rec)->deleted;
-  if (!*rec || !(deleted ? deletion_readable(ex, **rec) : readable(ex, **rec))) {
+  if (!*rec || !readable(ex, **rec)) {
     reply.response = fail(ex, Error::make(ErrorCode::not_found, type + "/" + id + " is not known"));
     if (*rec && ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
-  } else if (deleted) {
+  } else if ((*rec)->deleted) {
     reply.response = fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " was deleted"));
     reply.response.set_header("ETag", etag((*rec)->version));
   } else {
@@ -604,12 +604,11 @@ Reply Api::vread(Exchange& ex, const std::string& type, const std::string& id,
     reply.response = fail(ex, rec.error());
     return reply;
   }
-  const bool deleted = *rec && (*rec)->deleted;
-  if (!*rec || !(deleted ? deletion_readable(ex, **rec) : readable(ex, **rec))) {
+  if (!*rec || !readable(ex, **rec)) {
     reply.response = fail(
         ex, Error::make(ErrorCode::not_found, type + "/" + id + "/_history/" + version + " is not known"));
     if (*rec && ex.audit) ex.audit->outcome_desc = "consent: not shared with " + ex.who->id;
-  } else if (deleted) {
+  } else if ((*rec)->deleted) {
     reply.response =
         fail(ex, Error::make(ErrorCode::gone, type + "/" + id + " version " + version + " is a deletion"));
   } else {

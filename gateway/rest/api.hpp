@@ -97,11 +97,11 @@ class Api {
   bool visible(Exchange& ex, const fhir::Node& resource) const;
   bool visible_stored(Exchange& ex, const std::string& type, const std::string& id,
                       std::string_view json) const;
-  // A stored version for a read or vread: names it in the AuditEvent and decides consent.
+  // A stored version for a read or vread: names it in the AuditEvent and decides consent. A deletion is
+  // readable (410) only by a caller who could read the last version before it; to others the resource is
+  // not known (404), as it was while it lived, so that a 410 cannot tell them it existed.
   bool readable(Exchange& ex, const store::VersionRecord& rec) const;
-  // A deletion is told (410) only to a caller who could read the last version before it; to others the
-  // resource is not known (404), as it was while it lived, so that a 410 cannot tell them it existed.
-  bool deletion_readable(Exchange& ex, const store::VersionRecord& deletion) const;
+  bool deletion_readable(Exchange& ex, const store::VersionRecord& deletion) const;  // readable's part
   store::Store::Visibility visibility(Exchange& ex) const;
   // Consent for changing a held record, for a write plan to ask of the live version it reads: a caller may
   // update or delete only what it could read (break-glass included, and noted in the AuditEvent). One it

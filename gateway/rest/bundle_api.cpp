@@ -383,11 +383,10 @@ Reply Api::bundle(Exchange& ex) const {
         auto rec = store_.read(op.type, op.id);
         if (!rec) {
           op.error = entry_error(op, rec.error());
-        } else if (const bool deleted = *rec && (*rec)->deleted;
-                   !*rec || !(deleted ? deletion_readable(ex, **rec) : readable(ex, **rec))) {
+        } else if (!*rec || !readable(ex, **rec)) {
           op.error =
               entry_error(op, Error::make(ErrorCode::not_found, op.type + "/" + op.id + " is not known"));
-        } else if (deleted) {  // as a read answers
+        } else if ((*rec)->deleted) {  // as a read answers
           op.error = entry_error(op, Error::make(ErrorCode::gone, op.type + "/" + op.id + " was deleted"));
         } else {
           op.record = **rec;

@@ -23,14 +23,14 @@
 
 #include "fhir/validator.hpp"
 #include "fuzz/common.hpp"
-#include "gateway/app.hpp"
-#include "gateway/auth.hpp"
-#include "gateway/config.hpp"
-#include "gateway/feed_ingest.hpp"
+#include "gateway/server/app.hpp"
+#include "gateway/security/tokens.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/inbound/feed_ingest.hpp"
 #include "gateway/rest/api.hpp"
-#include "gateway/security.hpp"
+#include "gateway/security/security.hpp"
 #include "gateway/store/store.hpp"
-#include "gateway/v2_inbound.hpp"
+#include "gateway/inbound/v2_inbound.hpp"
 
 using namespace fhirgate;
 using namespace fhirgate::gateway;

@@ -10,8 +10,8 @@
 
 #include "fhir/files.hpp"
 #include "fhir/profiles.hpp"
-#include "gateway/app.hpp"
-#include "gateway/config.hpp"
+#include "gateway/server/app.hpp"
+#include "gateway/config/config.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "gateway/config.hpp"
+#include "gateway/config/config.hpp"
 
 namespace fhirgate::gateway {
 namespace rest {

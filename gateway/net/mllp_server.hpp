@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/config.hpp"
-#include "gateway/v2_inbound.hpp"
+#include "gateway/config/config.hpp"
+#include "gateway/inbound/v2_inbound.hpp"
 
 namespace fhirgate::gateway {
 

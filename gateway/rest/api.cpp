@@ -14,7 +14,7 @@
 #include "fhir/json_locate.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/search_query.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/common/ids.hpp"
 #include "gateway/rest/bundles.hpp"
 #include "gateway/rest/capability.hpp"
 #include "gateway/rest/exchange.hpp"

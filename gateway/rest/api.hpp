@@ -15,12 +15,12 @@
 #include "fhir/model.hpp"
 #include "fhir/search_params.hpp"
 #include "fhir/validator.hpp"
-#include "gateway/feed_ingest.hpp"
+#include "gateway/inbound/feed_ingest.hpp"
 #include "gateway/rest/http_message.hpp"
-#include "gateway/security.hpp"
+#include "gateway/security/security.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
-#include "gateway/v2_inbound.hpp"
+#include "gateway/inbound/v2_inbound.hpp"
 
 namespace fhirgate::gateway::rest {
 

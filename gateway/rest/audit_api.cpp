@@ -9,8 +9,8 @@
 
 #include "fhir/datetime.hpp"
 #include "fhir/operation_outcome.hpp"
-#include "gateway/audit_trail.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/audit/audit_trail.hpp"
+#include "gateway/common/ids.hpp"
 #include "gateway/rest/bundles.hpp"
 #include "gateway/rest/exchange.hpp"
 

@@ -25,10 +25,10 @@
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/search_query.hpp"
-#include "gateway/audit_trail.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/audit/audit_trail.hpp"
+#include "gateway/common/ids.hpp"
 #include "gateway/rest/exchange.hpp"
-#include "gateway/security.hpp"
+#include "gateway/security/security.hpp"
 
 namespace fhirgate::gateway::rest {
 namespace {

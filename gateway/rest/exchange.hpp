@@ -12,8 +12,8 @@
 
 #include "fhir/formats.hpp"
 #include "fhir/search_query.hpp"
-#include "gateway/audit_event.hpp"
-#include "gateway/config.hpp"
+#include "gateway/audit/audit_event.hpp"
+#include "gateway/config/config.hpp"
 #include "gateway/rest/api.hpp"
 #include "gateway/rest/negotiation.hpp"
 

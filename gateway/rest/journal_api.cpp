@@ -14,8 +14,8 @@
 #include "fhir/datetime.hpp"
 #include "fhir/json.hpp"
 #include "fhir/search_query.hpp"
-#include "gateway/audit_trail.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/audit/audit_trail.hpp"
+#include "gateway/common/ids.hpp"
 #include "gateway/rest/exchange.hpp"
 
 namespace fhirgate::gateway::rest {

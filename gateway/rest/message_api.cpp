@@ -17,9 +17,9 @@
 #include "fhir/datetime.hpp"
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
-#include "gateway/ids.hpp"
+#include "gateway/common/ids.hpp"
 #include "gateway/rest/exchange.hpp"
-#include "gateway/security.hpp"
+#include "gateway/security/security.hpp"
 
 namespace fhirgate::gateway::rest {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "fhir/json.hpp"
-#include "gateway/audit_trail.hpp"
+#include "gateway/audit/audit_trail.hpp"
 #include "gateway/rest/exchange.hpp"
 
 namespace fhirgate::gateway::rest {

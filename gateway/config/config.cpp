@@ -78,6 +78,9 @@ PartnerConfig read_partner(const Reader& r, const Node& value, const std::string
       p.role = r.string(v, where);
       if (p.role != "operator" && p.role != "privacy-officer")
         r.fail(where, "must be operator or privacy-officer");
+    } else if (k == "consentRegistrar" && !is_role) {
+      if (!v.is_bool()) r.fail(where, "expected true or false");
+      p.consent_registrar = v.text() == "true";
     } else if (k == "odsCode" && !is_role) {
       p.ods_code = r.string(v, where);
     } else if (k == "access") {

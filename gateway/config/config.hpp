@@ -49,6 +49,9 @@ struct PartnerConfig {
   std::string name;              // for people
   std::string role = "partner";  // partner, operator, privacy-officer
   std::string ods_code;          // the Organization's ODS code (partners)
+  // A consent registrar may record patients' sharing decisions (patient-privacy Consents); so may the
+  // privacy-officer role (docs/security.md).
+  bool consent_registrar = false;
   // Resource type ("*" = any) -> FHIR interactions allowed: read, vread, history-instance, history-type,
   // search-type, create, update, delete.
   std::map<std::string, std::set<std::string>> access;

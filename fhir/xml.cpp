@@ -26,6 +26,12 @@
 // expand. The depth limit is checked in the startElementNs callback, which stops the parser. No DOM is
 // built: a first version that walked libxml2's tree spent 40% of its time building and freeing it.
 //
+// Well-formedness comes before any FHIR-level complaint. libxml2 reports events as it goes and finds a
+// document cut short only at its end (it even reports the start tag of a bare `<Patient`), so when a
+// handler refuses an event the parser is not stopped: the handler gets no more events, and the rest of
+// the document is still read. A document that is not well-formed is then invalid_input with the
+// parser's line and column, whatever the handler said; only a well-formed one gets the handler's error.
+//
 // The reader keeps a stack of frames, one per open element, each knowing its TypeDef, and one stack of
 // children: every element gets its entry there when it opens (filled in as it is read), and its own
 // children are the entries above that one. When an element closes, its children are sorted into model
@@ -278,6 +284,7 @@ void on_internal_subset(void* user, const xmlChar*, const xmlChar*, const xmlCha
 }
 
 // libxml2 calls this before pushing the element, so nameNr counts its open ancestors.
+// After a handler refused an event it gets no more, but the parser reads on (see the top of the file).
 template <class Handler>
 void on_start(void* user, const xmlChar* local_name, const xmlChar*, const xmlChar* uri, int, const xmlChar**,
               int attribute_count, int, const xmlChar** attributes) {
@@ -289,34 +296,27 @@ void on_start(void* user, const xmlChar* local_name, const xmlChar*, const xmlCh
     stop(ctxt, state);
     return;
   }
+  if (state.handler_failed) return;
   auto& handler = *static_cast<Handler*>(state.handler);
-  if (!handler.start(ctxt, view(local_name), view(uri), attribute_count, attributes)) {
+  if (!handler.start(ctxt, view(local_name), view(uri), attribute_count, attributes))
     state.handler_failed = true;
-    stop(ctxt, state);
-  }
 }
 
 template <class Handler>
 void on_end(void* user, const xmlChar* local_name, const xmlChar*, const xmlChar*) {
   auto* ctxt = static_cast<xmlParserCtxt*>(user);
   SaxState& state = state_of(user);
-  if (state.stopped) return;
-  if (!static_cast<Handler*>(state.handler)->end(ctxt, view(local_name))) {
-    state.handler_failed = true;
-    stop(ctxt, state);
-  }
+  if (state.stopped || state.handler_failed) return;
+  if (!static_cast<Handler*>(state.handler)->end(ctxt, view(local_name))) state.handler_failed = true;
 }
 
 template <class Handler>
 void on_text(void* user, const xmlChar* text, int length) {
   auto* ctxt = static_cast<xmlParserCtxt*>(user);
   SaxState& state = state_of(user);
-  if (state.stopped) return;
+  if (state.stopped || state.handler_failed) return;
   const std::string_view chunk(reinterpret_cast<const char*>(text), static_cast<std::size_t>(length));
-  if (!static_cast<Handler*>(state.handler)->text(ctxt, chunk)) {
-    state.handler_failed = true;
-    stop(ctxt, state);
-  }
+  if (!static_cast<Handler*>(state.handler)->text(ctxt, chunk)) state.handler_failed = true;
 }
 
 struct ContextFree {
@@ -338,8 +338,8 @@ Error positioned(Error e, int line, int column) {
 }
 
 // Parses a whole document into `handler` with the hardening described at the top. Errors: invalid_input
-// for input that is too large, too deep, has a DOCTYPE or is not well-formed; the handler's own error
-// when it stopped the parse.
+// for input that is too large, too deep, has a DOCTYPE or is not well-formed (whatever the handler
+// said); else the handler's own error when it refused an event.
 template <class Handler>
 Status sax_parse(std::string_view xml, const XmlLimits& limits, Handler& handler) {
   if (xml.size() > limits.max_bytes || xml.size() > static_cast<std::size_t>(INT_MAX)) {
@@ -385,13 +385,13 @@ Status sax_parse(std::string_view xml, const XmlLimits& limits, Handler& handler
                    "XML is nested deeper than " + std::to_string(limits.max_depth) + " elements"),
         state.line, state.column);
   }
-  if (state.handler_failed) return handler.take_error();
   if (state.failed || !ctxt->wellFormed) {
     return positioned(
         make_error(ErrorCode::invalid_input,
                    "XML is not well-formed: " + (state.message.empty() ? "no root element" : state.message)),
         state.line, state.column);
   }
+  if (state.handler_failed) return handler.take_error();
   return Ok{};
 }
 

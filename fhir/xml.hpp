@@ -25,7 +25,8 @@ struct XmlLimits {
 // Parses a FHIR XML resource into the JSON tree. Errors: invalid_input with line/column for malformed
 // XML, a DOCTYPE, too deep/large input; unprocessable (with the element's location) for XML that is
 // well-formed but not FHIR (unknown element, wrong namespace, a value that is not valid for its
-// JSON type such as a decimal that is not a number).
+// JSON type such as a decimal that is not a number). Well-formedness is decided first: a document that
+// is not well-formed is invalid_input even where it is not FHIR either.
 Result<Node> xml_to_json(const Model& model, std::string_view xml, const XmlLimits& limits = {});
 
 // Writes the resource as FHIR XML (with an XML declaration when `declaration`), indented when `pretty`.

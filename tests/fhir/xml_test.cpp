@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "fhir/formats.hpp"
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
 #include "tests/support/paths.hpp"
@@ -227,6 +228,44 @@ TEST_CASE("xml: malformed XML is invalid_input with line and column") {
   CHECK(xml_issue("{\"resourceType\":\"Patient\"}", ErrorCode::invalid_input).line == 1);
   CHECK(xml_issue(patient("<id value=\"&undefined;\"/>"), ErrorCode::invalid_input)
             .diagnostics.find("undefined") != std::string::npos);
+}
+
+// Regression: XML cut short was answered 422 with a FHIR complaint ("<Patient> is not in the FHIR
+// namespace", "unknown element <foo>") instead of 400 with the parse error, because libxml2 reports the
+// start tags it has read before it finds that the document ends too early, and the reader stopped the
+// parser at its first complaint.
+TEST_CASE(
+    "xml: regression: XML cut short is invalid_input with the parser's line and column, not a FHIR "
+    "complaint") {
+  for (const std::string& cut :
+       {std::string("<Patient"), std::string("<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"1\"/>"),
+        std::string("<Patient><id value=\"1\"/>"),
+        std::string("<Patient xmlns=\"http://hl7.org/fhir\"><foo/>"),
+        std::string("<Patient xmlns=\"http://hl7.org/fhir\"><foo/></Patient"),
+        std::string("<Foo xmlns=\"http://hl7.org/fhir\"><bar>")}) {
+    CAPTURE(cut);
+    const Issue i = xml_issue(cut, ErrorCode::invalid_input);
+    CHECK(i.diagnostics.starts_with("XML is not well-formed: "));
+    CHECK(i.line == 1);
+    CHECK(i.column > 0);
+    CHECK(i.expression.empty());
+    auto parsed = parse_resource(model(), cut, Format::xml);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().code == ErrorCode::invalid_input);
+    CHECK(http_status(parsed.error().code) == 400);
+  }
+}
+
+TEST_CASE("xml: regression: a FHIR complaint early in a document does not hide a parse error later on") {
+  const Issue i =
+      xml_issue("<Patient xmlns=\"urn:not-fhir\">\n<foo value=\"x\"/>\n<active value=\"true\">\n</Patient>",
+                ErrorCode::invalid_input);
+  CHECK(i.line == 4);
+  CHECK(i.column > 0);
+  CHECK(i.diagnostics.find("mismatch") != std::string::npos);
+  // Well-formed documents still get the FHIR-level error, with its location.
+  const Issue fhir = xml_issue(patient("<foo/>"), ErrorCode::unprocessable);
+  CHECK(fhir.expression == "Patient.foo");
 }
 
 TEST_CASE("xml: a DOCTYPE is refused before parsing, so XXE gets nowhere") {

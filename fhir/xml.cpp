@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <climits>
 #include <cstdint>
 #include <memory>
@@ -193,22 +194,29 @@ bool append_escaped(std::string& out, std::string_view s, bool attribute) {
 }
 
 // A SAX2 attribute value. With entity substitution off libxml2 hands `&` over as "&#38;" (to be
-// decoded by its tree builder); every other reference is already decoded.
-std::string attribute_text(const xmlChar* const* attribute) {
+// decoded by its tree builder); every other reference is already decoded. The raw text when there is
+// nothing to decode, else the decoded text in `scratch`.
+std::string_view attribute_value(const xmlChar* const* attribute, std::string& scratch) {
   const std::string_view raw(reinterpret_cast<const char*>(attribute[3]),
                              static_cast<std::size_t>(attribute[4] - attribute[3]));
-  if (raw.find('&') == std::string_view::npos) return std::string(raw);
-  std::string out;
-  out.reserve(raw.size());
+  if (raw.find('&') == std::string_view::npos) return raw;
+  scratch.clear();
+  scratch.reserve(raw.size());
   for (std::size_t i = 0; i < raw.size();) {
     if (raw.compare(i, 5, "&#38;") == 0) {
-      out += '&';
+      scratch += '&';
       i += 5;
     } else {
-      out += raw[i++];
+      scratch += raw[i++];
     }
   }
-  return out;
+  return scratch;
+}
+
+std::string attribute_text(const xmlChar* const* attribute) {
+  std::string scratch;
+  const std::string_view value = attribute_value(attribute, scratch);
+  return value.data() == scratch.data() ? std::move(scratch) : std::string(value);
 }
 
 // The DOCTYPE check. Offset of a `<!DOCTYPE` in the prolog (after the BOM, XML declaration, comments,
@@ -956,6 +964,46 @@ class DivWriter {
   std::optional<Error> error_;
 };
 
+// The parser's events for an XmlMarkupVisitor. A visitor that stops listening is not an error (it knows
+// why), so the reader itself never refuses an event.
+class MarkupReader {
+ public:
+  explicit MarkupReader(XmlMarkupVisitor& visitor) : visitor_(visitor) {}
+
+  bool start(xmlParserCtxt*, std::string_view name, std::string_view ns, int attribute_count,
+             const xmlChar** attributes) {
+    if (!listening_) return true;
+    const auto count = static_cast<std::size_t>(attribute_count);
+    attributes_.resize(count);
+    if (scratch_.size() < count) scratch_.resize(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      const xmlChar* const* attribute = attributes + 5 * k;
+      attributes_[k] =
+          XmlAttribute{view(attribute[2]), view(attribute[0]), attribute_value(attribute, scratch_[k])};
+    }
+    listening_ = visitor_.element(ns, name, attributes_);
+    return true;
+  }
+
+  bool end(xmlParserCtxt*, std::string_view) { return true; }
+
+  bool text(xmlParserCtxt*, std::string_view text) {
+    if (listening_) listening_ = visitor_.text(text);
+    return true;
+  }
+
+  Error take_error() {
+    assert(false && "MarkupReader refuses no event");
+    return Error::make(ErrorCode::internal, "the XML markup reader failed");
+  }
+
+ private:
+  XmlMarkupVisitor& visitor_;
+  bool listening_ = true;
+  std::vector<XmlAttribute> attributes_;
+  std::vector<std::string> scratch_;  // decoded attribute values, one per attribute
+};
+
 // JSON tree -> XML text.
 class XmlWriter {
  public:
@@ -1263,6 +1311,11 @@ Result<Node> xml_to_json(const Model& model, std::string_view xml, const XmlLimi
 Result<std::string> json_to_xml(const Model& model, const Node& resource, bool pretty, bool declaration) {
   XmlWriter writer(model, pretty);
   return writer.write(resource, declaration);
+}
+
+Status read_xml_markup(std::string_view xml, XmlMarkupVisitor& visitor, const XmlLimits& limits) {
+  MarkupReader reader(visitor);
+  return sax_parse(xml, limits, reader);
 }
 
 }  // namespace fhirgate::fhir

@@ -7,7 +7,11 @@
 //
 // Parsing is hardened: no network, no DTDs (a DOCTYPE is refused before parsing, so external entities
 // and entity expansion cannot happen), bounded depth and size. Pure and thread-safe.
+//
+// The same parser also hands the markup of any XML text to a visitor, for rules on XHTML such as the
+// narrative's (fhir/narrative.hpp).
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -33,5 +37,31 @@ Result<Node> xml_to_json(const Model& model, std::string_view xml, const XmlLimi
 // Errors: unprocessable naming the first member the model does not know (it cannot be placed in XML).
 Result<std::string> json_to_xml(const Model& model, const Node& resource, bool pretty = false,
                                 bool declaration = true);
+
+// An attribute as the parser reports it. The views are valid during the visitor's call only.
+struct XmlAttribute {
+  std::string_view ns;     // namespace URI; empty for an unprefixed attribute
+  std::string_view name;   // local name
+  std::string_view value;  // character and entity references decoded
+};
+
+// Receives the markup of a document read by read_xml_markup(), in document order: each element's start
+// with its attributes (namespace declarations are not attributes), and its character data, possibly in
+// several chunks. Comments and processing instructions are not reported. A call that returns false
+// ends the visit: no further calls are made.
+class XmlMarkupVisitor {
+ public:
+  virtual bool element(std::string_view ns, std::string_view name,
+                       std::span<const XmlAttribute> attributes) = 0;
+  virtual bool text(std::string_view text) = 0;
+
+ protected:
+  ~XmlMarkupVisitor() = default;
+};
+
+// Reads `xml` with the hardened parser into `visitor`, to the end of the document even after the visitor
+// stopped listening. Errors: invalid_input with line/column, as xml_to_json gives them (a DOCTYPE,
+// too deep or large, not well-formed).
+Status read_xml_markup(std::string_view xml, XmlMarkupVisitor& visitor, const XmlLimits& limits = {});
 
 }  // namespace fhirgate::fhir

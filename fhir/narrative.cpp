@@ -1,0 +1,218 @@
+// What narrative may contain. R4 narrative.html: "The XHTML content SHALL NOT contain a head, a body,
+// external stylesheet references, deprecated elements, scripts, forms, base/link/xlink, frames, iframes
+// and objects or event related attributes (e.g. onClick)." And the invariant txt-1 on Narrative.div:
+// "The narrative SHALL contain only the basic html formatting elements and attributes described in
+// chapters 7-11 (except section 4 of chapter 9) and 15 of the HTML 4.0 standard, <a> elements (either
+// name or href), images and internally contained style attributes".
+//
+// Hence the table below, read from HTML 4.01 (https://www.w3.org/TR/html401/): the elements of chapter 7
+// (div, span, h1-h6, address; not html, head, title, meta or body), 8 (bdo), 9 without its section 4
+// (so no ins or del), 10 (lists, without the deprecated dir and menu), 11 (tables) and 15 (tt, i, b, big,
+// small, hr; not the deprecated font, basefont, center, strike, s or u), plus a and img. Each takes the
+// attributes those chapters give it, chapter 15's presentational ones (align, bgcolor, width, ...)
+// included since chapter 15 is where they are described, and every element takes the core and language
+// attributes (id, class, style, title, lang, dir, xml:lang). Left out: the event attributes (onclick,
+// ...), a's target (a frames attribute, chapter 16), and img's usemap and ismap (image maps are not
+// narrative). Anything not listed (script, style, form controls, iframe, frame, object, embed, applet,
+// base, link, meta, ...) is refused.
+//
+// Not enforced although txt-1 says it: that an <a> has a name or an href. The R4 examples themselves have
+// hundreds of <a>Patient/example</a>, and such an <a> is harmless.
+#include "fhir/narrative.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+
+#include "fhir/result.hpp"
+#include "fhir/xml.hpp"
+
+namespace fhirgate::fhir {
+namespace {
+
+struct AllowedElement {
+  std::string_view name;
+  std::string_view attributes;  // besides kCommonAttributes; separated by spaces
+};
+
+constexpr std::string_view kCommonAttributes = "id class style title lang dir";
+constexpr std::string_view kCellAlign = "align char charoff valign";
+
+// clang-format off
+constexpr AllowedElement kAllowedElements[] = {
+    // HTML 4.01 chapter 7, the global structure of a document
+    {"div", "align"}, {"span", ""}, {"address", ""},
+    {"h1", "align"}, {"h2", "align"}, {"h3", "align"}, {"h4", "align"}, {"h5", "align"}, {"h6", "align"},
+    // chapter 8, language and direction
+    {"bdo", ""},
+    // chapter 9, text (without 9.4: ins, del)
+    {"em", ""}, {"strong", ""}, {"dfn", ""}, {"code", ""}, {"samp", ""}, {"kbd", ""}, {"var", ""},
+    {"cite", ""}, {"abbr", ""}, {"acronym", ""}, {"blockquote", "cite"}, {"q", "cite"}, {"sub", ""},
+    {"sup", ""}, {"p", "align"}, {"br", "clear"}, {"pre", "width"},
+    // chapter 10, lists
+    {"ul", "type compact"}, {"ol", "type compact start"}, {"li", "type value"}, {"dl", "compact"},
+    {"dt", ""}, {"dd", ""},
+    // chapter 11, tables
+    {"table", "summary width border frame rules cellspacing cellpadding align bgcolor"},
+    {"caption", "align"},
+    {"colgroup", "span width align char charoff valign"}, {"col", "span width align char charoff valign"},
+    {"thead", kCellAlign}, {"tbody", kCellAlign}, {"tfoot", kCellAlign},
+    {"tr", "align char charoff valign bgcolor"},
+    {"th", "abbr axis headers scope rowspan colspan align char charoff valign nowrap bgcolor width height"},
+    {"td", "abbr axis headers scope rowspan colspan align char charoff valign nowrap bgcolor width height"},
+    // chapter 15, font styles and rules
+    {"tt", ""}, {"i", ""}, {"b", ""}, {"big", ""}, {"small", ""}, {"hr", "align noshade size width"},
+    // links (chapter 12) and images (chapter 13)
+    {"a", "name href hreflang type rel rev charset"},
+    {"img", "src alt longdesc name height width align border hspace vspace"},
+};
+// clang-format on
+
+// Attributes that hold a URL, where a script scheme could run.
+constexpr std::string_view kUrlAttributes[] = {"href", "src", "longdesc", "cite"};
+
+constexpr std::string_view kXhtmlNamespace = "http://www.w3.org/1999/xhtml";
+constexpr std::string_view kXmlNamespace = "http://www.w3.org/XML/1998/namespace";
+constexpr std::size_t kMaxProblems = 8;
+
+bool listed(std::string_view list, std::string_view word) {
+  while (!list.empty()) {
+    const std::size_t space = list.find(' ');
+    if (list.substr(0, space) == word) return true;
+    if (space == std::string_view::npos) break;
+    list.remove_prefix(space + 1);
+  }
+  return false;
+}
+
+const AllowedElement* allowed_element(std::string_view name) {
+  const auto* end = std::end(kAllowedElements);
+  const auto* found = std::find_if(std::begin(kAllowedElements), end,
+                                   [&](const AllowedElement& e) { return e.name == name; });
+  return found == end ? nullptr : found;
+}
+
+char ascii_lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool is_event_attribute(std::string_view name) {
+  return name.size() > 2 && ascii_lower(name[0]) == 'o' && ascii_lower(name[1]) == 'n';
+}
+
+// The scheme as a browser reads it: leading controls and spaces skipped, tabs and line breaks dropped
+// anywhere, case ignored.
+bool is_script_url(std::string_view url) {
+  char scheme[12];
+  std::size_t length = 0;
+  for (const char c : url) {
+    if (length == 0 && static_cast<unsigned char>(c) <= 0x20) continue;
+    if (c == '\t' || c == '\n' || c == '\r') continue;
+    if (c == ':') {
+      const std::string_view found(scheme, length);
+      return found == "javascript" || found == "vbscript";
+    }
+    if (length == sizeof scheme) return false;
+    scheme[length++] = ascii_lower(c);
+  }
+  return false;
+}
+
+bool is_blank(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+}
+
+class NarrativeRules final : public XmlMarkupVisitor {
+ public:
+  bool element(std::string_view ns, std::string_view name,
+               std::span<const XmlAttribute> attributes) override {
+    const std::string tag = "<" + std::string(name) + ">";
+    if (root_) {
+      root_ = false;
+      if (name != "div" || ns != kXhtmlNamespace) {
+        add("The narrative must be a <div> element in the XHTML namespace");
+        return listening();
+      }
+    }
+    if (ns != kXhtmlNamespace) {
+      add("The element " + tag + " is not in the XHTML namespace");
+      return listening();
+    }
+    const AllowedElement* allowed = allowed_element(name);
+    if (allowed == nullptr) {
+      add("The element " + tag + " is not allowed in narrative");
+      return listening();
+    }
+    if (name == "img") content_ = true;
+    for (const XmlAttribute& attribute : attributes) check(tag, *allowed, attribute);
+    return listening();
+  }
+
+  bool text(std::string_view text) override {
+    if (!content_ && !is_blank(text)) content_ = true;
+    return listening();
+  }
+
+  std::vector<std::string> finish() {
+    if (!content_ && listening())
+      add("The narrative has no content: it needs some non-whitespace text or an image");
+    return std::move(problems_);
+  }
+
+ private:
+  void check(const std::string& tag, const AllowedElement& allowed, const XmlAttribute& attribute) {
+    const std::string name(attribute.name);
+    if (!attribute.ns.empty()) {
+      if (attribute.ns == kXmlNamespace && attribute.name == "lang") return;
+      add("The attribute " + name + " of " + tag + " is in the namespace " + std::string(attribute.ns) +
+          ": only xml:lang may have a namespace in narrative");
+      return;
+    }
+    if (is_event_attribute(attribute.name)) {
+      add("The event attribute " + name + " of " + tag + " is not allowed in narrative");
+      return;
+    }
+    if (!listed(kCommonAttributes, attribute.name) && !listed(allowed.attributes, attribute.name)) {
+      add("The attribute " + name + " is not allowed on " + tag + " in narrative");
+      return;
+    }
+    const bool url = std::find(std::begin(kUrlAttributes), std::end(kUrlAttributes), attribute.name) !=
+                     std::end(kUrlAttributes);
+    if (url && is_script_url(attribute.value)) {
+      add("The " + name + " of " + tag + " is a javascript: or vbscript: URL, which narrative may not hold");
+    }
+  }
+
+  void add(std::string problem) {
+    if (std::find(problems_.begin(), problems_.end(), problem) == problems_.end() && listening())
+      problems_.push_back(std::move(problem));
+  }
+
+  bool listening() const { return problems_.size() < kMaxProblems; }
+
+  bool root_ = true;
+  bool content_ = false;
+  std::vector<std::string> problems_;
+};
+
+}  // namespace
+
+std::vector<std::string> narrative_problems(std::string_view div) {
+  NarrativeRules rules;
+  const Status read = read_xml_markup(div, rules);
+  if (read) return rules.finish();
+  const Issue& issue = read.error().issues.front();
+  std::string problem = "The narrative is not XML that FHIR accepts: " + issue.diagnostics;
+  if (issue.diagnostics.find("Entity '") != std::string::npos) {
+    problem +=
+        " (narrative has only XML's own entities: write a character reference such as &#160; for &nbsp;)";
+  }
+  if (issue.line > 0) {
+    problem +=
+        " (line " + std::to_string(issue.line) + ", column " + std::to_string(issue.column) + " of the div)";
+  }
+  return {std::move(problem)};
+}
+
+}  // namespace fhirgate::fhir

@@ -12,7 +12,10 @@
 // Errors the spec calls runtime errors (a multi-item collection where a singleton is required, an
 // operator on mismatched types, an unknown type name) end the whole evaluation: they are thrown as
 // EvalFailure inside this file and turned into a Result at the public boundary, so the hot path does
-// not test a status after every step.
+// not test a status after every step. So does an exceeded budget (EvalContext::budget): each expression
+// node evaluated is a step, and so is each item that navigation, descendants() or repeat() produce or
+// that a membership test (distinct(), union, in, subsetOf(), ...) compares, so that what only loops
+// over collections without evaluating anything is counted too.
 //
 // Type tests follow the R4 test suite: `is` walks the TypeDef base chain (code is string, Age is
 // Quantity, Patient is DomainResource); `as`/ofType do the same for complex types but need an exact
@@ -56,6 +59,7 @@ namespace {
 
 struct EvalFailure {
   std::string message;
+  bool too_costly = false;  // the budget ran out
 };
 
 // matches() and replaceMatches() take at most instructions × (characters + 1) steps (fhir/regex.hpp);
@@ -201,7 +205,13 @@ std::optional<std::string> base64_decode(std::string_view in) {
 
 class Evaluator {
  public:
-  Evaluator(const EvalContext& context, Value root) : model_(context.model), context_(context), root_(root) {}
+  Evaluator(const EvalContext& context, Value root)
+      : model_(context.model),
+        context_(context),
+        root_(root),
+        budget_(context.budget != nullptr ? context.budget : &unlimited_) {}
+  Evaluator(const Evaluator&) = delete;  // budget_ may point at unlimited_
+  Evaluator& operator=(const Evaluator&) = delete;
 
   Collection run(const Expr& e) {
     Collection focus{root_};
@@ -219,6 +229,12 @@ class Evaluator {
   std::vector<std::unique_ptr<std::string>> arena_;
   std::int64_t index_ = 0;
   const Collection* total_ = nullptr;
+  Budget unlimited_;
+  Budget* budget_;
+
+  void step(std::uint64_t steps = 1) const {
+    if (!budget_->spend(steps)) throw EvalFailure{"the evaluation exceeded its time budget", true};
+  }
 
   const TypeDef* type_named(std::string_view name) const { return model_.type(name); }
 
@@ -441,6 +457,7 @@ class Evaluator {
     if (depth > 256) fail("descendants(): document too deep");
     Collection kids;
     children_of(kids, item);
+    step(kids.size() + 1);
     for (const Value& k : kids) {
       out.push_back(k);
       descendants_of(out, k, depth + 1);
@@ -500,12 +517,13 @@ class Evaluator {
     return v->integer;
   }
 
-  static bool contains_value(const Collection& c, const Value& v) {
+  bool contains_value(const Collection& c, const Value& v) const {
+    step(c.size() + 1);
     return std::any_of(c.begin(), c.end(),
                        [&](const Value& x) { return equal_values(x, v).value_or(false); });
   }
 
-  static void add_distinct(Collection& out, const Value& v) {
+  void add_distinct(Collection& out, const Value& v) const {
     if (!contains_value(out, v)) out.push_back(v);
   }
 
@@ -513,6 +531,7 @@ class Evaluator {
 
  public:
   Collection eval(const Expr& e, const Collection& focus) {
+    step();
     switch (e.kind) {
       case ExprKind::empty:
         return {};
@@ -629,6 +648,7 @@ class Evaluator {
     }
     Collection out;
     for (const Value& item : *input) navigate(out, item, e);
+    step(out.size());
     return out;
   }
 
@@ -775,8 +795,9 @@ class Evaluator {
     return arithmetic(e.op, *x, *y);
   }
 
-  static std::optional<bool> collections_equal(const Collection& a, const Collection& b) {
+  std::optional<bool> collections_equal(const Collection& a, const Collection& b) const {
     if (a.size() != b.size()) return false;
+    step(a.size());
     bool unknown = false;
     for (std::size_t i = 0; i < a.size(); ++i) {
       auto eq = equal_values(a[i], b[i]);
@@ -790,10 +811,11 @@ class Evaluator {
     return true;
   }
 
-  static bool collections_equivalent(const Collection& a, const Collection& b) {
+  bool collections_equivalent(const Collection& a, const Collection& b) const {
     if (a.size() != b.size()) return false;
     std::vector<bool> used(b.size(), false);
     for (const Value& x : a) {
+      step(b.size());
       bool found = false;
       for (std::size_t j = 0; j < b.size(); ++j) {
         if (!used[j] && equivalent_values(x, b[j])) {
@@ -1017,6 +1039,7 @@ class Evaluator {
           Collection next;
           for_each_item(current, arg(0), [&](const Value&, const Collection& r) {
             for (const Value& v : r) {
+              step(out.size() + 1);
               const bool seen = std::any_of(out.begin(), out.end(), [&](const Value& o) {
                 return v.kind == VKind::node ? o.node == v.node && o.companion == v.companion
                                              : equal_values(o, v).value_or(false);
@@ -1432,6 +1455,7 @@ class Evaluator {
       case Fn::children: {
         Collection out;
         for (const Value& v : input) children_of(out, v);
+        step(out.size());
         return out;
       }
       case Fn::descendants: {
@@ -1806,9 +1830,10 @@ Value root_value(const Node& focus, std::string_view focus_type, const EvalConte
   return root;
 }
 
-Error eval_error(const CompiledExpression& expression, const std::string& message) {
+Error eval_error(const CompiledExpression& expression, const std::string& message, bool too_costly = false) {
   Error e = Error::make(ErrorCode::unprocessable,
                         "FHIRPath evaluation of '" + expression.text() + "' failed: " + message);
+  if (too_costly) e.issues.front().code = "too-costly";
   e.internal = e.issues.front().diagnostics;
   return e;
 }
@@ -1832,7 +1857,7 @@ Result<std::vector<Item>> evaluate(const CompiledExpression& expression, const N
     for (const Value& v : result) out.push_back(render(v));
     return out;
   } catch (const EvalFailure& failure) {
-    return eval_error(expression, failure.message);
+    return eval_error(expression, failure.message, failure.too_costly);
   }
 }
 
@@ -1847,7 +1872,7 @@ Result<std::optional<bool>> evaluate_boolean(const CompiledExpression& expressio
     if (to_system(result.front(), s) && s.kind == VKind::boolean) return std::optional<bool>(s.flag);
     return std::optional<bool>(true);
   } catch (const EvalFailure& failure) {
-    return eval_error(expression, failure.message);
+    return eval_error(expression, failure.message, failure.too_costly);
   }
 }
 

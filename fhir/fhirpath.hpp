@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fhir/budget.hpp"
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
 #include "fhir/result.hpp"
@@ -32,6 +33,9 @@ struct EvalContext {
   const Node* root_resource = nullptr;  // %rootResource (the outermost resource, e.g. a Bundle)
   std::string_view root_type;
   const Node* focus_companion = nullptr;  // the `_name` object (id/extension) when the focus is a primitive
+  // The evaluation counts its steps against this budget (shared with the caller's other work, such as the
+  // rest of a validation) and stops once it is exceeded; null: no limit. See Budget for what it costs.
+  Budget* budget = nullptr;
 };
 
 // One item of a result collection, rendered for callers that only need the outcome.
@@ -42,7 +46,9 @@ struct Item {
 
 // Evaluates with `focus` (of FHIR type `focus_type`, e.g. "Patient", "HumanName", "string") as the
 // input collection. Errors: a runtime type error the spec says is an error (e.g. a multi-item
-// collection where a singleton is required).
+// collection where a singleton is required); the context's budget exceeded, an error whose one issue
+// has the code "too-costly" (only a regular expression may run past the deadline, for at most about
+// 0.1 s: its own bound).
 Result<std::vector<Item>> evaluate(const CompiledExpression& expression, const Node& focus,
                                    std::string_view focus_type, const EvalContext& context);
 

@@ -15,6 +15,11 @@
 // that cannot be evaluated (an engine error) is reported as information, never as a failure of the
 // resource.
 //
+// A time budget (ValidationOptions::deadline) bounds the whole run: every element instance and profile
+// item visited is a step, the FHIRPath engine counts its own steps against the same Budget, and the
+// clock is read once every few hundred steps, so that a deadline costs nothing measurable. When it
+// passes, the run stops as the fail-fast policy does (the stop flag) and ends with one too-costly issue.
+//
 // Profiles are a second walk, run only for a resource that a profile applies to, after the base walk
 // has checked it against its base definition. The walk follows the profile's element tree (not the
 // JSON), with the Model's base element at each level so only what the profile adds is reported again:
@@ -33,6 +38,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "fhir/budget.hpp"
 #include "fhir/datetime.hpp"
 #include "fhir/fhirpath.hpp"
 #include "fhir/profiles.hpp"
@@ -131,9 +137,25 @@ struct ValidatorState {
 class Run {
  public:
   Run(const ValidatorState& impl, const ValidationOptions& options, std::vector<Issue>& issues)
-      : impl_(impl), model_(*impl.model), options_(options), issues_(issues) {}
+      : impl_(impl), model_(*impl.model), options_(options), issues_(issues), budget_(options.deadline) {}
 
-  void validate(const Node& resource) { check_resource(resource, nullptr, false); }
+  // Validates the resource; false when the budget ran out first (the too-costly issue is then the last).
+  bool validate(const Node& resource) {
+    if (budget_.read_clock()) {
+      check_resource(resource, nullptr, false);
+    } else {
+      over_budget();
+    }
+    if (!over_budget_) return true;
+    Issue issue;
+    issue.severity = "error";
+    issue.code = "too-costly";
+    issue.diagnostics =
+        "Validation was stopped: it exceeded its time budget. Only the issues found until then are listed";
+    issue.expression = std::move(over_budget_at_);
+    issues_.push_back(std::move(issue));
+    return false;
+  }
 
  private:
   // %resource, and %rootResource: the container of a contained resource, else the resource itself
@@ -167,6 +189,19 @@ class Run {
     Run& run_;
     std::size_t mark_;
   };
+
+  // Counts one step of work; false (and the run stopped) once the budget is exceeded.
+  bool spend() {
+    if (budget_.spend()) return true;
+    over_budget();
+    return false;
+  }
+
+  void over_budget() {
+    if (!over_budget_) over_budget_at_ = path_;
+    over_budget_ = true;
+    stopped_ = true;
+  }
 
   void report(std::string_view severity, std::string_view code, std::string diagnostics) {
     Issue issue;
@@ -335,7 +370,7 @@ class Run {
   void check_profile_item(const Profile& profile, const ProfileElement& pe, const Node* value,
                           const Node* extras, const TypeDef& type, const ElementDef* base,
                           const ResourceScope& scope, int depth) {
-    if (stopped_) return;
+    if (stopped_ || !spend()) return;
     if (!pe.types.empty() && (base == nullptr || base->choice || type.kind == TypeDef::Kind::resource)) {
       const bool allowed = std::any_of(pe.types.begin(), pe.types.end(), [&](const TypeRef& t) {
         const bool code_ok = t.code == type.name || (type.kind == TypeDef::Kind::resource &&
@@ -500,7 +535,7 @@ class Run {
     const bool ok = std::none_of(issues_.begin() + static_cast<std::ptrdiff_t>(mark), issues_.end(),
                                  [](const Issue& i) { return i.severity == "error"; });
     issues_.resize(mark);
-    stopped_ = was_stopped;
+    stopped_ = was_stopped || over_budget_;
     return ok;
   }
 
@@ -705,8 +740,11 @@ class Run {
 
   void evaluate_profile_constraint(const Profile& profile, const ProfileConstraint& pc, const Node& focus,
                                    std::string_view focus_type, const ResourceScope& scope) {
-    const fhirpath::EvalContext context{model_, scope.node, scope.type, scope.root, scope.root_type};
-    auto result = fhirpath::evaluate_boolean(*pc.compiled, focus, focus_type, context);
+    auto result = fhirpath::evaluate_boolean(*pc.compiled, focus, focus_type, eval_context(scope));
+    if (!result && budget_.exceeded()) {
+      over_budget();
+      return;
+    }
     if (!result) {
       const auto& issues = result.error().issues;
       report("information", "processing",
@@ -847,7 +885,7 @@ class Run {
                              std::to_string(def.max) + ", but found " + std::to_string(count));
       if (stopped_) return;
     }
-    for (std::size_t i = 0; i < count && !stopped_; ++i) {
+    for (std::size_t i = 0; i < count && !stopped_ && spend(); ++i) {
       const Node* item = value == nullptr ? nullptr : (repeating ? &value->items()[i] : value);
       const Node* item_extras = extras == nullptr ? nullptr : (repeating ? &extras->items()[i] : extras);
       Path p(*this, json_name, repeating ? i : kNoIndex);
@@ -1138,12 +1176,21 @@ class Run {
     }
   }
 
+  fhirpath::EvalContext eval_context(const ResourceScope& scope) {
+    fhirpath::EvalContext context{model_, scope.node, scope.type, scope.root, scope.root_type};
+    context.budget = &budget_;
+    return context;
+  }
+
   void evaluate(const Constraint& c, const Node& focus, std::string_view focus_type, const ResourceScope& scope) {
     if (natively_checked(c.key)) return;
     const auto& compiled = impl_.compiled[c.expression_id];
     if (compiled == nullptr) return;
-    const fhirpath::EvalContext context{model_, scope.node, scope.type, scope.root, scope.root_type};
-    auto result = fhirpath::evaluate_boolean(*compiled, focus, focus_type, context);
+    auto result = fhirpath::evaluate_boolean(*compiled, focus, focus_type, eval_context(scope));
+    if (!result && budget_.exceeded()) {
+      over_budget();
+      return;
+    }
     if (!result) {
       const auto& issues = result.error().issues;
       report("information", "processing",
@@ -1161,6 +1208,9 @@ class Run {
   std::vector<Issue>& issues_;
   std::string path_;
   bool stopped_ = false;
+  Budget budget_;
+  bool over_budget_ = false;
+  std::string over_budget_at_;  // the location where the budget ran out
 };
 
 }  // namespace
@@ -1239,7 +1289,7 @@ Result<Node> Validator::generate_snapshot(const Node& structure_definition) cons
 
 ValidationResult Validator::validate(const Node& resource, const ValidationOptions& options) const {
   ValidationResult result;
-  Run(*impl_, options, result.issues).validate(resource);
+  result.budget_exceeded = !Run(*impl_, options, result.issues).validate(resource);
   return result;
 }
 

@@ -15,6 +15,7 @@
 // slicing (value, pattern, type and exists discriminators; closed, open and openAtEnd rules, ordering not
 // checked). Issues from a profile name it, e.g. "Slice 'nhsNumber' requires at least 1 item (profile
 // https://...)". An unknown profile is a warning and the base definition alone is used.
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -33,10 +34,16 @@ struct ValidationOptions {
   bool check_invariants = true;
   bool check_bindings = true;
   std::vector<std::string> profiles;  // canonical URLs to validate against, besides meta.profile
+  // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
+  // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct ValidationResult {
   std::vector<Issue> issues;  // severity error | warning | information; code per OperationOutcome types
+  // The deadline passed before validation finished: `issues` ends with one error of code "too-costly"
+  // (at the location where it stopped), and holds only what was found until then.
+  bool budget_exceeded = false;
   bool has_errors() const;
 };
 

@@ -629,5 +629,58 @@ TEST_CASE("fhirpath: matches() uses the spec's single-line mode and replaceMatch
   CHECK(eval("'abc'.matches('(?=a)')") == kError);
 }
 
+// A Patient with `names` names of three given names each: some hundreds of elements to walk.
+Node patient_with_names(int names) {
+  std::string json = R"({"resourceType":"Patient","name":[)";
+  for (int k = 0; k < names; ++k) {
+    json += std::string(k == 0 ? "" : ",") + R"({"family":"F)" + std::to_string(k) +
+            R"(","given":["A","B","C"]})";
+  }
+  json += "]}";
+  return *parse_json(json);
+}
+
+TEST_CASE("fhirpath: an evaluation whose budget is exceeded stops with a too-costly error") {
+  const Node resource = patient_with_names(50);
+  auto compiled =
+      compile("descendants().all(%resource.descendants().all(%resource.descendants().count() > 0))");
+  REQUIRE(compiled.ok());
+  Budget budget(Budget::Clock::now() - std::chrono::seconds(1));
+  EvalContext context{model(), &resource, "Patient", &resource, "Patient"};
+  context.budget = &budget;
+  const auto start = std::chrono::steady_clock::now();
+  auto result = evaluate_boolean(**compiled, resource, "Patient", context);
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(result.ok());
+  REQUIRE(result.error().issues.size() == 1);
+  CHECK(result.error().issues.front().code == "too-costly");
+  CHECK(result.error().issues.front().diagnostics.find("time budget") != std::string::npos);
+  CHECK(budget.exceeded());
+  CHECK(took < std::chrono::milliseconds(50));
+
+  // Without a budget (or with one not exceeded) the same evaluation completes.
+  const Node small = patient_with_names(3);
+  EvalContext unbounded{model(), &small, "Patient", &small, "Patient"};
+  auto full = evaluate_boolean(**compiled, small, "Patient", unbounded);
+  REQUIRE(full.ok());
+  CHECK(*full == true);
+  Budget ahead(Budget::Clock::now() + std::chrono::hours(1));
+  unbounded.budget = &ahead;
+  CHECK(evaluate_boolean(**compiled, small, "Patient", unbounded).ok());
+}
+
+TEST_CASE("fhirpath: membership tests count their comparisons against the budget") {
+  // distinct() over many items evaluates little but compares each item with the ones kept so far.
+  const Node resource = patient_with_names(400);
+  auto compiled = compile("Patient.name.given.distinct().count() > 0 and name.family.isDistinct()");
+  REQUIRE(compiled.ok());
+  Budget budget(Budget::Clock::now() - std::chrono::seconds(1));
+  EvalContext context{model(), &resource, "Patient", &resource, "Patient"};
+  context.budget = &budget;
+  auto result = evaluate_boolean(**compiled, resource, "Patient", context);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.error().issues.front().code == "too-costly");
+}
+
 }  // namespace
 }  // namespace fhirgate::fhir::fhirpath

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <regex>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "fhir/files.hpp"
 #include "fhir/validator_primitives.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/sanitizers.hpp"
 
 namespace fhirgate::fhir {
 namespace {
@@ -350,6 +352,131 @@ TEST_CASE("Validator: the model carries resource-level constraints and bindings"
   for (const Constraint& c : contact->constraints) has_pat1 = has_pat1 || c.key == "pat-1";
   CHECK(has_pat1);
   CHECK(validator().uncompiled_constraints() == 0);
+}
+
+// The time budget (ValidationOptions::deadline) -------------------------------------------------------
+
+using Clock = std::chrono::steady_clock;
+
+// A collection Bundle of Patients like bench/data/patient.json, about `bytes` long.
+Node patients_bundle(std::size_t bytes) {
+  auto patient = read_file(fhirgate::testing::source_path("bench/data/patient.json"));
+  REQUIRE(patient.ok());
+  std::string json = R"({"resourceType":"Bundle","type":"collection","entry":[)";
+  for (std::size_t k = 0; json.size() < bytes; ++k) {
+    json += std::string(k == 0 ? "" : ",") + R"({"fullUrl":"urn:uuid:00000000-0000-0000-0000-)" +
+            std::to_string(100000000000 + k) + R"(","resource":)" + *patient + "}";
+  }
+  json += "]}";
+  auto node = parse_json(json);
+  REQUIRE(node.ok());
+  return std::move(node).value();
+}
+
+// The one too-costly issue of the result, or null.
+const Issue* too_costly(const ValidationResult& result) {
+  const Issue* found = nullptr;
+  for (const Issue& issue : result.issues) {
+    if (issue.code != "too-costly") continue;
+    CHECK(found == nullptr);
+    found = &issue;
+  }
+  return found;
+}
+
+TEST_CASE("Validator: a deadline already passed stops validation at once with one too-costly error") {
+  ValidationOptions options;
+  options.deadline = Clock::now() - std::chrono::milliseconds(1);
+  const ValidationResult result = run(R"({"resourceType":"Patient","gender":"nope","foo":1})", options);
+  CHECK(result.budget_exceeded);
+  CHECK(result.has_errors());
+  REQUIRE(result.issues.size() == 1);
+  const Issue& issue = result.issues.front();
+  CHECK(issue.severity == "error");
+  CHECK(issue.code == "too-costly");
+  CHECK(issue.diagnostics.find("exceeded its time budget") != std::string::npos);
+}
+
+TEST_CASE("Validator: a 1 MB Bundle with a deadline of a few ms stops within a small multiple of it") {
+  const Node bundle = patients_bundle(1024 * 1024);
+  const auto budget = std::chrono::milliseconds(3);
+  ValidationOptions options;
+  const auto start = Clock::now();
+  options.deadline = start + budget;
+  const ValidationResult result = validator().validate(bundle, options);
+  const auto took = Clock::now() - start;
+  CHECK(result.budget_exceeded);
+  const Issue* issue = too_costly(result);
+  REQUIRE(issue != nullptr);
+  CHECK(issue->severity == "error");
+  CHECK(issue->expression.starts_with("Bundle.entry["));
+  CHECK(issue == &result.issues.back());
+  CHECK(took < fhirgate::testing::scaled(budget * 4));
+
+  // With no deadline the same Bundle is validated in full, which takes longer than the budget.
+  const auto full_start = Clock::now();
+  const ValidationResult full = validator().validate(bundle);
+  const auto full_took = Clock::now() - full_start;
+  CHECK_FALSE(full.budget_exceeded);
+  CHECK(too_costly(full) == nullptr);
+  CHECK_FALSE(full.has_errors());
+  CHECK(full_took > budget);
+  MESSAGE("1 MB Bundle: stopped after " << std::chrono::duration<double, std::milli>(took).count()
+                                        << " ms with a 3 ms deadline; validated in full in "
+                                        << std::chrono::duration<double, std::milli>(full_took).count()
+                                        << " ms");
+}
+
+TEST_CASE("Validator: without a deadline, or with one not reached, validation is as before") {
+  const std::string json = R"({"resourceType":"Patient","foo":1,"bar":2,"gender":1})";
+  const std::string expected =
+      "error structure Patient.foo; error structure Patient.bar; error structure Patient.gender";
+  const ValidationResult plain = run(json);
+  CHECK(summary(plain) == expected);
+  CHECK_FALSE(plain.budget_exceeded);
+  ValidationOptions options;
+  options.deadline = Clock::now() + std::chrono::hours(1);
+  const ValidationResult ahead = run(json, options);
+  CHECK(summary(ahead) == expected);
+  CHECK_FALSE(ahead.budget_exceeded);
+  CHECK(ahead.issues.size() == plain.issues.size());
+}
+
+// An invariant that walks the resource's elements for each pair of them: seconds of work on a Patient
+// with a few hundred elements. The deadline stops it in the middle of its one evaluation.
+constexpr std::string_view kSlowProfile =
+    R"json({"resourceType":"StructureDefinition","url":"http://test.example/slow","name":"Slow","status":"draft",
+  "kind":"resource","abstract":false,"type":"Patient","derivation":"constraint",
+  "baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","differential":{"element":[
+  {"id":"Patient","path":"Patient","constraint":[{"key":"slow-1","severity":"error","human":"slow",
+   "expression":"descendants().all(%resource.descendants().all(%resource.descendants().count() > 0))"}]}]}})json";
+
+TEST_CASE("Validator: the deadline stops a pathological invariant in the middle of its evaluation") {
+  Validator slow(shared_model(), shared_terminology());
+  auto profile = parse_json(kSlowProfile);
+  REQUIRE(profile.ok());
+  REQUIRE(slow.add_profile(*profile).ok());
+  std::string json = R"({"resourceType":"Patient","meta":{"profile":["http://test.example/slow"]},"name":[)";
+  for (int k = 0; k < 60; ++k) {
+    json += std::string(k == 0 ? "" : ",") + R"({"family":"F","given":["A","B","C"]})";
+  }
+  json += "]}";
+  auto patient = parse_json(json);
+  REQUIRE(patient.ok());
+  const auto budget = std::chrono::milliseconds(20);
+  ValidationOptions options;
+  const auto start = Clock::now();
+  options.deadline = start + budget;
+  const ValidationResult result = slow.validate(*patient, options);
+  const auto took = Clock::now() - start;
+  CHECK(result.budget_exceeded);
+  const Issue* issue = too_costly(result);
+  REQUIRE(issue != nullptr);
+  CHECK(issue->expression == "Patient");
+  CHECK(took < fhirgate::testing::scaled(budget * 4));
+  // Not told as an invariant that could not be evaluated.
+  for (const Issue& i : result.issues)
+    CHECK(i.diagnostics.find("could not be evaluated") == std::string::npos);
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ cat > "$CFG" <<JSON
   "profiles": {"Patient": ["https://fhir.partnership.example/StructureDefinition/partnership-patient"],
                "Consent": ["https://fhir.partnership.example/StructureDefinition/partnership-consent"]},
   "cachedTypes": ["Patient", "Consent", "AuditEvent", "Organization"],
-  "partners": [{"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345",
+  "partners": [{"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345", "consentRegistrar": true,
     "access": {"Patient": ["create", "read"], "Consent": ["create", "read"]}, "inbound": ["fhir-rest"]}] }
 JSON
 TOKEN="$("$BIN" partner add-token gp-practice --config "$CFG" --db "$TMPD/bench.db" | tail -1)"

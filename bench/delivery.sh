@@ -30,7 +30,7 @@ cat > "$CFG" <<JSON
   "profilesDir": "$ROOT/profiles",
   "cachedTypes": ["Patient", "Consent", "AuditEvent", "Organization"],
   "partners": [
-    {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345",
+    {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345", "consentRegistrar": true,
      "access": {"Patient": ["create"], "Consent": ["create"]}, "inbound": ["fhir-rest"]},
     {"id": "acute-trust", "name": "Northfield Hospitals NHS Trust", "odsCode": "RX1",
      "endpoint": {"fhirBaseUrl": "http://127.0.0.1:$SINK_PORT/fhir", "timeoutMs": 2000}}],

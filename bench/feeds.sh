@@ -60,7 +60,7 @@ cat > "$CFG" <<JSON
   "profiles": {"Patient": ["https://fhir.partnership.example/StructureDefinition/partnership-patient"]},
   "cachedTypes": ["Patient", "Consent", "AuditEvent", "Organization"],
   "partners": [{"id": "social-care", "name": "Westshire Council Adult Social Care", "odsCode": "W00001",
-    "access": {"Patient": ["read"]}, "inbound": ["csv"],
+    "access": {"Patient": ["read", "create", "update"]}, "inbound": ["csv"],
     "feeds": [{"id": "clients", "mapping": "$ROOT/samples/feeds/social-care/clients.mapping.json",
                "folder": "$TMPD/inbound"}]}],
   "feedPollMs": 100 }

@@ -52,7 +52,7 @@ def config(out, security):
         "database": {"path": "bench.db"},
         "security": {"enabled": security == "on", "consentPolicy": "opt-in"},
         "partners": [
-            {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345",
+            {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345", "consentRegistrar": True,
              "access": {"Patient": ["read", "vread", "search-type", "create", "update"],
                         "Consent": ["read", "vread", "search-type", "create", "update"],
                         "Organization": ["read", "search-type"]},

@@ -551,6 +551,97 @@ Result<Node> parse_json(std::string_view text, const JsonLimits& limits) {
   return builder.take_root();
 }
 
+namespace {
+
+// Reads a document's events and builds only the top-level member `key`, with a TreeBuilder; stops the
+// reader (a handler returning false) once that member is complete.
+class MemberBuilder {
+ public:
+  using Ch = char;
+  MemberBuilder(std::string_view text, const InsituStream& stream, std::string_view key)
+      : key_(key), builder_(text, stream, JsonLimits{}.max_depth) {}
+
+  bool Null() { return capturing() ? value(builder_.Null()) : scalar(); }
+  bool Bool(bool b) { return capturing() ? value(builder_.Bool(b)) : scalar(); }
+  bool Int(int) { return scalar(); }
+  bool Uint(unsigned) { return scalar(); }
+  bool Int64(std::int64_t) { return scalar(); }
+  bool Uint64(std::uint64_t) { return scalar(); }
+  bool Double(double) { return scalar(); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+    return capturing() ? value(builder_.RawNumber(s, n, copy)) : scalar();
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return capturing() ? value(builder_.String(s, n, copy)) : scalar();
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    if (capturing()) return builder_.Key(s, n, copy);
+    if (depth_ == 1 && std::string_view(s, n) == key_) capture_depth_ = 1;
+    return true;
+  }
+  bool StartObject() {
+    ++depth_;
+    if (depth_ == 1) root_is_object_ = true;
+    return capturing() && depth_ > capture_depth_ ? builder_.StartObject() : true;
+  }
+  bool StartArray() {
+    ++depth_;
+    return capturing() && depth_ > capture_depth_ ? builder_.StartArray() : true;
+  }
+  bool EndObject(rapidjson::SizeType count) {
+    --depth_;
+    if (!capturing() || depth_ < capture_depth_) return true;
+    return value(builder_.EndObject(count));
+  }
+  bool EndArray(rapidjson::SizeType count) {
+    --depth_;
+    if (!capturing() || depth_ < capture_depth_) return true;
+    return value(builder_.EndArray(count));
+  }
+
+  bool done() const { return done_; }
+  bool root_is_object() const { return root_is_object_; }
+  const TreeBuilder& builder() const { return builder_; }
+  Node take() { return builder_.take_root(); }
+
+ private:
+  bool capturing() const { return capture_depth_ > 0 && !done_; }
+  bool scalar() const { return true; }
+  // After a value of the captured member's subtree: the member is complete when we are back at its level.
+  bool value(bool ok) {
+    if (!ok) return false;
+    if (depth_ == capture_depth_) {
+      done_ = true;
+      return false;  // stops the reader: the rest is not needed
+    }
+    return true;
+  }
+
+  std::string_view key_;
+  TreeBuilder builder_;
+  int depth_ = 0;
+  int capture_depth_ = 0;  // the depth of the object holding the member, once its key is seen
+  bool done_ = false;
+  bool root_is_object_ = false;
+};
+
+}  // namespace
+
+Result<std::optional<Node>> parse_json_member(std::string_view text, std::string_view key) {
+  if (text.substr(0, kBom.size()) == kBom) text.remove_prefix(kBom.size());
+  std::string buffer(text);
+  InsituStream stream(buffer.data());
+  MemberBuilder handler(text, stream, key);
+  rapidjson::Reader reader;
+  const rapidjson::ParseResult result = reader.Parse<kParseFlags>(stream, handler);
+  if (handler.done()) return std::optional<Node>(handler.take());
+  if (handler.builder().failed())
+    return parse_error(text, handler.builder().error().message, handler.builder().error().offset);
+  if (result.IsError()) return parse_error(text, reason(text, result), result.Offset());
+  if (!handler.root_is_object()) return Error::make(ErrorCode::invalid_input, "the JSON document is not an object");
+  return std::optional<Node>();
+}
+
 std::string write_json(const Node& node, bool pretty) {
   std::string out;
   write_json(node, out, pretty);

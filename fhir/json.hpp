@@ -5,6 +5,7 @@
 // keep document order. The reader is RapidJSON's SAX parser with numbers parsed as strings; parse errors
 // carry line and column. Everything here is pure and thread-compatible.
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -72,6 +73,13 @@ struct JsonLimits {
 // Parses one JSON document. Errors: invalid_input with the RapidJSON reason and line/column; depth
 // beyond the limit is invalid_input too. Duplicate object keys are invalid_input (FHIR forbids them).
 Result<Node> parse_json(std::string_view text, const JsonLimits& limits = {});
+
+// The value of the top-level member `key` of a JSON object document, parsed as parse_json parses it, without
+// building the rest: parsing stops once that member has been read. For documents the gateway wrote itself
+// (stored resources, whose `meta` comes third), so that one member costs a fraction of the whole. nullopt
+// when the object has no such member. Errors: as parse_json, for the part read, and invalid_input when the
+// document is not an object.
+Result<std::optional<Node>> parse_json_member(std::string_view text, std::string_view key);
 
 // Serialises compactly, or indented by two spaces when `pretty`.
 std::string write_json(const Node& node, bool pretty = false);

@@ -10,9 +10,11 @@ struct CodePolicy {
   const char* ack;
 };
 
-// The one table from error code to HTTP status, OperationOutcome issue type and HL7 v2 ACK code.
+// The one table from error code to HTTP status, OperationOutcome issue type and HL7 v2 ACK code. The ACK
+// code follows HL7's meaning: AR for a message the receiver will not take as it is (malformed,
+// unsupported, not authorized), AE for one it could not process (fix the data or resend).
 constexpr CodePolicy kPolicies[] = {
-    {ErrorCode::invalid_input, 400, "invalid", "AE"},
+    {ErrorCode::invalid_input, 400, "invalid", "AR"},
     {ErrorCode::unauthorized, 401, "login", "AR"},
     {ErrorCode::forbidden, 403, "forbidden", "AR"},
     {ErrorCode::not_found, 404, "not-found", "AE"},
@@ -24,7 +26,7 @@ constexpr CodePolicy kPolicies[] = {
     {ErrorCode::payload_too_large, 413, "too-long", "AR"},
     {ErrorCode::unsupported_media_type, 415, "not-supported", "AR"},
     {ErrorCode::unprocessable, 422, "processing", "AE"},
-    {ErrorCode::busy, 503, "transient", "AR"},
+    {ErrorCode::busy, 503, "transient", "AE"},
     {ErrorCode::internal, 500, "exception", "AE"},
 };
 

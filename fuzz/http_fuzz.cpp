@@ -1,6 +1,6 @@
-// The HTTP request path as the router sees it: rest::Api::handle on a request built from the input, its
-// write plan committed through the store's writer and after_commit run (or its background work run), as
-// the HTTP server does. Two gateways: the sample configuration (security on: bearer tokens, consent,
+// The HTTP request path as the server drives it: the REST pipeline's job for a request built from the
+// input, run to its end with its commit through the store's writer (net::run_inline), as the HTTP server
+// does. Two gateways: the sample configuration (security on: bearer tokens, consent,
 // audit) and the default one (security off), each on its own SQLite database in a temporary folder.
 //
 // Input: one flags byte, then an HTTP/1.1-like request with LF (or CRLF) line ends:
@@ -23,14 +23,11 @@
 
 #include "fhir/validator.hpp"
 #include "fuzz/common.hpp"
-#include "gateway/server/app.hpp"
-#include "gateway/security/tokens.hpp"
 #include "gateway/config/config.hpp"
-#include "gateway/inbound/feed_ingest.hpp"
-#include "gateway/rest/api.hpp"
-#include "gateway/security/security.hpp"
+#include "gateway/net/job.hpp"
+#include "gateway/security/tokens.hpp"
+#include "gateway/server/gateway.hpp"
 #include "gateway/store/store.hpp"
-#include "gateway/inbound/v2_inbound.hpp"
 
 using namespace fhirgate;
 using namespace fhirgate::gateway;
@@ -51,80 +48,44 @@ const std::string& temp_root() {
   return *root;
 }
 
-// Everything serve() builds in front of the HTTP server, minus the network, metrics and delivery.
-struct Gateway {
-  explicit Gateway(Config c)
-      : config(std::move(c)),
-        model(load_model(config)),
-        registry(load_search_params(config)),
-        validator(model, load_terminology(config)),
-        store((load_project_profiles(validator, *model, config), config.database_path), registry,
-              config.security.audit_key_file),
-        security(config, store),
-        v2{validator, registry, {}, {}, security.enabled()},
-        feeds{FeedContext{validator, registry, store.writer(), config.profiles, security.enabled()}, {}} {
-    for (const auto& p : config.partners) {
-      if (p.role != "partner") continue;
-      v2.partners.push_back(
-          V2Partner{p.id, p.name, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
-    }
-    if (auto it = config.profiles.find("Patient"); it != config.profiles.end())
-      v2.patient_profiles = it->second;
-    auto loaded = load_partner_feeds(config, *model);
-    if (!loaded) fuzz::fail("load_partner_feeds");
-    feeds.feeds = std::move(*loaded);
-    rest::ApiOptions options;
-    options.cached_types = config.cached_types;
-    options.profiles = config.profiles;
-    options.default_count = config.default_page_size;
-    options.max_count = config.max_page_size;
-    options.software_version = "fuzz";
-    options.security = config.security.enabled;
-    options.purpose_header = config.security.purpose_header;
-    api = std::make_unique<rest::Api>(options, *model, validator, registry, store, &v2, &security, &feeds);
+// Everything serve() builds in front of the HTTP server (gateway/server/gateway.hpp), and a token for
+// every partner and role.
+struct Fuzzed {
+  explicit Fuzzed(Config c) : config(std::move(c)), gateway(config) {
     for (const auto& p : config.partners) {
       NewToken token = make_token(p.id);
-      const Status stored =
-          store.writer().run([credential = token.credential](store::WriteTxn& txn) -> Status {
-            txn.add_credential(credential);
-            return Ok{};
-          });
+      const Status stored = gateway.store().writer().run([credential = token.credential](store::WriteTxn& txn) -> Status {
+        txn.add_credential(credential);
+        return Ok{};
+      });
       if (!stored) fuzz::fail("storing a token");
       tokens.push_back(token.token);
     }
   }
-
   Config config;
-  std::shared_ptr<const fhir::Model> model;
-  fhir::SearchParamRegistry registry;
-  fhir::Validator validator;
-  store::Store store;
-  Security security;
-  V2InboundContext v2;
-  FeedService feeds;
-  std::unique_ptr<rest::Api> api;
+  gateway::Gateway gateway;
   std::vector<std::string> tokens;
 };
 
 // Never destroyed: the writer threads run until the process ends.
-Gateway& secured() {
-  static Gateway* g = [] {
+Fuzzed& secured() {
+  static Fuzzed* g = [] {
     Config c = load_config(fuzz::source_path("samples/gateway.json"));
     c.database_path = temp_root() + "/secured.db";
     c.security.audit_key_file = temp_root() + "/secured.audit-key";
     c.routes.clear();
-    return new Gateway(std::move(c));
+    return new Fuzzed(std::move(c));
   }();
   return *g;
 }
 
-Gateway& open() {
-  static Gateway* g = [] {
+Fuzzed& open() {
+  static Fuzzed* g = [] {
     Config c = default_config();
     c.profiles_dir = fuzz::source_path("profiles");
     c.database_path = temp_root() + "/open.db";
     c.security.audit_key_file = temp_root() + "/open.audit-key";
-    return new Gateway(std::move(c));
+    return new Fuzzed(std::move(c));
   }();
   return *g;
 }
@@ -137,8 +98,8 @@ std::string_view next_line(std::string_view& text) {
   return line;
 }
 
-rest::HttpRequest request_from(std::string_view text) {
-  rest::HttpRequest request;
+net::HttpRequest request_from(std::string_view text) {
+  net::HttpRequest request;
   std::string_view start = next_line(text);
   const std::size_t space = start.find(' ');
   request.method = std::string(start.substr(0, space));
@@ -173,27 +134,20 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const std::uint8_t flags = data[0];
-  Gateway& gateway = (flags & 8) ? open() : secured();
-  rest::HttpRequest request =
+  Fuzzed& fuzzed = (flags & 8) ? open() : secured();
+  net::HttpRequest request =
       request_from(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1));
   const std::size_t token = flags & 7;
   if (token == 7) {
     request.headers.emplace_back("Authorization", "Bearer fg_0123456789abcdef_nottherightsecret");
-  } else if (token > 0 && token <= gateway.tokens.size()) {
-    request.headers.emplace_back("Authorization", "Bearer " + gateway.tokens[token - 1]);
+  } else if (token > 0 && token <= fuzzed.tokens.size()) {
+    request.headers.emplace_back("Authorization", "Bearer " + fuzzed.tokens[token - 1]);
   }
 
   try {
-    rest::Reply reply = gateway.api->handle(request);
-    rest::HttpResponse response;
-    if (reply.plan) {
-      const Status committed = gateway.store.writer().run(std::move(reply.plan));
-      response = reply.after_commit(committed);
-    } else if (reply.background) {
-      response = reply.background();
-    } else {
-      response = std::move(reply.response);
-    }
+    auto job = fuzzed.gateway.rest().start(request);
+    net::run_inline(*job, fuzzed.gateway.store().writer());
+    net::HttpResponse response = job->take_response();
     FUZZ_CHECK(response.status >= 100 && response.status <= 599);
     // A 500 is a bug: outside input must get a 4xx. FHIRGATE_FUZZ_ALLOW_500 tolerates those whose body
     // holds its text (any, when empty), to look past one already reported.

@@ -202,6 +202,27 @@ std::unique_ptr<AuditInput> escaped(const AuditInput& in) {
 
 }  // namespace
 
+std::string_view to_code(AuditOutcome outcome) {
+  switch (outcome) {
+    case AuditOutcome::success:
+      return "0";
+    case AuditOutcome::minor_failure:
+      return "4";
+    case AuditOutcome::serious_failure:
+      return "8";
+    case AuditOutcome::major_failure:
+      return "12";
+  }
+  return "8";
+}
+
+std::optional<AuditOutcome> parse_audit_outcome(std::string_view code) {
+  for (const AuditOutcome o : {AuditOutcome::success, AuditOutcome::minor_failure,
+                               AuditOutcome::serious_failure, AuditOutcome::major_failure})
+    if (to_code(o) == code) return o;
+  return std::nullopt;
+}
+
 fhir::Node make_audit_event(const AuditInput& input) {
   const std::unique_ptr<AuditInput> escaped_input = escaped(input);
   const AuditInput& in = escaped_input ? *escaped_input : input;
@@ -220,7 +241,7 @@ fhir::Node make_audit_event(const AuditInput& input) {
   const bool has_data = pattern != Pattern::query && !in.entity_reference.empty();
   const bool has_query = (pattern == Pattern::query || pattern == Pattern::history) && !in.query.empty();
   const char* profile = hl7v2 ? nullptr : balp_name(pattern, with_patient);
-  const bool claim = profile != nullptr && in.outcome == "0" && !in.client_address.empty() &&
+  const bool claim = profile != nullptr && in.outcome == AuditOutcome::success && !in.client_address.empty() &&
                      !in.server_address.empty() && (pattern == Pattern::query ? has_query : has_data);
 
   Node event = Node::object();
@@ -244,8 +265,7 @@ fhir::Node make_audit_event(const AuditInput& input) {
   }
   event.set("action", Node::string(info != nullptr ? info->action : "E"));
   event.set("recorded", Node::string(fhir::format_instant(in.recorded_ms)));
-  assert(!in.outcome.empty());
-  if (!in.outcome.empty()) event.set("outcome", Node::string(in.outcome));
+  event.set("outcome", Node::string(std::string(to_code(in.outcome))));
   if (!in.outcome_desc.empty()) event.set("outcomeDesc", Node::string(in.outcome_desc));
 
   if (!in.purpose.empty() || in.break_glass) {

@@ -54,11 +54,25 @@
 // store (so one subtype query finds every create whatever the channel). interaction "message" is a
 // message that wrote nothing (rejected, failed, re-sent): no restful-interaction subtype, action E.
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "fhir/json.hpp"
 
 namespace fhirgate::gateway {
+
+// AuditEvent.outcome (R4 audit-event-outcome): the one vocabulary of how an exchange ended, for the
+// audit trail.
+enum class AuditOutcome : std::uint8_t {
+  success,          // 0
+  minor_failure,    // 4: the client's error, a refusal, a write held for review
+  serious_failure,  // 8: ours or the store's
+  major_failure,    // 12
+};
+// "0", "4", "8", "12"; and back (nullopt for anything else).
+std::string_view to_code(AuditOutcome outcome);
+std::optional<AuditOutcome> parse_audit_outcome(std::string_view code);
 
 // Code system of the second subtype coding that names an operation, e.g. code "$validate".
 inline constexpr const char* kOperationSystem = "urn:fhirgate:operation";
@@ -70,7 +84,7 @@ struct AuditInput {
   std::string interaction;
   std::string operation;  // the operation invoked, "$validate", "$ingest"; empty = none
   std::int64_t recorded_ms = 0;
-  std::string outcome;           // "0" success, "4" minor failure (client error, denial), "8" serious failure
+  AuditOutcome outcome = AuditOutcome::success;
   std::string outcome_desc;      // text for failures/denials (no patient data), empty on success
   std::string client_id;         // the requesting partner/role id (empty when unauthenticated)
   std::string client_reference;  // e.g. "Organization/acute-trust" (empty when none)
@@ -80,6 +94,7 @@ struct AuditInput {
   std::string gateway_name = "fhirgate";
   std::string purpose;            // v3-ActReason code, e.g. TREAT; empty = none
   bool break_glass = false;       // permitted only by break-glass (ETREAT despite a deny)
+  bool held = false;              // a write held for a registrar (outcome minor_failure): not applied
   std::string entity_reference;   // the data touched, e.g. "Patient/123/_history/2"; unused for searches
   std::string patient_reference;  // "Patient/123" when a patient is identifiable; empty otherwise (asserted)
   // Searches and type history: the raw request as received, e.g. "GET /Patient?family=smith" (BALP's

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fhir/datetime.hpp"
+#include "fhir/utf8.hpp"
 
 namespace fhirgate::gateway {
 namespace {
@@ -34,7 +35,6 @@ struct Field {
 constexpr Field kFields[] = {
     {"interaction", &AuditInput::interaction},
     {"operation", &AuditInput::operation},
-    {"outcome", &AuditInput::outcome},
     {"outcomeDesc", &AuditInput::outcome_desc},
     {"clientId", &AuditInput::client_id},
     {"clientReference", &AuditInput::client_reference},
@@ -63,8 +63,11 @@ std::optional<Parsed> parse_record(const store::AuditRecord& row) {
   p.input.gateway_name.clear();
   p.input.channel.clear();
   for (const auto& f : kFields) p.input.*f.member = std::string(doc->string_at(f.name));
+  p.input.outcome = parse_audit_outcome(doc->string_at("outcome")).value_or(AuditOutcome::serious_failure);
   const Node* glass = doc->find("breakGlass");
   p.input.break_glass = glass && glass->text() == "true";
+  const Node* held = doc->find("held");
+  p.input.held = held && held->text() == "true";
   p.input.recorded_ms = row.recorded_ms;
   if (const Node* more = doc->find("morePatients"); more && more->is_array())
     for (const auto& m : more->items()) p.more_patients.push_back(m.text());
@@ -76,7 +79,7 @@ store::AuditColumns columns_of(const AuditInput& in, const std::vector<std::stri
   columns.agent = in.client_reference.empty() ? in.client_id : in.client_reference;
   columns.entity = without_version(in.entity_reference);
   columns.action = action_of(in.interaction);
-  columns.outcome = in.outcome;
+  columns.outcome = std::string(to_code(in.outcome));
   if (!in.patient_reference.empty()) columns.patients.push_back(in.patient_reference);
   for (const auto& p : more_patients) columns.patients.push_back(p);
   std::sort(columns.patients.begin(), columns.patients.end());
@@ -142,14 +145,24 @@ std::string without_version(const std::string& reference) {
   return reference.substr(0, reference.find("/_history"));
 }
 
-store::AuditRecord audit_record(const AuditInput& in, const std::vector<std::string>& more_patients) {
-  Node record = Node::object();
+store::AuditRecord audit_record(const AuditInput& given, const std::vector<std::string>& more_patients) {
+  // Every text as the served event holds it: the columns below and the body then say the same.
+  AuditInput in = given;
   for (const auto& f : kFields)
+    if (fhir::has_unrepresentable(in.*f.member)) in.*f.member = fhir::with_visible_escapes(in.*f.member);
+  Node record = Node::object();
+  for (const auto& f : kFields) {
     if (!(in.*f.member).empty()) record.set(f.name, Node::string(in.*f.member));
+    if (std::string_view(f.name) == "interaction")
+      record.set("outcome", Node::string(std::string(to_code(in.outcome))));
+  }
   if (in.break_glass) record.set("breakGlass", Node::boolean(true));
+  if (in.held) record.set("held", Node::boolean(true));
   std::vector<std::string> more;
-  for (const auto& p : more_patients)
+  for (std::string p : more_patients) {
+    if (fhir::has_unrepresentable(p)) p = fhir::with_visible_escapes(p);
     if (p != in.patient_reference && std::find(more.begin(), more.end(), p) == more.end()) more.push_back(p);
+  }
   if (!more.empty()) {
     Node& list = record.set("morePatients", Node::array());
     for (const auto& p : more) list.push(Node::string(p));
@@ -184,7 +197,7 @@ store::AuditRecord posted_audit_record(Node event) {
   return row;
 }
 
-std::optional<std::string> render_audit_event(const store::AuditRecord& row) {
+std::optional<std::string> render_audit_event(const store::AuditRecord& row, bool as_agent) {
   if (row.format == "resource") {
     auto event = fhir::parse_json(row.body);
     if (!event) return std::nullopt;
@@ -192,6 +205,11 @@ std::optional<std::string> render_audit_event(const store::AuditRecord& row) {
   }
   auto parsed = parse_record(row);
   if (!parsed) return std::nullopt;
+  if (as_agent && (parsed->input.outcome != AuditOutcome::success || parsed->input.held)) {
+    parsed->input.entity_reference.clear();
+    parsed->input.patient_reference.clear();
+    parsed->more_patients.clear();
+  }
   Node event = make_audit_event(parsed->input);
   for (const auto& p : parsed->more_patients) {
     Node* entities = event.find("entity");

@@ -291,6 +291,8 @@ Config load_config(const std::string& path) {
           c.server.body_timeout_ms = r.integer(v, where, 10, 3600000);
         else if (k == "shutdownGraceMs")
           c.server.shutdown_grace_ms = r.integer(v, where, 0, 3600000);
+        else if (k == "validationBudgetMs")
+          c.server.validation_budget_ms = static_cast<unsigned>(r.integer(v, where, 1, 3600000));
         else
           r.fail(where, "unknown setting");
       }

@@ -21,6 +21,7 @@ struct ServerConfig {
   unsigned header_timeout_ms = 10000;  // a request's headers must arrive within this (also keep-alive idle)
   unsigned body_timeout_ms = 30000;    // and its body within this
   unsigned shutdown_grace_ms = 10000;  // in-flight requests get this long to finish on SIGTERM
+  unsigned validation_budget_ms = 10000;  // the CPU time validating one request or message may take
 };
 
 // A credential holder: a partner organisation of the information sharing agreement, or a role

@@ -6,10 +6,12 @@
 #include <utility>
 
 #include "fhir/json.hpp"
+#include "fhir/storable.hpp"
 #include "gateway/audit/audit_trail.hpp"
-#include "gateway/inbound/identity.hpp"
 #include "gateway/common/ids.hpp"
-#include "gateway/security/security.hpp"
+#include "gateway/pipeline/record.hpp"
+#include "gateway/security/agreement.hpp"
+#include "gateway/stages/identity.hpp"
 #include "gateway/store/store.hpp"
 #include "mappers/csv.hpp"
 
@@ -44,7 +46,8 @@ std::string first_errors(const fhir::ValidationResult& v) {
   return out;
 }
 
-// The mapped resource, validated; fills `row` as rejected/skipped when it cannot be written.
+// The mapped resource, validated (and checked storable); fills `row` as rejected/skipped when it cannot
+// be written.
 void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord mapped, PendingRow& row) {
   if (mapped.kind == MappedRecord::Kind::skipped) {
     row.result.status = "skipped";
@@ -62,9 +65,15 @@ void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord m
     options.profiles = it->second;
   const auto validation = context.validator.validate(mapped.resource, options);
   if (validation.has_errors()) {
-    if (context.on_invalid) context.on_invalid(feed.mapping->resource_type);
+    if (context.observers) context.observers->on_invalid(feed.mapping->resource_type);
     row.result.status = "rejected";
     row.result.reason = "not a valid " + feed.mapping->resource_type + ": " + first_errors(validation);
+    return;
+  }
+  if (Status storable = fhir::check_storable(context.model, mapped.resource); !storable) {
+    row.result.status = "rejected";
+    const auto& issue = storable.error().issues.front();
+    row.result.reason = issue.diagnostics + (issue.expression.empty() ? "" : " (at " + issue.expression + ")");
     return;
   }
   row.write = true;
@@ -72,45 +81,43 @@ void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord m
   row.lookups = std::move(mapped.lookups);
 }
 
-// The held resource updated with what the row says: the row's elements replace the held ones,
-// identifiers merge by system; id, meta and the elements the row does not fill stay.
-Node merged(const Node& held, const Node& incoming) {
-  Node out = held;
-  for (const auto& [key, value] : incoming.members()) {
-    if (key == "resourceType" || key == "id" || key == "meta") continue;
-    if (key == "identifier" && value.is_array()) {
-      Node ids = Node::array();
-      if (const Node* old = held.find("identifier"); old && old->is_array()) {
-        for (const auto& id : old->items()) {
-          const auto system = id.string_at("system");
-          const bool replaced = std::any_of(value.items().begin(), value.items().end(),
-                                            [&](const Node& n) { return n.string_at("system") == system; });
-          if (!replaced) ids.push(id);
-        }
-      }
-      for (const auto& id : value.items()) ids.push(id);
-      out.set("identifier", std::move(ids));
-      continue;
-    }
-    out.set(key, value);
+std::string version_ref(const store::VersionRecord& rec) {
+  return rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version);
+}
+
+// The AuditEvent input of a file's writes, as `origin` sent them.
+AuditInput feed_audit(const FeedOrigin& origin, std::int64_t now_ms) {
+  AuditInput in;
+  in.correlation_id = origin.correlation_id;
+  in.channel = origin.channel == "rest" ? "rest" : "file";
+  in.interaction = "operation";
+  in.operation = "$ingest";
+  in.recorded_ms = now_ms;
+  in.client_id = origin.partner;
+  in.client_reference = "Organization/" + origin.partner;
+  in.client_display = origin.partner_name;
+  if (origin.actor) {
+    in.client_id = origin.actor->id;
+    in.client_reference = agent_reference(*origin.actor) == origin.actor->id ? std::string() : agent_reference(*origin.actor);
+    in.client_display = origin.actor->name;
   }
-  return out;
+  in.client_address = origin.client_address;
+  in.purpose = origin.purpose.empty() ? "TREAT" : origin.purpose;
+  return in;
 }
 
-std::string version_ref(const std::string& type, const std::string& id, std::int64_t version) {
-  return type + "/" + id + "/_history/" + std::to_string(version);
-}
-
-// Writes one row inside the chunk's transaction: every check (lookups, identity) comes before the one
-// write, so a row refused here has written nothing.
+// Writes one row inside the chunk's transaction: the lookups, then the one write (stages::plan_write).
+// A row refused here has written nothing (plan_write decides before its write; the caller's savepoint
+// undoes a failure). A row refused by the gate or held records an AuditEvent of its own.
 Status write_row(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
-                 store::WriteTxn& txn, PendingRow& row, std::set<std::string>& patients) {
+                 const Caller& caller, store::WriteTxn& txn, PendingRow& row,
+                 std::set<std::string>& patients, std::optional<pipeline::Exchange>& refusal) {
   const std::string& type = feed.mapping->resource_type;
   for (const auto& lookup : row.lookups) {
     Node id = Node::object();
     id.set("system", Node::string(lookup.system));
     id.set("value", Node::string(lookup.value));
-    const auto found = find_by_identity(txn, identity_queries(context.registry, "Patient", {id}));
+    const auto found = stages::find_by_identity(txn, stages::identity_queries(context.registry, "Patient", {id}));
     if (found.size() != 1) {
       return Error::make(ErrorCode::unprocessable,
                          found.empty()
@@ -119,70 +126,54 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
                              : "more than one Patient has identifier " + lookup.system + "|" + lookup.value);
     }
     mappers::set_at(row.resource, lookup.steps, Node::string("Patient/" + found.front()));
-    patients.insert("Patient/" + found.front());
   }
-  std::vector<Node> identifiers;
-  if (const Node* list = row.resource.find("identifier"); list && list->is_array())
-    identifiers = list->items();
-  const auto queries = identity_queries(context.registry, type, identifiers);
+  const auto queries = stages::identity_queries(context.registry, type, stages::identifiers_of(row.resource));
   if (queries.empty())
-    return Error::make(ErrorCode::unprocessable,
-                       "the row gives the " + type + " no identifier to match it by");
-  const auto found = find_by_identity(txn, queries);
-  if (found.size() > 1)
-    return Error::make(ErrorCode::unprocessable, "more than one " + type + " has this identifier");
-  const std::string supplier = context.audit ? origin.partner : std::string();
-  if (found.empty()) {
-    const std::string id = new_resource_id();
-    if (!supplier.empty()) Security::tag_supplier(row.resource, nullptr, supplier);
-    const auto rec = txn.put(type, id, std::move(row.resource), "POST");
-    row.result.status = "created";
-    row.result.resource = version_ref(type, id, rec.version);
-    if (type == "Patient") patients.insert("Patient/" + id);
+    return Error::make(ErrorCode::unprocessable, "the row gives the " + type + " no identifier to match it by");
+  pipeline::Exchange ex;
+  ex.correlation_id = origin.correlation_id;
+  ex.caller = caller;
+  ex.origin = origin.partner;
+  if (context.secure) ex.audit = feed_audit(origin, txn.now_ms());
+  stages::WriteRequest w;
+  w.kind = stages::WriteRequest::Kind::upsert;
+  w.type = type;
+  w.resource = std::move(row.resource);
+  w.identity = queries;
+  w.merge = stages::Merge::update;
+  w.entry = "feed";
+  w.check_agreement = context.secure;
+  auto done = stages::plan_write(txn, context.write, ex, std::move(w));
+  if (!done) {
+    ex.fail(done.error());
+    if (ex.audit && !ex.audit->patient_reference.empty()) refusal = std::move(ex);  // audited by the caller
+    return done.error();
+  }
+  using Done = stages::WriteOutcome::Kind;
+  if (done->kind == Done::held) {
+    row.result.status = "held";
+    row.result.reason = "held for review: a registrar of the partnership will apply or reject it";
+    pipeline::record_audit_of(txn, ex);
     return Ok{};
   }
-  const std::string& id = found.front();
-  const auto held_rec = txn.read(type, id);
-  auto held = held_rec && !held_rec->deleted ? fhir::parse_json(held_rec->body)
-                                             : Result<Node>(Error::make(ErrorCode::internal, "unreadable"));
-  if (!held) return Error::make(ErrorCode::internal, "the held " + type + "/" + id + " cannot be read");
-  Node updated = merged(*held, row.resource);
-  if (!supplier.empty()) Security::tag_merge_supplier(updated, *held, supplier, context.may_see);
-  if (type == "Patient") patients.insert("Patient/" + id);
-  if (updated == *held) {
-    row.result.status = "unchanged";
-    row.result.resource = version_ref(type, id, held_rec->version);
-    return Ok{};
-  }
-  const auto rec = txn.put(type, id, std::move(updated), "PUT");
-  row.result.status = "updated";
-  row.result.resource = version_ref(type, id, rec.version);
+  row.result.status = done->kind == Done::created ? "created" : done->kind == Done::updated ? "updated" : "unchanged";
+  row.result.resource = version_ref(*done->record);
+  if (ex.audit && !ex.audit->patient_reference.empty()) patients.insert(ex.audit->patient_reference);
   return Ok{};
 }
 
 void audit_chunk(store::WriteTxn& txn, const FeedOrigin& origin, const std::vector<PendingRow>& rows,
                  const std::set<std::string>& patients_set) {
-  AuditInput in;
-  in.correlation_id = origin.correlation_id;
-  in.channel = origin.channel == "rest" ? "rest" : "file";
-  in.interaction = "operation";
-  in.operation = "$ingest";
-  in.recorded_ms = txn.now_ms();
-  in.client_id = origin.partner;
-  in.client_reference = "Organization/" + origin.partner;
-  in.client_display = origin.partner_name;
-  in.client_address = origin.client_address;
-  in.purpose = origin.purpose.empty() ? "TREAT" : origin.purpose;
-  std::size_t written = 0, refused = 0;
+  AuditInput in = feed_audit(origin, txn.now_ms());
+  std::size_t refused = 0;
   for (const auto& row : rows) {
     if (row.result.status == "created" || row.result.status == "updated") {
-      ++written;
       if (in.entity_reference.empty()) in.entity_reference = row.result.resource;
     } else if (row.result.status == "rejected") {
       ++refused;
     }
   }
-  in.outcome = refused == 0 ? "0" : "4";
+  in.outcome = refused == 0 ? AuditOutcome::success : AuditOutcome::minor_failure;
   if (refused > 0)
     in.outcome_desc = std::to_string(refused) + " of " + std::to_string(rows.size()) + " rows rejected";
   std::vector<std::string> patients(patients_set.begin(), patients_set.end());
@@ -195,7 +186,13 @@ class ChunkWriter {
  public:
   ChunkWriter(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
               const RowSink& sink, FeedSummary& summary)
-      : context_(context), feed_(feed), origin_(origin), sink_(sink), summary_(summary) {}
+      : context_(context), feed_(feed), origin_(origin), sink_(sink), summary_(summary) {
+    // The gate's caller: the partner that sent the file, for its default purpose (security on).
+    if (context.secure) {
+      caller_.partner = find_partner(context.config, origin.partner);
+      if (caller_.partner) caller_.purpose = purpose_of(*caller_.partner, "").value();
+    }
+  }
 
   // Adds a row to the chunk being filled; a full chunk goes to the writer. False once the store failed.
   bool add(PendingRow row) {
@@ -220,29 +217,32 @@ class ChunkWriter {
     in_flight_rows_ = chunk;
     const bool any_write =
         std::any_of(chunk->begin(), chunk->end(), [](const PendingRow& r) { return r.write; });
-    if (!any_write && !context_.audit) {
+    if (!any_write && !context_.secure) {
       promise->set_value(Ok{});
       return true;
     }
     const FeedContext& context = context_;
     const PartnerFeed& feed = feed_;
     const FeedOrigin& origin = origin_;
-    store::WritePlan plan = [&context, &feed, &origin, chunk](store::WriteTxn& txn) -> Status {
-      txn.set_origin(origin.partner);  // routes match the sending partner
+    const Caller caller = caller_;
+    store::WritePlan plan = [&context, &feed, &origin, chunk, caller](store::WriteTxn& txn) -> Status {
       txn.set_correlation(origin.correlation_id);
       std::set<std::string> patients;
       for (auto& row : *chunk) {
         if (!row.write) continue;
-        // No savepoint per row: write_row decides everything before its one write, and a failing write
-        // (the store itself) fails the whole chunk.
-        Status status = write_row(context, feed, origin, txn, row, patients);
+        // Each row in its own savepoint: a row refused at write time leaves nothing behind but its
+        // AuditEvent (written after the savepoint is rolled back).
+        std::optional<pipeline::Exchange> refusal;
+        const Status status =
+            txn.nested([&](store::WriteTxn& t) { return write_row(context, feed, origin, caller, t, row, patients, refusal); });
         if (!status) {
           row.result.status = "rejected";
-          row.result.reason =
-              status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;
+          row.result.http_status = http_status(status.error().code);
+          row.result.reason = status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;
+          if (refusal) pipeline::record_audit_of(txn, *refusal);
         }
       }
-      if (context.audit) audit_chunk(txn, origin, *chunk, patients);
+      if (context.secure) audit_chunk(txn, origin, *chunk, patients);
       return Ok{};
     };
     Status queued =
@@ -284,6 +284,7 @@ class ChunkWriter {
   const FeedOrigin& origin_;
   const RowSink& sink_;
   FeedSummary& summary_;
+  Caller caller_;
   std::vector<PendingRow> chunk_;
   std::future<Status> in_flight_;
   std::shared_ptr<std::vector<PendingRow>> in_flight_rows_;
@@ -404,9 +405,13 @@ class FileJournal {
     return [this](const FeedRowResult& row) {
       if (!row.resource.empty() && resources_.items().size() < 100)
         resources_.push(fhir::Node::string(row.resource));
-      if (first_problem_.empty() && row.status == "rejected")
-        first_problem_ =
-            "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) + "): " + row.reason;
+      if (first_problem_.empty() && row.status == "rejected") {
+        // The list's text names the row; its reason (which may quote a value) is the entry's detail.
+        first_problem_ = "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) + ")";
+        first_reason_ = first_problem_ + ": " + row.reason;
+      }
+      if (!row.resource.empty() && row.resource.rfind("Patient/", 0) == 0 && patients_.items().size() < 100)
+        patients_.push(fhir::Node::string(row.resource.substr(0, row.resource.find("/_history"))));
       sink_(row);
     };
   }
@@ -421,32 +426,37 @@ class FileJournal {
     e.type = "feed " + feed_.id;
     e.size = origin_.size;
     if (summary.failure) {
-      e.status = summary.storage_failed ? "failed" : "rejected";
-      e.error = summary.failure->issues.empty() ? "failed" : summary.failure->issues.front().diagnostics;
+      e.status = summary.storage_failed ? store::JournalStatus::failed : store::JournalStatus::rejected;
+      e.error = pipeline::error_summary(*summary.failure);
+      e.detail = summary.failure->issues.empty() ? std::string() : summary.failure->issues.front().diagnostics;
     } else {
-      e.status = "stored";
+      e.status = store::JournalStatus::stored;
       std::string counts;
       for (const auto& [status, n] : summary.by_status)
         counts += (counts.empty() ? "" : ", ") + status + " " + std::to_string(n);
       const auto rejected = summary.by_status.find("rejected");
-      if (rejected != summary.by_status.end() && rejected->second > 0)
+      if (rejected != summary.by_status.end() && rejected->second > 0) {
         e.error = std::to_string(rejected->second) + " of " + std::to_string(summary.rows) +
                   " rows rejected; first: " + first_problem_;
+        e.detail = first_reason_;
+      }
       e.stages = store::stages_json({{"received", 0.0}, {"stored (" + counts + ")", ms_since(started_)}});
     }
     if (e.stages == "[]") e.stages = store::stages_json({{"received", 0.0}, {"checked", ms_since(started_)}});
     e.resources = fhir::write_json(resources_);
+    e.patients = fhir::write_json(patients_);
     e.retry_of = origin_.retry_of;
     if (origin_.payload) {
       e.has_payload = true;
       e.payload = std::string(*origin_.payload);
     }
     const std::string correlation = origin_.correlation_id;
-    (void)context_.writer.run([&e, &correlation](store::WriteTxn& txn) -> Status {
+    const Status written = context_.writer.run([&e, &correlation](store::WriteTxn& txn) -> Status {
       txn.set_correlation(correlation);
       txn.append_journal(e);
       return Ok{};
     });  // a journal entry that cannot be written does not undo the rows stored
+    if (written && context_.observers) context_.observers->on_journal(e);
   }
 
  private:
@@ -458,7 +468,9 @@ class FileJournal {
   FeedOrigin origin_;
   const RowSink& sink_;
   fhir::Node resources_ = fhir::Node::array();
+  fhir::Node patients_ = fhir::Node::array();
   std::string first_problem_;
+  std::string first_reason_;
   std::int64_t received_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();

@@ -17,8 +17,11 @@
 // an unknown Patient, has written nothing), and the next chunk is mapped while the previous one commits.
 // Memory is bounded by two chunks. XML documents are parsed whole (bounded by the body limit).
 //
-// With security on, every resource written carries the partner's supplier tag and each chunk records
-// one AuditEvent (operation $ingest) naming the patients it touched.
+// Every row is written through stages::plan_write (the one write: the partner's agreement for create or
+// update, the gate, the identity rule, supplier tags, routing). With security on, each chunk records one
+// AuditEvent (operation $ingest) naming the patients it touched; a row refused by the gate or held for a
+// registrar (its match is a record the partner may not see) records one of its own, against that
+// patient.
 #include <cstddef>
 #include <functional>
 #include <istream>
@@ -34,7 +37,8 @@
 #include "fhir/search_params.hpp"
 #include "fhir/validator.hpp"
 #include "gateway/config/config.hpp"
-#include "gateway/security/security.hpp"
+#include "gateway/ops/observability.hpp"
+#include "gateway/stages/write.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/feed_mapping.hpp"
 
@@ -61,7 +65,8 @@ const PartnerFeed* find_feed(const std::vector<PartnerFeed>& feeds, std::string_
 struct FeedRowResult {
   std::size_t row = 0;   // data row (CSV: 1 = the first row after the header) or XML record, from 1
   std::size_t line = 0;  // where it starts in the file
-  std::string status;    // created updated unchanged skipped rejected not-stored
+  std::string status;    // created updated unchanged held skipped rejected not-stored
+  int http_status = 0;   // rejected: why, as HTTP says it (422 invalid, 403 not allowed, 409 identity)
   std::string resource;  // Type/id/_history/version when written or unchanged
   std::string reason;    // skipped, rejected, not-stored: why
 };
@@ -76,23 +81,24 @@ struct FeedSummary {
 };
 
 struct FeedContext {
+  const fhir::Model& model;
   const fhir::Validator& validator;
   const fhir::SearchParamRegistry& registry;
   store::Writer& writer;
+  stages::WriteServices write;
+  const Config& config;
   std::map<std::string, std::vector<std::string>> profiles;  // enforced per resource type
-  bool audit = false;
+  bool secure = false;  // security on: the agreement, the gate, supplier tags, AuditEvents
   std::size_t chunk_rows = 1000;
-  // Told of every mapped resource refused as invalid (its type), for the metrics; may be null.
-  std::function<void(const std::string& type)> on_invalid = nullptr;
-  // As V2InboundContext::may_see: a row updating a held record makes its partner a supplier of it only
-  // where the partner may see it. Null: may.
-  Security::MaySee may_see = nullptr;
+  GatewayObservers* observers = nullptr;  // invalid rows and the file's journal entry are told to it
 };
 
 // Who sent the file and how, for the supplier tag and the AuditEvent.
 struct FeedOrigin {
   std::string partner;
   std::string partner_name;
+  // Who the AuditEvents name as the one who acted, when not the partner (an operator's retry).
+  const PartnerConfig* actor = nullptr;
   std::string channel = "rest";  // rest ($ingest) or file (watched folder)
   std::string client_address;
   std::string purpose;

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "fhir/result.hpp"
+#include "gateway/net/job.hpp"
 #include "gateway/store/writer.hpp"
 
 namespace fhirgate::gateway {
@@ -42,6 +43,39 @@ auto async_offload(Pool& pool, std::function<Result()> work, Token&& token) {
         });
       },
       token, std::move(work));
+}
+
+// Drives a job (job.hpp) to its end from a session's coroutine: its io stages run here, its worker and
+// background stages on those pools, its commit on the writer; each time the coroutine resumes on its own
+// strand. A stage that throws ends the job's remaining work; the caller answers what it can.
+template <class Pool>
+boost::asio::awaitable<void> drive(net::Job& job, Pool& workers, Pool& background, store::Writer& writer) {
+  namespace asio = boost::asio;
+  for (;;) {
+    switch (job.step()) {
+      case net::Job::Next::worker:
+        co_await async_offload<bool>(workers, std::function<bool()>([&job] {
+                                       job.run_elsewhere();
+                                       return true;
+                                     }),
+                                     asio::use_awaitable);
+        break;
+      case net::Job::Next::background:
+        co_await async_offload<bool>(background, std::function<bool()>([&job] {
+                                       job.run_elsewhere();
+                                       return true;
+                                     }),
+                                     asio::use_awaitable);
+        break;
+      case net::Job::Next::commit: {
+        Status committed = co_await async_commit(writer, job.take_plan(), asio::use_awaitable);
+        job.committed(std::move(committed));
+        break;
+      }
+      case net::Job::Next::done:
+        co_return;
+    }
+  }
 }
 
 }  // namespace fhirgate::gateway

@@ -7,10 +7,11 @@
 // and body limits; a body over the limit gets 413 with an OperationOutcome and the connection is closed
 // (the rest of the body is not read).
 //
-// Requests are answered by rest::Api::handle, a plain function. When its reply carries a write plan, the
-// coroutine hands the plan to the store's Writer and suspends; the Writer completes it after the group
-// commit, posting back to this strand, and only then is the response built and written — acknowledged
-// means durable. No io thread ever waits for SQLite's writer.
+// Each request becomes a job of the REST pipeline (net::HttpHandler::start); the coroutine drives it
+// (async_commit.hpp drive): io stages run here, validation on the worker pool, feed files on the background
+// pool, and a write plan is handed to the store's Writer while the coroutine suspends; the Writer completes
+// it after the group commit, posting back to this strand, and only then is the response built and
+// written — acknowledged means durable. No io thread ever waits for a worker or SQLite's writer.
 //
 // Shutdown (SIGINT/SIGTERM or stop()): the acceptor closes, connections waiting idle for a request are
 // cancelled, connections in the middle of a request finish it and close (no keep-alive), and after
@@ -30,7 +31,6 @@
 
 #include "gateway/net/accept.hpp"
 #include "gateway/net/async_commit.hpp"
-#include "gateway/rest/api.hpp"
 #include "gateway/store/writer.hpp"
 
 namespace fhirgate::gateway {
@@ -48,8 +48,8 @@ struct Connection {
   bool idle = true;  // waiting for the first byte of a request; only touched on the strand
 };
 
-rest::HttpRequest to_request(http::request<http::string_body>&& req) {
-  rest::HttpRequest out;
+net::HttpRequest to_request(http::request<http::string_body>&& req) {
+  net::HttpRequest out;
   out.method = std::string(req.method_string());
   out.target = std::string(req.target());
   out.headers.reserve(8);
@@ -59,7 +59,7 @@ rest::HttpRequest to_request(http::request<http::string_body>&& req) {
   return out;
 }
 
-http::response<http::string_body> to_beast(rest::HttpResponse&& res, unsigned version, bool keep_alive) {
+http::response<http::string_body> to_beast(net::HttpResponse&& res, unsigned version, bool keep_alive) {
   http::response<http::string_body> out{static_cast<http::status>(res.status), version};
   out.set(http::field::server, "fhirgate");
   for (auto& [name, value] : res.headers) out.set(name, value);
@@ -72,9 +72,9 @@ http::response<http::string_body> to_beast(rest::HttpResponse&& res, unsigned ve
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const ServerConfig& c, rest::Api& a, store::Writer& w)
+  Impl(const ServerConfig& c, net::HttpHandler& h, store::Writer& w)
       : config(c),
-        api(a),
+        handler(h),
         writer(w),
         ioc(static_cast<int>(c.threads)),
         control(asio::make_strand(ioc)),
@@ -82,21 +82,22 @@ struct HttpServer::Impl {
         signals(ioc) {}
 
   ServerConfig config;
-  rest::Api& api;
+  net::HttpHandler& handler;
   store::Writer& writer;
   asio::io_context ioc;
   // The accept loop and begin_shutdown run here: the acceptor and the signal set are not thread-safe.
   asio::strand<asio::io_context::executor_type> control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
-  asio::thread_pool jobs{1};  // long requests (feed files), off the io threads
+  asio::thread_pool workers{static_cast<std::size_t>(std::max(1u, config.threads))};  // validation
+  asio::thread_pool background{1};  // long requests (feed files), off the io threads and the workers
   std::atomic<bool> stopping{false};
   std::mutex connections_mutex;
   std::list<std::weak_ptr<Connection>> connections;
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
-  asio::awaitable<bool> send(Connection& conn, rest::HttpResponse&& res, unsigned version, bool keep_alive);
+  asio::awaitable<bool> send(Connection& conn, net::HttpResponse&& res, unsigned version, bool keep_alive);
   void begin_shutdown();
   void watch_drain(std::shared_ptr<asio::steady_timer> timer, std::chrono::steady_clock::time_point deadline);
   std::size_t live_connections();
@@ -114,7 +115,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
   });
 }
 
-asio::awaitable<bool> HttpServer::Impl::send(Connection& conn, rest::HttpResponse&& res, unsigned version,
+asio::awaitable<bool> HttpServer::Impl::send(Connection& conn, net::HttpResponse&& res, unsigned version,
                                              bool keep_alive) {
   auto out = to_beast(std::move(res), version, keep_alive);
   conn.stream.expires_after(std::chrono::milliseconds(config.body_timeout_ms));
@@ -139,7 +140,7 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     }
     if (ec == http::error::body_limit) {
       co_await send(*conn,
-                    api.error_response(Error::make(ErrorCode::payload_too_large,
+                    handler.error_response(Error::make(ErrorCode::payload_too_large,
                                                    "The request body is larger than the limit of " +
                                                        std::to_string(config.body_limit_bytes) + " bytes")),
                     11, false);
@@ -148,7 +149,7 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     if (ec == http::error::header_limit) {
       co_await send(
           *conn,
-          api.error_response(Error::make(ErrorCode::invalid_input, "The request headers are too large")), 11,
+          handler.error_response(Error::make(ErrorCode::invalid_input, "The request headers are too large")), 11,
           false);
       break;
     }
@@ -157,7 +158,7 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
       if (ec.category() == beast::error_code(http::error::bad_target).category() &&
           ec != http::error::end_of_stream && ec != http::error::partial_message) {
         co_await send(*conn,
-                      api.error_response(
+                      handler.error_response(
                           Error::make(ErrorCode::invalid_input, "Malformed HTTP request: " + ec.message())),
                       11, false);
       }
@@ -167,36 +168,21 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     auto beast_request = parser.release();
     const unsigned version = beast_request.version();
     const bool keep_alive = beast_request.keep_alive();
-    rest::HttpRequest request = to_request(std::move(beast_request));
+    net::HttpRequest request = to_request(std::move(beast_request));
     {
       boost::system::error_code peer_ec;
       const auto peer = conn->stream.socket().remote_endpoint(peer_ec);
       if (!peer_ec) request.remote_address = peer.address().to_string();
     }
-    rest::HttpResponse response;
+    net::HttpResponse response;
     try {
-      rest::Reply reply = api.handle(request);
-      if (reply.plan) {
-        Status committed = co_await async_commit(writer, std::move(reply.plan), asio::use_awaitable);
-        response = reply.after_commit(committed);
-      } else if (reply.background) {
-        std::function<rest::HttpResponse()> job = [this, work = std::move(reply.background)]() {
-          try {
-            return work();
-          } catch (const std::exception& e) {
-            Error err = Error::make(ErrorCode::internal, "Internal server error");
-            err.internal = e.what();
-            return api.error_response(err);
-          }
-        };
-        response = co_await async_offload<rest::HttpResponse>(jobs, std::move(job), asio::use_awaitable);
-      } else {
-        response = std::move(reply.response);
-      }
+      auto job = handler.start(std::move(request));
+      co_await drive(*job, workers, background, writer);
+      response = job->take_response();
     } catch (const std::exception& e) {
       Error err = Error::make(ErrorCode::internal, "Internal server error");
       err.internal = e.what();
-      response = api.error_response(err);
+      response = handler.error_response(err);
     }
     const bool again = keep_alive && !stopping;
     if (!co_await send(*conn, std::move(response), version, again) || !again) break;
@@ -246,8 +232,8 @@ void HttpServer::Impl::watch_drain(std::shared_ptr<asio::steady_timer> timer,
   timer->async_wait([this, timer, deadline](beast::error_code) { watch_drain(timer, deadline); });
 }
 
-HttpServer::HttpServer(const ServerConfig& config, rest::Api& api, store::Writer& writer)
-    : impl_(std::make_unique<Impl>(config, api, writer)) {}
+HttpServer::HttpServer(const ServerConfig& config, net::HttpHandler& handler, store::Writer& writer)
+    : impl_(std::make_unique<Impl>(config, handler, writer)) {}
 
 HttpServer::~HttpServer() = default;
 

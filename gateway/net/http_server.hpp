@@ -1,22 +1,21 @@
 #pragma once
-// The HTTP/1.1 server (Boost.Beast on Asio). The only place, with the future MLLP listener, that sees
-// Beast or Asio: everything it serves comes from rest::Api.
+// The HTTP/1.1 server (Boost.Beast on Asio). With the MLLP listener, the only place that sees Beast or
+// Asio: everything it serves comes from a net::HttpHandler (the REST pipeline).
 #include <cstdint>
 #include <memory>
 
 #include "gateway/config/config.hpp"
+#include "gateway/net/job.hpp"
 
 namespace fhirgate::gateway {
-namespace rest {
-class Api;
-}
 namespace store {
 class Writer;
 }
 
 class HttpServer {
  public:
-  HttpServer(const ServerConfig& config, rest::Api& api, store::Writer& writer);
+  // `handler` and `writer` must outlive it.
+  HttpServer(const ServerConfig& config, net::HttpHandler& handler, store::Writer& writer);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -2,9 +2,10 @@
 //
 // Each connection is one coroutine on its own strand and belongs to one listener, whose partner (or none:
 // identify by MSH-4) goes with every message. Bytes go into a MllpDeframer; complete messages are handled
-// strictly one at a time, in arrival order: handle_v2 builds the reply, its write plan (which logs the
-// message and applies it) is handed to the store's Writer and the coroutine suspends until the commit is
-// durable, and only then are the ACKs (v2_acks) framed and written — an AA or CA means stored. Before every
+// strictly one at a time, in arrival order: each becomes a job of the HL7 v2 pipeline, driven here
+// (async_commit.hpp drive) — mapped and validated on a worker, its write plan (which logs the message and
+// applies it) handed to the store's Writer while the coroutine suspends until the commit is durable — and
+// only then are its ACKs framed and written: an AA or CA means stored. Before every
 // read the socket gets a deadline (idle_timeout_ms). A frame larger than max_message_bytes is skipped up to
 // its end, keeping its MSH segment: it is journaled as rejected and answered AR (HL7 error 104), and the
 // connection goes on. One still not ended kMaxSkippedBytes past the limit is journaled the same way and its
@@ -53,17 +54,16 @@ struct Listener {
 }  // namespace
 
 struct MllpServer::Impl {
-  Impl(const MllpConfig& c, const V2InboundContext& ctx, store::Writer& w,
-       std::function<void(const MllpFramingProblem&)> on_framing)
-      : config(c), context(ctx), writer(w), on_framing_problem(std::move(on_framing)) {
+  Impl(const MllpConfig& c, net::MllpHandler& h, store::Writer& w) : config(c), handler(h), writer(w) {
     for (const auto& l : config.listeners) listeners.push_back(std::make_unique<Listener>(ioc, l));
   }
 
   MllpConfig config;
-  const V2InboundContext& context;
+  net::MllpHandler& handler;
   store::Writer& writer;
-  std::function<void(const MllpFramingProblem&)> on_framing_problem;
   asio::io_context ioc;
+  asio::thread_pool workers{1};     // mapping and validation, off the io thread
+  asio::thread_pool background{1};  // unused by HL7 v2 jobs; drive() takes one
   std::vector<std::unique_ptr<Listener>> listeners;
   std::thread thread;
   std::atomic<bool> stopping{false};
@@ -108,14 +108,14 @@ asio::awaitable<void> MllpServer::Impl::serve(std::shared_ptr<Connection> conn) 
     // Bytes that break framing are skipped (and told once); a frame too long comes out incomplete, to be
     // answered.
     const Status fed = deframer.feed(std::string_view(buffer.data(), n));
-    if (!fed && fed.error().code != ErrorCode::payload_too_large && !framing_told && on_framing_problem) {
+    if (!fed && fed.error().code != ErrorCode::payload_too_large && !framing_told) {
       framing_told = true;
       boost::system::error_code peer_ec;
       const auto peer = conn->socket.remote_endpoint(peer_ec);
       const auto& issues = fed.error().issues;
-      on_framing_problem({conn->listener.partner, peer_ec ? "" : peer.address().to_string(),
-                          conn->socket.local_endpoint(peer_ec).port(),
-                          issues.empty() ? "MLLP framing" : issues.front().diagnostics});
+      handler.framing_problem(conn->listener.partner, peer_ec ? "" : peer.address().to_string(),
+                              conn->socket.local_endpoint(peer_ec).port(),
+                              issues.empty() ? "MLLP framing" : issues.front().diagnostics);
     }
     while (auto frame = deframer.pop_frame()) {
       if (!co_await answer(*conn, *frame)) {
@@ -142,22 +142,18 @@ asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, const mappers::
   try {
     boost::system::error_code peer_ec;
     const auto peer = conn.socket.remote_endpoint(peer_ec);
-    std::optional<V2TooLarge> too_large;
-    if (!frame.complete) too_large = V2TooLarge{frame.size, config.max_message_bytes};
-    V2Reply handled = handle_v2(
-        context, frame.message,
-        V2Source{"mllp", conn.listener.partner, peer_ec ? "" : peer.address().to_string(), "", "", 0},
-        too_large);
-    const Status committed = co_await async_commit(writer, std::move(handled.plan), asio::use_awaitable);
-    if (!reply) co_return false;
-    if (handled.message) {
-      acks = v2_acks(*handled.message, handled.outcome(committed));
-    } else {
-      std::string reject =
-          v2_raw_reject(frame.message, too_large ? "message too long" : "message could not be parsed");
-      if (reject.empty()) co_return false;  // not even MSH-10 to answer to
-      acks.push_back(std::move(reject));
-    }
+    net::MllpMessage message;
+    message.text = frame.message;
+    message.size = frame.size;
+    message.too_large = !frame.complete;
+    message.limit = config.max_message_bytes;
+    message.partner = conn.listener.partner;
+    message.peer = peer_ec ? "" : peer.address().to_string();
+    auto job = handler.start(std::move(message));
+    co_await drive(*job, workers, background, writer);
+    auto answer = job->take_acks();
+    if (!reply || !answer) co_return false;
+    acks = std::move(*answer);
   } catch (const std::exception&) {
     co_return false;
   }
@@ -169,9 +165,8 @@ asio::awaitable<bool> MllpServer::Impl::answer(Connection& conn, const mappers::
   co_return true;
 }
 
-MllpServer::MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer,
-                       std::function<void(const MllpFramingProblem&)> on_framing_problem)
-    : impl_(std::make_unique<Impl>(config, context, writer, std::move(on_framing_problem))) {}
+MllpServer::MllpServer(const MllpConfig& config, net::MllpHandler& handler, store::Writer& writer)
+    : impl_(std::make_unique<Impl>(config, handler, writer)) {}
 
 MllpServer::~MllpServer() {
   stop();

@@ -1,13 +1,15 @@
 #pragma once
-// The MLLP listener (HL7 v2 over TCP, on Asio). Everything it answers comes from handle_v2.
+// The MLLP listener (HL7 v2 over TCP, on Asio). Everything it answers comes from a net::MllpHandler (the
+// HL7 v2 pipeline). Bytes of a connection that break MLLP framing — outside a frame (a sender that does
+// not frame its messages), a start block inside a frame, an end block without its CR — are skipped and
+// never answered, so the operators' log is where such a sender shows up: the first of each connection is
+// told to the handler.
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "gateway/config/config.hpp"
-#include "gateway/inbound/v2_inbound.hpp"
+#include "gateway/net/job.hpp"
 
 namespace fhirgate::gateway {
 
@@ -15,22 +17,10 @@ namespace store {
 class Writer;
 }
 
-// Bytes of a connection that broke MLLP framing: outside a frame (a sender that does not frame its
-// messages), a start block inside a frame, an end block without its CR. They are skipped and never
-// answered, so the operators' log is where such a sender shows up: the first of each connection is told.
-struct MllpFramingProblem {
-  std::string partner;     // the listener's, or "" (by MSH-4)
-  std::string peer;        // the sender's address
-  std::uint16_t port = 0;  // the listener's
-  std::string error;
-};
-
 class MllpServer {
  public:
-  // One port per configured listener. `context` and `writer` must outlive the server; `on_framing_problem`
-  // (may be null) is called on the io thread.
-  MllpServer(const MllpConfig& config, const V2InboundContext& context, store::Writer& writer,
-             std::function<void(const MllpFramingProblem&)> on_framing_problem = nullptr);
+  // One port per configured listener. `handler` and `writer` must outlive the server.
+  MllpServer(const MllpConfig& config, net::MllpHandler& handler, store::Writer& writer);
   ~MllpServer();  // stops and joins the io thread
   MllpServer(const MllpServer&) = delete;
   MllpServer& operator=(const MllpServer&) = delete;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "fhir/datetime.hpp"
 #include "fhir/json.hpp"
@@ -33,14 +34,13 @@ const char* level_name(JsonLog::Level level) {
 }
 
 // Deliveries' outcomes as the journal names them.
-std::string delivery_status(const store::Delivery& d) {
-  if (d.status == "pending") return d.attempts ? "failed" : "routed";
-  if (d.status == "dead") return "dead-letter";
-  return d.status;
-}
-
-bool is_problem(const std::string& status) {
-  return status == "rejected" || status == "failed" || status == "dead-letter" || status == "withheld";
+store::JournalStatus delivery_status(const store::Delivery& d) {
+  using store::JournalStatus;
+  if (d.status == "pending") return d.attempts ? JournalStatus::failed : JournalStatus::routed;
+  if (d.status == "dead") return JournalStatus::dead_letter;
+  if (d.status == "delivered") return JournalStatus::delivered;
+  if (d.status == "withheld") return JournalStatus::withheld;
+  return JournalStatus::discarded;
 }
 
 }  // namespace
@@ -86,9 +86,8 @@ void JsonLog::write(Level level, std::string_view event, const LogFields& fields
   }
 }
 
-GatewayObservers::GatewayObservers(const Router* router, JsonLog& log)
-    : router_(router),
-      log_(log),
+GatewayObservers::GatewayObservers(JsonLog& log)
+    : log_(log),
       requests_(metrics_.counter("fhirgate_http_requests_total", "HTTP requests answered",
                                  {"interaction", "resource", "code"})),
       request_seconds_(metrics_.histogram(
@@ -143,21 +142,12 @@ void GatewayObservers::watch_connections(std::function<std::size_t()> open_conne
   });
 }
 
-void GatewayObservers::on_write(store::WriteTxn& txn, const store::VersionRecord& record,
-                                const fhir::Node* resource) const {
-  if (router_) router_->on_write(txn, record, resource);
-}
-
-void GatewayObservers::on_pass_through(store::WriteTxn& txn, const store::PassThrough& item) const {
-  if (router_) router_->on_pass_through(txn, item);
-}
-
-void GatewayObservers::on_journal(const store::JournalEntry& entry) const {
-  if (entry.direction != "in") return;                // deliveries are counted per attempt (on_delivery)
-  auto& self = const_cast<GatewayObservers&>(*this);  // metrics and the log are thread-safe
-  self.messages_.inc({entry.partner, "in", entry.status});
+void GatewayObservers::on_journal(const store::JournalEntry& entry) {
+  if (entry.direction != "in") return;  // deliveries are counted per attempt (on_delivery)
+  const std::string status(store::to_string(entry.status));
+  messages_.inc({entry.partner, "in", status});
   if (entry.transport == "http") return;  // logged as its request
-  const auto level = is_problem(entry.status) ? JsonLog::Level::warn : JsonLog::Level::info;
+  const auto level = store::is_problem(entry.status) ? JsonLog::Level::warn : JsonLog::Level::info;
   if (!log_.enabled(level)) return;
   LogFields fields;
   fields.text("correlationId", entry.correlation_id)
@@ -166,13 +156,13 @@ void GatewayObservers::on_journal(const store::JournalEntry& entry) const {
       .text("transport", entry.transport)
       .text("format", entry.format)
       .text("type", entry.type)
-      .text("status", entry.status)
+      .text("status", status)
       .number("size", static_cast<double>(entry.size));
   if (!entry.error.empty()) fields.text("error", entry.error);
-  self.log_.write(level, "message", fields);
+  log_.write(level, "message", fields);
 }
 
-void GatewayObservers::on_request(const rest::RequestDone& done) {
+void GatewayObservers::on_request(const RequestLine& done) {
   requests_.inc({done.interaction, done.resource, std::to_string(done.status)});
   request_seconds_.observe({done.interaction}, done.seconds);
   const auto level = done.status >= 500   ? JsonLog::Level::error
@@ -192,9 +182,10 @@ void GatewayObservers::on_request(const rest::RequestDone& done) {
 }
 
 void GatewayObservers::on_delivery(const store::Delivery& d, const std::string& correlation_id) {
-  const std::string status = delivery_status(d);
+  const store::JournalStatus journal_status = delivery_status(d);
+  const std::string status(store::to_string(journal_status));
   messages_.inc({d.destination, "out", status});
-  const auto level = is_problem(status) ? JsonLog::Level::warn : JsonLog::Level::info;
+  const auto level = store::is_problem(journal_status) ? JsonLog::Level::warn : JsonLog::Level::info;
   if (!log_.enabled(level)) return;
   LogFields fields;
   fields.text("correlationId", correlation_id)
@@ -205,7 +196,8 @@ void GatewayObservers::on_delivery(const store::Delivery& d, const std::string& 
       .text("status", status)
       .number("attempts", static_cast<double>(d.attempts))
       .number("deliveryId", static_cast<double>(d.id));
-  if (!d.last_error.empty() && status != "delivered") fields.text("error", d.last_error);
+  if (!d.last_error.empty() && journal_status != store::JournalStatus::delivered)
+    fields.text("error", d.last_error);
   log_.write(level, "delivery", fields);
 }
 
@@ -217,13 +209,11 @@ void GatewayObservers::on_invalid(const std::string& type) {
   invalid_.inc({type});
 }
 
-void GatewayObservers::on_mllp_framing(const MllpFramingProblem& problem) {
-  framing_.inc({problem.partner});
+void GatewayObservers::on_mllp_framing(const std::string& partner, const std::string& peer, std::uint16_t port,
+                                       const std::string& error) {
+  framing_.inc({partner});
   LogFields fields;
-  fields.text("partner", problem.partner)
-      .text("peer", problem.peer)
-      .number("port", problem.port)
-      .text("error", problem.error);
+  fields.text("partner", partner).text("peer", peer).number("port", port).text("error", error);
   log_.write(JsonLog::Level::warn, "mllp-framing", fields);
 }
 
@@ -232,8 +222,26 @@ void GatewayObservers::on_commit(std::size_t plans, double seconds) {
   commit_seconds_.observe({}, seconds);
 }
 
-JournalKeeper::JournalKeeper(const JournalConfig& config, store::Writer& writer)
-    : config_(config), writer_(writer), thread_([this] { loop(); }) {}
+JournalKeeper::JournalKeeper(const JournalConfig& config, store::Writer& writer,
+                             std::vector<std::string> feed_folders)
+    : config_(config), writer_(writer), feed_folders_(std::move(feed_folders)), thread_([this] { loop(); }) {}
+
+void JournalKeeper::purge_feed_files(std::int64_t before_ms) {
+  namespace fs = std::filesystem;
+  const auto cutoff = fs::file_time_type::clock::now() -
+                      std::chrono::milliseconds(std::max<std::int64_t>(0, now_ms() - before_ms));
+  for (const auto& folder : feed_folders_) {
+    for (const char* kept : {"done", "failed"}) {
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(fs::path(folder) / kept, ec)) {
+        std::error_code file_ec;
+        if (!entry.is_regular_file(file_ec)) continue;
+        const auto written = entry.last_write_time(file_ec);
+        if (!file_ec && written < cutoff) fs::remove(entry.path(), file_ec);
+      }
+    }
+  }
+}
 
 JournalKeeper::~JournalKeeper() {
   {
@@ -256,6 +264,7 @@ void JournalKeeper::loop() {
       txn.purge_journal(payloads_before, entries_before);
       return Ok{};
     });  // not purged now (store busy): the next round does it
+    purge_feed_files(payloads_before);
     lock.lock();
     wake_.wait_for(lock, std::chrono::hours(1), [this] { return stopping_; });
   }

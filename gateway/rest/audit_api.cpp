@@ -1,18 +1,22 @@
-// AuditEvent served from the chained audit trail (store/audit_log.hpp) instead of the resource tables.
-// (The AuditEvent every exchange leaves is written by Api::recorded, record_api.cpp.)
+// AuditEvent, served from the chained audit trail (store/audit_log.hpp) instead of the resource tables.
+// (The AuditEvent every exchange leaves is written by the commit stage, pipeline/record.hpp.)
 //
-// Who sees which AuditEvents: a privacy officer all of them (GET /AuditEvent?patient=... is the "who
-// looked at my record" report); anyone else whose agreement allows reading AuditEvent only those they are
-// the requesting agent of. With security off, all of them.
+// Who sees which AuditEvents: the privacy officer all of them (GET /AuditEvent?patient=... is the "who
+// looked at my record" report); anyone else whose agreement allows reading AuditEvent only those it is the
+// requesting agent of, and of those, a refused or held request's names neither its data nor its patient,
+// nor is it found by its patient or entity: what the gateway refused to tell a partner must not come back
+// through the partner's audit trail. With security off, all of them.
 #include <algorithm>
 #include <climits>
 
 #include "fhir/datetime.hpp"
+#include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "gateway/audit/audit_trail.hpp"
 #include "gateway/common/ids.hpp"
 #include "gateway/rest/bundles.hpp"
-#include "gateway/rest/exchange.hpp"
+#include "gateway/rest/router.hpp"
+#include "gateway/security/agreement.hpp"
 
 namespace fhirgate::gateway::rest {
 namespace {
@@ -20,26 +24,26 @@ namespace {
 using fhir::Node;
 using store::AuditRecord;
 
-bool is_privacy_officer(const Api::Exchange& ex) {
-  return !ex.who || ex.who->role == "privacy-officer";
-}
-
-std::string agent_of(const PartnerConfig& who) {
-  return who.role == "partner" ? Security::organization_of(who) : who.id;
+bool is_privacy_officer(const RestJob& job) {
+  return !job.ex.caller.partner || job.ex.caller.partner->role == "privacy-officer";
 }
 
 std::string audit_etag() {
   return "W/\"1\"";
 }
 
-store::VersionRecord version_of(const AuditRecord& r) {
+std::string rendered(const RestJob& job, const AuditRecord& r) {
+  return render_audit_event(r, !is_privacy_officer(job)).value_or("{}");
+}
+
+store::VersionRecord version_of(const RestJob& job, const AuditRecord& r) {
   store::VersionRecord v;
   v.type = "AuditEvent";
   v.id = std::to_string(r.seq);
   v.version = 1;
   v.last_updated_ms = r.recorded_ms;
   v.method = "POST";
-  v.body = render_audit_event(r).value_or("{}");
+  v.body = rendered(job, r);
   return v;
 }
 
@@ -55,8 +59,7 @@ std::string reference_value(const std::string& value, const char* default_type) 
 }
 
 // One page of the trail, newest first, and whether more rows follow it.
-Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store,
-                                                             const store::AuditQuery& q) {
+Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store, const store::AuditQuery& q) {
   std::vector<AuditRecord> rows;
   if (q.count > 0) {
     store::AuditQuery probe = q;
@@ -71,234 +74,274 @@ Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store
 }
 
 // The row AuditEvent/<id> if the caller may see it; nullopt (404) otherwise.
-Result<std::optional<AuditRecord>> visible_audit(store::Store& store, const Api::Exchange& ex,
-                                                 const std::string& id) {
+Result<std::optional<AuditRecord>> visible_audit(const RestJob& job, const std::string& id) {
   const auto seq = seq_of(id);
   if (!seq) return std::optional<AuditRecord>();
-  auto rec = store.read_audit(*seq);
+  auto rec = job.services.store.read_audit(*seq);
   if (!rec || !*rec) return rec;
-  if (!is_privacy_officer(ex) && (*rec)->columns.agent != agent_of(*ex.who))
+  if (!is_privacy_officer(job) && (*rec)->columns.agent != agent_reference(*job.ex.caller.partner))
     return std::optional<AuditRecord>();
   return rec;
 }
 
-}  // namespace
+class AuditRead final : public Interaction {
+ public:
+  AuditRead(std::string id, std::string version) : id_(std::move(id)), version_(std::move(version)) {}
+  const char* interaction() const override { return version_.empty() ? "read" : "vread"; }
 
-Reply Api::audit_read(Exchange& ex, const std::string& id, const std::string& version) const {
-  Reply reply;
-  auto rec = version.empty() || version == "1" ? visible_audit(store_, ex, id) : std::optional<AuditRecord>();
-  if (!rec) {
-    reply.response = fail(ex, rec.error());
-    return reply;
+  void prepare(RestJob& job) override {
+    auto rec = version_.empty() || version_ == "1" ? visible_audit(job, id_) : std::optional<AuditRecord>();
+    if (!rec) return job.ex.fail(rec.error());
+    if (!*rec) return job.ex.fail(Error::make(ErrorCode::not_found, "AuditEvent/" + id_ + " is not known"));
+    if (job.ex.audit) job.ex.audit->entity_reference = "AuditEvent/" + id_ + "/_history/1";
+    record_ = std::move(**rec);
   }
-  if (!*rec) {
-    reply.response = fail(ex, Error::make(ErrorCode::not_found, "AuditEvent/" + id + " is not known"));
-    return reply;
-  }
-  if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id + "/_history/1";
-  auto body = render_audit_event(**rec);
-  if (!body) {
-    reply.response = fail(ex, Error::make(ErrorCode::internal, "AuditEvent/" + id + " cannot be read"));
-    return reply;
-  }
-  reply.response = json_response(ex, 200, std::move(*body));
-  reply.response.set_header("ETag", audit_etag());
-  reply.response.set_header("Last-Modified", fhir::format_http_date((*rec)->recorded_ms));
-  return reply;
-}
 
-Reply Api::audit_search(Exchange& ex) const {
-  Reply reply;
-  fhir::QueryParams params = ex.query;
-  if (ex.request.method == "POST" && !ex.request.body.empty()) {
-    auto form = fhir::parse_query_string(ex.request.body);
-    if (!form) {
-      reply.response = fail(ex, form.error());
-      return reply;
+  HttpResponse respond(RestJob& job) override {
+    HttpResponse r = job.json_response(200, rendered(job, record_));
+    r.set_header("ETag", audit_etag());
+    r.set_header("Last-Modified", fhir::format_http_date(record_.recorded_ms));
+    return r;
+  }
+
+ private:
+  std::string id_, version_;
+  AuditRecord record_;
+};
+
+class AuditSearch final : public Interaction {
+ public:
+  const char* interaction() const override { return "search-type"; }
+
+  void prepare(RestJob& job) override {
+    auto& ex = job.ex;
+    fhir::QueryParams params = job.query;
+    if (job.request.method == "POST" && !job.request.body.empty()) {
+      auto form = fhir::parse_query_string(job.request.body);
+      if (!form) return ex.fail(form.error());
+      params.insert(params.end(), form->begin(), form->end());
     }
-    params.insert(params.end(), form->begin(), form->end());
-  }
-  store::AuditQuery q;
-  q.count = options_.default_count;
-  fhir::QueryParams understood;
-  for (const auto& param : params) {
-    const std::string& k = param.first;  // named: clang 14 cannot capture structured bindings
-    const std::string& v = param.second;
-    auto bad = [&](const std::string& why) {
-      reply.response = fail(ex, Error::make(ErrorCode::invalid_input, why, k));
-      return reply;
-    };
-    if (k == "patient") {
-      q.patient = reference_value(v, "Patient");
-    } else if (k == "agent") {
-      q.agent = v;
-    } else if (k == "entity") {
-      q.entity = without_version(v);
-    } else if (k == "action") {
-      q.action = v;
-    } else if (k == "outcome") {
-      q.outcome = v;
-    } else if (k == "date") {
-      std::string_view value = v;
-      std::string prefix = "eq";
-      if (value.size() > 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
-          std::isalpha(static_cast<unsigned char>(value[1]))) {
-        prefix = std::string(value.substr(0, 2));
-        value.remove_prefix(2);
-      }
-      const auto range = fhir::parse_time_range(value);
-      if (!range) return bad("date must be a FHIR date or dateTime, optionally with eq, lt, le, gt or ge");
-      if (prefix == "eq") {
-        q.from_ms = std::max(q.from_ms, range->low);
-        q.to_ms = std::min(q.to_ms, range->high);
-      } else if (prefix == "ge") {
-        q.from_ms = std::max(q.from_ms, range->low);
-      } else if (prefix == "gt") {
-        q.from_ms = std::max(q.from_ms, range->high + 1);
-      } else if (prefix == "le") {
-        q.to_ms = std::min(q.to_ms, range->high);
-      } else if (prefix == "lt") {
-        q.to_ms = std::min(q.to_ms, range->low - 1);
+    const auto& options = job.services.options;
+    q_.count = options.default_count;
+    for (const auto& param : params) {
+      const std::string& k = param.first;
+      const std::string& v = param.second;
+      auto bad = [&](const std::string& why) { ex.fail(Error::make(ErrorCode::invalid_input, why, k)); };
+      if (k == "patient") {
+        q_.patient = reference_value(v, "Patient");
+      } else if (k == "agent") {
+        q_.agent = v;
+      } else if (k == "entity") {
+        q_.entity = without_version(v);
+      } else if (k == "action") {
+        q_.action = v;
+      } else if (k == "outcome") {
+        q_.outcome = v;
+      } else if (k == "date") {
+        std::string_view value = v;
+        std::string prefix = "eq";
+        if (value.size() > 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
+            std::isalpha(static_cast<unsigned char>(value[1]))) {
+          prefix = std::string(value.substr(0, 2));
+          value.remove_prefix(2);
+        }
+        const auto range = fhir::parse_time_range(value);
+        if (!range) return bad("date must be a FHIR date or dateTime, optionally with eq, lt, le, gt or ge");
+        if (prefix == "eq") {
+          q_.from_ms = std::max(q_.from_ms, range->low);
+          q_.to_ms = std::min(q_.to_ms, range->high);
+        } else if (prefix == "ge") {
+          q_.from_ms = std::max(q_.from_ms, range->low);
+        } else if (prefix == "gt") {
+          q_.from_ms = std::max(q_.from_ms, range->high + 1);
+        } else if (prefix == "le") {
+          q_.to_ms = std::min(q_.to_ms, range->high);
+        } else if (prefix == "lt") {
+          q_.to_ms = std::min(q_.to_ms, range->low - 1);
+        } else {
+          return bad("AuditEvent date supports the prefixes eq, lt, le, gt and ge");
+        }
+      } else if (k == "_count") {
+        const auto n = seq_of(v);
+        if (!n) return bad("_count must be a non-negative integer");
+        q_.count = static_cast<int>(std::min<std::int64_t>(*n, options.max_count));
+      } else if (k == "_cursor") {
+        const auto n = seq_of(v);
+        if (!n) return bad("_cursor is not a cursor of this search");
+        q_.before_seq = *n;
+        continue;
+      } else if (k == "_format" || k == "_pretty") {
+        continue;
+      } else if (job.prefer.strict) {
+        return bad("AuditEvent search supports patient, agent, entity, date, action, outcome and _count");
       } else {
-        return bad("AuditEvent date supports the prefixes eq, lt, le, gt and ge");
+        continue;
       }
-    } else if (k == "_count") {
-      const auto n = seq_of(v);
-      if (!n) return bad("_count must be a non-negative integer");
-      q.count = static_cast<int>(std::min<std::int64_t>(*n, options_.max_count));
-    } else if (k == "_cursor") {
-      const auto n = seq_of(v);
-      if (!n) return bad("_cursor is not a cursor of this search");
-      q.before_seq = *n;
-      continue;
-    } else if (k == "_format" || k == "_pretty") {
-      continue;
-    } else if (ex.prefer.strict) {
-      return bad("AuditEvent search supports patient, agent, entity, date, action, outcome and _count");
-    } else {
-      continue;
+      understood_.emplace_back(k, v);
     }
-    understood.emplace_back(k, v);
-  }
-  if (!is_privacy_officer(ex)) {
-    if (!q.agent.empty() && q.agent != agent_of(*ex.who)) q.count = 0;  // others' events: none to show
-    q.agent = agent_of(*ex.who);
-  }
-  if (ex.audit) {
-    ex.audit->query = ex.request.method + " " + ex.request.target;
-    if (!q.patient.empty()) ex.audit->patient_reference = q.patient;
-  }
-  auto page = audit_page(store_, q);
-  if (!page) {
-    reply.response = fail(ex, page.error());
-    return reply;
-  }
-  auto& [rows, more] = *page;
-
-  std::string self_query;
-  for (const auto& [k, v] : understood)
-    self_query += (self_query.empty() ? "" : "&") + fhir::url_encode(k) + "=" + fhir::url_encode(v);
-  const std::string base = ex.base_url + "/AuditEvent";
-  auto link = [&](const std::string& cursor) {
-    std::string query = self_query;
-    if (!cursor.empty()) query += (query.empty() ? "" : "&") + std::string("_cursor=") + cursor;
-    return query.empty() ? base : base + "?" + query;
-  };
-  std::vector<BundleLink> links{
-      {"self", link(q.before_seq == INT64_MAX ? "" : std::to_string(q.before_seq))}};
-  if (more && !rows.empty()) links.push_back({"next", link(std::to_string(rows.back().seq))});
-  std::vector<SearchEntry> entries;
-  for (const auto& r : rows)
-    entries.push_back({base + "/" + std::to_string(r.seq), render_audit_event(r).value_or("{}")});
-  reply.response =
-      json_response(ex, 200, searchset_bundle(new_resource_id(), ex.now, std::nullopt, links, entries));
-  return reply;
-}
-
-Reply Api::audit_history(Exchange& ex, const std::string& id) const {
-  Reply reply;
-  std::vector<store::VersionRecord> versions;
-  std::vector<BundleLink> links;
-  const std::string base = ex.base_url + "/AuditEvent" + (id.empty() ? "" : "/" + id) + "/_history";
-  if (!id.empty()) {
-    auto rec = visible_audit(store_, ex, id);
-    if (!rec || !*rec) {
-      reply.response = fail(
-          ex, rec ? Error::make(ErrorCode::not_found, "AuditEvent/" + id + " is not known") : rec.error());
-      return reply;
+    if (!is_privacy_officer(job)) {
+      const std::string own = agent_reference(*ex.caller.partner);
+      if (!q_.agent.empty() && q_.agent != own) q_.count = 0;  // others' events: none to show
+      q_.agent = own;
+      // A refused or held request of its own is not found by the patient or the data it was about.
+      if (!q_.patient.empty() || !q_.entity.empty()) {
+        if (!q_.outcome.empty() && q_.outcome != "0") q_.count = 0;
+        q_.outcome = "0";
+      }
     }
-    if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id;
-    versions.push_back(version_of(**rec));
-    links.push_back({"self", base});
-  } else {
+    if (ex.audit) {
+      ex.audit->query = job.request.method + " " + job.request.target;
+      if (!q_.patient.empty()) ex.audit->patient_reference = q_.patient;
+    }
+    auto page = audit_page(job.services.store, q_);
+    if (!page) return ex.fail(page.error());
+    rows_ = std::move(page->first);
+    more_ = page->second;
+  }
+
+  HttpResponse respond(RestJob& job) override {
+    std::string self_query;
+    for (const auto& [k, v] : understood_)
+      self_query += (self_query.empty() ? "" : "&") + fhir::url_encode(k) + "=" + fhir::url_encode(v);
+    const std::string base = job.base_url + "/AuditEvent";
+    auto link = [&](const std::string& cursor) {
+      std::string query = self_query;
+      if (!cursor.empty()) query += (query.empty() ? "" : "&") + std::string("_cursor=") + cursor;
+      return query.empty() ? base : base + "?" + query;
+    };
+    std::vector<BundleLink> links{{"self", link(q_.before_seq == INT64_MAX ? "" : std::to_string(q_.before_seq))}};
+    if (more_ && !rows_.empty()) links.push_back({"next", link(std::to_string(rows_.back().seq))});
+    std::vector<SearchEntry> entries;
+    for (const auto& r : rows_) entries.push_back({base + "/" + std::to_string(r.seq), rendered(job, r)});
+    return job.json_response(200, searchset_bundle(new_resource_id(), job.ex.received_ms, std::nullopt, links, entries));
+  }
+
+ private:
+  store::AuditQuery q_;
+  fhir::QueryParams understood_;
+  std::vector<AuditRecord> rows_;
+  bool more_ = false;
+};
+
+class AuditHistory final : public Interaction {
+ public:
+  explicit AuditHistory(std::string id) : id_(std::move(id)) {}
+  const char* interaction() const override { return id_.empty() ? "history-type" : "history-instance"; }
+
+  void prepare(RestJob& job) override {
+    auto& ex = job.ex;
+    const std::string base = job.base_url + "/AuditEvent" + (id_.empty() ? "" : "/" + id_) + "/_history";
+    if (!id_.empty()) {
+      auto rec = visible_audit(job, id_);
+      if (!rec || !*rec)
+        return ex.fail(rec ? Error::make(ErrorCode::not_found, "AuditEvent/" + id_ + " is not known") : rec.error());
+      if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id_;
+      versions_.push_back(version_of(job, **rec));
+      links_.push_back({"self", base});
+      return;
+    }
     store::AuditQuery q;
-    q.count = options_.default_count;
-    if (const std::string* count = param_value(ex.query, "_count"))
-      if (const auto n = seq_of(*count))
-        q.count = static_cast<int>(std::min<std::int64_t>(*n, options_.max_count));
-    if (const std::string* cursor = param_value(ex.query, "_cursor"))
+    const auto& options = job.services.options;
+    q.count = options.default_count;
+    if (const std::string* count = param_value(job.query, "_count"))
+      if (const auto n = seq_of(*count)) q.count = static_cast<int>(std::min<std::int64_t>(*n, options.max_count));
+    if (const std::string* cursor = param_value(job.query, "_cursor"))
       if (const auto n = seq_of(*cursor)) q.before_seq = *n;
-    if (!is_privacy_officer(ex)) q.agent = agent_of(*ex.who);
-    if (ex.audit) ex.audit->query = ex.request.method + " " + ex.request.target;
-    auto page = audit_page(store_, q);
-    if (!page) {
-      reply.response = fail(ex, page.error());
-      return reply;
-    }
+    if (!is_privacy_officer(job)) q.agent = agent_reference(*ex.caller.partner);
+    if (ex.audit) ex.audit->query = job.request.method + " " + job.request.target;
+    auto page = audit_page(job.services.store, q);
+    if (!page) return ex.fail(page.error());
     const auto& [rows, more] = *page;
-    for (const auto& r : rows) versions.push_back(version_of(r));
+    for (const auto& r : rows) versions_.push_back(version_of(job, r));
     const std::string count_param = "_count=" + std::to_string(q.count);
-    links.push_back({"self", base + "?" + count_param});
+    links_.push_back({"self", base + "?" + count_param});
     if (more && !rows.empty())
-      links.push_back({"next", base + "?" + count_param + "&_cursor=" + std::to_string(rows.back().seq)});
+      links_.push_back({"next", base + "?" + count_param + "&_cursor=" + std::to_string(rows.back().seq)});
   }
-  // The total is what this page shows plus, when there is more, at least one more: the trail is not
-  // counted on every request.
-  const auto total = static_cast<std::int64_t>(versions.size()) + (links.size() > 1 ? 1 : 0);
-  reply.response =
-      json_response(ex, 200, history_bundle(new_resource_id(), ex.now, total, links, ex.base_url, versions));
-  return reply;
-}
 
-Reply Api::audit_create(Exchange& ex) const {
-  Reply reply;
-  auto resource = accept_resource(ex, "AuditEvent");
-  if (!resource) {
-    reply.response = fail(ex, resource.error());
-    return reply;
+  HttpResponse respond(RestJob& job) override {
+    // The total is what this page shows plus, when there is more, at least one more: the trail is not
+    // counted on every request.
+    const auto total = static_cast<std::int64_t>(versions_.size()) + (links_.size() > 1 ? 1 : 0);
+    return job.json_response(
+        200, history_bundle(new_resource_id(), job.ex.received_ms, total, links_, job.base_url, versions_));
   }
-  // Stored as sent; the search columns come from the event itself.
-  struct State {
-    AuditRecord record;
-  };
-  auto state = std::make_shared<State>();
-  reply.plan = [state, audit = ex.audit,
-                row = posted_audit_record(std::move(*resource))](store::WriteTxn& txn) mutable -> Status {
-    state->record = txn.append_audit(std::move(row));
-    if (audit) audit->entity_reference = "AuditEvent/" + std::to_string(state->record.seq) + "/_history/1";
-    return Ok{};
-  };
-  reply.after_commit = [this, state, ex = Exchange(ex)](const Status& s) {
-    if (!s) return fail(ex, s.error());
-    const std::string id = std::to_string(state->record.seq);
+
+ private:
+  std::string id_;
+  std::vector<store::VersionRecord> versions_;
+  std::vector<BundleLink> links_;
+};
+
+class AuditCreate final : public Interaction {
+ public:
+  const char* interaction() const override { return "create"; }
+  bool has_work(const RestJob&) const override { return true; }
+
+  void work(RestJob& job) override {
+    auto kind = classify_request_body(job.request.header("Content-Type"));
+    if (!kind) return job.ex.fail(kind.error());
+    if (*kind == BodyKind::form || job.request.body.empty())
+      return job.ex.fail(Error::make(ErrorCode::unsupported_media_type,
+                                     "A resource body must be application/fhir+json or application/fhir+xml"));
+    auto resource = fhir::parse_resource(job.services.model, job.request.body,
+                                         *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json);
+    if (!resource) return job.ex.fail(resource.error());
+    if (resource->string_at("resourceType") != "AuditEvent")
+      return job.ex.fail(Error::make(ErrorCode::unprocessable,
+                                     "resourceType '" + std::string(resource->string_at("resourceType")) +
+                                         "' does not match the URL's type 'AuditEvent'",
+                                     "resourceType"));
+    if (Status valid = job.check_for_write(*resource, "AuditEvent", true); !valid) return job.ex.fail(valid.error());
+    row_ = posted_audit_record(std::move(*resource));
+  }
+
+  store::WritePlan plan(RestJob& job) override {
+    return [this, &job](store::WriteTxn& txn) -> Status {
+      record_ = txn.append_audit(std::move(row_));
+      if (job.ex.audit) job.ex.audit->entity_reference = "AuditEvent/" + std::to_string(record_.seq) + "/_history/1";
+      return Ok{};
+    };
+  }
+
+  HttpResponse respond(RestJob& job) override {
+    const std::string id = std::to_string(record_.seq);
     HttpResponse r;
-    switch (ex.prefer.return_kind) {
+    switch (job.prefer.return_kind) {
       case Prefer::Return::minimal:
         r.status = 201;
         break;
       case Prefer::Return::operation_outcome:
-        r = json_response(ex, 201, fhir::write_json(fhir::informational_outcome("Created AuditEvent/" + id)));
+        r = job.json_response(201, fhir::write_json(fhir::informational_outcome("Created AuditEvent/" + id)));
         break;
       default:
-        r = json_response(ex, 201, render_audit_event(state->record).value_or("{}"));
+        r = job.json_response(201, render_audit_event(record_).value_or("{}"));
         break;
     }
     r.set_header("ETag", audit_etag());
-    r.set_header("Last-Modified", fhir::format_http_date(state->record.recorded_ms));
-    r.set_header("Location", ex.base_url + "/AuditEvent/" + id + "/_history/1");
+    r.set_header("Last-Modified", fhir::format_http_date(record_.recorded_ms));
+    r.set_header("Location", job.base_url + "/AuditEvent/" + id + "/_history/1");
     return r;
-  };
-  return reply;
+  }
+
+ private:
+  AuditRecord row_;
+  AuditRecord record_;
+};
+
+}  // namespace
+
+std::unique_ptr<Interaction> make_audit_read(std::string id, std::string version) {
+  return std::make_unique<AuditRead>(std::move(id), std::move(version));
+}
+std::unique_ptr<Interaction> make_audit_search() {
+  return std::make_unique<AuditSearch>();
+}
+std::unique_ptr<Interaction> make_audit_history(std::string id) {
+  return std::make_unique<AuditHistory>(std::move(id));
+}
+std::unique_ptr<Interaction> make_audit_create() {
+  return std::make_unique<AuditCreate>();
 }
 
 }  // namespace fhirgate::gateway::rest

@@ -61,7 +61,7 @@ std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms,
   return out;
 }
 
-std::string history_bundle(const std::string& bundle_id, std::int64_t now_ms, std::int64_t total,
+std::string history_bundle(const std::string& bundle_id, std::int64_t now_ms, std::optional<std::int64_t> total,
                            const std::vector<BundleLink>& links, const std::string& base_url,
                            const std::vector<store::VersionRecord>& versions) {
   std::string out;

@@ -26,7 +26,7 @@ bool is_append_only(std::string_view type) {
   return type == "AuditEvent";
 }
 
-fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchParamRegistry& registry,
+fhir::Node capability_statement(const RestOptions& options, const fhir::SearchParamRegistry& registry,
                                 std::int64_t now_ms) {
   Node cs = Node::object();
   cs.set("resourceType", Node::string("CapabilityStatement"));

@@ -4,7 +4,7 @@
 
 #include "fhir/json.hpp"
 #include "fhir/search_params.hpp"
-#include "gateway/rest/api.hpp"
+#include "gateway/rest/rest_job.hpp"
 
 namespace fhirgate::gateway::rest {
 
@@ -13,7 +13,7 @@ bool is_append_only(std::string_view type);
 
 // The CapabilityStatement, generated from what the API does: the served types, their interactions and
 // the search parameter table.
-fhir::Node capability_statement(const ApiOptions& options, const fhir::SearchParamRegistry& registry,
+fhir::Node capability_statement(const RestOptions& options, const fhir::SearchParamRegistry& registry,
                                 std::int64_t now_ms);
 
 }  // namespace fhirgate::gateway::rest

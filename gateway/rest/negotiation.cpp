@@ -55,6 +55,7 @@ Result<fhir::Format> negotiate_response_format(std::string_view format_param, st
     const auto semi = range.find(';');
     const std::string type = lower(trim(range.substr(0, semi)));
     double q = 1.0;
+    bool other_version = false;
     if (semi != std::string_view::npos) {
       for_each_item(range.substr(semi + 1), ';', [&](std::string_view param) {
         if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
@@ -64,8 +65,16 @@ Result<fhir::Format> negotiate_response_format(std::string_view format_param, st
             q = 0;
           }
         }
+        // R4 http.html#version: fhirVersion names the FHIR version wanted; this server speaks 4.0 only.
+        const std::string p = lower(param);
+        if (p.rfind("fhirversion=", 0) == 0) {
+          std::string version = p.substr(12);
+          std::erase(version, '"');
+          other_version = version != "4.0" && version.rfind("4.0.", 0) != 0;
+        }
       });
     }
+    if (other_version) return;
     std::optional<fhir::Format> format;
     if (is_json_media_type(type) || type == "*/*" || type == "application/*")
       format = fhir::Format::json;
@@ -82,7 +91,8 @@ Result<fhir::Format> negotiate_response_format(std::string_view format_param, st
   return Error::make(
       ErrorCode::not_acceptable,
       "None of the accepted media types (" + std::string(accept) +
-          ") can be produced; this server answers application/fhir+json or application/fhir+xml");
+          ") can be produced; this server answers application/fhir+json or application/fhir+xml, FHIR "
+          "version 4.0");
 }
 
 Result<BodyKind> classify_request_body(std::string_view content_type) {

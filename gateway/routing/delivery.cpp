@@ -70,9 +70,8 @@ Status write_whole_file(const std::filesystem::path& path, const std::string& co
 
 }  // namespace
 
-DeliveryWorker::DeliveryWorker(const Config& config, store::Store& store, Security& security,
-                               unsigned poll_ms)
-    : config_(config), store_(store), security_(security), poll_ms_(poll_ms) {}
+DeliveryWorker::DeliveryWorker(const Config& config, store::Store& store, const Gate& gate, unsigned poll_ms)
+    : config_(config), store_(store), gate_(gate), poll_ms_(poll_ms) {}
 
 DeliveryWorker::~DeliveryWorker() {
   stop();
@@ -127,7 +126,7 @@ bool DeliveryWorker::pass(const std::string& destination, Channels& channels) {
     }
     outcomes.push_back(attempt(std::move(d), channels));
   }
-  const bool record = security_.enabled();
+  const bool record = gate_.enabled();
   const Status saved = store_.writer().run([&outcomes, record](store::WriteTxn& txn) -> Status {
     for (auto& [delivery, audit] : outcomes) {
       txn.update_delivery(delivery);
@@ -146,11 +145,12 @@ bool DeliveryWorker::pass(const std::string& destination, Channels& channels) {
 
 DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& channels) {
   const PartnerConfig* receiver = find_partner(config_, d.destination);
+  // The receiver is the one who looks: it is the AuditEvent's requesting agent.
   AuditInput audit;
   audit.interaction = "update";
-  audit.client_id = "fhirgate";
-  audit.client_display = "fhirgate delivery to " + d.destination;
-  audit.gateway_name = receiver ? receiver->name : d.destination;
+  audit.client_id = d.destination;
+  audit.client_reference = "Organization/" + d.destination;
+  audit.client_display = receiver ? receiver->name : d.destination;
   audit.purpose = receiver && !receiver->purposes.empty() ? receiver->purposes.front() : "TREAT";
   audit.entity_reference = store::delivered_reference(d);
   audit.patient_reference = d.patient;
@@ -175,12 +175,15 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& cha
     d.last_error = audit.entity_reference + " cannot be read";
   } else {
     if (item->deleted && !is_message(d)) audit.interaction = "delete";
-    std::string withheld;
-    if (security_.enabled() && !item->deleted)
-      withheld = consent_withholds(d, *item, *receiver, audit.purpose);
-    if (!withheld.empty()) {
+    Result<std::string> withheld = std::string();
+    if (gate_.enabled() && !item->deleted) withheld = consent_withholds(d, *item, *receiver, audit.purpose);
+    if (!withheld) {
+      // The patient's Consents could not be read: nothing leaves; the delivery is tried again later.
+      d.last_error = "consent could not be read";
+      d.next_attempt_ms = now_ms() + backoff_ms(config_.delivery, std::max<std::int64_t>(1, d.attempts));
+    } else if (!withheld->empty()) {
       d.status = "withheld";
-      d.last_error = "withheld by consent: " + withheld;
+      d.last_error = "withheld by consent: " + *withheld;
     } else {
       const ReceiverVerdict verdict = send(d, *item, *receiver, channels, audit.server_address);
       ++d.attempts;
@@ -197,31 +200,46 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& cha
       }
     }
   }
-  audit.outcome = d.status == "delivered" ? "0" : d.status == "withheld" ? "4" : "8";
+  audit.outcome = d.status == "delivered"  ? AuditOutcome::success
+                  : d.status == "withheld" ? AuditOutcome::minor_failure
+                                           : AuditOutcome::serious_failure;
   if (d.status != "delivered") audit.outcome_desc = d.last_error;
   return {std::move(d), std::move(audit)};
 }
 
-std::string DeliveryWorker::consent_withholds(const store::Delivery& d, const DeliveryItem& item,
-                                              const PartnerConfig& receiver, const std::string& purpose) {
+Result<std::string> DeliveryWorker::consent_withholds(const store::Delivery& d, const DeliveryItem& item,
+                                                      const PartnerConfig& receiver, const std::string& purpose) {
+  const Caller caller{&receiver, purpose};
+  StoreConsents consents(store_);
   if (!is_message(d)) {
-    const auto decision =
-        security_.decide_stored(receiver, purpose, d.type, d.resource_id, item.body, "access", now_ms());
-    return decision.permit ? std::string() : decision.reason;
+    store::VersionRecord version;
+    version.type = d.type;
+    version.id = d.resource_id;
+    version.version = d.version;
+    version.body = item.body;
+    auto decision = d.version ? gate_.decide_stored(caller, version, consents, now_ms())
+                              : [&]() -> Result<ConsentDecision> {
+      auto parsed = fhir::parse_json(item.body);
+      if (!parsed) return ConsentDecision{false, false, "unreadable resource", {}, {}};
+      return gate_.decide(caller, *parsed, consents, now_ms());
+    }();
+    if (!decision) return decision.error();
+    return decision->permit ? std::string() : decision->reason;
   }
   // A message leaves only if the receiver may have every resource in it.
   auto message = fhir::parse_json(item.body);
-  if (!message) return "the message cannot be read";
+  if (!message) return std::string("the message cannot be read");
   const fhir::Node* entries = message->find("entry");
-  if (!entries || !entries->is_array()) return {};
+  if (!entries || !entries->is_array()) return std::string();
   for (const auto& entry : entries->items()) {
     const fhir::Node* resource = entry.find("resource");
     if (!resource) continue;
-    const auto decision = security_.decide(receiver, purpose, *resource, "access", now_ms());
-    if (!decision.permit)
-      return std::string(resource->string_at("resourceType")) + " in the message: " + decision.reason;
+    auto decision = gate_.decide(caller, *resource, consents, now_ms());
+    if (!decision) return decision.error();
+    if (!decision->permit)
+      return std::string(resource->string_at("resourceType")) + " in the message: " + decision->reason;
   }
-  return {};
+  return std::string();
 }
 
 ReceiverVerdict DeliveryWorker::send(const store::Delivery& d, const DeliveryItem& item,

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "gateway/security/security.hpp"
+#include "gateway/security/gate.hpp"
 
 namespace fhirgate::gateway {
 namespace {
@@ -18,21 +18,21 @@ bool routes_resource(const RouteConfig& route, const std::string& origin, const 
 
 }  // namespace
 
-void Router::on_write(store::WriteTxn& txn, const store::VersionRecord& record,
-                      const fhir::Node* resource) const {
+void Router::route(store::WriteTxn& txn, const std::string& origin, const store::VersionRecord& record,
+                   const fhir::Node* resource) const {
   store::Delivery d;
   d.type = record.type;
   d.resource_id = record.id;
   d.version = record.version;
   for (const auto& route : routes_) {
-    if (!routes_resource(route, txn.origin(), record.type)) continue;
+    if (!routes_resource(route, origin, record.type)) continue;
     if (d.patient.empty() && record.type == "Patient") d.patient = "Patient/" + record.id;
-    if (d.patient.empty() && resource) d.patient = Security::patient_of(*resource);
-    enqueue(txn, route, d, static_cast<std::int64_t>(record.body.size()));
+    if (d.patient.empty() && resource) d.patient = Gate::patient_of(*resource);
+    enqueue(txn, origin, route, d, static_cast<std::int64_t>(record.body.size()));
   }
 }
 
-void Router::on_pass_through(store::WriteTxn& txn, const store::PassThrough& item) const {
+void Router::route(store::WriteTxn& txn, const std::string& origin, const PassThrough& item) const {
   store::Delivery d;
   d.type = item.type;
   d.resource_id = item.id;
@@ -41,17 +41,17 @@ void Router::on_pass_through(store::WriteTxn& txn, const store::PassThrough& ite
   d.payload = item.body;
   for (const auto& route : routes_) {
     const bool matches = item.event.empty()
-                             ? routes_resource(route, txn.origin(), item.type)
-                             : (route.from == "*" || route.from == txn.origin()) &&
+                             ? routes_resource(route, origin, item.type)
+                             : (route.from == "*" || route.from == origin) &&
                                    (listed(route.events, item.event) || listed(route.events, "*"));
-    if (matches) enqueue(txn, route, d, static_cast<std::int64_t>(item.body.size()));
+    if (matches) enqueue(txn, origin, route, d, static_cast<std::int64_t>(item.body.size()));
   }
 }
 
-void Router::enqueue(store::WriteTxn& txn, const RouteConfig& route, const store::Delivery& prototype,
-                     std::int64_t size) const {
+void Router::enqueue(store::WriteTxn& txn, const std::string& origin, const RouteConfig& route,
+                     const store::Delivery& prototype, std::int64_t size) const {
   for (const auto& to : route.to) {
-    if (to == txn.origin()) continue;
+    if (to == origin) continue;
     store::Delivery d = prototype;
     d.created_ms = txn.now_ms();
     d.route = route.id;

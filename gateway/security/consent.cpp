@@ -165,17 +165,28 @@ std::string describe(const Node& consent, std::size_t index) {
 
 ConsentDecision evaluate(ConsentPolicy policy, const std::vector<const Node*>& consents,
                          const ConsentRequest& request) {
-  std::optional<Found> best;
+  // Each Consent's own decision, then deny first across them.
+  std::optional<Found> deny, permit;
   for (std::size_t i = 0; i < consents.size(); ++i) {
     const Node& consent = *consents[i];
     if (!counts(consent)) continue;
     const Node* root = consent.find("provision");
     if (!root) continue;
     const bool certain = consent.find("modifierExtension") == nullptr;
-    walk(*root, request, 0, certain, "Consent.provision", i, best);
+    std::optional<Found> own;
+    walk(*root, request, 0, certain, "Consent.provision", i, own);
+    if (!own) continue;
+    std::optional<Found>& slot = own->deny ? deny : permit;
+    if (!slot) slot = std::move(own);
   }
   ConsentDecision d;
+  const std::optional<Found>& best = deny ? deny : permit;
   if (!best) {
+    if (request.supplied_by_requester) {
+      d.permit = true;
+      d.reason = "supplier";
+      return d;
+    }
     d.permit = policy == ConsentPolicy::opt_out;
     d.reason = d.permit ? "policy opt-out: no objection" : "policy opt-in: no consent";
     return d;
@@ -200,12 +211,6 @@ ConsentDecision decide(ConsentPolicy policy, const std::vector<fhir::Node>& cons
 
 ConsentDecision decide(ConsentPolicy policy, const std::vector<const fhir::Node*>& consents,
                        const ConsentRequest& request) {
-  if (request.supplied_by_requester) {
-    ConsentDecision d;
-    d.permit = true;
-    d.reason = "supplier";
-    return d;
-  }
   ConsentDecision d = evaluate(policy, consents, request);
   if (!d.permit && request.purpose == kBreakGlassPurpose && request.may_break_glass) {
     d.permit = true;

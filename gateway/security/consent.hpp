@@ -10,14 +10,18 @@
 // and records the decision in the audit.
 //
 // Order of checks:
-//  1. Data the requesting partner supplied itself is always visible to it: permit, reason "supplier".
-//  2. The Consents that count (below) are evaluated and combined. No decision from any of them gives the
-//     policy default: opt-in denies ("policy opt-in: no consent"), opt-out permits ("policy opt-out: no
-//     objection").
-//  3. Break-glass: a deny from step 2, whether a Consent's or the opt-in default, becomes a permit with
-//     `break_glass` set when the request's purpose is ETREAT and the partner may claim it. The reason keeps
-//     the deny it overrode, so the audit shows what was overridden. A permit never sets `break_glass` (a
-//     Consent that permits ETREAT is an ordinary permit). Break-glass is not limited to particular actions.
+//  1. The Consents that count (below) are evaluated one by one: each reaches its own decision, or none.
+//  2. Across them, deny first: any Consent that denies decides (a patient's explicit "no" to a partner is
+//     never outweighed by a permit in another Consent, however specific). Otherwise any permit decides.
+//  3. Otherwise the requesting partner's supplier status is an implicit permit ("supplier": the data is
+//     what it sent), and failing that the policy default: opt-in denies ("policy opt-in: no consent"),
+//     opt-out permits ("policy opt-out: no objection"). So a Consent that denies a partner applies to it
+//     even where it supplied the record.
+//  4. Break-glass: a deny from the steps above, whether a Consent's or the opt-in default, becomes a
+//     permit with `break_glass` set when the request's purpose is ETREAT and the partner may claim it. The
+//     reason keeps the deny it overrode, so the audit shows what was overridden. A permit never sets
+//     `break_glass` (a Consent that permits ETREAT is an ordinary permit). Break-glass is not limited to
+//     particular actions.
 //
 // Which Consents count: `status` exactly "active"; `scope` has a Coding with system
 // http://terminology.hl7.org/CodeSystem/consentscope and code patient-privacy; some `category` has a Coding
@@ -32,9 +36,10 @@
 // other value (normally "deny") denies. A provision without `type` decides nothing but is still a container
 // for its nested provisions. R4's definition text says the root should have no `type`, but no invariant
 // enforces that and IHE PCF and the partnership profile put the Consent's base rule there, so the root's
-// `type` counts like any other. Among the decisions of one Consent, and then among all Consents, the deepest
-// (most specific) wins; at equal depth deny wins over permit; at equal depth and type the first in document
-// order, then in the order of `consents`, is reported.
+// `type` counts like any other. Within one Consent the deepest (most specific) decision wins, so that an
+// exception nested in a rule overrides it; at equal depth deny wins over permit, and at equal depth and type
+// the first in document order is reported. Across Consents deny wins (step 2); the first deciding Consent in
+// the order of `consents` is reported.
 //
 // A provision matches when every constraint present on it matches (an empty request field matches nothing):
 //  - period: `now_ms` within [start, end], each end a FHIR date/dateTime of any precision taken as the range

@@ -18,16 +18,14 @@
 #include "fhir/json_locate.hpp"
 #include "fhir/profiles.hpp"
 #include "gateway/audit/audit_trail.hpp"
-#include "gateway/security/tokens.hpp"
-#include "gateway/routing/delivery.hpp"
-#include "gateway/inbound/feed_folders.hpp"
 #include "gateway/common/ids.hpp"
+#include "gateway/inbound/feed_folders.hpp"
 #include "gateway/net/http_server.hpp"
 #include "gateway/net/mllp_server.hpp"
 #include "gateway/ops/observability.hpp"
-#include "gateway/rest/api.hpp"
-#include "gateway/routing/router.hpp"
-#include "gateway/security/security.hpp"
+#include "gateway/routing/delivery.hpp"
+#include "gateway/security/tokens.hpp"
+#include "gateway/server/gateway.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/adt_patient.hpp"
@@ -39,61 +37,6 @@ namespace {
 std::int64_t fhir_now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-// Loads the seed files into a new database: Bundles (their entries' resources) or single resources.
-// Resources keep their ids. Every resource is checked before any is stored, so a bad seed file leaves
-// the new database empty. Failures are start-up errors.
-void seed(store::Store& store, const fhir::Validator& validator, const Config& config) {
-  std::vector<std::pair<std::string, fhir::Node>> checked;  // type, resource
-  for (const auto& file : config.seed_files) {
-    auto doc = fhir::read_json_file(file);
-    if (!doc) throw std::runtime_error(file + ": " + doc.error().issues.front().diagnostics);
-    std::vector<fhir::Node> resources;
-    if (doc->string_at("resourceType") == "Bundle") {
-      if (const auto* entries = doc->find("entry")) {
-        for (const auto& entry : entries->items()) {
-          if (const auto* r = entry.find("resource")) resources.push_back(*r);
-        }
-      }
-    } else {
-      resources.push_back(std::move(*doc));
-    }
-    for (auto& resource : resources) {
-      if (auto ok = fhir::check_resource_json(resource); !ok) {
-        throw std::runtime_error(file + ": " + ok.error().issues.front().diagnostics);
-      }
-      std::string type(resource.string_at("resourceType"));
-      if (std::find(config.cached_types.begin(), config.cached_types.end(), type) ==
-          config.cached_types.end()) {
-        throw std::runtime_error(file + ": resource type " + type + " is not in cachedTypes");
-      }
-      fhir::ValidationOptions options;
-      if (const auto it = config.profiles.find(type); it != config.profiles.end())
-        options.profiles = it->second;
-      for (const auto& issue : validator.validate(resource, options).issues) {
-        if (issue.severity == "error" || issue.severity == "fatal") {
-          throw std::runtime_error(file + ": " + issue.expression + ": " + issue.diagnostics);
-        }
-      }
-      checked.emplace_back(std::move(type), std::move(resource));
-    }
-  }
-  // All of them and the mark that they were loaded, in one transaction.
-  Status stored = store.writer().run([&](store::WriteTxn& txn) -> Status {
-    for (auto& [type, resource] : checked) {
-      std::string id(resource.string_at("id"));
-      if (id.empty()) id = new_resource_id();
-      txn.put(type, id, std::move(resource), "PUT");
-    }
-    txn.set_meta("seeded", "1");
-    return Ok{};
-  });
-  if (!stored)
-    throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
-  if (!checked.empty()) {
-    std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
-  }
 }
 
 }  // namespace
@@ -305,40 +248,6 @@ int convert_files(const fhir::Model& model, ConvertTarget to, bool pretty,
 
 namespace {
 
-// Each partner's Organization, as the gateway serves it (when Organization is a cached type): kept equal to
-// the configuration on every start.
-void sync_organizations(store::Store& store, const Config& config) {
-  if (std::find(config.cached_types.begin(), config.cached_types.end(), "Organization") ==
-      config.cached_types.end())
-    return;
-  for (const auto& p : config.partners) {
-    if (p.role != "partner") continue;
-    fhir::Node org = fhir::Node::object();
-    org.set("resourceType", fhir::Node::string("Organization"));
-    org.set("id", fhir::Node::string(p.id));
-    if (!p.ods_code.empty()) {
-      fhir::Node id = fhir::Node::object();
-      id.set("system", fhir::Node::string(std::string(kOdsSystem)));
-      id.set("value", fhir::Node::string(p.ods_code));
-      org.set("identifier", fhir::Node::array()).push(std::move(id));
-    }
-    org.set("active", fhir::Node::boolean(true));
-    org.set("name", fhir::Node::string(p.name.empty() ? p.id : p.name));
-    const Status synced = store.writer().run([org, id = p.id](store::WriteTxn& txn) -> Status {
-      if (auto held = txn.read("Organization", id); held && !held->deleted) {
-        auto parsed = fhir::parse_json(held->body);
-        if (parsed) {
-          parsed->erase("meta");
-          if (*parsed == org) return Ok{};
-        }
-      }
-      txn.put("Organization", id, org, "PUT");
-      return Ok{};
-    });
-    if (!synced) throw std::runtime_error("cannot store the Organization of partner " + p.id);
-  }
-}
-
 std::filesystem::path prepare_database_folder(const Config& config) {
   const auto dir = std::filesystem::path(config.database_path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir);
@@ -438,88 +347,25 @@ int serve(const Config& config) {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
-  const auto model = load_model(config);
-  const auto registry = load_search_params(config);
-  fhir::Validator validator(model, load_terminology(config));
-  load_project_profiles(validator, *model, config);
-  prepare_database_folder(config);
-  store::Store store(config.database_path, registry, config.security.audit_key_file);
-  // First start: the database has never been seeded (a token may have been added to it already).
-  if (auto seeded = store.meta("seeded"); seeded && !*seeded) seed(store, validator, config);
-  sync_organizations(store, config);
-  // Loading the definitions parsed ~40 MB of JSON that is freed now; give those pages back to the OS.
-  malloc_trim(0);
-
-  rest::ApiOptions options;
-  options.cached_types = config.cached_types;
-  options.base_url = config.base_url;
-  options.profiles = config.profiles;
-  options.default_count = config.default_page_size;
-  options.max_count = config.max_page_size;
-  options.software_version = FHIRGATE_VERSION;
-  options.security = config.security.enabled;
-  options.purpose_header = config.security.purpose_header;
-  std::vector<std::string> patient_profiles;
-  if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
-    patient_profiles = it->second;
-  Security security(config, store);
-  if (!security.enabled()) {
-    std::cout
-        << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
-           "no consent enforcement, no audit"
-        << std::endl;
+  Gateway gateway(config);
+  if (!config.security.enabled) {
+    std::cout << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
+                 "no consent enforcement, no audit"
+              << std::endl;
   }
-  V2InboundContext v2_context{validator, registry, {}, std::move(patient_profiles), security.enabled()};
-  for (const auto& p : config.partners) {
-    if (p.role != "partner") continue;
-    v2_context.partners.push_back(
-        V2Partner{p.id, p.name, p.sending_facilities, {p.nhs_number_authority, p.local_identifier_system}});
-  }
-  // Routes: every write records the deliveries it causes in its own commit (routing.hpp). Metrics, the
-  // structured log and the journal's housekeeping (observability.hpp).
-  const Router router(config.routes);
-  JsonLog log(config.log_level);
-  GatewayObservers observers(config.routes.empty() ? nullptr : &router, log);
-  store.set_write_listener(&observers);
-  store.writer().set_commit_observer(
-      [&observers](std::size_t plans, double seconds) { observers.on_commit(plans, seconds); });
-  // The writer calls into `observers`: it stops before they are destroyed, also when start-up fails below.
-  struct StopWriterFirst {
-    store::Writer& writer;
-    ~StopWriterFirst() { writer.stop(); }
-  } stop_writer_first{store.writer()};
-  security.set_decision_observer([&observers](const ConsentDecision& d) { observers.on_consent(d); });
-  observers.watch_queues(store);
-  options.on_done = [&observers](const rest::RequestDone& done) { observers.on_request(done); };
-  options.on_invalid = [&observers](const std::string& type) { observers.on_invalid(type); };
-  v2_context.on_invalid = options.on_invalid;
-  if (security.enabled()) {
-    v2_context.may_see = [&security](const std::string& partner, const fhir::Node& held) {
-      return security.may_see(partner, held, fhir_now_ms());
-    };
-  }
-  options.metrics = [&observers] { return observers.metrics().render(); };
-  options.dashboard = load_dashboard(config.dashboard_dir);
-  for (const auto& route : config.routes)
-    for (const auto& to : route.to)
-      if (std::find(options.destinations.begin(), options.destinations.end(), to) ==
-          options.destinations.end())
-        options.destinations.push_back(to);
-  JournalKeeper journal_keeper(config.journal, store.writer());
-  auto feeds = load_partner_feeds(config, *model);
-  if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
-  FeedContext feed_context{validator, registry, store.writer(), config.profiles, security.enabled()};
-  feed_context.on_invalid = options.on_invalid;
-  feed_context.may_see = v2_context.may_see;
-  FeedService feed_service{std::move(feed_context), std::move(*feeds)};
-  rest::Api api(options, *model, validator, registry, store, &v2_context, &security, &feed_service);
-  FeedFolders folders(feed_service, config.feed_poll_ms);
+  store::Store& store = gateway.store();
+  GatewayObservers& observers = gateway.observers();
+  gateway.rest_services().options.dashboard = load_dashboard(config.dashboard_dir);
+  // The journal's housekeeping: payloads, old entries, and the feed folders' taken files.
+  std::vector<std::string> feed_folders;
+  for (const auto& feed : gateway.feeds().feeds)
+    if (!feed.folder.empty()) feed_folders.push_back(feed.folder);
+  JournalKeeper journal_keeper(config.journal, store.writer(), std::move(feed_folders));
+  FeedFolders folders(gateway.feeds(), config.feed_poll_ms);
 
   std::unique_ptr<MllpServer> mllp;
   if (!config.mllp.listeners.empty()) {
-    mllp = std::make_unique<MllpServer>(
-        config.mllp, v2_context, store.writer(),
-        [&observers](const MllpFramingProblem& problem) { observers.on_mllp_framing(problem); });
+    mllp = std::make_unique<MllpServer>(config.mllp, gateway.v2(), store.writer());
     const auto ports = mllp->listen();
     for (std::size_t i = 0; i < ports.size(); ++i) {
       const auto& l = config.mllp.listeners[i];
@@ -530,18 +376,16 @@ int serve(const Config& config) {
   }
 
   folders.start();  // before the listening line: a client that saw it finds the folders
-  DeliveryWorker deliveries(config, store, security);
-  deliveries.set_observer(
-      [&observers](const store::Delivery& d) { observers.on_delivery(d, d.correlation_id); });
-  HttpServer server(config.server, api, store.writer());
+  DeliveryWorker deliveries(config, store, gateway.gate());
+  deliveries.set_observer([&observers](const store::Delivery& d) { observers.on_delivery(d, d.correlation_id); });
+  HttpServer server(config.server, gateway.rest(), store.writer());
   observers.watch_connections([&server] { return server.open_connections(); });
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
   if (!config.routes.empty())
-    deliveries.start(!config.base_url.empty() ? config.base_url
-                                              : "http://" + host + ":" + std::to_string(port));
-  std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database "
-            << config.database_path << ")" << std::endl;
+    deliveries.start(!config.base_url.empty() ? config.base_url : "http://" + host + ":" + std::to_string(port));
+  std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database " << config.database_path
+            << ")" << std::endl;
   if (mllp) mllp->start();
   server.run();
   folders.stop();
@@ -563,7 +407,7 @@ std::string journal_line(const store::JournalEntry& e) {
   std::ostringstream line;
   line << fhir::format_instant(e.received_ms) << "  #" << e.id << "  " << e.direction << "  "
        << (e.partner.empty() ? "-" : e.partner) << "  " << e.transport << "/" << e.format << "  " << e.type
-       << "  " << e.status;
+       << "  " << store::to_string(e.status);
   if (!ms.empty()) line << "  " << ms;
   if (!e.error.empty()) line << "  " << e.error;
   return line.str();
@@ -577,7 +421,13 @@ int ops_tail(const Config& config, const std::string& partner, const std::string
   store::Store store(config.database_path, registry, config.security.audit_key_file);
   store::JournalQuery q;
   q.partner = partner;
-  q.status = status;
+  if (!status.empty()) {
+    q.status = store::parse_journal_status(status);
+    if (!q.status) {
+      out << "journal: unknown status '" << status << "'" << std::endl;
+      return 1;
+    }
+  }
   q.count = 10;
   long long printed = 0;
   for (bool first = true;; first = false) {

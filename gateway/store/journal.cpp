@@ -14,7 +14,19 @@ namespace {
 
 constexpr const char* kColumns =
     "id, correlation, received, partner, direction, transport, format, type, size, status, stages, error, "
-    "resources, delivery, retry_of, payload IS NOT NULL, updated";
+    "resources, delivery, retry_of, payload IS NOT NULL, updated, detail, patients";
+
+struct StatusName {
+  JournalStatus status;
+  std::string_view name;
+};
+constexpr StatusName kStatusNames[] = {
+    {JournalStatus::rejected, "rejected"},   {JournalStatus::stored, "stored"},
+    {JournalStatus::routed, "routed"},       {JournalStatus::held, "held"},
+    {JournalStatus::released, "released"},   {JournalStatus::failed, "failed"},
+    {JournalStatus::discarded, "discarded"}, {JournalStatus::delivered, "delivered"},
+    {JournalStatus::dead_letter, "dead-letter"}, {JournalStatus::withheld, "withheld"},
+};
 
 JournalEntry entry_from(Statement& stmt) {
   JournalEntry e;
@@ -27,7 +39,7 @@ JournalEntry entry_from(Statement& stmt) {
   e.format = stmt.text(6);
   e.type = stmt.text(7);
   e.size = stmt.int64(8);
-  e.status = stmt.text(9);
+  e.status = parse_journal_status(stmt.text(9)).value_or(JournalStatus::failed);
   e.stages = stmt.text(10);
   e.error = stmt.text(11);
   e.resources = stmt.text(12);
@@ -35,6 +47,8 @@ JournalEntry entry_from(Statement& stmt) {
   e.retry_of = stmt.int64(14);
   e.has_payload = stmt.int64(15) != 0;
   e.updated_ms = stmt.int64(16);
+  e.detail = stmt.text(17);
+  e.patients = stmt.text(18);
   return e;
 }
 
@@ -47,17 +61,35 @@ std::string stage_object(const std::string& name, double ms) {
 // The text filters a query asks for, column and value, in the order of their `?` in journal_list_sql.
 std::vector<std::pair<std::string_view, std::string_view>> text_filters(const JournalQuery& q) {
   std::vector<std::pair<std::string_view, std::string_view>> out;
-  for (const auto& [column, value] : {std::pair<std::string_view, const std::string*>{"partner", &q.partner},
-                                      {"direction", &q.direction},
-                                      {"status", &q.status},
-                                      {"type", &q.type},
-                                      {"correlation", &q.correlation}}) {
-    if (!value->empty()) out.emplace_back(column, *value);
+  const std::string_view status = q.status ? to_string(*q.status) : std::string_view();
+  for (const auto& [column, value] : {std::pair<std::string_view, std::string_view>{"partner", q.partner},
+                                      {"direction", q.direction},
+                                      {"status", status},
+                                      {"type", q.type},
+                                      {"correlation", q.correlation}}) {
+    if (!value.empty()) out.emplace_back(column, value);
   }
   return out;
 }
 
 }  // namespace
+
+std::string_view to_string(JournalStatus status) {
+  for (const auto& s : kStatusNames)
+    if (s.status == status) return s.name;
+  return "failed";
+}
+
+std::optional<JournalStatus> parse_journal_status(std::string_view text) {
+  for (const auto& s : kStatusNames)
+    if (s.name == text) return s.status;
+  return std::nullopt;
+}
+
+bool is_problem(JournalStatus status) {
+  return status == JournalStatus::rejected || status == JournalStatus::failed ||
+         status == JournalStatus::dead_letter || status == JournalStatus::withheld;
+}
 
 std::string stages_json(const std::vector<std::pair<std::string, double>>& stages) {
   std::string out = "[";
@@ -71,9 +103,8 @@ std::string stages_json(const std::vector<std::pair<std::string, double>>& stage
 void append_journal(Connection& db, JournalEntry& e) {
   auto stmt = db.prepare(
       "INSERT INTO journal (correlation, received, partner, direction, transport, format, type, size, "
-      "status, "
-      "stages, error, resources, delivery, retry_of, payload, updated) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "status, stages, error, resources, delivery, retry_of, payload, updated, detail, patients) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   stmt.bind(1, e.correlation_id)
       .bind(2, e.received_ms)
       .bind(3, e.partner)
@@ -82,7 +113,7 @@ void append_journal(Connection& db, JournalEntry& e) {
       .bind(6, e.format)
       .bind(7, e.type)
       .bind(8, e.size)
-      .bind(9, e.status)
+      .bind(9, to_string(e.status))
       .bind(10, e.stages)
       .bind(11, e.error)
       .bind(12, e.resources);
@@ -98,7 +129,7 @@ void append_journal(Connection& db, JournalEntry& e) {
     stmt.bind(15, e.payload);
   else
     stmt.bind_null(15);
-  stmt.bind(16, e.received_ms).run();
+  stmt.bind(16, e.received_ms).bind(17, e.detail).bind(18, e.patients).run();
   e.id = sqlite3_last_insert_rowid(db.handle());
 }
 
@@ -138,18 +169,18 @@ std::optional<JournalEntry> read_journal(Connection& db, std::int64_t id) {
   stmt.bind(1, id);
   if (!stmt.step()) return std::nullopt;
   JournalEntry e = entry_from(stmt);
-  if (e.has_payload) e.payload = stmt.text(17);
+  if (e.has_payload) e.payload = stmt.text(19);
   return e;
 }
 
-void advance_journal(Connection& db, std::int64_t id, const std::string& status, const std::string& error,
+void advance_journal(Connection& db, std::int64_t id, JournalStatus status, const std::string& error,
                      const std::string& stage, double stage_ms, std::int64_t now_ms) {
   // The stage is appended to the JSON array in place: `stages` always ends with ']'.
   db.prepare(
         "UPDATE journal SET status = ?, error = ?, updated = ?, "
         "stages = CASE WHEN stages = '[]' THEN '[' || ?4 || ']' "
         "ELSE substr(stages, 1, length(stages) - 1) || ',' || ?4 || ']' END WHERE id = ?5")
-      .bind(1, status)
+      .bind(1, to_string(status))
       .bind(2, error)
       .bind(3, now_ms)
       .bind(4, stage_object(stage, stage_ms))

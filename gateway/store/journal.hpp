@@ -7,11 +7,33 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fhirgate::gateway::store {
 
 class Connection;
+
+// What became of a journal entry: the one vocabulary of the journal, its filters and its metrics.
+enum class JournalStatus : std::uint8_t {
+  // inbound
+  rejected,   // refused: the sender's to fix (4xx, AR/AE, a rejected row)
+  stored,     // stored, or answered (a message with nothing to route)
+  routed,     // stored, and deliveries are queued
+  held,       // a write held for a registrar (the one identity rule): nothing applied yet
+  released,   // a held write a registrar released (applied)
+  failed,     // could not be stored (5xx, AE/CE): the sender should send again
+  discarded,  // an operator discarded it
+  // outbound, following their delivery
+  delivered,
+  dead_letter,
+  withheld,  // consent kept it from the receiver
+};
+// The journal's name for it ("dead-letter" ...), and back (nullopt for an unknown name).
+std::string_view to_string(JournalStatus status);
+std::optional<JournalStatus> parse_journal_status(std::string_view text);
+// Rejected, failed, dead letters and withheld deliveries: what operators look at.
+bool is_problem(JournalStatus status);
 
 struct JournalEntry {
   std::int64_t id = 0;  // order of creation
@@ -23,11 +45,14 @@ struct JournalEntry {
   std::string format;     // fhir-rest, fhir-message, hl7v2, csv, xml
   std::string type;       // e.g. create Patient, transaction, ADT^A01, feed clients, Patient/1/_history/2
   std::int64_t size = 0;  // payload bytes
-  // in: received mapped rejected stored routed failed discarded; out: routed delivered failed dead-letter
-  // withheld discarded
-  std::string status;
-  std::string stages = "[]";     // JSON array of {"stage", "ms"}: milliseconds since received
-  std::string error;             // why it was rejected or failed
+  JournalStatus status = JournalStatus::stored;
+  std::string stages = "[]";  // JSON array of {"stage", "ms"}: milliseconds since received
+  // Why it was rejected or failed, naming the field and the problem but never a value the sender sent:
+  // lists, /_ops/stats and log lines show it. `detail` is the whole error (values included), for the
+  // entry's own audited view.
+  std::string error;
+  std::string detail;
+  std::string patients = "[]";   // JSON array of Patient/<id> it was about (opening its payload is audited)
   std::string resources = "[]";  // JSON array of Type/id/_history/v it resulted in
   std::int64_t delivery_id = 0;  // outbound: its delivery
   std::int64_t retry_of = 0;     // an operator's retry of this entry
@@ -37,7 +62,8 @@ struct JournalEntry {
 };
 
 struct JournalQuery {
-  std::string partner, direction, status, type, correlation;  // empty = any
+  std::string partner, direction, type, correlation;  // empty = any
+  std::optional<JournalStatus> status;
   std::int64_t since_ms = 0;
   std::int64_t until_ms = INT64_MAX;
   std::int64_t after_id = 0;  // ids above this: then the `count` oldest of them (following never skips)
@@ -55,7 +81,7 @@ std::string journal_list_sql(const JournalQuery& query);
 // With its payload (when kept).
 std::optional<JournalEntry> read_journal(Connection& db, std::int64_t id);
 // Sets an entry's status and error, and appends a stage.
-void advance_journal(Connection& db, std::int64_t id, const std::string& status, const std::string& error,
+void advance_journal(Connection& db, std::int64_t id, JournalStatus status, const std::string& error,
                      const std::string& stage, double stage_ms, std::int64_t now_ms);
 // The outbound entry of a delivery (0 when none).
 std::int64_t journal_of_delivery(Connection& db, std::int64_t delivery_id);

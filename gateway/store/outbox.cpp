@@ -36,10 +36,12 @@ Delivery delivery_from(Statement& stmt) {
 }
 
 // The journal's view of a delivery's state.
-std::string journal_status(const Delivery& d) {
-  if (d.status == "pending") return d.attempts ? "failed" : "routed";
-  if (d.status == "dead") return "dead-letter";
-  return d.status;
+JournalStatus journal_status(const Delivery& d) {
+  if (d.status == "pending") return d.attempts ? JournalStatus::failed : JournalStatus::routed;
+  if (d.status == "dead") return JournalStatus::dead_letter;
+  if (d.status == "delivered") return JournalStatus::delivered;
+  if (d.status == "withheld") return JournalStatus::withheld;
+  return JournalStatus::discarded;
 }
 
 // The stage a delivery's update adds to its journal entry.
@@ -49,7 +51,7 @@ std::string journal_stage(const Delivery& d) {
   if (d.status == "delivered") return "delivered (attempt " + std::to_string(d.attempts) + ")";
   if (d.status == "dead" && d.attempts)
     return "dead-letter (attempt " + std::to_string(d.attempts) + " failed)";
-  return journal_status(d);
+  return std::string(to_string(journal_status(d)));
 }
 
 }  // namespace
@@ -83,7 +85,7 @@ std::int64_t enqueue_delivery(Connection& db, const Delivery& d, std::int64_t si
   entry.format = d.format == "hl7v2-mllp" ? "hl7v2" : d.format == "file" ? "fhir-bundle" : d.format;
   entry.type = d.event.empty() ? delivered_reference(d) : d.event;
   entry.size = size;
-  entry.status = "routed";
+  entry.status = JournalStatus::routed;
   entry.stages = stages_json({{"routed", 0.0}});
   entry.resources = "[" + fhir::write_json(fhir::Node::string(delivered_reference(d))) + "]";
   entry.delivery_id = id;

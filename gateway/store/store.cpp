@@ -16,9 +16,11 @@
 #include <utility>
 
 #include "fhir/datetime.hpp"
+#include "gateway/store/held.hpp"
 #include "gateway/store/index_rows.hpp"
 #include "gateway/store/journal.hpp"
 #include "gateway/store/param_keys.hpp"
+#include "gateway/store/schema.hpp"
 #include "gateway/store/search_sql.hpp"
 #include "gateway/store/sqlite.hpp"
 #include "gateway/store/writer.hpp"
@@ -26,191 +28,6 @@
 namespace fhirgate::gateway::store {
 namespace {
 
-// Schema migrations, keyed by PRAGMA user_version: migration i takes the schema from version i to i+1.
-// Append new migrations; never edit a released one.
-const char* const kMigrations[] = {
-    // 1: resources, their versions, search parameter ids and index tables.
-    R"sql(
-CREATE TABLE resource (
-  rid INTEGER PRIMARY KEY,            -- stable internal key: index rows and paging refer to it
-  type TEXT NOT NULL,
-  id TEXT NOT NULL,
-  version INTEGER NOT NULL,           -- current version number
-  vid INTEGER NOT NULL,               -- resource_version row of the current version
-  last_updated INTEGER NOT NULL,      -- ms since epoch
-  deleted INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (type, id)
-);
-CREATE TABLE resource_version (
-  vid INTEGER PRIMARY KEY,            -- global write order
-  rid INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  last_updated INTEGER NOT NULL,
-  method TEXT NOT NULL,               -- POST, PUT or DELETE
-  body TEXT,                          -- NULL for a deletion
-  UNIQUE (rid, version)
-);
-CREATE INDEX resource_version_type ON resource_version (type, vid);
-CREATE TABLE search_param (
-  id INTEGER PRIMARY KEY,
-  resource_type TEXT NOT NULL,
-  code TEXT NOT NULL,
-  UNIQUE (resource_type, code)
-);
-CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE idx_string (param INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX idx_string_value ON idx_string (param, norm, rid);
-CREATE INDEX idx_string_rid ON idx_string (rid);
-CREATE TABLE idx_token (param INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX idx_token_value ON idx_token (param, code, system, rid);
-CREATE INDEX idx_token_rid ON idx_token (rid);
-CREATE TABLE idx_date (param INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX idx_date_value ON idx_date (param, lo, hi, rid);
-CREATE INDEX idx_date_rid ON idx_date (rid);
-CREATE TABLE idx_reference (param INTEGER NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
-                            rid INTEGER NOT NULL);
-CREATE INDEX idx_reference_value ON idx_reference (param, target_id, target_type, rid);
-CREATE INDEX idx_reference_rid ON idx_reference (rid);
-CREATE TABLE idx_uri (param INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL);
-CREATE INDEX idx_uri_value ON idx_uri (param, value, rid);
-CREATE INDEX idx_uri_rid ON idx_uri (rid);
-)sql",
-    // 2: index tables keyed by (rid, param, value) without a rowid, so each index row is two B-tree
-    // entries instead of three and an update can delete exactly the rows that changed; the inbound
-    // message log (dedupe of re-sent messages, failed messages kept for operators).
-    R"sql(
-DROP TABLE idx_string;
-DROP TABLE idx_token;
-DROP TABLE idx_date;
-DROP TABLE idx_reference;
-DROP TABLE idx_uri;
-CREATE TABLE idx_string (rid INTEGER NOT NULL, param INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL,
-                         PRIMARY KEY (rid, param, norm, exact)) WITHOUT ROWID;
-CREATE INDEX idx_string_value ON idx_string (param, norm);
-CREATE TABLE idx_token (rid INTEGER NOT NULL, param INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL,
-                        PRIMARY KEY (rid, param, code, system)) WITHOUT ROWID;
-CREATE INDEX idx_token_value ON idx_token (param, code, system);
-CREATE TABLE idx_date (rid INTEGER NOT NULL, param INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
-                       PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
-CREATE INDEX idx_date_value ON idx_date (param, lo, hi);
-CREATE TABLE idx_reference (rid INTEGER NOT NULL, param INTEGER NOT NULL, target_id TEXT NOT NULL,
-                            target_type TEXT NOT NULL,
-                            PRIMARY KEY (rid, param, target_id, target_type)) WITHOUT ROWID;
-CREATE INDEX idx_reference_value ON idx_reference (param, target_id, target_type);
-CREATE TABLE idx_uri (rid INTEGER NOT NULL, param INTEGER NOT NULL, value TEXT NOT NULL,
-                      PRIMARY KEY (rid, param, value)) WITHOUT ROWID;
-CREATE INDEX idx_uri_value ON idx_uri (param, value);
-DELETE FROM store_meta WHERE key = 'index_signature';
-CREATE TABLE inbound_message (
-  mid INTEGER PRIMARY KEY,
-  received INTEGER NOT NULL,          -- ms since epoch
-  partner TEXT NOT NULL,              -- partner id
-  channel TEXT NOT NULL,              -- mllp, http
-  format TEXT NOT NULL,               -- hl7v2, csv, xml
-  sender TEXT NOT NULL,               -- HL7 v2 MSH-4 (sending facility)
-  control_id TEXT NOT NULL,           -- HL7 v2 MSH-10
-  message_type TEXT NOT NULL,         -- e.g. ADT^A01
-  status TEXT NOT NULL,               -- applied, failed, rejected
-  detail TEXT NOT NULL,               -- applied: JSON array of the resources written; else the error
-  body TEXT NOT NULL                  -- the message as received
-);
-CREATE UNIQUE INDEX inbound_message_applied ON inbound_message (partner, sender, control_id)
-  WHERE status = 'applied';
-CREATE INDEX inbound_message_problems ON inbound_message (mid) WHERE status <> 'applied';
-)sql",
-    // 3: bearer token hashes and the chained audit trail (audit_log.hpp).
-    R"sql(
-CREATE TABLE credential (
-  token_id TEXT PRIMARY KEY,          -- the token's public part
-  holder TEXT NOT NULL,               -- partner or role id
-  salt BLOB NOT NULL,
-  hash BLOB NOT NULL,                 -- SHA-256(salt || secret)
-  created INTEGER NOT NULL
-);
-CREATE TABLE audit_event (
-  seq INTEGER PRIMARY KEY,            -- chain order; the AuditEvent's id
-  recorded INTEGER NOT NULL,          -- ms since epoch
-  agent TEXT NOT NULL,                -- requesting partner or role id, or ''
-  entity TEXT NOT NULL,               -- Type/id of the data entity, or ''
-  action TEXT NOT NULL,               -- C R U D E
-  outcome TEXT NOT NULL,              -- 0 4 8 12
-  format TEXT NOT NULL,               -- record (the gateway's own, rendered when read) or resource (POSTed)
-  body TEXT NOT NULL,
-  chain BLOB NOT NULL                 -- HMAC-SHA256(key, previous chain || seq || recorded || format || body)
-);
-CREATE INDEX audit_event_agent ON audit_event (agent, seq);
-CREATE TABLE audit_patient (           -- the patients whose data each AuditEvent touched
-  patient TEXT NOT NULL,              -- Patient/<id>
-  seq INTEGER NOT NULL,
-  PRIMARY KEY (patient, seq)
-) WITHOUT ROWID;
-)sql",
-    // 4: the outbox of deliveries to partners (outbox.hpp).
-    R"sql(
-CREATE TABLE delivery (
-  id INTEGER PRIMARY KEY,             -- creation order
-  created INTEGER NOT NULL,
-  route TEXT NOT NULL,
-  destination TEXT NOT NULL,          -- receiving partner
-  format TEXT NOT NULL,               -- fhir-rest
-  type TEXT NOT NULL,
-  resource_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  patient TEXT NOT NULL,              -- Patient/<id> or ''
-  status TEXT NOT NULL,               -- pending delivered withheld dead discarded
-  attempts INTEGER NOT NULL,
-  next_attempt INTEGER NOT NULL,
-  last_error TEXT NOT NULL,
-  updated INTEGER NOT NULL
-);
-CREATE INDEX delivery_due ON delivery (destination, id) WHERE status = 'pending';
-CREATE INDEX delivery_order ON delivery (destination, patient, id) WHERE status = 'pending';
-)sql",
-    // 5: deliveries of what is not stored: FHIR messages and resources of types not held.
-    R"sql(
-ALTER TABLE delivery ADD COLUMN event TEXT NOT NULL DEFAULT '';
-ALTER TABLE delivery ADD COLUMN payload TEXT NOT NULL DEFAULT '';
-)sql",
-    // 6: the message journal (journal.hpp), and the correlation id a delivery inherits.
-    R"sql(
-CREATE TABLE journal (
-  id INTEGER PRIMARY KEY,             -- creation order
-  correlation TEXT NOT NULL,
-  received INTEGER NOT NULL,          -- ms since the epoch
-  partner TEXT NOT NULL,
-  direction TEXT NOT NULL,            -- in out
-  transport TEXT NOT NULL,
-  format TEXT NOT NULL,
-  type TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  stages TEXT NOT NULL,               -- JSON array
-  error TEXT NOT NULL,
-  resources TEXT NOT NULL,            -- JSON array
-  delivery INTEGER,                   -- outbound: delivery.id
-  retry_of INTEGER,                   -- journal.id this entry retried
-  payload TEXT,                       -- NULL once purged
-  updated INTEGER NOT NULL
-);
-CREATE INDEX journal_received ON journal (received);
-CREATE INDEX journal_correlation ON journal (correlation);
-CREATE UNIQUE INDEX journal_delivery ON journal (delivery) WHERE delivery IS NOT NULL;
-ALTER TABLE delivery ADD COLUMN correlation TEXT NOT NULL DEFAULT '';
-)sql",
-    // 7: indexes for the operators' journal filters (list_journal), newest first within each; the
-    // problems (the dashboard's latest failures) in a partial index of their own; journal_received covers
-    // what the counts of a time window need (count_journal).
-    R"sql(
-DROP INDEX journal_received;
-CREATE INDEX journal_received ON journal (received, partner, direction, status);
-CREATE INDEX journal_partner ON journal (partner, id);
-CREATE INDEX journal_status ON journal (status, id);
-CREATE INDEX journal_type ON journal (type, id);
-CREATE INDEX journal_problems ON journal (id) WHERE status IN ('rejected', 'failed', 'dead-letter');
-)sql",
-};
-constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 
 int user_version(Connection& db) {
@@ -228,7 +45,7 @@ int migrate(Connection& db) {
   }
   for (int v = from; v < kSchemaVersion; ++v) {
     db.exec("BEGIN IMMEDIATE");
-    db.exec(kMigrations[v]);
+    db.exec(kSchemaMigrations[v]);
     db.exec("PRAGMA user_version = " + std::to_string(v + 1));
     db.exec("COMMIT");
   }
@@ -358,6 +175,38 @@ std::optional<VersionRecord> read_current(Connection& db, const std::string& typ
   return record_from(type, id, stmt, 0);
 }
 
+std::optional<VersionRecord> read_version(Connection& db, const std::string& type, const std::string& id,
+                                         std::int64_t version) {
+  auto stmt = db.prepare(
+      "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v "
+      "ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?");
+  stmt.bind(1, type).bind(2, id).bind(3, version);
+  if (!stmt.step()) return std::nullopt;
+  return record_from(type, id, stmt, 0);
+}
+
+// The live resources of `type` whose reference parameter `param` points at target_type/target_id: each
+// one's current version row id and JSON. Throws StepError (std::invalid_argument for a parameter that is
+// not an indexed reference: a programming error).
+std::vector<std::pair<std::int64_t, std::string>> referencing_on(Connection& db,
+                                                                 const fhir::SearchParamRegistry& registry,
+                                                                 const ParamKeys& keys, const std::string& type,
+                                                                 const std::string& param,
+                                                                 const std::string& target_type,
+                                                                 const std::string& target_id) {
+  const fhir::SearchParamDef* def = registry.find(type, param);
+  if (!def || def->type != fhir::SearchParamType::reference)
+    throw std::invalid_argument(type + "." + param + " is not an indexed reference parameter");
+  auto stmt = db.prepare(
+      "SELECT v.vid, v.body FROM idx_reference i JOIN resource r ON r.rid = i.rid "
+      "JOIN resource_version v ON v.vid = r.vid "
+      "WHERE i.param = ? AND i.target_id = ? AND i.target_type = ? AND r.deleted = 0");
+  stmt.bind(1, keys.of(*def)).bind(2, target_id).bind(3, target_type);
+  std::vector<std::pair<std::int64_t, std::string>> rows;
+  while (stmt.step()) rows.emplace_back(stmt.int64(0), std::string(stmt.text(1)));
+  return rows;
+}
+
 std::vector<std::string> matching_ids_on(Connection& db, const fhir::SearchQuery& query,
                                          const ParamKeys& keys, int limit) {
   fhir::SearchQuery unsorted = query;
@@ -376,6 +225,18 @@ std::vector<std::string> matching_ids_on(Connection& db, const fhir::SearchQuery
 
 std::optional<VersionRecord> WriteTxn::read(const std::string& type, const std::string& id) {
   return read_current(db_, type, id);
+}
+
+std::optional<VersionRecord> WriteTxn::vread(const std::string& type, const std::string& id,
+                                             std::int64_t version) {
+  return read_version(db_, type, id, version);
+}
+
+std::vector<std::pair<std::int64_t, std::string>> WriteTxn::referencing(const std::string& type,
+                                                                        const std::string& param,
+                                                                        const std::string& target_type,
+                                                                        const std::string& target_id) {
+  return referencing_on(db_, registry_, keys_, type, param, target_type, target_id);
 }
 
 std::vector<std::string> WriteTxn::matching_ids(const fhir::SearchQuery& query, int limit) {
@@ -424,7 +285,6 @@ VersionRecord WriteTxn::put(const std::string& type, const std::string& id, fhir
   else
     insert_index_rows(db_, rid, rows);
   written_.push_back(rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
-  if (listener_) listener_->on_write(*this, rec, &resource);
   return rec;
 }
 
@@ -451,24 +311,23 @@ std::optional<VersionRecord> WriteTxn::remove(const std::string& type, const std
   delete_index_rows(db_, current->rid);
   VersionRecord rec{type, id, version, now_ms_, true, "DELETE", {}};
   written_.push_back(rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
-  if (listener_) listener_->on_write(*this, rec, nullptr);
   return rec;
 }
 
-std::optional<std::string> WriteTxn::applied_detail(const std::string& partner, const std::string& sender,
-                                                    const std::string& control_id) {
+std::optional<AppliedMessage> WriteTxn::applied_message(const std::string& partner, const std::string& sender,
+                                                        const std::string& control_id) {
   auto stmt = db_.prepare(
-      "SELECT detail FROM inbound_message WHERE partner = ? AND sender = ? AND control_id = ? AND status = "
-      "'applied'");
+      "SELECT detail, content_hash FROM inbound_message WHERE partner = ? AND sender = ? AND control_id = ? "
+      "AND status = 'applied'");
   stmt.bind(1, partner).bind(2, sender).bind(3, control_id);
   if (!stmt.step()) return std::nullopt;
-  return std::string(stmt.text(0));
+  return AppliedMessage{std::string(stmt.text(0)), std::string(stmt.text(1))};
 }
 
 void WriteTxn::log_inbound(const InboundMessage& m) {
   db_.prepare(
          "INSERT INTO inbound_message (received, partner, channel, format, sender, control_id, message_type, "
-         "status, detail, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+         "status, detail, body, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, m.received_ms ? m.received_ms : now_ms_)
       .bind(2, m.partner)
       .bind(3, m.channel)
@@ -479,6 +338,7 @@ void WriteTxn::log_inbound(const InboundMessage& m) {
       .bind(8, m.status)
       .bind(9, m.detail)
       .bind(10, m.body)
+      .bind(11, m.content_hash)
       .run();
 }
 
@@ -490,48 +350,51 @@ void WriteTxn::set_meta(const std::string& key, const std::string& value) {
 }
 
 Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
-  const std::size_t journaled_before = journaled_.size();
+  const std::size_t written_before = written_.size();
+  const std::size_t deliveries_before = deliveries_caused_;
   db_.prepare("SAVEPOINT nested").run();
   Status status = plan(*this);
   if (!status) {
     db_.prepare("ROLLBACK TO nested").run();
     audit_tail_.reset();
-    journaled_.resize(journaled_before);
+    written_.resize(written_before);
+    deliveries_caused_ = deliveries_before;
   }
   db_.prepare("RELEASE nested").run();
   return status;
 }
 
 void WriteTxn::begin_plan() {
-  origin_.clear();
   correlation_.clear();
   written_.clear();
   deliveries_caused_ = 0;
-  plan_journaled_ = journaled_.size();
 }
 
 void WriteTxn::rolled_back() {
   audit_tail_.reset();
-  journaled_.resize(plan_journaled_);
-}
-
-void WriteTxn::committed() {
-  if (listener_)
-    for (const JournalEntry& entry : journaled_) listener_->on_journal(entry);
-  journaled_.clear();
 }
 
 void WriteTxn::append_journal(JournalEntry& entry) {
   store::append_journal(db_, entry);
-  if (!listener_) return;
-  std::string payload = std::exchange(entry.payload, {});  // the listener is not told it
-  journaled_.push_back(entry);
-  entry.payload = std::move(payload);
 }
 
-void WriteTxn::advance_journal(std::int64_t id, const std::string& status, const std::string& error,
+void WriteTxn::advance_journal(std::int64_t id, JournalStatus status, const std::string& error,
                                double stage_ms) {
-  store::advance_journal(db_, id, status, error, status, stage_ms, now_ms_);
+  store::advance_journal(db_, id, status, error, std::string(to_string(status)), stage_ms, now_ms_);
+}
+
+std::int64_t WriteTxn::append_held(const HeldWrite& held) {
+  HeldWrite h = held;
+  if (h.created_ms == 0) h.created_ms = now_ms_;
+  return store::append_held(db_, h);
+}
+
+std::optional<HeldWrite> WriteTxn::read_held(std::int64_t id) {
+  return store::read_held(db_, id);
+}
+
+void WriteTxn::decide_held(std::int64_t id, const std::string& status, const std::string& by) {
+  store::decide_held(db_, id, status, by, now_ms_);
 }
 
 void WriteTxn::purge_journal(std::int64_t payloads_before_ms, std::int64_t entries_before_ms) {
@@ -543,10 +406,6 @@ void WriteTxn::enqueue_delivery(const Delivery& delivery, std::int64_t size) {
   d.correlation_id = correlation_;
   store::enqueue_delivery(db_, d, size);
   ++deliveries_caused_;
-}
-
-void WriteTxn::pass_through(const PassThrough& item) {
-  if (listener_) listener_->on_pass_through(*this, item);
 }
 
 void WriteTxn::update_delivery(const Delivery& delivery) {
@@ -654,17 +513,12 @@ Result<std::optional<VersionRecord>> Store::read(const std::string& type, const 
 Result<std::optional<VersionRecord>> Store::vread(const std::string& type, const std::string& id,
                                                   std::int64_t version) {
   return with_reader([&](Connection& db) -> Result<std::optional<VersionRecord>> {
-    auto stmt = db.prepare(
-        "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v "
-        "ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?");
-    stmt.bind(1, type).bind(2, id).bind(3, version);
-    if (!stmt.step()) return std::optional<VersionRecord>();
-    return std::optional<VersionRecord>(record_from(type, id, stmt, 0));
+    return read_version(db, type, id, version);
   });
 }
 
 Result<HistoryPage> Store::history(const std::string& type, const std::string& id, std::int64_t since_ms,
-                                   int count, const std::string& cursor) {
+                                   int count, const std::string& cursor, const Visibility& visible) {
   std::int64_t before_vid = std::numeric_limits<std::int64_t>::max();
   if (!cursor.empty()) {
     try {
@@ -680,23 +534,52 @@ Result<HistoryPage> Store::history(const std::string& type, const std::string& i
     const std::string from = " FROM resource_version v JOIN resource r ON r.rid = v.rid WHERE " + filter +
                              " AND v.last_updated >= ?3";
     HistoryPage page;
-    {
+    if (!visible) {
       auto stmt = db.prepare("SELECT count(*)" + from);
       stmt.bind(1, type).bind(2, id).bind(3, since_ms);
       stmt.step();
       page.total = stmt.int64(0);
-    }
-    auto stmt = db.prepare("SELECT v.vid, r.id, v.version, v.last_updated, v.method, v.body" + from +
-                           " AND v.vid < ?4 ORDER BY v.vid DESC LIMIT ?5");
-    stmt.bind(1, type).bind(2, id).bind(3, since_ms).bind(4, before_vid).bind(5, count + 1);
-    std::int64_t last_vid = 0;
-    while (stmt.step()) {
-      if (static_cast<int>(page.versions.size()) == count) {
-        page.next_cursor = std::to_string(last_vid);
-        break;
+    } else {
+      // Only what the caller may see counts: every version is looked at, up to a bound.
+      auto stmt = db.prepare("SELECT r.id, v.version, v.last_updated, v.method, v.body" + from +
+                             " ORDER BY v.vid DESC LIMIT ?4");
+      stmt.bind(1, type).bind(2, id).bind(3, since_ms).bind(4, std::int64_t{kMaxCountedHistory + 1});
+      std::int64_t total = 0, looked = 0;
+      while (stmt.step()) {
+        if (++looked > kMaxCountedHistory) break;
+        auto shown = visible(record_from(type, std::string(stmt.text(0)), stmt, 1));
+        if (!shown) return std::move(shown).error();
+        total += *shown ? 1 : 0;
       }
-      last_vid = stmt.int64(0);
-      page.versions.push_back(record_from(type, std::string(stmt.text(1)), stmt, 2));
+      if (looked <= kMaxCountedHistory) page.total = total;
+    }
+    // Rows are read in batches from the position reached; versions the caller may not see are skipped,
+    // so a page is full whenever enough visible versions exist.
+    const int batch = visible ? std::max(2 * (count + 1), 64) : count + 1;
+    std::int64_t from_vid = before_vid;
+    std::int64_t last_vid = 0;
+    for (bool exhausted = false; !exhausted;) {
+      auto stmt = db.prepare("SELECT v.vid, r.id, v.version, v.last_updated, v.method, v.body" + from +
+                             " AND v.vid < ?4 ORDER BY v.vid DESC LIMIT ?5");
+      stmt.bind(1, type).bind(2, id).bind(3, since_ms).bind(4, from_vid).bind(5, std::int64_t{batch});
+      int rows = 0;
+      while (stmt.step()) {
+        ++rows;
+        from_vid = stmt.int64(0);
+        VersionRecord rec = record_from(type, std::string(stmt.text(1)), stmt, 2);
+        if (visible) {
+          auto shown = visible(rec);
+          if (!shown) return std::move(shown).error();
+          if (!*shown) continue;
+        }
+        if (static_cast<int>(page.versions.size()) == count) {
+          page.next_cursor = std::to_string(last_vid);
+          return page;
+        }
+        last_vid = from_vid;
+        page.versions.push_back(std::move(rec));
+      }
+      exhausted = rows < batch;
     }
     return page;
   });
@@ -734,8 +617,11 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query, const Visibilit
         auto stmt = db.prepare(q.sql);
         bind_all(stmt, q.binds);
         std::int64_t total = 0;
-        while (stmt.step())
-          if (visible(record_of(stmt))) ++total;
+        while (stmt.step()) {
+          auto shown = visible(record_of(stmt));
+          if (!shown) return std::move(shown).error();
+          total += *shown ? 1 : 0;
+        }
         page.total = total;
       }
     }
@@ -764,9 +650,12 @@ Result<SearchPage> Store::search(const fhir::SearchQuery& query, const Visibilit
             pos.sort_values.emplace_back(std::string(stmt.text(3 + i)));
         }
         VersionRecord rec = record_of(stmt);
-        const bool shown = !visible || visible(rec);
         from = pos;
-        if (!shown) continue;
+        if (visible) {
+          auto shown = visible(rec);
+          if (!shown) return std::move(shown).error();
+          if (!*shown) continue;
+        }
         if (static_cast<int>(page.matches.size()) == query.count) {
           more = true;
           break;
@@ -803,19 +692,8 @@ Result<std::vector<std::pair<std::int64_t, std::string>>> Store::referencing(con
                                                                              const std::string& param,
                                                                              const std::string& target_type,
                                                                              const std::string& target_id) {
-  const fhir::SearchParamDef* def = registry_.find(type, param);
-  if (!def || def->type != fhir::SearchParamType::reference)
-    return Error::make(ErrorCode::internal, type + "." + param + " is not an indexed reference parameter");
-  const std::int64_t key = keys_->of(*def);
   return with_reader([&](Connection& db) -> Result<std::vector<std::pair<std::int64_t, std::string>>> {
-    auto stmt = db.prepare(
-        "SELECT v.vid, v.body FROM idx_reference i JOIN resource r ON r.rid = i.rid "
-        "JOIN resource_version v ON v.vid = r.vid "
-        "WHERE i.param = ? AND i.target_id = ? AND i.target_type = ? AND r.deleted = 0");
-    stmt.bind(1, key).bind(2, target_id).bind(3, target_type);
-    std::vector<std::pair<std::int64_t, std::string>> rows;
-    while (stmt.step()) rows.emplace_back(stmt.int64(0), std::string(stmt.text(1)));
-    return rows;
+    return referencing_on(db, registry_, *keys_, type, param, target_type, target_id);
   });
 }
 
@@ -892,8 +770,15 @@ Result<std::vector<Delivery>> Store::due_deliveries(const std::string& destinati
   });
 }
 
-void Store::set_write_listener(const WriteListener* listener) {
-  writer_->set_write_listener(listener);
+Result<std::vector<HeldWrite>> Store::held_writes(const std::string& status, int count, std::int64_t before_id) {
+  return with_reader([&](Connection& db) -> Result<std::vector<HeldWrite>> {
+    return store::list_held(db, status, count, before_id);
+  });
+}
+
+Result<std::optional<HeldWrite>> Store::held_write(std::int64_t id) {
+  return with_reader(
+      [&](Connection& db) -> Result<std::optional<HeldWrite>> { return store::read_held(db, id); });
 }
 
 Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {

@@ -18,6 +18,7 @@
 #include "fhir/search_params.hpp"
 #include "fhir/search_query.hpp"
 #include "gateway/store/audit_log.hpp"
+#include "gateway/store/held.hpp"
 #include "gateway/store/journal.hpp"
 #include "gateway/store/outbox.hpp"
 #include "gateway/store/writer.hpp"
@@ -46,9 +47,13 @@ struct SearchPage {
 
 struct HistoryPage {
   std::vector<VersionRecord> versions;  // newest first
-  std::int64_t total = 0;
+  std::optional<std::int64_t> total;    // absent when counting what the caller may see would cost too much
   std::string next_cursor;
 };
+
+// Which rows the caller may see (the consent gate): runs on the reading thread and may read the store
+// itself; an error (the Consents could not be read) ends the read with that error.
+using Visibility = std::function<Result<bool>(const VersionRecord&)>;
 
 // One received partner message (HL7 v2 now; CSV and XML feeds later) as kept in the inbound log.
 struct InboundMessage {
@@ -63,6 +68,13 @@ struct InboundMessage {
   std::string status;        // applied, failed, rejected
   std::string detail;        // applied: JSON array of what was written; otherwise the error, for people
   std::string body;          // as received
+  std::string content_hash;  // of the message without its MSH-7 and MSH-10 (re-sends are recognised by it)
+};
+
+// An applied message as the inbound log keeps it, for recognising a re-send.
+struct AppliedMessage {
+  std::string detail;        // what it wrote (JSON array)
+  std::string content_hash;  // "" for messages logged before content hashes were kept
 };
 
 // A bearer token as stored: only its public id, a salt and the hash of its secret part.
@@ -81,20 +93,12 @@ class ParamKeys;
 class WriteTxn {
  public:
   WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-           const AuditKey& audit_key, std::int64_t now_ms, const WriteListener* listener = nullptr)
-      : db_(db),
-        registry_(registry),
-        keys_(keys),
-        audit_key_(audit_key),
-        now_ms_(now_ms),
-        listener_(listener) {}
+           const AuditKey& audit_key, std::int64_t now_ms)
+      : db_(db), registry_(registry), keys_(keys), audit_key_(audit_key), now_ms_(now_ms) {}
 
-  // Called by the writer before each plan: forgets the previous plan's origin, correlation id, written
-  // versions and deliveries.
+  // Called by the writer before each plan: forgets the previous plan's correlation id, written versions
+  // and deliveries.
   void begin_plan();
-  // The partner on whose behalf the current plan writes (routes match it); "" when unknown.
-  void set_origin(std::string partner) { origin_ = std::move(partner); }
-  const std::string& origin() const { return origin_; }
   // The correlation id of the request or message the plan serves (journal.hpp); deliveries carry it.
   void set_correlation(std::string id) { correlation_ = std::move(id); }
   const std::string& correlation() const { return correlation_; }
@@ -103,16 +107,23 @@ class WriteTxn {
   std::size_t deliveries_caused() const { return deliveries_caused_; }
   // The message journal (journal.hpp).
   void append_journal(JournalEntry& entry);
-  void advance_journal(std::int64_t id, const std::string& status, const std::string& error, double stage_ms);
+  void advance_journal(std::int64_t id, JournalStatus status, const std::string& error, double stage_ms);
   void purge_journal(std::int64_t payloads_before_ms, std::int64_t entries_before_ms);
-  // Routes what is not stored (the write listener records its deliveries).
-  void pass_through(const PassThrough& item);
+  // Writes held for a registrar (held.hpp).
+  std::int64_t append_held(const HeldWrite& held);
+  std::optional<HeldWrite> read_held(std::int64_t id);
+  void decide_held(std::int64_t id, const std::string& status, const std::string& by);
   // The outbox (outbox.hpp).
   void enqueue_delivery(const Delivery& delivery, std::int64_t size);
   void update_delivery(const Delivery& delivery);
   Result<Delivery> act_on_delivery(std::int64_t id, bool retry);
 
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
+  std::optional<VersionRecord> vread(const std::string& type, const std::string& id, std::int64_t version);
+  // As Store::referencing, inside the transaction: sees what earlier plans of the batch wrote.
+  std::vector<std::pair<std::int64_t, std::string>> referencing(const std::string& type, const std::string& param,
+                                                                const std::string& target_type,
+                                                                const std::string& target_id);
   // Ids of current resources matching the query (at most `limit`).
   std::vector<std::string> matching_ids(const fhir::SearchQuery& query, int limit);
   // Stores `resource` as the next version of type/id (version 1 when new or re-created after delete):
@@ -121,10 +132,10 @@ class WriteTxn {
   // Records a deletion (a version without body); nullopt when there was no current version.
   std::optional<VersionRecord> remove(const std::string& type, const std::string& id);
 
-  // The inbound log. An applied message is unique per (partner, sender, control id); applied_detail
-  // finds it (its `detail`), so a re-sent message is recognised.
-  std::optional<std::string> applied_detail(const std::string& partner, const std::string& sender,
-                                            const std::string& control_id);
+  // The inbound log. An applied message is unique per (partner, sender, control id); applied_message
+  // finds it, so a re-sent message is recognised.
+  std::optional<AppliedMessage> applied_message(const std::string& partner, const std::string& sender,
+                                                const std::string& control_id);
   void log_inbound(const InboundMessage& message);
 
   // A value in store_meta (the store's own key/value settings).
@@ -137,13 +148,9 @@ class WriteTxn {
   // Appends an AuditEvent to the chained audit trail (audit_log.hpp).
   AuditRecord append_audit(AuditRecord record);
   // For the writer. rolled_back(): the current plan was rolled back, so forget the audit chain's tail
-  // (kept between appends of one transaction) and the plan's journal entries. finish(): writes the
-  // audit head, before COMMIT. committed(): tells the listener of the journal entries now durable
-  // (WriteListener::on_journal); abandoned(): the transaction failed, they are forgotten.
+  // (kept between appends of one transaction). finish(): writes the audit head, before COMMIT.
   void rolled_back();
   void finish();
-  void committed();
-  void abandoned() { journaled_.clear(); }
   // Stores a bearer token's hash for `holder`.
   void add_credential(const Credential& credential);
 
@@ -157,13 +164,9 @@ class WriteTxn {
   std::int64_t now_ms_;
   std::optional<AuditTail> audit_tail_;
   bool audit_appended_ = false;
-  const WriteListener* listener_ = nullptr;
-  std::string origin_;
   std::string correlation_;
   std::vector<std::string> written_;
   std::size_t deliveries_caused_ = 0;
-  std::vector<JournalEntry> journaled_;  // appended in this transaction (without payload), for the listener
-  std::size_t plan_journaled_ = 0;       // how many of them before the current plan
 };
 
 class Store {
@@ -185,9 +188,12 @@ class Store {
   Result<std::optional<VersionRecord>> vread(const std::string& type, const std::string& id,
                                              std::int64_t version);
   // History of one resource (id non-empty) or of a whole type, newest first. `since_ms` (or INT64_MIN)
-  // filters by lastUpdated; `cursor` continues a previous page. Errors: invalid_input on a bad cursor.
+  // filters by lastUpdated; `cursor` continues a previous page. With `visible`, versions it refuses are
+  // skipped before paging and not counted (the total is left out when more than kMaxCountedHistory
+  // versions would have to be looked at). Errors: invalid_input on a bad cursor; the visibility's error.
+  static constexpr int kMaxCountedHistory = 10000;
   Result<HistoryPage> history(const std::string& type, const std::string& id, std::int64_t since_ms,
-                              int count, const std::string& cursor);
+                              int count, const std::string& cursor, const Visibility& visible = {});
   // The current resources of `type` whose reference parameter `param` points at target_type/target_id
   // (e.g. the Consents of one Patient): each one's current version row id (unique per version, so a
   // stable cache key) and JSON; a direct index lookup for the hot paths.
@@ -195,10 +201,9 @@ class Store {
                                                                         const std::string& param,
                                                                         const std::string& target_type,
                                                                         const std::string& target_id);
-  // Which matches the caller may see (consent); runs on the reading thread, may read the store itself.
-  using Visibility = std::function<bool(const VersionRecord&)>;
-  // Errors: invalid_input on a cursor that does not belong to this query. With `visible`, matches it
-  // refuses are skipped before paging (every page is full, cursors stay valid) and not counted in total.
+  // Errors: invalid_input on a cursor that does not belong to this query; the visibility's error. With
+  // `visible`, matches it refuses are skipped before paging (every page is full, cursors stay valid) and
+  // not counted in total.
   Result<SearchPage> search(const fhir::SearchQuery& query, const Visibility& visible = {});
   // The newest inbound messages that were not applied (failed or rejected), newest first.
   Result<std::vector<InboundMessage>> inbound_problems(int limit);
@@ -221,8 +226,9 @@ class Store {
                                                            std::int64_t since_ms, int limit);
   Result<std::vector<Delivery>> due_deliveries(const std::string& destination, std::int64_t now_ms,
                                                int limit);
-  // Set-up only, before any write: see WriteListener.
-  void set_write_listener(const WriteListener* listener);
+  // Writes held for a registrar (held.hpp), newest first; `status` empty = any.
+  Result<std::vector<HeldWrite>> held_writes(const std::string& status, int count, std::int64_t before_id);
+  Result<std::optional<HeldWrite>> held_write(std::int64_t id);
   Result<std::optional<AuditRecord>> read_audit(std::int64_t seq);
   // Checks the whole audit chain (start-up and CLI; reads every row).
   Result<ChainCheck> verify_audit(const DeriveColumns& derive);

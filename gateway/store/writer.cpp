@@ -70,11 +70,6 @@ void Writer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Writer::set_write_listener(const WriteListener* listener) {
-  std::lock_guard lock(mutex_);
-  listener_ = listener;
-}
-
 void Writer::set_commit_observer(CommitObserver observer) {
   std::lock_guard lock(mutex_);
   commit_observer_ = std::move(observer);
@@ -87,7 +82,6 @@ WriterStats Writer::stats() const {
 
 void Writer::loop() {
   std::deque<Job> batch;
-  const WriteListener* listener = nullptr;
   CommitObserver observer;
   for (;;) {
     {
@@ -98,19 +92,18 @@ void Writer::loop() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      listener = listener_;
       observer = commit_observer_;
     }
     const auto began = std::chrono::steady_clock::now();
     const std::size_t plans = batch.size();
-    commit_batch(batch, listener);
+    commit_batch(batch);
     batch.clear();
     if (observer)
       observer(plans, std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   }
 }
 
-void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener) {
+void Writer::commit_batch(std::deque<Job>& batch) {
   std::vector<Status> outcomes;
   outcomes.reserve(batch.size());
   last_ms_ = std::max(system_now_ms(), last_ms_);
@@ -120,7 +113,7 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
     for (auto& job : batch) job.done(to_error(e));
     return;
   }
-  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_, listener);
+  WriteTxn txn(*db_, registry_, keys_, audit_key_, last_ms_);
   // A plan alone in its batch runs without a savepoint: a failure rolls back the whole transaction,
   // which holds nothing else. (A savepoint copies every page the plan first touches into the
   // sub-journal; for a feed chunk of 1,000 rows that is most of the writer's I/O.)
@@ -132,7 +125,6 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
       if (outcome) {
         txn.finish();
         db_->exec("COMMIT");
-        txn.committed();
       }
     } catch (const StepError& e) {
       outcome = to_error(e);
@@ -171,13 +163,11 @@ void Writer::commit_batch(std::deque<Job>& batch, const WriteListener* listener)
   try {
     txn.finish();
     db_->exec("COMMIT");
-    txn.committed();
   } catch (const StepError& e) {
     try {
       db_->exec("ROLLBACK");
     } catch (const StepError&) {
     }
-    txn.abandoned();
     Error failed = to_error(e);
     for (auto& outcome : outcomes) {
       if (outcome) outcome = failed;

@@ -19,30 +19,7 @@ class AuditKey;
 class Connection;
 class ParamKeys;
 class WriteTxn;
-struct JournalEntry;
 struct VersionRecord;
-
-// What passes through the gateway without being stored: a FHIR message, or a resource of a type the
-// gateway does not hold (in a transaction or batch).
-struct PassThrough {
-  std::string type;     // the resource's type; Bundle for a message
-  std::string id;       // the resource's id; the message's id
-  std::string event;    // the message's event code; "" for a resource
-  std::string patient;  // "Patient/<id>" it is about, or ""
-  std::string body;     // JSON
-};
-
-// Told of every version put or removed and of everything passed through, inside the same transaction
-// (the router records the deliveries each causes this way).
-class WriteListener {
- public:
-  virtual ~WriteListener() = default;
-  // `resource` is null for a deletion.
-  virtual void on_write(WriteTxn& txn, const VersionRecord& record, const fhir::Node* resource) const = 0;
-  virtual void on_pass_through(WriteTxn& txn, const PassThrough& item) const = 0;
-  // Every journal entry appended (journal.hpp, without its payload), once it is committed.
-  virtual void on_journal(const JournalEntry& entry) const { (void)entry; }
-};
 
 // Told of every committed (or failed) batch: how many plans, and how long BEGIN to COMMIT took.
 using CommitObserver = std::function<void(std::size_t plans, double seconds)>;
@@ -80,9 +57,8 @@ class Writer {
   void stop();
 
   WriterStats stats() const;
-  // Set-up (any thread, also after plans ran): each batch uses the ones set when it was taken from the
-  // queue. The listener is called by every put/remove (store.hpp WriteListener).
-  void set_write_listener(const WriteListener* listener);
+  // Set-up (any thread, also after plans ran): each batch uses the observer set when it was taken from
+  // the queue.
   void set_commit_observer(CommitObserver observer);
 
  private:
@@ -92,7 +68,7 @@ class Writer {
   };
   void loop();
   void count_batch(std::size_t plans);
-  void commit_batch(std::deque<Job>& batch, const WriteListener* listener);
+  void commit_batch(std::deque<Job>& batch);
 
   std::unique_ptr<Connection> db_;
   const fhir::SearchParamRegistry& registry_;
@@ -102,8 +78,7 @@ class Writer {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
-  const WriteListener* listener_ = nullptr;  // under mutex_
-  CommitObserver commit_observer_;           // under mutex_
+  CommitObserver commit_observer_;  // under mutex_
   bool stopping_ = false;
   WriterStats stats_;
   std::int64_t last_ms_ = 0;

@@ -225,7 +225,7 @@ TEST_CASE("transaction: the sharing agreement applies to each entry, and each wr
           "transaction",
           {entry(
               "POST", "Patient",
-              R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":")" +
+              R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":")" +
                   family + R"("}],"birthDate":"1970-01-01"})")}),
       {{"Authorization", "Bearer " + gp}, {"Content-Type", "application/fhir+json"}});
   REQUIRE_MESSAGE(done.status == 200, done.body);

@@ -65,6 +65,19 @@ inline std::string unique_name(const std::string& stem) {
   return stem + "zq" + std::to_string(::getpid() % 1000) + "x" + std::to_string(counter++) + "q";
 }
 
+// A valid NHS number (mod 11 check digit), different for each n: the partnership keeps one Patient per
+// NHS number, so tests that create Patients need their own.
+inline std::string nhs_number(unsigned n) {
+  for (unsigned k = n * 7 + 100000000;; ++k) {
+    std::string digits = std::to_string(900000000 + k % 99999999);
+    int sum = 0;
+    for (int i = 0; i < 9; ++i) sum += (digits[static_cast<std::size_t>(i)] - '0') * (10 - i);
+    const int check = 11 - sum % 11;
+    if (check == 10) continue;
+    return digits + std::to_string(check == 11 ? 0 : check);
+  }
+}
+
 inline std::string first_issue(const Response& r) {
   auto oo = json(r.body);
   CHECK(oo.string_at("resourceType") == "OperationOutcome");

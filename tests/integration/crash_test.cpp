@@ -65,7 +65,7 @@ TEST_CASE(
                                R"(",
   "delivery": {"maxAttempts": 1000, "baseDelayMs": 200, "maxDelayMs": 1000},
   "partners": [
-    {"id": "gp-practice", "name": "GP", "odsCode": "Y12345",
+    {"id": "gp-practice", "name": "GP", "odsCode": "Y12345", "consentRegistrar": true,
      "access": {"Patient": ["create", "read", "search-type"], "Consent": ["create", "read", "search-type"]},
      "inbound": ["fhir-rest", "hl7v2-mllp"]},
     {"id": "acute-trust", "name": "Trust", "odsCode": "RX1", "endpoint": {"fhirBaseUrl": "http://127.0.0.1:9", "timeoutMs": 200}}],

@@ -41,7 +41,7 @@ struct FormatsGateway {
                                  R"(",
   "delivery": {"maxAttempts": 3, "baseDelayMs": 50, "maxDelayMs": 200},
   "partners": [
-    {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345",
+    {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345", "consentRegistrar": true,
      "access": {"Patient": ["create", "update", "delete", "read"], "Consent": ["create"],
                 "Observation": ["create", "update"]},
      "inbound": ["fhir-rest", "fhir-message"]},
@@ -98,8 +98,10 @@ struct FormatsGateway {
 
 // A Patient and, when `consent`, a Consent permitting every partner; the Patient's id.
 std::string register_patient(HttpClient& gp, const std::string& family, bool consent) {
+  static unsigned registered = 0;  // one Patient per NHS number
   std::string entries =
-      R"({"fullUrl":"urn:uuid:5e5e5e5e-0000-4000-8000-000000000002","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":")" +
+      R"({"fullUrl":"urn:uuid:5e5e5e5e-0000-4000-8000-000000000002","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
+      nhs_number(++registered) + R"("}],"name":[{"family":")" +
       family +
       R"(","given":["Ann"]}],"gender":"female","birthDate":"1970-03-01"},"request":{"method":"POST","url":"Patient"}})";
   if (consent)
@@ -164,7 +166,7 @@ TEST_CASE("delivery formats: a Patient goes out as a FHIR message, an ADT^A31 ov
   const std::string adt = mental_health.messages().front().text;
   CHECK(adt.find("|ADT^A31") != std::string::npos);
   CHECK(adt.find("|RIO|RXT|") != std::string::npos);
-  CHECK(adt.find("9434765919") != std::string::npos);
+  CHECK(adt.find(text_at(message, "entry[1].resource.identifier[0].value")) != std::string::npos);
   CHECK(adt.find("|Formats^Ann") != std::string::npos);
 
   // File: a one-entry transaction Bundle, written whole (no .part left).

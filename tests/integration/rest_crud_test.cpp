@@ -164,8 +164,8 @@ TEST_CASE("AuditEvent is append-only: PUT and DELETE answer 405 with an Operatio
 TEST_CASE("conditional create with If-None-Exist") {
   HttpClient http(shared_gateway().port());
   const std::string value = unique_name("nhs");
-  const std::string body =
-      R"({"resourceType":"Patient","identifier":[{"system":"urn:test","value":")" + value + R"("}]})";
+  const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:test","value":")" + value +
+                           R"("}],"name":[{"family":")" + value + R"("}]})";
   const auto first =
       http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
   CHECK(first.status == 201);
@@ -173,10 +173,14 @@ TEST_CASE("conditional create with If-None-Exist") {
       http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
   CHECK(second.status == 200);
   CHECK(json(second.body).string_at("id") == json(first.body).string_at("id"));
-  // A condition that matches several is a failed precondition.
-  http.send_json("POST", "/Patient", body);
-  const auto third =
-      http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
+  // The same identifier again, without a condition, is refused: one Patient per identifier.
+  const auto duplicate = http.send_json("POST", "/Patient", body);
+  CHECK(duplicate.status == 409);
+  CHECK(first_issue(duplicate).find("conditional") != std::string::npos);
+  // A condition that matches several is a failed precondition (another Patient of the same name).
+  const std::string namesake = R"({"resourceType":"Patient","name":[{"family":")" + value + R"("}]})";
+  CHECK(http.send_json("POST", "/Patient", namesake).status == 201);
+  const auto third = http.send_json("POST", "/Patient", body, {{"If-None-Exist", "family:exact=" + value}});
   CHECK(third.status == 412);
   const auto bad = http.send_json("POST", "/Patient", body, {{"If-None-Exist", "nonsense=1"}});
   CHECK(bad.status == 400);

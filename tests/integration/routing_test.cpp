@@ -21,7 +21,7 @@ std::string routing_config(const std::string& trust_endpoint, const std::string&
   "profilesDir": ")" +
          source_path("profiles") + R"(",
   "partners": [
-    {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345",
+    {"id": "gp-practice", "name": "Riverside Medical Practice", "odsCode": "Y12345", "consentRegistrar": true,
      "access": {"Patient": ["create", "update", "read"], "Consent": ["create"]}, "inbound": ["fhir-rest"]},
     {"id": "acute-trust", "name": "Northfield Hospitals NHS Trust", "odsCode": "RX1",
      "access": {"Patient": ["create", "read"]}, "inbound": ["fhir-rest"])" +

@@ -126,18 +126,6 @@ struct Partnership {
   std::string db() const { return dir + "/fhirgate.db"; }
 };
 
-// A valid NHS number (mod 11 check digit) for n (any n; different n, different numbers).
-inline std::string nhs_number(unsigned n) {
-  for (unsigned k = n * 7 + 100000000;; ++k) {
-    std::string digits = std::to_string(900000000 + k % 99999999);
-    int sum = 0;
-    for (int i = 0; i < 9; ++i) sum += (digits[static_cast<std::size_t>(i)] - '0') * (10 - i);
-    const int check = 11 - sum % 11;
-    if (check == 10) continue;
-    return digits + std::to_string(check == 11 ? 0 : check);
-  }
-}
-
 inline std::string patient_json(const std::string& family, const std::string& nhs = {},
                                  const std::string& id = {}, const std::string& extra = {}) {
   std::string body = R"({"resourceType":"Patient",)";
@@ -201,7 +189,8 @@ inline std::vector<std::string> audit_report(HttpClient& officer, const std::str
   const auto r = officer.get("/AuditEvent?patient=Patient/" + patient_id + "&_count=200");
   REQUIRE_MESSAGE(r.status == 200, r.body);
   std::vector<std::string> events;
-  if (const auto* entries = at(json(r.body), "entry"))
+  const fhir::Node report = json(r.body);
+  if (const auto* entries = at(report, "entry"))
     for (const auto& e : entries->items()) events.push_back(fhir::write_json(*at(e, "resource")));
   return events;
 }

@@ -177,7 +177,7 @@ AuditInput partner(std::string interaction) {
   AuditInput in;
   in.interaction = std::move(interaction);
   in.recorded_ms = 1893456000123;  // 2030-01-01T00:00:00.123Z
-  in.outcome = "0";
+  in.outcome = AuditOutcome::success;
   in.client_id = "acute-trust";
   in.client_reference = "Organization/acute-trust";
   in.client_display = "Acute Hospital Trust";
@@ -339,7 +339,7 @@ TEST_CASE("audit: a denied read keeps the shape, records the failure and claims 
   AuditInput in = partner("read");
   in.entity_reference = "Patient/123";
   in.patient_reference = "Patient/123";
-  in.outcome = "4";
+  in.outcome = AuditOutcome::minor_failure;
   in.outcome_desc = "Consent does not permit disclosure to this partner";
   const Node event = make_audit_event(in);
   check_r4(event);
@@ -350,7 +350,7 @@ TEST_CASE("audit: a denied read keeps the shape, records the failure and claims 
   CHECK(agents(event) == Strings{"110152 requestor net2", "110153 - net2"});
   CHECK(entities(event) == Strings{"2/4 Patient/123", "1/1 Patient/123"});
 
-  in.outcome = "8";
+  in.outcome = AuditOutcome::serious_failure;
   in.outcome_desc = "Internal error";
   CHECK(make_audit_event(in).string_at("outcome") == "8");
 }
@@ -378,7 +378,7 @@ TEST_CASE("audit: an unauthenticated request (401) names no partner") {
   AuditInput in;
   in.interaction = "read";
   in.recorded_ms = 1893456000000;
-  in.outcome = "4";
+  in.outcome = AuditOutcome::minor_failure;
   in.outcome_desc = "No or invalid credential";
   in.client_address = "2001:db8::1";
   in.server_address = "https://gateway.example.org/fhir";
@@ -427,7 +427,7 @@ TEST_CASE("audit: an HL7 v2 message follows the ITI-8 feed audit with the messag
 
   // A message that wrote nothing (rejected, failed, re-sent): no subtype, action E.
   in.interaction = "message";
-  in.outcome = "4";
+  in.outcome = AuditOutcome::minor_failure;
   in.outcome_desc = "Unsupported message type";
   in.entity_reference.clear();
   in.patient_reference.clear();

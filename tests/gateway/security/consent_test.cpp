@@ -257,8 +257,13 @@ std::vector<Case> cases() {
        "c-deny"},
       {"conflict at the same depth: deny wins (deny first)", kIn, {deny_all, permit_all}, {}, false, false,
        "c-deny"},
-      {"a deeper permit beats a shallower deny of another consent", kOut,
-       {deny_all, consent("c10", prov("deny", {nested({prov("permit", {acute})})}))}, {}, true, false, "c10"},
+      // Across consents deny wins, however specific a permit of another consent is (a patient's "no" is
+      // never outweighed); within one consent the deepest provision decides.
+      {"a shallower deny of another consent beats a deeper permit", kOut,
+       {deny_all, consent("c10", prov("deny", {nested({prov("permit", {acute})})}))}, {}, false, false,
+       "c-deny"},
+      {"a deeper permit beats a shallower deny of the same consent", kOut,
+       {consent("c10", prov("deny", {nested({prov("permit", {acute})})}))}, {}, true, false, "c10"},
       {"a deeper deny beats a shallower permit of another consent", kIn,
        {consent("c11", prov("permit", {nested({prov("deny", {acute})})})), permit_all}, {}, false, false,
        "c11"},
@@ -276,9 +281,12 @@ std::vector<Case> cases() {
        {consent("c12", prov("deny", {nested({prov("permit", {purpose("ETREAT")})})}))},
        {.purpose = "ETREAT", .may_break_glass = true}, true, false, "c12"},
 
-      // Supplier.
-      {"the supplier sees its own data despite a deny", kIn,
-       {consent("c13", prov("deny", {acute}))}, {.supplier = true}, true},
+      // Supplier: an implicit permit, which the patient's deny overrides.
+      {"the supplier sees its own data where the patient said nothing", kIn, {}, {.supplier = true}, true},
+      {"the supplier sees its own data beside a permit", kIn, {permit_all}, {.supplier = true}, true, false,
+       "c-all"},
+      {"the patient's deny hides the data from its own supplier", kIn,
+       {consent("c13", prov("deny", {acute}))}, {.supplier = true}, false, false, "c13"},
 
       // Consents that do not count.
       {"an inactive permit is ignored", kIn, {consent("c14", prov("permit"), "inactive")}, {}, false},

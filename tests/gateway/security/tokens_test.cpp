@@ -2,7 +2,6 @@
 
 #include <doctest/doctest.h>
 
-#include "gateway/security/security.hpp"
 
 namespace fhirgate::gateway {
 namespace {
@@ -33,39 +32,6 @@ TEST_CASE("tokens: shape, salted hash, constant-time match, Authorization parsin
   CHECK(bearer_token("bearer   " + t.token + " ") == t.token);
   CHECK(bearer_token("Basic abc").empty());
   CHECK(bearer_token("").empty());
-}
-
-TEST_CASE("security: interactions and purposes per the agreement, the patient of a resource, supplier tags") {
-  PartnerConfig trust;
-  trust.id = "acute-trust";
-  trust.access["Patient"] = {"read", "search-type"};
-  trust.access["*"] = {"vread"};
-  trust.purposes = {"TREAT", "ETREAT"};
-  CHECK(Security::may(trust, "Patient", "read"));
-  CHECK_FALSE(Security::may(trust, "Patient", "delete"));
-  CHECK(Security::may(trust, "Consent", "vread"));  // "*" covers every type
-  CHECK_FALSE(Security::may(trust, "Consent", "read"));
-  CHECK(*Security::purpose_of(trust, "") == "TREAT");
-  CHECK(*Security::purpose_of(trust, "ETREAT") == "ETREAT");
-  CHECK(Security::purpose_of(trust, "HPAYMT").error().code == ErrorCode::forbidden);
-
-  auto node = [](const char* text) { return *fhir::parse_json(text); };
-  CHECK(Security::patient_of(node(R"({"resourceType":"Patient","id":"p1"})")) == "Patient/p1");
-  CHECK(Security::patient_of(node(R"({"resourceType":"Consent","patient":{"reference":"Patient/p2"}})")) ==
-        "Patient/p2");
-  CHECK(Security::patient_of(node(R"({"resourceType":"Organization","id":"o"})")).empty());
-
-  // The supplier tags: what was held, plus the writer; a client cannot plant another partner's tag.
-  fhir::Node held = node(
-      R"({"resourceType":"Patient","meta":{"tag":[{"system":"https://fhir.partnership.example/CodeSystem/supplier","code":"gp-practice"}]}})");
-  fhir::Node incoming = node(
-      R"({"resourceType":"Patient","meta":{"tag":[{"system":"https://fhir.partnership.example/CodeSystem/supplier","code":"social-care"},{"system":"http://example.org/t","code":"x"}]}})");
-  Security::tag_supplier(incoming, &held, "acute-trust");
-  const std::string written = fhir::write_json(incoming);
-  CHECK(written.find("gp-practice") != std::string::npos);
-  CHECK(written.find("acute-trust") != std::string::npos);
-  CHECK(written.find("social-care") == std::string::npos);
-  CHECK(written.find("http://example.org/t") != std::string::npos);
 }
 
 }  // namespace

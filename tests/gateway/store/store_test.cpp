@@ -208,17 +208,10 @@ TEST_CASE("a full queue answers busy at once instead of growing") {
   CHECK(busy == 10000);
 }
 
-struct CountingListener : WriteListener {
-  mutable std::atomic<int> writes{0};
-  void on_write(WriteTxn&, const VersionRecord&, const fhir::Node*) const override { ++writes; }
-  void on_pass_through(WriteTxn&, const PassThrough&) const override {}
-};
-
-// The gateway sets its listener and commit observer after start-up plans (seeding) ran: the writer used
-// to read the observer after each batch's `done`, unsynchronized with the setter.
+// The gateway sets its commit observer after start-up plans (seeding) ran: the writer used to read the
+// observer after each batch's `done`, unsynchronized with the setter.
 TEST_CASE("tsan: setting the commit observer after plans ran no longer races with the writer thread") {
   std::atomic<int> commits{0};
-  CountingListener listener;
   Store store(temp_dir() + "/s.db", registry());
   auto put = [&store](const std::string& id) {
     return store.writer().run([id](WriteTxn& txn) -> Status {
@@ -227,54 +220,10 @@ TEST_CASE("tsan: setting the commit observer after plans ran no longer races wit
     });
   };
   REQUIRE(put("before").ok());
-  store.set_write_listener(&listener);
   store.writer().set_commit_observer([&commits](std::size_t plans, double) { commits += int(plans); });
   REQUIRE(put("after").ok());
   store.writer().stop();  // the observer runs after `done`: wait for the thread
   CHECK(commits == 1);
-  CHECK(listener.writes == 1);
-}
-
-// Told of journal entries (metrics count messages by them): only once committed, never those of a plan or
-// nested part that was rolled back, and without the payload.
-TEST_CASE("the write listener is told of journal entries once committed, not of rolled-back ones") {
-  struct JournalListener : CountingListener {
-    mutable std::vector<std::string> told;
-    void on_journal(const JournalEntry& entry) const override {
-      told.push_back(entry.type + (entry.payload.empty() ? "" : " with payload"));
-    }
-  } listener;
-  Store store(temp_dir() + "/s.db", registry());
-  store.set_write_listener(&listener);
-  auto journal = [](WriteTxn& txn, const std::string& type) {
-    JournalEntry e;
-    e.partner = "gp";
-    e.direction = "in";
-    e.type = type;
-    e.status = "stored";
-    e.payload = "{}";
-    txn.append_journal(e);
-  };
-  REQUIRE(store.writer()
-              .run([&](WriteTxn& txn) -> Status {
-                journal(txn, "kept");
-                const Status inner = txn.nested([&](WriteTxn& t) -> Status {
-                  journal(t, "nested, undone");
-                  return Error::make(ErrorCode::invalid_input, "no");
-                });
-                CHECK_FALSE(inner.ok());
-                journal(txn, "after the nested part");
-                return Ok{};
-              })
-              .ok());
-  CHECK_FALSE(store.writer()
-                  .run([&](WriteTxn& txn) -> Status {
-                    journal(txn, "rolled back");
-                    return Error::make(ErrorCode::invalid_input, "no");
-                  })
-                  .ok());
-  store.writer().stop();
-  CHECK(listener.told == std::vector<std::string>{"kept", "after the nested part"});
 }
 
 TEST_CASE("data and indexes survive reopening the database") {
@@ -352,7 +301,7 @@ TEST_CASE("journal: entries follow their stages; payloads and then entries are p
     e.transport = "http";
     e.format = "fhir-rest";
     e.type = "create Patient";
-    e.status = "stored";
+    e.status = JournalStatus::stored;
     e.stages = stages_json({{"received", 0.0}});
     e.has_payload = true;
     e.payload = "{}";
@@ -366,12 +315,12 @@ TEST_CASE("journal: entries follow their stages; payloads and then entries are p
   const auto middle = append(60000, "gp", "out");
   const auto recent = append(125000, "trust", "in");
   REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
-    txn.advance_journal(middle, "delivered", "", 12.5);
+    txn.advance_journal(middle, JournalStatus::delivered, "", 12.5);
     return Ok{};
   }));
   const auto advanced = store.journal_entry(middle);
   REQUIRE((advanced && *advanced));
-  CHECK((*advanced)->status == "delivered");
+  CHECK((*advanced)->status == JournalStatus::delivered);
   CHECK((*advanced)->stages == R"([{"stage":"received","ms":0.0},{"stage":"delivered","ms":12.5}])");
 
   // Two buckets of a minute from 60 s: the old entry is outside; the rest fall in their minute.
@@ -402,7 +351,8 @@ TEST_CASE(
   const std::string path = temp_dir() + "/j.db";
   Store store(path, registry());
   const std::vector<std::string> partners = {"gp", "trust", "council"};
-  const std::vector<std::string> statuses = {"stored", "failed", "rejected", "delivered", "dead-letter"};
+  const std::vector<JournalStatus> statuses = {JournalStatus::stored, JournalStatus::failed, JournalStatus::rejected,
+                                               JournalStatus::delivered, JournalStatus::dead_letter};
   const std::vector<std::string> types = {"ADT^A01", "create Patient", "transaction"};
   std::vector<JournalEntry> all;
   REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
@@ -424,10 +374,11 @@ TEST_CASE(
   auto expected = [&](const JournalQuery& q) {
     std::vector<std::int64_t> ids;
     for (const auto& e : all) {
-      const bool problem = e.status == "rejected" || e.status == "failed" || e.status == "dead-letter";
+      const bool problem = e.status == JournalStatus::rejected || e.status == JournalStatus::failed ||
+                           e.status == JournalStatus::dead_letter;
       if (e.id > q.after_id && e.id < q.before_id && e.received_ms >= q.since_ms &&
           e.received_ms <= q.until_ms && (q.partner.empty() || e.partner == q.partner) &&
-          (q.direction.empty() || e.direction == q.direction) && (q.status.empty() || e.status == q.status) &&
+          (q.direction.empty() || e.direction == q.direction) && (!q.status || e.status == *q.status) &&
           (q.type.empty() || e.type == q.type) &&
           (q.correlation.empty() || e.correlation_id == q.correlation) && (!q.problems || problem))
         ids.push_back(e.id);
@@ -459,7 +410,7 @@ TEST_CASE(
   const std::vector<Case> cases = {
       {"none", with([](JournalQuery&) {}), "PRIMARY KEY"},
       {"partner", with([](JournalQuery& q) { q.partner = "trust"; }), "journal_partner"},
-      {"status", with([](JournalQuery& q) { q.status = "failed"; }), "journal_status"},
+      {"status", with([](JournalQuery& q) { q.status = JournalStatus::failed; }), "journal_status"},
       {"type", with([](JournalQuery& q) { q.type = "transaction"; }), "journal_type"},
       {"correlation", with([](JournalQuery& q) { q.correlation = "c-7"; }), "journal_correlation"},
       {"problems", with([](JournalQuery& q) { q.problems = true; }), "journal_problems"},
@@ -470,7 +421,7 @@ TEST_CASE(
        "journal_problems"},
       {"direction and status", with([](JournalQuery& q) {
          q.direction = "out";
-         q.status = "delivered";
+         q.status = JournalStatus::delivered;
        }),
        "journal_status"},
       {"partner, type and a time window", with([](JournalQuery& q) {
@@ -481,7 +432,7 @@ TEST_CASE(
        }),
        "journal_"},
       {"a page before an id", with([](JournalQuery& q) {
-         q.status = "stored";
+         q.status = JournalStatus::stored;
          q.before_id = 60;
        }),
        "journal_status"},

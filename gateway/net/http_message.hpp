@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-namespace fhirgate::gateway::rest {
+namespace fhirgate::gateway::net {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
@@ -32,4 +32,4 @@ struct HttpResponse {
   }
 };
 
-}  // namespace fhirgate::gateway::rest
+}  // namespace fhirgate::gateway::net

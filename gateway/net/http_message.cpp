@@ -1,8 +1,8 @@
-#include "gateway/rest/http_message.hpp"
+#include "gateway/net/http_message.hpp"
 
 #include <strings.h>
 
-namespace fhirgate::gateway::rest {
+namespace fhirgate::gateway::net {
 
 std::string_view find_header(const Headers& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
@@ -11,4 +11,4 @@ std::string_view find_header(const Headers& headers, std::string_view name) {
   return {};
 }
 
-}  // namespace fhirgate::gateway::rest
+}  // namespace fhirgate::gateway::net

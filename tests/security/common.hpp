@@ -239,4 +239,185 @@ inline bool audit_intact(const Partnership& p) {
   return r.status == 0 && r.out.find("intact") != std::string::npos;
 }
 
+// ==========================================================================================================
+// Added for rules 1-6 (branch security-tests-a): the doors and probes those rule files share. Everything
+// above is the fixture as it was; nothing there is changed.
+// ==========================================================================================================
+
+// `text` with every `from` replaced by `to`.
+inline std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+// A transaction or batch Bundle of these entries (each a JSON object as text).
+inline std::string bundle_json(const std::string& type, const std::vector<std::string>& entries) {
+  std::string out = R"({"resourceType":"Bundle","type":")" + type + R"(","entry":[)";
+  for (std::size_t i = 0; i < entries.size(); ++i) out += (i ? "," : "") + entries[i];
+  return out + "]}";
+}
+
+// One Bundle entry; `extra_request` is appended inside request, e.g. R"(,"ifNoneExist":"identifier=...")".
+inline std::string bundle_entry(const std::string& method, const std::string& url,
+                                const std::string& resource = {}, const std::string& extra_request = {}) {
+  std::string e = "{";
+  if (!resource.empty()) e += R"("resource":)" + resource + ",";
+  return e + R"("request":{"method":")" + method + R"(","url":")" + url + "\"" + extra_request + "}}";
+}
+
+// entry[i].response.status of a transaction-, batch- or feed batch-response, in order, joined with "; "
+// (e.g. "201 Created; 403 Forbidden"), so that a failed comparison prints them.
+inline std::string entry_statuses(const fhir::Node& bundle) {
+  std::string out;
+  if (const auto* entries = at(bundle, "entry"))
+    for (const auto& e : entries->items()) out += (out.empty() ? "" : "; ") + text_at(e, "response.status");
+  return out;
+}
+
+// POST /$ingest?feed=<feed> with a CSV file, as the partner `holder`.
+inline Response ingest_feed(const Partnership& p, const std::string& holder, const std::string& feed,
+                            const std::string& csv) {
+  HttpClient http(p.port());
+  return http.request("POST", "/$ingest?feed=" + feed, csv,
+                      {{"Authorization", "Bearer " + p.tokens.at(holder)}, {"Content-Type", "text/csv"}});
+}
+
+// POST /$ingest with one HL7 v2 message, as the partner `holder`.
+inline Response ingest_v2(const Partnership& p, const std::string& holder, const std::string& message) {
+  HttpClient http(p.port());
+  return http.request(
+      "POST", "/$ingest", message,
+      {{"Authorization", "Bearer " + p.tokens.at(holder)}, {"Content-Type", "x-application/hl7-v2+er7"}});
+}
+
+// The sample client list's columns (samples/feeds/social-care/clients.csv), and one active client.
+constexpr const char* kClientsHeader =
+    "Client ID,NHS Number,Surname,Forename,Date of Birth,Sex,Address Line 1,Town,Postcode,Status\r\n";
+inline std::string client_row(const std::string& client_id, const std::string& nhs,
+                              const std::string& surname) {
+  return client_id + "," + nhs + "," + surname +
+         ",Ada,01/01/1970,F,1 Test Street,Westshire,WS1 1AA,Active\r\n";
+}
+
+// The sample consent register's columns (consents.csv): Y opts the client in (a root permit), N out.
+constexpr const char* kConsentsHeader = "NHS No;Share Record;Date Recorded;Notes\r\n";
+inline std::string consent_row(const std::string& nhs, const std::string& share) {
+  return nhs + ";" + share + ";15/03/2024;recorded by a test\r\n";
+}
+
+// An ADT^A40 from `facility`: the Patient with NHS number `retired` is merged into `survivor`.
+inline std::string adt_merge(const std::string& control_id, const std::string& facility,
+                             const std::string& survivor, const std::string& retired) {
+  std::string m =
+      replaced(adt("A40", control_id, facility, survivor, "Survivor"), "ADT^A40^ADT_A01", "ADT^A40^ADT_A39");
+  return replaced(m, "PV1|1|O\r", "MRG|" + retired + "^^^NHS^NH\r");
+}
+
+// The message in enhanced acknowledgement mode, asking for a commit ACK only (MSH-15 AL, MSH-16 NE).
+inline std::string enhanced_mode(const std::string& message) {
+  return replaced(message, "|P|2.5.1\r", "|P|2.5.1|||AL|NE\r");
+}
+
+// Runs `sql` (one text parameter per `?`) read-only on the partnership's database; the first column of
+// each row. Sees every record, whoever may see what: the tests' way to say "nothing was stored".
+inline std::vector<std::string> database_rows(const Partnership& p, const std::string& sql,
+                                              const std::vector<std::string>& parameters = {}) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(p.db().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE_MESSAGE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK, sqlite3_errmsg(db));
+  for (std::size_t i = 0; i < parameters.size(); ++i)
+    sqlite3_bind_text(stmt, static_cast<int>(i + 1), parameters[i].c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<std::string> rows;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    const auto* text = sqlite3_column_text(stmt, 0);
+    rows.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+// How many live (not deleted) resources of `type` hold `text` anywhere in their current version.
+inline int stored_with(const Partnership& p, const std::string& type, const std::string& text) {
+  const auto rows = database_rows(p,
+                                  "SELECT count(*) FROM resource r JOIN resource_version v ON v.vid = r.vid "
+                                  "WHERE r.type = ? AND r.deleted = 0 AND instr(v.body, ?) > 0",
+                                  {type, text});
+  return rows.empty() ? -1 : std::stoi(rows.front());
+}
+
+// A record as `who` reads it now: the body of a 200 (the test stops otherwise). Comparing two of these
+// says the record is untouched, versionId, lastUpdated and content alike.
+inline std::string snapshot(HttpClient& who, const std::string& path) {
+  const auto r = who.get(path);
+  REQUIRE_MESSAGE(r.status == 200, path << ": " << r.body);
+  return r.body;
+}
+
+// The operator's journal entries for a query such as "status=held&partner=acute-trust".
+inline std::vector<fhir::Node> journal_entries(const Partnership& p, const std::string& query) {
+  auto ops = p.client("operator");
+  const auto r = ops->get("/_ops/journal?_count=1000" + (query.empty() ? std::string() : "&" + query));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const auto listing = json(r.body);
+  std::vector<fhir::Node> out;
+  if (const auto* entries = at(listing, "entries"))
+    for (const auto& e : entries->items()) out.push_back(e);
+  return out;
+}
+
+// The privacy officer's report for Patient/<id>, each AuditEvent as JSON text, and how many of those hold
+// every one of `texts`. The same as audit_report/audit_events_with above, which read the entries of a
+// Bundle that is already destroyed (at(json(...), "entry") in an if-initializer) and so crash or read
+// garbage; kept apart so as not to change the shared helpers.
+inline std::vector<std::string> officer_report(HttpClient& officer, const std::string& patient_id) {
+  const auto r = officer.get("/AuditEvent?patient=Patient/" + patient_id + "&_count=200");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const auto bundle = json(r.body);
+  std::vector<std::string> events;
+  if (const auto* entries = at(bundle, "entry"))
+    for (const auto& e : entries->items()) events.push_back(fhir::write_json(*at(e, "resource")));
+  return events;
+}
+inline int officer_events_with(HttpClient& officer, const std::string& patient_id,
+                               const std::vector<std::string>& texts) {
+  int n = 0;
+  for (const auto& event : officer_report(officer, patient_id))
+    n += std::all_of(texts.begin(), texts.end(),
+                     [&](const std::string& t) { return event.find(t) != std::string::npos; });
+  return n;
+}
+
+// How many of the privacy officer's AuditEvents about Patient/<id> name `partner`'s Organization as agent
+// with outcome 4 (a refusal).
+inline int refusals_audited(HttpClient& officer, const std::string& patient_id, const std::string& partner) {
+  return officer_events_with(officer, patient_id, {"\"Organization/" + partner + "\"", "\"outcome\":\"4\""});
+}
+
+// A set of ids as one string, so that a failed comparison prints them.
+inline std::string joined(const std::set<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// Rule 4's answer to a held write: an OperationOutcome with one informational issue saying it was
+// accepted for review, naming nothing.
+inline void check_held_outcome(const fhir::Node& oo, const std::string& hidden_id) {
+  CHECK(text_at(oo, "resourceType") == "OperationOutcome");
+  const auto* issues = at(oo, "issue");
+  CHECK((issues && issues->items().size() == 1));
+  CHECK(text_at(oo, "issue[0].severity") == "information");
+  CHECK(text_at(oo, "issue[0].code") == "informational");
+  CHECK(text_at(oo, "issue[0].diagnostics").find("accepted for review") != std::string::npos);
+  CHECK(fhir::write_json(oo).find(hidden_id) == std::string::npos);
+}
+
+// ==========================================================================================================
+// End of the rules 1-6 block.
+// ==========================================================================================================
+
 }  // namespace fhirgate::testing::security

@@ -421,3 +421,143 @@ inline void check_held_outcome(const fhir::Node& oo, const std::string& hidden_i
 // ==========================================================================================================
 
 }  // namespace fhirgate::testing::security
+
+// ==== Added for rules 7 to 12 and the small wrongs (security-tests-b). Helpers above are unchanged. ====
+// Reading AuditEvents as structures (who asked, for which correlation, what they say once their base64
+// parts are decoded), polling against a deadline, and the partnership's database behind the gateway.
+#include <chrono>
+#include <iterator>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+namespace fhirgate::testing::security {
+
+// Calls `done` until it returns true or `deadline` (stretched in sanitized builds) passes; true when it did.
+template <class Done>
+bool poll_until(Done done, std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
+  const auto until = std::chrono::steady_clock::now() + scaled(deadline);
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// RFC 4648 base64 (standard alphabet, padding optional); nullopt when `text` is not base64.
+inline std::optional<std::string> base64_decode(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  std::string out;
+  unsigned bits = 0;
+  int count = 0;
+  for (const char c : text) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<unsigned>(v);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out.push_back(static_cast<char>((bits >> count) & 0xFF));
+    }
+  }
+  return out;
+}
+
+// Everything an AuditEvent says: its JSON, then the decoded base64 of every entity's query and of every
+// base64Binary detail (BALP keeps the raw request there), so "does it hold X" sees those too.
+inline std::string audit_text(const fhir::Node& event) {
+  std::string text = fhir::write_json(event);
+  if (const auto* entities = event.find("entity"); entities && entities->is_array()) {
+    for (const auto& e : entities->items()) {
+      if (const auto* q = e.find("query"); q && q->is_string())
+        if (auto decoded = base64_decode(q->text())) text += "\n" + *decoded;
+      if (const auto* details = e.find("detail"); details && details->is_array())
+        for (const auto& d : details->items())
+          if (const auto* b = d.find("valueBase64Binary"); b && b->is_string())
+            if (auto decoded = base64_decode(b->text())) text += "\n" + *decoded;
+    }
+  }
+  return text;
+}
+
+// The requesting agent: who.reference (Organization/<partner>), else who.identifier.value (a role id such
+// as "operator"), else who.display ("unauthenticated"); "<no requestor>" when no agent is the requestor.
+inline std::string requestor_of(const fhir::Node& event) {
+  if (const auto* agents = event.find("agent"); agents && agents->is_array()) {
+    for (const auto& a : agents->items()) {
+      const auto* requestor = a.find("requestor");
+      if (!requestor || !requestor->as_bool()) continue;
+      if (const std::string r = text_at(a, "who.reference"); r != "<absent>") return r;
+      if (const std::string i = text_at(a, "who.identifier.value"); i != "<absent>") return i;
+      return text_at(a, "who.display");
+    }
+  }
+  return "<no requestor>";
+}
+
+// The exchange's correlation id an AuditEvent carries (BALP's XrequestId entity); empty when none.
+inline std::string correlation_of(const fhir::Node& event) {
+  if (const auto* entities = event.find("entity"); entities && entities->is_array())
+    for (const auto& e : entities->items())
+      if (text_at(e, "type.code") == "XrequestId") return text_at(e, "what.identifier.value");
+  return {};
+}
+
+// True when one of the event's purposeOfEvent codings has `code` (e.g. BTG).
+inline bool has_purpose(const fhir::Node& event, const std::string& code) {
+  if (const auto* purposes = event.find("purposeOfEvent"); purposes && purposes->is_array())
+    for (const auto& p : purposes->items())
+      if (const auto* codings = p.find("coding"); codings && codings->is_array())
+        for (const auto& c : codings->items())
+          if (c.string_at("code") == code) return true;
+  return false;
+}
+
+// The AuditEvents a search as `who` answers (`target` such as "/AuditEvent?patient=Patient/x&_count=200").
+inline std::vector<fhir::Node> audit_events(HttpClient& who, const std::string& target) {
+  const auto r = who.get(target);
+  REQUIRE_MESSAGE(r.status == 200, target, ": ", r.body);
+  const auto bundle = json(r.body);
+  std::vector<fhir::Node> events;
+  if (const auto* entries = at(bundle, "entry"))
+    for (const auto& e : entries->items())
+      if (const auto* resource = at(e, "resource")) events.push_back(*resource);
+  return events;
+}
+
+// The privacy officer's report on Patient/<id>, as structures.
+inline std::vector<fhir::Node> patient_events(HttpClient& officer, const std::string& patient_id) {
+  return audit_events(officer, "/AuditEvent?patient=Patient/" + patient_id + "&_count=500");
+}
+
+// Runs SQL on the partnership's database beside the running gateway (SQLite's WAL lets both write); the
+// number of rows the last statement changed.
+inline int sql_exec(const Partnership& p, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(p.db().c_str(), &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const int changed = sqlite3_changes(db);
+  const std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, sql, ": ", message);
+  return changed;
+}
+
+// A whole file's bytes ("" when it cannot be read).
+inline std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace fhirgate::testing::security

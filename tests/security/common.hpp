@@ -503,6 +503,17 @@ inline std::string requestor_of(const fhir::Node& event) {
   return "<no requestor>";
 }
 
+// True when the requesting agent is `who`, however it is named: who.reference (Organization/<partner>),
+// who.identifier.value (a role id such as "operator") or who.display ("unauthenticated").
+inline bool requested_by(const fhir::Node& event, const std::string& who) {
+  if (const auto* agents = event.find("agent"); agents && agents->is_array())
+    for (const auto& a : agents->items())
+      if (const auto* requestor = a.find("requestor"); requestor && requestor->as_bool())
+        return text_at(a, "who.reference") == who || text_at(a, "who.identifier.value") == who ||
+               text_at(a, "who.display") == who;
+  return false;
+}
+
 // The exchange's correlation id an AuditEvent carries (BALP's XrequestId entity); empty when none.
 inline std::string correlation_of(const fhir::Node& event) {
   if (const auto* entities = event.find("entity"); entities && entities->is_array())

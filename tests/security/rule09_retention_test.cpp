@@ -103,7 +103,7 @@ TEST_CASE(
     for (const auto& e : trail)
       if (correlation_of(e) == correlation) event = &e;
     REQUIRE_MESSAGE(event != nullptr, "no AuditEvent for the refused request ", correlation);
-    CHECK(requestor_of(*event) == "unauthenticated");
+    CHECK(requested_by(*event, "unauthenticated"));
     CHECK(event->string_at("outcome") != "0");
     const std::string said = audit_text(*event);
     CHECK_MESSAGE(said.find(attempt.path) != std::string::npos,

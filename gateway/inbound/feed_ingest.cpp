@@ -430,7 +430,8 @@ class FileJournal {
       e.error = pipeline::error_summary(*summary.failure);
       e.detail = summary.failure->issues.empty() ? std::string() : summary.failure->issues.front().diagnostics;
     } else {
-      e.status = store::JournalStatus::stored;
+      // A file with rows held for a registrar is held as a whole in the journal: it needs a decision.
+      e.status = summary.by_status.contains("held") ? store::JournalStatus::held : store::JournalStatus::stored;
       std::string counts;
       for (const auto& [status, n] : summary.by_status)
         counts += (counts.empty() ? "" : ", ") + status + " " + std::to_string(n);

@@ -362,7 +362,7 @@ store::WritePlan v2_plan(const V2Service& service, Exchange& ex, V2Exchange& v2)
   return [&service, &ex, &v2](store::WriteTxn& txn) -> Status {
     if (auto applied = txn.applied_message(v2.log.partner, v2.log.sender, v2.log.control_id)) {
       if (!applied->content_hash.empty() && applied->content_hash != v2.log.content_hash) {
-        Error e = Error::make(ErrorCode::conflict,
+        Error e = Error::make(ErrorCode::unprocessable,
                               "control id " + v2.log.control_id +
                                   " was used by an earlier message with other content: a new message needs a new "
                                   "MSH-10",

@@ -51,7 +51,7 @@ void note_record(AuditInput& audit, const std::string& type, const std::string& 
 store::JournalStatus journal_status_of(const Exchange& ex, std::size_t deliveries_caused) {
   using store::JournalStatus;
   if (ex.error) return client_error(*ex.error) ? JournalStatus::rejected : JournalStatus::failed;
-  if (ex.held) return JournalStatus::held;
+  if (ex.held || !ex.held_ids.empty()) return JournalStatus::held;
   if (ex.journal && ex.journal->status == JournalStatus::rejected) return JournalStatus::rejected;
   return deliveries_caused ? JournalStatus::routed : JournalStatus::stored;
 }

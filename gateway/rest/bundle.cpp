@@ -200,6 +200,7 @@ class BundleInteraction final : public Interaction {
           }
         }
         pipeline::record_audit_of(txn, entry);
+        job.ex.held_ids.insert(job.ex.held_ids.end(), entry.held_ids.begin(), entry.held_ids.end());
         if (entry.audit && !entry.held && !entry.failed() && !entry.audit->patient_reference.empty())
           job.ex.patients.push_back(entry.audit->patient_reference);
       }

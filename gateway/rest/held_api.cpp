@@ -35,10 +35,12 @@ Node held_json(const store::HeldWrite& h, bool whole) {
     out.set("decided", Node::string(fhir::format_instant(h.decided_ms)));
   }
   if (whole) {
+    // What it would write: the message as received for HL7 v2, the resource otherwise (as the journal
+    // shows a payload: its text).
     out.set("patient", Node::string(h.patient));
-    auto resource = fhir::parse_json(h.resource);
-    out.set("payload", resource ? std::move(*resource) : Node::string(h.resource));
-    if (!h.context.empty()) out.set("context", Node::string(h.context));
+    out.set("payload", Node::string(h.merge == "hl7v2" ? h.context : h.resource));
+    out.set("resource", Node::string(h.resource));
+    if (h.merge == "link") out.set("context", Node::string(h.context));
   }
   return out;
 }

@@ -133,10 +133,23 @@ class Plan {
     return e;
   }
 
-  // Consents about a patient's privacy are written by registrars only (judged on old and new).
-  Status consent_rule(const std::string& type, const Node* held, const Node* incoming) {
+  // Consents about a patient's privacy are written by registrars only (judged on old and new). A refusal is
+  // audited against the patient (or patients) whose decision it would have changed.
+  Status consent_rule(const std::string& type, const std::string& id, const Node* held, const Node* incoming) {
     if (type != "Consent") return Ok{};
-    return s_.gate.may_record(ex_.caller, held, incoming);
+    Status allowed = s_.gate.may_record(ex_.caller, held, incoming);
+    if (!allowed && ex_.audit) {
+      ex_.audit->entity_reference = type + "/" + id;
+      for (const Node* version : {held, incoming}) {
+        const std::string patient = version ? Gate::patient_of(*version) : std::string();
+        if (patient.empty()) continue;
+        if (ex_.audit->patient_reference.empty())
+          ex_.audit->patient_reference = patient;
+        else if (patient != ex_.audit->patient_reference)
+          ex_.seen_patients.push_back(patient);
+      }
+    }
+    return allowed;
   }
 
   // The one identity rule: another Patient holding one of `resource`'s identifiers. Ok(nullopt) when there
@@ -204,7 +217,7 @@ class Plan {
   // A new record (a create, an update-as-create, an upsert that matched nothing).
   Result<WriteOutcome> write_new(const WriteRequest& r, const std::string& id, Node resource, const char* method) {
     if (Status s = agreement(r, "create"); !s) return s.error();
-    if (Status s = consent_rule(r.type, nullptr, &resource); !s) return s.error();
+    if (Status s = consent_rule(r.type, id, nullptr, &resource); !s) return s.error();
     auto clash = identity_clash(r.type, id, resource);
     if (!clash) return clash.error();
     if (*clash) return hold(r, **clash, resource, r.merge == Merge::hl7v2 ? Merge::hl7v2 : Merge::update, r.context);
@@ -278,7 +291,7 @@ class Plan {
     auto held = fhir::parse_json(current->body);
     if (!held) return Error::make(ErrorCode::internal, "the held " + r.type + " cannot be read");
     if (Status s = agreement(r, "update"); !s) return s.error();
-    if (Status s = consent_rule(r.type, &*held, &r.resource); !s) return s.error();
+    if (Status s = consent_rule(r.type, r.id, &*held, &r.resource); !s) return s.error();
     auto clash = identity_clash(r.type, r.id, r.resource);
     if (!clash) return clash.error();
     if (*clash) return hold(r, **clash, r.resource, Merge::update, {});
@@ -310,7 +323,7 @@ class Plan {
       return out;
     }
     auto held = fhir::parse_json(current->body);
-    if (Status s = consent_rule(r.type, held ? &*held : nullptr, nullptr); !s) return s.error();
+    if (Status s = consent_rule(r.type, r.id, held ? &*held : nullptr, nullptr); !s) return s.error();
     if (Status s = agreement(r, "delete"); !s) return s.error();
     auto rec = txn_.remove(r.type, r.id);
     if (rec) {
@@ -361,7 +374,7 @@ class Plan {
     auto held = fhir::parse_json(current->body);
     if (!held) return Error::make(ErrorCode::internal, "the held " + r.type + " cannot be read");
     Node updated = merged(r, *held, std::move(r.resource));
-    if (Status s = consent_rule(r.type, &*held, &updated); !s) return s.error();
+    if (Status s = consent_rule(r.type, id, &*held, &updated); !s) return s.error();
     auto clash = identity_clash(r.type, id, updated);
     if (!clash) return clash.error();
     if (*clash) return hold(r, **clash, updated, Merge::update, {});

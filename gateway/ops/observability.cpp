@@ -201,8 +201,8 @@ void GatewayObservers::on_delivery(const store::Delivery& d, const std::string& 
   log_.write(level, "delivery", fields);
 }
 
-void GatewayObservers::on_consent(const ConsentDecision& decision) {
-  consent_.inc({decision.break_glass ? "break-glass" : decision.permit ? "permit" : "deny"});
+void GatewayObservers::on_consent(std::string_view decision) {
+  consent_.inc({std::string(decision)});
 }
 
 void GatewayObservers::on_invalid(const std::string& type) {

@@ -17,7 +17,6 @@
 
 #include "gateway/config/config.hpp"
 #include "gateway/ops/metrics.hpp"
-#include "gateway/security/consent.hpp"
 #include "gateway/store/store.hpp"
 
 namespace fhirgate::gateway {
@@ -72,7 +71,8 @@ class GatewayObservers {
   void on_journal(const store::JournalEntry& entry);
   void on_request(const RequestLine& done);
   void on_delivery(const store::Delivery& delivery, const std::string& correlation_id);
-  void on_consent(const ConsentDecision& decision);
+  // A decision made from a patient's Consents: "permit", "deny" or "break-glass".
+  void on_consent(std::string_view decision);
   void on_invalid(const std::string& type);
   // Bytes of an MLLP connection that broke framing (the first of each connection).
   void on_mllp_framing(const std::string& partner, const std::string& peer, std::uint16_t port,

@@ -148,14 +148,30 @@ class HeldDecision final : public Interaction {
       if (held->status != "held")
         return Error::make(ErrorCode::conflict, "Held write " + id_text_ + " is " + held->status + " already");
       const std::string by = ex.caller.partner ? ex.caller.partner->id : std::string("anonymous");
+      // The held exchange's own journal entry follows the decision, when the entry was that one write
+      // (a REST request, an HL7 v2 message; a Bundle's or a feed file's entry stays held for its others).
+      auto follow = [&](store::JournalStatus status) {
+        if (held->entry != "rest" && held->entry != "hl7v2") return;
+        store::JournalQuery q;
+        q.correlation = held->correlation_id;
+        q.status = store::JournalStatus::held;
+        q.count = 2;
+        const auto entries = txn.journal(q);
+        if (entries.size() == 1 && entries.front().type.rfind("Bundle", 0) != 0 &&
+            entries.front().type != "transaction" && entries.front().type != "batch")
+          txn.advance_journal(entries.front().id, status, "decided by " + by,
+                              static_cast<double>(txn.now_ms() - entries.front().received_ms));
+      };
       if (!release_) {
         txn.decide_held(id_, "rejected", by);
+        follow(store::JournalStatus::rejected);
         status_ = "rejected";
         return Ok{};
       }
       ex.origin = by;
       auto done = stages::release_held(txn, job.services.write, ex, id_);
       if (!done) return done.error();
+      follow(store::JournalStatus::released);
       status_ = "released";
       if (done->record)
         resource_ = done->record->type + "/" + done->record->id + "/_history/" + std::to_string(done->record->version);

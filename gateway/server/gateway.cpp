@@ -118,7 +118,9 @@ Gateway::Gateway(const Config& config)
 
   const bool secure = config.security.enabled;
   if (secure) authenticator_ = std::make_unique<Authenticator>(config, *store_);
-  gate_.set_decision_observer([this](const ConsentDecision& d) { observers_.on_consent(d); });
+  gate_.set_decision_observer([this](const ConsentDecision& d) {
+    observers_.on_consent(d.break_glass ? "break-glass" : d.permit ? "permit" : "deny");
+  });
   observers_.watch_queues(*store_);
   const stages::WriteServices write{gate_, registry_, config.routes.empty() ? nullptr : &router_};
 

@@ -383,6 +383,10 @@ void WriteTxn::advance_journal(std::int64_t id, JournalStatus status, const std:
   store::advance_journal(db_, id, status, error, std::string(to_string(status)), stage_ms, now_ms_);
 }
 
+std::vector<JournalEntry> WriteTxn::journal(const JournalQuery& query) {
+  return store::list_journal(db_, query);
+}
+
 std::int64_t WriteTxn::append_held(const HeldWrite& held) {
   HeldWrite h = held;
   if (h.created_ms == 0) h.created_ms = now_ms_;

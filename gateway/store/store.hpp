@@ -108,6 +108,7 @@ class WriteTxn {
   // The message journal (journal.hpp).
   void append_journal(JournalEntry& entry);
   void advance_journal(std::int64_t id, JournalStatus status, const std::string& error, double stage_ms);
+  std::vector<JournalEntry> journal(const JournalQuery& query);
   void purge_journal(std::int64_t payloads_before_ms, std::int64_t entries_before_ms);
   // Writes held for a registrar (held.hpp).
   std::int64_t append_held(const HeldWrite& held);

@@ -9,7 +9,8 @@
 #    ids -> results/ids.txt; per-family counts checked with _summary=count.
 # 4. wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, RUNS times each (median reported):
 #    read (wrk/read.lua, random ids), search (wrk/search.lua, ?family=, ~PATIENTS/50 hits each),
-#    create (wrk/create.lua, POST data/patient.json minus id/meta). Each scenario gets a discarded
+#    create (wrk/create_unique.lua, POST data/patient.json minus id/meta, with a new NHS number and MRN per
+#    request: one Patient per identifier makes the same body twice a 409). Each scenario gets a discarded
 #    WARMUP-second warm-up with 4 connections first.
 # 5. CEILING=1 (default when ../shared/bench/http exists): the minimal Beast fixed-response server
 #    (THREADS threads), loaded with the same wrk settings and the same read.lua, alternating run by
@@ -212,6 +213,7 @@ for sc in $SCENARIOS; do
   fi
   echo "== $sc: warm-up ${WARMUP}s, then $RUNS x ${DURATION}s"
   script="$WRK_DIR/$sc.lua"
+  [ "$sc" = create ] && script="$BENCH/wrk/create_unique.lua"  # its own: a new patient per request
   if [ "$sc" = create ]; then C0="$(count_family Chalmers)"; fi
   warmup "$RESULTS/wrk_${sc}_warmup.txt" "$BASE" -s "$script"
   if [ "$sc" = create ] && [ -s "$RESULTS/wrk_${sc}_warmup.txt" ]; then CREATE_FILES+=("$RESULTS/wrk_${sc}_warmup.txt"); fi

@@ -18,6 +18,11 @@
 //
 // Not enforced although txt-1 says it: that an <a> has a name or an href. The R4 examples themselves have
 // hundreds of <a>Patient/example</a>, and such an <a> is harmless.
+//
+// Also refused, because an XML reader and a browser's HTML parser read them differently (the narrative is
+// usually shown through innerHTML): processing instructions and CDATA sections, which an XML reader skips
+// or takes as text but an HTML parser ends at their first `>`, so that markup hidden inside becomes live
+// (`<?x ><img src=x onerror=...>?>`); and data: URLs but an image's, which can carry a whole HTML page.
 #include "fhir/narrative.hpp"
 
 #include <algorithm>
@@ -100,22 +105,40 @@ bool is_event_attribute(std::string_view name) {
   return name.size() > 2 && ascii_lower(name[0]) == 'o' && ascii_lower(name[1]) == 'n';
 }
 
-// The scheme as a browser reads it: leading controls and spaces skipped, tabs and line breaks dropped
-// anywhere, case ignored.
-bool is_script_url(std::string_view url) {
-  char scheme[12];
-  std::size_t length = 0;
-  for (const char c : url) {
-    if (length == 0 && static_cast<unsigned char>(c) <= 0x20) continue;
+// The scheme as a browser reads it (leading controls and spaces skipped, tabs and line breaks dropped
+// anywhere, case ignored) and what follows it, lowercased, up to `keep` characters.
+std::string url_scheme(std::string_view url, std::string* rest = nullptr, std::size_t keep = 0) {
+  std::string scheme;
+  for (std::size_t i = 0; i < url.size(); ++i) {
+    const char c = url[i];
+    if (scheme.empty() && static_cast<unsigned char>(c) <= 0x20) continue;
     if (c == '\t' || c == '\n' || c == '\r') continue;
     if (c == ':') {
-      const std::string_view found(scheme, length);
-      return found == "javascript" || found == "vbscript";
+      if (rest)
+        for (std::size_t j = i + 1; j < url.size() && rest->size() < keep; ++j)
+          if (url[j] != '\t' && url[j] != '\n' && url[j] != '\r') *rest += ascii_lower(url[j]);
+      return scheme;
     }
-    if (length == sizeof scheme) return false;
-    scheme[length++] = ascii_lower(c);
+    if (scheme.size() == 12) return {};
+    scheme += ascii_lower(c);
   }
-  return false;
+  return {};
+}
+
+bool is_script_url(std::string_view url) {
+  const std::string scheme = url_scheme(url);
+  return scheme == "javascript" || scheme == "vbscript";
+}
+
+// A data: URL that is not an image a browser shows as one (SVG can hold scripts).
+bool is_page_data_url(std::string_view url, std::string_view attribute, std::string_view element) {
+  std::string type;
+  if (url_scheme(url, &type, 16) != "data") return false;
+  const bool image = attribute == "src" && element == "<img>" &&
+                     (type.rfind("image/png", 0) == 0 || type.rfind("image/jpeg", 0) == 0 ||
+                      type.rfind("image/gif", 0) == 0 || type.rfind("image/webp", 0) == 0 ||
+                      type.rfind("image/bmp", 0) == 0);
+  return !image;
 }
 
 bool is_blank(std::string_view text) {
@@ -181,6 +204,8 @@ class NarrativeRules final : public XmlMarkupVisitor {
                      std::end(kUrlAttributes);
     if (url && is_script_url(attribute.value)) {
       add("The " + name + " of " + tag + " is a javascript: or vbscript: URL, which narrative may not hold");
+    } else if (url && is_page_data_url(attribute.value, attribute.name, tag)) {
+      add("The " + name + " of " + tag + " is a data: URL, which narrative may hold only as an image's src");
     }
   }
 
@@ -199,6 +224,13 @@ class NarrativeRules final : public XmlMarkupVisitor {
 }  // namespace
 
 std::vector<std::string> narrative_problems(std::string_view div) {
+  // Before the markup: what the XML reader does not show the visitor.
+  std::vector<std::string> early;
+  if (div.find("<?") != std::string_view::npos)
+    early.emplace_back("The narrative holds a processing instruction (<?...?>), which narrative may not hold");
+  if (div.find("<![CDATA[") != std::string_view::npos)
+    early.emplace_back("The narrative holds a CDATA section (<![CDATA[...]]>), which narrative may not hold");
+  if (!early.empty()) return early;
   NarrativeRules rules;
   const Status read = read_xml_markup(div, rules);
   if (read) return rules.finish();

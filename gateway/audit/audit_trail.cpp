@@ -206,9 +206,12 @@ std::optional<std::string> render_audit_event(const store::AuditRecord& row, boo
   auto parsed = parse_record(row);
   if (!parsed) return std::nullopt;
   if (as_agent && (parsed->input.outcome != AuditOutcome::success || parsed->input.held)) {
+    // Neither the data, nor the patient, nor why (a "not shared" against a "not known" would tell that
+    // the record exists).
     parsed->input.entity_reference.clear();
     parsed->input.patient_reference.clear();
     parsed->more_patients.clear();
+    parsed->input.outcome_desc = parsed->input.held ? "accepted for review" : "refused";
   }
   Node event = make_audit_event(parsed->input);
   for (const auto& p : parsed->more_patients) {

@@ -61,6 +61,7 @@ void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord m
   }
   fhir::ValidationOptions options;
   options.stop_at_first_error = false;
+  options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(context.config.server.validation_budget_ms);
   if (const auto it = context.profiles.find(feed.mapping->resource_type); it != context.profiles.end())
     options.profiles = it->second;
   const auto validation = context.validator.validate(mapped.resource, options);
@@ -144,6 +145,7 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
   w.entry = "feed";
   w.check_agreement = context.secure;
   auto done = stages::plan_write(txn, context.write, ex, std::move(w));
+  if (ex.audit) row.result.patient = ex.audit->patient_reference;
   if (!done) {
     ex.fail(done.error());
     if (ex.audit && !ex.audit->patient_reference.empty()) refusal = std::move(ex);  // audited by the caller
@@ -410,8 +412,13 @@ class FileJournal {
         first_problem_ = "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) + ")";
         first_reason_ = first_problem_ + ": " + row.reason;
       }
-      if (!row.resource.empty() && row.resource.rfind("Patient/", 0) == 0 && patients_.items().size() < 100)
-        patients_.push(fhir::Node::string(row.resource.substr(0, row.resource.find("/_history"))));
+      std::string patient = row.patient;
+      if (patient.empty() && row.resource.rfind("Patient/", 0) == 0)
+        patient = row.resource.substr(0, row.resource.find("/_history"));
+      if (!patient.empty() && patients_.items().size() < 100 &&
+          std::none_of(patients_.items().begin(), patients_.items().end(),
+                       [&](const fhir::Node& p) { return p.text() == patient; }))
+        patients_.push(fhir::Node::string(patient));
       sink_(row);
     };
   }

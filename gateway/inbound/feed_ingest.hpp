@@ -68,6 +68,7 @@ struct FeedRowResult {
   std::string status;    // created updated unchanged held skipped rejected not-stored
   int http_status = 0;   // rejected: why, as HTTP says it (422 invalid, 403 not allowed, 409 identity)
   std::string resource;  // Type/id/_history/version when written or unchanged
+  std::string patient;   // Patient/<id> the row was about, when known (written, held or refused by the gate)
   std::string reason;    // skipped, rejected, not-stored: why
 };
 

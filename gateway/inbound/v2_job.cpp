@@ -166,7 +166,7 @@ std::string make(const mappers::Message& in, std::string_view code, const V2Outc
   options.timestamp = v2_now();
   std::string text;
   const bool success = o.status == V2Status::applied || o.status == V2Status::held || o.status == V2Status::duplicate;
-  if (!success) {
+  if (!success && code != "CA") {  // a commit accept says only that the message is safely kept
     text = diagnostics_of(o.error);
     options.error = mappers::AckError{o.error_location, o.error_code, "E"};
   }

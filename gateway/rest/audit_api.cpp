@@ -130,7 +130,10 @@ class AuditSearch final : public Interaction {
       if (k == "patient") {
         q_.patient = reference_value(v, "Patient");
       } else if (k == "agent") {
-        q_.agent = v;
+        // A partner's id stands for its Organization, as events name partners.
+        const PartnerConfig* named =
+            v.find('/') == std::string::npos && job.services.config ? find_partner(*job.services.config, v) : nullptr;
+        q_.agent = named ? agent_reference(*named) : v;
       } else if (k == "entity") {
         q_.entity = without_version(v);
       } else if (k == "action") {

@@ -148,6 +148,10 @@ class HeldDecision final : public Interaction {
       if (held->status != "held")
         return Error::make(ErrorCode::conflict, "Held write " + id_text_ + " is " + held->status + " already");
       const std::string by = ex.caller.partner ? ex.caller.partner->id : std::string("anonymous");
+      // A hold is a review: whoever made the write does not decide on it.
+      if (ex.caller.partner && held->partner == by)
+        return Error::make(ErrorCode::forbidden, "A held write is released or rejected by another registrar or the "
+                                                 "privacy officer, not by the partner that made it");
       // The held exchange's own journal entry follows the decision, when the entry was that one write
       // (a REST request, an HL7 v2 message; a Bundle's or a feed file's entry stays held for its others).
       auto follow = [&](store::JournalStatus status) {

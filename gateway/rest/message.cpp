@@ -19,6 +19,7 @@
 #include "fhir/storable.hpp"
 #include "gateway/common/ids.hpp"
 #include "gateway/rest/router.hpp"
+#include "gateway/stages/identity.hpp"
 
 namespace fhirgate::gateway::rest {
 namespace {
@@ -144,6 +145,14 @@ class ProcessMessage final : public Interaction {
       const Node* resource = entries->items()[i].find("resource");
       if (!resource) continue;
       const std::string type(resource->string_at("resourceType"));
+      // A patient's sharing decision is recorded by registrars only, whatever the door.
+      if (Status allowed = job.services.gate.may_record(ex.caller, nullptr, type == "Consent" ? resource : nullptr);
+          !allowed) {
+        Issue issue = allowed.error().issues.front();
+        issue.code = "forbidden";
+        issue.expression = "Bundle.entry[" + std::to_string(i) + "].resource";
+        problems.push_back(std::move(issue));
+      }
       if (!job.services.options.profiles.contains(type)) continue;
       if (Status valid = job.check_for_write(*resource, type); !valid) {
         for (auto issue : valid.error().issues) {
@@ -181,13 +190,23 @@ class ProcessMessage final : public Interaction {
     log_.status = problems.empty() ? "applied" : "failed";
     log_.detail = answer_;
     log_.body = job.request.body;
-    // What routes see: the message, and the patients it is about (its AuditEvent names them all).
+    // What routes see: the message, and the patients it is about (its AuditEvent names them all): by
+    // reference, and a Patient in it also by its identifiers (the one it names in the record, if any).
     pass_ = PassThrough{"Bundle", log_.control_id, event, "", log_.body};
+    std::vector<std::string> about;
     for (const auto& entry : entries->items()) {
       const Node* resource = entry.find("resource");
       if (!resource) continue;
-      const std::string patient = Gate::patient_of(*resource);
-      if (patient.empty()) continue;
+      if (std::string patient = Gate::patient_of(*resource); !patient.empty()) about.push_back(std::move(patient));
+      if (resource->string_at("resourceType") != "Patient") continue;
+      const auto query =
+          stages::any_identifier_query(job.services.registry, "Patient", stages::identifiers_of(*resource));
+      if (!query) continue;
+      auto found = job.services.store.search(*query);
+      if (!found) return ex.fail(found.error());
+      for (const auto& match : found->matches) about.push_back("Patient/" + match.id);
+    }
+    for (const std::string& patient : about) {
       if (pass_.patient.empty()) pass_.patient = patient;
       if (!ex.audit) continue;
       if (ex.audit->patient_reference.empty())

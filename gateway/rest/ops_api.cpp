@@ -1,6 +1,7 @@
 // The server's own endpoints: the CapabilityStatement (GET /metadata), health (GET /healthz, /readyz),
 // the operators' dashboard's static files (GET /_ops/...), the metrics (GET /metrics) and the outbox
 // (GET /_ops/deliveries, POST /_ops/deliveries/{id}/$retry, DELETE /_ops/deliveries/{id}).
+#include <algorithm>
 #include <string>
 
 #include "fhir/datetime.hpp"
@@ -129,6 +130,12 @@ class Deliveries final : public Interaction {
     auto rows = job.services.store.deliveries(query);
     if (!rows) return ex.fail(rows.error());
     rows_ = std::move(*rows);
+    // The list names patients (and why consent withheld their data): audited against them.
+    if (ex.audit)
+      for (const auto& d : rows_)
+        if (!d.patient.empty() &&
+            std::find(ex.seen_patients.begin(), ex.seen_patients.end(), d.patient) == ex.seen_patients.end())
+          ex.seen_patients.push_back(d.patient);
   }
 
   HttpResponse respond(RestJob& job) override {

@@ -164,6 +164,12 @@ void route(RestJob& job) {
   job.resource_type = std::move(routed->type);
 }
 
+// A REST write: create, update, delete, or a Bundle.
+bool is_rest_write(const RestJob& job) {
+  const std::string& n = job.interaction_name;
+  return n == "create" || n == "update" || n == "delete" || n == "bundle";
+}
+
 // authorize: the agreement lets the caller do this on this type.
 void authorize(RestJob& job) {
   const char* interaction = job.handler->interaction();
@@ -173,6 +179,12 @@ void authorize(RestJob& job) {
     return job.ex.fail(Error::make(ErrorCode::forbidden, "The sharing agreement does not allow " + who.id + " " +
                                                              interaction + " on " + job.resource_type));
   }
+  // What a partner sends is listed in its agreement (`inbound`): a partner listing formats but not
+  // fhir-rest writes nothing over REST (its feeds and messages have their own doors).
+  if (const PartnerConfig* who = job.ex.caller.partner; who && !who->inbound.empty() && is_rest_write(job) &&
+      std::find(who->inbound.begin(), who->inbound.end(), "fhir-rest") == who->inbound.end())
+    return job.ex.fail(Error::make(ErrorCode::forbidden,
+                                   "The sharing agreement does not let " + who->id + " send FHIR REST writes"));
   job.handler->begin(job);
 }
 

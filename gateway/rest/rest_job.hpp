@@ -73,6 +73,7 @@ struct RestServices {
   const inbound::V2Service* v2 = nullptr;  // null: no HL7 v2 over $ingest
   const FeedService* feeds = nullptr;      // null: no feeds over $ingest
   std::string capability_json;             // the CapabilityStatement, made once
+  const Config* config = nullptr;          // the partners, by id
   bool secure() const { return authenticator != nullptr; }
 };
 

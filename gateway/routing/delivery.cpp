@@ -176,7 +176,24 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& cha
   } else {
     if (item->deleted && !is_message(d)) audit.interaction = "delete";
     Result<std::string> withheld = std::string();
-    if (gate_.enabled() && !item->deleted) withheld = consent_withholds(d, *item, *receiver, audit.purpose);
+    if (gate_.enabled() && !item->deleted) {
+      withheld = consent_withholds(d, *item, *receiver, audit.purpose);
+    } else if (gate_.enabled()) {
+      // A deletion tells of the record: it leaves only to whom the version before it may go.
+      withheld = std::string("the record's last version cannot be read");
+      for (std::int64_t v = d.version - 1; v >= 1; --v) {
+        auto before = store_.vread(d.type, d.resource_id, v);
+        if (!before) {
+          withheld = before.error();
+          break;
+        }
+        if (!*before || (*before)->deleted) continue;
+        store::Delivery last = d;
+        last.version = v;
+        withheld = consent_withholds(last, DeliveryItem{(*before)->body, false}, *receiver, audit.purpose);
+        break;
+      }
+    }
     if (!withheld) {
       // The patient's Consents could not be read: nothing leaves; the delivery is tried again later.
       d.last_error = "consent could not be read";

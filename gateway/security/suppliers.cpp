@@ -1,6 +1,7 @@
 #include "gateway/security/suppliers.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace fhirgate::gateway {
 namespace {
@@ -10,6 +11,26 @@ using fhir::Node;
 const Node* tags_of(const Node& meta) {
   const Node* tags = meta.is_object() ? meta.find("tag") : nullptr;
   return tags && tags->is_array() ? tags : nullptr;
+}
+
+// A client's coding that looks like a supplier tag (any case, a trailing slash), which consumers of the
+// record might take for one: dropped with the real ones.
+bool looks_like_supplier(std::string_view system) {
+  while (!system.empty() && system.back() == '/') system.remove_suffix(1);
+  if (system.size() != kSupplierTagSystem.size()) return false;
+  for (std::size_t i = 0; i < system.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(system[i])) !=
+        std::tolower(static_cast<unsigned char>(kSupplierTagSystem[i])))
+      return false;
+  return true;
+}
+
+// meta.security codings that look like supplier tags, dropped.
+void drop_look_alikes(Node& meta, const char* key) {
+  Node* list = meta.find(key);
+  if (!list || !list->is_array()) return;
+  std::erase_if(list->items(), [](const Node& coding) { return looks_like_supplier(coding.string_at("system")); });
+  if (list->items().empty()) meta.erase(key);
 }
 
 }  // namespace
@@ -38,7 +59,8 @@ void set_supplier_tags(Node& resource, const Node* held, const std::string& crea
   Node tags = Node::array();
   if (const Node* old = tags_of(meta))
     for (const auto& tag : old->items())
-      if (tag.string_at("system") != kSupplierTagSystem) tags.push(tag);
+      if (!looks_like_supplier(tag.string_at("system"))) tags.push(tag);
+  if (meta.is_object()) drop_look_alikes(meta, "security");
   for (const auto& s : suppliers) {
     Node tag = Node::object();
     tag.set("system", Node::string(std::string(kSupplierTagSystem)));

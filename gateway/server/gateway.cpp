@@ -160,6 +160,7 @@ Gateway::Gateway(const Config& config)
   rest_services_ = std::make_unique<rest::RestServices>(rest::RestServices{
       std::move(options), *model_, *validator_, registry_, *store_, authenticator_.get(), gate_, write,
       &observers_, v2_service_.get(), feeds_.get(), {}});
+  rest_services_->config = &config_;
   rest_services_->capability_json =
       fhir::write_json(rest::capability_statement(rest_services_->options, registry_, pipeline::wall_clock_ms()));
   rest_handler_ = std::make_unique<rest::RestHandler>(*rest_services_);

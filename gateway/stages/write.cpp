@@ -112,6 +112,19 @@ class Plan {
     return decision->permit;
   }
 
+  // May the caller see the last live version before a deletion (the deletion rule of reads)?
+  Result<bool> sees_deleted(const VersionRecord& deletion) {
+    for (std::int64_t v = deletion.version - 1; v >= 1; --v) {
+      auto before = txn_.vread(deletion.type, deletion.id, v);
+      if (!before) return false;
+      if (before->deleted) continue;
+      auto shown = sees(*before);
+      if (shown && !*shown) note_stored(*before);
+      return shown;
+    }
+    return false;
+  }
+
   void note(const VersionRecord& rec, const Node* resource) {
     if (ex_.audit) pipeline::note_record(*ex_.audit, rec.type, rec.id, rec.version, resource);
   }
@@ -276,6 +289,12 @@ class Plan {
     if (!live) {
       if (r.if_match)
         return Error::make(ErrorCode::precondition_failed, "If-Match given but " + r.type + "/" + r.id + " does not exist");
+      // A deleted record stays what it was to the caller: re-created only by whom could see it last.
+      if (current) {
+        auto shown = sees_deleted(*current);
+        if (!shown) return shown.error();
+        if (!*shown) return not_known(r.type, r.id);
+      }
       return write_new(r, r.id, std::move(r.resource), "PUT");
     }
     auto shown = sees(*current);

@@ -209,16 +209,22 @@ TEST_CASE("batch: entries succeed or fail on their own; types not held are valid
 }
 
 TEST_CASE("transaction: the sharing agreement applies to each entry, and each write is audited") {
-  SampleGateway sample({"social-care", "gp-practice", "privacy-officer"});
+  SampleGateway sample({"social-care", "acute-trust", "gp-practice", "privacy-officer"});
   const std::string social = sample.tokens["social-care"], gp = sample.tokens["gp-practice"];
   HttpClient http(sample.port());
   const std::string family = unique_name("Agreement");
-  // social-care may not create Patients.
-  const auto refused = http.request(
-      "POST", "/", bundle("transaction", {entry("POST", "Patient", patient(family, "9434765919"))}),
-      {{"Authorization", "Bearer " + social}, {"Content-Type", "application/fhir+json"}});
+  // The acute trust may not delete Patients: its transaction is refused, naming the entry.
+  const auto refused = http.request("POST", "/", bundle("transaction", {entry("DELETE", "Patient/pat-001", "")}),
+                                    {{"Authorization", "Bearer " + sample.tokens["acute-trust"]},
+                                     {"Content-Type", "application/fhir+json"}});
   CHECK(refused.status == 403);
   CHECK(first_issue(refused).find("entry 0") != std::string::npos);
+  // The council sends what it holds as feeds, not over REST: its agreement's inbound formats say so.
+  const auto door = http.request(
+      "POST", "/", bundle("transaction", {entry("POST", "Patient", patient(family, "9434765919"))}),
+      {{"Authorization", "Bearer " + social}, {"Content-Type", "application/fhir+json"}});
+  CHECK(door.status == 403);
+  CHECK(first_issue(door).find("FHIR REST") != std::string::npos);
   const auto done = http.request(
       "POST", "/",
       bundle(

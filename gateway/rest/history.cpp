@@ -65,7 +65,9 @@ class History final : public Interaction {
         return shown;
       };
     }
-    auto page = job.services.store.history(type_, id_, since, count, cursor_, visible);
+    auto cursor = job.open_cursor(cursor_);
+    if (!cursor) return ex.fail(cursor.error());
+    auto page = job.services.store.history(type_, id_, since, count, *cursor, visible);
     if (!page) return ex.fail(page.error());
     if (!id_.empty() && page->total && *page->total == 0) {
       if (ex.audit && !page->versions.empty()) ex.audit->outcome_desc = "consent: not shared with " + job.caller_id();
@@ -100,7 +102,7 @@ class History final : public Interaction {
       return q.empty() ? base : base + "?" + q;
     };
     std::vector<BundleLink> links{{"self", link(cursor_)}};
-    if (!page_.next_cursor.empty()) links.push_back({"next", link(page_.next_cursor)});
+    if (!page_.next_cursor.empty()) links.push_back({"next", link(job.seal_cursor(page_.next_cursor))});
     return job.json_response(
         200, history_bundle(new_resource_id(), job.ex.received_ms, page_.total, links, job.base_url, page_.versions));
   }

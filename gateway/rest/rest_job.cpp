@@ -387,6 +387,16 @@ Status RestJob::check_for_write(const fhir::Node& resource, const std::string& t
   return invalid;
 }
 
+std::string RestJob::seal_cursor(std::string_view cursor) const {
+  return services.cursors ? services.cursors->seal(cursor) : std::string(cursor);
+}
+
+Result<std::string> RestJob::open_cursor(std::string_view sealed) const {
+  if (!services.cursors || sealed.empty()) return std::string(sealed);
+  if (auto opened = services.cursors->open(sealed)) return std::move(*opened);
+  return Error::make(ErrorCode::invalid_input, "Invalid or expired paging cursor", "_cursor");
+}
+
 Result<bool> RestJob::readable(const store::VersionRecord& rec, bool note) {
   auto& store = services.store;
   return stages::may_see_version(

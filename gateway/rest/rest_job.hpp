@@ -33,6 +33,7 @@
 #include "gateway/pipeline/chain.hpp"
 #include "gateway/rest/negotiation.hpp"
 #include "gateway/security/authenticator.hpp"
+#include "gateway/security/paging_cursors.hpp"
 #include "gateway/stages/write.hpp"
 
 namespace fhirgate::gateway::rest {
@@ -74,6 +75,7 @@ struct RestServices {
   const FeedService* feeds = nullptr;      // null: no feeds over $ingest
   std::string capability_json;             // the CapabilityStatement, made once
   const Config* config = nullptr;          // the partners, by id
+  const PagingCursors* cursors = nullptr;  // null: the store's cursors go out as they are (tests only)
   bool secure() const { return authenticator != nullptr; }
 };
 
@@ -131,6 +133,9 @@ class RestJob final : public pipeline::Chain<RestJob, net::HttpJob> {
   // May the caller see this stored version? Deletions: only whoever could see the version before. Names
   // the version and its patient in the AuditEvent (when `note`), and notes break-glass.
   Result<bool> readable(const store::VersionRecord& rec, bool note = true);
+  // A paging cursor as links carry it (sealed), and back (invalid_input on `_cursor` when it does not open).
+  std::string seal_cursor(std::string_view cursor) const;
+  Result<std::string> open_cursor(std::string_view sealed) const;
   // The caller as the gate sees it.
   const Caller& caller() const { return ex.caller; }
   bool secure() const { return services.secure(); }

@@ -73,6 +73,10 @@ class Search final : public Interaction {
     fhir::SearchOptions opts{job.prefer.strict, options.default_count, options.max_count, ex.received_ms};
     auto query = fhir::parse_search(job.services.registry, type_, params, opts);
     if (!query) return ex.fail(query.error());
+    sealed_cursor_ = std::move(query->cursor);
+    auto cursor = job.open_cursor(sealed_cursor_);
+    if (!cursor) return ex.fail(cursor.error());
+    query->cursor = std::move(*cursor);
     if (ex.audit) ex.audit->query = job.request.method + " " + job.request.target;
     auto page = job.services.store.search(*query, job.visibility());
     if (!page) return ex.fail(page.error());
@@ -98,9 +102,9 @@ class Search final : public Interaction {
       if (!cursor.empty()) q += (q.empty() ? "" : "&") + std::string("_cursor=") + cursor;
       return q.empty() ? base : base + "?" + q;
     };
-    std::vector<BundleLink> links{{"self", link(query_.cursor)}};
-    if (!page_.next_cursor.empty()) links.push_back({"next", link(page_.next_cursor)});
-    if (!page_.previous_cursor.empty()) links.push_back({"previous", link(page_.previous_cursor)});
+    std::vector<BundleLink> links{{"self", link(sealed_cursor_)}};
+    if (!page_.next_cursor.empty()) links.push_back({"next", link(job.seal_cursor(page_.next_cursor))});
+    if (!page_.previous_cursor.empty()) links.push_back({"previous", link(job.seal_cursor(page_.previous_cursor))});
     std::vector<SearchEntry> entries;
     entries.reserve(page_.matches.size());
     for (auto& m : page_.matches) {
@@ -125,6 +129,7 @@ class Search final : public Interaction {
   std::string type_;
   bool post_;
   fhir::SearchQuery query_;
+  std::string sealed_cursor_;  // the `_cursor` as the client sent it
   store::SearchPage page_;
 };
 

@@ -161,6 +161,8 @@ Gateway::Gateway(const Config& config)
       std::move(options), *model_, *validator_, registry_, *store_, authenticator_.get(), gate_, write,
       &observers_, v2_service_.get(), feeds_.get(), {}});
   rest_services_->config = &config_;
+  paging_cursors_ = std::make_unique<PagingCursors>(store_->derived_key("paging cursors"));
+  rest_services_->cursors = paging_cursors_.get();
   rest_services_->capability_json =
       fhir::write_json(rest::capability_statement(rest_services_->options, registry_, pipeline::wall_clock_ms()));
   rest_handler_ = std::make_unique<rest::RestHandler>(*rest_services_);

@@ -56,6 +56,7 @@ class Gateway {
   Router router_;
   std::unique_ptr<inbound::V2Service> v2_service_;
   std::unique_ptr<FeedService> feeds_;
+  std::unique_ptr<PagingCursors> paging_cursors_;  // sealing the `next` links of searches and histories
   std::unique_ptr<rest::RestServices> rest_services_;
   std::unique_ptr<rest::RestHandler> rest_handler_;
   std::unique_ptr<inbound::V2Handler> v2_handler_;

@@ -443,6 +443,12 @@ void WriteTxn::add_credential(const Credential& c) {
 
 // ---- Store ----
 
+std::array<unsigned char, 32> Store::derived_key(std::string_view purpose) const {
+  // HMAC(audit key, label || purpose): a chained AuditEvent's input starts with a 32-byte digest, never
+  // with this label, so no derived key is an audit chain value.
+  return audit_key_.mac({"fhirgate derived key\n", purpose});
+}
+
 Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path)
     : path_(path),
       registry_(registry),

@@ -182,6 +182,9 @@ class Store {
 
   // True when this process created the database.
   bool created() const { return created_; }
+  // A key for `purpose` (e.g. sealing paging cursors), derived from the audit key: every gateway sharing
+  // the key file derives the same one, and none of them is the audit key itself.
+  std::array<unsigned char, 32> derived_key(std::string_view purpose) const;
   // A value from store_meta (set with WriteTxn::set_meta); nullopt when absent.
   Result<std::optional<std::string>> meta(const std::string& key);
 

@@ -151,6 +151,27 @@ TEST_CASE("type history lists versions newest first with paging") {
   }
 }
 
+TEST_CASE("instance history pages with a sealed cursor: no version row number in the link, altered refused") {
+  HttpClient http(shared_gateway().port());
+  const auto created = http.send_json("POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Paged"}]})");
+  REQUIRE(created.status == 201);
+  const std::string id(json(created.body).string_at("id"));
+  REQUIRE(http.send_json("PUT", "/Patient/" + id,
+                         R"({"resourceType":"Patient","id":")" + id + R"(","name":[{"family":"Paged2"}]})")
+              .status == 200);
+  const auto page1 = json(http.get("/Patient/" + id + "/_history?_count=1").body);
+  CHECK(text_at(page1, "entry[0].response.etag") == "W/\"2\"");
+  REQUIRE(text_at(page1, "link[1].relation") == "next");
+  const std::string next = text_at(page1, "link[1].url");
+  const std::string cursor = next.substr(next.find("_cursor=") + 8);
+  CHECK(cursor.find_first_not_of("0123456789") != std::string::npos);  // not the store's row number
+  const auto page2 = json(http.get(next.substr(next.find("/Patient"))).body);
+  CHECK(text_at(page2, "entry[0].response.etag") == "W/\"1\"");
+  const auto forged = http.get("/Patient/" + id + "/_history?_count=1&_cursor=12345");
+  CHECK(forged.status == 400);
+  CHECK(first_issue(forged).find("paging cursor") != std::string::npos);
+}
+
 TEST_CASE("AuditEvent is append-only: PUT and DELETE answer 405 with an OperationOutcome") {
   HttpClient http(shared_gateway().port());
   const auto put = http.send_json("PUT", "/AuditEvent/abc", R"({"resourceType":"AuditEvent","id":"abc"})");

@@ -461,5 +461,20 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("derived keys: the same from the same key file, one per purpose, none the audit key") {
+  const std::string dir = temp_dir();
+  const std::string key_file = dir + "/shared.audit-key";
+  Store a(dir + "/a.db", registry(), key_file);
+  Store b(dir + "/b.db", registry(), key_file);
+  Store c(dir + "/c.db", registry());
+  CHECK(a.derived_key("paging cursors") == b.derived_key("paging cursors"));
+  CHECK(a.derived_key("paging cursors") != a.derived_key("something else"));
+  CHECK(a.derived_key("paging cursors") != c.derived_key("paging cursors"));
+  const auto text = fhir::read_file(key_file);
+  REQUIRE(text);
+  const auto derived = a.derived_key("paging cursors");
+  CHECK(std::string(derived.begin(), derived.end()) != *text);
+}
+
 }  // namespace
 }  // namespace fhirgate::gateway::store

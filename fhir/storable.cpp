@@ -13,13 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "fhir/element_path.hpp"
 #include "fhir/narrative.hpp"
 #include "fhir/utf8.hpp"
 
 namespace fhirgate::fhir {
 namespace {
 
-constexpr std::size_t kNoIndex = SIZE_MAX;
 constexpr std::size_t kMaxIssues = 100;
 
 // Where the walk is. The parent of an array item is the object holding the array.
@@ -29,18 +29,6 @@ struct Location {
   std::size_t index = kNoIndex;
   const Node* object = nullptr;  // the object here, when it is one
 };
-
-void render(const Location* at, std::string& out) {
-  if (at == nullptr) return;
-  render(at->parent, out);
-  if (!out.empty()) out += '.';
-  out += at->name;
-  if (at->index != kNoIndex) {
-    out += '[';
-    out += std::to_string(at->index);
-    out += ']';
-  }
-}
 
 // Why the character at text[at] (found by first_unrepresentable) cannot be carried, naming the character
 // but nothing else of the text.
@@ -113,7 +101,7 @@ class StorableCheck {
       if (const std::size_t bad = printable_ascii(key) ? std::string_view::npos : first_unrepresentable(key);
           bad != std::string_view::npos) {
         std::string expression;
-        render(&at, expression);
+        append_path(&at, expression);
         report("The name of a member " + unrepresentable(key, bad),
                expression + "." + with_visible_escapes(key));
         continue;
@@ -171,7 +159,7 @@ class StorableCheck {
 
   void report(std::string diagnostics, const Location& at) {
     std::string expression;
-    render(&at, expression);
+    append_path(&at, expression);
     report(std::move(diagnostics), std::move(expression));
   }
 

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "fhir/element_path.hpp"
 #include "fhir/utf8.hpp"
 
 // Reading. The document is checked for a DOCTYPE in its prolog before libxml2 sees it, then parsed by a
@@ -61,7 +62,6 @@ constexpr std::string_view kXsiNamespace = "http://www.w3.org/2001/XMLSchema-ins
 constexpr std::string_view kXmlNamespace = "http://www.w3.org/XML/1998/namespace";
 constexpr std::string_view kDeclaration = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
-constexpr std::size_t kNoIndex = SIZE_MAX;
 constexpr int kParseOptions = XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC;
 
 std::string_view view(const xmlChar* s) {
@@ -83,26 +83,8 @@ struct Location {
   std::size_t index = kNoIndex;
 };
 
-void render(const Location* at, std::string& out) {
-  if (at == nullptr) return;
-  render(at->parent, out);
-  if (!out.empty()) out += '.';
-  out += at->name;
-  if (at->index != kNoIndex) {
-    out += '[';
-    out += std::to_string(at->index);
-    out += ']';
-  }
-}
-
-std::string render(const Location* at) {
-  std::string out;
-  render(at, out);
-  return out;
-}
-
 Error make_error(ErrorCode code, std::string diagnostics, const Location* at = nullptr) {
-  Error e = Error::make(code, std::move(diagnostics), render(at));
+  Error e = Error::make(code, std::move(diagnostics), path_text(at));
   e.internal = "xml: " + e.issues.front().diagnostics;
   if (!e.issues.front().expression.empty()) e.internal += " at " + e.issues.front().expression;
   return e;
@@ -1286,7 +1268,7 @@ class XmlWriter {
     Issue& issue = e.issues.front();
     if (e.code == ErrorCode::invalid_input)
       issue.diagnostics = "the narrative div is not XHTML: " + issue.diagnostics;
-    issue.expression = render(&at);
+    issue.expression = path_text(&at);
     e.code = ErrorCode::unprocessable;
     e.internal = "xml: " + issue.diagnostics + " at " + issue.expression;
     error_ = std::move(e);

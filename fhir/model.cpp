@@ -235,10 +235,24 @@ struct Model::Builder {
     if (entries == nullptr) return Ok{};
     for (const Node& entry : entries->items()) {
       const Node* resource = entry.find("resource");
-      if (resource == nullptr || resource->string_at("resourceType") != "StructureDefinition") continue;
+      if (resource == nullptr) continue;
+      if (resource->string_at("resourceType") == "CompartmentDefinition" && resource->string_at("code") == "Patient")
+        add_patient_compartment(*resource);
+      if (resource->string_at("resourceType") != "StructureDefinition") continue;
       if (auto status = add_definition(*resource); !status) return status;
     }
     return Ok{};
+  }
+
+  void add_patient_compartment(const Node& definition) {
+    const Node* members = definition.find("resource");
+    if (members == nullptr || !members->is_array()) return;
+    for (const Node& member : members->items()) {
+      const Node* params = member.find("param");
+      if (params == nullptr || !params->is_array() || params->items().empty()) continue;
+      auto& names = model.patient_compartment_[std::string(member.string_at("code"))];
+      for (const Node& param : params->items()) names.emplace_back(param.text());
+    }
   }
 
   Status add_definition(const Node& sd) {
@@ -430,6 +444,11 @@ Result<std::shared_ptr<const Model>> Model::load_from(const std::string& profile
 const TypeDef* Model::type(std::string_view name) const {
   const auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
+}
+
+const std::vector<std::string>* Model::patient_compartment(std::string_view type) const {
+  const auto it = patient_compartment_.find(std::string(type));
+  return it == patient_compartment_.end() ? nullptr : &it->second;
 }
 
 bool Model::is_resource(std::string_view name) const {

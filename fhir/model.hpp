@@ -120,6 +120,10 @@ class Model {
 
   static JsonPrimitive json_primitive(std::string_view primitive_type);
 
+  // The search parameters through which a resource of `type` is in the Patient compartment (R4's
+  // CompartmentDefinition "patient", e.g. Appointment: actor); null when the type is not in it.
+  const std::vector<std::string>* patient_compartment(std::string_view type) const;
+
   // Every distinct constraint expression text, indexed by Constraint::expression_id.
   const std::vector<std::string>& expressions() const { return expressions_; }
   std::vector<const TypeDef*> types() const;
@@ -129,6 +133,7 @@ class Model {
   std::vector<std::unique_ptr<TypeDef>> types_;
   std::unordered_map<std::string_view, const TypeDef*> by_name_;
   std::vector<std::string> expressions_;
+  std::unordered_map<std::string, std::vector<std::string>> patient_compartment_;
 };
 
 }  // namespace fhirgate::fhir

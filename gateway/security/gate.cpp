@@ -1,6 +1,7 @@
 #include "gateway/security/gate.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "gateway/security/agreement.hpp"
 #include "gateway/security/suppliers.hpp"
@@ -42,24 +43,63 @@ Result<std::vector<std::pair<std::int64_t, std::string>>> TxnConsents::consents_
   return txn_.referencing("Consent", "patient", patient.substr(0, slash), patient.substr(slash + 1));
 }
 
+Status check_attributable(const fhir::Model& model, const std::vector<std::string>& types) {
+  for (const auto& type : types) {
+    const std::vector<std::string>* links = model.patient_compartment(type);
+    if (type == "Patient" || !links) continue;
+    std::string others;
+    for (const auto& param : *links)
+      if (param != "patient" && param != "subject") others += (others.empty() ? "" : ", ") + param;
+    if (!others.empty())
+      return Error::make(ErrorCode::invalid_input,
+                         "cachedTypes: " + type + " is linked to patients through " + others +
+                             ", which the consent gate does not follow (it reads patient and subject); with "
+                             "security on it cannot be served",
+                         "cachedTypes");
+  }
+  return Ok{};
+}
+
 Gate::Gate(const Config& config)
     : enabled_(config.security.enabled),
       policy_(parse_consent_policy(config.security.consent_policy).value_or(ConsentPolicy::opt_in)) {}
 
+namespace {
+
+// What a `patient` or `subject` element says of the patient: kind and, for a local Patient, its reference.
+enum class Link { none, patient, other, unknown };
+std::pair<Link, std::string> patient_link(const Node& resource) {
+  for (const char* key : {"patient", "subject"}) {
+    const Node* ref = resource.find(key);
+    if (!ref || !ref->is_object()) continue;
+    const std::string reference(ref->string_at("reference"));
+    const auto slash = reference.find('/');
+    const bool relative = slash != std::string::npos && slash > 0 && reference.find(':') == std::string::npos &&
+                          std::isupper(static_cast<unsigned char>(reference[0]));
+    if (relative && reference.compare(0, slash, "Patient") == 0)
+      return reference.size() > slash + 1 ? std::pair{Link::patient, reference.substr(0, reference.find("/_history"))}
+                                          : std::pair{Link::unknown, std::string()};
+    if (relative) return {Link::other, {}};
+    const auto type = ref->string_at("type");
+    if (reference.empty() && !type.empty() && type != "Patient") return {Link::other, {}};
+    return {Link::unknown, {}};
+  }
+  return {Link::none, {}};
+}
+
+}  // namespace
+
 std::string Gate::patient_of(const Node& resource) {
-  const auto type = resource.string_at("resourceType");
-  if (type == "Patient") {
+  if (resource.string_at("resourceType") == "Patient") {
     const auto id = resource.string_at("id");
     return id.empty() ? std::string() : "Patient/" + std::string(id);
   }
-  for (const char* key : {"patient", "subject"}) {
-    if (const Node* ref = resource.find(key); ref && ref->is_object()) {
-      const std::string reference(ref->string_at("reference"));
-      if (reference.rfind("Patient/", 0) == 0 && reference.size() > 8)
-        return reference.substr(0, reference.find("/_history"));
-    }
-  }
-  return {};
+  auto [link, reference] = patient_link(resource);
+  return link == Link::patient ? std::move(reference) : std::string();
+}
+
+bool Gate::names_unknown_patient(const Node& resource) {
+  return resource.string_at("resourceType") != "Patient" && patient_link(resource).first == Link::unknown;
 }
 
 std::shared_ptr<const Node> Gate::parsed_consent(std::int64_t version_row, const std::string& body) const {
@@ -109,14 +149,17 @@ Result<ConsentDecision> Gate::decide_patient(const Caller& caller, const std::st
 Result<ConsentDecision> Gate::decide(const Caller& caller, const Node& resource, ConsentSource& consents,
                                      std::int64_t now_ms, std::string_view action) const {
   if (!enabled_ || !caller.partner) return ConsentDecision{true, false, "security off", {}, {}};
-  const std::string patient = patient_of(resource);
-  if (patient.empty()) return ConsentDecision{true, false, "not patient data", {}, {}};
   // Who records patients' decisions sees them (and may amend them): a registrar, the privacy officer.
   if (is_consent_registrar(*caller.partner) && is_privacy_consent(resource))
     return ConsentDecision{true, false, "consent registrar", {}, {}};
+  const std::string patient = patient_of(resource);
+  const bool unknown = patient.empty() && names_unknown_patient(resource);
+  if (patient.empty() && !unknown) return ConsentDecision{true, false, "not patient data", {}, {}};
   const auto suppliers = suppliers_of(resource);
   const bool supplier =
       std::find(suppliers.begin(), suppliers.end(), caller.partner->id) != suppliers.end();
+  // No patient's Consent can be found for it, whatever the policy says of none: its supplier's alone.
+  if (unknown) return ConsentDecision{supplier, false, supplier ? "supplier" : "patient not identifiable", {}, {}};
   return decide_patient(caller, patient, resource.string_at("resourceType"), supplier, consents, now_ms,
                         action);
 }

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "fhir/json.hpp"
+#include "fhir/model.hpp"
 #include "fhir/result.hpp"
 #include "gateway/config/config.hpp"
 #include "gateway/security/consent.hpp"
@@ -75,6 +76,12 @@ class TxnConsents final : public ConsentSource {
   store::WriteTxn& txn_;
 };
 
+// The gate finds a record's patient in its `patient` or `subject` (and a Patient is its own). A type that
+// R4's Patient compartment links to patients through other elements too (Appointment's actor, Observation's
+// performer, ...) could be patient data the gate does not see as such: with security on, such a type is
+// refused at start-up rather than served. Errors: invalid_input naming the type and its elements.
+Status check_attributable(const fhir::Model& model, const std::vector<std::string>& types);
+
 class Gate {
  public:
   // `config` must outlive it. Security off (config.security.enabled false): every decision permits.
@@ -87,8 +94,13 @@ class Gate {
   }
 
   // "Patient/<id>" of the patient whose data `resource` is: a Patient itself, or the reference in its
-  // `patient` or `subject`; empty when none.
+  // `patient` or `subject`; empty when none (or when it cannot be told, see names_unknown_patient).
   static std::string patient_of(const fhir::Node& resource);
+  // Whether `resource` is some patient's data that the gate cannot attribute: its `patient` or `subject`
+  // is a reference that is not a local Patient/<id> nor a local reference to another type (an absolute
+  // URL, a contained #id, an identifier only). Such a record is only its supplier's: nobody's Consent can
+  // be found to share it, whatever the policy.
+  static bool names_unknown_patient(const fhir::Node& resource);
 
   // May the caller see `resource`? `action` is the consentaction asked about (access for reads, and for
   // the live record a write would change). Errors: busy when the patient's Consents cannot be read.

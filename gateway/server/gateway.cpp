@@ -103,6 +103,9 @@ Gateway::Gateway(const Config& config)
       observers_(log_),
       gate_(config),
       router_(config.routes) {
+  if (config.security.enabled)
+    if (Status attributable = check_attributable(*model_, config.cached_types); !attributable)
+      throw std::runtime_error(attributable.error().issues.front().diagnostics);
   validator_ = std::make_unique<fhir::Validator>(model_, load_terminology(config));
   load_project_profiles(*validator_, *model_, config);
   if (const auto dir = std::filesystem::path(config.database_path).parent_path(); !dir.empty())

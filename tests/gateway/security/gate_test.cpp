@@ -78,6 +78,21 @@ TEST_CASE("gate: the patient of a resource; privacy Consents by scope or categor
   CHECK(Gate::patient_of(node(R"({"resourceType":"Observation","subject":{"reference":"Patient/p3"}})")) ==
         "Patient/p3");
   CHECK(Gate::patient_of(node(R"({"resourceType":"Organization","id":"o"})")).empty());
+  // A patient the gate cannot attribute: an absolute URL, a contained patient, an identifier only, a
+  // lower-case type; but a local reference to another type is no patient's.
+  for (const char* subject : {R"({"reference":"https://elsewhere.example/fhir/Patient/p3"})",
+                              R"({"reference":"#p"})", R"({"reference":"patient/p3"})",
+                              R"({"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}})",
+                              R"({"type":"Patient","identifier":{"value":"x"}})", R"({"reference":"Patient/"})"}) {
+    const auto resource = node(std::string(R"({"resourceType":"Observation","subject":)") + subject + "}");
+    CAPTURE(std::string(subject));
+    CHECK(Gate::patient_of(resource).empty());
+    CHECK(Gate::names_unknown_patient(resource));
+  }
+  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"reference":"Group/g"}})")));
+  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"type":"Device"}})")));
+  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"reference":"Patient/p3"}})")));
+  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Organization","id":"o"})")));
   CHECK(Gate::is_privacy_consent(node(consent("p", R"({"type":"permit"})", "inactive"))));
   CHECK(Gate::is_privacy_consent(
       node(R"({"resourceType":"Consent","category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}]})")));
@@ -145,6 +160,20 @@ TEST_CASE("gate: deny first across Consents, the supplier's implicit permit, bre
   CHECK(gate.decide(as_gp, patient, consents, 0).error().code == ErrorCode::busy);
   // Not patient data: visible.
   CHECK(gate.decide(as_trust, node(R"({"resourceType":"Organization","id":"o"})"), consents, 0)->permit);
+  // Some patient's data that names no local Patient: its supplier's alone, even where no patient has
+  // objected (opt-out), and without asking for Consents at all.
+  Config opt_out = secure_config();
+  opt_out.security.consent_policy = "opt-out";
+  Gate open_gate(opt_out);
+  const fhir::Node unattributed = node(
+      R"({"resourceType":"Observation","subject":{"reference":"https://elsewhere.example/Patient/p"},"meta":{"tag":[{"system":"https://fhir.partnership.example/CodeSystem/supplier","code":"gp-practice"}]}})");
+  for (const Gate* g : {&gate, &open_gate}) {
+    const auto refused = g->decide(as_trust, unattributed, consents, 0);
+    REQUIRE(refused);
+    CHECK_FALSE(refused->permit);
+    CHECK(refused->reason == "patient not identifiable");
+    CHECK(g->decide(as_gp, unattributed, consents, 0)->permit);
+  }
 }
 
 TEST_CASE("gate: only a registrar or the privacy officer records a patient-privacy Consent, old or new") {
@@ -164,6 +193,25 @@ TEST_CASE("gate: only a registrar or the privacy officer records a patient-priva
   CHECK(gate.may_record(Caller{&trust, "TREAT"}, nullptr, &research).ok());
   CHECK(gate.may_record(Caller{&council, "COC"}, &privacy, nullptr).ok());
   CHECK(gate.may_record(Caller{}, nullptr, &privacy).ok());  // security off
+}
+
+TEST_CASE("gate: a type linked to patients through elements the gate does not read is refused at start-up") {
+  // R4's Patient compartment, in part (the gateway reads it from profiles-resources).
+  const fhir::Node bundle = node(R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"CompartmentDefinition",
+    "code":"Patient","resource":[{"code":"Appointment","param":["actor"]},{"code":"Consent","param":["patient"]},
+    {"code":"Observation","param":["subject","performer"]},{"code":"Encounter","param":["patient"]},
+    {"code":"Patient","param":["link"]},{"code":"Organization"}]}}]})");
+  auto model = fhir::Model::load({&bundle});
+  REQUIRE(model);
+  CHECK((*model)->patient_compartment("Observation")->size() == 2);
+  CHECK((*model)->patient_compartment("Organization") == nullptr);
+  CHECK(check_attributable(**model, {"Patient", "Consent", "Encounter", "Organization", "AuditEvent"}));
+  const auto refused = check_attributable(**model, {"Patient", "Appointment"});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().issues.front().diagnostics.find("Appointment is linked to patients through actor") !=
+        std::string::npos);
+  CHECK(check_attributable(**model, {"Observation"}).error().issues.front().diagnostics.find("performer") !=
+        std::string::npos);
 }
 
 }  // namespace

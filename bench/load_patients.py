@@ -42,19 +42,23 @@ STREETS = ["High St", "Station Rd", "Church Lane", "Victoria Rd", "Green Lane", 
            "Park Avenue", "Queens Rd", "Mill Lane", "Kings Rd"]
 
 
-def nhs_number(rng):
-    """Valid (Modulus 11) NHS number in the 999 test range."""
+def nhs_number(rng, used=None):
+    """Valid (Modulus 11) NHS number in the 999 test range, not in `used` (then added to it): the gateway
+    keeps one Patient per NHS number, so a repeated one would be a 409, not a Patient."""
     while True:
         d = [9, 9, 9] + [rng.randrange(10) for _ in range(6)]
         s = sum(v * (10 - i) for i, v in enumerate(d))
         c = 11 - s % 11
         if c == 11:
             c = 0
-        if c != 10:
-            return "".join(map(str, d)) + str(c)
+        number = "".join(map(str, d)) + str(c)
+        if c != 10 and (used is None or number not in used):
+            if used is not None:
+                used.add(number)
+            return number
 
 
-def patient(i, rng):
+def patient(i, rng, used=None):
     male = rng.random() < 0.5
     names = GIVEN_M if male else GIVEN_F
     given = [rng.choice(names)]
@@ -65,8 +69,8 @@ def patient(i, rng):
     return {
         "resourceType": "Patient",
         "identifier": [
-            {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(rng)},
-            {"system": "https://fhir.example-trust.nhs.uk/Id/mrn", "value": "RX1-%07d" % rng.randrange(10**7)}],
+            {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs_number(rng, used)},
+            {"system": "https://fhir.example-trust.nhs.uk/Id/mrn", "value": "RX1-%07d" % i}],
         "active": True,
         "name": [{"use": "official", "family": family, "given": given, "prefix": ["Mr" if male else "Ms"]}],
         "telecom": [{"system": "phone", "value": "07700 %06d" % rng.randrange(900000, 900999), "use": "mobile"},
@@ -147,7 +151,8 @@ def main():
     prefix = u.path.rstrip("/")
 
     rng = random.Random(a.seed)
-    bodies = [json.dumps(patient(i, rng), separators=(",", ":")).encode() for i in range(a.count)]
+    used = set()  # NHS numbers given out: one Patient per NHS number
+    bodies = [json.dumps(patient(i, rng, used), separators=(",", ":")).encode() for i in range(a.count)]
     per_family = [0] * len(FAMILIES)
     for i in range(a.count):
         per_family[i % len(FAMILIES)] += 1

@@ -114,7 +114,8 @@ def load(a):
     host, port, prefix = target(a.base)
     deadline = time.monotonic() + a.deadline
     rng = random.Random(a.seed)
-    bodies = [json.dumps(patient(i, rng), separators=(",", ":")).encode() for i in range(a.count)]
+    used = set()  # one Patient per NHS number
+    bodies = [json.dumps(patient(i, rng, used), separators=(",", ":")).encode() for i in range(a.count)]
     t0 = time.monotonic()
     ids, errors = post_all(host, port, prefix + "/Patient", bodies, a.token, a.conns, deadline)
     dt = time.monotonic() - t0
@@ -166,7 +167,7 @@ def check(a):
     expect("no token -> 401", st, (401,), body)
     rng = random.Random(1)
     st, body = request(host, port, "POST", prefix + "/Patient", a.loader_token,
-                       json.dumps(patient(0, rng)).encode())
+                       json.dumps(patient(10**6, rng)).encode())  # an MRN no loaded Patient has
     if st != 201:
         expect("loader creates a Patient without Consent -> 201", st, (201,), body)
     else:

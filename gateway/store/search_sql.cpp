@@ -49,14 +49,17 @@ class Builder {
       return std::string("r.rid ") + (missing ? "NOT IN" : "IN") + " (SELECT rid FROM " + table +
              " WHERE param = " + param_key + ")";
     }
+    // One indexed lookup per value, UNION ALL-ed: with `param = k AND (a OR b)` SQLite uses the index for
+    // `param` alone and scans every value of the parameter (every identifier of every Patient).
     std::string any;
     for (const auto& value : c.any_of) {
-      if (!any.empty()) any += " OR ";
-      any += "(" + condition(param.type, c.modifier, value) + ")";
+      if (!any.empty()) any += " UNION ALL ";
+      any += "SELECT rid FROM " + table + " WHERE param = " + param_key + " AND (" +
+             condition(param.type, c.modifier, value) + ")";
     }
     const bool negate = c.modifier == SearchModifier::not_;
-    return std::string("r.rid ") + (negate ? "NOT IN" : "IN") + " (SELECT rid FROM " + table +
-           " WHERE param = " + param_key + " AND (" + any + "))";
+    if (any.empty()) return negate ? "1" : "0";
+    return std::string("r.rid ") + (negate ? "NOT IN" : "IN") + " (" + any + ")";
   }
 
   // The sort value of one key for row r, as a correlated sub-select.

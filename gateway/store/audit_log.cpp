@@ -253,6 +253,18 @@ std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq) {
 }
 
 ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive) {
+  // One snapshot for every read below: rows the gateway commits meanwhile would otherwise look like rows
+  // added behind its back (a patient row without its event, a head beyond the last row read).
+  struct ReadSnapshot {
+    Connection& db;
+    explicit ReadSnapshot(Connection& c) : db(c) { db.exec("BEGIN"); }
+    ~ReadSnapshot() {
+      try {
+        db.exec("COMMIT");
+      } catch (const std::exception&) {  // a read-only transaction: nothing to lose
+      }
+    }
+  } snapshot(db);
   ChainCheck check;
   Digest previous{};
   std::int64_t expected = 1;
@@ -294,7 +306,7 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     ++expected;
   }
   // Every derived patient row exists; any row beyond those was inserted behind the gateway's back.
-  if (derive && count_patient_rows(db) != patient_rows) {
+  if (const std::int64_t stored_rows = derive ? count_patient_rows(db) : patient_rows; stored_rows != patient_rows) {
     std::int64_t first_bad = -1;
     auto rows = db.prepare("SELECT patient, seq FROM audit_patient");
     while (rows.step()) {
@@ -308,6 +320,9 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
           std::find(derived->patients.begin(), derived->patients.end(), patient) == derived->patients.end())
         first_bad = seq;
     }
+    if (first_bad == -1)
+      return fail(expected, "the access index holds " + std::to_string(stored_rows) + " patient rows where the " +
+                                "events name " + std::to_string(patient_rows));
     return fail(first_bad, "row " + std::to_string(first_bad) + " changed: a patient was added to it");
   }
   const Head head = read_head(db);

@@ -497,5 +497,43 @@ TEST_CASE("a search for several values looks each one up in the index (the ident
   }
 }
 
+TEST_CASE("audit verify reads one snapshot: events committed while it runs are not taken for tampering") {
+  Store store(temp_dir() + "/verify.db", registry());
+  auto append = [&](const std::string& patient) {
+    REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
+      AuditRecord rec;
+      rec.format = "resource";
+      rec.columns.patients = {patient};
+      rec.columns.agent = "gp-practice";
+      rec.columns.action = "R";
+      rec.columns.outcome = "0";
+      rec.body = patient;  // what derive() below reads the patient from
+      txn.append_audit(std::move(rec));
+      return Ok{};
+    }));
+  };
+  for (const char* patient : {"Patient/a", "Patient/b", "Patient/c"}) append(patient);
+  auto derive = [](const AuditRecord& r) {
+    AuditColumns columns = r.columns;
+    columns.patients = {r.body};
+    return std::optional<AuditColumns>(std::move(columns));
+  };
+  // The gateway goes on writing while the chain is walked: two more events land after its first row.
+  bool wrote = false;
+  const auto check = store.verify_audit([&](const AuditRecord& r) {
+    if (!std::exchange(wrote, true)) {
+      append("Patient/d");
+      append("Patient/e");
+    }
+    return derive(r);
+  });
+  REQUIRE(check);
+  CHECK_MESSAGE(check->intact, check->problem);
+  CHECK(check->rows == 3);
+  const auto after = store.verify_audit(derive);
+  CHECK_MESSAGE(after->intact, after->problem);
+  CHECK(after->rows == 5);
+}
+
 }  // namespace
 }  // namespace fhirgate::gateway::store

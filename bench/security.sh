@@ -30,6 +30,7 @@
 #
 # Knobs: FHIRGATE_BIN, THREADS=2, PATIENTS=2000, LOAD_CONNS=8, DURATION=10, CONNS=64, WRK_THREADS=2,
 #   RUNS=3, WARMUP=2, WRK_TIMEOUT=10, COST_TARGET=0.30, IDLE_WAIT=60, IDLE_MAX_BUSY=15, KEEP_DB=1,
+#   NO_REGISTRAR=1 (the config without consentRegistrar, for a binary from before it existed),
 #   READER=acute-trust (READER=gp-practice reads as the supplier: the consent decision is then made
 #   from the Patient's supplier tag without searching Consents, which isolates auth + audit).
 # Output: console (also results/security_run.log), results/security_wrk_<mode>_<run>.txt,
@@ -127,7 +128,7 @@ audit_count() { timeout 60 "$PY" "$SETUP" audit-count --db "${DB[$1]}" 2>/dev/nu
 for m in "${MODES[@]}"; do
   DIR[$m]="$TMPD/$m"; mkdir -p "${DIR[$m]}"
   CFG[$m]="${DIR[$m]}/gateway.json" DB[$m]="${DIR[$m]}/bench.db" IDS[$m]="${DIR[$m]}/ids.txt"
-  "$PY" "$SETUP" config --out "${CFG[$m]}" --security "$m"
+  "$PY" "$SETUP" config --out "${CFG[$m]}" --security "$m" ${NO_REGISTRAR:+--no-registrar}
   BEARER_OF[$m]="" GP_TOKEN[$m]=""
   if [ "$m" = on ]; then
     GP_TOKEN[$m]="$(new_token "$m" gp-practice)"

@@ -46,7 +46,7 @@ from load_patients import patient, post_all  # noqa: E402  (same seeded Patients
 FHIR = "application/fhir+json"
 
 
-def config(out, security):
+def config(out, security, registrar=True):
     cfg = {
         "server": {"bind": "127.0.0.1", "port": 0, "threads": 2},
         "database": {"path": "bench.db"},
@@ -66,6 +66,8 @@ def config(out, security):
         "cachedTypes": ["Patient", "Consent", "AuditEvent", "Organization"],
         "search": {"defaultPageSize": 20, "maxPageSize": 1000},
     }
+    if not registrar:  # a binary from before consentRegistrar existed (any partner could write Consents)
+        del cfg["partners"][0]["consentRegistrar"]
     with open(out, "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")
@@ -242,6 +244,7 @@ def main():
     p = sub.add_parser("config")
     p.add_argument("--out", required=True)
     p.add_argument("--security", choices=("on", "off"), required=True)
+    p.add_argument("--no-registrar", action="store_true", help="leave consentRegistrar out (older binaries)")
     p = sub.add_parser("load")
     p.add_argument("--base", required=True)
     p.add_argument("--count", type=int, default=2000)
@@ -265,7 +268,7 @@ def main():
     p.add_argument("--target", type=float, default=0.30)
     p.add_argument("--out")
     a = ap.parse_args()
-    {"config": lambda: config(a.out, a.security), "load": lambda: load(a), "check": lambda: check(a),
+    {"config": lambda: config(a.out, a.security, not a.no_registrar), "load": lambda: load(a), "check": lambda: check(a),
      "audit-count": lambda: audit_count(a), "summary": lambda: summary(a)}[a.cmd]()
 
 

@@ -638,7 +638,8 @@ Result<std::optional<Node>> parse_json_member(std::string_view text, std::string
   if (handler.builder().failed())
     return parse_error(text, handler.builder().error().message, handler.builder().error().offset);
   if (result.IsError()) return parse_error(text, reason(text, result), result.Offset());
-  if (!handler.root_is_object()) return Error::make(ErrorCode::invalid_input, "the JSON document is not an object");
+  if (!handler.root_is_object())
+    return Error::make(ErrorCode::invalid_input, "the JSON document is not an object");
   return std::optional<Node>();
 }
 

@@ -22,9 +22,21 @@ class Node {
 
   Node() = default;
   static Node null() { return Node(Kind::null); }
-  static Node boolean(bool b) { Node n(Kind::boolean); n.text_ = b ? "true" : "false"; return n; }
-  static Node number(std::string lexical) { Node n(Kind::number); n.text_ = std::move(lexical); return n; }
-  static Node string(std::string s) { Node n(Kind::string); n.text_ = std::move(s); return n; }
+  static Node boolean(bool b) {
+    Node n(Kind::boolean);
+    n.text_ = b ? "true" : "false";
+    return n;
+  }
+  static Node number(std::string lexical) {
+    Node n(Kind::number);
+    n.text_ = std::move(lexical);
+    return n;
+  }
+  static Node string(std::string s) {
+    Node n(Kind::string);
+    n.text_ = std::move(s);
+    return n;
+  }
   static Node object() { return Node(Kind::object); }
   static Node array() { return Node(Kind::array); }
 
@@ -54,7 +66,10 @@ class Node {
   // Arrays.
   const std::vector<Node>& items() const { return items_; }
   std::vector<Node>& items() { return items_; }
-  Node& push(Node value) { items_.push_back(std::move(value)); return items_.back(); }
+  Node& push(Node value) {
+    items_.push_back(std::move(value));
+    return items_.back();
+  }
 
   bool operator==(const Node& other) const = default;
 

@@ -112,7 +112,8 @@ std::string regex_of(const Node& element) {
     const Node* extensions = type.find("extension");
     if (extensions == nullptr) continue;
     for (const Node& extension : extensions->items()) {
-      if (extension.string_at("url") == kRegexExtension) return std::string(extension.string_at("valueString"));
+      if (extension.string_at("url") == kRegexExtension)
+        return std::string(extension.string_at("valueString"));
     }
   }
   return {};
@@ -122,9 +123,9 @@ std::shared_ptr<const ValueConstraint> value_constraint(std::string_view type, c
   auto made = std::make_shared<ValueConstraint>();
   made->type = type;
   static constexpr std::string_view kPrimitives[] = {
-      "base64Binary", "boolean", "canonical", "code",     "date",        "dateTime", "decimal",
-      "id",           "instant", "integer",   "markdown", "oid",         "positiveInt", "string",
-      "time",         "unsignedInt", "uri",   "url",      "uuid"};
+      "base64Binary", "boolean",     "canonical", "code",     "date", "dateTime",    "decimal",
+      "id",           "instant",     "integer",   "markdown", "oid",  "positiveInt", "string",
+      "time",         "unsignedInt", "uri",       "url",      "uuid"};
   if (!made->type.empty()) {
     std::string lowered = made->type;
     lowered[0] = static_cast<char>(lowered[0] - 'A' + 'a');
@@ -203,7 +204,8 @@ struct Model::Builder {
           if (key.starts_with("fixed")) def.fixed = value_constraint(std::string_view(key).substr(5), value);
           break;
         case 'p':
-          if (key.starts_with("pattern")) def.pattern = value_constraint(std::string_view(key).substr(7), value);
+          if (key.starts_with("pattern"))
+            def.pattern = value_constraint(std::string_view(key).substr(7), value);
           break;
         case 'm':
           if (key == "maxLength") {
@@ -236,7 +238,8 @@ struct Model::Builder {
     for (const Node& entry : entries->items()) {
       const Node* resource = entry.find("resource");
       if (resource == nullptr) continue;
-      if (resource->string_at("resourceType") == "CompartmentDefinition" && resource->string_at("code") == "Patient")
+      if (resource->string_at("resourceType") == "CompartmentDefinition" &&
+          resource->string_at("code") == "Patient")
         add_patient_compartment(*resource);
       if (resource->string_at("resourceType") != "StructureDefinition") continue;
       if (auto status = add_definition(*resource); !status) return status;

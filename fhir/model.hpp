@@ -41,8 +41,8 @@ struct Binding {
 // An invariant (ElementDefinition.constraint). `expression_id` indexes Model::expressions(): equal
 // FHIRPath texts share one id, so a consumer compiles each distinct expression once.
 struct Constraint {
-  std::string key;  // "ele-1", "pat-1", ...
-  bool error = true;          // severity error; otherwise warning
+  std::string key;             // "ele-1", "pat-1", ...
+  bool error = true;           // severity error; otherwise warning
   bool best_practice = false;  // elementdefinition-bestpractice
   std::string human;
   std::string expression;
@@ -56,19 +56,19 @@ struct ValueConstraint {
 };
 
 struct ElementDef {
-  std::string name;       // element name without [x]: "birthDate", "value", "contact"
-  std::string path;       // full path as in the snapshot: "Patient.contact.name", "Observation.value[x]"
+  std::string name;  // element name without [x]: "birthDate", "value", "contact"
+  std::string path;  // full path as in the snapshot: "Patient.contact.name", "Observation.value[x]"
   std::uint32_t min = 0;
-  std::uint32_t max = 1;  // kUnbounded for "*"
-  bool choice = false;    // name came from `x[x]`
+  std::uint32_t max = 1;       // kUnbounded for "*"
+  bool choice = false;         // name came from `x[x]`
   bool xml_attribute = false;  // represented as an XML attribute (Element.id, Extension.url, primitive value)
   bool xhtml = false;          // Narrative.div: an XHTML element in XML, a string in JSON
   std::vector<TypeRef> types;
   const TypeDef* inline_type = nullptr;  // BackboneElement/Element children defined inline, or the
                                          // contentReference target; null when `types` say it all
   Binding binding;
-  std::vector<Constraint> constraints;  // as listed in the snapshot (inherited ones included)
-  std::shared_ptr<const ValueConstraint> fixed;    // null when absent (most elements)
+  std::vector<Constraint> constraints;           // as listed in the snapshot (inherited ones included)
+  std::shared_ptr<const ValueConstraint> fixed;  // null when absent (most elements)
   std::shared_ptr<const ValueConstraint> pattern;
   std::shared_ptr<const ValueConstraint> min_value;
   std::shared_ptr<const ValueConstraint> max_value;

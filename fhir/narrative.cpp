@@ -227,7 +227,8 @@ std::vector<std::string> narrative_problems(std::string_view div) {
   // Before the markup: what the XML reader does not show the visitor.
   std::vector<std::string> early;
   if (div.find("<?") != std::string_view::npos)
-    early.emplace_back("The narrative holds a processing instruction (<?...?>), which narrative may not hold");
+    early.emplace_back(
+        "The narrative holds a processing instruction (<?...?>), which narrative may not hold");
   if (div.find("<![CDATA[") != std::string_view::npos)
     early.emplace_back("The narrative holds a CDATA section (<![CDATA[...]]>), which narrative may not hold");
   if (!early.empty()) return early;

@@ -53,7 +53,9 @@ constexpr std::string_view kCoreProfilePrefix = "http://hl7.org/fhir/StructureDe
 constexpr std::size_t kNoIndex = static_cast<std::size_t>(-1);
 constexpr int kMaxProfileDepth = 8;  // profiles reached through type profiles and profile discriminators
 
-bool natively_checked(std::string_view key) { return key == "ele-1" || key == "ext-1"; }
+bool natively_checked(std::string_view key) {
+  return key == "ele-1" || key == "ext-1";
+}
 
 std::string_view last_segment(std::string_view url) {
   const auto slash = url.rfind('/');
@@ -66,8 +68,8 @@ std::string_view strip_version(std::string_view url) {
 }
 
 std::size_t code_points(std::string_view s) {
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 bool subset_matches(const Node& pattern, const Node& value) {
@@ -91,7 +93,8 @@ bool subset_matches(const Node& pattern, const Node& value) {
 
 bool exactly_matches(const Node& fixed, const Node& value) {
   if (fixed.is_object()) {
-    return value.is_object() && fixed.members().size() == value.members().size() && subset_matches(fixed, value);
+    return value.is_object() && fixed.members().size() == value.members().size() &&
+           subset_matches(fixed, value);
   }
   if (fixed.is_array()) {
     if (!value.is_array() || fixed.items().size() != value.items().size()) return false;
@@ -212,7 +215,9 @@ class Run {
     issues_.push_back(std::move(issue));
     if (severity == "error" && options_.stop_at_first_error) stopped_ = true;
   }
-  void error(std::string_view code, std::string diagnostics) { report("error", code, std::move(diagnostics)); }
+  void error(std::string_view code, std::string diagnostics) {
+    report("error", code, std::move(diagnostics));
+  }
 
   // Resources --------------------------------------------------------------------------------------
 
@@ -804,7 +809,8 @@ class Run {
         continue;
       }
       if (def->choice) {
-        const bool duplicate = std::find(seen_choices, seen_choices + choice_count, def) != seen_choices + choice_count;
+        const bool duplicate =
+            std::find(seen_choices, seen_choices + choice_count, def) != seen_choices + choice_count;
         if (duplicate) {
           Path p(*this, name);
           error("structure", "Only one value is allowed for " + def->name + "[x]");
@@ -849,8 +855,8 @@ class Run {
 
   // One element (all its instances) --------------------------------------------------------------
 
-  void check_element(const ElementDef& def, const TypeDef& type, std::string_view json_name, const Node* value,
-                     const Node* extras, const ResourceScope& scope) {
+  void check_element(const ElementDef& def, const TypeDef& type, std::string_view json_name,
+                     const Node* value, const Node* extras, const ResourceScope& scope) {
     const bool repeating = def.is_array();
     const bool primitive = type.kind == TypeDef::Kind::primitive;
     for (const Node* node : {value, extras}) {
@@ -872,7 +878,8 @@ class Run {
         return;
       }
     }
-    if (value != nullptr && extras != nullptr && repeating && value->items().size() != extras->items().size()) {
+    if (value != nullptr && extras != nullptr && repeating &&
+        value->items().size() != extras->items().size()) {
       Path p(*this, json_name);
       error("structure", "The arrays '" + std::string(json_name) + "' and '_" + std::string(json_name) +
                              "' must have the same length");
@@ -917,8 +924,8 @@ class Run {
       } else if (extras->find("value") != nullptr) {
         Path p(*this, "value");
         error("structure", "Unknown element 'value'");
-      } else if (extras->members().empty() || (extras->members().size() == 1 && extras->find("id") != nullptr &&
-                                               !has_value)) {
+      } else if (extras->members().empty() ||
+                 (extras->members().size() == 1 && extras->find("id") != nullptr && !has_value)) {
         error("invariant", "ele-1: All FHIR elements must have a @value or children");
       } else {
         check_object(*extras, type, scope, false);
@@ -976,7 +983,8 @@ class Run {
       return;
     }
     std::string_view div = item.text();
-    while (!div.empty() && (div.front() == ' ' || div.front() == '\n' || div.front() == '\r' || div.front() == '\t'))
+    while (!div.empty() &&
+           (div.front() == ' ' || div.front() == '\n' || div.front() == '\r' || div.front() == '\t'))
       div.remove_prefix(1);
     if (!div.starts_with("<div")) {
       error("value", "The narrative must be an XHTML div element");
@@ -984,20 +992,26 @@ class Run {
     }
     const std::string_view tag = div.substr(0, div.find('>'));
     const auto xmlns = tag.find("xmlns=");
-    if (xmlns == std::string_view::npos || xmlns + 35 > tag.size() || tag.substr(xmlns + 7, 28) != "http://www.w3.org/1999/xhtml" ||
+    if (xmlns == std::string_view::npos || xmlns + 35 > tag.size() ||
+        tag.substr(xmlns + 7, 28) != "http://www.w3.org/1999/xhtml" ||
         (tag[xmlns + 6] != '"' && tag[xmlns + 6] != '\'')) {
-      error("value", "The narrative div must be in the XHTML namespace (xmlns=\"http://www.w3.org/1999/xhtml\")");
+      error("value",
+            "The narrative div must be in the XHTML namespace (xmlns=\"http://www.w3.org/1999/xhtml\")");
     }
   }
 
   void check_bounds(const ElementDef& def, std::string_view type, std::string_view text) {
     if (def.min_value != nullptr) {
       const auto order = compare_values(type, text, def.min_value->value.text());
-      if (order && *order < 0) error("value", "The value " + std::string(text) + " is below the minimum " + def.min_value->value.text());
+      if (order && *order < 0)
+        error("value",
+              "The value " + std::string(text) + " is below the minimum " + def.min_value->value.text());
     }
     if (def.max_value != nullptr) {
       const auto order = compare_values(type, text, def.max_value->value.text());
-      if (order && *order > 0) error("value", "The value " + std::string(text) + " is above the maximum " + def.max_value->value.text());
+      if (order && *order > 0)
+        error("value",
+              "The value " + std::string(text) + " is above the maximum " + def.max_value->value.text());
     }
   }
 
@@ -1012,7 +1026,8 @@ class Run {
 
   // Complex types -------------------------------------------------------------------------------
 
-  void check_complex(const ElementDef& def, const TypeDef& type, const Node& item, const ResourceScope& scope) {
+  void check_complex(const ElementDef& def, const TypeDef& type, const Node& item,
+                     const ResourceScope& scope) {
     if (!item.is_object()) {
       error("structure", "The value of a " + type.name + " must be a JSON object");
       return;
@@ -1025,26 +1040,28 @@ class Run {
     if (stopped_) return;
     if (type.name == "Extension") {
       const bool has_extensions = item.find("extension") != nullptr;
-      const bool has_value = std::any_of(item.members().begin(), item.members().end(), [](const Node::Member& m) {
-        return m.first.size() > 5 && m.first.starts_with("value");
-      });
+      const bool has_value = std::any_of(
+          item.members().begin(), item.members().end(),
+          [](const Node::Member& m) { return m.first.size() > 5 && m.first.starts_with("value"); });
       if (has_extensions == has_value) {
         error("invariant", "ext-1: Must have either extensions or value[x], not both");
       }
     } else if (type.name == "Reference") {
       check_reference(def, item);
     }
-    if (options_.check_bindings && def.binding.strength != BindingStrength::none) check_coded(def.binding, type, item);
+    if (options_.check_bindings && def.binding.strength != BindingStrength::none)
+      check_coded(def.binding, type, item);
     check_fixed_pattern(def, item);
-    check_invariants(&def.constraints, type.kind == TypeDef::Kind::backbone ? nullptr : &type.constraints, item,
-                     type.name, scope);
+    check_invariants(&def.constraints, type.kind == TypeDef::Kind::backbone ? nullptr : &type.constraints,
+                     item, type.name, scope);
   }
 
   void check_reference(const ElementDef& def, const Node& item) {
     const Node* reference = item.find("reference");
     if (reference == nullptr || !reference->is_string()) return;
     const std::string_view text = reference->text();
-    if (text.empty() || text.starts_with('#') || text.starts_with("urn:") || text.find('?') != std::string_view::npos)
+    if (text.empty() || text.starts_with('#') || text.starts_with("urn:") ||
+        text.find('?') != std::string_view::npos)
       return;
     const bool absolute = text.find("://") != std::string_view::npos;
     std::vector<std::string_view> segments;
@@ -1100,7 +1117,8 @@ class Run {
     return impl_.terminology->contains(binding.value_set, coding.string_at("system"), code);
   }
 
-  void check_coded(const Binding& binding, const TypeDef& type, const Node& item, std::string_view suffix = {}) {
+  void check_coded(const Binding& binding, const TypeDef& type, const Node& item,
+                   std::string_view suffix = {}) {
     if (type.name == "Coding" || type.name == "Quantity") {
       if (type.name == "Quantity" && item.string_at("system").empty()) return;
       report_binding(binding, coding_answer(binding, item),
@@ -1110,7 +1128,8 @@ class Run {
     if (type.name != "CodeableConcept") return;
     const Node* codings = item.find("coding");
     if (codings == nullptr || !codings->is_array() || codings->items().empty()) {
-      if (binding.strength == BindingStrength::required && impl_.terminology->knows_value_set(binding.value_set)) {
+      if (binding.strength == BindingStrength::required &&
+          impl_.terminology->knows_value_set(binding.value_set)) {
         report_binding(binding, Terminology::Answer::not_member, "A concept with no coding is not", suffix);
       }
       return;
@@ -1182,7 +1201,8 @@ class Run {
     return context;
   }
 
-  void evaluate(const Constraint& c, const Node& focus, std::string_view focus_type, const ResourceScope& scope) {
+  void evaluate(const Constraint& c, const Node& focus, std::string_view focus_type,
+                const ResourceScope& scope) {
     if (natively_checked(c.key)) return;
     const auto& compiled = impl_.compiled[c.expression_id];
     if (compiled == nullptr) return;

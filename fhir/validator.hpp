@@ -1,6 +1,6 @@
 #pragma once
-// Resource validation against the R4 base definitions and registered constraint profiles: what `$validate`, the
-// `fhirgate validate` CLI and validate-on-write use. One traversal with a pluggable policy: collect every
+// Resource validation against the R4 base definitions and registered constraint profiles: what `$validate`,
+// the `fhirgate validate` CLI and validate-on-write use. One traversal with a pluggable policy: collect every
 // issue (for $validate) or stop at the first error (on the write path).
 //
 // Checked: unknown elements; cardinality at every level; element types incl. choice types and the
@@ -30,7 +30,7 @@
 namespace fhirgate::fhir {
 
 struct ValidationOptions {
-  bool stop_at_first_error = false;   // the write path: fail fast
+  bool stop_at_first_error = false;  // the write path: fail fast
   bool check_invariants = true;
   bool check_bindings = true;
   std::vector<std::string> profiles;  // canonical URLs to validate against, besides meta.profile

@@ -54,10 +54,11 @@ struct Fuzzed {
   explicit Fuzzed(Config c) : config(std::move(c)), gateway(config) {
     for (const auto& p : config.partners) {
       NewToken token = make_token(p.id);
-      const Status stored = gateway.store().writer().run([credential = token.credential](store::WriteTxn& txn) -> Status {
-        txn.add_credential(credential);
-        return Ok{};
-      });
+      const Status stored =
+          gateway.store().writer().run([credential = token.credential](store::WriteTxn& txn) -> Status {
+            txn.add_credential(credential);
+            return Ok{};
+          });
       if (!stored) fuzz::fail("storing a token");
       tokens.push_back(token.token);
     }

@@ -241,8 +241,9 @@ fhir::Node make_audit_event(const AuditInput& input) {
   const bool has_data = pattern != Pattern::query && !in.entity_reference.empty();
   const bool has_query = (pattern == Pattern::query || pattern == Pattern::history) && !in.query.empty();
   const char* profile = hl7v2 ? nullptr : balp_name(pattern, with_patient);
-  const bool claim = profile != nullptr && in.outcome == AuditOutcome::success && !in.client_address.empty() &&
-                     !in.server_address.empty() && (pattern == Pattern::query ? has_query : has_data);
+  const bool claim = profile != nullptr && in.outcome == AuditOutcome::success &&
+                     !in.client_address.empty() && !in.server_address.empty() &&
+                     (pattern == Pattern::query ? has_query : has_data);
 
   Node event = Node::object();
   event.set("resourceType", Node::string("AuditEvent"));

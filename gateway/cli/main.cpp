@@ -10,8 +10,8 @@
 
 #include "fhir/files.hpp"
 #include "fhir/profiles.hpp"
-#include "gateway/server/app.hpp"
 #include "gateway/config/config.hpp"
+#include "gateway/server/app.hpp"
 
 namespace {
 

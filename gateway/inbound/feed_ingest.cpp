@@ -61,7 +61,8 @@ void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord m
   }
   fhir::ValidationOptions options;
   options.stop_at_first_error = false;
-  options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(context.config.server.validation_budget_ms);
+  options.deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(context.config.server.validation_budget_ms);
   if (const auto it = context.profiles.find(feed.mapping->resource_type); it != context.profiles.end())
     options.profiles = it->second;
   const auto validation = context.validator.validate(mapped.resource, options);
@@ -74,7 +75,8 @@ void prepare(const FeedContext& context, const PartnerFeed& feed, MappedRecord m
   if (Status storable = fhir::check_storable(context.model, mapped.resource); !storable) {
     row.result.status = "rejected";
     const auto& issue = storable.error().issues.front();
-    row.result.reason = issue.diagnostics + (issue.expression.empty() ? "" : " (at " + issue.expression + ")");
+    row.result.reason =
+        issue.diagnostics + (issue.expression.empty() ? "" : " (at " + issue.expression + ")");
     return;
   }
   row.write = true;
@@ -99,7 +101,8 @@ AuditInput feed_audit(const FeedOrigin& origin, std::int64_t now_ms) {
   in.client_display = origin.partner_name;
   if (origin.actor) {
     in.client_id = origin.actor->id;
-    in.client_reference = agent_reference(*origin.actor) == origin.actor->id ? std::string() : agent_reference(*origin.actor);
+    in.client_reference =
+        agent_reference(*origin.actor) == origin.actor->id ? std::string() : agent_reference(*origin.actor);
     in.client_display = origin.actor->name;
   }
   in.client_address = origin.client_address;
@@ -111,14 +114,15 @@ AuditInput feed_audit(const FeedOrigin& origin, std::int64_t now_ms) {
 // A row refused here has written nothing (plan_write decides before its write; the caller's savepoint
 // undoes a failure). A row refused by the gate or held records an AuditEvent of its own.
 Status write_row(const FeedContext& context, const PartnerFeed& feed, const FeedOrigin& origin,
-                 const Caller& caller, store::WriteTxn& txn, PendingRow& row,
-                 std::set<std::string>& patients, std::optional<pipeline::Exchange>& refusal) {
+                 const Caller& caller, store::WriteTxn& txn, PendingRow& row, std::set<std::string>& patients,
+                 std::optional<pipeline::Exchange>& refusal) {
   const std::string& type = feed.mapping->resource_type;
   for (const auto& lookup : row.lookups) {
     Node id = Node::object();
     id.set("system", Node::string(lookup.system));
     id.set("value", Node::string(lookup.value));
-    const auto found = stages::find_by_identity(txn, stages::identity_queries(context.registry, "Patient", {id}));
+    const auto found =
+        stages::find_by_identity(txn, stages::identity_queries(context.registry, "Patient", {id}));
     if (found.size() != 1) {
       return Error::make(ErrorCode::unprocessable,
                          found.empty()
@@ -130,7 +134,8 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
   }
   const auto queries = stages::identity_queries(context.registry, type, stages::identifiers_of(row.resource));
   if (queries.empty())
-    return Error::make(ErrorCode::unprocessable, "the row gives the " + type + " no identifier to match it by");
+    return Error::make(ErrorCode::unprocessable,
+                       "the row gives the " + type + " no identifier to match it by");
   pipeline::Exchange ex;
   ex.correlation_id = origin.correlation_id;
   ex.caller = caller;
@@ -158,7 +163,9 @@ Status write_row(const FeedContext& context, const PartnerFeed& feed, const Feed
     pipeline::record_audit_of(txn, ex);
     return Ok{};
   }
-  row.result.status = done->kind == Done::created ? "created" : done->kind == Done::updated ? "updated" : "unchanged";
+  row.result.status = done->kind == Done::created   ? "created"
+                      : done->kind == Done::updated ? "updated"
+                                                    : "unchanged";
   row.result.resource = version_ref(*done->record);
   if (ex.audit && !ex.audit->patient_reference.empty()) patients.insert(ex.audit->patient_reference);
   return Ok{};
@@ -235,12 +242,14 @@ class ChunkWriter {
         // Each row in its own savepoint: a row refused at write time leaves nothing behind but its
         // AuditEvent (written after the savepoint is rolled back).
         std::optional<pipeline::Exchange> refusal;
-        const Status status =
-            txn.nested([&](store::WriteTxn& t) { return write_row(context, feed, origin, caller, t, row, patients, refusal); });
+        const Status status = txn.nested([&](store::WriteTxn& t) {
+          return write_row(context, feed, origin, caller, t, row, patients, refusal);
+        });
         if (!status) {
           row.result.status = "rejected";
           row.result.http_status = http_status(status.error().code);
-          row.result.reason = status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;
+          row.result.reason =
+              status.error().issues.empty() ? "not stored" : status.error().issues.front().diagnostics;
           if (refusal) pipeline::record_audit_of(txn, *refusal);
         }
       }
@@ -435,10 +444,12 @@ class FileJournal {
     if (summary.failure) {
       e.status = summary.storage_failed ? store::JournalStatus::failed : store::JournalStatus::rejected;
       e.error = pipeline::error_summary(*summary.failure);
-      e.detail = summary.failure->issues.empty() ? std::string() : summary.failure->issues.front().diagnostics;
+      e.detail =
+          summary.failure->issues.empty() ? std::string() : summary.failure->issues.front().diagnostics;
     } else {
       // A file with rows held for a registrar is held as a whole in the journal: it needs a decision.
-      e.status = summary.by_status.contains("held") ? store::JournalStatus::held : store::JournalStatus::stored;
+      e.status =
+          summary.by_status.contains("held") ? store::JournalStatus::held : store::JournalStatus::stored;
       std::string counts;
       for (const auto& [status, n] : summary.by_status)
         counts += (counts.empty() ? "" : ", ") + status + " " + std::to_string(n);

@@ -95,8 +95,8 @@ std::string content_hash(const mappers::Message& message) {
       pos = next + 1;
     }
     // fields[0] = "MSH", fields[n - 1] = MSH-n.
-    if (fields.size() > 6) fields[6].clear();   // MSH-7
-    if (fields.size() > 9) fields[9].clear();   // MSH-10
+    if (fields.size() > 6) fields[6].clear();  // MSH-7
+    if (fields.size() > 9) fields[9].clear();  // MSH-10
     msh.clear();
     for (std::size_t i = 0; i < fields.size(); ++i) msh += (i ? std::string(1, sep) : "") + fields[i];
   }
@@ -138,7 +138,8 @@ std::string hl7_code_of(const Error& e) {
   }
 }
 
-const V2Partner* find_partner(const V2Service& service, const V2Source& source, const mappers::Message& message) {
+const V2Partner* find_partner(const V2Service& service, const V2Source& source,
+                              const mappers::Message& message) {
   if (!source.partner.empty()) {
     for (const auto& p : service.partners)
       if (p.config->id == source.partner) return &p;
@@ -160,12 +161,14 @@ bool wanted(std::string_view condition, bool success) {
   return true;  // AL and anything unknown
 }
 
-std::string make(const mappers::Message& in, std::string_view code, const V2Outcome& o, bool application_ack) {
+std::string make(const mappers::Message& in, std::string_view code, const V2Outcome& o,
+                 bool application_ack) {
   mappers::AckOptions options;
   options.control_id = ack_control_id();
   options.timestamp = v2_now();
   std::string text;
-  const bool success = o.status == V2Status::applied || o.status == V2Status::held || o.status == V2Status::duplicate;
+  const bool success =
+      o.status == V2Status::applied || o.status == V2Status::held || o.status == V2Status::duplicate;
   if (!success && code != "CA") {  // a commit accept says only that the message is safely kept
     text = diagnostics_of(o.error);
     options.error = mappers::AckError{o.error_location, o.error_code, "E"};
@@ -229,18 +232,21 @@ void v2_receive(const V2Service& service, Exchange& ex, V2Exchange& v2) {
   ex.origin = source.partner;
 
   const std::string too_large_reason =
-      source.too_large ? "message of " + std::to_string(source.size) + " bytes is longer than the " +
-                             std::to_string(source.too_large) + " this listener takes (mllp.maxMessageBytes); " +
-                             "only its first segment was kept"
-                       : std::string();
+      source.too_large
+          ? "message of " + std::to_string(source.size) + " bytes is longer than the " +
+                std::to_string(source.too_large) + " this listener takes (mllp.maxMessageBytes); " +
+                "only its first segment was kept"
+          : std::string();
   auto parsed = mappers::Message::parse(v2.text);
   if (!parsed) {
     const auto fields = raw_msh_fields(v2.text);
     if (fields.size() > 3) v2.log.sender = std::string(fields[3]);
     if (fields.size() > 9) v2.log.control_id = std::string(fields[9]);
-    if (source.too_large) return refuse(ex, v2, ErrorCode::payload_too_large, too_large_reason, "104", "", too_large_reason);
-    return refuse(ex, v2, ErrorCode::invalid_input, "message could not be parsed: " + diagnostics_of(parsed.error()),
-                  "102", "", "message could not be parsed");
+    if (source.too_large)
+      return refuse(ex, v2, ErrorCode::payload_too_large, too_large_reason, "104", "", too_large_reason);
+    return refuse(ex, v2, ErrorCode::invalid_input,
+                  "message could not be parsed: " + diagnostics_of(parsed.error()), "102", "",
+                  "message could not be parsed");
   }
   v2.message = std::make_shared<const mappers::Message>(std::move(*parsed));
   const mappers::Message& message = *v2.message;
@@ -268,9 +274,11 @@ void v2_receive(const V2Service& service, Exchange& ex, V2Exchange& v2) {
       ex.audit->client_display = v2.partner->config->name;
     }
   }
-  if (source.too_large) return refuse(ex, v2, ErrorCode::payload_too_large, too_large_reason, "104", "", too_large_reason);
+  if (source.too_large)
+    return refuse(ex, v2, ErrorCode::payload_too_large, too_large_reason, "104", "", too_large_reason);
   if (!mappers::is_supported_version(message.version()))
-    return refuse(ex, v2, ErrorCode::invalid_input, "unsupported version", "203", "MSH[1]-12", "unsupported version");
+    return refuse(ex, v2, ErrorCode::invalid_input, "unsupported version", "203", "MSH[1]-12",
+                  "unsupported version");
   if (!v2.partner)
     return refuse(ex, v2, ErrorCode::invalid_input, "unknown sending facility", "103", "MSH[1]-4",
                   "unknown sending facility");
@@ -279,7 +287,8 @@ void v2_receive(const V2Service& service, Exchange& ex, V2Exchange& v2) {
     return refuse(ex, v2, ErrorCode::invalid_input, "unsupported message type", "200", "MSH[1]-9",
                   "unsupported message type");
   if (!v2.merge && !mappers::is_patient_trigger(type.trigger))
-    return refuse(ex, v2, ErrorCode::invalid_input, "unsupported event", "201", "MSH[1]-9.2", "unsupported event");
+    return refuse(ex, v2, ErrorCode::invalid_input, "unsupported event", "201", "MSH[1]-9.2",
+                  "unsupported event");
 }
 
 bool v2_wants_mapping(const V2Exchange& v2) {
@@ -298,7 +307,8 @@ void v2_map(const V2Service& service, Exchange& ex, V2Exchange& v2) {
   if (v2.merge) {
     auto request = mappers::adt_merge(message, v2.partner->mapping);
     if (!request) {
-      const std::string where = request.error().issues.empty() ? "" : request.error().issues.front().expression;
+      const std::string where =
+          request.error().issues.empty() ? "" : request.error().issues.front().expression;
       return refuse(ex, v2, ErrorCode::unprocessable, diagnostics_of(request.error()), "101",
                     where == "MRG" || where == "PID" ? "" : where, "a required field is missing");
     }
@@ -311,7 +321,9 @@ void v2_map(const V2Service& service, Exchange& ex, V2Exchange& v2) {
     return;
   }
   auto patient = mappers::adt_to_patient(message, v2.partner->mapping);
-  if (!patient) return refuse(ex, v2, ErrorCode::unprocessable, diagnostics_of(patient.error()), "100", "", "not mappable");
+  if (!patient)
+    return refuse(ex, v2, ErrorCode::unprocessable, diagnostics_of(patient.error()), "100", "",
+                  "not mappable");
   fhir::ValidationOptions options;
   options.profiles = service.patient_profiles;
   options.deadline = ex.started + std::chrono::milliseconds(service.validation_budget_ms);
@@ -329,7 +341,8 @@ void v2_map(const V2Service& service, Exchange& ex, V2Exchange& v2) {
   if (Status storable = fhir::check_storable(service.model, *patient); !storable) {
     Error e = storable.error();
     e.internal = "HL7 error 102: a value cannot be stored as it is";
-    if (!e.issues.empty() && !e.issues.front().expression.empty()) e.internal += " at " + e.issues.front().expression;
+    if (!e.issues.empty() && !e.issues.front().expression.empty())
+      e.internal += " at " + e.issues.front().expression;
     v2.outcome.error_code = "102";
     return ex.fail(std::move(e));
   }
@@ -351,10 +364,11 @@ store::WritePlan v2_plan(const V2Service& service, Exchange& ex, V2Exchange& v2)
     v2_settle(ex, v2);
     if (v2.outcome.status == V2Status::duplicate) return;
     v2.log.status = v2.outcome.status == V2Status::applied || v2.outcome.status == V2Status::held ? "applied"
-                    : v2.outcome.status == V2Status::rejected                                      ? "rejected"
-                                                                                                   : "failed";
-    v2.log.detail = v2.log.status == "applied" ? written_json(v2.outcome.written)
-                                               : v2.outcome.error_code + " " + diagnostics_of(v2.outcome.error);
+                    : v2.outcome.status == V2Status::rejected                                     ? "rejected"
+                                                                                                  : "failed";
+    v2.log.detail = v2.log.status == "applied"
+                        ? written_json(v2.outcome.written)
+                        : v2.outcome.error_code + " " + diagnostics_of(v2.outcome.error);
     txn.log_inbound(v2.log);
   };
   if (!v2.write) return nullptr;
@@ -362,11 +376,12 @@ store::WritePlan v2_plan(const V2Service& service, Exchange& ex, V2Exchange& v2)
   return [&service, &ex, &v2](store::WriteTxn& txn) -> Status {
     if (auto applied = txn.applied_message(v2.log.partner, v2.log.sender, v2.log.control_id)) {
       if (!applied->content_hash.empty() && applied->content_hash != v2.log.content_hash) {
-        Error e = Error::make(ErrorCode::unprocessable,
-                              "control id " + v2.log.control_id +
-                                  " was used by an earlier message with other content: a new message needs a new "
-                                  "MSH-10",
-                              "MSH[1]-10");
+        Error e =
+            Error::make(ErrorCode::unprocessable,
+                        "control id " + v2.log.control_id +
+                            " was used by an earlier message with other content: a new message needs a new "
+                            "MSH-10",
+                        "MSH[1]-10");
         e.internal = "HL7 error 205: control id reused for other content";
         v2.outcome.error_code = "205";
         v2.outcome.error_location = "MSH[1]-10";
@@ -385,7 +400,8 @@ store::WritePlan v2_plan(const V2Service& service, Exchange& ex, V2Exchange& v2)
       Error e = done.error();
       if (e.issues.size() == 1 && e.issues.front().expression.find('[') != std::string::npos)
         e.issues.front().expression.clear();  // an HL7 location: ERR-2's, not a FHIRPath
-      e.internal = "HL7 error " + v2.outcome.error_code + ": " + (e.internal.empty() ? issue_type(e.code) : e.internal);
+      e.internal = "HL7 error " + v2.outcome.error_code + ": " +
+                   (e.internal.empty() ? issue_type(e.code) : e.internal);
       return e;
     }
     using Done = stages::WriteOutcome::Kind;
@@ -406,7 +422,8 @@ store::WritePlan v2_plan(const V2Service& service, Exchange& ex, V2Exchange& v2)
       return Ok{};
     }
     if (done->record)
-      v2.outcome.written.push_back({done->record->type, done->record->id, done->record->version, outcome_of(done->kind)});
+      v2.outcome.written.push_back(
+          {done->record->type, done->record->id, done->record->version, outcome_of(done->kind)});
     for (const auto& also : done->also)
       v2.outcome.written.push_back({also.type, also.id, also.version, outcome_of(done->kind)});
     if (ex.audit) {
@@ -425,7 +442,7 @@ void v2_settle(Exchange& ex, V2Exchange& v2) {
   if (ex.error) {
     o.error = *ex.error;
     const bool stored_nothing = ex.error->code == ErrorCode::busy || ex.error->code == ErrorCode::internal;
-    o.status = stored_nothing && !ex.committed ? V2Status::not_stored
+    o.status = stored_nothing && !ex.committed                         ? V2Status::not_stored
                : std::string_view(v2_ack_code(ex.error->code)) == "AR" ? V2Status::rejected
                                                                        : V2Status::failed;
     if (o.error_code.empty()) o.error_code = stored_nothing ? "207" : hl7_code_of(*ex.error);
@@ -500,9 +517,10 @@ void acknowledge(V2Job& job) {
     job.acks = v2_acks(*job.v2.message, job.v2.outcome);
     return;
   }
-  std::string reject =
-      v2_raw_reject(job.v2.text, job.v2.source.too_large ? "message too long" : "message could not be parsed");
-  if (!reject.empty()) job.acks = std::vector<std::string>{std::move(reject)};  // else not even MSH-10 to answer
+  std::string reject = v2_raw_reject(
+      job.v2.text, job.v2.source.too_large ? "message too long" : "message could not be parsed");
+  if (!reject.empty())
+    job.acks = std::vector<std::string>{std::move(reject)};  // else not even MSH-10 to answer
 }
 void finish(V2Job& job) {
   pipeline::finish_journal(job.service.observers, job.ex);

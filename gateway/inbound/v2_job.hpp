@@ -103,7 +103,7 @@ struct V2Exchange {
   V2Source source;
   std::shared_ptr<const mappers::Message> message;  // null when the text did not parse
   const V2Partner* partner = nullptr;
-  bool merge = false;  // ADT^A40
+  bool merge = false;                         // ADT^A40
   std::optional<stages::WriteRequest> write;  // once mapped
   store::InboundMessage log;
   V2Outcome outcome;

@@ -139,18 +139,19 @@ asio::awaitable<void> HttpServer::Impl::serve(std::shared_ptr<Connection> conn) 
       std::tie(ec, n) = co_await http::async_read(conn->stream, buffer, parser, kTuple);
     }
     if (ec == http::error::body_limit) {
-      co_await send(*conn,
-                    handler.error_response(Error::make(ErrorCode::payload_too_large,
-                                                   "The request body is larger than the limit of " +
-                                                       std::to_string(config.body_limit_bytes) + " bytes")),
-                    11, false);
+      co_await send(
+          *conn,
+          handler.error_response(Error::make(ErrorCode::payload_too_large,
+                                             "The request body is larger than the limit of " +
+                                                 std::to_string(config.body_limit_bytes) + " bytes")),
+          11, false);
       break;
     }
     if (ec == http::error::header_limit) {
       co_await send(
           *conn,
-          handler.error_response(Error::make(ErrorCode::invalid_input, "The request headers are too large")), 11,
-          false);
+          handler.error_response(Error::make(ErrorCode::invalid_input, "The request headers are too large")),
+          11, false);
       break;
     }
     if (ec) {

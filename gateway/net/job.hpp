@@ -65,12 +65,12 @@ class HttpHandler {
 
 // One message off an MLLP connection.
 struct MllpMessage {
-  std::string text;          // the message, or only its head when it was too large
-  std::size_t size = 0;      // bytes of the whole message
-  bool too_large = false;    // longer than the listener takes: `text` is its first segment
-  std::size_t limit = 0;     // the most the listener takes
-  std::string partner;       // the listener's partner; empty = identify the sender by MSH-4
-  std::string peer;          // the sender's address
+  std::string text;        // the message, or only its head when it was too large
+  std::size_t size = 0;    // bytes of the whole message
+  bool too_large = false;  // longer than the listener takes: `text` is its first segment
+  std::size_t limit = 0;   // the most the listener takes
+  std::string partner;     // the listener's partner; empty = identify the sender by MSH-4
+  std::string peer;        // the sender's address
 };
 
 class MllpJob : public Job {

@@ -209,8 +209,8 @@ void GatewayObservers::on_invalid(const std::string& type) {
   invalid_.inc({type});
 }
 
-void GatewayObservers::on_mllp_framing(const std::string& partner, const std::string& peer, std::uint16_t port,
-                                       const std::string& error) {
+void GatewayObservers::on_mllp_framing(const std::string& partner, const std::string& peer,
+                                       std::uint16_t port, const std::string& error) {
   framing_.inc({partner});
   LogFields fields;
   fields.text("partner", partner).text("peer", peer).number("port", port).text("error", error);

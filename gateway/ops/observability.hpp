@@ -103,7 +103,8 @@ class GatewayObservers {
 class JournalKeeper {
  public:
   // `feed_folders`: the watched inbound folders (each with its done/ and failed/).
-  JournalKeeper(const JournalConfig& config, store::Writer& writer, std::vector<std::string> feed_folders = {});
+  JournalKeeper(const JournalConfig& config, store::Writer& writer,
+                std::vector<std::string> feed_folders = {});
   ~JournalKeeper();
   JournalKeeper(const JournalKeeper&) = delete;
   JournalKeeper& operator=(const JournalKeeper&) = delete;

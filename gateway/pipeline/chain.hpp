@@ -35,8 +35,8 @@ template <class Job>
 struct Stage {
   const char* name;
   Where where;
-  bool always;              // runs after an error too
-  void (*run)(Job& job);    // null for the commit stage
+  bool always;            // runs after an error too
+  void (*run)(Job& job);  // null for the commit stage
   // Whether the stage has anything to do for this job (a worker stage with nothing to validate is not
   // sent to a worker); null: always.
   bool (*wanted)(const Job& job) = nullptr;

@@ -54,15 +54,16 @@ struct Exchange {
   std::optional<AuditInput> audit;
   std::vector<std::string> seen_patients;
   std::optional<store::JournalEntry> journal;
-  std::vector<std::string> patients;  // further patients it was about, for its journal entry (a Bundle's entries')
+  std::vector<std::string>
+      patients;  // further patients it was about, for its journal entry (a Bundle's entries')
   bool held = false;
   std::vector<std::int64_t> held_ids;
   // Journal stages: name and milliseconds since `started`.
   std::vector<std::pair<std::string, double>> timings;
   void mark(std::string stage) {
-    timings.emplace_back(std::move(stage), std::chrono::duration<double, std::milli>(
-                                               std::chrono::steady_clock::now() - started)
-                                               .count());
+    timings.emplace_back(
+        std::move(stage),
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
   }
 
   // The exchange's own write, for the commit stage: run in a savepoint of its own; an error it returns

@@ -110,9 +110,11 @@ void record(store::WriteTxn& txn, Exchange& ex) {
   if (e.patients == "[]") e.patients = strings_json(patients_of(ex, txn.written()), 100);
   std::vector<std::pair<std::string, double>> stages{{"received", 0.0}};
   stages.insert(stages.end(), ex.timings.begin(), ex.timings.end());
-  stages.emplace_back(ex.error ? "refused" : ex.held ? "held" : "stored",
-                      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ex.started)
-                          .count());
+  stages.emplace_back(
+      ex.error  ? "refused"
+      : ex.held ? "held"
+                : "stored",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ex.started).count());
   e.stages = store::stages_json(stages);
   txn.append_journal(e);
 }

@@ -59,7 +59,8 @@ std::string reference_value(const std::string& value, const char* default_type) 
 }
 
 // One page of the trail, newest first, and whether more rows follow it.
-Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store, const store::AuditQuery& q) {
+Result<std::pair<std::vector<AuditRecord>, bool>> audit_page(store::Store& store,
+                                                             const store::AuditQuery& q) {
   std::vector<AuditRecord> rows;
   if (q.count > 0) {
     store::AuditQuery probe = q;
@@ -131,8 +132,9 @@ class AuditSearch final : public Interaction {
         q_.patient = reference_value(v, "Patient");
       } else if (k == "agent") {
         // A partner's id stands for its Organization, as events name partners.
-        const PartnerConfig* named =
-            v.find('/') == std::string::npos && job.services.config ? find_partner(*job.services.config, v) : nullptr;
+        const PartnerConfig* named = v.find('/') == std::string::npos && job.services.config
+                                         ? find_partner(*job.services.config, v)
+                                         : nullptr;
         q_.agent = named ? agent_reference(*named) : v;
       } else if (k == "entity") {
         q_.entity = without_version(v);
@@ -212,11 +214,13 @@ class AuditSearch final : public Interaction {
       if (!cursor.empty()) query += (query.empty() ? "" : "&") + std::string("_cursor=") + cursor;
       return query.empty() ? base : base + "?" + query;
     };
-    std::vector<BundleLink> links{{"self", link(q_.before_seq == INT64_MAX ? "" : std::to_string(q_.before_seq))}};
+    std::vector<BundleLink> links{
+        {"self", link(q_.before_seq == INT64_MAX ? "" : std::to_string(q_.before_seq))}};
     if (more_ && !rows_.empty()) links.push_back({"next", link(std::to_string(rows_.back().seq))});
     std::vector<SearchEntry> entries;
     for (const auto& r : rows_) entries.push_back({base + "/" + std::to_string(r.seq), rendered(job, r)});
-    return job.json_response(200, searchset_bundle(new_resource_id(), job.ex.received_ms, std::nullopt, links, entries));
+    return job.json_response(
+        200, searchset_bundle(new_resource_id(), job.ex.received_ms, std::nullopt, links, entries));
   }
 
  private:
@@ -237,7 +241,8 @@ class AuditHistory final : public Interaction {
     if (!id_.empty()) {
       auto rec = visible_audit(job, id_);
       if (!rec || !*rec)
-        return ex.fail(rec ? Error::make(ErrorCode::not_found, "AuditEvent/" + id_ + " is not known") : rec.error());
+        return ex.fail(rec ? Error::make(ErrorCode::not_found, "AuditEvent/" + id_ + " is not known")
+                           : rec.error());
       if (ex.audit) ex.audit->entity_reference = "AuditEvent/" + id_;
       versions_.push_back(version_of(job, **rec));
       links_.push_back({"self", base});
@@ -247,7 +252,8 @@ class AuditHistory final : public Interaction {
     const auto& options = job.services.options;
     q.count = options.default_count;
     if (const std::string* count = param_value(job.query, "_count"))
-      if (const auto n = seq_of(*count)) q.count = static_cast<int>(std::min<std::int64_t>(*n, options.max_count));
+      if (const auto n = seq_of(*count))
+        q.count = static_cast<int>(std::min<std::int64_t>(*n, options.max_count));
     if (const std::string* cursor = param_value(job.query, "_cursor"))
       if (const auto n = seq_of(*cursor)) q.before_seq = *n;
     if (!is_privacy_officer(job)) q.agent = agent_reference(*ex.caller.partner);
@@ -285,24 +291,28 @@ class AuditCreate final : public Interaction {
     auto kind = classify_request_body(job.request.header("Content-Type"));
     if (!kind) return job.ex.fail(kind.error());
     if (*kind == BodyKind::form || job.request.body.empty())
-      return job.ex.fail(Error::make(ErrorCode::unsupported_media_type,
-                                     "A resource body must be application/fhir+json or application/fhir+xml"));
-    auto resource = fhir::parse_resource(job.services.model, job.request.body,
-                                         *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json);
+      return job.ex.fail(
+          Error::make(ErrorCode::unsupported_media_type,
+                      "A resource body must be application/fhir+json or application/fhir+xml"));
+    auto resource =
+        fhir::parse_resource(job.services.model, job.request.body,
+                             *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json);
     if (!resource) return job.ex.fail(resource.error());
     if (resource->string_at("resourceType") != "AuditEvent")
       return job.ex.fail(Error::make(ErrorCode::unprocessable,
                                      "resourceType '" + std::string(resource->string_at("resourceType")) +
                                          "' does not match the URL's type 'AuditEvent'",
                                      "resourceType"));
-    if (Status valid = job.check_for_write(*resource, "AuditEvent", true); !valid) return job.ex.fail(valid.error());
+    if (Status valid = job.check_for_write(*resource, "AuditEvent", true); !valid)
+      return job.ex.fail(valid.error());
     row_ = posted_audit_record(std::move(*resource));
   }
 
   store::WritePlan plan(RestJob& job) override {
     return [this, &job](store::WriteTxn& txn) -> Status {
       record_ = txn.append_audit(std::move(row_));
-      if (job.ex.audit) job.ex.audit->entity_reference = "AuditEvent/" + std::to_string(record_.seq) + "/_history/1";
+      if (job.ex.audit)
+        job.ex.audit->entity_reference = "AuditEvent/" + std::to_string(record_.seq) + "/_history/1";
       return Ok{};
     };
   }

@@ -142,8 +142,9 @@ class BundleInteraction final : public Interaction {
       }
       if (!op.full_url.empty() && !op.id.empty() && (op.method == "POST" || op.method == "PUT")) {
         if (!targets.emplace(op.full_url, op.type + "/" + op.id).second) {  // R4 bdl-7
-          op.error = entry_error(op, Error::make(ErrorCode::invalid_input,
-                                                 "fullUrl '" + op.full_url + "' is used by an earlier entry"));
+          op.error =
+              entry_error(op, Error::make(ErrorCode::invalid_input,
+                                          "fullUrl '" + op.full_url + "' is used by an earlier entry"));
           if (transaction_) return ex.fail(*op.error);
         }
       }
@@ -186,8 +187,10 @@ class BundleInteraction final : public Interaction {
           pipeline::record_audit_of(txn, entry);
           continue;
         }
-        Status s = transaction_ ? write(txn, job, entry, *op, targets_now)
-                                : txn.nested([&](store::WriteTxn& t) { return write(t, job, entry, *op, targets_now); });
+        Status s =
+            transaction_
+                ? write(txn, job, entry, *op, targets_now)
+                : txn.nested([&](store::WriteTxn& t) { return write(t, job, entry, *op, targets_now); });
         if (!s) {
           op->error = entry_error(*op, s.error());
           entry.fail(*op->error);
@@ -227,8 +230,8 @@ class BundleInteraction final : public Interaction {
         }
         response.set("status", Node::string(status_line(op.status)));
         if (op.record && !op.held) {
-          response.set("location",
-                       Node::string(op.type + "/" + op.id + "/_history/" + std::to_string(op.record->version)));
+          response.set("location", Node::string(op.type + "/" + op.id + "/_history/" +
+                                                std::to_string(op.record->version)));
           response.set("etag", Node::string(etag(op.record->version)));
           response.set("lastModified", Node::string(fhir::format_instant(op.record->last_updated_ms)));
         }
@@ -247,19 +250,22 @@ class BundleInteraction final : public Interaction {
     auto kind = classify_request_body(job.request.header("Content-Type"));
     if (!kind) return std::move(kind).error();
     if (*kind == BodyKind::form)
-      return Error::make(ErrorCode::unsupported_media_type, "A Bundle must be application/fhir+json or application/fhir+xml");
+      return Error::make(ErrorCode::unsupported_media_type,
+                         "A Bundle must be application/fhir+json or application/fhir+xml");
     if (job.request.body.empty()) return Error::make(ErrorCode::invalid_input, "The request has no body");
     auto node = fhir::parse_resource(job.services.model, job.request.body,
                                      *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json);
     if (!node) return node;
     if (const auto rt = node->string_at("resourceType"); rt != "Bundle")
-      return Error::make(ErrorCode::unprocessable, "resourceType '" + std::string(rt) + "' is not Bundle", "resourceType");
+      return Error::make(ErrorCode::unprocessable, "resourceType '" + std::string(rt) + "' is not Bundle",
+                         "resourceType");
     return node;
   }
 
   std::optional<Error> prepare_op(const RestJob& job, Op& op, const Node& entry) {
     const Node* request = entry.find("request");
-    if (!request || !request->is_object()) return Error::make(ErrorCode::invalid_input, "the entry has no request");
+    if (!request || !request->is_object())
+      return Error::make(ErrorCode::invalid_input, "the entry has no request");
     op.method = std::string(request->string_at("method"));
     std::string url(request->string_at("url"));
     if (url.starts_with(job.base_url + "/")) url.erase(0, job.base_url.size() + 1);
@@ -270,8 +276,10 @@ class BundleInteraction final : public Interaction {
     const auto slash = path.find('/');
     op.type = path.substr(0, slash);
     if (slash != std::string::npos) op.id = path.substr(slash + 1);
-    if (op.type.empty() || !job.services.model.is_resource(op.type) || (!op.id.empty() && !fhir::is_valid_id(op.id)))
-      return Error::make(ErrorCode::invalid_input, "request.url '" + url + "' is not Type, Type/id or Type?query");
+    if (op.type.empty() || !job.services.model.is_resource(op.type) ||
+        (!op.id.empty() && !fhir::is_valid_id(op.id)))
+      return Error::make(ErrorCode::invalid_input,
+                         "request.url '" + url + "' is not Type, Type/id or Type?query");
     if (op.type == "AuditEvent")  // the audit trail is written by POST /AuditEvent only, and read from it
       return Error::make(ErrorCode::method_not_allowed, "AuditEvent entries are not taken in a " + kind_);
     const auto& types = job.services.options.cached_types;
@@ -280,25 +288,31 @@ class BundleInteraction final : public Interaction {
       auto params = fhir::parse_query_string(query);
       if (!params) return params.error();
       const auto& options = job.services.options;
-      auto q = fhir::parse_search(job.services.registry, op.type, *params,
-                                  fhir::SearchOptions{true, options.default_count, options.max_count, job.ex.received_ms});
+      auto q = fhir::parse_search(
+          job.services.registry, op.type, *params,
+          fhir::SearchOptions{true, options.default_count, options.max_count, job.ex.received_ms});
       if (!q) return q.error();
-      if (q->clauses.empty()) return Error::make(ErrorCode::invalid_input, "a condition needs search criteria");
+      if (q->clauses.empty())
+        return Error::make(ErrorCode::invalid_input, "a condition needs search criteria");
       op.condition = std::move(*q);
       return std::nullopt;
     };
     if (const auto if_match = request->string_at("ifMatch"); !if_match.empty()) {
       op.if_match = parse_etag(if_match);
-      if (!op.if_match) return Error::make(ErrorCode::invalid_input, "request.ifMatch must be a version ETag such as W/\"1\"");
+      if (!op.if_match)
+        return Error::make(ErrorCode::invalid_input,
+                           "request.ifMatch must be a version ETag such as W/\"1\"");
     }
     if (op.method == "GET") {
       op.interaction = "read";
       if (op.id.empty() || qmark != std::string::npos)
-        return Error::make(ErrorCode::method_not_allowed, "only reads by id (GET Type/id) are supported in a " + kind_);
+        return Error::make(ErrorCode::method_not_allowed,
+                           "only reads by id (GET Type/id) are supported in a " + kind_);
     } else if (op.method == "DELETE") {
       op.interaction = "delete";
       if (op.id.empty() || qmark != std::string::npos)
-        return Error::make(ErrorCode::method_not_allowed, "DELETE needs Type/id (conditional delete is not supported)");
+        return Error::make(ErrorCode::method_not_allowed,
+                           "DELETE needs Type/id (conditional delete is not supported)");
     } else if (op.method == "POST") {
       op.interaction = "create";
       if (!op.id.empty() || qmark != std::string::npos)
@@ -318,11 +332,12 @@ class BundleInteraction final : public Interaction {
         return Error::make(ErrorCode::invalid_input, "PUT needs Type/id or Type?query");
       }
     } else {
-      return Error::make(ErrorCode::method_not_allowed, "request.method '" + op.method + "' is not supported");
+      return Error::make(ErrorCode::method_not_allowed,
+                         "request.method '" + op.method + "' is not supported");
     }
     if (const PartnerConfig* who = job.ex.caller.partner; who && !may(*who, op.type, op.interaction))
-      return Error::make(ErrorCode::forbidden, "the sharing agreement does not allow " + who->id + " " + op.interaction +
-                                                   " on " + op.type);
+      return Error::make(ErrorCode::forbidden, "the sharing agreement does not allow " + who->id + " " +
+                                                   op.interaction + " on " + op.type);
     if (!op.cached && (op.method == "GET" || op.method == "DELETE"))
       return Error::make(ErrorCode::not_found, op.type + " is not held by this gateway");
     if (!op.cached && op.condition)
@@ -336,8 +351,8 @@ class BundleInteraction final : public Interaction {
       if (op.method == "PUT" && !op.id.empty()) {
         const auto body_id = op.resource.string_at("id");
         if (!body_id.empty() && body_id != op.id)
-          return Error::make(ErrorCode::unprocessable,
-                             "the resource id '" + std::string(body_id) + "' does not match the url's '" + op.id + "'");
+          return Error::make(ErrorCode::unprocessable, "the resource id '" + std::string(body_id) +
+                                                           "' does not match the url's '" + op.id + "'");
       }
     }
     return std::nullopt;
@@ -367,7 +382,8 @@ class BundleInteraction final : public Interaction {
 
   static Status fail_transaction(RestJob&, const Op& op) { return *op.error; }
 
-  Status resolve_match(store::WriteTxn& txn, RestJob& job, Op& op, std::map<std::string, std::string>& targets_now) {
+  Status resolve_match(store::WriteTxn& txn, RestJob& job, Op& op,
+                       std::map<std::string, std::string>& targets_now) {
     pipeline::Exchange probe = entry_exchange(job, op);
     auto matches = stages::visible_matches(txn, job.services.write, probe, op.type, *op.condition);
     if (!matches) return matches.error();
@@ -394,9 +410,9 @@ class BundleInteraction final : public Interaction {
     if (!op.cached) {  // validated already; passed on to the routes, not stored
       rewrite_references(op.resource, targets_now);
       if (services.write.router)
-        services.write.router->route(txn, job.ex.origin,
-                                     PassThrough{op.type, op.id, "", Gate::patient_of(op.resource),
-                                                 fhir::write_json(op.resource)});
+        services.write.router->route(
+            txn, job.ex.origin,
+            PassThrough{op.type, op.id, "", Gate::patient_of(op.resource), fhir::write_json(op.resource)});
       op.status = 202;
       op.note = op.type + " is not held by this gateway: validated and routed, not stored";
       return Ok{};
@@ -453,7 +469,9 @@ class BundleInteraction final : public Interaction {
     TxnConsents consents(txn);
     auto shown = stages::may_see_version(
         job.services.gate, entry, consents, *rec,
-        [&txn, &op](std::int64_t v) -> Result<std::optional<VersionRecord>> { return txn.vread(op.type, op.id, v); },
+        [&txn, &op](std::int64_t v) -> Result<std::optional<VersionRecord>> {
+          return txn.vread(op.type, op.id, v);
+        },
         true);
     if (!shown) return shown.error();
     if (!*shown) return Error::make(ErrorCode::not_found, op.type + "/" + op.id + " is not known");

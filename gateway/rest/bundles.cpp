@@ -61,9 +61,9 @@ std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms,
   return out;
 }
 
-std::string history_bundle(const std::string& bundle_id, std::int64_t now_ms, std::optional<std::int64_t> total,
-                           const std::vector<BundleLink>& links, const std::string& base_url,
-                           const std::vector<store::VersionRecord>& versions) {
+std::string history_bundle(const std::string& bundle_id, std::int64_t now_ms,
+                           std::optional<std::int64_t> total, const std::vector<BundleLink>& links,
+                           const std::string& base_url, const std::vector<store::VersionRecord>& versions) {
   std::string out;
   open_bundle(out, bundle_id, now_ms, "history", total, links);
   if (!versions.empty()) {

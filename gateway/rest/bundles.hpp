@@ -25,8 +25,8 @@ std::string searchset_bundle(const std::string& bundle_id, std::int64_t now_ms,
 
 // History entries carry request (method, url) and response (status, etag, lastModified); deletions have
 // no resource.
-std::string history_bundle(const std::string& bundle_id, std::int64_t now_ms, std::optional<std::int64_t> total,
-                           const std::vector<BundleLink>& links, const std::string& base_url,
-                           const std::vector<store::VersionRecord>& versions);
+std::string history_bundle(const std::string& bundle_id, std::int64_t now_ms,
+                           std::optional<std::int64_t> total, const std::vector<BundleLink>& links,
+                           const std::string& base_url, const std::vector<store::VersionRecord>& versions);
 
 }  // namespace fhirgate::gateway::rest

@@ -46,7 +46,8 @@ Node held_json(const store::HeldWrite& h, bool whole) {
 }
 
 std::optional<std::int64_t> id_of(const std::string& text) {
-  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), ::isdigit)) return std::nullopt;
+  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), ::isdigit))
+    return std::nullopt;
   return std::stoll(text);
 }
 
@@ -64,7 +65,8 @@ class HeldList final : public Interaction {
         status = value == "any" ? "" : value;
       } else if (key == "_count" || key == "before") {
         const auto n = id_of(value);
-        if (!n || *n == 0) return ex.fail(Error::make(ErrorCode::invalid_input, key + " must be a positive integer", key));
+        if (!n || *n == 0)
+          return ex.fail(Error::make(ErrorCode::invalid_input, key + " must be a positive integer", key));
         if (key == "_count") count = static_cast<int>(std::min<std::int64_t>(*n, 1000));
         if (key == "before") before = *n;
       } else {
@@ -77,7 +79,8 @@ class HeldList final : public Interaction {
     if (ex.audit) {
       ex.audit->query = job.request.method + " " + job.request.target;
       for (const auto& h : rows_)
-        if (!h.patient.empty() && std::find(ex.seen_patients.begin(), ex.seen_patients.end(), h.patient) == ex.seen_patients.end())
+        if (!h.patient.empty() &&
+            std::find(ex.seen_patients.begin(), ex.seen_patients.end(), h.patient) == ex.seen_patients.end())
           ex.seen_patients.push_back(h.patient);
     }
   }
@@ -103,7 +106,8 @@ class HeldEntry final : public Interaction {
     if (!registrars_only(job)) return;
     if (ex.audit) ex.audit->interaction = "read";
     const auto id = id_of(id_text_);
-    auto held = id ? job.services.store.held_write(*id) : Result<std::optional<store::HeldWrite>>(std::nullopt);
+    auto held =
+        id ? job.services.store.held_write(*id) : Result<std::optional<store::HeldWrite>>(std::nullopt);
     if (!held) return ex.fail(held.error());
     if (!*held) return ex.fail(Error::make(ErrorCode::not_found, "No held write " + id_text_));
     held_ = std::move(**held);
@@ -146,12 +150,14 @@ class HeldDecision final : public Interaction {
         ex.audit->patient_reference = held->patient;
       }
       if (held->status != "held")
-        return Error::make(ErrorCode::conflict, "Held write " + id_text_ + " is " + held->status + " already");
+        return Error::make(ErrorCode::conflict,
+                           "Held write " + id_text_ + " is " + held->status + " already");
       const std::string by = ex.caller.partner ? ex.caller.partner->id : std::string("anonymous");
       // A hold is a review: whoever made the write does not decide on it.
       if (ex.caller.partner && held->partner == by)
-        return Error::make(ErrorCode::forbidden, "A held write is released or rejected by another registrar or the "
-                                                 "privacy officer, not by the partner that made it");
+        return Error::make(ErrorCode::forbidden,
+                           "A held write is released or rejected by another registrar or the "
+                           "privacy officer, not by the partner that made it");
       // The held exchange's own journal entry follows the decision, when the entry was that one write
       // (a REST request, an HL7 v2 message; a Bundle's or a feed file's entry stays held for its others).
       auto follow = [&](store::JournalStatus status) {
@@ -178,7 +184,8 @@ class HeldDecision final : public Interaction {
       follow(store::JournalStatus::released);
       status_ = "released";
       if (done->record)
-        resource_ = done->record->type + "/" + done->record->id + "/_history/" + std::to_string(done->record->version);
+        resource_ = done->record->type + "/" + done->record->id + "/_history/" +
+                    std::to_string(done->record->version);
       return Ok{};
     };
   }

@@ -31,12 +31,14 @@ class History final : public Interaction {
           if (used != v.size() || n < 0) throw std::invalid_argument("count");
           count = static_cast<int>(std::min<long>(n, options.max_count));
         } catch (const std::exception&) {
-          return ex.fail(Error::make(ErrorCode::invalid_input, "_count must be a non-negative integer", "_count"));
+          return ex.fail(
+              Error::make(ErrorCode::invalid_input, "_count must be a non-negative integer", "_count"));
         }
         understood_.emplace_back(k, v);
       } else if (k == "_since") {
         const auto range = fhir::parse_time_range(v);
-        if (!range) return ex.fail(Error::make(ErrorCode::invalid_input, "_since must be an instant", "_since"));
+        if (!range)
+          return ex.fail(Error::make(ErrorCode::invalid_input, "_since must be an instant", "_since"));
         since = range->low;
         understood_.emplace_back(k, v);
       } else if (k == "_cursor") {
@@ -70,7 +72,8 @@ class History final : public Interaction {
     auto page = job.services.store.history(type_, id_, since, count, *cursor, visible);
     if (!page) return ex.fail(page.error());
     if (!id_.empty() && page->total && *page->total == 0) {
-      if (ex.audit && !page->versions.empty()) ex.audit->outcome_desc = "consent: not shared with " + job.caller_id();
+      if (ex.audit && !page->versions.empty())
+        ex.audit->outcome_desc = "consent: not shared with " + job.caller_id();
       return ex.fail(Error::make(ErrorCode::not_found, type_ + "/" + id_ + " is not known"));
     }
     if (ex.audit) {
@@ -103,8 +106,8 @@ class History final : public Interaction {
     };
     std::vector<BundleLink> links{{"self", link(cursor_)}};
     if (!page_.next_cursor.empty()) links.push_back({"next", link(job.seal_cursor(page_.next_cursor))});
-    return job.json_response(
-        200, history_bundle(new_resource_id(), job.ex.received_ms, page_.total, links, job.base_url, page_.versions));
+    return job.json_response(200, history_bundle(new_resource_id(), job.ex.received_ms, page_.total, links,
+                                                 job.base_url, page_.versions));
   }
 
  private:

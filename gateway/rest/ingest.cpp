@@ -34,7 +34,8 @@ std::string media_type(const HttpRequest& request) {
 }
 
 bool is_v2(const std::string& type) {
-  return type == "x-application/hl7-v2+er7" || type == "application/hl7-v2" || type == "application/hl7-v2+er7";
+  return type == "x-application/hl7-v2+er7" || type == "application/hl7-v2" ||
+         type == "application/hl7-v2+er7";
 }
 
 class IngestV2 final : public Interaction {
@@ -52,8 +53,8 @@ class IngestV2 final : public Interaction {
       const bool sends_v2 = std::any_of(who->inbound.begin(), who->inbound.end(),
                                         [](const std::string& f) { return f.rfind("hl7v2", 0) == 0; });
       if (!sends_v2)
-        return ex.fail(Error::make(ErrorCode::forbidden,
-                                   "The sharing agreement does not let " + who->id + " send HL7 v2 messages"));
+        return ex.fail(Error::make(
+            ErrorCode::forbidden, "The sharing agreement does not let " + who->id + " send HL7 v2 messages"));
       v2_.source.partner = who->id;
       v2_.source.purpose = ex.caller.purpose;
     }
@@ -78,9 +79,10 @@ class IngestV2 final : public Interaction {
     if (o.status == inbound::V2Status::held) {
       Node response = Node::object();
       response.set("status", Node::string("202 Accepted"));
-      response.set("outcome", fhir::informational_outcome(
-                                  "The message was accepted for review: a registrar of the partnership will apply "
-                                  "or reject it"));
+      response.set("outcome",
+                   fhir::informational_outcome(
+                       "The message was accepted for review: a registrar of the partnership will apply "
+                       "or reject it"));
       Node entry = Node::object();
       entry.set("response", std::move(response));
       entries.push(std::move(entry));
@@ -107,7 +109,8 @@ class IngestV2 final : public Interaction {
     inbound::v2_settle(job.ex, v2_);
     Error error = *job.ex.error;
     for (auto& issue : error.issues)
-      if (issue.expression.empty() && !v2_.outcome.error_location.empty()) issue.expression = v2_.outcome.error_location;
+      if (issue.expression.empty() && !v2_.outcome.error_location.empty())
+        issue.expression = v2_.outcome.error_location;
     const auto cause = r.cause;
     r = job.fail_response(error);
     r.cause = cause;
@@ -128,20 +131,23 @@ class IngestFeed final : public Interaction {
     const FeedService& feeds = *job.services.feeds;
     const std::string* feed_id = param_value(job.query, "feed");
     const std::string* partner_param = param_value(job.query, "partner");
-    const std::string partner = ex.caller.partner ? ex.caller.partner->id : partner_param ? *partner_param : std::string();
+    const std::string partner = ex.caller.partner ? ex.caller.partner->id
+                                : partner_param   ? *partner_param
+                                                  : std::string();
     const char* format_name = format_ == mappers::FeedMapping::Format::csv ? "csv" : "xml";
     if (const PartnerConfig* who = ex.caller.partner;
         who && std::find(who->inbound.begin(), who->inbound.end(), format_name) == who->inbound.end())
-      return ex.fail(Error::make(ErrorCode::forbidden,
-                                 "The sharing agreement does not let " + who->id + " send " + format_name + " feeds"));
+      return ex.fail(Error::make(ErrorCode::forbidden, "The sharing agreement does not let " + who->id +
+                                                           " send " + format_name + " feeds"));
     if (partner.empty())
       return ex.fail(Error::make(ErrorCode::invalid_input, "name the sending partner: ?partner=", "partner"));
     const PartnerFeed* feed = find_feed(feeds.feeds, partner, feed_id ? *feed_id : "", format_);
     if (!feed)
-      return ex.fail(Error::make(ErrorCode::invalid_input,
-                                 "partner '" + partner + "' has no " + format_name + " feed" +
-                                     (feed_id ? " '" + *feed_id + "'" : " (or several: name one with ?feed=)"),
-                                 "feed"));
+      return ex.fail(
+          Error::make(ErrorCode::invalid_input,
+                      "partner '" + partner + "' has no " + format_name + " feed" +
+                          (feed_id ? " '" + *feed_id + "'" : " (or several: name one with ?feed=)"),
+                      "feed"));
     FeedOrigin origin;
     if (format_ == mappers::FeedMapping::Format::csv) {
       // Content-Type: text/csv; charset=... overrides the mapping's encoding.
@@ -152,13 +158,15 @@ class IngestFeed final : public Interaction {
         charset = charset.substr(0, charset.find(';'));
         std::erase(charset, '"');
         std::erase(charset, ' ');
-        if (charset == "windows-1252" || charset == "cp1252" || charset == "iso-8859-1" || charset == "latin1") {
+        if (charset == "windows-1252" || charset == "cp1252" || charset == "iso-8859-1" ||
+            charset == "latin1") {
           origin.encoding = mappers::TextEncoding::windows1252;
         } else if (charset == "utf-8" || charset == "utf8" || charset == "us-ascii") {
           origin.encoding = mappers::TextEncoding::utf8;
         } else {
-          return ex.fail(Error::make(ErrorCode::unsupported_media_type,
-                                     "charset '" + charset + "' is not supported: use utf-8 or windows-1252"));
+          return ex.fail(
+              Error::make(ErrorCode::unsupported_media_type,
+                          "charset '" + charset + "' is not supported: use utf-8 or windows-1252"));
         }
       }
     }
@@ -174,19 +182,27 @@ class IngestFeed final : public Interaction {
     ex.journal.reset();
     auto sink = [this](const FeedRowResult& row) {
       static const std::map<std::string, std::string, std::less<>> statuses = {
-          {"created", "201 Created"},       {"updated", "200 OK"}, {"unchanged", "200 OK"}, {"held", "202 Accepted"},
-          {"skipped", "204 No Content"}, {"rejected", "422 Unprocessable Entity"}, {"not-stored", "503 Service Unavailable"}};
-      static const std::map<int, std::string> rejected = {
-          {403, "403 Forbidden"}, {404, "404 Not Found"}, {409, "409 Conflict"}, {412, "412 Precondition Failed"}};
+          {"created", "201 Created"},
+          {"updated", "200 OK"},
+          {"unchanged", "200 OK"},
+          {"held", "202 Accepted"},
+          {"skipped", "204 No Content"},
+          {"rejected", "422 Unprocessable Entity"},
+          {"not-stored", "503 Service Unavailable"}};
+      static const std::map<int, std::string> rejected = {{403, "403 Forbidden"},
+                                                          {404, "404 Not Found"},
+                                                          {409, "409 Conflict"},
+                                                          {412, "412 Precondition Failed"}};
       Node response = Node::object();
       std::string status = statuses.at(row.status);
-      if (row.status == "rejected" && rejected.contains(row.http_status)) status = rejected.at(row.http_status);
+      if (row.status == "rejected" && rejected.contains(row.http_status))
+        status = rejected.at(row.http_status);
       response.set("status", Node::string(status));
       if (!row.resource.empty()) response.set("location", Node::string(row.resource));
       if (!row.reason.empty() || row.status == "unchanged") {
-        Error note = Error::make(ErrorCode::invalid_input, "row " + std::to_string(row.row) + " (line " +
-                                                               std::to_string(row.line) + "): " +
-                                                               (row.reason.empty() ? row.status : row.reason));
+        Error note = Error::make(ErrorCode::invalid_input,
+                                 "row " + std::to_string(row.row) + " (line " + std::to_string(row.line) +
+                                     "): " + (row.reason.empty() ? row.status : row.reason));
         auto& issue = note.issues.front();
         issue.line = static_cast<int>(row.line);
         if (row.status == "unchanged" || row.status == "skipped" || row.status == "held") {
@@ -217,8 +233,8 @@ class IngestFeed final : public Interaction {
     std::string counts;
     for (const auto& [status, n] : summary_.by_status)
       counts += (counts.empty() ? "" : ", ") + status + "=" + std::to_string(n);
-    response.headers.emplace_back("X-Ingest-Summary",
-                                  "rows=" + std::to_string(summary_.rows) + (counts.empty() ? "" : ", " + counts));
+    response.headers.emplace_back(
+        "X-Ingest-Summary", "rows=" + std::to_string(summary_.rows) + (counts.empty() ? "" : ", " + counts));
     return response;
   }
 
@@ -245,18 +261,20 @@ class Refused final : public Interaction {
 std::unique_ptr<Interaction> make_ingest(const RestJob& job) {
   const std::string type = media_type(job.request);
   const auto& services = job.services;
-  if (type == "text/csv" && services.feeds) return std::make_unique<IngestFeed>(mappers::FeedMapping::Format::csv);
+  if (type == "text/csv" && services.feeds)
+    return std::make_unique<IngestFeed>(mappers::FeedMapping::Format::csv);
   if ((type == "application/xml" || type == "text/xml") && services.feeds)
     return std::make_unique<IngestFeed>(mappers::FeedMapping::Format::xml);
   if (is_v2(type) && services.v2) {
     if (job.request.body.empty())
-      return std::make_unique<Refused>(Error::make(ErrorCode::invalid_input, "$ingest needs a message in the body"));
+      return std::make_unique<Refused>(
+          Error::make(ErrorCode::invalid_input, "$ingest needs a message in the body"));
     return std::make_unique<IngestV2>();
   }
-  return std::make_unique<Refused>(
-      Error::make(ErrorCode::unsupported_media_type,
-                  "$ingest takes an HL7 v2 message (x-application/hl7-v2+er7), a CSV file (text/csv) or an XML "
-                  "document (application/xml)"));
+  return std::make_unique<Refused>(Error::make(
+      ErrorCode::unsupported_media_type,
+      "$ingest takes an HL7 v2 message (x-application/hl7-v2+er7), a CSV file (text/csv) or an XML "
+      "document (application/xml)"));
 }
 
 }  // namespace fhirgate::gateway::rest

@@ -83,7 +83,9 @@ class Journal final : public Interaction {
     for (const auto& param : job.query) {
       const std::string& key = param.first;
       const std::string& value = param.second;
-      auto bad = [&](const std::string& why) { ex.fail(Error::make(ErrorCode::invalid_input, key + ": " + why, key)); };
+      auto bad = [&](const std::string& why) {
+        ex.fail(Error::make(ErrorCode::invalid_input, key + ": " + why, key));
+      };
       if (key == "partner") {
         q_.partner = value;
       } else if (key == "direction") {
@@ -144,7 +146,8 @@ class JournalEntryView final : public Interaction {
     if (!operators_only(job)) return;
     if (ex.audit) ex.audit->interaction = "read";
     const auto id = positive(id_text_);
-    auto entry = id ? job.services.store.journal_entry(*id) : Result<std::optional<store::JournalEntry>>(std::nullopt);
+    auto entry =
+        id ? job.services.store.journal_entry(*id) : Result<std::optional<store::JournalEntry>>(std::nullopt);
     if (!entry) return ex.fail(entry.error());
     if (!*entry) return ex.fail(Error::make(ErrorCode::not_found, "No journal entry " + id_text_));
     const auto& e = **entry;
@@ -161,7 +164,8 @@ class JournalEntryView final : public Interaction {
         const auto& d = found->front();
         if (!d.payload.empty()) {
           out_.set("payload", Node::string(d.payload));
-        } else if (auto v = job.services.store.vread(d.type, d.resource_id, d.version); v && *v && !(*v)->deleted) {
+        } else if (auto v = job.services.store.vread(d.type, d.resource_id, d.version);
+                   v && *v && !(*v)->deleted) {
           out_.set("payload", Node::string((*v)->body));
         }
         if (!d.patient.empty()) patient(ex, d.patient);
@@ -211,7 +215,8 @@ class JournalAction final : public Interaction {
       if (retry_) ex.audit->operation = "$retry";
     }
     const auto id = positive(id_text_);
-    auto found = id ? job.services.store.journal_entry(*id) : Result<std::optional<store::JournalEntry>>(std::nullopt);
+    auto found =
+        id ? job.services.store.journal_entry(*id) : Result<std::optional<store::JournalEntry>>(std::nullopt);
     if (!found) return ex.fail(found.error());
     if (!*found) return ex.fail(Error::make(ErrorCode::not_found, "No journal entry " + id_text_));
     entry_ = std::move(**found);
@@ -225,8 +230,8 @@ class JournalAction final : public Interaction {
       return;
     }
     if (entry_.status != JournalStatus::rejected && entry_.status != JournalStatus::failed)
-      return conflict("is " + std::string(store::to_string(entry_.status)) + ": only a rejected or failed message can be " +
-                      (retry_ ? "retried" : "discarded"));
+      return conflict("is " + std::string(store::to_string(entry_.status)) +
+                      ": only a rejected or failed message can be " + (retry_ ? "retried" : "discarded"));
     if (!retry_) {
       mode_ = Mode::discard;
       return;
@@ -237,8 +242,10 @@ class JournalAction final : public Interaction {
       mode_ = Mode::v2;
       return;
     }
-    if ((entry_.format == "csv" || entry_.format == "xml") && job.services.feeds && entry_.type.starts_with("feed ")) {
-      const auto format = entry_.format == "csv" ? mappers::FeedMapping::Format::csv : mappers::FeedMapping::Format::xml;
+    if ((entry_.format == "csv" || entry_.format == "xml") && job.services.feeds &&
+        entry_.type.starts_with("feed ")) {
+      const auto format =
+          entry_.format == "csv" ? mappers::FeedMapping::Format::csv : mappers::FeedMapping::Format::xml;
       feed_ = find_feed(job.services.feeds->feeds, entry_.partner, entry_.type.substr(5), format);
       if (!feed_) return conflict("names a feed that is no longer configured");
       mode_ = Mode::feed;
@@ -282,7 +289,8 @@ class JournalAction final : public Interaction {
     origin.size = static_cast<std::int64_t>(entry_.payload.size());
     origin.payload = std::string_view(entry_.payload);
     auto ignore = [](const FeedRowResult&) {};
-    const auto format = entry_.format == "csv" ? mappers::FeedMapping::Format::csv : mappers::FeedMapping::Format::xml;
+    const auto format =
+        entry_.format == "csv" ? mappers::FeedMapping::Format::csv : mappers::FeedMapping::Format::xml;
     if (format == mappers::FeedMapping::Format::csv) {
       std::istringstream in(entry_.payload);
       (void)ingest_csv(job.services.feeds->context, *feed_, origin, in, ignore);
@@ -299,8 +307,10 @@ class JournalAction final : public Interaction {
           return done ? Status(Ok{}) : Status(done.error());
         };
       case Mode::discard:
-        return [id = entry_.id, received = entry_.received_ms, error = entry_.error](store::WriteTxn& txn) -> Status {
-          txn.advance_journal(id, store::JournalStatus::discarded, error, static_cast<double>(txn.now_ms() - received));
+        return [id = entry_.id, received = entry_.received_ms,
+                error = entry_.error](store::WriteTxn& txn) -> Status {
+          txn.advance_journal(id, store::JournalStatus::discarded, error,
+                              static_cast<double>(txn.now_ms() - received));
           return Ok{};
         };
       case Mode::v2:
@@ -357,8 +367,9 @@ class Stats final : public Interaction {
       const auto n = positive(value);
       if ((key != "window" && key != "bucket") || !n || *n == 0)
         return ex.fail(Error::make(ErrorCode::invalid_input,
-                                   key == "window" || key == "bucket" ? key + " must be a positive number of seconds"
-                                                                      : "Unknown parameter '" + key + "'",
+                                   key == "window" || key == "bucket"
+                                       ? key + " must be a positive number of seconds"
+                                       : "Unknown parameter '" + key + "'",
                                    key));
       (key == "window" ? window_s_ : bucket_s) = *n;
     }
@@ -410,13 +421,15 @@ class Stats final : public Interaction {
     for (const auto& destination : job.services.options.destinations)
       if (std::none_of(all.begin(), all.end(), [&](const auto& q) { return q.destination == destination; }))
         all.push_back({destination, 0, now});
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.destination < b.destination; });
+    std::sort(all.begin(), all.end(),
+              [](const auto& a, const auto& b) { return a.destination < b.destination; });
     for (const auto& q : all) {
       Node row = Node::object();
       row.set("destination", Node::string(q.destination));
       row.set("depth", Node::number(std::to_string(q.depth)));
       char age[32];
-      std::snprintf(age, sizeof age, "%.1f", static_cast<double>(std::max<std::int64_t>(0, now - q.oldest_ms)) / 1000.0);
+      std::snprintf(age, sizeof age, "%.1f",
+                    static_cast<double>(std::max<std::int64_t>(0, now - q.oldest_ms)) / 1000.0);
       row.set("oldestAgeSeconds", Node::number(age));
       queue_list.push(std::move(row));
     }

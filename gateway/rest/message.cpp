@@ -113,10 +113,11 @@ class ProcessMessage final : public Interaction {
                              : nullptr;
     if (request.string_at("resourceType") != "Bundle" || request.string_at("type") != "message" ||
         request.string_at("id").empty() || !header || header->string_at("resourceType") != "MessageHeader")
-      return ex.fail(Error::make(ErrorCode::invalid_input,
-                                 "$process-message takes a Bundle of type message with an id whose first entry is "
-                                 "a MessageHeader",
-                                 "Bundle"));
+      return ex.fail(
+          Error::make(ErrorCode::invalid_input,
+                      "$process-message takes a Bundle of type message with an id whose first entry is "
+                      "a MessageHeader",
+                      "Bundle"));
     if (const PartnerConfig* who = ex.caller.partner;
         who && std::find(who->inbound.begin(), who->inbound.end(), "fhir-message") == who->inbound.end())
       return ex.fail(Error::make(ErrorCode::forbidden,
@@ -146,7 +147,8 @@ class ProcessMessage final : public Interaction {
       if (!resource) continue;
       const std::string type(resource->string_at("resourceType"));
       // A patient's sharing decision is recorded by registrars only, whatever the door.
-      if (Status allowed = job.services.gate.may_record(ex.caller, nullptr, type == "Consent" ? resource : nullptr);
+      if (Status allowed =
+              job.services.gate.may_record(ex.caller, nullptr, type == "Consent" ? resource : nullptr);
           !allowed) {
         Issue issue = allowed.error().issues.front();
         issue.code = "forbidden";
@@ -178,7 +180,8 @@ class ProcessMessage final : public Interaction {
       }
       if (ex.audit) {
         ex.audit->outcome = AuditOutcome::minor_failure;
-        ex.audit->outcome_desc = "message " + event + " not accepted: " + std::to_string(problems.size()) + " problem(s)";
+        ex.audit->outcome_desc =
+            "message " + event + " not accepted: " + std::to_string(problems.size()) + " problem(s)";
       }
     }
     log_.channel = "http";
@@ -197,7 +200,8 @@ class ProcessMessage final : public Interaction {
     for (const auto& entry : entries->items()) {
       const Node* resource = entry.find("resource");
       if (!resource) continue;
-      if (std::string patient = Gate::patient_of(*resource); !patient.empty()) about.push_back(std::move(patient));
+      if (std::string patient = Gate::patient_of(*resource); !patient.empty())
+        about.push_back(std::move(patient));
       if (resource->string_at("resourceType") != "Patient") continue;
       const auto query =
           stages::any_identifier_query(job.services.registry, "Patient", stages::identifiers_of(*resource));

@@ -23,7 +23,8 @@ class Read final : public Interaction {
       rec = job.services.store.read(type_, id_);
     } else {
       const auto number = parse_etag(version_);
-      if (!number) return ex.fail(Error::make(ErrorCode::invalid_input, "'" + version_ + "' is not a version number"));
+      if (!number)
+        return ex.fail(Error::make(ErrorCode::invalid_input, "'" + version_ + "' is not a version number"));
       rec = job.services.store.vread(type_, id_, *number);
     }
     if (!rec) return ex.fail(rec.error());
@@ -36,9 +37,9 @@ class Read final : public Interaction {
     }
     if ((*rec)->deleted) {
       deleted_version_ = (*rec)->version;
-      return ex.fail(Error::make(ErrorCode::gone, version_.empty() ? what + " was deleted"
-                                                                   : type_ + "/" + id_ + " version " + version_ +
-                                                                         " is a deletion"));
+      return ex.fail(Error::make(
+          ErrorCode::gone, version_.empty() ? what + " was deleted"
+                                            : type_ + "/" + id_ + " version " + version_ + " is a deletion"));
     }
     record_ = std::move(**rec);
   }

@@ -104,8 +104,8 @@ void admit(RestJob& job) {
     const auto host = request.header("Host");
     job.base_url = "http://" + std::string(host.empty() || !valid_host(host) ? "localhost" : host);
     if (!host.empty() && !valid_host(host))
-      return ex.fail(Error::make(ErrorCode::invalid_input, "The Host header is not a valid host[:port] (RFC 7230 5.4)",
-                                 "Host"));
+      return ex.fail(Error::make(ErrorCode::invalid_input,
+                                 "The Host header is not a valid host[:port] (RFC 7230 5.4)", "Host"));
   }
   if (qmark != std::string_view::npos) {
     auto parsed = fhir::parse_query_string(target.substr(qmark + 1));
@@ -115,7 +115,8 @@ void admit(RestJob& job) {
   const std::string* pretty = param_value(job.query, "_pretty");
   job.pretty = pretty && *pretty == "true";
   const std::string* format = param_value(job.query, "_format");
-  auto negotiated = negotiate_response_format(format ? *format : std::string_view(), request.header("Accept"));
+  auto negotiated =
+      negotiate_response_format(format ? *format : std::string_view(), request.header("Accept"));
   if (!negotiated) return ex.fail(negotiated.error());
   job.format = *negotiated;
   if (!job.secure() || is_open(job)) return;
@@ -176,15 +177,16 @@ void authorize(RestJob& job) {
   if (job.ex.audit && *interaction) job.ex.audit->interaction = interaction;
   if (job.ex.caller.partner && *interaction && !may(*job.ex.caller.partner, job.resource_type, interaction)) {
     const PartnerConfig& who = *job.ex.caller.partner;
-    return job.ex.fail(Error::make(ErrorCode::forbidden, "The sharing agreement does not allow " + who.id + " " +
-                                                             interaction + " on " + job.resource_type));
+    return job.ex.fail(Error::make(ErrorCode::forbidden, "The sharing agreement does not allow " + who.id +
+                                                             " " + interaction + " on " + job.resource_type));
   }
   // What a partner sends is listed in its agreement (`inbound`): a partner listing formats but not
   // fhir-rest writes nothing over REST (its feeds and messages have their own doors).
-  if (const PartnerConfig* who = job.ex.caller.partner; who && !who->inbound.empty() && is_rest_write(job) &&
+  if (const PartnerConfig* who = job.ex.caller.partner;
+      who && !who->inbound.empty() && is_rest_write(job) &&
       std::find(who->inbound.begin(), who->inbound.end(), "fhir-rest") == who->inbound.end())
-    return job.ex.fail(Error::make(ErrorCode::forbidden,
-                                   "The sharing agreement does not let " + who->id + " send FHIR REST writes"));
+    return job.ex.fail(Error::make(
+        ErrorCode::forbidden, "The sharing agreement does not let " + who->id + " send FHIR REST writes"));
   job.handler->begin(job);
 }
 
@@ -355,7 +357,8 @@ HttpResponse RestJob::resource_response(int status, const store::VersionRecord& 
   r.set_header("ETag", etag(rec.version));
   r.set_header("Last-Modified", fhir::format_http_date(rec.last_updated_ms));
   if (location)
-    r.set_header("Location", base_url + "/" + rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
+    r.set_header("Location",
+                 base_url + "/" + rec.type + "/" + rec.id + "/_history/" + std::to_string(rec.version));
   return r;
 }
 
@@ -365,7 +368,8 @@ fhir::ValidationOptions RestJob::validation_options() const {
   return options;
 }
 
-Status RestJob::check_for_write(const fhir::Node& resource, const std::string& type, bool locate_in_body) const {
+Status RestJob::check_for_write(const fhir::Node& resource, const std::string& type,
+                                bool locate_in_body) const {
   fhir::ValidationOptions options = validation_options();
   if (const auto it = services.options.profiles.find(type); it != services.options.profiles.end())
     options.profiles = it->second;

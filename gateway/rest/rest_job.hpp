@@ -126,7 +126,8 @@ class RestJob final : public pipeline::Chain<RestJob, net::HttpJob> {
   // The validation of a resource for a write: base R4, the type's configured profiles, within this
   // request's budget; then what FHIR XML could not carry (fhir::check_storable). Errors: unprocessable
   // with every error located (line and column too, for a JSON body).
-  Status check_for_write(const fhir::Node& resource, const std::string& type, bool locate_in_body = false) const;
+  Status check_for_write(const fhir::Node& resource, const std::string& type,
+                         bool locate_in_body = false) const;
   fhir::ValidationOptions validation_options() const;
   // The caller's search in the store through the gate (consent), in this request.
   store::Visibility visibility();

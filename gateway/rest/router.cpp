@@ -29,8 +29,9 @@ bool served(const RestJob& job, const std::string& type) {
 }
 
 Error unknown_operation(const std::string& name, const std::string& where) {
-  return Error::make(ErrorCode::not_found, "Unknown operation '" + name + "'" + where +
-                                               ": this server supports $validate, $process-message and $ingest");
+  return Error::make(ErrorCode::not_found,
+                     "Unknown operation '" + name + "'" + where +
+                         ": this server supports $validate, $process-message and $ingest");
 }
 
 // The route for a path, or the error for a path that names nothing.
@@ -38,7 +39,9 @@ Result<Route> find_route(const RestJob& job) {
   const auto& p = job.parts;
   const auto& services = job.services;
   Route r;
-  auto on = [&r](const char* method, std::function<Routed()> make) { r.methods.emplace_back(method, std::move(make)); };
+  auto on = [&r](const char* method, std::function<Routed()> make) {
+    r.methods.emplace_back(method, std::move(make));
+  };
   if (p.empty()) {
     on("POST", [] { return routed(make_bundle(), "bundle"); });
     return r;
@@ -61,9 +64,8 @@ Result<Route> find_route(const RestJob& job) {
     const auto& dashboard = services.options.dashboard;
     if (p.size() == 1 && !dashboard.empty()) {
       const bool slash = job.path.ends_with("/");
-      on("GET", [slash] {
-        return routed(slash ? make_dashboard("index.html") : make_redirect("/_ops/"), "ops");
-      });
+      on("GET",
+         [slash] { return routed(slash ? make_dashboard("index.html") : make_redirect("/_ops/"), "ops"); });
       return r;
     }
     if (p.size() == 2 && dashboard.contains(p[1])) {
@@ -127,19 +129,28 @@ Result<Route> find_route(const RestJob& job) {
   const std::string type = first;
   const bool trail = type == "AuditEvent";  // served from the chained audit trail, append-only
   if (p.size() == 1) {
-    on("GET", [type, trail] { return routed(trail ? make_audit_search() : make_search(type, false), "search-type", type); });
-    on("POST", [type, trail] { return routed(trail ? make_audit_create() : make_create(type), "create", type); });
+    on("GET", [type, trail] {
+      return routed(trail ? make_audit_search() : make_search(type, false), "search-type", type);
+    });
+    on("POST",
+       [type, trail] { return routed(trail ? make_audit_create() : make_create(type), "create", type); });
     if (!is_append_only(type))  // a conditional update: PUT Type?criteria
       on("PUT", [type] { return routed(make_update(type, {}), "update", type); });
     return r;
   }
   if (p.size() == 2 && p[1] == "_search") {
-    on("GET", [type, trail] { return routed(trail ? make_audit_search() : make_search(type, false), "search-type", type); });
-    on("POST", [type, trail] { return routed(trail ? make_audit_search() : make_search(type, true), "search-type", type); });
+    on("GET", [type, trail] {
+      return routed(trail ? make_audit_search() : make_search(type, false), "search-type", type);
+    });
+    on("POST", [type, trail] {
+      return routed(trail ? make_audit_search() : make_search(type, true), "search-type", type);
+    });
     return r;
   }
   if (p.size() == 2 && p[1] == "_history") {
-    on("GET", [type, trail] { return routed(trail ? make_audit_history({}) : make_history(type, {}), "history-type", type); });
+    on("GET", [type, trail] {
+      return routed(trail ? make_audit_history({}) : make_history(type, {}), "history-type", type);
+    });
     return r;
   }
   if (p.size() == 2 && p[1].starts_with("$")) {
@@ -149,9 +160,12 @@ Result<Route> find_route(const RestJob& job) {
   }
   const std::string id = p[1];
   if (!fhir::is_valid_id(id))
-    return Error::make(ErrorCode::invalid_input, "'" + id + "' is not a valid resource id ([A-Za-z0-9-.]{1,64})");
+    return Error::make(ErrorCode::invalid_input,
+                       "'" + id + "' is not a valid resource id ([A-Za-z0-9-.]{1,64})");
   if (p.size() == 2) {
-    on("GET", [type, id, trail] { return routed(trail ? make_audit_read(id, {}) : make_read(type, id, {}), "read", type); });
+    on("GET", [type, id, trail] {
+      return routed(trail ? make_audit_read(id, {}) : make_read(type, id, {}), "read", type);
+    });
     if (!is_append_only(type)) {
       on("PUT", [type, id] { return routed(make_update(type, id), "update", type); });
       on("DELETE", [type, id] { return routed(make_delete(type, id), "delete", type); });
@@ -188,7 +202,8 @@ Result<Routed> route_request(const RestJob& job, std::string& allow) {
     if (m == method) return make();
   allow = allow_of(*route);
   if (allow.empty()) return Error::make(ErrorCode::not_found, "Unknown path " + job.path);
-  return Error::make(ErrorCode::method_not_allowed, method + " is not allowed on " + job.path + " (allowed: " + allow + ")");
+  return Error::make(ErrorCode::method_not_allowed,
+                     method + " is not allowed on " + job.path + " (allowed: " + allow + ")");
 }
 
 }  // namespace fhirgate::gateway::rest

@@ -68,7 +68,8 @@ class Search final : public Interaction {
     if (terms > kMaxSearchTerms)
       return ex.fail(Error::make(ErrorCode::invalid_input, "The search has " + std::to_string(terms) +
                                                                " parameters and values; at most " +
-                                                               std::to_string(kMaxSearchTerms) + " are allowed"));
+                                                               std::to_string(kMaxSearchTerms) +
+                                                               " are allowed"));
     const auto& options = job.services.options;
     fhir::SearchOptions opts{job.prefer.strict, options.default_count, options.max_count, ex.received_ms};
     auto query = fhir::parse_search(job.services.registry, type_, params, opts);
@@ -104,7 +105,8 @@ class Search final : public Interaction {
     };
     std::vector<BundleLink> links{{"self", link(sealed_cursor_)}};
     if (!page_.next_cursor.empty()) links.push_back({"next", link(job.seal_cursor(page_.next_cursor))});
-    if (!page_.previous_cursor.empty()) links.push_back({"previous", link(job.seal_cursor(page_.previous_cursor))});
+    if (!page_.previous_cursor.empty())
+      links.push_back({"previous", link(job.seal_cursor(page_.previous_cursor))});
     std::vector<SearchEntry> entries;
     entries.reserve(page_.matches.size());
     for (auto& m : page_.matches) {
@@ -113,16 +115,18 @@ class Search final : public Interaction {
       if (job.format != fhir::Format::json) {
         auto parsed = fhir::parse_json(e.resource_json);
         if (!parsed || !fhir::write_resource(job.services.model, *parsed, job.format, false)) {
-          Error unrepresentable = Error::make(ErrorCode::not_acceptable,
-                                              type_ + "/" + m.id + " cannot be represented in this format; "
-                                              "read it as application/fhir+json");
+          Error unrepresentable =
+              Error::make(ErrorCode::not_acceptable, type_ + "/" + m.id +
+                                                         " cannot be represented in this format; "
+                                                         "read it as application/fhir+json");
           unrepresentable.issues.front().severity = "warning";
           e.resource_json = fhir::write_json(fhir::operation_outcome(unrepresentable));
         }
       }
       entries.push_back(std::move(e));
     }
-    return job.json_response(200, searchset_bundle(new_resource_id(), job.ex.received_ms, page_.total, links, entries));
+    return job.json_response(
+        200, searchset_bundle(new_resource_id(), job.ex.received_ms, page_.total, links, entries));
   }
 
  private:

@@ -39,7 +39,8 @@ class Validate final : public Interaction {
     if (!id_.empty()) {
       auto rec = job.services.store.read(type_, id_);
       if (!rec) return ex.fail(rec.error());
-      if (!*rec || (*rec)->deleted) return ex.fail(Error::make(ErrorCode::not_found, type_ + "/" + id_ + " is not known"));
+      if (!*rec || (*rec)->deleted)
+        return ex.fail(Error::make(ErrorCode::not_found, type_ + "/" + id_ + " is not known"));
       auto shown = job.readable(**rec);
       if (!shown) return ex.fail(shown.error());
       if (!*shown) return ex.fail(Error::make(ErrorCode::not_found, type_ + "/" + id_ + " is not known"));
@@ -70,7 +71,8 @@ class Validate final : public Interaction {
             options.profiles.emplace_back(p.string_at("valueUri").empty() ? p.string_at("valueCanonical")
                                                                           : p.string_at("valueUri"));
           if (name == "mode" && p.string_at("valueCode") == "delete") {
-            outcome_ = fhir::write_json(fhir::informational_outcome("Validation passed: deletion is always allowed"));
+            outcome_ = fhir::write_json(
+                fhir::informational_outcome("Validation passed: deletion is always allowed"));
             return;
           }
         }

@@ -18,7 +18,8 @@ using stages::WriteRequest;
 
 // The body as a resource of `type`: parsed from JSON or XML, FHIR JSON rules checked, resourceType
 // matching the URL.
-Result<Node> parse_resource_body(const fhir::Model& model, const HttpRequest& request, const std::string& type) {
+Result<Node> parse_resource_body(const fhir::Model& model, const HttpRequest& request,
+                                 const std::string& type) {
   auto kind = classify_request_body(request.header("Content-Type"));
   if (!kind) return std::move(kind).error();
   if (*kind == BodyKind::form)
@@ -40,7 +41,8 @@ Result<std::optional<std::int64_t>> if_match_version(const HttpRequest& request)
   const auto header = request.header("If-Match");
   if (header.empty()) return std::optional<std::int64_t>();
   const auto version = parse_etag(header);
-  if (!version) return Error::make(ErrorCode::invalid_input, "If-Match must be a version ETag such as W/\"1\"");
+  if (!version)
+    return Error::make(ErrorCode::invalid_input, "If-Match must be a version ETag such as W/\"1\"");
   return version;
 }
 
@@ -50,18 +52,21 @@ Result<fhir::SearchQuery> condition_of(const RestJob& job, const std::string& ty
                                        const char* what) {
   std::erase_if(params, [](const auto& p) { return p.first == "_format" || p.first == "_pretty"; });
   const auto& options = job.services.options;
-  auto parsed = fhir::parse_search(job.services.registry, type, params,
-                                   fhir::SearchOptions{true, options.default_count, options.max_count, job.ex.received_ms});
+  auto parsed = fhir::parse_search(
+      job.services.registry, type, params,
+      fhir::SearchOptions{true, options.default_count, options.max_count, job.ex.received_ms});
   if (!parsed) return parsed.error();
-  if (parsed->clauses.empty()) return Error::make(ErrorCode::invalid_input, std::string(what) + " needs search criteria");
+  if (parsed->clauses.empty())
+    return Error::make(ErrorCode::invalid_input, std::string(what) + " needs search criteria");
   return parsed;
 }
 
 // The answer to a write held for a registrar: the same whatever the record it matched holds.
 HttpResponse held_response(RestJob& job) {
-  return job.json_response(202, fhir::write_json(fhir::informational_outcome(
-                                    "The write was accepted for review: a registrar of the partnership will apply "
-                                    "or reject it")));
+  return job.json_response(202,
+                           fhir::write_json(fhir::informational_outcome(
+                               "The write was accepted for review: a registrar of the partnership will apply "
+                               "or reject it")));
 }
 
 class Write : public Interaction {
@@ -70,7 +75,9 @@ class Write : public Interaction {
       : type_(std::move(type)), id_(std::move(id)), kind_(kind) {}
 
   const char* interaction() const override {
-    return kind_ == WriteRequest::Kind::create ? "create" : kind_ == WriteRequest::Kind::update ? "update" : "delete";
+    return kind_ == WriteRequest::Kind::create   ? "create"
+           : kind_ == WriteRequest::Kind::update ? "update"
+                                                 : "delete";
   }
   bool has_work(const RestJob&) const override { return kind_ != WriteRequest::Kind::remove; }
 
@@ -80,13 +87,13 @@ class Write : public Interaction {
     if (kind_ == WriteRequest::Kind::update && !id_.empty()) {
       const std::string_view body_id = resource->string_at("id");
       if (body_id.empty())
-        return job.ex.fail(Error::make(ErrorCode::invalid_input,
-                                       "The resource must have an id matching the URL ('" + id_ + "')", "id"));
+        return job.ex.fail(Error::make(
+            ErrorCode::invalid_input, "The resource must have an id matching the URL ('" + id_ + "')", "id"));
       if (body_id != id_)
-        return job.ex.fail(Error::make(ErrorCode::unprocessable,
-                                       "The resource id '" + std::string(body_id) + "' does not match the URL id '" +
-                                           id_ + "'",
-                                       type_ + ".id"));
+        return job.ex.fail(Error::make(
+            ErrorCode::unprocessable,
+            "The resource id '" + std::string(body_id) + "' does not match the URL id '" + id_ + "'",
+            type_ + ".id"));
     }
     if (Status valid = job.check_for_write(*resource, type_, true); !valid) return job.ex.fail(valid.error());
     resource_ = std::move(*resource);
@@ -102,7 +109,8 @@ class Write : public Interaction {
     if (kind_ == WriteRequest::Kind::create) {
       request_.id = new_resource_id();
       if (std::string_view none_exist = job.request.header("If-None-Exist"); !none_exist.empty()) {
-        if (const auto pos = none_exist.find('?'); pos != std::string_view::npos) none_exist.remove_prefix(pos + 1);
+        if (const auto pos = none_exist.find('?'); pos != std::string_view::npos)
+          none_exist.remove_prefix(pos + 1);
         auto params = fhir::parse_query_string(none_exist);
         if (!params) return ex.fail(params.error());
         auto condition = condition_of(job, type_, std::move(*params), "If-None-Exist");

@@ -225,7 +225,8 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& cha
 }
 
 Result<std::string> DeliveryWorker::consent_withholds(const store::Delivery& d, const DeliveryItem& item,
-                                                      const PartnerConfig& receiver, const std::string& purpose) {
+                                                      const PartnerConfig& receiver,
+                                                      const std::string& purpose) {
   const Caller caller{&receiver, purpose};
   StoreConsents consents(store_);
   if (!is_message(d)) {

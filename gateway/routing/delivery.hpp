@@ -10,9 +10,9 @@
 //    fhir-message over a kept-open HTTP connection, hl7v2-mllp over a kept-open MLLP connection, file
 //    by writing it whole into the partner's drop folder;
 //  - records the outcome and an AuditEvent whose requesting agent is the receiving partner — the one who
-//    now holds the patient's data — against the patient (one commit for the pass's deliveries): `delivered` when the
-//    receiver took it; otherwise the attempt is counted and retried after base * 2^(attempts-1) ms (at
-//    most max, with jitter: half to all of it), and after maxAttempts -- or at once when the receiver
+//    now holds the patient's data — against the patient (one commit for the pass's deliveries): `delivered`
+//    when the receiver took it; otherwise the attempt is counted and retried after base * 2^(attempts-1) ms
+//    (at most max, with jitter: half to all of it), and after maxAttempts -- or at once when the receiver
 //    refused it for good (fatal-error, AR) -- the delivery is `dead` with its last error.
 // Deliveries survive restarts: they are rows in the database. A partner that hangs holds up only its own
 // deliveries.

@@ -28,7 +28,8 @@ Error unreadable_consents(const std::string& patient) {
 
 }  // namespace
 
-Result<std::vector<std::pair<std::int64_t, std::string>>> StoreConsents::consents_of(const std::string& patient) {
+Result<std::vector<std::pair<std::int64_t, std::string>>> StoreConsents::consents_of(
+    const std::string& patient) {
   if (auto it = read_.find(patient); it != read_.end()) return it->second;
   const auto slash = patient.find('/');
   auto rows = store_.referencing("Consent", "patient", patient.substr(0, slash), patient.substr(slash + 1));
@@ -38,7 +39,8 @@ Result<std::vector<std::pair<std::int64_t, std::string>>> StoreConsents::consent
   return rows;
 }
 
-Result<std::vector<std::pair<std::int64_t, std::string>>> TxnConsents::consents_of(const std::string& patient) {
+Result<std::vector<std::pair<std::int64_t, std::string>>> TxnConsents::consents_of(
+    const std::string& patient) {
   const auto slash = patient.find('/');
   return txn_.referencing("Consent", "patient", patient.substr(0, slash), patient.substr(slash + 1));
 }
@@ -74,11 +76,13 @@ std::pair<Link, std::string> patient_link(const Node& resource) {
     if (!ref || !ref->is_object()) continue;
     const std::string reference(ref->string_at("reference"));
     const auto slash = reference.find('/');
-    const bool relative = slash != std::string::npos && slash > 0 && reference.find(':') == std::string::npos &&
+    const bool relative = slash != std::string::npos && slash > 0 &&
+                          reference.find(':') == std::string::npos &&
                           std::isupper(static_cast<unsigned char>(reference[0]));
     if (relative && reference.compare(0, slash, "Patient") == 0)
-      return reference.size() > slash + 1 ? std::pair{Link::patient, reference.substr(0, reference.find("/_history"))}
-                                          : std::pair{Link::unknown, std::string()};
+      return reference.size() > slash + 1
+                 ? std::pair{Link::patient, reference.substr(0, reference.find("/_history"))}
+                 : std::pair{Link::unknown, std::string()};
     if (relative) return {Link::other, {}};
     const auto type = ref->string_at("type");
     if (reference.empty() && !type.empty() && type != "Patient") return {Link::other, {}};
@@ -156,10 +160,10 @@ Result<ConsentDecision> Gate::decide(const Caller& caller, const Node& resource,
   const bool unknown = patient.empty() && names_unknown_patient(resource);
   if (patient.empty() && !unknown) return ConsentDecision{true, false, "not patient data", {}, {}};
   const auto suppliers = suppliers_of(resource);
-  const bool supplier =
-      std::find(suppliers.begin(), suppliers.end(), caller.partner->id) != suppliers.end();
+  const bool supplier = std::find(suppliers.begin(), suppliers.end(), caller.partner->id) != suppliers.end();
   // No patient's Consent can be found for it, whatever the policy says of none: its supplier's alone.
-  if (unknown) return ConsentDecision{supplier, false, supplier ? "supplier" : "patient not identifiable", {}, {}};
+  if (unknown)
+    return ConsentDecision{supplier, false, supplier ? "supplier" : "patient not identifiable", {}, {}};
   return decide_patient(caller, patient, resource.string_at("resourceType"), supplier, consents, now_ms,
                         action);
 }
@@ -176,8 +180,7 @@ Result<ConsentDecision> Gate::decide_stored(const Caller& caller, const store::V
   auto meta = fhir::parse_json_member(version.body, "meta");
   if (!meta) return ConsentDecision{false, false, "unreadable resource", {}, {}};
   const auto suppliers = *meta ? suppliers_in_meta(**meta) : std::vector<std::string>();
-  const bool supplier =
-      std::find(suppliers.begin(), suppliers.end(), caller.partner->id) != suppliers.end();
+  const bool supplier = std::find(suppliers.begin(), suppliers.end(), caller.partner->id) != suppliers.end();
   return decide_patient(caller, "Patient/" + version.id, "Patient", supplier, consents, now_ms, "access");
 }
 
@@ -194,9 +197,10 @@ Status Gate::may_record(const Caller& caller, const Node* held, const Node* inco
   if (!enabled_ || !caller.partner) return Ok{};
   const bool privacy = (held && is_privacy_consent(*held)) || (incoming && is_privacy_consent(*incoming));
   if (!privacy || is_consent_registrar(*caller.partner)) return Ok{};
-  Error e = Error::make(ErrorCode::forbidden, "Only a consent registrar or the privacy officer may record a "
-                                              "patient's sharing decision (a patient-privacy Consent); " +
-                                                  caller.partner->id + " is not one");
+  Error e = Error::make(ErrorCode::forbidden,
+                        "Only a consent registrar or the privacy officer may record a "
+                        "patient's sharing decision (a patient-privacy Consent); " +
+                            caller.partner->id + " is not one");
   e.internal = "consent write refused: not a registrar";
   return e;
 }

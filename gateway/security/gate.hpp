@@ -52,7 +52,8 @@ class ConsentSource {
   virtual ~ConsentSource() = default;
   // The live Consents whose patient is `patient` ("Patient/<id>"): each one's version row id and JSON.
   // Errors: whatever reading them met (the gate fails closed on it).
-  virtual Result<std::vector<std::pair<std::int64_t, std::string>>> consents_of(const std::string& patient) = 0;
+  virtual Result<std::vector<std::pair<std::int64_t, std::string>>> consents_of(
+      const std::string& patient) = 0;
 };
 
 // Through the store's read connections; each patient's Consents read once per request (one object).
@@ -120,9 +121,9 @@ class Gate {
   static bool is_privacy_consent(const fhir::Node& resource);
 
  private:
-  Result<ConsentDecision> decide_patient(const Caller& caller, const std::string& patient, std::string_view type,
-                                         bool supplier, ConsentSource& consents, std::int64_t now_ms,
-                                         std::string_view action) const;
+  Result<ConsentDecision> decide_patient(const Caller& caller, const std::string& patient,
+                                         std::string_view type, bool supplier, ConsentSource& consents,
+                                         std::int64_t now_ms, std::string_view action) const;
   std::shared_ptr<const fhir::Node> parsed_consent(std::int64_t version_row, const std::string& body) const;
 
   bool enabled_;

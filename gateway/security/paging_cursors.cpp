@@ -18,9 +18,13 @@ constexpr std::string_view kAssociated = "fhirgate paging cursor v1";
 
 using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
-CipherContext new_context() { return CipherContext(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free); }
+CipherContext new_context() {
+  return CipherContext(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+}
 
-const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+const unsigned char* bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
 
 }  // namespace
 
@@ -31,12 +35,14 @@ std::string PagingCursors::seal(std::string_view cursor) const {
   auto* body = nonce + kNonce;
   int len = 0;
   auto ctx = new_context();
-  const bool ok = ctx && RAND_bytes(nonce, kNonce) == 1 &&
-                  EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce) == 1 &&
-                  EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(kAssociated), static_cast<int>(kAssociated.size())) == 1 &&
-                  EVP_EncryptUpdate(ctx.get(), body, &len, bytes(cursor), static_cast<int>(cursor.size())) == 1 &&
-                  EVP_EncryptFinal_ex(ctx.get(), body + len, &len) == 1 &&
-                  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, body + cursor.size()) == 1;
+  const bool ok =
+      ctx && RAND_bytes(nonce, kNonce) == 1 &&
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nonce) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes(kAssociated), static_cast<int>(kAssociated.size())) ==
+          1 &&
+      EVP_EncryptUpdate(ctx.get(), body, &len, bytes(cursor), static_cast<int>(cursor.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.get(), body + len, &len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, body + cursor.size()) == 1;
   if (!ok) throw std::runtime_error("cannot seal a paging cursor (AES-256-GCM)");
   return fhir::base64url_encode(out);
 }
@@ -51,12 +57,14 @@ std::optional<std::string> PagingCursors::open(std::string_view sealed) const {
   std::string out(body.size(), '\0');
   int len = 0;
   auto ctx = new_context();
-  const bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), bytes(nonce)) == 1 &&
-                  EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(kAssociated), static_cast<int>(kAssociated.size())) == 1 &&
-                  EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, bytes(body),
-                                    static_cast<int>(body.size())) == 1 &&
-                  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) == 1 &&
-                  EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
+  const bool ok =
+      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key_.data(), bytes(nonce)) == 1 &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes(kAssociated), static_cast<int>(kAssociated.size())) ==
+          1 &&
+      EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, bytes(body),
+                        static_cast<int>(body.size())) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) == 1 &&
+      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) == 1;
   if (!ok) return std::nullopt;
   return out;
 }

@@ -29,7 +29,8 @@ bool looks_like_supplier(std::string_view system) {
 void drop_look_alikes(Node& meta, const char* key) {
   Node* list = meta.find(key);
   if (!list || !list->is_array()) return;
-  std::erase_if(list->items(), [](const Node& coding) { return looks_like_supplier(coding.string_at("system")); });
+  std::erase_if(list->items(),
+                [](const Node& coding) { return looks_like_supplier(coding.string_at("system")); });
   if (list->items().empty()) meta.erase(key);
 }
 

@@ -349,9 +349,10 @@ int serve(const Config& config) {
   }
   Gateway gateway(config);
   if (!config.security.enabled) {
-    std::cout << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
-                 "no consent enforcement, no audit"
-              << std::endl;
+    std::cout
+        << "fhirgate: SECURITY OFF (no configuration file or security.enabled false): no authentication, "
+           "no consent enforcement, no audit"
+        << std::endl;
   }
   store::Store& store = gateway.store();
   GatewayObservers& observers = gateway.observers();
@@ -377,15 +378,17 @@ int serve(const Config& config) {
 
   folders.start();  // before the listening line: a client that saw it finds the folders
   DeliveryWorker deliveries(config, store, gateway.gate());
-  deliveries.set_observer([&observers](const store::Delivery& d) { observers.on_delivery(d, d.correlation_id); });
+  deliveries.set_observer(
+      [&observers](const store::Delivery& d) { observers.on_delivery(d, d.correlation_id); });
   HttpServer server(config.server, gateway.rest(), store.writer());
   observers.watch_connections([&server] { return server.open_connections(); });
   const auto port = server.listen();
   const std::string host = config.server.bind == "0.0.0.0" ? "127.0.0.1" : config.server.bind;
   if (!config.routes.empty())
-    deliveries.start(!config.base_url.empty() ? config.base_url : "http://" + host + ":" + std::to_string(port));
-  std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database " << config.database_path
-            << ")" << std::endl;
+    deliveries.start(!config.base_url.empty() ? config.base_url
+                                              : "http://" + host + ":" + std::to_string(port));
+  std::cout << "fhirgate listening on http://" << host << ":" << port << "/ (database "
+            << config.database_path << ")" << std::endl;
   if (mllp) mllp->start();
   server.run();
   folders.stop();

@@ -36,10 +36,12 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
       if (auto ok = fhir::check_resource_json(resource); !ok)
         throw std::runtime_error(file + ": " + ok.error().issues.front().diagnostics);
       std::string type(resource.string_at("resourceType"));
-      if (std::find(config.cached_types.begin(), config.cached_types.end(), type) == config.cached_types.end())
+      if (std::find(config.cached_types.begin(), config.cached_types.end(), type) ==
+          config.cached_types.end())
         throw std::runtime_error(file + ": resource type " + type + " is not in cachedTypes");
       fhir::ValidationOptions options;
-      if (const auto it = config.profiles.find(type); it != config.profiles.end()) options.profiles = it->second;
+      if (const auto it = config.profiles.find(type); it != config.profiles.end())
+        options.profiles = it->second;
       for (const auto& issue : validator.validate(resource, options).issues)
         if (issue.severity == "error" || issue.severity == "fatal")
           throw std::runtime_error(file + ": " + issue.expression + ": " + issue.diagnostics);
@@ -56,14 +58,17 @@ void seed(store::Store& store, const fhir::Validator& validator, const Config& c
     txn.set_meta("seeded", "1");
     return Ok{};
   });
-  if (!stored) throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
-  if (!checked.empty()) std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
+  if (!stored)
+    throw std::runtime_error("storing the seed resources: " + stored.error().issues.front().diagnostics);
+  if (!checked.empty())
+    std::cerr << "fhirgate: loaded " << checked.size() << " sample resources into the new database\n";
 }
 
 // Each partner's Organization, as the gateway serves it (when Organization is a cached type): kept equal
 // to the configuration on every start.
 void sync_organizations(store::Store& store, const Config& config) {
-  if (std::find(config.cached_types.begin(), config.cached_types.end(), "Organization") == config.cached_types.end())
+  if (std::find(config.cached_types.begin(), config.cached_types.end(), "Organization") ==
+      config.cached_types.end())
     return;
   for (const auto& p : config.partners) {
     if (p.role != "partner") continue;
@@ -128,10 +133,17 @@ Gateway::Gateway(const Config& config)
   const stages::WriteServices write{gate_, registry_, config.routes.empty() ? nullptr : &router_};
 
   std::vector<std::string> patient_profiles;
-  if (const auto it = config.profiles.find("Patient"); it != config.profiles.end()) patient_profiles = it->second;
-  v2_service_ = std::make_unique<inbound::V2Service>(inbound::V2Service{
-      *model_, *validator_, registry_, write, {}, std::move(patient_profiles), secure,
-      config.server.validation_budget_ms, &observers_});
+  if (const auto it = config.profiles.find("Patient"); it != config.profiles.end())
+    patient_profiles = it->second;
+  v2_service_ = std::make_unique<inbound::V2Service>(inbound::V2Service{*model_,
+                                                                        *validator_,
+                                                                        registry_,
+                                                                        write,
+                                                                        {},
+                                                                        std::move(patient_profiles),
+                                                                        secure,
+                                                                        config.server.validation_budget_ms,
+                                                                        &observers_});
   for (const auto& p : config.partners) {
     if (p.role != "partner") continue;
     v2_service_->partners.push_back(
@@ -140,10 +152,10 @@ Gateway::Gateway(const Config& config)
 
   auto feeds = load_partner_feeds(config, *model_);
   if (!feeds) throw std::runtime_error("feed mapping: " + feeds.error().issues.front().diagnostics);
-  feeds_ = std::make_unique<FeedService>(FeedService{
-      FeedContext{*model_, *validator_, registry_, store_->writer(), write, config, config.profiles, secure, 1000,
-                  &observers_},
-      std::move(*feeds)});
+  feeds_ = std::make_unique<FeedService>(
+      FeedService{FeedContext{*model_, *validator_, registry_, store_->writer(), write, config,
+                              config.profiles, secure, 1000, &observers_},
+                  std::move(*feeds)});
 
   rest::RestOptions options;
   options.cached_types = config.cached_types;
@@ -158,16 +170,26 @@ Gateway::Gateway(const Config& config)
   options.metrics = [this] { return observers_.metrics().render(); };
   for (const auto& route : config.routes)
     for (const auto& to : route.to)
-      if (std::find(options.destinations.begin(), options.destinations.end(), to) == options.destinations.end())
+      if (std::find(options.destinations.begin(), options.destinations.end(), to) ==
+          options.destinations.end())
         options.destinations.push_back(to);
-  rest_services_ = std::make_unique<rest::RestServices>(rest::RestServices{
-      std::move(options), *model_, *validator_, registry_, *store_, authenticator_.get(), gate_, write,
-      &observers_, v2_service_.get(), feeds_.get(), {}});
+  rest_services_ = std::make_unique<rest::RestServices>(rest::RestServices{std::move(options),
+                                                                           *model_,
+                                                                           *validator_,
+                                                                           registry_,
+                                                                           *store_,
+                                                                           authenticator_.get(),
+                                                                           gate_,
+                                                                           write,
+                                                                           &observers_,
+                                                                           v2_service_.get(),
+                                                                           feeds_.get(),
+                                                                           {}});
   rest_services_->config = &config_;
   paging_cursors_ = std::make_unique<PagingCursors>(store_->derived_key("paging cursors"));
   rest_services_->cursors = paging_cursors_.get();
-  rest_services_->capability_json =
-      fhir::write_json(rest::capability_statement(rest_services_->options, registry_, pipeline::wall_clock_ms()));
+  rest_services_->capability_json = fhir::write_json(
+      rest::capability_statement(rest_services_->options, registry_, pipeline::wall_clock_ms()));
   rest_handler_ = std::make_unique<rest::RestHandler>(*rest_services_);
   v2_handler_ = std::make_unique<inbound::V2Handler>(*v2_service_);
 }

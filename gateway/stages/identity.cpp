@@ -15,8 +15,8 @@ std::string escaped(std::string_view text) {
   return out;
 }
 
-std::optional<fhir::SearchQuery> identifier_search(const fhir::SearchParamRegistry& registry, std::string_view type,
-                                                   const std::string& value) {
+std::optional<fhir::SearchQuery> identifier_search(const fhir::SearchParamRegistry& registry,
+                                                   std::string_view type, const std::string& value) {
   auto params = fhir::parse_query_string("identifier=" + fhir::url_encode(value));
   if (!params) return std::nullopt;
   auto query = fhir::parse_search(registry, std::string(type), *params, fhir::SearchOptions{true, 2, 2, 0});
@@ -24,12 +24,13 @@ std::optional<fhir::SearchQuery> identifier_search(const fhir::SearchParamRegist
   return std::move(*query);
 }
 
-std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry, std::string_view type,
-                                                  const fhir::Node& id) {
+std::optional<fhir::SearchQuery> identifier_query(const fhir::SearchParamRegistry& registry,
+                                                  std::string_view type, const fhir::Node& id) {
   const std::string system(id.string_at("system"));
   const std::string value(id.string_at("value"));
   if (value.empty()) return std::nullopt;
-  return identifier_search(registry, type, system.empty() ? escaped(value) : escaped(system) + "|" + escaped(value));
+  return identifier_search(registry, type,
+                           system.empty() ? escaped(value) : escaped(system) + "|" + escaped(value));
 }
 
 }  // namespace
@@ -39,7 +40,8 @@ std::vector<fhir::Node> identifiers_of(const fhir::Node& resource) {
   return list && list->is_array() ? list->items() : std::vector<fhir::Node>();
 }
 
-std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry, std::string_view type,
+std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry& registry,
+                                                std::string_view type,
                                                 const std::vector<fhir::Node>& identifiers) {
   std::vector<fhir::SearchQuery> nhs, others;
   for (const auto& id : identifiers) {
@@ -51,7 +53,8 @@ std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry&
   return nhs;
 }
 
-std::vector<std::string> find_by_identity(store::WriteTxn& txn, const std::vector<fhir::SearchQuery>& queries) {
+std::vector<std::string> find_by_identity(store::WriteTxn& txn,
+                                          const std::vector<fhir::SearchQuery>& queries) {
   for (const auto& q : queries) {
     auto found = txn.matching_ids(q, 2);
     if (!found.empty()) return found;

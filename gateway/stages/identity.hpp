@@ -21,7 +21,8 @@ std::vector<fhir::SearchQuery> identity_queries(const fhir::SearchParamRegistry&
                                                 const std::vector<fhir::Node>& identifiers);
 
 // The ids of the held resources the first matching query names (empty: none; two: ambiguous).
-std::vector<std::string> find_by_identity(store::WriteTxn& txn, const std::vector<fhir::SearchQuery>& queries);
+std::vector<std::string> find_by_identity(store::WriteTxn& txn,
+                                          const std::vector<fhir::SearchQuery>& queries);
 
 // One search for the resources of `type` holding any of these identifiers (system and value both given),
 // or nullopt when there is none to look for: the one identity rule's question of a new version.

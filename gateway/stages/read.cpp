@@ -14,7 +14,8 @@ Result<bool> may_see_version(const Gate& gate, pipeline::Exchange& ex, ConsentSo
       if ((*before)->deleted) continue;
       auto shown = may_see_version(gate, ex, consents, **before, vread, note);
       if (note && ex.audit)
-        ex.audit->entity_reference = version.type + "/" + version.id + "/_history/" + std::to_string(version.version);
+        ex.audit->entity_reference =
+            version.type + "/" + version.id + "/_history/" + std::to_string(version.version);
       return shown;
     }
     return false;

@@ -88,7 +88,8 @@ class Plan {
   Result<WriteOutcome> release(std::int64_t held_id);
 
   // The ids of the records `query` matches that the caller may see (at most 100 looked at).
-  Result<std::vector<VersionRecord>> visible_matches(const std::string& type, const fhir::SearchQuery& query) {
+  Result<std::vector<VersionRecord>> visible_matches(const std::string& type,
+                                                     const fhir::SearchQuery& query) {
     std::vector<VersionRecord> out;
     for (const auto& id : txn_.matching_ids(query, 100)) {
       auto rec = txn_.read(type, id);
@@ -148,7 +149,8 @@ class Plan {
 
   // Consents about a patient's privacy are written by registrars only (judged on old and new). A refusal is
   // audited against the patient (or patients) whose decision it would have changed.
-  Status consent_rule(const std::string& type, const std::string& id, const Node* held, const Node* incoming) {
+  Status consent_rule(const std::string& type, const std::string& id, const Node* held,
+                      const Node* incoming) {
     if (type != "Consent") return Ok{};
     Status allowed = s_.gate.may_record(ex_.caller, held, incoming);
     if (!allowed && ex_.audit) {
@@ -181,11 +183,11 @@ class Plan {
       if (!shown) return shown.error();
       if (*shown) {
         Error e = Error::make(ErrorCode::conflict,
-                              type + "/" + other +
-                                  " already has an identifier this " + type +
+                              type + "/" + other + " already has an identifier this " + type +
                                   " gives (one Patient per identifier): to write to it, use a conditional "
                                   "create (If-None-Exist: identifier=system|value) or a conditional update "
-                                  "(PUT " + type + "?identifier=system|value)");
+                                  "(PUT " +
+                                  type + "?identifier=system|value)");
         e.internal = "identity rule: identifier held by another Patient";
         return e;
       }
@@ -228,12 +230,14 @@ class Plan {
   }
 
   // A new record (a create, an update-as-create, an upsert that matched nothing).
-  Result<WriteOutcome> write_new(const WriteRequest& r, const std::string& id, Node resource, const char* method) {
+  Result<WriteOutcome> write_new(const WriteRequest& r, const std::string& id, Node resource,
+                                 const char* method) {
     if (Status s = agreement(r, "create"); !s) return s.error();
     if (Status s = consent_rule(r.type, id, nullptr, &resource); !s) return s.error();
     auto clash = identity_clash(r.type, id, resource);
     if (!clash) return clash.error();
-    if (*clash) return hold(r, **clash, resource, r.merge == Merge::hl7v2 ? Merge::hl7v2 : Merge::update, r.context);
+    if (*clash)
+      return hold(r, **clash, resource, r.merge == Merge::hl7v2 ? Merge::hl7v2 : Merge::update, r.context);
     // Only a record never used before makes its writer the supplier; one re-created after a deletion keeps
     // the suppliers of its last version (a delete and re-create is no way to become a supplier).
     const Node* previous = nullptr;
@@ -256,8 +260,8 @@ class Plan {
       auto matches = visible_matches(r.type, *r.condition);
       if (!matches) return matches.error();
       if (matches->size() > 1)
-        return Error::make(ErrorCode::precondition_failed,
-                           "If-None-Exist matched more than one " + r.type + "; the condition is not selective");
+        return Error::make(ErrorCode::precondition_failed, "If-None-Exist matched more than one " + r.type +
+                                                               "; the condition is not selective");
       if (matches->size() == 1) {
         note_stored(matches->front());
         WriteOutcome out;
@@ -277,7 +281,8 @@ class Plan {
         return Error::make(ErrorCode::precondition_failed, "the condition matched more than one " + r.type);
       if (matches->empty()) {
         if (r.if_match)
-          return Error::make(ErrorCode::precondition_failed, "If-Match given but the condition matched nothing");
+          return Error::make(ErrorCode::precondition_failed,
+                             "If-Match given but the condition matched nothing");
         r.resource.set("id", Node::string(r.id = new_resource_id()));
         return write_new(r, r.id, std::move(r.resource), "PUT");
       }
@@ -288,7 +293,8 @@ class Plan {
     const bool live = current && !current->deleted;
     if (!live) {
       if (r.if_match)
-        return Error::make(ErrorCode::precondition_failed, "If-Match given but " + r.type + "/" + r.id + " does not exist");
+        return Error::make(ErrorCode::precondition_failed,
+                           "If-Match given but " + r.type + "/" + r.id + " does not exist");
       // A deleted record stays what it was to the caller: re-created only by whom could see it last.
       if (current) {
         auto shown = sees_deleted(*current);
@@ -333,8 +339,9 @@ class Plan {
       }
     }
     if (r.if_match && (!live || current->version != *r.if_match))
-      return Error::make(ErrorCode::precondition_failed,
-                         "version conflict: If-Match does not match the current version of " + r.type + "/" + r.id);
+      return Error::make(
+          ErrorCode::precondition_failed,
+          "version conflict: If-Match does not match the current version of " + r.type + "/" + r.id);
     WriteOutcome out;
     out.kind = Done::absent;
     if (!live) {
@@ -385,7 +392,8 @@ class Plan {
     }
     const std::string& id = found.front();
     const auto current = txn_.read(r.type, id);
-    if (!current || current->deleted) return Error::make(ErrorCode::internal, "the matched " + r.type + " cannot be read");
+    if (!current || current->deleted)
+      return Error::make(ErrorCode::internal, "the matched " + r.type + " cannot be read");
     if (Status s = agreement(r, "update"); !s) return s.error();
     auto shown = sees(*current);
     if (!shown) return shown.error();
@@ -413,8 +421,10 @@ class Plan {
   Result<WriteOutcome> link(const WriteRequest& r) {
     const auto survivor = find_by_identity(txn_, r.identity);
     const auto old = find_by_identity(txn_, r.replaced);
-    if (old.empty()) return Error::make(ErrorCode::not_found, "no Patient has the MRG-1 identifier", "MRG[1]-1");
-    if (survivor.empty()) return Error::make(ErrorCode::not_found, "no Patient has the PID-3 identifier", "PID[1]-3");
+    if (old.empty())
+      return Error::make(ErrorCode::not_found, "no Patient has the MRG-1 identifier", "MRG[1]-1");
+    if (survivor.empty())
+      return Error::make(ErrorCode::not_found, "no Patient has the PID-3 identifier", "PID[1]-3");
     if (old.size() > 1 || survivor.size() > 1)
       return Error::make(ErrorCode::conflict, "more than one Patient has this identifier",
                          old.size() > 1 ? "MRG[1]-1" : "PID[1]-3");
@@ -425,8 +435,8 @@ class Plan {
 
   // The A40 writes: `survivor` replaces `retired`. With `ask`, each record must be one the caller may see
   // (otherwise the merge is held on the hidden one) and the agreement must let it update.
-  Result<WriteOutcome> link_records(const WriteRequest& r, const std::string& survivor, const std::string& retired,
-                                    bool ask) {
+  Result<WriteOutcome> link_records(const WriteRequest& r, const std::string& survivor,
+                                    const std::string& retired, bool ask) {
     const auto kept = txn_.read("Patient", survivor);
     const auto gone = txn_.read("Patient", retired);
     if (!kept || kept->deleted || !gone || gone->deleted)
@@ -446,7 +456,8 @@ class Plan {
     }
     auto kept_node = fhir::parse_json(kept->body);
     auto gone_node = fhir::parse_json(gone->body);
-    if (!kept_node || !gone_node) return Error::make(ErrorCode::internal, "a Patient of the merge cannot be read");
+    if (!kept_node || !gone_node)
+      return Error::make(ErrorCode::internal, "a Patient of the merge cannot be read");
     WriteOutcome out;
     out.kind = Done::unchanged;
     auto write = [&](const VersionRecord& current, const Node& before, Node after) {
@@ -494,8 +505,8 @@ Result<WriteOutcome> Plan::release(std::int64_t held_id) {
   if (*merge == Merge::link) {
     auto context = fhir::parse_json(held->context);
     if (!context) return Error::make(ErrorCode::internal, "the held merge cannot be read");
-    return link_records(r, std::string(context->string_at("survivor")), std::string(context->string_at("replaced")),
-                        false);
+    return link_records(r, std::string(context->string_at("survivor")),
+                        std::string(context->string_at("replaced")), false);
   }
   const auto current = txn_.read(type, id);
   if (!current || current->deleted)

@@ -57,9 +57,9 @@ struct WriteServices {
 // once released).
 enum class Merge : std::uint8_t {
   replace,  // the incoming content replaces the held (REST)
-  update,   // the incoming elements replace the held ones, identifiers merge by system, the rest stays (feeds)
-  hl7v2,    // HL7 v2 semantics: an empty field keeps what is held, "" deletes it (mappers/adt_update.hpp)
-  link,     // an A40 merge: the survivor `replaces` the other, which is `replaced-by` it and inactive
+  update,  // the incoming elements replace the held ones, identifiers merge by system, the rest stays (feeds)
+  hl7v2,   // HL7 v2 semantics: an empty field keeps what is held, "" deletes it (mappers/adt_update.hpp)
+  link,    // an A40 merge: the survivor `replaces` the other, which is `replaced-by` it and inactive
 };
 
 struct WriteRequest {
@@ -82,8 +82,8 @@ struct WriteRequest {
   // HL7 v2 merges need the message; `context` is its text, kept with a held write.
   std::shared_ptr<const mappers::Message> message;
   std::string context;
-  std::string entry = "rest";     // rest, hl7v2, feed: where a held write came from
-  bool check_agreement = false;   // HL7 v2 and feeds: ask the agreement for the create or update made
+  std::string entry = "rest";    // rest, hl7v2, feed: where a held write came from
+  bool check_agreement = false;  // HL7 v2 and feeds: ask the agreement for the create or update made
 };
 
 struct WriteOutcome {

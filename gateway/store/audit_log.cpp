@@ -306,7 +306,8 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     ++expected;
   }
   // Every derived patient row exists; any row beyond those was inserted behind the gateway's back.
-  if (const std::int64_t stored_rows = derive ? count_patient_rows(db) : patient_rows; stored_rows != patient_rows) {
+  if (const std::int64_t stored_rows = derive ? count_patient_rows(db) : patient_rows;
+      stored_rows != patient_rows) {
     std::int64_t first_bad = -1;
     auto rows = db.prepare("SELECT patient, seq FROM audit_patient");
     while (rows.step()) {
@@ -321,8 +322,8 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
         first_bad = seq;
     }
     if (first_bad == -1)
-      return fail(expected, "the access index holds " + std::to_string(stored_rows) + " patient rows where the " +
-                                "events name " + std::to_string(patient_rows));
+      return fail(expected, "the access index holds " + std::to_string(stored_rows) +
+                                " patient rows where the " + "events name " + std::to_string(patient_rows));
     return fail(first_bad, "row " + std::to_string(first_bad) + " changed: a patient was added to it");
   }
   const Head head = read_head(db);

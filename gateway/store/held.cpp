@@ -55,7 +55,8 @@ std::int64_t append_held(Connection& db, const HeldWrite& h) {
   return sqlite3_last_insert_rowid(db.handle());
 }
 
-std::vector<HeldWrite> list_held(Connection& db, const std::string& status, int count, std::int64_t before_id) {
+std::vector<HeldWrite> list_held(Connection& db, const std::string& status, int count,
+                                 std::int64_t before_id) {
   auto stmt = db.prepare(std::string("SELECT ") + kColumns +
                          " FROM held_write WHERE id < ? AND (? = '' OR status = ?) ORDER BY id DESC LIMIT ?");
   stmt.bind(1, before_id).bind(2, status).bind(3, status).bind(4, std::int64_t{count});

@@ -16,14 +16,14 @@ struct HeldWrite {
   std::int64_t id = 0;  // order of creation
   std::int64_t created_ms = 0;
   std::string correlation_id;
-  std::string partner;   // who wrote
-  std::string entry;     // rest, hl7v2, feed
-  std::string type;      // the resource type written
-  std::string target;    // Type/id of the record it matched
-  std::string patient;   // Patient/<id> of that record
-  std::string merge;     // how it applies once released: replace, hl7v2, feed, link
-  std::string resource;  // the incoming resource, JSON
-  std::string context;   // what applying it needs besides (the HL7 v2 message; a merge's records)
+  std::string partner;          // who wrote
+  std::string entry;            // rest, hl7v2, feed
+  std::string type;             // the resource type written
+  std::string target;           // Type/id of the record it matched
+  std::string patient;          // Patient/<id> of that record
+  std::string merge;            // how it applies once released: replace, hl7v2, feed, link
+  std::string resource;         // the incoming resource, JSON
+  std::string context;          // what applying it needs besides (the HL7 v2 message; a merge's records)
   std::string status = "held";  // held, released, rejected
   std::string decided_by;
   std::int64_t decided_ms = 0;
@@ -33,7 +33,8 @@ struct HeldWrite {
 // Inserts it; returns its id.
 std::int64_t append_held(Connection& db, const HeldWrite& held);
 // Newest first; `status` empty = any.
-std::vector<HeldWrite> list_held(Connection& db, const std::string& status, int count, std::int64_t before_id);
+std::vector<HeldWrite> list_held(Connection& db, const std::string& status, int count,
+                                 std::int64_t before_id);
 std::optional<HeldWrite> read_held(Connection& db, std::int64_t id);
 // Records the decision (released or rejected) on a held row.
 void decide_held(Connection& db, std::int64_t id, const std::string& status, const std::string& by,

@@ -21,10 +21,10 @@ struct StatusName {
   std::string_view name;
 };
 constexpr StatusName kStatusNames[] = {
-    {JournalStatus::rejected, "rejected"},   {JournalStatus::stored, "stored"},
-    {JournalStatus::routed, "routed"},       {JournalStatus::held, "held"},
-    {JournalStatus::released, "released"},   {JournalStatus::failed, "failed"},
-    {JournalStatus::discarded, "discarded"}, {JournalStatus::delivered, "delivered"},
+    {JournalStatus::rejected, "rejected"},       {JournalStatus::stored, "stored"},
+    {JournalStatus::routed, "routed"},           {JournalStatus::held, "held"},
+    {JournalStatus::released, "released"},       {JournalStatus::failed, "failed"},
+    {JournalStatus::discarded, "discarded"},     {JournalStatus::delivered, "delivered"},
     {JournalStatus::dead_letter, "dead-letter"}, {JournalStatus::withheld, "withheld"},
 };
 

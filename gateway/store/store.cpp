@@ -28,8 +28,6 @@
 namespace fhirgate::gateway::store {
 namespace {
 
-
-
 int user_version(Connection& db) {
   auto stmt = db.prepare("PRAGMA user_version");
   stmt.step();
@@ -176,7 +174,7 @@ std::optional<VersionRecord> read_current(Connection& db, const std::string& typ
 }
 
 std::optional<VersionRecord> read_version(Connection& db, const std::string& type, const std::string& id,
-                                         std::int64_t version) {
+                                          std::int64_t version) {
   auto stmt = db.prepare(
       "SELECT v.version, v.last_updated, v.method, v.body FROM resource r JOIN resource_version v "
       "ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?");
@@ -188,12 +186,9 @@ std::optional<VersionRecord> read_version(Connection& db, const std::string& typ
 // The live resources of `type` whose reference parameter `param` points at target_type/target_id: each
 // one's current version row id and JSON. Throws StepError (std::invalid_argument for a parameter that is
 // not an indexed reference: a programming error).
-std::vector<std::pair<std::int64_t, std::string>> referencing_on(Connection& db,
-                                                                 const fhir::SearchParamRegistry& registry,
-                                                                 const ParamKeys& keys, const std::string& type,
-                                                                 const std::string& param,
-                                                                 const std::string& target_type,
-                                                                 const std::string& target_id) {
+std::vector<std::pair<std::int64_t, std::string>> referencing_on(
+    Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys, const std::string& type,
+    const std::string& param, const std::string& target_type, const std::string& target_id) {
   const fhir::SearchParamDef* def = registry.find(type, param);
   if (!def || def->type != fhir::SearchParamType::reference)
     throw std::invalid_argument(type + "." + param + " is not an indexed reference parameter");
@@ -780,7 +775,8 @@ Result<std::vector<Delivery>> Store::due_deliveries(const std::string& destinati
   });
 }
 
-Result<std::vector<HeldWrite>> Store::held_writes(const std::string& status, int count, std::int64_t before_id) {
+Result<std::vector<HeldWrite>> Store::held_writes(const std::string& status, int count,
+                                                  std::int64_t before_id) {
   return with_reader([&](Connection& db) -> Result<std::vector<HeldWrite>> {
     return store::list_held(db, status, count, before_id);
   });

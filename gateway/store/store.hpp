@@ -122,7 +122,8 @@ class WriteTxn {
   std::optional<VersionRecord> read(const std::string& type, const std::string& id);
   std::optional<VersionRecord> vread(const std::string& type, const std::string& id, std::int64_t version);
   // As Store::referencing, inside the transaction: sees what earlier plans of the batch wrote.
-  std::vector<std::pair<std::int64_t, std::string>> referencing(const std::string& type, const std::string& param,
+  std::vector<std::pair<std::int64_t, std::string>> referencing(const std::string& type,
+                                                                const std::string& param,
                                                                 const std::string& target_type,
                                                                 const std::string& target_id);
   // Ids of current resources matching the query (at most `limit`).

@@ -220,7 +220,8 @@ TEST_CASE("storable: a narrative that is not FHIR XHTML is refused, each case at
 }
 
 TEST_CASE("storable: an image may be a data: URL of a raster image") {
-  CHECK(problems(parsed(with_div(div_of(R"(<img src=\"data:image/png;base64,iVBORw0KGgo=\" alt=\"x\"/>)")))).empty());
+  CHECK(problems(parsed(with_div(div_of(R"(<img src=\"data:image/png;base64,iVBORw0KGgo=\" alt=\"x\"/>)"))))
+            .empty());
 }
 
 TEST_CASE("storable: an undeclared entity such as &nbsp; is told with the remedy and its place in the div") {

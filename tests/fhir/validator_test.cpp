@@ -80,15 +80,19 @@ TEST_CASE("Validator: unknown elements, including _x without a primitive element
         "error structure Patient.name[0].nickname");
   CHECK(check(R"({"resourceType":"Patient","_name":[{"id":"a"}]})") == "error structure Patient._name");
   CHECK(check(R"({"resourceType":"Patient","_foo":{"id":"a"}})") == "error structure Patient._foo");
-  CHECK(check(R"({"resourceType":"Patient","_active":{"extension":[{"url":"http://e.org/a","valueCode":"x"}]}})") ==
-        "");
+  CHECK(
+      check(
+          R"({"resourceType":"Patient","_active":{"extension":[{"url":"http://e.org/a","valueCode":"x"}]}})") ==
+      "");
   CHECK(check(R"({"resourceType":"Patient","name":[{"resourceType":"HumanName","family":"x"}]})") ==
         "error structure Patient.name[0].resourceType");
 }
 
 TEST_CASE("Validator: cardinality — missing required, arrays where single expected and vice versa") {
-  CHECK(check(R"({"resourceType":"Observation"})") == "error required Observation.status; error required Observation.code");
-  CHECK(check(R"({"resourceType":"Patient","link":[{"type":"seealso"}]})") == "error required Patient.link[0].other");
+  CHECK(check(R"({"resourceType":"Observation"})") ==
+        "error required Observation.status; error required Observation.code");
+  CHECK(check(R"({"resourceType":"Patient","link":[{"type":"seealso"}]})") ==
+        "error required Patient.link[0].other");
   CHECK(check(R"({"resourceType":"Patient","gender":["male"]})") == "error structure Patient.gender");
   CHECK(check(R"({"resourceType":"Patient","name":{"family":"x"}})") == "error structure Patient.name");
   CHECK(check(R"({"resourceType":"Patient","name":[]})") == "error structure Patient.name");
@@ -99,31 +103,37 @@ TEST_CASE("Validator: choice types are named by their JSON name and must be allo
   CHECK(check(base + R"("valueQuantity":{"value":1.5,"unit":"mg"}})") == "");
   CHECK(check(base + R"("valueFoo":"x"})") == "error structure Observation.valueFoo");
   CHECK(check(base + R"("value":"x"})") == "error structure Observation.value");
-  CHECK(check(base + R"("valueString":"a","valueBoolean":true})") == "error structure Observation.valueBoolean");
-  CHECK(check(base + R"("valueQuantity":{"value":"1.5"}})") == "error structure Observation.valueQuantity.value");
+  CHECK(check(base + R"("valueString":"a","valueBoolean":true})") ==
+        "error structure Observation.valueBoolean");
+  CHECK(check(base + R"("valueQuantity":{"value":"1.5"}})") ==
+        "error structure Observation.valueQuantity.value");
   CHECK(check(base + R"("effectiveDateTime":"2020-02-30"})") == "error value Observation.effectiveDateTime");
 }
 
 TEST_CASE("Validator: Reference targets follow the element's targetProfile types") {
   const auto with = [](std::string_view reference) {
-    return check(R"({"resourceType":"Patient","generalPractitioner":[{"reference":")" + std::string(reference) +
-                 R"("}]})");
+    return check(R"({"resourceType":"Patient","generalPractitioner":[{"reference":")" +
+                 std::string(reference) + R"("}]})");
   };
   CHECK(with("Practitioner/1") == "");
   CHECK(with("Organization/1/_history/2") == "");
   CHECK(with("urn:uuid:9d7b9e0b-f1c9-4a5e-8f4e-0e6a1b2c3d4e") == "");
-  CHECK(with("#contained-1") == "error invariant Patient.generalPractitioner[0]");  // ref-1: no such contained
+  CHECK(with("#contained-1") ==
+        "error invariant Patient.generalPractitioner[0]");  // ref-1: no such contained
   CHECK(with("https://example.org/fhir/Practitioner/7") == "");
   CHECK(with("https://example.org/somewhere") == "");
   CHECK(with("Observation/1") == "error structure Patient.generalPractitioner[0].reference");
-  CHECK(with("https://example.org/fhir/Observation/1") == "error structure Patient.generalPractitioner[0].reference");
+  CHECK(with("https://example.org/fhir/Observation/1") ==
+        "error structure Patient.generalPractitioner[0].reference");
   CHECK(with("Foo/1") == "warning structure Patient.generalPractitioner[0].reference");
   CHECK(check(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},
     "subject":{"reference":"Patient/1"},"focus":[{"reference":"Observation/2"}]})") == "");
 }
 
 TEST_CASE("Validator: contained and nested resources are validated as resources") {
-  CHECK(check(R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","name":"n","foo":1}],
+  CHECK(
+      check(
+          R"({"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","name":"n","foo":1}],
     "managingOrganization":{"reference":"#o"}})") == "error structure Patient.contained[0].foo");
   CHECK(check(R"({"resourceType":"Patient","contained":[{"resourceType":"Nope"}]})") ==
         "error invalid Patient.contained[0]");
@@ -151,7 +161,8 @@ TEST_CASE("Validator: primitive JSON types and lexical forms") {
 TEST_CASE("Validator: null placeholders in primitive arrays need a matching _x entry") {
   CHECK(check(R"({"resourceType":"Patient","name":[{"given":["a",null],
     "_given":[null,{"extension":[{"url":"http://e.org/x","valueString":"y"}]}]}]})") == "");
-  CHECK(check(R"({"resourceType":"Patient","name":[{"given":["a",null]}]})") == "error structure Patient.name[0].given[1]");
+  CHECK(check(R"({"resourceType":"Patient","name":[{"given":["a",null]}]})") ==
+        "error structure Patient.name[0].given[1]");
   CHECK(check(R"({"resourceType":"Patient","name":[{"given":["a"],"_given":[null,{"id":"x"}]}]})") ==
         "error structure Patient.name[0].given");
 }
@@ -198,17 +209,20 @@ TEST_CASE("Validator: invariants report their key and text; check_invariants swi
 
 TEST_CASE("Validator: stop_at_first_error reports only the first error") {
   const std::string json = R"({"resourceType":"Patient","foo":1,"bar":2,"gender":1})";
-  CHECK(check(json) == "error structure Patient.foo; error structure Patient.bar; error structure Patient.gender");
+  CHECK(check(json) ==
+        "error structure Patient.foo; error structure Patient.bar; error structure Patient.gender");
   ValidationOptions fast;
   fast.stop_at_first_error = true;
   CHECK(check(json, fast) == "error structure Patient.foo");
 }
 
 TEST_CASE("Validator: profiles other than the base definition are warned about") {
-  CHECK(check(R"({"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/Patient"]}})") ==
-        "");
-  const ValidationResult result =
-      run(R"({"resourceType":"Patient","meta":{"profile":["http://example.org/StructureDefinition/my-patient|1.0"]}})");
+  CHECK(
+      check(
+          R"({"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/StructureDefinition/Patient"]}})") ==
+      "");
+  const ValidationResult result = run(
+      R"({"resourceType":"Patient","meta":{"profile":["http://example.org/StructureDefinition/my-patient|1.0"]}})");
   CHECK(summary(result) == "warning not-supported Patient.meta.profile[0]");
   CHECK(result.issues.front().diagnostics ==
         "profile http://example.org/StructureDefinition/my-patient is not known; validated against the base "
@@ -271,12 +285,15 @@ TEST_CASE("Validator: fixed, pattern, maxLength, minValue and maxValue") {
     REQUIRE(node.ok());
     return summary(v.validate(*node));
   };
-  CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","category":{"coding":[{"system":"http://example.org/cs",
+  CHECK(
+      run_thing(
+          R"({"resourceType":"Thing","kind":"widget","category":{"coding":[{"system":"http://example.org/cs",
     "code":"a","display":"A"},{"code":"b"}],"text":"t"},"label":"abcde","count":10})") == "");
   CHECK(run_thing(R"({"resourceType":"Thing","kind":"gadget"})") == "error value Thing.kind");
   CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","category":{"coding":[{"code":"a"}]}})") ==
         "error value Thing.category");
-  CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","label":"abcdef"})") == "error value Thing.label");
+  CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","label":"abcdef"})") ==
+        "error value Thing.label");
   CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","label":"ÅÅÅÅÅ"})") == "");
   CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","count":0})") == "error value Thing.count");
   CHECK(run_thing(R"({"resourceType":"Thing","kind":"widget","count":11})") == "error value Thing.count");
@@ -288,11 +305,15 @@ TEST_CASE("Validator: fixed, pattern, maxLength, minValue and maxValue") {
 // in strings, and base64 accepts whitespace inside a quad.
 TEST_CASE("Validator: primitive checks agree with the StructureDefinition regexes") {
   const std::vector<std::pair<std::string, std::vector<std::string>>> samples = {
-      {"date", {"2020", "2020-01", "2020-01-31", "0000", "2020-1", "2020-13", "2020-01-32", "20200101", "2020-01-01T"}},
+      {"date",
+       {"2020", "2020-01", "2020-01-31", "0000", "2020-1", "2020-13", "2020-01-32", "20200101",
+        "2020-01-01T"}},
       {"dateTime",
-       {"2020", "2020-01-01T10:00:00Z", "2020-01-01T10:00:00.123+01:00", "2020-01-01T10:00:00", "2020-01-01T10:00Z",
-        "2020-01-01T24:00:00Z", "2020-01-01T10:00:00+14:00", "2020-01-01T10:00:00+14:30", "2020-01-01T10:00:60Z"}},
-      {"instant", {"2020-01-01T10:00:00Z", "2020-01-01T10:00:00.5-05:00", "2020-01-01", "2020-01-01T10:00:00"}},
+       {"2020", "2020-01-01T10:00:00Z", "2020-01-01T10:00:00.123+01:00", "2020-01-01T10:00:00",
+        "2020-01-01T10:00Z", "2020-01-01T24:00:00Z", "2020-01-01T10:00:00+14:00", "2020-01-01T10:00:00+14:30",
+        "2020-01-01T10:00:60Z"}},
+      {"instant",
+       {"2020-01-01T10:00:00Z", "2020-01-01T10:00:00.5-05:00", "2020-01-01", "2020-01-01T10:00:00"}},
       {"time", {"10:00:00", "23:59:59.999", "24:00:00", "10:00", "1:00:00"}},
       {"integer", {"0", "-1", "123", "01", "+1", "1.0", "-"}},
       {"positiveInt", {"1", "+5", "0", "-1", "007"}},
@@ -300,10 +321,14 @@ TEST_CASE("Validator: primitive checks agree with the StructureDefinition regexe
       {"decimal", {"0", "-0.5", "1.50", "1e3", "1.2E-3", "01", ".5", "1.", "-"}},
       {"code", {"abc", "a b", "a  b", " a", "a ", "a\tb"}},
       {"id", {"abc-1.2", "a_b", std::string(64, 'a'), std::string(65, 'a')}},
-      {"string", {"x", "a\nb", "a\x01" "b"}},
+      {"string",
+       {"x", "a\nb",
+        "a\x01"
+        "b"}},
       {"uri", {"http://x", "urn:a:b", "a b"}},
       {"oid", {"urn:oid:1.2.3", "urn:oid:1.02", "urn:oid:3.1", "1.2.3"}},
-      {"uuid", {"urn:uuid:9d7b9e0b-f1c9-4a5e-8f4e-0e6a1b2c3d4e", "urn:uuid:9D7B9E0B-F1C9-4A5E-8F4E-0E6A1B2C3D4E"}},
+      {"uuid",
+       {"urn:uuid:9d7b9e0b-f1c9-4a5e-8f4e-0e6a1b2c3d4e", "urn:uuid:9D7B9E0B-F1C9-4A5E-8F4E-0E6A1B2C3D4E"}},
       {"boolean", {"true", "false", "TRUE"}},
       {"base64Binary", {"QUJD", "QUJDRA==", "QUJ", "QU JD"}},
   };

@@ -214,9 +214,10 @@ TEST_CASE("transaction: the sharing agreement applies to each entry, and each wr
   HttpClient http(sample.port());
   const std::string family = unique_name("Agreement");
   // The acute trust may not delete Patients: its transaction is refused, naming the entry.
-  const auto refused = http.request("POST", "/", bundle("transaction", {entry("DELETE", "Patient/pat-001", "")}),
-                                    {{"Authorization", "Bearer " + sample.tokens["acute-trust"]},
-                                     {"Content-Type", "application/fhir+json"}});
+  const auto refused =
+      http.request("POST", "/", bundle("transaction", {entry("DELETE", "Patient/pat-001", "")}),
+                   {{"Authorization", "Bearer " + sample.tokens["acute-trust"]},
+                    {"Content-Type", "application/fhir+json"}});
   CHECK(refused.status == 403);
   CHECK(first_issue(refused).find("entry 0") != std::string::npos);
   // The council sends what it holds as feeds, not over REST: its agreement's inbound formats say so.

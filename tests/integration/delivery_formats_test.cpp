@@ -101,8 +101,7 @@ std::string register_patient(HttpClient& gp, const std::string& family, bool con
   static unsigned registered = 0;  // one Patient per NHS number
   std::string entries =
       R"({"fullUrl":"urn:uuid:5e5e5e5e-0000-4000-8000-000000000002","resource":{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
-      nhs_number(++registered) + R"("}],"name":[{"family":")" +
-      family +
+      nhs_number(++registered) + R"("}],"name":[{"family":")" + family +
       R"(","given":["Ann"]}],"gender":"female","birthDate":"1970-03-01"},"request":{"method":"POST","url":"Patient"}})";
   if (consent)
     entries +=

@@ -258,7 +258,8 @@ TEST_CASE("feeds: the consent register (Windows-1252, semicolons) decides what a
   CHECK(text_at(consent, "entry[0].resource.policyRule.coding[0].code") == "OPTIN");
 }
 
-TEST_CASE("feeds: a row updating a record its patient has not let the partner see is held, and opens nothing") {
+TEST_CASE(
+    "feeds: a row updating a record its patient has not let the partner see is held, and opens nothing") {
   FeedGateway g;
   HttpClient trust(g.gateway->port(), bearer(g.trust));
   const auto created = trust.send_json(

@@ -153,7 +153,8 @@ TEST_CASE("type history lists versions newest first with paging") {
 
 TEST_CASE("instance history pages with a sealed cursor: no version row number in the link, altered refused") {
   HttpClient http(shared_gateway().port());
-  const auto created = http.send_json("POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Paged"}]})");
+  const auto created =
+      http.send_json("POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Paged"}]})");
   REQUIRE(created.status == 201);
   const std::string id(json(created.body).string_at("id"));
   REQUIRE(http.send_json("PUT", "/Patient/" + id,
@@ -185,8 +186,8 @@ TEST_CASE("AuditEvent is append-only: PUT and DELETE answer 405 with an Operatio
 TEST_CASE("conditional create with If-None-Exist") {
   HttpClient http(shared_gateway().port());
   const std::string value = unique_name("nhs");
-  const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:test","value":")" + value +
-                           R"("}],"name":[{"family":")" + value + R"("}]})";
+  const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:test","value":")" +
+                           value + R"("}],"name":[{"family":")" + value + R"("}]})";
   const auto first =
       http.send_json("POST", "/Patient", body, {{"If-None-Exist", "identifier=urn:test|" + value}});
   CHECK(first.status == 201);

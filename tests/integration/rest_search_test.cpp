@@ -147,10 +147,12 @@ TEST_CASE("_sort, _count paging with next/previous links, _total and _summary=co
   // The cursor is sealed: no row number or sort value shows through, and an altered one is refused.
   const std::string cursor = next.substr(next.find("_cursor=") + 8);
   const auto opened = fhir::base64url_decode(cursor);
-  CHECK((!opened || (opened->find(p.nunez) == std::string::npos && opened->find("1985") == std::string::npos)));
+  CHECK(
+      (!opened || (opened->find(p.nunez) == std::string::npos && opened->find("1985") == std::string::npos)));
   std::string altered = cursor;
   altered[altered.size() / 2] = altered[altered.size() / 2] == 'A' ? 'B' : 'A';
-  const auto refused = http.get("/Patient?family=" + p.stem + "&_sort=-birthdate&_count=2&_cursor=" + altered);
+  const auto refused =
+      http.get("/Patient?family=" + p.stem + "&_sort=-birthdate&_count=2&_cursor=" + altered);
   CHECK(refused.status == 400);
   CHECK(first_issue(refused).find("paging cursor") != std::string::npos);
 

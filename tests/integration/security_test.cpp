@@ -155,7 +155,8 @@ TEST_CASE("security: a deletion is 410 only to whom the resource was shown; to t
             {"Organization/acute-trust", "Patient/" + unshared + "/_history/2", "not shared"}) == 2);
 }
 
-TEST_CASE("security: a conditional create sees only what the caller may see; a hidden match changes nothing") {
+TEST_CASE(
+    "security: a conditional create sees only what the caller may see; a hidden match changes nothing") {
   Partnership p;
   HttpClient gp(p.port(), bearer(p.gp));
   HttpClient trust(p.port(), bearer(p.trust));

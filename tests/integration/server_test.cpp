@@ -244,10 +244,12 @@ TEST_CASE("command line: --help explains every option; bad options exit 2") {
   // With security on, a type whose records the consent gate could not attribute to a patient is refused.
   const std::string dir = temp_dir();
   const std::string unattributable = dir + "/appointment.json";
-  std::ofstream(unattributable) << R"({"database":{"path":")" + dir + R"(/g.db"},"security":{"enabled":true},)"
+  std::ofstream(unattributable) << R"({"database":{"path":")" + dir +
+                                       R"(/g.db"},"security":{"enabled":true},)"
                                 << R"("cachedTypes":["Patient","Consent","AuditEvent","Appointment"]})";
   CHECK(WEXITSTATUS(std::system(
-            (std::string(FHIRGATE_BINARY) + " serve --port 0 --config " + unattributable + " 2>" + out).c_str())) == 1);
+            (std::string(FHIRGATE_BINARY) + " serve --port 0 --config " + unattributable + " 2>" + out)
+                .c_str())) == 1);
   std::ifstream refused(out);
   const std::string why((std::istreambuf_iterator<char>(refused)), std::istreambuf_iterator<char>());
   CHECK_MESSAGE(why.find("Appointment is linked to patients through actor") != std::string::npos, why);

@@ -20,8 +20,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -127,7 +127,7 @@ struct Partnership {
 };
 
 inline std::string patient_json(const std::string& family, const std::string& nhs = {},
-                                 const std::string& id = {}, const std::string& extra = {}) {
+                                const std::string& id = {}, const std::string& extra = {}) {
   std::string body = R"({"resourceType":"Patient",)";
   if (!id.empty()) body += R"("id":")" + id + R"(",)";
   if (!nhs.empty())

@@ -66,7 +66,8 @@ TEST_CASE("small wrong: a 405 names in Allow the methods the endpoint allows") {
   auto officer = p.client("privacy-officer");
   const std::string id = create_patient(*gp, "Allowed", nhs_number(1301));
   // PUT on the type is the conditional update (PUT Patient?identifier=...).
-  const std::set<std::string> type_level{"GET", "POST", "PUT"}, instance{"GET", "PUT", "DELETE"}, read_only{"GET"};
+  const std::set<std::string> type_level{"GET", "POST", "PUT"}, instance{"GET", "PUT", "DELETE"},
+      read_only{"GET"};
   struct Case {
     HttpClient* who;
     std::string method, target;

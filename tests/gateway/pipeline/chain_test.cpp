@@ -75,10 +75,8 @@ TEST_CASE("chain: stages run in order, each where its table says") {
 
 TEST_CASE("chain: the first error stops the chain; commit, respond and finish still run") {
   static constexpr Stage<TestJob> stages[] = {
-      {"refuse", Where::io, false, failing_stage},
-      {"validate", Where::worker, false, worker_stage},
-      {"more", Where::io, false, io_stage},
-      {"commit", Where::commit, true, nullptr},
+      {"refuse", Where::io, false, failing_stage}, {"validate", Where::worker, false, worker_stage},
+      {"more", Where::io, false, io_stage},        {"commit", Where::commit, true, nullptr},
       {"respond", Where::io, true, respond_stage},
   };
   TestJob job(stages);
@@ -132,7 +130,8 @@ TEST_CASE("record: one table of outcomes for the journal and the audit") {
   CHECK(journal_status_of(held, 0) == store::JournalStatus::held);
   CHECK(audit_outcome_of(held) == AuditOutcome::minor_failure);
   // The summary lists, stats and logs show: what and where, never the value.
-  Error invalid = Error::make(ErrorCode::unprocessable, "The value 'Zq-secret' is not a valid date", "Patient.birthDate");
+  Error invalid =
+      Error::make(ErrorCode::unprocessable, "The value 'Zq-secret' is not a valid date", "Patient.birthDate");
   invalid.internal = "validation failed";
   CHECK(error_summary(invalid) == "validation failed at Patient.birthDate");
   CHECK(error_summary(Error::make(ErrorCode::forbidden, "secret")) == "forbidden");

@@ -27,7 +27,8 @@ class HeldConsents final : public ConsentSource {
   }
 };
 
-std::string consent(const std::string& patient, const std::string& provision, const std::string& status = "active") {
+std::string consent(const std::string& patient, const std::string& provision,
+                    const std::string& status = "active") {
   return R"({"resourceType":"Consent","id":"c)" + std::to_string(std::hash<std::string>{}(provision) % 1000) +
          R"(","status":")" + status +
          R"(","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
@@ -36,8 +37,8 @@ std::string consent(const std::string& patient, const std::string& provision, co
 }
 
 std::string actor(const char* type, const std::string& partner) {
-  return std::string(R"({"type":")") + type + R"(","actor":[{"reference":{"reference":"Organization/)" + partner +
-         R"("}}]})";
+  return std::string(R"({"type":")") + type + R"(","actor":[{"reference":{"reference":"Organization/)" +
+         partner + R"("}}]})";
 }
 
 Config secure_config() {
@@ -73,30 +74,36 @@ TEST_CASE("security: interactions and purposes per the agreement, and who may re
 
 TEST_CASE("gate: the patient of a resource; privacy Consents by scope or category, any status") {
   CHECK(Gate::patient_of(node(R"({"resourceType":"Patient","id":"p1"})")) == "Patient/p1");
-  CHECK(Gate::patient_of(node(R"({"resourceType":"Consent","patient":{"reference":"Patient/p2/_history/3"}})")) ==
+  CHECK(Gate::patient_of(
+            node(R"({"resourceType":"Consent","patient":{"reference":"Patient/p2/_history/3"}})")) ==
         "Patient/p2");
   CHECK(Gate::patient_of(node(R"({"resourceType":"Observation","subject":{"reference":"Patient/p3"}})")) ==
         "Patient/p3");
   CHECK(Gate::patient_of(node(R"({"resourceType":"Organization","id":"o"})")).empty());
   // A patient the gate cannot attribute: an absolute URL, a contained patient, an identifier only, a
   // lower-case type; but a local reference to another type is no patient's.
-  for (const char* subject : {R"({"reference":"https://elsewhere.example/fhir/Patient/p3"})",
-                              R"({"reference":"#p"})", R"({"reference":"patient/p3"})",
-                              R"({"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}})",
-                              R"({"type":"Patient","identifier":{"value":"x"}})", R"({"reference":"Patient/"})"}) {
+  for (const char* subject :
+       {R"({"reference":"https://elsewhere.example/fhir/Patient/p3"})", R"({"reference":"#p"})",
+        R"({"reference":"patient/p3"})",
+        R"({"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}})",
+        R"({"type":"Patient","identifier":{"value":"x"}})", R"({"reference":"Patient/"})"}) {
     const auto resource = node(std::string(R"({"resourceType":"Observation","subject":)") + subject + "}");
     CAPTURE(std::string(subject));
     CHECK(Gate::patient_of(resource).empty());
     CHECK(Gate::names_unknown_patient(resource));
   }
-  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"reference":"Group/g"}})")));
-  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"type":"Device"}})")));
-  CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"reference":"Patient/p3"}})")));
+  CHECK_FALSE(Gate::names_unknown_patient(
+      node(R"({"resourceType":"Observation","subject":{"reference":"Group/g"}})")));
+  CHECK_FALSE(
+      Gate::names_unknown_patient(node(R"({"resourceType":"Observation","subject":{"type":"Device"}})")));
+  CHECK_FALSE(Gate::names_unknown_patient(
+      node(R"({"resourceType":"Observation","subject":{"reference":"Patient/p3"}})")));
   CHECK_FALSE(Gate::names_unknown_patient(node(R"({"resourceType":"Organization","id":"o"})")));
   CHECK(Gate::is_privacy_consent(node(consent("p", R"({"type":"permit"})", "inactive"))));
+  CHECK(Gate::is_privacy_consent(node(
+      R"({"resourceType":"Consent","category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}]})")));
   CHECK(Gate::is_privacy_consent(
-      node(R"({"resourceType":"Consent","category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}]})")));
-  CHECK(Gate::is_privacy_consent(node(R"({"resourceType":"Consent","scope":{"coding":[{"code":"patient-privacy"}]}})")));
+      node(R"({"resourceType":"Consent","scope":{"coding":[{"code":"patient-privacy"}]}})")));
   CHECK_FALSE(Gate::is_privacy_consent(node(
       R"({"resourceType":"Consent","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"research"}]}})")));
 }
@@ -116,9 +123,11 @@ TEST_CASE("suppliers: read from meta.tag only; only a create adds the writer; a 
   set_supplier_tags(created, nullptr, "acute-trust");
   CHECK(suppliers_of(created) == std::vector<std::string>{"acute-trust"});
   // A Coding elsewhere that looks like a supplier tag is not one.
-  CHECK(suppliers_of(node(
-            R"({"resourceType":"Patient","maritalStatus":{"coding":[{"system":"https://fhir.partnership.example/CodeSystem/supplier","code":"acute-trust"}]}})"))
-            .empty());
+  CHECK(
+      suppliers_of(
+          node(
+              R"({"resourceType":"Patient","maritalStatus":{"coding":[{"system":"https://fhir.partnership.example/CodeSystem/supplier","code":"acute-trust"}]}})"))
+          .empty());
 }
 
 TEST_CASE("gate: deny first across Consents, the supplier's implicit permit, break-glass, fail closed") {
@@ -147,7 +156,8 @@ TEST_CASE("gate: deny first across Consents, the supplier's implicit permit, bre
   CHECK_FALSE(denied->permit);
   CHECK(denied->reason.find("deny") != std::string::npos);
   // Within one Consent the exception still wins.
-  consents.rows["Patient/p"] = {{1, consent("p", R"({"type":"deny","provision":[)" + actor("permit", "acute-trust") + "]}")}};
+  consents.rows["Patient/p"] = {
+      {1, consent("p", R"({"type":"deny","provision":[)" + actor("permit", "acute-trust") + "]}")}};
   CHECK(gate.decide(as_trust, patient, consents, 0)->permit);
   // The patient's deny of its supplier hides the record from it too.
   CHECK_FALSE(gate.decide(as_gp, patient, consents, 0)->permit);
@@ -197,7 +207,8 @@ TEST_CASE("gate: only a registrar or the privacy officer records a patient-priva
 
 TEST_CASE("gate: a type linked to patients through elements the gate does not read is refused at start-up") {
   // R4's Patient compartment, in part (the gateway reads it from profiles-resources).
-  const fhir::Node bundle = node(R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"CompartmentDefinition",
+  const fhir::Node bundle =
+      node(R"({"resourceType":"Bundle","entry":[{"resource":{"resourceType":"CompartmentDefinition",
     "code":"Patient","resource":[{"code":"Appointment","param":["actor"]},{"code":"Consent","param":["patient"]},
     {"code":"Observation","param":["subject","performer"]},{"code":"Encounter","param":["patient"]},
     {"code":"Patient","param":["link"]},{"code":"Organization"}]}}]})");

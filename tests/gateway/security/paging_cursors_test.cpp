@@ -28,8 +28,8 @@ TEST_CASE("paging cursors: sealed, opaque, opened only unaltered and with their 
   CHECK_FALSE(cursors.open(""));
   CHECK_FALSE(cursors.open("not base64 !"));
   CHECK_FALSE(cursors.open(fhir::base64url_encode(inner)));  // the store's own cursor text is refused
-  CHECK_FALSE(PagingCursors(key(8)).open(sealed));            // another key
-  for (std::size_t i = 0; i < raw->size(); ++i) {             // any one byte altered
+  CHECK_FALSE(PagingCursors(key(8)).open(sealed));           // another key
+  for (std::size_t i = 0; i < raw->size(); ++i) {            // any one byte altered
     std::string altered = *raw;
     altered[i] = static_cast<char>(altered[i] ^ 0x01);
     CHECK_FALSE(cursors.open(fhir::base64url_encode(altered)));

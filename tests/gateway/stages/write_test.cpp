@@ -7,8 +7,8 @@
 
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
-#include "gateway/stages/identity.hpp"
 #include "gateway/security/suppliers.hpp"
+#include "gateway/stages/identity.hpp"
 #include "tests/support/paths.hpp"
 
 namespace fhirgate::gateway::stages {
@@ -32,16 +32,17 @@ Node node(const std::string& text) {
 }
 
 Node patient(const std::string& family, const std::string& nhs) {
-  return node(R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
-              nhs + R"("}],"name":[{"family":")" + family + R"("}]})");
+  return node(
+      R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
+      nhs + R"("}],"name":[{"family":")" + family + R"("}]})");
 }
 
 Node consent(const std::string& patient_id, const std::string& partner) {
   return node(
       R"({"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
       R"("category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/)" +
-      patient_id + R"("},"provision":{"type":"permit","actor":[{"reference":{"reference":"Organization/)" + partner +
-      R"("}}]}})");
+      patient_id + R"("},"provision":{"type":"permit","actor":[{"reference":{"reference":"Organization/)" +
+      partner + R"("}}]}})");
 }
 
 // A store, the gate with security on, and the partnership's partners.
@@ -72,7 +73,8 @@ struct World {
     return ex;
   }
   // Runs one write as `partner` in its own commit.
-  Result<WriteOutcome> write(const std::string& partner, WriteRequest request, pipeline::Exchange* seen = nullptr) {
+  Result<WriteOutcome> write(const std::string& partner, WriteRequest request,
+                             pipeline::Exchange* seen = nullptr) {
     pipeline::Exchange ex = exchange(partner);
     Result<WriteOutcome> out = Error::make(ErrorCode::internal, "not run");
     const Status committed = store.writer().run([&](store::WriteTxn& txn) -> Status {

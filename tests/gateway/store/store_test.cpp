@@ -353,8 +353,9 @@ TEST_CASE(
   const std::string path = temp_dir() + "/j.db";
   Store store(path, registry());
   const std::vector<std::string> partners = {"gp", "trust", "council"};
-  const std::vector<JournalStatus> statuses = {JournalStatus::stored, JournalStatus::failed, JournalStatus::rejected,
-                                               JournalStatus::delivered, JournalStatus::dead_letter};
+  const std::vector<JournalStatus> statuses = {JournalStatus::stored, JournalStatus::failed,
+                                               JournalStatus::rejected, JournalStatus::delivered,
+                                               JournalStatus::dead_letter};
   const std::vector<std::string> types = {"ADT^A01", "create Patient", "transaction"};
   std::vector<JournalEntry> all;
   REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
@@ -478,14 +479,15 @@ TEST_CASE("derived keys: the same from the same key file, one per purpose, none 
   CHECK(std::string(derived.begin(), derived.end()) != *text);
 }
 
-
-TEST_CASE("a search for several values looks each one up in the index (the identity rule runs on every write)") {
+TEST_CASE(
+    "a search for several values looks each one up in the index (the identity rule runs on every write)") {
   const std::string path = temp_dir() + "/plans.db";
   { Store store(path, registry()); }
   Connection db(path, Connection::Mode::read_only);
   const ParamKeys keys(std::vector<std::int64_t>(registry().all().size(), 1));
-  for (const char* search : {"identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009,https://example.org/mrn|M1",
-                             "identifier=a|1,b|2,c|3&family=Smith,Jones", "family=Smith,Jones"}) {
+  for (const char* search :
+       {"identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009,https://example.org/mrn|M1",
+        "identifier=a|1,b|2,c|3&family=Smith,Jones", "family=Smith,Jones"}) {
     CAPTURE(std::string(search));
     const SqlQuery q = build_page_query(query(search), keys, nullptr, 20);
     auto stmt = db.prepare("EXPLAIN QUERY PLAN " + q.sql);

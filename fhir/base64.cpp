@@ -27,6 +27,23 @@ std::string encode(std::string_view bytes, const char* alphabet, bool pad) {
   return out;
 }
 
+std::optional<std::string> decode(std::string_view text, const char* alphabet) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    const char* p = std::char_traits<char>::find(alphabet, 64, c);
+    if (!p) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(p - alphabet);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string base64_encode(std::string_view bytes) {
@@ -37,21 +54,13 @@ std::string base64url_encode(std::string_view bytes) {
   return encode(bytes, kUrlSafe, false);
 }
 
+std::optional<std::string> base64_decode(std::string_view text) {
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  return decode(text, kStandard);
+}
+
 std::optional<std::string> base64url_decode(std::string_view text) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    const char* p = std::char_traits<char>::find(kUrlSafe, 64, c);
-    if (!p) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(p - kUrlSafe);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
+  return decode(text, kUrlSafe);
 }
 
 }  // namespace fhirgate::fhir

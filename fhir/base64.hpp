@@ -9,6 +9,8 @@ namespace fhirgate::fhir {
 
 std::string base64_encode(std::string_view bytes);
 std::string base64url_encode(std::string_view bytes);
+// Standard alphabet, padding optional; nullopt on any other character (or '=' before the end).
+std::optional<std::string> base64_decode(std::string_view text);
 // nullopt on a character outside the URL-safe alphabet.
 std::optional<std::string> base64url_decode(std::string_view text);
 

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "fhir/base64.hpp"
 #include "tests/integration/common.hpp"
 #include "tests/support/mllp_client.hpp"
 
@@ -444,33 +445,6 @@ bool poll_until(Done done, std::chrono::milliseconds deadline = std::chrono::sec
   }
 }
 
-// RFC 4648 base64 (standard alphabet, padding optional); nullopt when `text` is not base64.
-inline std::optional<std::string> base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  std::string out;
-  unsigned bits = 0;
-  int count = 0;
-  for (const char c : text) {
-    const int v = value(c);
-    if (v < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<unsigned>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xFF));
-    }
-  }
-  return out;
-}
-
 // Everything an AuditEvent says: its JSON, then the decoded base64 of every entity's query and of every
 // base64Binary detail (BALP keeps the raw request there), so "does it hold X" sees those too.
 inline std::string audit_text(const fhir::Node& event) {
@@ -478,11 +452,11 @@ inline std::string audit_text(const fhir::Node& event) {
   if (const auto* entities = event.find("entity"); entities && entities->is_array()) {
     for (const auto& e : entities->items()) {
       if (const auto* q = e.find("query"); q && q->is_string())
-        if (auto decoded = base64_decode(q->text())) text += "\n" + *decoded;
+        if (auto decoded = fhir::base64_decode(q->text())) text += "\n" + *decoded;
       if (const auto* details = e.find("detail"); details && details->is_array())
         for (const auto& d : details->items())
           if (const auto* b = d.find("valueBase64Binary"); b && b->is_string())
-            if (auto decoded = base64_decode(b->text())) text += "\n" + *decoded;
+            if (auto decoded = fhir::base64_decode(b->text())) text += "\n" + *decoded;
     }
   }
   return text;

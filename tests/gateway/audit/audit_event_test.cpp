@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fhir/base64.hpp"
 #include "fhir/validator.hpp"
 #include "fhir/xml.hpp"
 #include "tests/support/paths.hpp"
@@ -60,31 +61,6 @@ void check_r4(const Node& event) {
   auto back = fhir::xml_to_json(*r4_model(), *xml);
   REQUIRE(back.ok());
   CHECK(fhir::write_json(*back) == fhir::write_json(event));
-}
-
-std::string base64_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  unsigned bits = 0;
-  int count = 0;
-  for (char c : text) {
-    const int v = value(c);
-    if (v < 0) break;
-    bits = (bits << 6) | static_cast<unsigned>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out += static_cast<char>((bits >> count) & 0xFF);
-    }
-  }
-  return out;
 }
 
 const Node& at(const Node& n, std::string_view key) {
@@ -231,7 +207,7 @@ TEST_CASE("audit: a search records the raw query base64, as BALP Query or Patien
   CHECK(entities(event) == Strings{"1/1 Patient/123", "2/24 -"});
   const Node* query = query_entity(event);
   REQUIRE(query != nullptr);
-  CHECK(base64_decode(query->string_at("query")) == in.query);
+  CHECK(fhir::base64_decode(query->string_at("query")) == in.query);
   CHECK(query->find("name") == nullptr);
 
   in.patient_reference.clear();
@@ -248,7 +224,7 @@ TEST_CASE("audit: base64 of the query for every remainder length") {
     AuditInput in = partner("search-type");
     in.query = query;
     const Node event = make_audit_event(in);
-    CHECK(base64_decode(query_entity(event)->string_at("query")) == query);
+    CHECK(fhir::base64_decode(query_entity(event)->string_at("query")) == query);
     CHECK(r4_errors(event) == "");
   }
 }
@@ -332,7 +308,7 @@ TEST_CASE("audit: history keeps the read shape and claims no profile") {
   check_r4(event);
   CHECK(subtypes(event) == Strings{std::string(kRest) + "history-type"});
   CHECK(entities(event) == Strings{"2/24 -"});
-  CHECK(base64_decode(query_entity(event)->string_at("query")) == in.query);
+  CHECK(fhir::base64_decode(query_entity(event)->string_at("query")) == in.query);
 }
 
 TEST_CASE("audit: a denied read keeps the shape, records the failure and claims no profile") {

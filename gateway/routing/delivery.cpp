@@ -180,18 +180,16 @@ DeliveryWorker::Outcome DeliveryWorker::attempt(store::Delivery d, Channels& cha
       withheld = consent_withholds(d, *item, *receiver, audit.purpose);
     } else if (gate_.enabled()) {
       // A deletion tells of the record: it leaves only to whom the version before it may go.
-      withheld = std::string("the record's last version cannot be read");
-      for (std::int64_t v = d.version - 1; v >= 1; --v) {
-        auto before = store_.vread(d.type, d.resource_id, v);
-        if (!before) {
-          withheld = before.error();
-          break;
-        }
-        if (!*before || (*before)->deleted) continue;
+      auto before = store::last_live_before(
+          d.version, [&](std::int64_t v) { return store_.vread(d.type, d.resource_id, v); });
+      if (!before) {
+        withheld = before.error();
+      } else if (!*before) {
+        withheld = std::string("the record's last version cannot be read");
+      } else {
         store::Delivery last = d;
-        last.version = v;
+        last.version = (*before)->version;
         withheld = consent_withholds(last, DeliveryItem{(*before)->body, false}, *receiver, audit.purpose);
-        break;
       }
     }
     if (!withheld) {

@@ -5,20 +5,17 @@
 namespace fhirgate::gateway::stages {
 
 Result<bool> may_see_version(const Gate& gate, pipeline::Exchange& ex, ConsentSource& consents,
-                             const store::VersionRecord& version, const VersionLookup& vread, bool note) {
+                             const store::VersionRecord& version, const store::VersionLookup& vread,
+                             bool note) {
   if (version.deleted) {
-    for (std::int64_t v = version.version - 1; v >= 1; --v) {
-      auto before = vread(v);
-      if (!before) return before.error();
-      if (!*before) return false;
-      if ((*before)->deleted) continue;
-      auto shown = may_see_version(gate, ex, consents, **before, vread, note);
-      if (note && ex.audit)
-        ex.audit->entity_reference =
-            version.type + "/" + version.id + "/_history/" + std::to_string(version.version);
-      return shown;
-    }
-    return false;
+    auto before = store::last_live_before(version.version, vread);
+    if (!before) return before.error();
+    if (!*before) return false;
+    auto shown = may_see_version(gate, ex, consents, **before, vread, note);
+    if (note && ex.audit)
+      ex.audit->entity_reference =
+          version.type + "/" + version.id + "/_history/" + std::to_string(version.version);
+    return shown;
   }
   if (note && ex.audit) {
     Result<fhir::Node> parsed = Error{};

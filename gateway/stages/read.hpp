@@ -14,12 +14,10 @@
 
 namespace fhirgate::gateway::stages {
 
-// Another version of the same resource (the store's vread, or the write transaction's).
-using VersionLookup = std::function<Result<std::optional<store::VersionRecord>>(std::int64_t version)>;
-
 // Whether `ex`'s caller may see `version`; with `note`, names it and its patient in the exchange's
 // AuditEvent (a deletion by its own version) and notes break-glass. Errors: the Consents' (busy).
 Result<bool> may_see_version(const Gate& gate, pipeline::Exchange& ex, ConsentSource& consents,
-                             const store::VersionRecord& version, const VersionLookup& vread, bool note);
+                             const store::VersionRecord& version, const store::VersionLookup& vread,
+                             bool note);
 
 }  // namespace fhirgate::gateway::stages

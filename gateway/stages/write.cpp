@@ -115,15 +115,15 @@ class Plan {
 
   // May the caller see the last live version before a deletion (the deletion rule of reads)?
   Result<bool> sees_deleted(const VersionRecord& deletion) {
-    for (std::int64_t v = deletion.version - 1; v >= 1; --v) {
-      auto before = txn_.vread(deletion.type, deletion.id, v);
-      if (!before) return false;
-      if (before->deleted) continue;
-      auto shown = sees(*before);
-      if (shown && !*shown) note_stored(*before);
-      return shown;
-    }
-    return false;
+    auto before = store::last_live_before(deletion.version,
+                                          [&](std::int64_t v) -> Result<std::optional<VersionRecord>> {
+                                            return txn_.vread(deletion.type, deletion.id, v);
+                                          });
+    if (!before) return before.error();
+    if (!*before) return false;
+    auto shown = sees(**before);
+    if (shown && !*shown) note_stored(**before);
+    return shown;
   }
 
   void note(const VersionRecord& rec, const Node* resource) {

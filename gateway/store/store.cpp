@@ -438,6 +438,14 @@ void WriteTxn::add_credential(const Credential& c) {
 
 // ---- Store ----
 
+Result<std::optional<VersionRecord>> last_live_before(std::int64_t version, const VersionLookup& vread) {
+  for (std::int64_t v = version - 1; v >= 1; --v) {
+    auto before = vread(v);
+    if (!before || !*before || !(*before)->deleted) return before;
+  }
+  return std::optional<VersionRecord>();
+}
+
 std::array<unsigned char, 32> Store::derived_key(std::string_view purpose) const {
   // HMAC(audit key, label || purpose): a chained AuditEvent's input starts with a 32-byte digest, never
   // with this label, so no derived key is an audit chain value.

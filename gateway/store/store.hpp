@@ -55,6 +55,13 @@ struct HistoryPage {
 // itself; an error (the Consents could not be read) ends the read with that error.
 using Visibility = std::function<Result<bool>(const VersionRecord&)>;
 
+// Another version of the same resource (the store's vread, or a write transaction's).
+using VersionLookup = std::function<Result<std::optional<VersionRecord>>(std::int64_t version)>;
+// The last live version before `version` (a deletion's): what decides who may know of the deletion (reads
+// answer 410 or 404 by it, a PUT re-creates by it, a delivery of the deletion leaves by it). nullopt when
+// there is none.
+Result<std::optional<VersionRecord>> last_live_before(std::int64_t version, const VersionLookup& vread);
+
 // One received partner message (HL7 v2 now; CSV and XML feeds later) as kept in the inbound log.
 struct InboundMessage {
   std::int64_t mid = 0;  // log order (set when read back)

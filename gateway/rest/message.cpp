@@ -17,6 +17,7 @@
 #include "fhir/json.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "fhir/storable.hpp"
+#include "gateway/audit/audit_trail.hpp"
 #include "gateway/common/ids.hpp"
 #include "gateway/rest/router.hpp"
 #include "gateway/stages/identity.hpp"
@@ -193,10 +194,13 @@ class ProcessMessage final : public Interaction {
     log_.status = problems.empty() ? "applied" : "failed";
     log_.detail = answer_;
     log_.body = job.request.body;
-    // What routes see: the message, and the patients it is about (its AuditEvent names them all): by
-    // reference, and a Patient in it also by its identifiers (the one it names in the record, if any).
+    // What routes see: the message, and the patients it is about (its AuditEvents name them all): by
+    // reference, and a Patient in it also by its identifiers (the one it names in the record, if any). A
+    // record found by identifier that the sender may not see is named only in an event of its own
+    // (record_unseen), never in the sender's.
     pass_ = PassThrough{"Bundle", log_.control_id, event, "", log_.body};
     std::vector<std::string> about;
+    const store::Visibility visible = job.visibility();
     for (const auto& entry : entries->items()) {
       const Node* resource = entry.find("resource");
       if (!resource) continue;
@@ -208,7 +212,11 @@ class ProcessMessage final : public Interaction {
       if (!query) continue;
       auto found = job.services.store.search(*query);
       if (!found) return ex.fail(found.error());
-      for (const auto& match : found->matches) about.push_back("Patient/" + match.id);
+      for (const auto& match : found->matches) {
+        auto shown = visible ? visible(match) : Result<bool>(true);
+        if (!shown) return ex.fail(shown.error());
+        (*shown ? about : unseen_).push_back("Patient/" + match.id);
+      }
     }
     for (const std::string& patient : about) {
       if (pass_.patient.empty()) pass_.patient = patient;
@@ -219,6 +227,8 @@ class ProcessMessage final : public Interaction {
                std::find(ex.seen_patients.begin(), ex.seen_patients.end(), patient) == ex.seen_patients.end())
         ex.seen_patients.push_back(patient);
     }
+    // A delivery of the message is decided by its patient's consent, seen by the sender or not.
+    if (pass_.patient.empty() && !unseen_.empty()) pass_.patient = unseen_.front();
     ex.mark("checked");
   }
 
@@ -231,6 +241,7 @@ class ProcessMessage final : public Interaction {
         }
       }
       txn.log_inbound(log_);
+      record_unseen(txn, job);
       if (log_.status == "applied" && job.services.write.router)
         job.services.write.router->route(txn, log_.partner, pass_);
       return Ok{};
@@ -240,9 +251,27 @@ class ProcessMessage final : public Interaction {
   HttpResponse respond(RestJob& job) override { return job.json_response(200, std::move(answer_)); }
 
  private:
+  // The patients the message named by identifier whose records the sender may not see: audited against
+  // them for the privacy officer, with the gateway's identity matching as the agent, so that the sender's
+  // own trail (the events it is the agent of) never names them.
+  void record_unseen(store::WriteTxn& txn, RestJob& job) {
+    if (unseen_.empty() || !job.ex.audit) return;
+    AuditInput in = *job.ex.audit;
+    in.client_id = "fhirgate";
+    in.client_reference.clear();
+    in.client_display = "fhirgate identity matching";
+    in.outcome_desc = "a message from " + job.caller_id() +
+                      " named this patient by an identifier; the sender "
+                      "was not shown the match";
+    in.patient_reference = unseen_.front();
+    in.recorded_ms = txn.now_ms();
+    record_audit(txn, in, unseen_);
+  }
+
   std::string answer_;
   store::InboundMessage log_;
   PassThrough pass_;
+  std::vector<std::string> unseen_;
 };
 
 }  // namespace

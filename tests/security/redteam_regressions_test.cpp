@@ -256,6 +256,37 @@ TEST_CASE("redteam: a FHIR message naming a patient by NHS number alone is audit
 }
 
 TEST_CASE(
+    "redteam: a message naming by NHS number a patient its sender may not see is audited for the privacy "
+    "officer, and the sender's own trail does not name that patient") {
+  Partnership p;
+  auto gp = p.client("gp-practice");
+  auto trust = p.client("acute-trust");
+  auto officer = p.client("privacy-officer");
+  const std::string nhs = nhs_number(1242);
+  const std::string hidden = create_patient(*gp, "Messagedhidden", nhs);  // no consent for the trust
+
+  const auto r =
+      trust->send_json("POST", "/$process-message",
+                       message_bundle(unique_name("rthidden"), {patient_json("Messagedhidden", nhs)}));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  REQUIRE(text_at(json(r.body), "entry[0].resource.response.code") == "ok");
+  const std::string correlation = r.header("X-Correlation-Id");
+  CHECK(r.body.find(hidden) == std::string::npos);
+
+  // The privacy officer's report for the patient has the message (by its correlation id).
+  int reported = 0;
+  for (const auto& e : patient_events(*officer, hidden)) reported += correlation_of(e) == correlation;
+  CHECK(reported >= 1);
+  // The trust's own AuditEvents, listed or searched by that patient, never name it.
+  const auto own = trust->get("/AuditEvent?_count=500");
+  REQUIRE_MESSAGE(own.status == 200, own.body);
+  CHECK(own.body.find(hidden) == std::string::npos);
+  for (const auto& e : audit_events(*trust, "/AuditEvent?_count=500"))
+    CHECK(audit_text(e).find(hidden) == std::string::npos);
+  CHECK(audit_events(*trust, "/AuditEvent?patient=Patient/" + hidden).empty());
+}
+
+TEST_CASE(
     "redteam: a FHIR message carrying a privacy Consent from a partner that is no registrar is refused") {
   Partnership p;
   auto gp = p.client("gp-practice");

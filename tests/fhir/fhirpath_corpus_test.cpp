@@ -31,6 +31,7 @@
 #include "fhir/model.hpp"
 #include "fhir/xml.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::fhir::fhirpath {
 namespace {
@@ -112,9 +113,7 @@ std::vector<Case> load_cases(const std::string& path) {
 }
 
 const Model& model() {
-  static const std::shared_ptr<const Model> loaded =
-      *Model::load_from(fhirgate::testing::source_path("profiles"));
-  return *loaded;
+  return *testing::r4_model();
 }
 
 const Node* input(const std::string& dir, const std::string& file, std::map<std::string, Node>& cache) {

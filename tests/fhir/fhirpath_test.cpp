@@ -12,6 +12,7 @@
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace doctest {
 template <>
@@ -28,9 +29,7 @@ namespace fhirgate::fhir::fhirpath {
 namespace {
 
 const Model& model() {
-  static const std::shared_ptr<const Model> loaded =
-      *Model::load_from(fhirgate::testing::source_path("profiles"));
-  return *loaded;
+  return *testing::r4_model();
 }
 
 constexpr std::string_view kPatient = R"({

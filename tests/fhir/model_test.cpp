@@ -8,17 +8,13 @@
 #include <vector>
 
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::fhir {
 namespace {
 
 const Model& model() {
-  static const std::shared_ptr<const Model> loaded = [] {
-    auto m = Model::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE_MESSAGE(m.ok(), (m.ok() ? std::string() : m.error().issues.front().diagnostics));
-    return *m;
-  }();
-  return *loaded;
+  return *testing::r4_model();
 }
 
 const TypeDef& type_of(std::string_view name) {

@@ -11,6 +11,7 @@
 #include "fhir/profiles.hpp"
 #include "fhir/validator.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::fhir {
 namespace {
@@ -21,12 +22,7 @@ constexpr std::string_view kConsentProfile =
     "https://fhir.partnership.example/StructureDefinition/partnership-consent";
 
 std::shared_ptr<const Model> shared_model() {
-  static const std::shared_ptr<const Model> loaded = [] {
-    auto m = Model::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(m.ok());
-    return *m;
-  }();
-  return loaded;
+  return testing::r4_model();
 }
 
 std::shared_ptr<const Terminology> shared_terminology() {

@@ -15,17 +15,13 @@
 #include "fhir/narrative.hpp"
 #include "fhir/xml.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::fhir {
 namespace {
 
 const Model& model() {
-  static const std::shared_ptr<const Model> loaded = [] {
-    auto m = Model::load_from(testing::source_path("profiles"));
-    REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().issues.front().diagnostics));
-    return std::move(m).value();
-  }();
-  return *loaded;
+  return *testing::r4_model();
 }
 
 Node parsed(std::string_view text) {

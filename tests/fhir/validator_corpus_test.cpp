@@ -26,17 +26,13 @@
 #include "fhir/validator.hpp"
 #include "fhir/xml.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::fhir {
 namespace {
 
 std::shared_ptr<const Model> corpus_model() {
-  static const std::shared_ptr<const Model> loaded = [] {
-    auto m = Model::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(m.ok());
-    return *m;
-  }();
-  return loaded;
+  return testing::r4_model();
 }
 
 const Validator& corpus_validator() {
@@ -52,67 +48,93 @@ const Validator& corpus_validator() {
 const std::map<std::string, std::string>& known_mismatches() {
   static const std::map<std::string, std::string> list = {
       {"abstract-question-type-included-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"ai6",
        "needs the supporting definitions (profiles are out of scope for now) (expected 1 errors, got 0)"},
       {"attachment-invalid-type-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"binary-ref-internal",
-       "dom-3 evaluates to false here but not in the reference validator (FHIRPath descendants()/as() difference, to investigate with the engine) (expected 0 errors, got 1)"},
+       "dom-3 evaluates to false here but not in the reference validator (FHIRPath descendants()/as() "
+       "difference, to investigate with the engine) (expected 0 errors, got 1)"},
       {"boolean-invalid-type-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"bundle-document-versioned-references-bad",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 3 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 3 errors, got 0)"},
       {"bundle-dual-target",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 10 errors, got 7)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 10 errors, got 7)"},
       {"bundle-ea-testcase",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 13 errors, got 3)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 13 errors, got 3)"},
       {"bundle-id-3",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 3 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 3 errors, got 0)"},
       {"bundle-india-bad",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 9 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 9 errors, got 0)"},
       {"bundle-with-contained",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 5 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 5 errors, got 0)"},
       {"capabilitystatement-measure-processor",
-       "CapabilityStatement content rules (resolving the referenced definitions) are not implemented (expected 3 errors, got 1)"},
+       "CapabilityStatement content rules (resolving the referenced definitions) are not implemented "
+       "(expected 3 errors, got 1)"},
       {"choice-async-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got "
+       "0)"},
       {"date-invalid-type-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"date-time-min-max-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 3 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 3 errors, got "
+       "0)"},
       {"decimal-max-decimal-places-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"dr-example-org",
-       "reference resolution inside the instance (target type of resolved references) is not implemented (expected 1 errors, got 0)"},
+       "reference resolution inside the instance (target type of resolved references) is not implemented "
+       "(expected 1 errors, got 0)"},
       {"ext-ctxt-bad-ext",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 1 errors, got 0)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 1 "
+       "errors, got 0)"},
       {"ext-derived",
        "StructureDefinition/SearchParameter content rules are not implemented (expected 1 errors, got 0)"},
       {"extb-ctxt-bad",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 1 errors, got 0)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 1 "
+       "errors, got 0)"},
       {"group-required-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"group-with-string-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"hakan-se-nofetch",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 4 errors, got 3)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 4 errors, got 3)"},
       {"integer-invalid-type-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"ips-nz-pj",
-       "display names of LOINC codes are checked by the reference validator (needs LOINC / a terminology server) (expected 4 errors, got 0)"},
+       "display names of LOINC codes are checked by the reference validator (needs LOINC / a terminology "
+       "server) (expected 4 errors, got 0)"},
       {"json-comma-bad-2",
-       "JSON syntax: parsing stops at the first error (1 error); the reference validator recovers and reports each (expected 3 errors, got 1)"},
+       "JSON syntax: parsing stops at the first error (1 error); the reference validator recovers and "
+       "reports each (expected 3 errors, got 1)"},
       {"json-comments-2-no",
-       "JSON syntax: parsing stops at the first error (1 error); the reference validator recovers and reports each (expected 2 errors, got 1)"},
-      {"logical-boo-bad2",
-       "logical models are not supported (expected 6 errors, got 0)"},
+       "JSON syntax: parsing stops at the first error (1 error); the reference validator recovers and "
+       "reports each (expected 2 errors, got 1)"},
+      {"logical-boo-bad2", "logical models are not supported (expected 6 errors, got 0)"},
       {"maiden-name-extension",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 1 errors, got 0)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 1 "
+       "errors, got 0)"},
       {"measure-report-ihe",
        "MeasureReport checks against the Measure are not implemented (expected 4 errors, got 0)"},
       {"mni-patientOverview-bundle-example1b",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 10 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 10 errors, got 0)"},
       {"mr-covid-m2",
        "MeasureReport checks against the Measure are not implemented (expected 1 errors, got 0)"},
       {"mr-covid-m5",
@@ -121,48 +143,63 @@ const std::map<std::string, std::string>& known_mismatches() {
        "MeasureReport checks against the Measure are not implemented (expected 2 errors, got 0)"},
       {"mr-single-not-subj-list",
        "MeasureReport checks against the Measure are not implemented (expected 1 errors, got 0)"},
-      {"obs-quantity-us",
-       "profile validation is out of scope for now (expected 10 errors, got 1)"},
+      {"obs-quantity-us", "profile validation is out of scope for now (expected 10 errors, got 1)"},
       {"observation-bad-profile",
        "StructureDefinition/SearchParameter content rules are not implemented (expected 1 errors, got 0)"},
       {"parameters-reference-bad",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 1 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 1 errors, got 0)"},
       {"pat-security-bad-string1",
        "security checks (active content in strings) are not implemented (expected 1 errors, got 0)"},
       {"pat-xver-extension-expected",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 4 errors, got 1)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 4 "
+       "errors, got 1)"},
       {"patient-extension-bad2",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 3 errors, got 1)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 3 "
+       "errors, got 1)"},
       {"patient-extension-complex-bad1",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 2 errors, got 0)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 2 "
+       "errors, got 0)"},
       {"patient-ig-bad",
        "needs the supporting definitions (profiles are out of scope for now) (expected 1 errors, got 0)"},
       {"patient-xver-bad",
-       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 2 errors, got 0)"},
+       "extension definitions (context, value types, cross-version extensions) are not resolved (expected 2 "
+       "errors, got 0)"},
       {"profile-patient-op1",
        "needs the supporting definitions (profiles are out of scope for now) (expected 1 errors, got 0)"},
       {"profile-version-reference-test-instance",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 1 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 1 errors, got 0)"},
       {"q-enablewhen-me-wrong",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"quantity-min-max-compat-units-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got "
+       "0)"},
       {"quantity-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got "
+       "0)"},
       {"quantity-units-not-in-value-set-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got "
+       "0)"},
       {"questionnaire-enableWhen-dw",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"questionnaireResponse-enableWhen-test-nested",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got "
+       "0)"},
       {"reference-invalid-url-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 2 errors, got "
+       "0)"},
       {"relative_reference_to_TYPE_ID.all_fullUrl_UUID",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 2 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 2 errors, got 0)"},
       {"relative_reference_to_fullUrl.no_ids.PROBLEM",
-       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented (expected 4 errors, got 0)"},
+       "Bundle/reference resolution rules (fullUrl, versioned and resolved targets) are not implemented "
+       "(expected 4 errors, got 0)"},
       {"shlink",
-       "not a FHIR resource (SMART Health Link); the reference validator reports each problem, we report one (expected 33 errors, got 1)"},
+       "not a FHIR resource (SMART Health Link); the reference validator reports each problem, we report one "
+       "(expected 33 errors, got 1)"},
       {"signatures-example-2",
        "digital signature verification is not implemented (expected 2 errors, got 0)"},
       {"sp-composite",
@@ -170,17 +207,23 @@ const std::map<std::string, std::string>& known_mismatches() {
       {"sp-diff-type",
        "StructureDefinition/SearchParameter content rules are not implemented (expected 1 errors, got 0)"},
       {"string-answer-option-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"string-max-occurs-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"string-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"time-invalid-type-qr",
-       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got 0)"},
+       "QuestionnaireResponse checks against its Questionnaire are not implemented (expected 1 errors, got "
+       "0)"},
       {"uk-msg",
-       "Bundle message rules (MessageHeader focus, entry resolution) are not implemented (expected 4 errors, got 0)"},
+       "Bundle message rules (MessageHeader focus, entry resolution) are not implemented (expected 4 errors, "
+       "got 0)"},
       {"xml-fail",
-       "XML syntax: parsing stops at the first error (1 error); the reference validator reports each (expected 9 errors, got 1)"},
+       "XML syntax: parsing stops at the first error (1 error); the reference validator reports each "
+       "(expected 9 errors, got 1)"},
   };
   return list;
 }
@@ -272,33 +315,44 @@ Result<Node> read_resource(const std::string& path) {
 const std::map<std::string, std::string>& known_profile_mismatches() {
   static const std::map<std::string, std::string> list = {
       {"AuditEvent-slice23-second",
-       "re-slicing (slices of slices, an element matching a slice and its re-slice) is not implemented (expected 4 errors, got 0)"},
+       "re-slicing (slices of slices, an element matching a slice and its re-slice) is not implemented "
+       "(expected 4 errors, got 0)"},
       {"aggregation-bundle-good4",
-       "aggregation modes and profiles on resolved Bundle references are not checked (expected 3 errors, got 1)"},
+       "aggregation modes and profiles on resolved Bundle references are not checked (expected 3 errors, got "
+       "1)"},
       {"bb-obs-value-is-not-in-valueset",
-       "the profile's ValueSet is a supporting file; the Terminology is shared and not extended per test (expected 1 errors, got 0)"},
+       "the profile's ValueSet is a supporting file; the Terminology is shared and not extended per test "
+       "(expected 1 errors, got 0)"},
       {"bundle-slice-bad1",
-       "the slices' profiles (bundle-slice-profile-*) are not in the corpus, so the profile discriminator matches every entry (expected 2 errors, got 7)"},
+       "the slices' profiles (bundle-slice-profile-*) are not in the corpus, so the profile discriminator "
+       "matches every entry (expected 2 errors, got 7)"},
       {"document-bad-bad-sections",
-       "the section profiles are reached through resolve() on Composition.section entries, which discriminators skip (expected 3 errors, got 0)"},
+       "the section profiles are reached through resolve() on Composition.section entries, which "
+       "discriminators skip (expected 3 errors, got 0)"},
       {"inv-checks",
-       "the reference validator reports each alternative profile's failures merged; we report each (expected 3 errors, got 4)"},
+       "the reference validator reports each alternative profile's failures merged; we report each (expected "
+       "3 errors, got 4)"},
       {"patient-circle1-bad-linked1",
-       "targetProfile conformance of resolved references (Patient.link.other) is not checked (expected 1 errors, got 0)"},
+       "targetProfile conformance of resolved references (Patient.link.other) is not checked (expected 1 "
+       "errors, got 0)"},
       {"patient-circle2-bad-source2",
-       "targetProfile conformance of resolved references (Patient.link.other) is not checked (expected 2 errors, got 1)"},
-      {"patient-min-length",
-       "the minLength extension is not implemented (expected 1 errors, got 0)"},
+       "targetProfile conformance of resolved references (Patient.link.other) is not checked (expected 2 "
+       "errors, got 1)"},
+      {"patient-min-length", "the minLength extension is not implemented (expected 1 errors, got 0)"},
       {"patient-value-alternative-bad",
        "the elementdefinition-valueAlternatives rules are not implemented (expected 1 errors, got 0)"},
       {"test-input-params-example1",
-       "a type slice of a choice inside a slice (parameter:param1.value[x]:valueString) is counted per parameter, not per matching parameter (expected 4 errors, got 6)"},
+       "a type slice of a choice inside a slice (parameter:param1.value[x]:valueString) is counted per "
+       "parameter, not per matching parameter (expected 4 errors, got 6)"},
       {"type-ref-unchecked",
-       "the reference validator does not check the narrowed targetProfile of an unresolved reference; we check the literal type (expected 0 errors, got 1)"},
+       "the reference validator does not check the narrowed targetProfile of an unresolved reference; we "
+       "check the literal type (expected 0 errors, got 1)"},
       {"xhtml-ctrl-source1",
-       "narrative rules from profile extensions (xhtml class/source, sections) are not implemented (expected 2 errors, got 0)"},
+       "narrative rules from profile extensions (xhtml class/source, sections) are not implemented (expected "
+       "2 errors, got 0)"},
       {"xhtml-ctrl-twob-lang-good2",
-       "narrative rules from profile extensions (xhtml class/source, sections) are not implemented (expected 1 errors, got 0)"},
+       "narrative rules from profile extensions (xhtml class/source, sections) are not implemented (expected "
+       "1 errors, got 0)"},
   };
   return list;
 }
@@ -322,7 +376,8 @@ TEST_CASE("Validator corpus: official validator profile steps match the referenc
     const std::string name(test.string_at("name"));
     const std::string_view module = test.string_at("module");
     const Node* step = test.find("profile");
-    if (step == nullptr || test.find("packages") != nullptr || module == "tx" || module == "tx-advanced") continue;
+    if (step == nullptr || test.find("packages") != nullptr || module == "tx" || module == "tx-advanced")
+      continue;
     Counts expected;
     bool compare_warnings = false;
     if (!expected_counts(dir, step->find("java"), expected, compare_warnings)) continue;
@@ -332,16 +387,18 @@ TEST_CASE("Validator corpus: official validator profile steps match the referenc
       for (const Node& file : list->items()) supporting.emplace_back(file.text());
     }
     const std::string source(step->string_at("source"));
-    const bool present = std::all_of(supporting.begin(), supporting.end(), [&](const std::string& f) {
-      return std::filesystem::exists(dir + "/" + f);
-    }) && std::filesystem::exists(dir + "/" + source);
+    const bool present =
+        std::all_of(supporting.begin(), supporting.end(),
+                    [&](const std::string& f) { return std::filesystem::exists(dir + "/" + f); }) &&
+        std::filesystem::exists(dir + "/" + source);
     if (!present) continue;
     ++selected;
     Validator validator(corpus_model(), terminology);
     std::vector<Node> definitions;
     for (const std::string& file : supporting) {
       auto node = read_resource(dir + "/" + file);
-      if (node.ok() && node->string_at("resourceType") == "StructureDefinition") definitions.push_back(std::move(*node));
+      if (node.ok() && node->string_at("resourceType") == "StructureDefinition")
+        definitions.push_back(std::move(*node));
     }
     auto profile = read_resource(dir + "/" + source);
     Counts actual;
@@ -370,7 +427,8 @@ TEST_CASE("Validator corpus: official validator profile steps match the referenc
         }
       }
     }
-    const bool same = actual.errors == expected.errors && (!compare_warnings || actual.warnings == expected.warnings);
+    const bool same =
+        actual.errors == expected.errors && (!compare_warnings || actual.warnings == expected.warnings);
     if (same) {
       ++matched;
       if (known_profile_mismatches().count(name) != 0) MESSAGE("now matches, remove from the list: " << name);
@@ -379,8 +437,9 @@ TEST_CASE("Validator corpus: official validator profile steps match the referenc
                 (compare_warnings ? " / " + std::to_string(expected.warnings) + " warnings" : "") + ", got " +
                 std::to_string(actual.errors) +
                 (compare_warnings ? " / " + std::to_string(actual.warnings) : "") + "\n";
-      CHECK_MESSAGE(known_profile_mismatches().count(name) != 0,
-                    "regression: " << name << ": expected " << expected.errors << " errors, got " << actual.errors);
+      CHECK_MESSAGE(
+          known_profile_mismatches().count(name) != 0,
+          "regression: " << name << ": expected " << expected.errors << " errors, got " << actual.errors);
     }
   }
   MESSAGE("validator profile steps matched: " << matched << "/" << selected << "\n" << report);
@@ -452,7 +511,8 @@ TEST_CASE("Validator corpus: official validator test cases match the reference e
         actual = counted;
       }
     }
-    const bool same = actual.errors == expected.errors && (!compare_warnings || actual.warnings == expected.warnings);
+    const bool same =
+        actual.errors == expected.errors && (!compare_warnings || actual.warnings == expected.warnings);
     if (same) {
       ++matched;
       if (known_mismatches().count(name) != 0) MESSAGE("now matches, remove from the list: " << name);
@@ -462,8 +522,9 @@ TEST_CASE("Validator corpus: official validator test cases match the reference e
                 (compare_warnings ? " / " + std::to_string(expected.warnings) + " warnings" : "") + ", got " +
                 std::to_string(actual.errors) +
                 (compare_warnings ? " / " + std::to_string(actual.warnings) : "") + "\n";
-      CHECK_MESSAGE(known_mismatches().count(name) != 0, "regression: " << name << ": expected " << expected.errors
-                                                                        << " errors, got " << actual.errors);
+      CHECK_MESSAGE(known_mismatches().count(name) != 0, "regression: " << name << ": expected "
+                                                                        << expected.errors << " errors, got "
+                                                                        << actual.errors);
     }
   }
   MESSAGE("validator test cases matched: " << matched << "/" << selected << "\n" << report);

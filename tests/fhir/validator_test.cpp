@@ -11,18 +11,14 @@
 #include "fhir/files.hpp"
 #include "fhir/validator_primitives.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 #include "tests/support/sanitizers.hpp"
 
 namespace fhirgate::fhir {
 namespace {
 
 std::shared_ptr<const Model> shared_model() {
-  static const std::shared_ptr<const Model> loaded = [] {
-    auto m = Model::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE_MESSAGE(m.ok(), (m.ok() ? std::string() : m.error().issues.front().diagnostics));
-    return *m;
-  }();
-  return loaded;
+  return testing::r4_model();
 }
 
 std::shared_ptr<const Terminology> shared_terminology() {

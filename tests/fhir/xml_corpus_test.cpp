@@ -32,6 +32,7 @@
 #include "fhir/model.hpp"
 #include "fhir/xml.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::fhir {
 namespace {
@@ -58,12 +59,7 @@ const char* inconsistency(const std::string& name) {
 }
 
 const Model& model() {
-  static const std::shared_ptr<const Model> loaded = [] {
-    auto m = Model::load_from(testing::source_path("profiles"));
-    REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().issues.front().diagnostics));
-    return std::move(m).value();
-  }();
-  return *loaded;
+  return *testing::r4_model();
 }
 
 struct DocFree {

@@ -26,20 +26,14 @@
 #include "fhir/validator.hpp"
 #include "mappers/feed_mapping.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::mappers {
 namespace {
 
 using fhir::Node;
 
-std::shared_ptr<const fhir::Model> r4_model() {
-  static const std::shared_ptr<const fhir::Model> model = [] {
-    auto m = fhir::Model::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(m.ok());
-    return *m;
-  }();
-  return model;
-}
+using testing::r4_model;
 
 const fhir::Validator& r4_validator() {
   static const std::shared_ptr<const fhir::Terminology> terminology = [] {

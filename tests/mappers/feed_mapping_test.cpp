@@ -10,6 +10,7 @@
 
 #include "fhir/json.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::mappers {
 namespace {
@@ -17,11 +18,7 @@ namespace {
 using fhir::Node;
 
 const fhir::Model& model() {
-  static const std::shared_ptr<const fhir::Model> m = [] {
-    auto loaded = fhir::Model::load_from(testing::source_path("profiles"));
-    return std::move(loaded).value();
-  }();
-  return *m;
+  return *testing::r4_model();
 }
 
 // A CSV Patient mapping with the given fields (JSON array text) over columns A, B, C.

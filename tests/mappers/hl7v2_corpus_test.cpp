@@ -24,6 +24,7 @@
 #include "mappers/adt_patient.hpp"
 #include "mappers/hl7v2.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::mappers {
 namespace {
@@ -138,11 +139,7 @@ const PartnerMapping& corpus_partner() {
 }
 
 const fhir::Validator& r4_validator() {
-  static const std::shared_ptr<const fhir::Model> model = [] {
-    auto m = fhir::Model::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(m.ok());
-    return *m;
-  }();
+  static const std::shared_ptr<const fhir::Model> model = testing::r4_model();
   static const std::shared_ptr<const fhir::Terminology> terminology = [] {
     auto t = fhir::Terminology::load_from(fhirgate::testing::source_path("profiles"));
     REQUIRE(t.ok());

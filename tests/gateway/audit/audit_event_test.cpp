@@ -11,6 +11,7 @@
 #include "fhir/validator.hpp"
 #include "fhir/xml.hpp"
 #include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
 
 namespace fhirgate::gateway {
 namespace {
@@ -20,14 +21,7 @@ using Strings = std::vector<std::string>;
 
 constexpr std::string_view kBalp = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.";
 
-std::shared_ptr<const fhir::Model> r4_model() {
-  static const std::shared_ptr<const fhir::Model> model = [] {
-    auto m = fhir::Model::load_from(testing::source_path("profiles"));
-    REQUIRE(m.ok());
-    return *m;
-  }();
-  return model;
-}
+using testing::r4_model;
 
 const fhir::Validator& r4_validator() {
   static const std::shared_ptr<const fhir::Terminology> terminology = [] {

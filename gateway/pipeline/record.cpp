@@ -69,8 +69,25 @@ std::string error_summary(const Error& error) {
   return text;
 }
 
+// The exchange's AuditEvent as recorded (its outcome from the exchange's); recorded_ms 0 means "when
+// written".
+AuditInput audit_input_of(const Exchange& ex) {
+  AuditInput in = *ex.audit;
+  in.outcome = audit_outcome_of(ex);
+  in.held = ex.held;
+  if (ex.error) {
+    if (in.outcome_desc.empty()) in.outcome_desc = first_diagnostics(*ex.error);
+  } else if (ex.held && in.outcome_desc.empty()) {
+    in.outcome_desc = "held for review: its identifier matches a record the writer may not see";
+  }
+  return in;
+}
+
 store::WritePlan commit_plan(Exchange& ex) {
   if (!ex.plan && !ex.audit && !ex.journal && !ex.before_record) return nullptr;
+  // A read leaves only its AuditEvent: the writer appends it to the audit log file (store/audit_file.hpp).
+  if (!ex.plan && !ex.journal && !ex.before_record)
+    return store::AuditOnlyPlan{{audit_record(audit_input_of(ex), ex.seen_patients)}};
   return [&ex](store::WriteTxn& txn) -> Status {
     txn.set_correlation(ex.correlation_id);
     if (ex.plan && !ex.failed()) {
@@ -84,14 +101,7 @@ store::WritePlan commit_plan(Exchange& ex) {
 
 void record_audit_of(store::WriteTxn& txn, const Exchange& ex) {
   if (!ex.audit) return;
-  AuditInput in = *ex.audit;
-  in.outcome = audit_outcome_of(ex);
-  in.held = ex.held;
-  if (ex.error) {
-    if (in.outcome_desc.empty()) in.outcome_desc = first_diagnostics(*ex.error);
-  } else if (ex.held && in.outcome_desc.empty()) {
-    in.outcome_desc = "held for review: its identifier matches a record the writer may not see";
-  }
+  AuditInput in = audit_input_of(ex);
   if (in.recorded_ms == 0) in.recorded_ms = txn.now_ms();
   record_audit(txn, in, ex.seen_patients);
 }

@@ -157,7 +157,10 @@ AuditKey::Digest AuditKey::mac(std::initializer_list<std::string_view> parts) co
   return out;
 }
 
-AuditTail read_audit_tail(Connection& db) {
+AuditTail read_audit_head(Connection& db) {
+  const Head head = read_head(db);
+  if (head.seq > 0) return {head.seq, head.chain};
+  // No head (a store from before heads were kept): the last row.
   AuditTail tail;
   auto stmt = db.prepare("SELECT seq, chain FROM audit_event ORDER BY seq DESC LIMIT 1");
   if (!stmt.step()) return tail;
@@ -170,14 +173,18 @@ void write_audit_head(Connection& db, const AuditTail& tail) {
   write_head(db, tail.seq, tail.chain);
 }
 
-AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, std::int64_t now_ms,
-                         AuditTail& tail) {
+void chain_audit(const AuditKey& key, AuditRecord& rec, std::int64_t now_ms, AuditTail& tail) {
   rec.seq = tail.seq + 1;
   if (rec.recorded_ms == 0) rec.recorded_ms = now_ms;
-  const Digest chain = chain_of(key, tail.chain, rec);
-  db.prepare(
-        "INSERT INTO audit_event (seq, recorded, agent, entity, action, outcome, format, body, chain) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+  rec.chain = chain_of(key, tail.chain, rec);
+  tail.seq = rec.seq;
+  tail.chain = rec.chain;
+}
+
+void insert_audit(Connection& db, const AuditRecord& rec, bool import) {
+  db.prepare(std::string(import ? "INSERT OR IGNORE" : "INSERT") +
+             " INTO audit_event (seq, recorded, agent, entity, action, outcome, format, body, chain) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, rec.seq)
       .bind(2, rec.recorded_ms)
       .bind(3, rec.columns.agent)
@@ -186,16 +193,24 @@ AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord rec, s
       .bind(6, rec.columns.outcome)
       .bind(7, rec.format)
       .bind(8, rec.body)
-      .bind_blob(9, as_text(chain))
+      .bind_blob(9, as_text(rec.chain))
       .run();
   for (const auto& patient : rec.columns.patients)
     db.prepare("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?, ?)")
         .bind(1, patient)
         .bind(2, rec.seq)
         .run();
-  tail.seq = rec.seq;
-  tail.chain = chain;
-  return rec;
+}
+
+bool audit_matches(const AuditRecord& r, const AuditQuery& q) {
+  auto same = [](const std::string& wanted, const std::string& value) {
+    return wanted.empty() || wanted == value;
+  };
+  return r.seq < q.before_seq && r.recorded_ms >= q.from_ms && r.recorded_ms <= q.to_ms &&
+         same(q.agent, r.columns.agent) && same(q.entity, r.columns.entity) &&
+         same(q.action, r.columns.action) && same(q.outcome, r.columns.outcome) &&
+         (q.patient.empty() || std::find(r.columns.patients.begin(), r.columns.patients.end(), q.patient) !=
+                                   r.columns.patients.end());
 }
 
 std::vector<AuditRecord> audits_with_correlation(Connection& db, const std::string& correlation_id,
@@ -252,7 +267,8 @@ std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq) {
   return record_from(stmt);
 }
 
-ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive) {
+ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive,
+                              const LoggedAudits& logged) {
   // One snapshot for every read below: rows the gateway commits meanwhile would otherwise look like rows
   // added behind its back (a patient row without its event, a head beyond the last row read).
   struct ReadSnapshot {
@@ -265,46 +281,71 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
       }
     }
   } snapshot(db);
+  const Head head = read_head(db);  // opens the snapshot; the log is read after it
+  const std::vector<AuditRecord> log = logged ? logged() : std::vector<AuditRecord>();
   ChainCheck check;
   Digest previous{};
   std::int64_t expected = 1;
+  bool head_seen = head.seq == 0;
   auto fail = [&](std::int64_t seq, std::string problem) {
     check.intact = false;
     check.first_bad_seq = seq;
     check.problem = std::move(problem);
     return check;
   };
-  auto stmt = db.prepare(std::string("SELECT ") + kColumns + ", e.chain FROM audit_event e ORDER BY e.seq");
   std::int64_t patient_rows = 0;
-  while (stmt.step()) {
-    AuditRecord r = record_from(stmt);
+  // One event, in chain order: where it is (`in_table`), then seq, chain, columns and patient rows.
+  auto next = [&](const AuditRecord& r, const Digest& stored, bool in_table) -> std::optional<ChainCheck> {
+    const std::string what = (in_table ? "row " : "logged event ") + std::to_string(r.seq);
     ++check.rows;
     if (r.seq != expected) {
-      if (r.seq < expected) return fail(r.seq, "row " + std::to_string(r.seq) + " out of order (inserted)");
+      if (r.seq < expected) return fail(r.seq, what + " out of order (inserted)");
       return fail(expected, "row " + std::to_string(expected) +
                                 (r.seq - expected > 1 ? " to " + std::to_string(r.seq - 1) : std::string()) +
                                 " deleted");
     }
-    const Digest stored = digest_from(stmt.text(8));
     const Digest computed = chain_of(key, previous, r);
     if (CRYPTO_memcmp(stored.data(), computed.data(), stored.size()) != 0)
-      return fail(r.seq, "row " + std::to_string(r.seq) + " changed or inserted (its chain does not match)");
+      return fail(r.seq, what + " changed or inserted (its chain does not match)");
     const auto derived = derive ? derive(r) : std::optional<AuditColumns>(r.columns);
     bool columns_match = derived && derived->agent == r.columns.agent &&
                          derived->entity == r.columns.entity && derived->action == r.columns.action &&
                          derived->outcome == r.columns.outcome;
-    if (columns_match && derive) {
+    if (columns_match && derive && in_table) {
       for (const auto& patient : derived->patients) {
         columns_match = columns_match && has_patient_row(db, patient, r.seq);
         ++patient_rows;
       }
+    } else if (columns_match && derive) {
+      columns_match = derived->patients == r.columns.patients;
     }
-    if (!columns_match)
-      return fail(
-          r.seq, "row " + std::to_string(r.seq) + " changed: its search columns or patients do not match it");
+    if (!columns_match) return fail(r.seq, what + " changed: its search columns or patients do not match it");
+    if (r.seq == head.seq) {
+      if (CRYPTO_memcmp(head.chain.data(), stored.data(), stored.size()) != 0)
+        return fail(r.seq, "the chain head does not match " + what);
+      head_seen = true;
+    }
     previous = stored;
     ++expected;
+    return std::nullopt;
+  };
+  std::size_t li = 0;
+  auto stmt = db.prepare(std::string("SELECT ") + kColumns + ", e.chain FROM audit_event e ORDER BY e.seq");
+  while (stmt.step()) {
+    AuditRecord r = record_from(stmt);
+    r.chain = digest_from(stmt.text(8));
+    for (; li < log.size() && log[li].seq <= r.seq; ++li) {
+      const AuditRecord& l = log[li];
+      if (l.seq < r.seq) {
+        if (auto failed = next(l, l.chain, false)) return *failed;
+      } else if (l.chain != r.chain || l.body != r.body) {
+        return fail(r.seq, "row " + std::to_string(r.seq) + " differs from its copy in the audit log file");
+      }
+    }
+    if (auto failed = next(r, r.chain, true)) return *failed;
   }
+  for (; li < log.size(); ++li)
+    if (auto failed = next(log[li], log[li].chain, false)) return *failed;
   // Every derived patient row exists; any row beyond those was inserted behind the gateway's back.
   if (const std::int64_t stored_rows = derive ? count_patient_rows(db) : patient_rows;
       stored_rows != patient_rows) {
@@ -326,13 +367,10 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
                                 " patient rows where the " + "events name " + std::to_string(patient_rows));
     return fail(first_bad, "row " + std::to_string(first_bad) + " changed: a patient was added to it");
   }
-  const Head head = read_head(db);
-  if (head.seq > expected - 1)
+  // The head is the end of the chain at the last commit; events logged since may follow it.
+  if (!head_seen)
     return fail(expected, "rows " + std::to_string(expected) + " to " + std::to_string(head.seq) +
                               " deleted (the chain head is " + std::to_string(head.seq) + ")");
-  if (head.seq != expected - 1 ||
-      (head.seq > 0 && CRYPTO_memcmp(head.chain.data(), previous.data(), previous.size()) != 0))
-    return fail(expected - 1, "the chain head does not match the last row");
   return check;
 }
 

@@ -68,21 +68,25 @@ struct AuditRecord {
   std::string format;  // record or resource
   AuditColumns columns;
   std::string body;
+  std::array<unsigned char, 32> chain{};  // set when chained (chain_audit); not read back by searches
 };
 
-// The last row of the chain, as appending continues from it. The writer keeps it across the appends of
-// one transaction (so each append is one HMAC and one INSERT) and writes the head once, before COMMIT.
+// The last event of the chain, as appending continues from it. The writer owns it (in memory, since the
+// chain's end may be in the audit log file) and writes it as the head with every transaction that
+// appends or imports.
 struct AuditTail {
   std::int64_t seq = 0;
   std::array<unsigned char, 32> chain{};
 };
-AuditTail read_audit_tail(Connection& db);
+// The head as store_meta holds it (zero when there is none).
+AuditTail read_audit_head(Connection& db);
 void write_audit_head(Connection& db, const AuditTail& tail);
 
-// Appends inside the caller's (the writer's) transaction after `tail`, which it advances.
-// `record.seq` is ignored; recorded_ms 0 means now. Returns the row stored.
-AuditRecord append_audit(Connection& db, const AuditKey& key, AuditRecord record, std::int64_t now_ms,
-                         AuditTail& tail);
+// Gives `record` the next seq after `tail` (recorded_ms 0 means now) and its chain; advances `tail`.
+void chain_audit(const AuditKey& key, AuditRecord& record, std::int64_t now_ms, AuditTail& tail);
+// Inserts a chained record (its seq and chain as given) inside the caller's transaction. `import`: an
+// event moved from the audit log file; one already in the table (moved before a crash) is left as it is.
+void insert_audit(Connection& db, const AuditRecord& record, bool import = false);
 
 struct AuditQuery {
   std::string patient;  // exact "Patient/<id>"; empty = any
@@ -97,6 +101,8 @@ struct AuditQuery {
 };
 // Newest first; at most `count` rows.
 std::vector<AuditRecord> search_audit(Connection& db, const AuditQuery& query);
+// Whether a record is one `query` selects (its count and paging aside): for the events still in the log.
+bool audit_matches(const AuditRecord& record, const AuditQuery& query);
 std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq);
 // The AuditEvents recorded since `since_ms` that carry this correlation id, oldest first (at most
 // `limit`). Walks back from the newest row, so it costs what was recorded since.
@@ -111,6 +117,10 @@ struct ChainCheck {
 };
 // `derive` gives the columns a row's body implies (nullopt: cannot tell, and the row counts as changed).
 using DeriveColumns = std::function<std::optional<AuditColumns>(const AuditRecord&)>;
-ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive);
+// `logged` is called once the table's snapshot is open and gives the events of the audit log file,
+// oldest first (those already in the table are compared with their row).
+using LoggedAudits = std::function<std::vector<AuditRecord>()>;
+ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveColumns& derive,
+                              const LoggedAudits& logged = {});
 
 }  // namespace fhirgate::gateway::store

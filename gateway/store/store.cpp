@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "fhir/datetime.hpp"
+#include "gateway/store/audit_file.hpp"
 #include "gateway/store/held.hpp"
 #include "gateway/store/index_rows.hpp"
 #include "gateway/store/journal.hpp"
@@ -347,11 +348,12 @@ void WriteTxn::set_meta(const std::string& key, const std::string& value) {
 Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
   const std::size_t written_before = written_.size();
   const std::size_t deliveries_before = deliveries_caused_;
+  const AuditTail tail_before = audit_tail_ ? *audit_tail_ : AuditTail{};
   db_.prepare("SAVEPOINT nested").run();
   Status status = plan(*this);
   if (!status) {
     db_.prepare("ROLLBACK TO nested").run();
-    audit_tail_.reset();
+    if (audit_tail_) *audit_tail_ = tail_before;
     written_.resize(written_before);
     deliveries_caused_ = deliveries_before;
   }
@@ -360,13 +362,14 @@ Status WriteTxn::nested(const std::function<Status(WriteTxn&)>& plan) {
 }
 
 void WriteTxn::begin_plan() {
+  if (audit_tail_) plan_tail_ = *audit_tail_;
   correlation_.clear();
   written_.clear();
   deliveries_caused_ = 0;
 }
 
 void WriteTxn::rolled_back() {
-  audit_tail_.reset();
+  if (audit_tail_) *audit_tail_ = plan_tail_;
 }
 
 void WriteTxn::append_journal(JournalEntry& entry) {
@@ -416,14 +419,18 @@ Result<Delivery> WriteTxn::act_on_delivery(std::int64_t id, bool retry) {
 }
 
 AuditRecord WriteTxn::append_audit(AuditRecord record) {
-  if (!audit_tail_) audit_tail_ = read_audit_tail(db_);
+  if (!audit_tail_)
+    throw StepError{SQLITE_READONLY,
+                    "the audit trail belongs to the fhirgate process serving this database; this one may not "
+                    "append to it"};
+  chain_audit(audit_key_, record, now_ms_, *audit_tail_);
+  insert_audit(db_, record);
   audit_appended_ = true;
-  return store::append_audit(db_, audit_key_, std::move(record), now_ms_, *audit_tail_);
+  return record;
 }
 
 void WriteTxn::finish() {
-  if (!audit_appended_) return;
-  write_audit_head(db_, audit_tail_ ? *audit_tail_ : read_audit_tail(db_));
+  if (audit_appended_) write_audit_head(db_, *audit_tail_);
 }
 
 void WriteTxn::add_credential(const Credential& c) {
@@ -452,7 +459,8 @@ std::array<unsigned char, 32> Store::derived_key(std::string_view purpose) const
   return audit_key_.mac({"fhirgate derived key\n", purpose});
 }
 
-Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path)
+Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path,
+             WriterOptions writer_options)
     : path_(path),
       registry_(registry),
       audit_key_(AuditKey::load_or_create(audit_key_path.empty() ? path + ".audit-key" : audit_key_path)) {
@@ -465,7 +473,12 @@ Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry,
   } catch (const StepError& e) {
     throw std::runtime_error("cannot prepare database " + path + ": " + e.message);
   }
-  writer_ = std::make_unique<Writer>(std::move(db), registry, *keys_, audit_key_);
+  writer_ = std::make_unique<Writer>(std::move(db), registry, *keys_, audit_key_,
+                                     AuditLogFile::open_owned(audit_log_path(path)), writer_options);
+}
+
+bool Store::owns_audit_log() const {
+  return writer_->owns_audit_log();
 }
 
 Store::~Store() {
@@ -769,11 +782,38 @@ Result<JournalCounts> Store::journal_counts(std::int64_t from_ms, std::int64_t b
   });
 }
 
+// The audit queries below see the events still in the audit log file too (read-your-writes for the
+// privacy officer): the writer's list of them is taken first, then the tables are read, so an event moved
+// into the tables in between is found in one or both (and counted once).
+namespace {
+
+std::vector<AuditRecord> merged(std::vector<AuditRecord> rows, std::vector<AuditRecord> logged,
+                                bool newest_first, std::size_t limit) {
+  for (auto& r : logged) {
+    const bool present = std::any_of(rows.begin(), rows.end(), [&](const AuditRecord& x) { return x.seq == r.seq; });
+    if (!present) rows.push_back(std::move(r));
+  }
+  std::sort(rows.begin(), rows.end(), [&](const AuditRecord& a, const AuditRecord& b) {
+    return newest_first ? a.seq > b.seq : a.seq < b.seq;
+  });
+  if (rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+}  // namespace
+
 Result<std::vector<AuditRecord>> Store::audits_with_correlation(const std::string& correlation_id,
                                                                 std::int64_t since_ms, int limit) {
-  return with_reader([&](Connection& db) -> Result<std::vector<AuditRecord>> {
+  if (correlation_id.empty()) return std::vector<AuditRecord>();
+  const std::string quoted = "\"" + correlation_id + "\"";
+  auto logged = writer_->logged_audits([&](const AuditRecord& r) {
+    return r.recorded_ms >= since_ms && r.body.find(quoted) != std::string::npos;
+  });
+  auto rows = with_reader([&](Connection& db) -> Result<std::vector<AuditRecord>> {
     return store::audits_with_correlation(db, correlation_id, since_ms, limit);
   });
+  if (!rows) return rows;
+  return merged(std::move(*rows), std::move(logged), false, static_cast<std::size_t>(std::max(limit, 0)));
 }
 
 Result<std::vector<Delivery>> Store::due_deliveries(const std::string& destination, std::int64_t now_ms,
@@ -796,18 +836,32 @@ Result<std::optional<HeldWrite>> Store::held_write(std::int64_t id) {
 }
 
 Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {
-  return with_reader(
+  auto logged = writer_->logged_audits([&](const AuditRecord& r) { return audit_matches(r, query); });
+  auto rows = with_reader(
       [&](Connection& db) -> Result<std::vector<AuditRecord>> { return store::search_audit(db, query); });
+  if (!rows) return rows;
+  return merged(std::move(*rows), std::move(logged), true, static_cast<std::size_t>(std::max(query.count, 0)));
 }
 
 Result<std::optional<AuditRecord>> Store::read_audit(std::int64_t seq) {
-  return with_reader(
+  auto logged = writer_->logged_audits([&](const AuditRecord& r) { return r.seq == seq; });
+  auto row = with_reader(
       [&](Connection& db) -> Result<std::optional<AuditRecord>> { return store::read_audit(db, seq); });
+  if (row && !*row && !logged.empty()) return std::optional<AuditRecord>(std::move(logged.front()));
+  return row;
 }
 
 Result<ChainCheck> Store::verify_audit(const DeriveColumns& derive) {
-  return with_reader(
-      [&](Connection& db) -> Result<ChainCheck> { return verify_audit_chain(db, audit_key_, derive); });
+  // The reader is taken before the tables' snapshot: from then on nothing leaves the file.
+  std::optional<AuditLogReader> log;
+  try {
+    log.emplace(audit_log_path(path_));
+  } catch (const std::runtime_error& e) {
+    return Error::make(ErrorCode::internal, e.what());
+  }
+  return with_reader([&](Connection& db) -> Result<ChainCheck> {
+    return verify_audit_chain(db, audit_key_, derive, [&] { return log->read(); });
+  });
 }
 
 Result<std::optional<std::string>> Store::meta(const std::string& key) {

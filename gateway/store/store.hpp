@@ -99,9 +99,16 @@ class ParamKeys;
 // Everything a write plan may do, inside the writer's transaction (one SAVEPOINT per plan).
 class WriteTxn {
  public:
+  // `audit_tail`: the audit chain's end, which the writer owns and appends advance (null: this process
+  // does not own the audit trail and may not append to it).
   WriteTxn(Connection& db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-           const AuditKey& audit_key, std::int64_t now_ms)
-      : db_(db), registry_(registry), keys_(keys), audit_key_(audit_key), now_ms_(now_ms) {}
+           const AuditKey& audit_key, std::int64_t now_ms, AuditTail* audit_tail)
+      : db_(db),
+        registry_(registry),
+        keys_(keys),
+        audit_key_(audit_key),
+        now_ms_(now_ms),
+        audit_tail_(audit_tail) {}
 
   // Called by the writer before each plan: forgets the previous plan's correlation id, written versions
   // and deliveries.
@@ -154,10 +161,10 @@ class WriteTxn {
   // the caller's plan goes on (the audit of a failed write is still written).
   Status nested(const std::function<Status(WriteTxn&)>& plan);
 
-  // Appends an AuditEvent to the chained audit trail (audit_log.hpp).
+  // Appends an AuditEvent to the chained audit trail (audit_log.hpp), in this transaction.
   AuditRecord append_audit(AuditRecord record);
-  // For the writer. rolled_back(): the current plan was rolled back, so forget the audit chain's tail
-  // (kept between appends of one transaction). finish(): writes the audit head, before COMMIT.
+  // For the writer. rolled_back(): the current plan was rolled back, so the chain's end goes back to
+  // where the plan found it. finish(): writes the audit head, before COMMIT.
   void rolled_back();
   void finish();
   // Stores a bearer token's hash for `holder`.
@@ -171,7 +178,8 @@ class WriteTxn {
   const ParamKeys& keys_;
   const AuditKey& audit_key_;
   std::int64_t now_ms_;
-  std::optional<AuditTail> audit_tail_;
+  AuditTail* audit_tail_;
+  AuditTail plan_tail_{};  // the chain's end when the current plan began
   bool audit_appended_ = false;
   std::string correlation_;
   std::vector<std::string> written_;
@@ -183,13 +191,16 @@ class Store {
   // Opens or creates the database and migrates its schema to the current version; loads (or creates)
   // the audit chain's key from `audit_key_path` (empty: `path` + ".audit-key"). The registry must
   // outlive the store. Throws std::runtime_error on start-up failure.
-  Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path = {});
+  Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path = {},
+        WriterOptions writer_options = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   // True when this process created the database.
   bool created() const { return created_; }
+  // True when this process owns the audit trail (audit_file.hpp): only one process may serve a database.
+  bool owns_audit_log() const;
   // A key for `purpose` (e.g. sealing paging cursors), derived from the audit key: every gateway sharing
   // the key file derives the same one, and none of them is the audit key itself.
   std::array<unsigned char, 32> derived_key(std::string_view purpose) const;

@@ -1,8 +1,11 @@
 // Crash consistency (issue 10): the gateway under concurrent writes (REST creates, transaction Bundles,
-// HL7 v2 over MLLP) is killed with SIGKILL at random moments, again and again, and restarted on the same
-// database. After each kill: every acknowledged write is there (201, a transaction-response, an ACK CA);
-// no transaction is half-applied; the outbox holds exactly one delivery per committed version that a
-// route matches; the audit chain verifies; SQLite's integrity check is ok.
+// HL7 v2 over MLLP) and audited reads is killed with SIGKILL at random moments, again and again, and
+// restarted on the same database. After each kill: every acknowledged write is there (201, a
+// transaction-response, an ACK CA); every answered read has its AuditEvent (issue 18: reads' events are
+// in the audit log file until moved into the tables, so the kill usually finds some there, and
+// `audit verify` runs on what the kill left, before a restart moves them); no transaction is
+// half-applied; the outbox holds exactly one delivery per committed version that a route matches; the
+// audit chain verifies; SQLite's integrity check is ok.
 // CRASH_ITERATIONS (default 4) sets how many kills.
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -10,6 +13,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -81,6 +85,19 @@ TEST_CASE(
   const auto control_at = adt.find("MSG00001");
   const auto local_at = adt.find("RX1-0042731");  // the hospital number: unique too, or it matches
 
+  // The Patient the readers read, created (and the gateway stopped cleanly) before the kills begin.
+  std::string read_target;
+  {
+    GatewayProcess gateway({"--config", config}, dir);
+    HttpClient http(gateway.port(), bearer(gp));
+    const auto r = http.send_json("POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Read"}]})");
+    REQUIRE(r.status == 201);
+    read_target = json(r.body).string_at("id");
+    CHECK(gateway.stop() == 0);
+  }
+  std::atomic<long long> reads_answered{0};
+  int kills_with_logged_events = 0;
+
   Acknowledged acked;
   std::atomic<long long> counter{0};
   std::mt19937 random(12345);
@@ -128,6 +145,14 @@ TEST_CASE(
                                       id_of("entry[1].response.location"));
       return true;
     }));
+    // Audited reads, on two connections: each 200 is a promise that its AuditEvent is durable.
+    for (int t = 0; t < 2; ++t) {
+      load.emplace_back(until_killed([&, http = std::make_shared<HttpClient>(gateway.port(), bearer(gp))] {
+        if (http->get("/Patient/" + read_target).status != 200) return false;
+        ++reads_answered;
+        return true;
+      }));
+    }
     // HL7 v2 over MLLP, each message a new patient.
     load.emplace_back(until_killed([&, mllp = std::make_shared<MllpClient>(gateway.mllp_port())] {
       const auto n = counter++;
@@ -146,6 +171,11 @@ TEST_CASE(
     CHECK(gateway.stop(SIGKILL) == -SIGKILL);
     stop = true;
     for (auto& t : load) t.join();
+    // What the kill left, before a restart moves the logged events: the chain runs through both places.
+    std::error_code ec;
+    if (std::filesystem::file_size(dir + "/fhirgate.db.audit-log", ec) > 0 && !ec) ++kills_with_logged_events;
+    const Run verify = run_fhirgate("audit verify --config " + config + " --db " + dir + "/fhirgate.db");
+    CHECK_MESSAGE(verify.status == 0, "after kill ", run, ": ", verify.out, verify.err);
   }
 
   // After the last kill: start once more and check everything acknowledged is there.
@@ -197,6 +227,13 @@ TEST_CASE(
         0);
   CHECK(scalar(db, "SELECT count(*) FROM resource WHERE type = 'Patient'") >=
         static_cast<std::int64_t>(acked.rest.size() + acked.transactions.size() + acked.v2.size()));
+  // Every answered read has its AuditEvent (the final clean stop moved them all into the table).
+  MESSAGE(reads_answered.load() << " audited reads answered; " << kills_with_logged_events << " of "
+                                << iterations << " kills found AuditEvents still in the audit log file");
+  CHECK(reads_answered > 0);
+  CHECK(kills_with_logged_events > 0);
+  CHECK(scalar(db, "SELECT count(*) FROM audit_event WHERE action = 'R' AND entity LIKE 'Patient/" + read_target +
+                       "%'") >= reads_answered.load());
   sqlite3_close(db);
   const Run verify = run_fhirgate("audit verify --config " + config + " --db " + dir + "/fhirgate.db");
   CHECK_MESSAGE(verify.status == 0, verify.out, verify.err);

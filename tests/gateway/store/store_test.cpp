@@ -13,6 +13,7 @@
 
 #include "fhir/files.hpp"
 #include "fhir/json.hpp"
+#include "gateway/store/audit_file.hpp"
 #include "gateway/store/journal.hpp"
 #include "gateway/store/param_keys.hpp"
 #include "gateway/store/search_sql.hpp"
@@ -535,6 +536,173 @@ TEST_CASE("audit verify reads one snapshot: events committed while it runs are n
   const auto after = store.verify_audit(derive);
   CHECK_MESSAGE(after->intact, after->problem);
   CHECK(after->rows == 5);
+}
+
+}  // namespace
+}  // namespace fhirgate::gateway::store
+
+namespace fhirgate::gateway::store {
+namespace {
+
+// The audit log file (audit_file.hpp): a read's AuditEvent is durable in the file before its plan is
+// done, moved into the table later with the seq and chain it was given, and verified in both places.
+AuditRecord read_event(const std::string& patient) {
+  AuditRecord rec;
+  rec.format = "resource";
+  rec.columns.patients = {patient};
+  rec.columns.agent = "acute-trust";
+  rec.columns.action = "R";
+  rec.columns.outcome = "0";
+  rec.body = patient;  // what derive_from_body reads the patient from
+  return rec;
+}
+
+std::optional<AuditColumns> derive_from_body(const AuditRecord& r) {
+  AuditColumns columns = r.columns;
+  columns.patients = {r.body};
+  return columns;
+}
+
+std::int64_t table_rows(const std::string& db_path) {
+  Connection db(db_path, Connection::Mode::read_only);
+  auto stmt = db.prepare("SELECT count(*) FROM audit_event");
+  return stmt.step() ? stmt.int64(0) : -1;
+}
+
+void append_written(Store& store, const std::string& patient) {
+  REQUIRE(store.writer().run([&](WriteTxn& txn) -> Status {
+    txn.append_audit(read_event(patient));
+    return Ok{};
+  }));
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) return;  // e.g. no -wal file
+  std::ofstream out(to, std::ios::binary);
+  out << in.rdbuf();
+}
+
+TEST_CASE("audit log file: a read's event is in the file before it is done, then moved; one chain runs through both") {
+  const std::string path = temp_dir() + "/log.db";
+  Store store(path, registry());
+  REQUIRE(store.owns_audit_log());
+  append_written(store, "Patient/w1");  // a write's event: in the table at once
+  for (const char* p : {"Patient/r1", "Patient/r2", "Patient/r3"})
+    REQUIRE(store.writer().run(AuditOnlyPlan{{read_event(p)}}));
+  append_written(store, "Patient/w2");  // chained after the logged ones
+  // Right after: the reads are in the file (durable), the table has the two writes, and searches see all.
+  auto all = store.search_audit(AuditQuery{.count = 10});
+  REQUIRE(all);
+  REQUIRE(all->size() == 5);
+  CHECK(all->front().seq == 5);
+  CHECK(all->front().body == "Patient/w2");
+  auto r2 = store.search_audit(AuditQuery{.patient = "Patient/r2"});
+  REQUIRE(r2);
+  REQUIRE(r2->size() == 1);
+  CHECK(r2->front().seq == 3);
+  auto by_seq = store.read_audit(2);
+  REQUIRE(by_seq);
+  REQUIRE(*by_seq);
+  CHECK((*by_seq)->body == "Patient/r1");
+  auto check = store.verify_audit(derive_from_body);
+  REQUIRE(check);
+  CHECK_MESSAGE(check->intact, check->problem);
+  CHECK(check->rows == 5);
+  // Within the import interval they are moved into the table, and the file is emptied.
+  for (int i = 0; i < 100 && table_rows(path) < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(table_rows(path) == 5);
+  CHECK(AuditLogReader(audit_log_path(path)).read().empty());
+  check = store.verify_audit(derive_from_body);
+  CHECK_MESSAGE(check->intact, check->problem);
+  CHECK(check->rows == 5);
+}
+
+TEST_CASE("audit log file: after a crash the logged events are recovered, a cut-off frame is dropped, tampering is caught") {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/live.db";
+  WriterOptions no_import;  // the events stay in the file until the crash
+  no_import.import_after_ms = 600000;
+  auto store = std::make_unique<Store>(path, registry(), "", no_import);
+  append_written(*store, "Patient/w1");
+  for (const char* p : {"Patient/r1", "Patient/r2"}) REQUIRE(store->writer().run(AuditOnlyPlan{{read_event(p)}}));
+  // What a SIGKILL right now leaves on disk: the database, its WAL, the key and the log file as they are.
+  const std::string crashed = dir + "/crashed.db";
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log"}) copy_file(path + suffix, crashed + suffix);
+  store.reset();
+  REQUIRE(AuditLogReader(audit_log_path(crashed)).read().size() == 2);
+  const std::string tampered = dir + "/tampered.db";
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log"}) copy_file(crashed + suffix, tampered + suffix);
+  {
+    // As the kill left it (two events only in the file): the chain runs from the table into the file.
+    Connection db(crashed, Connection::Mode::read_only);
+    const AuditKey key = AuditKey::load_or_create(crashed + ".audit-key");
+    const auto check = verify_audit_chain(db, key, derive_from_body,
+                                          [&] { return AuditLogReader(audit_log_path(crashed)).read(); });
+    CHECK_MESSAGE(check.intact, check.problem);
+    CHECK(check.rows == 3);
+  }
+  {
+    std::ofstream torn(audit_log_path(crashed), std::ios::binary | std::ios::app);
+    torn << "4 1700000000000 resource 00";  // a frame cut short by the crash: never acknowledged
+  }
+  {
+    Store reopened(crashed, registry());
+    auto check = reopened.verify_audit(derive_from_body);
+    REQUIRE(check);
+    CHECK_MESSAGE(check->intact, check->problem);
+    CHECK(check->rows == 3);
+    append_written(reopened, "Patient/w2");  // the chain goes on from the recovered end
+    auto last = reopened.read_audit(4);
+    REQUIRE(last);
+    REQUIRE(*last);
+    CHECK((*last)->body == "Patient/w2");
+  }
+  CHECK(table_rows(crashed) == 4);  // a clean stop moves everything into the table
+  CHECK(AuditLogReader(audit_log_path(crashed)).read().empty());
+  {
+    Store reopened(crashed, registry());
+    auto check = reopened.verify_audit(derive_from_body);
+    CHECK_MESSAGE(check->intact, check->problem);
+    CHECK(check->rows == 4);
+  }
+  // Tampering with an event still in the file: another patient in its body.
+  std::string text = *fhir::read_file(audit_log_path(tampered));
+  const auto at = text.rfind("Patient/r2");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 10, "Patient/r9");
+  std::ofstream(audit_log_path(tampered), std::ios::binary | std::ios::trunc) << text;
+  {
+    // Verified before the gateway starts on it (a start moves the events into the table).
+    Connection db(tampered, Connection::Mode::read_only);
+    const AuditKey key = AuditKey::load_or_create(tampered + ".audit-key");
+    const auto check = verify_audit_chain(db, key, derive_from_body,
+                                          [&] { return AuditLogReader(audit_log_path(tampered)).read(); });
+    CHECK_FALSE(check.intact);
+    CHECK(check.first_bad_seq == 3);
+    CHECK(check.problem.find("logged event 3") != std::string::npos);
+  }
+}
+
+TEST_CASE("audit log file: a second process on the same database may not append to the audit trail") {
+  const std::string path = temp_dir() + "/owned.db";
+  Store serving(path, registry());
+  Store second(path, registry());
+  CHECK(serving.owns_audit_log());
+  CHECK_FALSE(second.owns_audit_log());
+  const Status refused = second.writer().run([](WriteTxn& txn) -> Status {
+    txn.append_audit(read_event("Patient/x"));
+    return Ok{};
+  });
+  CHECK_FALSE(refused);
+  // Its other writes still work (a CLI command adding a token while the gateway runs).
+  CHECK(second.writer().run([](WriteTxn& txn) -> Status {
+    txn.set_meta("probe", "1");
+    return Ok{};
+  }));
+  append_written(serving, "Patient/w1");
+  auto check = serving.verify_audit(derive_from_body);
+  CHECK_MESSAGE(check->intact, check->problem);
 }
 
 }  // namespace

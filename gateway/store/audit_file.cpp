@@ -1,0 +1,228 @@
+#include "gateway/store/audit_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <stdexcept>
+
+#include "fhir/json.hpp"
+
+namespace fhirgate::gateway::store {
+namespace {
+
+constexpr off_t kOwnerByte = 0;     // held exclusively by the owning process while the file is open
+constexpr off_t kEmptyingByte = 1;  // exclusive to empty the file; shared while a verifier reads it
+
+bool lock_byte(int fd, off_t byte, short type, bool wait) {
+  struct flock lock {};
+  lock.l_type = type;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = byte;
+  lock.l_len = 1;
+  return ::fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &lock) == 0;
+}
+
+const char kHex[] = "0123456789abcdef";
+
+std::string columns_json(const AuditColumns& c) {
+  fhir::Node patients = fhir::Node::array();
+  for (const auto& p : c.patients) patients.push(fhir::Node::string(p));
+  fhir::Node o = fhir::Node::object();
+  o.set("agent", fhir::Node::string(c.agent));
+  o.set("entity", fhir::Node::string(c.entity));
+  o.set("action", fhir::Node::string(c.action));
+  o.set("outcome", fhir::Node::string(c.outcome));
+  o.set("patients", std::move(patients));
+  return fhir::write_json(o);
+}
+
+void append_frame(std::string& out, const AuditRecord& r) {
+  const std::string columns = columns_json(r.columns);
+  out += std::to_string(r.seq);
+  out += ' ';
+  out += std::to_string(r.recorded_ms);
+  out += ' ';
+  out += r.format;
+  out += ' ';
+  for (unsigned char c : r.chain) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  out += ' ';
+  out += std::to_string(columns.size());
+  out += ' ';
+  out += std::to_string(r.body.size());
+  out += '\n';
+  out += columns;
+  out += r.body;
+  out += '\n';
+}
+
+template <class T>
+bool number(std::string_view text, T& value) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// One frame from `data` at `pos`; advances `pos`. nullopt when the frame is incomplete or unreadable
+// (recovery stops there).
+std::optional<AuditRecord> parse_frame(std::string_view data, std::size_t& pos) {
+  const std::size_t eol = data.find('\n', pos);
+  if (eol == std::string_view::npos || eol - pos > 256) return std::nullopt;
+  std::vector<std::string_view> fields;
+  std::string_view header = data.substr(pos, eol - pos);
+  for (std::size_t start = 0; start <= header.size();) {
+    const std::size_t space = header.find(' ', start);
+    const std::size_t end = space == std::string_view::npos ? header.size() : space;
+    fields.push_back(header.substr(start, end - start));
+    start = end + 1;
+  }
+  AuditRecord r;
+  std::size_t columns_size = 0, body_size = 0;
+  if (fields.size() != 6 || !number(fields[0], r.seq) || !number(fields[1], r.recorded_ms) ||
+      fields[3].size() != 64 || !number(fields[4], columns_size) || !number(fields[5], body_size))
+    return std::nullopt;
+  r.format = std::string(fields[2]);
+  for (std::size_t i = 0; i < r.chain.size(); ++i) {
+    const int hi = hex_digit(fields[3][2 * i]), lo = hex_digit(fields[3][2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    r.chain[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  const std::size_t start = eol + 1;
+  if (data.size() < start + columns_size + body_size + 1 || data[start + columns_size + body_size] != '\n')
+    return std::nullopt;
+  auto columns = fhir::parse_json(data.substr(start, columns_size));
+  if (!columns || !columns->is_object()) return std::nullopt;
+  r.columns.agent = std::string(columns->string_at("agent"));
+  r.columns.entity = std::string(columns->string_at("entity"));
+  r.columns.action = std::string(columns->string_at("action"));
+  r.columns.outcome = std::string(columns->string_at("outcome"));
+  if (const fhir::Node* patients = columns->find("patients"))
+    for (const auto& p : patients->items()) r.columns.patients.push_back(p.text());
+  r.body = std::string(data.substr(start + columns_size, body_size));
+  pos = start + columns_size + body_size + 1;
+  return r;
+}
+
+std::string read_all(int fd) {
+  std::string data;
+  char buffer[1 << 16];
+  for (off_t offset = 0;;) {
+    const ssize_t n = ::pread(fd, buffer, sizeof buffer, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error(std::string("cannot read the audit log file: ") + std::strerror(errno));
+    if (n == 0) return data;
+    data.append(buffer, static_cast<std::size_t>(n));
+    offset += n;
+  }
+}
+
+// The complete frames of `data`; `complete` is where they end.
+std::vector<AuditRecord> parse_frames(std::string_view data, std::size_t& complete) {
+  std::vector<AuditRecord> out;
+  std::size_t pos = 0;
+  while (pos < data.size()) {
+    auto r = parse_frame(data, pos);
+    if (!r) break;
+    out.push_back(std::move(*r));
+  }
+  complete = pos;
+  return out;
+}
+
+}  // namespace
+
+std::string audit_log_path(const std::string& db_path) {
+  return db_path + ".audit-log";
+}
+
+std::unique_ptr<AuditLogFile> AuditLogFile::open_owned(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot open the audit log file " + path + ": " + std::strerror(errno));
+  if (!lock_byte(fd, kOwnerByte, F_WRLCK, false)) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::unique_ptr<AuditLogFile>(new AuditLogFile(path, fd));
+}
+
+AuditLogFile::~AuditLogFile() {
+  ::close(fd_);  // releases the locks
+}
+
+std::vector<AuditRecord> AuditLogFile::recover() {
+  const std::string data = read_all(fd_);
+  std::size_t complete = 0;
+  auto records = parse_frames(data, complete);
+  if (complete < data.size() && ::ftruncate(fd_, static_cast<off_t>(complete)) != 0)
+    throw std::runtime_error("cannot cut the unfinished end off the audit log file " + path_ + ": " +
+                             std::strerror(errno));
+  size_ = static_cast<long long>(complete);
+  return records;
+}
+
+Status AuditLogFile::append(const std::vector<AuditRecord>& records) {
+  std::string frames;
+  frames.reserve(records.size() * 512);
+  for (const auto& r : records) append_frame(frames, r);
+  std::size_t done = 0;
+  int error = 0;
+  while (done < frames.size()) {
+    const ssize_t n = ::write(fd_, frames.data() + done, frames.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (error == 0 && ::fdatasync(fd_) != 0) error = errno;
+  if (error != 0) {
+    [[maybe_unused]] const int cut = ::ftruncate(fd_, static_cast<off_t>(size_));
+    Error e = Error::make(ErrorCode::busy, "The access could not be recorded; try again");
+    e.internal = std::string("audit log file: ") + std::strerror(error);
+    return e;
+  }
+  size_ += static_cast<long long>(frames.size());
+  return Ok{};
+}
+
+bool AuditLogFile::empty_if_free() {
+  if (size_ == 0) return true;
+  if (!lock_byte(fd_, kEmptyingByte, F_WRLCK, false)) return false;
+  const bool emptied = ::ftruncate(fd_, 0) == 0;
+  if (emptied) size_ = 0;
+  lock_byte(fd_, kEmptyingByte, F_UNLCK, false);
+  return emptied;
+}
+
+AuditLogReader::AuditLogReader(const std::string& path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ >= 0 && !lock_byte(fd_, kEmptyingByte, F_RDLCK, true)) {
+    ::close(fd_);
+    throw std::runtime_error("cannot lock the audit log file " + path + ": " + std::strerror(errno));
+  }
+}
+
+AuditLogReader::~AuditLogReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::vector<AuditRecord> AuditLogReader::read() const {
+  if (fd_ < 0) return {};
+  const std::string data = read_all(fd_);
+  std::size_t complete = 0;
+  return parse_frames(data, complete);
+}
+
+}  // namespace fhirgate::gateway::store

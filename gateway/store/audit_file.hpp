@@ -1,0 +1,72 @@
+#pragma once
+// The audit log file: where a read's AuditEvent becomes durable before its response leaves.
+//
+// Why: every read writes an AuditEvent. Inserting each one into the audit tables (a row, its indexes,
+// its patient rows, a savepoint) made the audit most of an audited read's cost. Appending a few hundred
+// bytes to a file, and fsyncing the file once for all the events of a group, is far cheaper; the events
+// are then moved into the tables in large batches (the writer, writer.cpp), keeping the seq and HMAC
+// chain they were given when appended. Acknowledged still means durable: the writer answers a read only
+// after the fdatasync that covers its event.
+//
+// Format: one frame per event, "<seq> <recorded ms> <format> <chain hex> <columns bytes> <body bytes>\n",
+// then the columns (JSON: agent, entity, action, outcome, patients), the body, and "\n". A crash can leave
+// only a frame that was never fsynced (and so never acknowledged) cut short at the end: recovery drops it.
+//
+// Ownership: one process, the one serving, owns the file (an OFD lock on byte 0, held while open):
+// only it appends, moves events into the tables and empties the file. Another process (a CLI command
+// while the gateway runs) opens the store without the file and may not append AuditEvents.
+// Emptying takes a second lock (byte 1) without waiting; `fhirgate audit verify` holds that one shared
+// while it reads the file and the tables, so no event can leave the file between its two reads.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fhir/result.hpp"
+#include "gateway/store/audit_log.hpp"
+
+namespace fhirgate::gateway::store {
+
+class AuditLogFile {
+ public:
+  // Opens (creating) the file and takes ownership; nullptr when another process owns it. Throws
+  // std::runtime_error when the file cannot be opened.
+  static std::unique_ptr<AuditLogFile> open_owned(const std::string& path);
+  ~AuditLogFile();
+  AuditLogFile(const AuditLogFile&) = delete;
+  AuditLogFile& operator=(const AuditLogFile&) = delete;
+
+  // Every complete frame, oldest first; an incomplete last frame (a crash mid-append) is cut off.
+  std::vector<AuditRecord> recover();
+  // Appends the chained records and fdatasyncs. On failure the file is cut back to where it was and the
+  // error says why (nothing of the group is durable).
+  Status append(const std::vector<AuditRecord>& records);
+  // Empties the file once everything in it is in the tables; false (and nothing done) while a verifier
+  // holds the file.
+  bool empty_if_free();
+  const std::string& path() const { return path_; }
+
+ private:
+  AuditLogFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_;
+  long long size_ = 0;
+};
+
+// The events of the audit log file at `path` as they are now (none when it does not exist), for
+// verification. Holding a reader keeps the owner from emptying the file.
+class AuditLogReader {
+ public:
+  explicit AuditLogReader(const std::string& path);
+  ~AuditLogReader();
+  AuditLogReader(const AuditLogReader&) = delete;
+  AuditLogReader& operator=(const AuditLogReader&) = delete;
+  std::vector<AuditRecord> read() const;
+
+ private:
+  int fd_ = -1;
+};
+
+// The audit log file of the database at `db_path`.
+std::string audit_log_path(const std::string& db_path);
+
+}  // namespace fhirgate::gateway::store

@@ -180,7 +180,8 @@ def cmd_summary(a):
             "scenario": sc, "figure": fig, "unit": unit, "reference": ref_label, "ref_figure": ref,
             "ratio": ratio, "ratios": ratios, "p99": p99, "rss_mib": max(rss) / 1024.0 if rss else None,
             "baseline": b, "change": change, "target": target_text, "status": status,
-            "errors": errors, "noref": sorted(set(noref)), "measured": fig is not None and not errors})
+            "errors": errors, "noref": sorted(set(noref)), "measured": fig is not None and not errors,
+            "ref_range": [float(r["value"]) for r in refs.values()]})
 
     def f0(x):
         return "-" if x is None else "{:,.0f}".format(x)
@@ -209,6 +210,10 @@ def cmd_summary(a):
             print("ERROR %s: %s" % (r["scenario"], e))
         for n in r["noref"]:
             print("note: %s: no reference (%s): figure only, no ratio" % (r["scenario"], n))
+        span = r["ref_range"]
+        if len(span) > 1 and min(span) > 0 and max(span) / min(span) > 1.5:
+            print("note: %s: its reference ranged %s to %s across the rounds (another load on the box?): the ratio is noisy"
+                  % (r["scenario"], f0(min(span)), f0(max(span))))
     if base_comments:
         print("baseline: %s (%s)" % (a.baseline, base_comments[0].lstrip("# ")))
     else:

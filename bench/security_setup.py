@@ -7,11 +7,12 @@
       AuditEvent, Organization; database.path bench.db (overridden by --db anyway).
 
   security_setup.py load --base URL --count N --ids FILE [--conns 8] [--deadline 300]
-                         [--token TOKEN] [--consent-for Organization/acute-trust]
+                         [--token TOKEN] [--consent-for Organization/acute-trust] [--consents M]
       POSTs N synthetic Patients (the same seeded ones as load_patients.py) over keep-alive
       connections, with `Authorization: Bearer TOKEN` when --token is given. With --consent-for it
-      then POSTs, for each Patient, an active opt-in Consent permitting that Organization.
-      The Patient ids go to --ids. Exit 0 when every POST returned 201.
+      then POSTs, for each Patient (for the first M with --consents), an active opt-in Consent
+      permitting that Organization. The Patient ids go to --ids, in load order. Exit 0 when every POST
+      returned 201.
 
   security_setup.py check --base URL --ids FILE --reader-token T --loader-token T
       'on' mode sanity checks, before measuring: the reader gets 200 on a consented Patient; gets
@@ -129,13 +130,14 @@ def load(a):
         f.write("\n".join(ok) + "\n")
     bad = bool(errors) or len(set(ok)) != len(ok)
     if a.consent_for and ok:
-        cbodies = [json.dumps(consent(pid, a.consent_for), separators=(",", ":")).encode() for pid in ok]
+        consented = ok if a.consents is None else ok[:a.consents]
+        cbodies = [json.dumps(consent(pid, a.consent_for), separators=(",", ":")).encode() for pid in consented]
         t0 = time.monotonic()
         cids, cerrors = post_all(host, port, prefix + "/Consent", cbodies, a.token, a.conns, deadline)
         dt = time.monotonic() - t0
         cok = [x for x in cids if x]
         print("load: %d/%d Consents (permit %s) created in %.2f s = %.0f creates/s"
-              % (len(cok), len(ok), a.consent_for, dt, len(cok) / dt if dt > 0 else 0.0))
+              % (len(cok), len(consented), a.consent_for, dt, len(cok) / dt if dt > 0 else 0.0))
         report_errors("Consent", cerrors)
         bad = bad or bool(cerrors)
     sys.exit(1 if bad else 0)
@@ -254,6 +256,7 @@ def main():
     p.add_argument("--deadline", type=float, default=300.0)
     p.add_argument("--token")
     p.add_argument("--consent-for")
+    p.add_argument("--consents", type=int, help="Consents for the first N Patients only (default: all)")
     p = sub.add_parser("check")
     p.add_argument("--base", required=True)
     p.add_argument("--ids", required=True)

@@ -48,9 +48,11 @@ class Gateway {
   std::shared_ptr<const fhir::Model> model_;
   fhir::SearchParamRegistry registry_;
   std::unique_ptr<fhir::Validator> validator_;
-  std::unique_ptr<store::Store> store_;
   JsonLog log_;
   GatewayObservers observers_;
+  // After the observers: the store's writer calls into them, so it must stop before they go, also when
+  // the constructor throws (the destructor does not run then; members are destroyed in reverse order).
+  std::unique_ptr<store::Store> store_;
   Gate gate_;
   std::unique_ptr<Authenticator> authenticator_;
   Router router_;

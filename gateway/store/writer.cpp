@@ -154,6 +154,9 @@ void Writer::loop() {
     if (stopping) {
       // Drained: what the log file still holds goes into the tables, so a clean stop leaves it empty.
       if (!unimported_.empty()) commit_batch(batch, true);
+      // Everything is in the tables (unless that commit failed): the file may go, also when a verifier
+      // kept it from being emptied after the last move.
+      if (log_ && unimported_.empty()) log_->empty_if_free();
       return;
     }
     if (batch.empty() && !import_due()) continue;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -142,8 +143,8 @@ std::vector<AuditRecord> parse_frames(std::string_view data, std::size_t& comple
 
 }  // namespace
 
-std::string audit_log_path(const std::string& db_path) {
-  return db_path + ".audit-log";
+std::vector<std::string> audit_log_paths(const std::string& db_path) {
+  return {db_path + ".audit-log", db_path + ".audit-log.2"};
 }
 
 std::unique_ptr<AuditLogFile> AuditLogFile::open_owned(const std::string& path) {
@@ -206,23 +207,32 @@ bool AuditLogFile::empty_if_free() {
   return emptied;
 }
 
-AuditLogReader::AuditLogReader(const std::string& path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ >= 0 && !lock_byte(fd_, kEmptyingByte, F_RDLCK, true)) {
-    ::close(fd_);
-    throw std::runtime_error("cannot lock the audit log file " + path + ": " + std::strerror(errno));
+AuditLogReader::AuditLogReader(const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    fds_.push_back(fd);
+    if (!lock_byte(fd, kEmptyingByte, F_RDLCK, true)) {
+      const std::string error = std::strerror(errno);
+      for (int open_fd : fds_) ::close(open_fd);
+      throw std::runtime_error("cannot lock the audit log file " + path + ": " + error);
+    }
   }
 }
 
 AuditLogReader::~AuditLogReader() {
-  if (fd_ >= 0) ::close(fd_);
+  for (int fd : fds_) ::close(fd);
 }
 
 std::vector<AuditRecord> AuditLogReader::read() const {
-  if (fd_ < 0) return {};
-  const std::string data = read_all(fd_);
-  std::size_t complete = 0;
-  return parse_frames(data, complete);
+  std::vector<AuditRecord> out;
+  for (int fd : fds_) {
+    const std::string data = read_all(fd);
+    std::size_t complete = 0;
+    for (auto& r : parse_frames(data, complete)) out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const AuditRecord& a, const AuditRecord& b) { return a.seq < b.seq; });
+  return out;
 }
 
 }  // namespace fhirgate::gateway::store

@@ -12,8 +12,11 @@
 // then the columns (JSON: agent, entity, action, outcome, patients), the body, and "\n". A crash can leave
 // only a frame that was never fsynced (and so never acknowledged) cut short at the end: recovery drops it.
 //
-// Ownership: one process, the one serving, owns the file (an OFD lock on byte 0, held while open):
-// only it appends, moves events into the tables and empties the file. Another process (a CLI command
+// There are two such files (audit_log_paths): the writer appends to one while the events of the other,
+// sealed, are moved into the tables (writer.cpp).
+//
+// Ownership: one process, the one serving, owns the files (an OFD lock on byte 0, held while open):
+// only it appends, moves events into the tables and empties a file. Another process (a CLI command
 // while the gateway runs) opens the store without the file and may not append AuditEvents.
 // Emptying takes a second lock (byte 1) without waiting; `fhirgate audit verify` holds that one shared
 // while it reads the file and the tables, so no event can leave the file between its two reads.
@@ -52,21 +55,21 @@ class AuditLogFile {
   long long size_ = 0;
 };
 
-// The events of the audit log file at `path` as they are now (none when it does not exist), for
-// verification. Holding a reader keeps the owner from emptying the file.
+// The events of the audit log files at `paths` as they are now, oldest first (none from a file that does
+// not exist), for verification. Holding a reader keeps the owner from emptying the files.
 class AuditLogReader {
  public:
-  explicit AuditLogReader(const std::string& path);
+  explicit AuditLogReader(const std::vector<std::string>& paths);
   ~AuditLogReader();
   AuditLogReader(const AuditLogReader&) = delete;
   AuditLogReader& operator=(const AuditLogReader&) = delete;
   std::vector<AuditRecord> read() const;
 
  private:
-  int fd_ = -1;
+  std::vector<int> fds_;
 };
 
-// The audit log file of the database at `db_path`.
-std::string audit_log_path(const std::string& db_path);
+// The audit log files of the database at `db_path`: "<db>.audit-log" and "<db>.audit-log.2".
+std::vector<std::string> audit_log_paths(const std::string& db_path);
 
 }  // namespace fhirgate::gateway::store

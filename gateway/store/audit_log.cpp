@@ -159,13 +159,13 @@ AuditKey::Digest AuditKey::mac(std::initializer_list<std::string_view> parts) co
 
 AuditTail read_audit_head(Connection& db) {
   const Head head = read_head(db);
-  if (head.seq > 0) return {head.seq, head.chain};
-  // No head (a store from before heads were kept): the last row.
-  AuditTail tail;
+  AuditTail tail{head.seq, head.chain};
+  // Events moved from the audit log files since the last head (audit_spool.hpp) may follow it.
   auto stmt = db.prepare("SELECT seq, chain FROM audit_event ORDER BY seq DESC LIMIT 1");
-  if (!stmt.step()) return tail;
-  tail.seq = stmt.int64(0);
-  tail.chain = digest_from(stmt.text(1));
+  if (stmt.step() && stmt.int64(0) > tail.seq) {
+    tail.seq = stmt.int64(0);
+    tail.chain = digest_from(stmt.text(1));
+  }
   return tail;
 }
 

@@ -78,7 +78,8 @@ struct AuditTail {
   std::int64_t seq = 0;
   std::array<unsigned char, 32> chain{};
 };
-// The head as store_meta holds it (zero when there is none).
+// The end of the chain as the tables hold it: the head in store_meta, or the last row when events moved
+// from the audit log files follow the head (zero when there is none).
 AuditTail read_audit_head(Connection& db);
 void write_audit_head(Connection& db, const AuditTail& tail);
 

@@ -473,8 +473,7 @@ Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry,
   } catch (const StepError& e) {
     throw std::runtime_error("cannot prepare database " + path + ": " + e.message);
   }
-  writer_ = std::make_unique<Writer>(std::move(db), registry, *keys_, audit_key_,
-                                     AuditLogFile::open_owned(audit_log_path(path)), writer_options);
+  writer_ = std::make_unique<Writer>(std::move(db), path, registry, *keys_, audit_key_, writer_options);
 }
 
 bool Store::owns_audit_log() const {
@@ -855,7 +854,7 @@ Result<ChainCheck> Store::verify_audit(const DeriveColumns& derive) {
   // The reader is taken before the tables' snapshot: from then on nothing leaves the file.
   std::optional<AuditLogReader> log;
   try {
-    log.emplace(audit_log_path(path_));
+    log.emplace(audit_log_paths(path_));
   } catch (const std::runtime_error& e) {
     return Error::make(ErrorCode::internal, e.what());
   }

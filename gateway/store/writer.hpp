@@ -15,10 +15,11 @@
 #include "fhir/result.hpp"
 #include "fhir/search_params.hpp"
 #include "gateway/store/audit_log.hpp"
+#include "gateway/store/audit_spool.hpp"
 
 namespace fhirgate::gateway::store {
 
-class AuditLogFile;
+class AuditSpool;
 class Connection;
 class ParamKeys;
 class WriteTxn;
@@ -33,8 +34,9 @@ using WritePlan = std::function<Status(WriteTxn&)>;
 // continuation to the requester's executor.
 using WriteDone = std::function<void(Status)>;
 
-// A plan that only records AuditEvents (a read's). When the writer owns the audit log file it appends
-// the records there instead of running the plan (audit_file.hpp); run as a plan, it inserts them.
+// A plan that only records AuditEvents (a read's). When the writer owns the audit spool it appends the
+// records to the audit log file instead of running the plan (audit_spool.hpp); run as a plan, it
+// inserts them.
 struct AuditOnlyPlan {
   std::vector<AuditRecord> records;
   Status operator()(WriteTxn& txn) const;
@@ -43,9 +45,7 @@ struct AuditOnlyPlan {
 struct WriterOptions {
   std::size_t max_queue = 10000;  // plans waiting; beyond it submit() answers busy
   std::size_t max_batch = 512;    // plans per transaction
-  // Logged AuditEvents are moved into the tables once this many wait, or the oldest waited this long.
-  std::size_t import_batch = 8192;
-  int import_after_ms = 200;
+  SpoolOptions spool;
 };
 
 struct WriterStats {
@@ -55,10 +55,10 @@ struct WriterStats {
 
 class Writer {
  public:
-  // `audit_log`: the audit log file, owned (null: this process may not append AuditEvents). Its events
-  // are recovered now and moved into the tables with the first batch.
-  Writer(std::unique_ptr<Connection> db, const fhir::SearchParamRegistry& registry, const ParamKeys& keys,
-         const AuditKey& audit_key, std::unique_ptr<AuditLogFile> audit_log, WriterOptions options = {});
+  // `db_path`: the database's path, for the audit spool (audit_spool.hpp), which this process owns unless
+  // another serves the database; then it may not append AuditEvents.
+  Writer(std::unique_ptr<Connection> db, const std::string& db_path, const fhir::SearchParamRegistry& registry,
+         const ParamKeys& keys, const AuditKey& audit_key, WriterOptions options = {});
   ~Writer();  // stops after draining the queue
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -74,7 +74,7 @@ class Writer {
   WriterStats stats() const;
   // The logged AuditEvents not yet in the tables that `keep` selects, oldest first (any thread).
   std::vector<AuditRecord> logged_audits(const std::function<bool(const AuditRecord&)>& keep) const;
-  bool owns_audit_log() const { return log_ != nullptr; }
+  bool owns_audit_log() const { return spool_ != nullptr; }
   // Set-up (any thread, also after plans ran): each batch uses the observer set when it was taken from
   // the queue.
   void set_commit_observer(CommitObserver observer);
@@ -87,10 +87,9 @@ class Writer {
   };
   void loop();
   void count_batch(std::size_t plans);
-  void commit_batch(std::deque<Job>& batch, bool final_import);
-  void commit_plans(std::deque<Job>& batch, bool import);
+  void commit_batch(std::deque<Job>& batch);
+  void commit_plans(std::deque<Job>& batch);
   void log_audits(std::deque<Job>& batch);
-  bool import_due() const;
 
   std::unique_ptr<Connection> db_;
   const fhir::SearchParamRegistry& registry_;
@@ -104,12 +103,9 @@ class Writer {
   bool stopping_ = false;
   WriterStats stats_;
   std::int64_t last_ms_ = 0;
-  // The audit chain's end (writer thread only) and the log file's events not yet in the tables.
-  std::unique_ptr<AuditLogFile> log_;
+  // The audit chain's end (writer thread only) and where reads' AuditEvents go.
   AuditTail tail_;
-  mutable std::mutex logged_mutex_;
-  std::vector<AuditRecord> unimported_;  // under logged_mutex_ (written by the writer thread only)
-  std::chrono::steady_clock::time_point oldest_unimported_;
+  std::unique_ptr<AuditSpool> spool_;
   std::thread thread_;
 };
 

@@ -592,12 +592,16 @@ TEST_CASE("audit log file: a read's event is in the file before it is done, then
     REQUIRE(store.writer().run(AuditOnlyPlan{{read_event(p)}}));
   append_written(store, "Patient/w2");  // chained after the logged ones
   // Right after: the reads are in the file (durable), the table has the two writes, and searches see all.
-  auto all = store.search_audit(AuditQuery{.count = 10});
+  AuditQuery newest;
+  newest.count = 10;
+  auto all = store.search_audit(newest);
   REQUIRE(all);
   REQUIRE(all->size() == 5);
   CHECK(all->front().seq == 5);
   CHECK(all->front().body == "Patient/w2");
-  auto r2 = store.search_audit(AuditQuery{.patient = "Patient/r2"});
+  AuditQuery of_r2;
+  of_r2.patient = "Patient/r2";
+  auto r2 = store.search_audit(of_r2);
   REQUIRE(r2);
   REQUIRE(r2->size() == 1);
   CHECK(r2->front().seq == 3);
@@ -612,7 +616,7 @@ TEST_CASE("audit log file: a read's event is in the file before it is done, then
   // Within the import interval they are moved into the table, and the file is emptied.
   for (int i = 0; i < 100 && table_rows(path) < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(table_rows(path) == 5);
-  CHECK(AuditLogReader(audit_log_path(path)).read().empty());
+  CHECK(AuditLogReader(audit_log_paths(path)).read().empty());
   check = store.verify_audit(derive_from_body);
   CHECK_MESSAGE(check->intact, check->problem);
   CHECK(check->rows == 5);
@@ -622,28 +626,28 @@ TEST_CASE("audit log file: after a crash the logged events are recovered, a cut-
   const std::string dir = temp_dir();
   const std::string path = dir + "/live.db";
   WriterOptions no_import;  // the events stay in the file until the crash
-  no_import.import_after_ms = 600000;
+  no_import.spool.seal_after_ms = 600000;
   auto store = std::make_unique<Store>(path, registry(), "", no_import);
   append_written(*store, "Patient/w1");
   for (const char* p : {"Patient/r1", "Patient/r2"}) REQUIRE(store->writer().run(AuditOnlyPlan{{read_event(p)}}));
   // What a SIGKILL right now leaves on disk: the database, its WAL, the key and the log file as they are.
   const std::string crashed = dir + "/crashed.db";
-  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log"}) copy_file(path + suffix, crashed + suffix);
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"}) copy_file(path + suffix, crashed + suffix);
   store.reset();
-  REQUIRE(AuditLogReader(audit_log_path(crashed)).read().size() == 2);
+  REQUIRE(AuditLogReader(audit_log_paths(crashed)).read().size() == 2);
   const std::string tampered = dir + "/tampered.db";
-  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log"}) copy_file(crashed + suffix, tampered + suffix);
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"}) copy_file(crashed + suffix, tampered + suffix);
   {
     // As the kill left it (two events only in the file): the chain runs from the table into the file.
     Connection db(crashed, Connection::Mode::read_only);
     const AuditKey key = AuditKey::load_or_create(crashed + ".audit-key");
     const auto check = verify_audit_chain(db, key, derive_from_body,
-                                          [&] { return AuditLogReader(audit_log_path(crashed)).read(); });
+                                          [&] { return AuditLogReader(audit_log_paths(crashed)).read(); });
     CHECK_MESSAGE(check.intact, check.problem);
     CHECK(check.rows == 3);
   }
   {
-    std::ofstream torn(audit_log_path(crashed), std::ios::binary | std::ios::app);
+    std::ofstream torn(audit_log_paths(crashed).front(), std::ios::binary | std::ios::app);
     torn << "4 1700000000000 resource 00";  // a frame cut short by the crash: never acknowledged
   }
   {
@@ -659,7 +663,7 @@ TEST_CASE("audit log file: after a crash the logged events are recovered, a cut-
     CHECK((*last)->body == "Patient/w2");
   }
   CHECK(table_rows(crashed) == 4);  // a clean stop moves everything into the table
-  CHECK(AuditLogReader(audit_log_path(crashed)).read().empty());
+  CHECK(AuditLogReader(audit_log_paths(crashed)).read().empty());
   {
     Store reopened(crashed, registry());
     auto check = reopened.verify_audit(derive_from_body);
@@ -667,17 +671,17 @@ TEST_CASE("audit log file: after a crash the logged events are recovered, a cut-
     CHECK(check->rows == 4);
   }
   // Tampering with an event still in the file: another patient in its body.
-  std::string text = *fhir::read_file(audit_log_path(tampered));
+  std::string text = *fhir::read_file(audit_log_paths(tampered).front());
   const auto at = text.rfind("Patient/r2");
   REQUIRE(at != std::string::npos);
   text.replace(at, 10, "Patient/r9");
-  std::ofstream(audit_log_path(tampered), std::ios::binary | std::ios::trunc) << text;
+  std::ofstream(audit_log_paths(tampered).front(), std::ios::binary | std::ios::trunc) << text;
   {
     // Verified before the gateway starts on it (a start moves the events into the table).
     Connection db(tampered, Connection::Mode::read_only);
     const AuditKey key = AuditKey::load_or_create(tampered + ".audit-key");
     const auto check = verify_audit_chain(db, key, derive_from_body,
-                                          [&] { return AuditLogReader(audit_log_path(tampered)).read(); });
+                                          [&] { return AuditLogReader(audit_log_paths(tampered)).read(); });
     CHECK_FALSE(check.intact);
     CHECK(check.first_bad_seq == 3);
     CHECK(check.problem.find("logged event 3") != std::string::npos);

@@ -211,12 +211,15 @@ def logged_seqs(db):
 
 def audit_count(a):
     """AuditEvents recorded: the rows of audit_event plus those still only in the audit log file."""
-    con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(a.db), uri=True, timeout=30)
+    con = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(a.db), uri=True, timeout=30,
+                          isolation_level=None)
     try:
         logged = logged_seqs(a.db)  # read first: an event moved meanwhile is then found in the table
+        con.execute("begin")  # one snapshot for the count and the look-ups, or a move between them hides events
         rows = con.execute("select count(*) from audit_event").fetchone()[0]
         only_logged = sum(1 for seq in set(logged)
                           if con.execute("select 1 from audit_event where seq = ?", (seq,)).fetchone() is None)
+        con.execute("commit")
         print(rows + only_logged)
     finally:
         con.close()

@@ -160,7 +160,7 @@ AuditKey::Digest AuditKey::mac(std::initializer_list<std::string_view> parts) co
 AuditTail read_audit_head(Connection& db) {
   const Head head = read_head(db);
   AuditTail tail{head.seq, head.chain};
-  // Events moved from the audit log files since the last head (audit_spool.hpp) may follow it.
+  // A store from before heads were kept: the last row.
   auto stmt = db.prepare("SELECT seq, chain FROM audit_event ORDER BY seq DESC LIMIT 1");
   if (stmt.step() && stmt.int64(0) > tail.seq) {
     tail.seq = stmt.int64(0);
@@ -171,6 +171,10 @@ AuditTail read_audit_head(Connection& db) {
 
 void write_audit_head(Connection& db, const AuditTail& tail) {
   write_head(db, tail.seq, tail.chain);
+}
+
+void advance_audit_head(Connection& db, const AuditTail& tail) {
+  if (read_head(db).seq < tail.seq) write_head(db, tail.seq, tail.chain);
 }
 
 void chain_audit(const AuditKey& key, AuditRecord& rec, std::int64_t now_ms, AuditTail& tail) {

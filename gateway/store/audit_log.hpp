@@ -82,6 +82,9 @@ struct AuditTail {
 // from the audit log files follow the head (zero when there is none).
 AuditTail read_audit_head(Connection& db);
 void write_audit_head(Connection& db, const AuditTail& tail);
+// Writes `tail` as the head unless the head is already at or beyond it (the spool's moves, which may
+// commit after the writer recorded a later head).
+void advance_audit_head(Connection& db, const AuditTail& tail);
 
 // Gives `record` the next seq after `tail` (recorded_ms 0 means now) and its chain; advances `tail`.
 void chain_audit(const AuditKey& key, AuditRecord& record, std::int64_t now_ms, AuditTail& tail);

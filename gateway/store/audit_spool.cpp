@@ -12,11 +12,13 @@ bool by_seq(const AuditRecord& a, const AuditRecord& b) {
   return a.seq < b.seq;
 }
 
-// Inserts `events` (their seq and chain as given) in one transaction; one already there is skipped.
+// Inserts `events` (their seq and chain as given) in one transaction; one already there is skipped. The
+// head moves to the last of them when it is behind (it is what shows rows deleted from the end).
 void insert_all(Connection& db, const AuditRecord* events, std::size_t count) {
   db.exec("BEGIN IMMEDIATE");
   try {
     for (std::size_t i = 0; i < count; ++i) insert_audit(db, events[i], true);
+    if (count > 0) advance_audit_head(db, AuditTail{events[count - 1].seq, events[count - 1].chain});
     db.exec("COMMIT");
   } catch (const StepError&) {
     try {

@@ -709,5 +709,24 @@ TEST_CASE("audit log file: a second process on the same database may not append 
   CHECK_MESSAGE(check->intact, check->problem);
 }
 
+TEST_CASE("audit log file: reads' events moved into the table move the head, so deleting the newest is caught") {
+  const std::string path = temp_dir() + "/head.db";
+  {
+    Store store(path, registry());
+    append_written(store, "Patient/w1");  // the head is at 1 after this write
+    for (const char* p : {"Patient/r1", "Patient/r2"}) REQUIRE(store.writer().run(AuditOnlyPlan{{read_event(p)}}));
+  }  // a clean stop moves them
+  REQUIRE(table_rows(path) == 3);
+  {
+    Connection db(path, Connection::Mode::read_write);
+    db.exec("DELETE FROM audit_patient WHERE seq = 3; DELETE FROM audit_event WHERE seq = 3");
+  }
+  Connection db(path, Connection::Mode::read_only);
+  const AuditKey key = AuditKey::load_or_create(path + ".audit-key");
+  const auto check = verify_audit_chain(db, key, derive_from_body);
+  CHECK_FALSE(check.intact);
+  CHECK(check.problem.find("deleted") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace fhirgate::gateway::store

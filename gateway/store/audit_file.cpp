@@ -121,7 +121,8 @@ std::string read_all(int fd) {
   for (off_t offset = 0;;) {
     const ssize_t n = ::pread(fd, buffer, sizeof buffer, offset);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::runtime_error(std::string("cannot read the audit log file: ") + std::strerror(errno));
+    if (n < 0)
+      throw std::runtime_error(std::string("cannot read the audit log file: ") + std::strerror(errno));
     if (n == 0) return data;
     data.append(buffer, static_cast<std::size_t>(n));
     offset += n;
@@ -149,7 +150,8 @@ std::vector<std::string> audit_log_paths(const std::string& db_path) {
 
 std::unique_ptr<AuditLogFile> AuditLogFile::open_owned(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot open the audit log file " + path + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot open the audit log file " + path + ": " + std::strerror(errno));
   if (!lock_byte(fd, kOwnerByte, F_WRLCK, false)) {
     ::close(fd);
     return nullptr;

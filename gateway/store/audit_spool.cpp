@@ -99,9 +99,9 @@ std::vector<AuditRecord> AuditSpool::pending(const std::function<bool(const Audi
 
 bool AuditSpool::seal_due() const {
   const std::size_t waiting = unmoved_.size() - sealed_;
-  return waiting > 0 && (waiting >= options_.seal_after_events ||
-                         std::chrono::steady_clock::now() >=
-                             oldest_ + std::chrono::milliseconds(options_.seal_after_ms));
+  return waiting > 0 &&
+         (waiting >= options_.seal_after_events ||
+          std::chrono::steady_clock::now() >= oldest_ + std::chrono::milliseconds(options_.seal_after_ms));
 }
 
 Status AuditSpool::move(const std::vector<AuditRecord>& events) {

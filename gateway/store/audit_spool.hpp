@@ -60,7 +60,7 @@ class AuditSpool {
   AuditSpool(std::vector<std::unique_ptr<AuditLogFile>> files, std::unique_ptr<Connection> db,
              SpoolOptions options);
   void loop();
-  bool seal_due() const;                             // under mutex_
+  bool seal_due() const;                                // under mutex_
   Status move(const std::vector<AuditRecord>& events);  // inserts them, in transactions of events_per_move
 
   std::vector<std::unique_ptr<AuditLogFile>> files_;  // two
@@ -70,7 +70,8 @@ class AuditSpool {
   int current_ = 0;          // under append_mutex_
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<AuditRecord> unmoved_;  // under mutex_: the sealed file's first (sealed_ of them), then the current's
+  std::deque<AuditRecord>
+      unmoved_;  // under mutex_: the sealed file's first (sealed_ of them), then the current's
   std::size_t sealed_ = 0;
   std::chrono::steady_clock::time_point oldest_;  // of the current file's first event
   bool stopping_ = false;

@@ -789,7 +789,8 @@ namespace {
 std::vector<AuditRecord> merged(std::vector<AuditRecord> rows, std::vector<AuditRecord> logged,
                                 bool newest_first, std::size_t limit) {
   for (auto& r : logged) {
-    const bool present = std::any_of(rows.begin(), rows.end(), [&](const AuditRecord& x) { return x.seq == r.seq; });
+    const bool present =
+        std::any_of(rows.begin(), rows.end(), [&](const AuditRecord& x) { return x.seq == r.seq; });
     if (!present) rows.push_back(std::move(r));
   }
   std::sort(rows.begin(), rows.end(), [&](const AuditRecord& a, const AuditRecord& b) {
@@ -839,7 +840,8 @@ Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {
   auto rows = with_reader(
       [&](Connection& db) -> Result<std::vector<AuditRecord>> { return store::search_audit(db, query); });
   if (!rows) return rows;
-  return merged(std::move(*rows), std::move(logged), true, static_cast<std::size_t>(std::max(query.count, 0)));
+  return merged(std::move(*rows), std::move(logged), true,
+                static_cast<std::size_t>(std::max(query.count, 0)));
 }
 
 Result<std::optional<AuditRecord>> Store::read_audit(std::int64_t seq) {

@@ -57,8 +57,9 @@ class Writer {
  public:
   // `db_path`: the database's path, for the audit spool (audit_spool.hpp), which this process owns unless
   // another serves the database; then it may not append AuditEvents.
-  Writer(std::unique_ptr<Connection> db, const std::string& db_path, const fhir::SearchParamRegistry& registry,
-         const ParamKeys& keys, const AuditKey& audit_key, WriterOptions options = {});
+  Writer(std::unique_ptr<Connection> db, const std::string& db_path,
+         const fhir::SearchParamRegistry& registry, const ParamKeys& keys, const AuditKey& audit_key,
+         WriterOptions options = {});
   ~Writer();  // stops after draining the queue
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;

@@ -90,7 +90,8 @@ TEST_CASE(
   {
     GatewayProcess gateway({"--config", config}, dir);
     HttpClient http(gateway.port(), bearer(gp));
-    const auto r = http.send_json("POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Read"}]})");
+    const auto r =
+        http.send_json("POST", "/Patient", R"({"resourceType":"Patient","name":[{"family":"Read"}]})");
     REQUIRE(r.status == 201);
     read_target = json(r.body).string_at("id");
     CHECK(gateway.stop() == 0);
@@ -237,8 +238,8 @@ TEST_CASE(
                                 << iterations << " kills found AuditEvents still in the audit log file");
   CHECK(reads_answered > 0);
   CHECK(kills_with_logged_events > 0);
-  CHECK(scalar(db, "SELECT count(*) FROM audit_event WHERE action = 'R' AND entity LIKE 'Patient/" + read_target +
-                       "%'") >= reads_answered.load());
+  CHECK(scalar(db, "SELECT count(*) FROM audit_event WHERE action = 'R' AND entity LIKE 'Patient/" +
+                       read_target + "%'") >= reads_answered.load());
   sqlite3_close(db);
   const Run verify = run_fhirgate("audit verify --config " + config + " --db " + dir + "/fhirgate.db");
   CHECK_MESSAGE(verify.status == 0, verify.out, verify.err);

@@ -583,7 +583,9 @@ void copy_file(const std::string& from, const std::string& to) {
   out << in.rdbuf();
 }
 
-TEST_CASE("audit log file: a read's event is in the file before it is done, then moved; one chain runs through both") {
+TEST_CASE(
+    "audit log file: a read's event is in the file before it is done, then moved; one chain runs through "
+    "both") {
   const std::string path = temp_dir() + "/log.db";
   Store store(path, registry());
   REQUIRE(store.owns_audit_log());
@@ -614,7 +616,8 @@ TEST_CASE("audit log file: a read's event is in the file before it is done, then
   CHECK_MESSAGE(check->intact, check->problem);
   CHECK(check->rows == 5);
   // Within the import interval they are moved into the table, and the file is emptied.
-  for (int i = 0; i < 100 && table_rows(path) < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && table_rows(path) < 5; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(table_rows(path) == 5);
   CHECK(AuditLogReader(audit_log_paths(path)).read().empty());
   check = store.verify_audit(derive_from_body);
@@ -622,21 +625,26 @@ TEST_CASE("audit log file: a read's event is in the file before it is done, then
   CHECK(check->rows == 5);
 }
 
-TEST_CASE("audit log file: after a crash the logged events are recovered, a cut-off frame is dropped, tampering is caught") {
+TEST_CASE(
+    "audit log file: after a crash the logged events are recovered, a cut-off frame is dropped, tampering is "
+    "caught") {
   const std::string dir = temp_dir();
   const std::string path = dir + "/live.db";
   WriterOptions no_import;  // the events stay in the file until the crash
   no_import.spool.seal_after_ms = 600000;
   auto store = std::make_unique<Store>(path, registry(), "", no_import);
   append_written(*store, "Patient/w1");
-  for (const char* p : {"Patient/r1", "Patient/r2"}) REQUIRE(store->writer().run(AuditOnlyPlan{{read_event(p)}}));
+  for (const char* p : {"Patient/r1", "Patient/r2"})
+    REQUIRE(store->writer().run(AuditOnlyPlan{{read_event(p)}}));
   // What a SIGKILL right now leaves on disk: the database, its WAL, the key and the log file as they are.
   const std::string crashed = dir + "/crashed.db";
-  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"}) copy_file(path + suffix, crashed + suffix);
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"})
+    copy_file(path + suffix, crashed + suffix);
   store.reset();
   REQUIRE(AuditLogReader(audit_log_paths(crashed)).read().size() == 2);
   const std::string tampered = dir + "/tampered.db";
-  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"}) copy_file(crashed + suffix, tampered + suffix);
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"})
+    copy_file(crashed + suffix, tampered + suffix);
   {
     // As the kill left it (two events only in the file): the chain runs from the table into the file.
     Connection db(crashed, Connection::Mode::read_only);
@@ -709,12 +717,14 @@ TEST_CASE("audit log file: a second process on the same database may not append 
   CHECK_MESSAGE(check->intact, check->problem);
 }
 
-TEST_CASE("audit log file: reads' events moved into the table move the head, so deleting the newest is caught") {
+TEST_CASE(
+    "audit log file: reads' events moved into the table move the head, so deleting the newest is caught") {
   const std::string path = temp_dir() + "/head.db";
   {
     Store store(path, registry());
     append_written(store, "Patient/w1");  // the head is at 1 after this write
-    for (const char* p : {"Patient/r1", "Patient/r2"}) REQUIRE(store.writer().run(AuditOnlyPlan{{read_event(p)}}));
+    for (const char* p : {"Patient/r1", "Patient/r2"})
+      REQUIRE(store.writer().run(AuditOnlyPlan{{read_event(p)}}));
   }  // a clean stop moves them
   REQUIRE(table_rows(path) == 3);
   {

@@ -175,8 +175,8 @@ TEST_CASE(
     // What the kill left, before a restart moves the logged events: the chain runs through both places.
     std::error_code ec;
     std::uintmax_t logged_bytes = 0;
-    for (const char* file : {"/fhirgate.db.audit-log", "/fhirgate.db.audit-log.2"}) {
-      const auto size = std::filesystem::file_size(dir + file, ec);
+    for (const char* log_file : {"/fhirgate.db.audit-log", "/fhirgate.db.audit-log.2"}) {
+      const auto size = std::filesystem::file_size(dir + log_file, ec);
       if (!ec) logged_bytes += size;
     }
     if (logged_bytes > 0) ++kills_with_logged_events;

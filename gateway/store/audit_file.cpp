@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "fhir/json.hpp"
@@ -75,11 +76,26 @@ int hex_digit(char c) {
   return -1;
 }
 
-// One frame from `data` at `pos`; advances `pos`. nullopt when the frame is incomplete or unreadable
-// (recovery stops there).
-std::optional<AuditRecord> parse_frame(std::string_view data, std::size_t& pos) {
+// What reading a frame found: a frame, the end of the file, or a frame cut short there (a write the
+// crash interrupted: it was never fsynced, so never acknowledged), or damage (a complete frame that does
+// not read: changed or corrupted, and the frames after it must not be dropped with it).
+enum class FrameRead { frame, end, cut_short, damaged };
+
+// One frame from `data` at `pos` into `out`; advances `pos` past it.
+FrameRead parse_frame(std::string_view data, std::size_t& pos, AuditRecord& out, std::string& why) {
+  if (pos == data.size()) return FrameRead::end;
+  constexpr std::size_t kMaxHeader = 256;
   const std::size_t eol = data.find('\n', pos);
-  if (eol == std::string_view::npos || eol - pos > 256) return std::nullopt;
+  if (eol == std::string_view::npos) {
+    if (data.size() - pos <= kMaxHeader) return FrameRead::cut_short;
+    why = "a header line without its end";
+    return FrameRead::damaged;
+  }
+  auto damaged = [&](const char* what) {
+    why = what;
+    return FrameRead::damaged;
+  };
+  if (eol - pos > kMaxHeader) return damaged("a header line too long");
   std::vector<std::string_view> fields;
   std::string_view header = data.substr(pos, eol - pos);
   for (std::size_t start = 0; start <= header.size();) {
@@ -92,18 +108,20 @@ std::optional<AuditRecord> parse_frame(std::string_view data, std::size_t& pos) 
   std::size_t columns_size = 0, body_size = 0;
   if (fields.size() != 6 || !number(fields[0], r.seq) || !number(fields[1], r.recorded_ms) ||
       fields[3].size() != 64 || !number(fields[4], columns_size) || !number(fields[5], body_size))
-    return std::nullopt;
+    return damaged("a header line that does not read");
   r.format = std::string(fields[2]);
   for (std::size_t i = 0; i < r.chain.size(); ++i) {
     const int hi = hex_digit(fields[3][2 * i]), lo = hex_digit(fields[3][2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
+    if (hi < 0 || lo < 0) return damaged("a chain value that is not hexadecimal");
     r.chain[i] = static_cast<unsigned char>(hi * 16 + lo);
   }
   const std::size_t start = eol + 1;
-  if (data.size() < start + columns_size + body_size + 1 || data[start + columns_size + body_size] != '\n')
-    return std::nullopt;
+  if (columns_size > data.size() || body_size > data.size() ||
+      data.size() < start + columns_size + body_size + 1)
+    return FrameRead::cut_short;
+  if (data[start + columns_size + body_size] != '\n') return damaged("an event whose length is not as its header says");
   auto columns = fhir::parse_json(data.substr(start, columns_size));
-  if (!columns || !columns->is_object()) return std::nullopt;
+  if (!columns || !columns->is_object()) return damaged("search columns that do not read");
   r.columns.agent = std::string(columns->string_at("agent"));
   r.columns.entity = std::string(columns->string_at("entity"));
   r.columns.action = std::string(columns->string_at("action"));
@@ -112,7 +130,8 @@ std::optional<AuditRecord> parse_frame(std::string_view data, std::size_t& pos) 
     for (const auto& p : patients->items()) r.columns.patients.push_back(p.text());
   r.body = std::string(data.substr(start + columns_size, body_size));
   pos = start + columns_size + body_size + 1;
-  return r;
+  out = std::move(r);
+  return FrameRead::frame;
 }
 
 std::string read_all(int fd) {
@@ -129,23 +148,40 @@ std::string read_all(int fd) {
   }
 }
 
-// The complete frames of `data`; `complete` is where they end.
-std::vector<AuditRecord> parse_frames(std::string_view data, std::size_t& complete) {
+// The frames of the file at `path` (its bytes `data`); `complete` is where they end. A frame cut short
+// at the end is left out; damage anywhere throws std::runtime_error naming the file, the byte and the
+// last good event: what follows it cannot be trusted, nor dropped without a trace.
+std::vector<AuditRecord> parse_frames(const std::string& path, std::string_view data, std::size_t& complete) {
   std::vector<AuditRecord> out;
   std::size_t pos = 0;
-  while (pos < data.size()) {
-    auto r = parse_frame(data, pos);
-    if (!r) break;
-    out.push_back(std::move(*r));
+  for (;;) {
+    AuditRecord r;
+    std::string why;
+    const FrameRead read = parse_frame(data, pos, r, why);
+    if (read == FrameRead::frame) {
+      out.push_back(std::move(r));
+      continue;
+    }
+    if (read == FrameRead::damaged)
+      throw std::runtime_error("the audit log file " + path + " is damaged at byte " + std::to_string(pos) + " (" +
+                               why + (out.empty() ? std::string(", at its first event")
+                                                  : ", after event " + std::to_string(out.back().seq)) +
+                               "): it holds AuditEvents not yet in the database; keep a copy for "
+                               "investigation (docs/security.md)");
+    complete = pos;
+    return out;
   }
-  complete = pos;
-  return out;
 }
 
 }  // namespace
 
 std::vector<std::string> audit_log_paths(const std::string& db_path) {
-  return {db_path + ".audit-log", db_path + ".audit-log.2"};
+  // Named after the database's real path: a symbolic link to it, or a path with "..", names the same
+  // files (and so meets the same lock: one gateway per database).
+  std::error_code ec;
+  const auto real = std::filesystem::weakly_canonical(db_path, ec);
+  const std::string base = ec ? db_path : real.string();
+  return {base + ".audit-log", base + ".audit-log.2"};
 }
 
 std::unique_ptr<AuditLogFile> AuditLogFile::open_owned(const std::string& path) {
@@ -166,7 +202,7 @@ AuditLogFile::~AuditLogFile() {
 std::vector<AuditRecord> AuditLogFile::recover() {
   const std::string data = read_all(fd_);
   std::size_t complete = 0;
-  auto records = parse_frames(data, complete);
+  auto records = parse_frames(path_, data, complete);
   if (complete < data.size() && ::ftruncate(fd_, static_cast<off_t>(complete)) != 0)
     throw std::runtime_error("cannot cut the unfinished end off the audit log file " + path_ + ": " +
                              std::strerror(errno));
@@ -214,6 +250,7 @@ AuditLogReader::AuditLogReader(const std::vector<std::string>& paths) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     fds_.push_back(fd);
+    paths_.push_back(path);
     if (!lock_byte(fd, kEmptyingByte, F_RDLCK, true)) {
       const std::string error = std::strerror(errno);
       for (int open_fd : fds_) ::close(open_fd);
@@ -228,10 +265,10 @@ AuditLogReader::~AuditLogReader() {
 
 std::vector<AuditRecord> AuditLogReader::read() const {
   std::vector<AuditRecord> out;
-  for (int fd : fds_) {
-    const std::string data = read_all(fd);
+  for (std::size_t i = 0; i < fds_.size(); ++i) {
+    const std::string data = read_all(fds_[i]);
     std::size_t complete = 0;
-    for (auto& r : parse_frames(data, complete)) out.push_back(std::move(r));
+    for (auto& r : parse_frames(paths_[i], data, complete)) out.push_back(std::move(r));
   }
   std::sort(out.begin(), out.end(), [](const AuditRecord& a, const AuditRecord& b) { return a.seq < b.seq; });
   return out;

@@ -38,7 +38,8 @@ class AuditLogFile {
   AuditLogFile(const AuditLogFile&) = delete;
   AuditLogFile& operator=(const AuditLogFile&) = delete;
 
-  // Every complete frame, oldest first; an incomplete last frame (a crash mid-append) is cut off.
+  // Every complete frame, oldest first; an incomplete last frame (a crash mid-append) is cut off. A
+  // damaged frame throws std::runtime_error (the gateway does not start over a damaged trail).
   std::vector<AuditRecord> recover();
   // Appends the chained records and fdatasyncs. On failure the file is cut back to where it was and the
   // error says why (nothing of the group is durable).
@@ -63,13 +64,16 @@ class AuditLogReader {
   ~AuditLogReader();
   AuditLogReader(const AuditLogReader&) = delete;
   AuditLogReader& operator=(const AuditLogReader&) = delete;
+  // Throws std::runtime_error when a file is damaged (not merely cut short at its end).
   std::vector<AuditRecord> read() const;
 
  private:
   std::vector<int> fds_;
+  std::vector<std::string> paths_;
 };
 
-// The audit log files of the database at `db_path`: "<db>.audit-log" and "<db>.audit-log.2".
+// The audit log files of the database at `db_path`: "<db>.audit-log" and "<db>.audit-log.2", after the
+// database's real path.
 std::vector<std::string> audit_log_paths(const std::string& db_path);
 
 }  // namespace fhirgate::gateway::store

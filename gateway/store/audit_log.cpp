@@ -286,8 +286,15 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     }
   } snapshot(db);
   const Head head = read_head(db);  // opens the snapshot; the log is read after it
-  const std::vector<AuditRecord> log = logged ? logged() : std::vector<AuditRecord>();
   ChainCheck check;
+  std::vector<AuditRecord> log;
+  try {
+    if (logged) log = logged();
+  } catch (const std::runtime_error& e) {  // a damaged audit log file
+    check.intact = false;
+    check.problem = e.what();
+    return check;
+  }
   Digest previous{};
   std::int64_t expected = 1;
   bool head_seen = head.seq == 0;

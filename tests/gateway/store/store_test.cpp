@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -736,6 +737,48 @@ TEST_CASE(
   const auto check = verify_audit_chain(db, key, derive_from_body);
   CHECK_FALSE(check.intact);
   CHECK(check.problem.find("deleted") != std::string::npos);
+}
+
+TEST_CASE("audit log file: a damaged event is not taken for a crash's cut-off end; the store will not start over it") {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/live.db";
+  WriterOptions no_import;
+  no_import.spool.seal_after_ms = 600000;
+  auto store = std::make_unique<Store>(path, registry(), "", no_import);
+  append_written(*store, "Patient/w1");
+  for (const char* p : {"Patient/r1", "Patient/r2", "Patient/r3"})
+    REQUIRE(store->writer().run(AuditOnlyPlan{{read_event(p)}}));
+  const std::string damaged = dir + "/damaged.db";
+  for (const char* suffix : {"", "-wal", ".audit-key", ".audit-log", ".audit-log.2"})
+    copy_file(path + suffix, damaged + suffix);
+  store.reset();
+  // One byte more in the first logged event's body: its length no longer matches its header, and two
+  // acknowledged events follow it.
+  std::string text = *fhir::read_file(audit_log_paths(damaged).front());
+  const auto at = text.find("Patient/r1\n");
+  REQUIRE(at != std::string::npos);
+  text.insert(at, "x");
+  std::ofstream(audit_log_paths(damaged).front(), std::ios::binary | std::ios::trunc) << text;
+  {
+    Connection db(damaged, Connection::Mode::read_only);
+    const AuditKey key = AuditKey::load_or_create(damaged + ".audit-key");
+    const auto check = verify_audit_chain(db, key, derive_from_body,
+                                          [&] { return AuditLogReader(audit_log_paths(damaged)).read(); });
+    CHECK_FALSE(check.intact);
+    CHECK(check.problem.find("damaged") != std::string::npos);
+  }
+  CHECK_THROWS_WITH_AS(Store(damaged, registry()), doctest::Contains("is damaged at byte"), std::runtime_error);
+  CHECK(*fhir::read_file(audit_log_paths(damaged).front()) == text);  // still there, untouched
+}
+
+TEST_CASE("audit log file: a second path to the same database (a symbolic link) meets the same lock") {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/real.db";
+  Store serving(path, registry());
+  std::filesystem::create_symlink(path, dir + "/alias.db");
+  Store second(dir + "/alias.db", registry(), path + ".audit-key");
+  CHECK(serving.owns_audit_log());
+  CHECK_FALSE(second.owns_audit_log());
 }
 
 }  // namespace

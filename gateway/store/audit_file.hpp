@@ -4,16 +4,17 @@
 // Why: every read writes an AuditEvent. Inserting each one into the audit tables (a row, its indexes,
 // its patient rows, a savepoint) made the audit most of an audited read's cost. Appending a few hundred
 // bytes to a file, and fsyncing the file once for all the events of a group, is far cheaper; the events
-// are then moved into the tables in large batches (the writer, writer.cpp), keeping the seq and HMAC
-// chain they were given when appended. Acknowledged still means durable: the writer answers a read only
+// are then moved into the tables in large batches (the audit spool, audit_spool.hpp), keeping the seq and
+// HMAC chain they were given when appended. Acknowledged still means durable: the writer answers a read only
 // after the fdatasync that covers its event.
 //
 // Format: one frame per event, "<seq> <recorded ms> <format> <chain hex> <columns bytes> <body bytes>\n",
 // then the columns (JSON: agent, entity, action, outcome, patients), the body, and "\n". A crash can leave
 // only a frame that was never fsynced (and so never acknowledged) cut short at the end: recovery drops it.
+// Any other frame that does not read is damage: reading throws, naming the file, byte and last good event.
 //
 // There are two such files (audit_log_paths): the writer appends to one while the events of the other,
-// sealed, are moved into the tables (writer.cpp).
+// sealed, are moved into the tables (audit_spool.cpp).
 //
 // Ownership: one process, the one serving, owns the files (an OFD lock on byte 0, held while open):
 // only it appends, moves events into the tables and empties a file. Another process (a CLI command

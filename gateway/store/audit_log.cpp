@@ -186,9 +186,11 @@ void chain_audit(const AuditKey& key, AuditRecord& rec, std::int64_t now_ms, Aud
 }
 
 void insert_audit(Connection& db, const AuditRecord& rec, bool import) {
-  db.prepare(std::string(import ? "INSERT OR IGNORE" : "INSERT") +
-             " INTO audit_event (seq, recorded, agent, entity, action, outcome, format, body, chain) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+  static const std::string insert =
+      "INSERT INTO audit_event (seq, recorded, agent, entity, action, outcome, format, body, chain) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  static const std::string insert_or_ignore = "INSERT OR IGNORE" + insert.substr(6);
+  db.prepare(import ? insert_or_ignore : insert)
       .bind(1, rec.seq)
       .bind(2, rec.recorded_ms)
       .bind(3, rec.columns.agent)
@@ -199,11 +201,10 @@ void insert_audit(Connection& db, const AuditRecord& rec, bool import) {
       .bind(8, rec.body)
       .bind_blob(9, as_text(rec.chain))
       .run();
+  static const std::string insert_patient =
+      "INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?, ?)";
   for (const auto& patient : rec.columns.patients)
-    db.prepare("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?, ?)")
-        .bind(1, patient)
-        .bind(2, rec.seq)
-        .run();
+    db.prepare(insert_patient).bind(1, patient).bind(2, rec.seq).run();
 }
 
 bool audit_matches(const AuditRecord& r, const AuditQuery& q) {

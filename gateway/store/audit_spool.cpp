@@ -59,6 +59,7 @@ std::unique_ptr<AuditSpool> AuditSpool::open(const std::string& db_path, Connect
   for (auto& file : files) file->empty_if_free();
   auto own = std::make_unique<Connection>(db_path, Connection::Mode::read_write);
   own->exec("PRAGMA synchronous = FULL");
+  own->exec("PRAGMA mmap_size = 268435456");  // the pages a move touches are read without a copy
   return std::unique_ptr<AuditSpool>(new AuditSpool(std::move(files), std::move(own), options));
 }
 
@@ -79,10 +80,10 @@ Status AuditSpool::append(std::vector<AuditRecord> records) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
-    const std::size_t before = unmoved_.size() - sealed_;  // events in the current file
+    const std::size_t before = current_events_.size();
     if (before == 0) oldest_ = std::chrono::steady_clock::now();
-    for (auto& r : records) unmoved_.push_back(std::move(r));
-    const std::size_t after = unmoved_.size() - sealed_;
+    for (auto& r : records) current_events_.push_back(std::move(r));
+    const std::size_t after = current_events_.size();
     wake = before == 0 || (before < options_.seal_after_events && after >= options_.seal_after_events);
   }
   if (wake) wake_.notify_one();
@@ -92,13 +93,14 @@ Status AuditSpool::append(std::vector<AuditRecord> records) {
 std::vector<AuditRecord> AuditSpool::pending(const std::function<bool(const AuditRecord&)>& keep) const {
   std::vector<AuditRecord> out;
   std::lock_guard lock(mutex_);
-  for (const auto& r : unmoved_)
-    if (keep(r)) out.push_back(r);
+  for (const auto* events : {&sealed_events_, &current_events_})
+    for (const auto& r : *events)
+      if (keep(r)) out.push_back(r);
   return out;
 }
 
 bool AuditSpool::seal_due() const {
-  const std::size_t waiting = unmoved_.size() - sealed_;
+  const std::size_t waiting = current_events_.size();
   return waiting > 0 &&
          (waiting >= options_.seal_after_events ||
           std::chrono::steady_clock::now() >= oldest_ + std::chrono::milliseconds(options_.seal_after_ms));
@@ -124,32 +126,30 @@ void AuditSpool::loop() {
     {
       std::unique_lock lock(mutex_);
       while (!stopping_ && !seal_due()) {
-        if (unmoved_.empty())
+        if (current_events_.empty())
           wake_.wait(lock);
         else
           wake_.wait_until(lock, oldest_ + std::chrono::milliseconds(options_.seal_after_ms));
       }
       if (stopping_) return;
     }
-    // Seal: every event not yet moved is in the current file, which the other (empty) one replaces.
-    std::vector<AuditRecord> events;
+    // Seal: every event not yet moved is in the current file, which the other (empty) one replaces. The
+    // sealed events are only read from here on (by this thread and by pending()) until they are moved.
     int sealed_file = 0;
     {
       std::lock_guard append(append_mutex_);
       std::lock_guard lock(mutex_);
-      sealed_ = unmoved_.size();
-      events.assign(unmoved_.begin(), unmoved_.end());
+      sealed_events_.swap(current_events_);
       sealed_file = current_;
       current_ ^= 1;
     }
     // The events stay durable in the sealed file until the move is: a failure (disk full, a long lock)
     // is tried again.
-    while (!move(events))
+    while (!move(sealed_events_))
       if (wait_or_stop(1s)) return;  // stop() moves them
     {
       std::lock_guard lock(mutex_);
-      unmoved_.erase(unmoved_.begin(), unmoved_.begin() + static_cast<std::ptrdiff_t>(sealed_));
-      sealed_ = 0;
+      sealed_events_.clear();
     }
     // Emptied before it can be current again (a verifier may be reading it for a moment).
     while (!files_[static_cast<std::size_t>(sealed_file)]->empty_if_free())
@@ -168,13 +168,14 @@ void AuditSpool::stop() {
   std::vector<AuditRecord> left;
   {
     std::lock_guard lock(mutex_);
-    left.assign(unmoved_.begin(), unmoved_.end());
+    left = std::move(sealed_events_);
+    for (auto& r : current_events_) left.push_back(std::move(r));
   }
   if (!left.empty() && !move(left)) return;  // read back and moved at the next start
   {
     std::lock_guard lock(mutex_);
-    unmoved_.clear();
-    sealed_ = 0;
+    sealed_events_.clear();
+    current_events_.clear();
   }
   for (auto& file : files_) file->empty_if_free();
 }

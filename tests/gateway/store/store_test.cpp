@@ -739,7 +739,9 @@ TEST_CASE(
   CHECK(check.problem.find("deleted") != std::string::npos);
 }
 
-TEST_CASE("audit log file: a damaged event is not taken for a crash's cut-off end; the store will not start over it") {
+TEST_CASE(
+    "audit log file: a damaged event is not taken for a crash's cut-off end; the store will not start over "
+    "it") {
   const std::string dir = temp_dir();
   const std::string path = dir + "/live.db";
   WriterOptions no_import;
@@ -767,7 +769,8 @@ TEST_CASE("audit log file: a damaged event is not taken for a crash's cut-off en
     CHECK_FALSE(check.intact);
     CHECK(check.problem.find("damaged") != std::string::npos);
   }
-  CHECK_THROWS_WITH_AS(Store(damaged, registry()), doctest::Contains("is damaged at byte"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(Store(damaged, registry()), doctest::Contains("is damaged at byte"),
+                       std::runtime_error);
   CHECK(*fhir::read_file(audit_log_paths(damaged).front()) == text);  // still there, untouched
 }
 
@@ -779,6 +782,59 @@ TEST_CASE("audit log file: a second path to the same database (a symbolic link) 
   Store second(dir + "/alias.db", registry(), path + ".audit-key");
   CHECK(serving.owns_audit_log());
   CHECK_FALSE(second.owns_audit_log());
+}
+
+// The writer gathers a stream of reads' AuditEvents for one fdatasync (writer.hpp, gather_reads). With a
+// gather of 30 s, anything that waited for it out would show as a 30 s wait: no case below may.
+TEST_CASE(
+    "audit log file: gathering reads never keeps an idle read, a full group, a write or a stop waiting") {
+  using Clock = std::chrono::steady_clock;
+  const std::string dir = temp_dir();
+  WriterOptions slow;
+  slow.gather_reads = std::chrono::seconds(30);
+  slow.gather_reads_up_to = 4;
+  auto store = std::make_unique<Store>(dir + "/gather.db", registry(), "", slow);
+  auto quickly = [](Clock::time_point since) { return Clock::now() - since < std::chrono::seconds(10); };
+  auto read_async = [&](const std::string& patient, std::promise<Status>& answered) {
+    REQUIRE(store->writer().submit(AuditOnlyPlan{{read_event(patient)}},
+                                   [&answered](Status s) { answered.set_value(std::move(s)); }));
+  };
+
+  // A read on an idle gateway is appended at once.
+  auto began = Clock::now();
+  REQUIRE(store->writer().run(AuditOnlyPlan{{read_event("Patient/idle")}}));
+  CHECK(quickly(began));
+
+  // Reads that keep coming are gathered, until gather_reads_up_to of them wait.
+  began = Clock::now();
+  std::promise<Status> group[4];
+  for (int i = 0; i < 4; ++i) read_async("Patient/g" + std::to_string(i), group[i]);
+  for (auto& answered : group) CHECK(answered.get_future().get());
+  CHECK(quickly(began));
+  const auto after_group = store->writer().stats();
+
+  // A write ends a gather at once; the read gathered is committed with it.
+  began = Clock::now();
+  std::promise<Status> read;
+  read_async("Patient/r", read);
+  append_written(*store, "Patient/w");
+  CHECK(read.get_future().get());
+  CHECK(quickly(began));
+
+  // Stopping ends a gather; the read gathered is answered and kept.
+  began = Clock::now();
+  std::promise<Status> last;
+  read_async("Patient/last", last);
+  store.reset();
+  CHECK(last.get_future().get());
+  CHECK(quickly(began));
+  CHECK(after_group.plans - after_group.batches == 3);  // the idle read alone, then the four in one group
+
+  Store reopened(dir + "/gather.db", registry());
+  auto check = reopened.verify_audit(derive_from_body);
+  REQUIRE(check);
+  CHECK_MESSAGE(check->intact, check->problem);
+  CHECK(check->rows == 8);
 }
 
 }  // namespace

@@ -35,7 +35,8 @@ Commands:
   convert   Convert between FHIR JSON, FHIR XML and HL7 v2 ADT messages.
   validate  Check FHIR resources against R4 (and profiles); exit 0 clean, 1 errors, 2 unusable input.
   partner   add-token: create a bearer token for a partner or role; prints it once, on its last line.
-  audit     verify: check the audit trail's hash chain; exit 0 intact, 1 broken (names the first bad row).
+  audit     verify: check the audit trail's hash chain, changing nothing; exit 0 intact, 1 broken (names
+            the first bad row), 2 when it cannot be checked (no database, no key).
   ops       deliveries: list, retry or discard outbound deliveries; tail: follow the message journal live
             (the latest 10 entries, then each new one, until interrupted or --limit lines); stats: counts
             per partner, direction and status, queue depths and the latest errors.

@@ -26,6 +26,8 @@
 #include "gateway/routing/delivery.hpp"
 #include "gateway/security/tokens.hpp"
 #include "gateway/server/gateway.hpp"
+#include "gateway/store/audit_file.hpp"
+#include "gateway/store/sqlite.hpp"
 #include "gateway/store/store.hpp"
 #include "gateway/store/writer.hpp"
 #include "mappers/adt_patient.hpp"
@@ -328,10 +330,35 @@ int ops_deliveries(const Config& config, const std::string& status, const std::s
 }
 
 int verify_audit(const Config& config, std::ostream& out) {
-  const auto registry = load_search_params(config);
-  store::Store store(config.database_path, registry, config.security.audit_key_file);
-  auto check = store.verify_audit(derive_audit_columns);
-  if (!check) throw std::runtime_error(check.error().issues.front().diagnostics);
+  // Read-only: it changes nothing on disk (no database, key or log file is created, nothing is moved),
+  // so it can run on evidence, and beside a serving gateway.
+  const std::string& db_path = config.database_path;
+  auto cannot = [&](const std::string& why) {
+    std::cerr << "fhirgate: audit verify: " << why << std::endl;
+    return 2;
+  };
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(db_path, ec)) return cannot("no database at " + db_path);
+  const std::string key_path = config.security.audit_key_file.empty()
+                                   ? store::real_database_path(db_path) + ".audit-key"
+                                   : config.security.audit_key_file;
+  std::optional<store::AuditKey> key;
+  std::optional<store::ChainCheck> check;
+  try {
+    key = store::AuditKey::load(key_path);
+    if (!key)
+      return cannot("no audit key at " + key_path +
+                    ": the trail cannot be checked without the key it was chained with (restore it from the "
+                    "backup taken with the database)");
+    // The log files' reader is taken before the tables' snapshot: from then on nothing leaves the files.
+    store::AuditLogReader log(store::audit_log_paths(db_path));
+    store::Connection db(db_path, store::Connection::Mode::read_only);
+    check = store::verify_audit_chain(db, *key, derive_audit_columns, [&] { return log.read(); });
+  } catch (const store::StepError& e) {
+    return cannot("cannot read " + db_path + ": " + e.message);
+  } catch (const std::runtime_error& e) {
+    return cannot(e.what());
+  }
   if (check->intact) {
     out << "audit chain intact: " << check->rows << " AuditEvents" << std::endl;
     return 0;

@@ -118,7 +118,8 @@ Gateway::Gateway(const Config& config)
   store_ = std::make_unique<store::Store>(config.database_path, registry_, config.security.audit_key_file);
   if (!store_->owns_audit_log())
     throw std::runtime_error("the database " + config.database_path +
-                             " is in use by another fhirgate process (its audit log file is locked)");
+                             " is in use by another fhirgate process (it holds the database's lock, through "
+                             "this path or another)");
   store_->writer().set_commit_observer(
       [this](std::size_t plans, double seconds) { observers_.on_commit(plans, seconds); });
   // First start: the database has never been seeded (a token may have been added to it already).

@@ -119,7 +119,8 @@ FrameRead parse_frame(std::string_view data, std::size_t& pos, AuditRecord& out,
   if (columns_size > data.size() || body_size > data.size() ||
       data.size() < start + columns_size + body_size + 1)
     return FrameRead::cut_short;
-  if (data[start + columns_size + body_size] != '\n') return damaged("an event whose length is not as its header says");
+  if (data[start + columns_size + body_size] != '\n')
+    return damaged("an event whose length is not as its header says");
   auto columns = fhir::parse_json(data.substr(start, columns_size));
   if (!columns || !columns->is_object()) return damaged("search columns that do not read");
   r.columns.agent = std::string(columns->string_at("agent"));
@@ -163,9 +164,10 @@ std::vector<AuditRecord> parse_frames(const std::string& path, std::string_view 
       continue;
     }
     if (read == FrameRead::damaged)
-      throw std::runtime_error("the audit log file " + path + " is damaged at byte " + std::to_string(pos) + " (" +
-                               why + (out.empty() ? std::string(", at its first event")
-                                                  : ", after event " + std::to_string(out.back().seq)) +
+      throw std::runtime_error("the audit log file " + path + " is damaged at byte " + std::to_string(pos) +
+                               " (" + why +
+                               (out.empty() ? std::string(", at its first event")
+                                            : ", after event " + std::to_string(out.back().seq)) +
                                "): it holds AuditEvents not yet in the database; keep a copy for "
                                "investigation (docs/security.md)");
     complete = pos;
@@ -175,13 +177,30 @@ std::vector<AuditRecord> parse_frames(const std::string& path, std::string_view 
 
 }  // namespace
 
-std::vector<std::string> audit_log_paths(const std::string& db_path) {
-  // Named after the database's real path: a symbolic link to it, or a path with "..", names the same
-  // files (and so meets the same lock: one gateway per database).
+std::string real_database_path(const std::string& db_path) {
   std::error_code ec;
   const auto real = std::filesystem::weakly_canonical(db_path, ec);
-  const std::string base = ec ? db_path : real.string();
+  return ec ? db_path : real.string();
+}
+
+std::vector<std::string> audit_log_paths(const std::string& db_path) {
+  const std::string base = real_database_path(db_path);
   return {base + ".audit-log", base + ".audit-log.2"};
+}
+
+namespace {
+constexpr off_t kDatabaseOwnerByte = 0x3FFF0000;  // below SQLite's lock bytes (0x40000000 to +512)
+}  // namespace
+
+DatabaseLock::DatabaseLock(const std::string& db_path) {
+  fd_ = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw std::runtime_error("cannot open the database " + db_path + " for writing: " + std::strerror(errno));
+  owned_ = lock_byte(fd_, kDatabaseOwnerByte, F_WRLCK, false);
+}
+
+DatabaseLock::~DatabaseLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::unique_ptr<AuditLogFile> AuditLogFile::open_owned(const std::string& path) {

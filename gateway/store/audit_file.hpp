@@ -16,9 +16,10 @@
 // There are two such files (audit_log_paths): the writer appends to one while the events of the other,
 // sealed, are moved into the tables (audit_spool.cpp).
 //
-// Ownership: one process, the one serving, owns the files (an OFD lock on byte 0, held while open):
-// only it appends, moves events into the tables and empties a file. Another process (a CLI command
-// while the gateway runs) opens the store without the file and may not append AuditEvents.
+// Ownership: one process, the one serving, owns the database (DatabaseLock, below) and the files (an
+// OFD lock on byte 0 of each, held while open): only it appends, moves events into the tables and empties
+// a file. Another process (a CLI command while the gateway runs) opens the store without the files and
+// may not append AuditEvents.
 // Emptying takes a second lock (byte 1) without waiting; `fhirgate audit verify` holds that one shared
 // while it reads the file and the tables, so no event can leave the file between its two reads.
 #include <memory>
@@ -73,8 +74,33 @@ class AuditLogReader {
   std::vector<std::string> paths_;
 };
 
+// The database's real path (symbolic links and ".." resolved), or `db_path` itself when it cannot be
+// resolved. The files that go with a database (its audit log files and, by default, its audit key) are
+// named after it, so every path to the database names the same files.
+std::string real_database_path(const std::string& db_path);
 // The audit log files of the database at `db_path`: "<db>.audit-log" and "<db>.audit-log.2", after the
 // database's real path.
 std::vector<std::string> audit_log_paths(const std::string& db_path);
+
+// Who serves a database: an OFD write lock on one byte of the database file itself (a byte SQLite never
+// locks; its own locks are at 1 GiB and just above). A lock belongs to the file, not to a name: a second
+// gateway meets it through any path (a symbolic or hard link, a renamed folder), and moving the audit log
+// files aside does not free it. Taken before the process opens any SQLite connection to the database and
+// released after the last one closes: closing any descriptor of a file drops the process's POSIX locks on
+// it, which are SQLite's (so the descriptor stays open even when another process holds the lock).
+class DatabaseLock {
+ public:
+  // Opens (creating an empty database file when there is none) and tries the lock without waiting.
+  // Throws std::runtime_error when the file cannot be opened for writing.
+  explicit DatabaseLock(const std::string& db_path);
+  ~DatabaseLock();
+  DatabaseLock(const DatabaseLock&) = delete;
+  DatabaseLock& operator=(const DatabaseLock&) = delete;
+  bool owned() const { return owned_; }
+
+ private:
+  int fd_ = -1;
+  bool owned_ = false;
+};
 
 }  // namespace fhirgate::gateway::store

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -44,24 +46,32 @@ std::string_view as_text(const Digest& d) {
   return {reinterpret_cast<const char*>(d.data()), d.size()};
 }
 
-// The head: "<seq>" and the chain of the last row, kept in store_meta.
+// The head: "<seq>:<chain hex>" of the newest event, kept in store_meta. Every database has one from its
+// creation ("0:" while the trail is empty); `present` is false when it is missing or does not read.
 struct Head {
+  bool present = false;
   std::int64_t seq = 0;
   Digest chain{};
 };
 
-// The head as recorded in store_meta, which verification compares with the last row.
 Head read_head(Connection& db) {
   Head head;
   auto stmt = db.prepare("SELECT value FROM store_meta WHERE key = 'audit_head'");
   if (!stmt.step()) return head;
   const std::string_view v = stmt.text(0);
   const auto colon = v.find(':');
-  if (colon == std::string_view::npos) return head;
-  head.seq = std::stoll(std::string(v.substr(0, colon)));
+  if (colon == std::string_view::npos || colon == 0) return head;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + colon, head.seq);
+  if (ec != std::errc() || end != v.data() + colon || head.seq < 0) return Head{};
   const std::string_view hex = v.substr(colon + 1);
-  for (std::size_t i = 0; i < head.chain.size() && 2 * i + 1 < hex.size(); ++i)
-    head.chain[i] = static_cast<unsigned char>(std::stoi(std::string(hex.substr(2 * i, 2)), nullptr, 16));
+  if (hex.size() != 2 * head.chain.size() && !(head.seq == 0 && hex.empty())) return Head{};
+  for (std::size_t i = 0; 2 * i + 1 < hex.size(); ++i) {
+    unsigned value = 0;
+    const auto [at, bad] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, value, 16);
+    if (bad != std::errc() || at != hex.data() + 2 * i + 2) return Head{};
+    head.chain[i] = static_cast<unsigned char>(value);
+  }
+  head.present = true;
   return head;
 }
 
@@ -105,18 +115,32 @@ std::int64_t count_patient_rows(Connection& db) {
 
 }  // namespace
 
-AuditKey AuditKey::load_or_create(const std::string& path) {
-  AuditKey key;
+std::optional<AuditKey> AuditKey::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (in) {
-    in.read(reinterpret_cast<char*>(key.bytes_.data()), key.bytes_.size());
-    if (in.gcount() != static_cast<std::streamsize>(key.bytes_.size()))
-      throw std::runtime_error("audit key file " + path + " is not 32 bytes");
-    key.precompute();
-    return key;
+  if (!in) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return std::nullopt;
+    throw std::runtime_error("cannot read the audit key file " + path);
   }
+  AuditKey key;
+  in.read(reinterpret_cast<char*>(key.bytes_.data()), key.bytes_.size());
+  if (in.gcount() != static_cast<std::streamsize>(key.bytes_.size()) || in.peek() != EOF)
+    throw std::runtime_error("audit key file " + path + " is not 32 bytes");
+  key.precompute();
+  return key;
+}
+
+AuditKey AuditKey::random() {
+  AuditKey key;
   if (RAND_bytes(key.bytes_.data(), static_cast<int>(key.bytes_.size())) != 1)
     throw std::runtime_error("cannot generate an audit key");
+  key.precompute();
+  return key;
+}
+
+AuditKey AuditKey::load_or_create(const std::string& path) {
+  if (auto loaded = load(path)) return std::move(*loaded);
+  AuditKey key = random();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) throw std::runtime_error("cannot create audit key file " + path + ": " + std::strerror(errno));
   const bool ok =
@@ -124,7 +148,6 @@ AuditKey AuditKey::load_or_create(const std::string& path) {
       ::fsync(fd) == 0;
   ::close(fd);
   if (!ok) throw std::runtime_error("cannot write audit key file " + path);
-  key.precompute();
   return key;
 }
 
@@ -159,8 +182,12 @@ AuditKey::Digest AuditKey::mac(std::initializer_list<std::string_view> parts) co
 
 AuditTail read_audit_head(Connection& db) {
   const Head head = read_head(db);
+  if (!head.present)
+    throw std::runtime_error(
+        "the audit trail's head is missing or does not read (it, and perhaps the newest events, were "
+        "deleted or changed behind the gateway's back); run fhirgate audit verify");
   AuditTail tail{head.seq, head.chain};
-  // A store from before heads were kept: the last row.
+  // The spool's events moved without their head (a crash between the two): the last row.
   auto stmt = db.prepare("SELECT seq, chain FROM audit_event ORDER BY seq DESC LIMIT 1");
   if (stmt.step() && stmt.int64(0) > tail.seq) {
     tail.seq = stmt.int64(0);
@@ -183,6 +210,44 @@ void chain_audit(const AuditKey& key, AuditRecord& rec, std::int64_t now_ms, Aud
   rec.chain = chain_of(key, tail.chain, rec);
   tail.seq = rec.seq;
   tail.chain = rec.chain;
+}
+
+AuditKey open_audit_key(Connection& db, const std::string& path, const std::vector<std::string>& log_paths,
+                        bool owner) {
+  auto newest = db.prepare(std::string("SELECT ") + kColumns +
+                           ", e.chain FROM audit_event e ORDER BY e.seq DESC LIMIT 2");
+  std::vector<AuditRecord> last;
+  while (newest.step()) {
+    last.push_back(record_from(newest));
+    last.back().chain = digest_from(newest.text(8));
+  }
+  std::optional<AuditKey> key = AuditKey::load(path);
+  if (!key && !owner) return AuditKey::random();  // it may not append AuditEvents: nothing is chained with it
+  if (!key) {
+    bool logged = false;
+    for (const auto& log : log_paths) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(log, ec);
+      logged = logged || (!ec && size > 0);
+    }
+    if (!last.empty() || read_head(db).seq > 0 || logged)
+      throw std::runtime_error(
+          "the audit key file " + path +
+          " is missing, but the database has an audit trail chained with it: restore the "
+          "key from the backup taken with the database (a new key would make every event "
+          "look forged)");
+    return AuditKey::load_or_create(path);
+  }
+  // The newest event's chain, from the one before it (or from nothing, for the first).
+  if (!last.empty() && (last.size() == 2 ? last[1].seq == last[0].seq - 1 : last[0].seq == 1)) {
+    const Digest previous = last.size() == 2 ? last[1].chain : Digest{};
+    const Digest computed = chain_of(*key, previous, last[0]);
+    if (CRYPTO_memcmp(computed.data(), last[0].chain.data(), computed.size()) != 0)
+      throw std::runtime_error("the audit key file " + path + " does not match the audit trail (event " +
+                               std::to_string(last[0].seq) +
+                               "): another database's key, or a changed trail; run fhirgate audit verify");
+  }
+  return std::move(*key);
 }
 
 void insert_audit(Connection& db, const AuditRecord& rec, bool import) {
@@ -288,6 +353,14 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
   } snapshot(db);
   const Head head = read_head(db);  // opens the snapshot; the log is read after it
   ChainCheck check;
+  if (!head.present) {
+    check.intact = false;
+    check.first_bad_seq = 1;
+    check.problem =
+        "the chain head is missing or does not read: it (and perhaps every event after some point) was "
+        "deleted or changed";
+    return check;
+  }
   std::vector<AuditRecord> log;
   try {
     if (logged) log = logged();

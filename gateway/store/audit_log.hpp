@@ -43,6 +43,10 @@ class AuditKey {
   using Digest = std::array<unsigned char, 32>;
   // Reads the key file, creating it with 32 random bytes when missing. Throws std::runtime_error.
   static AuditKey load_or_create(const std::string& path);
+  // Reads the key file; nullopt when there is none. Throws std::runtime_error when it cannot be read.
+  static std::optional<AuditKey> load(const std::string& path);
+  // A new key, kept in memory only.
+  static AuditKey random();
   // HMAC-SHA256 of the concatenated parts. The key's inner and outer pad blocks are hashed once, when
   // the key is loaded; each call copies those digest states (one HMAC per AuditEvent, so it counts).
   Digest mac(std::initializer_list<std::string_view> parts) const;
@@ -80,7 +84,17 @@ struct AuditTail {
 };
 // The end of the chain as the tables hold it: the head in store_meta, or the last row when events moved
 // from the audit log files follow the head (zero when there is none).
+// Throws std::runtime_error when the head is missing or unreadable (deleted or changed behind the
+// gateway's back: every database has one, schema/009_audit_head_always.sql).
 AuditTail read_audit_head(Connection& db);
+// The audit key of the database `db` (whose audit log files are `log_paths`): read from `path` and
+// checked against the trail's newest event, or, for the database's `owner` (DatabaseLock), created when
+// there is no trail yet (another process, which may not append AuditEvents, gets a key in memory only).
+// Throws std::runtime_error (the gateway does not start) when the file is missing but a trail exists (in
+// the tables or the log files), or when the key does not match the newest event (another database's key,
+// or a changed trail): chaining on with it would make the whole trail look forged.
+AuditKey open_audit_key(Connection& db, const std::string& path, const std::vector<std::string>& log_paths,
+                        bool owner);
 void write_audit_head(Connection& db, const AuditTail& tail);
 // Writes `tail` as the head unless the head is already at or beyond it (the spool's moves, which may
 // commit after the writer recorded a later head).

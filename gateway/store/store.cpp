@@ -461,19 +461,22 @@ std::array<unsigned char, 32> Store::derived_key(std::string_view purpose) const
 
 Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path,
              WriterOptions writer_options)
-    : path_(path),
-      registry_(registry),
-      audit_key_(AuditKey::load_or_create(audit_key_path.empty() ? path + ".audit-key" : audit_key_path)) {
+    : database_lock_(std::make_unique<DatabaseLock>(path)), path_(path), registry_(registry) {
   auto db = std::make_unique<Connection>(path, Connection::Mode::read_write);
   try {
     configure_writer(*db);
     created_ = migrate(*db) == 0;
     keys_ = std::make_unique<ParamKeys>(map_param_keys(*db, registry));
     reindex_if_needed(*db, registry, *keys_);
+    // The key goes with the database's real path, as its audit log files do: every path to it finds it.
+    audit_key_ =
+        open_audit_key(*db, audit_key_path.empty() ? real_database_path(path) + ".audit-key" : audit_key_path,
+                       audit_log_paths(path), database_lock_->owned());
   } catch (const StepError& e) {
     throw std::runtime_error("cannot prepare database " + path + ": " + e.message);
   }
-  writer_ = std::make_unique<Writer>(std::move(db), path, registry, *keys_, audit_key_, writer_options);
+  writer_ = std::make_unique<Writer>(std::move(db), path, database_lock_->owned(), registry, *keys_,
+                                     audit_key_, writer_options);
 }
 
 bool Store::owns_audit_log() const {

@@ -188,9 +188,10 @@ class WriteTxn {
 
 class Store {
  public:
-  // Opens or creates the database and migrates its schema to the current version; loads (or creates)
-  // the audit chain's key from `audit_key_path` (empty: `path` + ".audit-key"). The registry must
-  // outlive the store. Throws std::runtime_error on start-up failure.
+  // Opens or creates the database and migrates its schema to the current version; loads the audit
+  // chain's key from `audit_key_path` (empty: the database's real path + ".audit-key"), creating it only
+  // while the database has no trail (open_audit_key). The registry must outlive the store. Throws
+  // std::runtime_error on start-up failure.
   Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path = {},
         WriterOptions writer_options = {});
   ~Store();
@@ -269,6 +270,8 @@ class Store {
   std::unique_ptr<Connection> acquire_reader();
   void release_reader(std::unique_ptr<Connection> db);
 
+  // First: taken before any connection opens and released after the last one closes (audit_file.hpp).
+  std::unique_ptr<DatabaseLock> database_lock_;
   std::string path_;
   const fhir::SearchParamRegistry& registry_;
   std::unique_ptr<ParamKeys> keys_;

@@ -45,11 +45,11 @@ Status AuditOnlyPlan::operator()(WriteTxn& txn) const {
   return Ok{};
 }
 
-Writer::Writer(std::unique_ptr<Connection> db, const std::string& db_path,
+Writer::Writer(std::unique_ptr<Connection> db, const std::string& db_path, bool owner,
                const fhir::SearchParamRegistry& registry, const ParamKeys& keys, const AuditKey& audit_key,
                WriterOptions options)
     : db_(std::move(db)), registry_(registry), keys_(keys), audit_key_(audit_key), options_(options) {
-  spool_ = AuditSpool::open(db_path, *db_, tail_, options_.spool);
+  if (owner) spool_ = AuditSpool::open(db_path, *db_, tail_, options_.spool);
   thread_ = std::thread([this] { loop(); });
 }
 

@@ -60,9 +60,9 @@ struct WriterStats {
 
 class Writer {
  public:
-  // `db_path`: the database's path, for the audit spool (audit_spool.hpp), which this process owns unless
-  // another serves the database; then it may not append AuditEvents.
-  Writer(std::unique_ptr<Connection> db, const std::string& db_path,
+  // `db_path`: the database's path, for the audit spool (audit_spool.hpp), which this process opens when
+  // it owns the database (`owner`, DatabaseLock); another process may not append AuditEvents.
+  Writer(std::unique_ptr<Connection> db, const std::string& db_path, bool owner,
          const fhir::SearchParamRegistry& registry, const ParamKeys& keys, const AuditKey& audit_key,
          WriterOptions options = {});
   ~Writer();  // stops after draining the queue

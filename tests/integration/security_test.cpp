@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -465,6 +466,51 @@ TEST_CASE(
   const auto deleted = run_fhirgate("audit verify --config " + q.config + " --db " + q.dir + "/fhirgate.db");
   CHECK(deleted.status == 1);
   CHECK(deleted.out.find("row 2 deleted") != std::string::npos);
+}
+
+// Red team: verify made a database and key where there were none and called that empty trail intact;
+// deleting the head, or the whole trail with it, also passed.
+TEST_CASE(
+    "audit verify: changes nothing, needs the database and its key, and a deleted head or trail fails") {
+  Partnership p;
+  HttpClient gp(p.port(), bearer(p.gp));
+  for (int i = 0; i < 2; ++i) register_patient(gp, "Headed");
+  CHECK(p.gateway->stop(SIGTERM) == 0);
+  const std::string db = p.dir + "/fhirgate.db";
+  const std::string verify = "audit verify --config " + p.config + " --db ";
+
+  const auto missing = run_fhirgate(verify + p.dir + "/typo.db");
+  CHECK(missing.status == 2);
+  CHECK(missing.err.find("no database") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(p.dir + "/typo.db"));
+  CHECK_FALSE(std::filesystem::exists(p.dir + "/typo.db.audit-key"));
+  CHECK_FALSE(std::filesystem::exists(p.dir + "/typo.db.audit-log"));
+
+  std::filesystem::rename(db + ".audit-key", p.dir + "/saved-key");
+  const auto keyless = run_fhirgate(verify + db);
+  CHECK(keyless.status == 2);
+  CHECK(keyless.err.find("no audit key") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(db + ".audit-key"));
+  std::filesystem::rename(p.dir + "/saved-key", db + ".audit-key");
+  CHECK(run_fhirgate(verify + db).status == 0);
+
+  auto edit = [&](const std::string& sql) {
+    sqlite3* handle = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &handle) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(handle, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(handle);
+  };
+  edit("CREATE TABLE saved_head AS SELECT * FROM store_meta WHERE key = 'audit_head'");
+  edit("DELETE FROM store_meta WHERE key = 'audit_head'");
+  const auto headless = run_fhirgate(verify + db);
+  CHECK(headless.status == 1);
+  CHECK(headless.out.find("head is missing") != std::string::npos);
+  // Nor does the gateway start on it (it would chain on from whatever is left).
+  const auto start = run_fhirgate("serve --config " + p.config + " --port 0 --db " + db);
+  CHECK(start.status == 1);
+  CHECK(start.err.find("head is missing") != std::string::npos);
+  edit("DELETE FROM audit_patient; DELETE FROM audit_event");
+  CHECK(run_fhirgate(verify + db).status == 1);  // the whole trail gone with its head
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "tests/integration/common.hpp"
@@ -229,8 +230,49 @@ TEST_CASE("storage: a read-only database is refused at start with the reason, no
   REQUIRE(g.disk.read_only(true));
   const Run run = run_fhirgate("serve --port 0 --db " + g.disk.path() + "/fhirgate.db");
   CHECK(run.status == 1);
-  CHECK(run.err.find("readonly database") != std::string::npos);
+  CHECK_MESSAGE(run.err.find("cannot open the database " + g.disk.path() +
+                             "/fhirgate.db for writing: Read-only") != std::string::npos,
+                run.err);
   REQUIRE(g.disk.read_only(false));
+}
+
+// One gateway per database, whatever the path: the lock is on the database file itself (red team: a hard
+// link, or the audit log files moved aside, let a second gateway serve reads whose AuditEvents never
+// reached the trail).
+TEST_CASE("storage: a second gateway is refused on the same database through any path") {
+  GatewayProcess serving;
+  const std::string db = serving.dir() + "/fhirgate.db";
+  const std::string other = temp_dir();
+  std::filesystem::create_hard_link(db, other + "/hard.db");
+  std::filesystem::create_symlink(db, other + "/link.db");
+  auto second = [&](const std::string& path) {
+    // `timeout`: a second gateway that started would serve until killed (status 124).
+    const std::string cmd = "timeout 20 " + std::string(FHIRGATE_BINARY) +
+                            " serve --port 0 --bind 127.0.0.1 --db " + path + " > " + other + "/out 2> " +
+                            other + "/err";
+    const int raw = std::system(cmd.c_str());
+    std::ifstream in(other + "/err");
+    std::stringstream err;
+    err << in.rdbuf();
+    return std::pair{WEXITSTATUS(raw), err.str()};
+  };
+  for (const std::string& path : {db, other + "/link.db", other + "/hard.db"}) {
+    CAPTURE(path);
+    const auto [status, err] = second(path);
+    CHECK(status == 1);
+    CHECK_MESSAGE(err.find("in use by another fhirgate process") != std::string::npos, err);
+  }
+  // The audit log files moved aside, as a careless log rotation would.
+  for (const char* log : {".audit-log", ".audit-log.2"}) {
+    std::filesystem::rename(db + log, db + log + ".old");
+    std::ofstream(db + log).close();
+  }
+  const auto [status, err] = second(db);
+  CHECK(status == 1);
+  CHECK_MESSAGE(err.find("in use by another fhirgate process") != std::string::npos, err);
+  HttpClient http(serving.port());
+  CHECK(http.get("/metadata").status == 200);
+  CHECK(serving.stop() == 0);
 }
 
 }  // namespace

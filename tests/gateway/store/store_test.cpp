@@ -784,6 +784,102 @@ TEST_CASE("audit log file: a second path to the same database (a symbolic link) 
   CHECK_FALSE(second.owns_audit_log());
 }
 
+// (A hard link, through which SQLite itself refuses a second connection in the same process, is in
+// storage_test: two processes.)
+TEST_CASE(
+    "audit log file: the database file itself is owned: log files moved aside let no second store append") {
+  const std::string path = temp_dir() + "/real.db";
+  Store serving(path, registry());
+  append_written(serving, "Patient/w1");
+  for (const auto& log : audit_log_paths(path)) {
+    std::filesystem::rename(log, log + ".old");
+    std::ofstream(log).close();
+  }
+  Store after_rotation(path, registry());
+  CHECK_FALSE(after_rotation.owns_audit_log());
+  CHECK(serving.owns_audit_log());
+}
+
+TEST_CASE(
+    "audit key: found through any path to the database; missing or another's, the store will not open") {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/keyed.db";
+  {
+    Store store(path, registry());
+    append_written(store, "Patient/w1");
+  }
+  std::filesystem::create_symlink(path, dir + "/alias.db");
+  {
+    Store through_link(dir + "/alias.db", registry());
+    auto check = through_link.verify_audit(derive_from_body);
+    REQUIRE(check);
+    CHECK_MESSAGE(check->intact, check->problem);
+    append_written(through_link, "Patient/w2");
+  }
+  CHECK_FALSE(std::filesystem::exists(dir + "/alias.db.audit-key"));
+
+  // The key moved away: no new one is made, which would chain on with a key the trail does not know.
+  std::filesystem::rename(path + ".audit-key", dir + "/saved-key");
+  CHECK_THROWS_AS(Store(path, registry()), std::runtime_error);
+  CHECK_FALSE(std::filesystem::exists(path + ".audit-key"));
+
+  // Another database's key.
+  {
+    Store other(dir + "/other.db", registry());
+    append_written(other, "Patient/o1");
+  }
+  std::filesystem::copy_file(dir + "/other.db.audit-key", path + ".audit-key");
+  CHECK_THROWS_AS(Store(path, registry()), std::runtime_error);
+  std::filesystem::remove(path + ".audit-key");
+  std::filesystem::rename(dir + "/saved-key", path + ".audit-key");
+  Store restored(path, registry());
+  auto check = restored.verify_audit(derive_from_body);
+  REQUIRE(check);
+  CHECK_MESSAGE(check->intact, check->problem);
+  CHECK(check->rows == 2);
+}
+
+TEST_CASE(
+    "audit head: every database has one; deleted or unreadable, verify fails and the store will not open") {
+  const std::string path = temp_dir() + "/headless.db";
+  {
+    Store fresh(path, registry());  // no event yet: the head is there all the same
+  }
+  {
+    Connection db(path, Connection::Mode::read_only);
+    auto head = db.prepare("SELECT value FROM store_meta WHERE key = 'audit_head'");
+    REQUIRE(head.step());
+    CHECK(head.text(0) == "0:");
+  }
+  {
+    Store store(path, registry());
+    append_written(store, "Patient/w1");
+  }
+  const AuditKey key = AuditKey::load_or_create(path + ".audit-key");
+  for (const char* tamper :
+       {"DELETE FROM store_meta WHERE key = 'audit_head'",
+        "UPDATE store_meta SET value = '' WHERE key = 'audit_head'",
+        "UPDATE store_meta SET value = '1:zz' WHERE key = 'audit_head'",
+        "DELETE FROM audit_patient; DELETE FROM audit_event; DELETE FROM store_meta WHERE key "
+        "= 'audit_head'"}) {
+    CAPTURE(tamper);
+    const std::string copy = temp_dir() + "/copy.db";
+    std::filesystem::copy_file(path, copy);
+    std::filesystem::copy_file(path + ".audit-key", copy + ".audit-key");
+    {
+      Connection db(copy, Connection::Mode::read_write);
+      db.exec(tamper);
+    }
+    {
+      Connection db(copy, Connection::Mode::read_only);
+      const auto check = verify_audit_chain(db, key, derive_from_body);
+      CHECK_FALSE(check.intact);
+      CHECK(check.problem.find("head") != std::string::npos);
+    }
+    CHECK_THROWS_AS(Store(copy, registry()), std::runtime_error);
+  }
+}
+
 // The writer gathers a stream of reads' AuditEvents for one fdatasync (writer.hpp, gather_reads). With a
 // gather of 30 s, anything that waited for it out would show as a 30 s wait: no case below may.
 TEST_CASE(

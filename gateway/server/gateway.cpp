@@ -115,7 +115,8 @@ Gateway::Gateway(const Config& config)
   load_project_profiles(*validator_, *model_, config);
   if (const auto dir = std::filesystem::path(config.database_path).parent_path(); !dir.empty())
     std::filesystem::create_directories(dir);
-  store_ = std::make_unique<store::Store>(config.database_path, registry_, config.security.audit_key_file);
+  store_ = std::make_unique<store::Store>(config.database_path, registry_, config.security.audit_key_file,
+                                          store::WriterOptions{}, /*must_own=*/true);
   if (!store_->owns_audit_log())
     throw std::runtime_error("the database " + config.database_path +
                              " is in use by another fhirgate process (it holds the database's lock, through "

@@ -192,11 +192,59 @@ namespace {
 constexpr off_t kDatabaseOwnerByte = 0x3FFF0000;  // below SQLite's lock bytes (0x40000000 to +512)
 }  // namespace
 
-DatabaseLock::DatabaseLock(const std::string& db_path) {
+namespace {
+
+// Whether another open file holds the owner byte of the audit log file at `path` (none: not there).
+bool log_file_owned_elsewhere(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = kOwnerByte;
+  probe.l_len = 1;
+  const bool held = ::fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
+}  // namespace
+
+std::string hard_link_problem(const std::string& db_path) {
+  struct stat st {};
+  if (::stat(db_path.c_str(), &st) != 0 || st.st_nlink <= 1) return {};
+  return "the database file " + db_path + " has " + std::to_string(st.st_nlink) +
+         " names (hard links). SQLite keeps a write-ahead log per name, so a second name would see, and "
+         "could overwrite, another database; remove the other links (or copy the database) first";
+}
+
+DatabaseLock::DatabaseLock(const std::string& db_path, bool must_own) {
+  // Every check is made before this process opens SQLite on the file: a refused start changes nothing.
+  if (const std::string problem = hard_link_problem(db_path); !problem.empty())
+    throw std::runtime_error(problem);
   fd_ = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0)
     throw std::runtime_error("cannot open the database " + db_path + " for writing: " + std::strerror(errno));
   owned_ = lock_byte(fd_, kDatabaseOwnerByte, F_WRLCK, false);
+  bool logs_owned_elsewhere = false;
+  for (const auto& log : audit_log_paths(db_path))
+    logs_owned_elsewhere = logs_owned_elsewhere || log_file_owned_elsewhere(log);
+  std::string refusal;
+  if (owned_ && logs_owned_elsewhere)
+    refusal =
+        "the database file " + db_path +
+        " is not the file the fhirgate process serving it has open (it was replaced or moved while that "
+        "gateway runs): stop that gateway before anything opens this file";
+  else if (!owned_ && must_own)
+    refusal =
+        "the database " + db_path +
+        " is in use by another fhirgate process (it holds the database's lock, through this path or another)";
+  if (!refusal.empty()) {
+    ::close(fd_);  // no SQLite connection of this process has the file open yet
+    fd_ = -1;
+    throw std::runtime_error(refusal);
+  }
+  owned_ = owned_ && !logs_owned_elsewhere;
 }
 
 DatabaseLock::~DatabaseLock() {

@@ -82,17 +82,27 @@ std::string real_database_path(const std::string& db_path);
 // database's real path.
 std::vector<std::string> audit_log_paths(const std::string& db_path);
 
+// Why the database at `db_path` may not be opened at all (it has hard links), or empty.
+std::string hard_link_problem(const std::string& db_path);
+
 // Who serves a database: an OFD write lock on one byte of the database file itself (a byte SQLite never
 // locks; its own locks are at 1 GiB and just above). A lock belongs to the file, not to a name: a second
 // gateway meets it through any path (a symbolic or hard link, a renamed folder), and moving the audit log
 // files aside does not free it. Taken before the process opens any SQLite connection to the database and
 // released after the last one closes: closing any descriptor of a file drops the process's POSIX locks on
 // it, which are SQLite's (so the descriptor stays open even when another process holds the lock).
+//
+// Before it, and before any SQLite connection opens the file, the refusals: a database file with hard
+// links (SQLite names its write-ahead log after the path, so each name would be a database of its own,
+// and opening one could overwrite the other); a file that is not the one the serving gateway has open
+// (its log files are owned by another process, yet the file is not locked: it was replaced under that
+// gateway, whose write-ahead log a connection here would take over); and, with `must_own`, a database
+// another process serves.
 class DatabaseLock {
  public:
   // Opens (creating an empty database file when there is none) and tries the lock without waiting.
-  // Throws std::runtime_error when the file cannot be opened for writing.
-  explicit DatabaseLock(const std::string& db_path);
+  // Throws std::runtime_error on a refusal above or when the file cannot be opened for writing.
+  DatabaseLock(const std::string& db_path, bool must_own);
   ~DatabaseLock();
   DatabaseLock(const DatabaseLock&) = delete;
   DatabaseLock& operator=(const DatabaseLock&) = delete;

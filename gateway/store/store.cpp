@@ -460,8 +460,8 @@ std::array<unsigned char, 32> Store::derived_key(std::string_view purpose) const
 }
 
 Store::Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path,
-             WriterOptions writer_options)
-    : database_lock_(std::make_unique<DatabaseLock>(path)), path_(path), registry_(registry) {
+             WriterOptions writer_options, bool must_own)
+    : database_lock_(std::make_unique<DatabaseLock>(path, must_own)), path_(path), registry_(registry) {
   auto db = std::make_unique<Connection>(path, Connection::Mode::read_write);
   try {
     configure_writer(*db);

@@ -192,8 +192,10 @@ class Store {
   // chain's key from `audit_key_path` (empty: the database's real path + ".audit-key"), creating it only
   // while the database has no trail (open_audit_key). The registry must outlive the store. Throws
   // std::runtime_error on start-up failure.
+  // `must_own`: refuse (before any connection opens the file) unless this process becomes the database's
+  // owner, as a serving gateway must (DatabaseLock).
   Store(const std::string& path, const fhir::SearchParamRegistry& registry, std::string audit_key_path = {},
-        WriterOptions writer_options = {});
+        WriterOptions writer_options = {}, bool must_own = false);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -243,8 +243,10 @@ TEST_CASE("storage: a second gateway is refused on the same database through any
   GatewayProcess serving;
   const std::string db = serving.dir() + "/fhirgate.db";
   const std::string other = temp_dir();
-  std::filesystem::create_hard_link(db, other + "/hard.db");
   std::filesystem::create_symlink(db, other + "/link.db");
+  std::ofstream(other + "/gateway.json") << R"({"security": {"enabled": false},
+      "partners": [{"id": "gp", "name": "GP", "inbound": ["fhir-rest"]}]})";
+  const std::string add_token = "partner add-token gp --config " + other + "/gateway.json --db ";
   auto second = [&](const std::string& path) {
     // `timeout`: a second gateway that started would serve until killed (status 124).
     const std::string cmd = "timeout 20 " + std::string(FHIRGATE_BINARY) +
@@ -256,12 +258,26 @@ TEST_CASE("storage: a second gateway is refused on the same database through any
     err << in.rdbuf();
     return std::pair{WEXITSTATUS(raw), err.str()};
   };
-  for (const std::string& path : {db, other + "/link.db", other + "/hard.db"}) {
+  for (const std::string& path : {db, other + "/link.db"}) {
     CAPTURE(path);
     const auto [status, err] = second(path);
     CHECK(status == 1);
     CHECK_MESSAGE(err.find("in use by another fhirgate process") != std::string::npos, err);
   }
+  std::filesystem::create_hard_link(db, other + "/hard.db");
+  // A hard link is refused before SQLite opens it (it would start a database of its own in a write-ahead
+  // log named after the link, and a later open through the link could overwrite the real one).
+  const auto [linked_status, linked_err] = second(other + "/hard.db");
+  CHECK(linked_status == 1);
+  CHECK_MESSAGE(linked_err.find("hard links") != std::string::npos, linked_err);
+  CHECK_FALSE(std::filesystem::exists(other + "/hard.db-wal"));
+  const Run linked_token = run_fhirgate(add_token + other + "/hard.db");
+  CHECK(linked_token.status == 1);
+  CHECK_MESSAGE(linked_token.err.find("hard links") != std::string::npos, linked_token.err);
+  CHECK_FALSE(std::filesystem::exists(other + "/hard.db-wal"));
+  std::filesystem::remove(other + "/hard.db");
+  // A command beside the serving gateway (not its owner) still works through any other path.
+  CHECK(run_fhirgate(add_token + other + "/link.db").status == 0);
   // The audit log files moved aside, as a careless log rotation would.
   for (const char* log : {".audit-log", ".audit-log.2"}) {
     std::filesystem::rename(db + log, db + log + ".old");
@@ -272,6 +288,40 @@ TEST_CASE("storage: a second gateway is refused on the same database through any
   CHECK_MESSAGE(err.find("in use by another fhirgate process") != std::string::npos, err);
   HttpClient http(serving.port());
   CHECK(http.get("/metadata").status == 200);
+  CHECK(serving.stop() == 0);
+}
+
+// Red team: with the database file replaced under a serving gateway (cp + mv), a second start, refused,
+// had already opened SQLite on the new file: it took over the serving gateway's write-ahead log and
+// deleted it, so writes acknowledged afterwards were lost. Nothing opens such a file now.
+TEST_CASE("storage: a database file replaced under a serving gateway is opened by nothing else") {
+  GatewayProcess serving;
+  const std::string db = serving.dir() + "/fhirgate.db";
+  HttpClient http(serving.port());
+  REQUIRE(http.send_json("POST", "/Patient", patient(1)).status == 201);
+  std::filesystem::copy_file(db, db + ".copy");
+  std::filesystem::rename(db + ".copy", db);
+  const std::string cmd = "timeout 20 " + std::string(FHIRGATE_BINARY) +
+                          " serve --port 0 --bind 127.0.0.1 --db " + db + " > /dev/null 2> " + serving.dir() +
+                          "/second.err";
+  CHECK(WEXITSTATUS(std::system(cmd.c_str())) == 1);
+  std::ifstream in(serving.dir() + "/second.err");
+  std::stringstream err;
+  err << in.rdbuf();
+  CHECK_MESSAGE(err.str().find("was replaced or moved while that gateway runs") != std::string::npos,
+                err.str());
+  std::ofstream(serving.dir() + "/gateway.json") << R"({"security": {"enabled": false},
+      "partners": [{"id": "gp", "name": "GP", "inbound": ["fhir-rest"]}]})";
+  const Run token =
+      run_fhirgate("partner add-token gp --config " + serving.dir() + "/gateway.json --db " + db);
+  CHECK(token.status == 1);
+  CHECK_MESSAGE(token.err.find("was replaced or moved") != std::string::npos, token.err);
+  // The serving gateway's write-ahead log is untouched: what it acknowledges now is still there after it.
+  CHECK(std::filesystem::exists(db + "-wal"));
+  const auto created = http.send_json("POST", "/Patient", patient(2));
+  REQUIRE(created.status == 201);
+  const std::string id(json(created.body).string_at("id"));
+  CHECK(http.get("/Patient/" + id).status == 200);
   CHECK(serving.stop() == 0);
 }
 

@@ -116,15 +116,11 @@ class AuditSearch final : public Interaction {
 
   void prepare(RestJob& job) override {
     auto& ex = job.ex;
-    fhir::QueryParams params = job.query;
-    if (job.request.method == "POST" && !job.request.body.empty()) {
-      auto form = fhir::parse_query_string(job.request.body);
-      if (!form) return ex.fail(form.error());
-      params.insert(params.end(), form->begin(), form->end());
-    }
+    auto params = job.search_parameters();
+    if (!params) return ex.fail(params.error());
     const auto& options = job.services.options;
     q_.count = options.default_count;
-    for (const auto& param : params) {
+    for (const auto& param : *params) {
       const std::string& k = param.first;
       const std::string& v = param.second;
       auto bad = [&](const std::string& why) { ex.fail(Error::make(ErrorCode::invalid_input, why, k)); };
@@ -194,10 +190,7 @@ class AuditSearch final : public Interaction {
         q_.outcome = "0";
       }
     }
-    if (ex.audit) {
-      ex.audit->query = job.request.method + " " + job.request.target;
-      if (!q_.patient.empty()) ex.audit->patient_reference = q_.patient;
-    }
+    if (ex.audit && !q_.patient.empty()) ex.audit->patient_reference = q_.patient;
     auto page = audit_page(job.services.store, q_);
     if (!page) return ex.fail(page.error());
     rows_ = std::move(page->first);
@@ -257,7 +250,6 @@ class AuditHistory final : public Interaction {
     if (const std::string* cursor = param_value(job.query, "_cursor"))
       if (const auto n = seq_of(*cursor)) q.before_seq = *n;
     if (!is_privacy_officer(job)) q.agent = agent_reference(*ex.caller.partner);
-    if (ex.audit) ex.audit->query = job.request.method + " " + job.request.target;
     auto page = audit_page(job.services.store, q);
     if (!page) return ex.fail(page.error());
     const auto& [rows, more] = *page;

@@ -2,7 +2,9 @@
 // without its fix:
 //  F6. a search by POST _search was audited without its form body: an NHS number probed by POST left no
 //      trace in the AuditEvent's query ("POST /Patient/_search"), while the same search by GET did; the
-//      privacy officer must see a probe whichever way it was sent, refused ones too.
+//      privacy officer must see a probe whichever way it was sent, refused ones too;
+//  F7. AuditEvent searches and history paged with plain sequence numbers (`_cursor=37142`), and an edited
+//      cursor was accepted, though docs/security.md says a search's or history's cursors are sealed.
 #include "tests/security/common.hpp"
 
 namespace fhirgate::testing::security {
@@ -33,6 +35,34 @@ fhir::Node event_of(HttpClient& officer, const std::string& correlation) {
 std::string parameters_of(const std::string& request) {
   const auto qmark = request.find('?');
   return qmark == std::string::npos ? std::string() : request.substr(qmark + 1);
+}
+
+// The `relation` link of a Bundle as a target on the gateway ("/AuditEvent?..."); "" when absent.
+std::string link_target(const fhir::Node& bundle, const std::string& relation) {
+  if (const auto* links = at(bundle, "link"))
+    for (const auto& l : links->items())
+      if (l.string_at("relation") == relation) {
+        const std::string url(l.string_at("url"));
+        return url.substr(url.find('/', url.find("://") + 3));
+      }
+  return {};
+}
+
+// The `_cursor` value of a target; "" when none.
+std::string cursor_of(const std::string& target) {
+  const auto at = target.find("_cursor=");
+  if (at == std::string::npos) return {};
+  const auto start = at + 8;
+  return target.substr(start, target.find('&', start) - start);
+}
+
+// `target` with its `_cursor` value replaced.
+std::string with_cursor(const std::string& target, const std::string& cursor) {
+  return replaced(target, "_cursor=" + cursor_of(target), "_cursor=" + cursor);
+}
+
+bool all_digits(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 TEST_CASE("redteam F6: a search by POST _search is audited with its form parameters, as the same by GET") {
@@ -87,6 +117,70 @@ TEST_CASE("redteam F6: a search by POST _search is audited with its form paramet
         "POST /AuditEvent/_search?patient=Patient/" + id + "&_count=50");
   CHECK(officer->request("POST", "/AuditEvent/_search", "{}", {{"Content-Type", "application/fhir+json"}})
             .status == 415);
+}
+
+TEST_CASE("redteam F7: AuditEvent searches and history page with sealed cursors; an edited one is refused") {
+  Partnership p;
+  auto gp = p.client("gp-practice");
+  auto trust = p.client("acute-trust");
+  auto officer = p.client("privacy-officer");
+  const std::string nhs = nhs_number(1701);
+  const std::string id = create_patient(*gp, "Paged", nhs);
+  record_consent(*gp, id, permit("acute-trust"));
+  for (int i = 0; i < 5; ++i) REQUIRE(trust->get("/Patient/" + id).status == 200);
+
+  // Five reads, two to a page: three pages, every event once, each `next` opaque.
+  std::set<std::string> paged;
+  std::string next = "/AuditEvent?patient=Patient/" + id + "&agent=acute-trust&_count=2";
+  std::string second_page;
+  int pages = 0;
+  while (!next.empty() && pages < 10) {
+    const auto r = officer->get(next);
+    REQUIRE_MESSAGE(r.status == 200, next << ": " << r.body);
+    const auto bundle = json(r.body);
+    const auto ids = ids_in(bundle);
+    paged.insert(ids.begin(), ids.end());
+    ++pages;
+    next = link_target(bundle, "next");
+    if (next.empty()) break;
+    CHECK(ids.size() == 2);
+    INFO(next);
+    CHECK_FALSE(all_digits(cursor_of(next)));
+    if (second_page.empty()) second_page = next;
+  }
+  CHECK(pages == 3);
+  CHECK(paged.size() == 5);
+
+  // The tester's edit: a sequence number of its choosing, or the sealed cursor with one character changed.
+  REQUIRE_FALSE(second_page.empty());
+  std::string one_changed = cursor_of(second_page);
+  REQUIRE(one_changed.size() > 4);
+  one_changed[4] = one_changed[4] == 'A' ? 'B' : 'A';
+  for (const std::string& edited : {std::string("3"), one_changed}) {
+    const auto r = officer->get(with_cursor(second_page, edited));
+    CHECK_MESSAGE(r.status == 400, edited << ": " << r.body);
+    if (r.status == 400) CHECK(first_issue(r) == "Invalid or expired paging cursor");
+  }
+  CHECK(officer->get(second_page).status == 200);  // the real one still pages
+
+  // A cursor sealed for another paging (a Patient's history) does not open here either.
+  REQUIRE(gp->send_json("PUT", "/Patient/" + id, patient_json("Paged", nhs, id)).status == 200);
+  const auto patient_history = trust->get("/Patient/" + id + "/_history?_count=1");
+  REQUIRE(patient_history.status == 200);
+  const std::string foreign = cursor_of(link_target(json(patient_history.body), "next"));
+  REQUIRE_FALSE(foreign.empty());
+  CHECK(officer->get(with_cursor(second_page, foreign)).status == 400);
+
+  // The trail's history pages the same way.
+  const auto history = officer->get("/AuditEvent/_history?_count=2");
+  REQUIRE(history.status == 200);
+  const std::string history_next = link_target(json(history.body), "next");
+  REQUIRE_FALSE(history_next.empty());
+  CHECK_FALSE(all_digits(cursor_of(history_next)));
+  CHECK(officer->get(history_next).status == 200);
+  const auto edited_history = officer->get(with_cursor(history_next, "3"));
+  CHECK(edited_history.status == 400);
+  if (edited_history.status == 400) CHECK(first_issue(edited_history) == "Invalid or expired paging cursor");
 }
 
 }  // namespace

@@ -195,10 +195,15 @@ class AuditSearch final : public Interaction {
         q_.before_seq = *before;
         sealed_cursor_ = v;
         continue;
+      } else if (k == "_summary") {
+        if (v != "count" && v != "false") return bad("_summary=" + v + " is not supported");
+        summary_count_ = v == "count";
       } else if (k == "_format" || k == "_pretty") {
         continue;
       } else if (job.prefer.strict) {
-        return bad("AuditEvent search supports patient, agent, entity, date, action, outcome and _count");
+        return bad(
+            "AuditEvent search supports patient, agent, entity, date, action, outcome, _count and "
+            "_summary=count");
       } else {
         continue;
       }
@@ -206,15 +211,23 @@ class AuditSearch final : public Interaction {
     }
     if (!is_privacy_officer(job)) {
       const std::string own = agent_reference(*ex.caller.partner);
-      if (!q_.agent.empty() && q_.agent != own) q_.count = 0;  // others' events: none to show
+      if (!q_.agent.empty() && q_.agent != own) nothing_visible_ = true;  // others' events
       q_.agent = own;
       // A refused or held request of its own is not found by the patient or the data it was about.
       if (!q_.patient.empty() || !q_.entity.empty()) {
-        if (!q_.outcome.empty() && q_.outcome != "0") q_.count = 0;
+        if (!q_.outcome.empty() && q_.outcome != "0") nothing_visible_ = true;
         q_.outcome = "0";
       }
     }
     if (ex.audit && !q_.patient.empty()) ex.audit->patient_reference = q_.patient;
+    if (summary_count_) {  // R4 search.html#summary: the total alone, of what the caller may see
+      auto total =
+          nothing_visible_ ? Result<std::int64_t>(std::int64_t{0}) : job.services.store.count_audit(q_);
+      if (!total) return ex.fail(total.error());
+      total_ = *total;
+      return;
+    }
+    if (nothing_visible_) q_.count = 0;
     auto page = audit_page(job.services.store, q_);
     if (!page) return ex.fail(page.error());
     rows_ = std::move(page->first);
@@ -235,14 +248,17 @@ class AuditSearch final : public Interaction {
     if (more_ && !rows_.empty()) links.push_back({"next", link(seal_trail_cursor(job, rows_.back().seq))});
     std::vector<SearchEntry> entries;
     for (const auto& r : rows_) entries.push_back({base + "/" + std::to_string(r.seq), rendered(job, r)});
-    return job.json_response(
-        200, searchset_bundle(new_resource_id(), job.ex.received_ms, std::nullopt, links, entries));
+    return job.json_response(200,
+                             searchset_bundle(new_resource_id(), job.ex.received_ms, total_, links, entries));
   }
 
  private:
   store::AuditQuery q_;
   std::string sealed_cursor_;  // the `_cursor` as the client sent it
   fhir::QueryParams understood_;
+  bool nothing_visible_ = false;  // a partner asking for others' events, or its refusals by patient or data
+  bool summary_count_ = false;
+  std::optional<std::int64_t> total_;  // only with _summary=count: the trail is not counted otherwise
   std::vector<AuditRecord> rows_;
   bool more_ = false;
 };

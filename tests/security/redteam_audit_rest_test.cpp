@@ -4,7 +4,8 @@
 //      trace in the AuditEvent's query ("POST /Patient/_search"), while the same search by GET did; the
 //      privacy officer must see a probe whichever way it was sent, refused ones too;
 //  F7. AuditEvent searches and history paged with plain sequence numbers (`_cursor=37142`), and an edited
-//      cursor was accepted, though docs/security.md says a search's or history's cursors are sealed.
+//      cursor was accepted, though docs/security.md says a search's or history's cursors are sealed;
+//  and GET /AuditEvent?_summary=count answered the entries and no total (R4: the total alone).
 #include "tests/security/common.hpp"
 
 namespace fhirgate::testing::security {
@@ -181,6 +182,44 @@ TEST_CASE("redteam F7: AuditEvent searches and history page with sealed cursors;
   const auto edited_history = officer->get(with_cursor(history_next, "3"));
   CHECK(edited_history.status == 400);
   if (edited_history.status == 400) CHECK(first_issue(edited_history) == "Invalid or expired paging cursor");
+}
+
+TEST_CASE("redteam: AuditEvent?_summary=count answers the total alone, of what the caller may see") {
+  Partnership p;
+  auto gp = p.client("gp-practice");
+  auto trust = p.client("acute-trust");
+  auto officer = p.client("privacy-officer");
+  const std::string id = create_patient(*gp, "Counted", nhs_number(1801));
+  REQUIRE(trust->get("/Patient/" + id).status == 404);  // before the patient's consent: a refused read
+  record_consent(*gp, id, permit("acute-trust"));
+  for (int i = 0; i < 3; ++i) REQUIRE(trust->get("/Patient/" + id).status == 200);
+  for (int i = 0; i < 2; ++i) REQUIRE(gp->get("/Patient/" + id).status == 200);
+
+  auto total = [](HttpClient& who, const std::string& query) {
+    const auto r = who.get("/AuditEvent?" + query + "&_summary=count");
+    REQUIRE_MESSAGE(r.status == 200, query << ": " << r.body);
+    const auto bundle = json(r.body);
+    CHECK(text_at(bundle, "type") == "searchset");
+    CHECK(at(bundle, "entry") == nullptr);
+    return text_at(bundle, "total");
+  };
+  // The reads of the record (action R): the officer sees all six, the refused one too.
+  const std::string reads = "patient=Patient/" + id + "&action=R";
+  CHECK(total(*officer, reads) == "6");
+  CHECK(total(*officer, reads + "&agent=gp-practice") == "2");
+  CHECK(total(*officer, reads + "&outcome=4") == "1");
+  CHECK(audit_events(*officer, "/AuditEvent?" + reads + "&_count=100").size() == 6);
+  // The trust only its own, and of those not the refusal, which is not found by its patient; as many as
+  // its entries.
+  CHECK(total(*trust, reads) == "3");
+  CHECK(audit_events(*trust, "/AuditEvent?" + reads + "&_count=100").size() == 3);
+  CHECK(total(*trust, reads + "&agent=gp-practice") == "0");
+  CHECK(total(*trust, reads + "&outcome=4") == "0");
+
+  const auto unsupported = officer->get("/AuditEvent?" + reads + "&_summary=text");
+  CHECK(unsupported.status == 400);
+  CHECK(first_issue(unsupported) == "_summary=text is not supported");
+  CHECK(audit_events(*officer, "/AuditEvent?" + reads + "&_summary=false").size() == 6);
 }
 
 }  // namespace

@@ -42,7 +42,8 @@
 // - entities: the data touched (type audit-entity-type#2, role object-role#4 "Domain Resource",
 //   what.reference, version-specific where known); the patient (type #1 "Person", role #1 "Patient");
 //   for searches and type history the query (type #2, role #24 "Query", query = base64 of the raw
-//   request exactly as received, per BALP, so malformed or hostile input is kept verbatim); the
+//   request exactly as received, per BALP, so malformed or hostile input is kept verbatim; a POST
+//   _search's form body follows the URL's parameters, so it reads as the same search by GET); the
 //   correlation id as BALP's transaction entity (BasicAuditEntityType#XrequestId); for HL7 v2 the
 //   message (type #2, role #3 "Report", what.identifier.value = MSH-10). A search records no data
 //   entity (BALP's Query allows only the query there). No entity ever has both name and query (sev-1).
@@ -98,7 +99,8 @@ struct AuditInput {
   std::string entity_reference;   // the data touched, e.g. "Patient/123/_history/2"; unused for searches
   std::string patient_reference;  // "Patient/123" when a patient is identifiable; empty otherwise (asserted)
   // Searches and type history: the raw request as received, e.g. "GET /Patient?family=smith" (BALP's
-  // examples keep method, URL and even headers). Stored base64 in entity.query.
+  // examples keep method, URL and even headers); for a POST _search its form body after the URL's
+  // parameters, "POST /Patient/_search?family=smith&birthdate=1970". Stored base64 in entity.query.
   std::string query;
   std::string correlation_id;      // the exchange's correlation id (X-Request-Id); empty = none
   std::string channel = "rest";    // rest, hl7v2 (MLLP or POST /$ingest) or file (feed folders)

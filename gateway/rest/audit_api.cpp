@@ -6,6 +6,9 @@
 // requesting agent of, and of those, a refused or held request's names neither its data nor its patient,
 // nor is it found by its patient or entity: what the gateway refused to tell a partner must not come back
 // through the partner's audit trail. With security off, all of them.
+//
+// Searches and history page by seq, newest first; their links carry the seq sealed, as every paging
+// cursor is (rest_job.hpp), never the bare number.
 #include <algorithm>
 #include <climits>
 
@@ -56,6 +59,26 @@ std::optional<std::int64_t> seq_of(const std::string& id) {
 std::string reference_value(const std::string& value, const char* default_type) {
   if (value.find('/') != std::string::npos) return without_version(value);
   return std::string(default_type) + "/" + value;
+}
+
+// Paging through the trail: a cursor is the seq the next page starts below, sealed as every paging
+// cursor is (security/paging_cursors.hpp) so that a link says nothing of how many events lie between two
+// pages and an edited one is refused; marked as the trail's, so that no other paging's cursor opens here.
+constexpr std::string_view kTrailCursor = "audit-before:";
+
+std::string seal_trail_cursor(const RestJob& job, std::int64_t before_seq) {
+  return job.seal_cursor(std::string(kTrailCursor) + std::to_string(before_seq));
+}
+
+// Errors: invalid_input ("Invalid or expired paging cursor") for anything seal_trail_cursor did not make.
+Result<std::int64_t> open_trail_cursor(const RestJob& job, const std::string& sealed) {
+  auto opened = job.open_cursor(sealed);
+  if (!opened) return opened.error();
+  const std::string_view text = *opened;
+  const auto seq =
+      text.starts_with(kTrailCursor) ? seq_of(std::string(text.substr(kTrailCursor.size()))) : std::nullopt;
+  if (!seq) return Error::make(ErrorCode::invalid_input, "Invalid or expired paging cursor", "_cursor");
+  return *seq;
 }
 
 // One page of the trail, newest first, and whether more rows follow it.
@@ -116,15 +139,11 @@ class AuditSearch final : public Interaction {
 
   void prepare(RestJob& job) override {
     auto& ex = job.ex;
-    fhir::QueryParams params = job.query;
-    if (job.request.method == "POST" && !job.request.body.empty()) {
-      auto form = fhir::parse_query_string(job.request.body);
-      if (!form) return ex.fail(form.error());
-      params.insert(params.end(), form->begin(), form->end());
-    }
+    auto params = job.search_parameters();
+    if (!params) return ex.fail(params.error());
     const auto& options = job.services.options;
     q_.count = options.default_count;
-    for (const auto& param : params) {
+    for (const auto& param : *params) {
       const std::string& k = param.first;
       const std::string& v = param.second;
       auto bad = [&](const std::string& why) { ex.fail(Error::make(ErrorCode::invalid_input, why, k)); };
@@ -171,14 +190,20 @@ class AuditSearch final : public Interaction {
         if (!n) return bad("_count must be a non-negative integer");
         q_.count = static_cast<int>(std::min<std::int64_t>(*n, options.max_count));
       } else if (k == "_cursor") {
-        const auto n = seq_of(v);
-        if (!n) return bad("_cursor is not a cursor of this search");
-        q_.before_seq = *n;
+        auto before = open_trail_cursor(job, v);
+        if (!before) return ex.fail(before.error());
+        q_.before_seq = *before;
+        sealed_cursor_ = v;
         continue;
+      } else if (k == "_summary") {
+        if (v != "count" && v != "false") return bad("_summary=" + v + " is not supported");
+        summary_count_ = v == "count";
       } else if (k == "_format" || k == "_pretty") {
         continue;
       } else if (job.prefer.strict) {
-        return bad("AuditEvent search supports patient, agent, entity, date, action, outcome and _count");
+        return bad(
+            "AuditEvent search supports patient, agent, entity, date, action, outcome, _count and "
+            "_summary=count");
       } else {
         continue;
       }
@@ -186,18 +211,23 @@ class AuditSearch final : public Interaction {
     }
     if (!is_privacy_officer(job)) {
       const std::string own = agent_reference(*ex.caller.partner);
-      if (!q_.agent.empty() && q_.agent != own) q_.count = 0;  // others' events: none to show
+      if (!q_.agent.empty() && q_.agent != own) nothing_visible_ = true;  // others' events
       q_.agent = own;
       // A refused or held request of its own is not found by the patient or the data it was about.
       if (!q_.patient.empty() || !q_.entity.empty()) {
-        if (!q_.outcome.empty() && q_.outcome != "0") q_.count = 0;
+        if (!q_.outcome.empty() && q_.outcome != "0") nothing_visible_ = true;
         q_.outcome = "0";
       }
     }
-    if (ex.audit) {
-      ex.audit->query = job.request.method + " " + job.request.target;
-      if (!q_.patient.empty()) ex.audit->patient_reference = q_.patient;
+    if (ex.audit && !q_.patient.empty()) ex.audit->patient_reference = q_.patient;
+    if (summary_count_) {  // R4 search.html#summary: the total alone, of what the caller may see
+      auto total =
+          nothing_visible_ ? Result<std::int64_t>(std::int64_t{0}) : job.services.store.count_audit(q_);
+      if (!total) return ex.fail(total.error());
+      total_ = *total;
+      return;
     }
+    if (nothing_visible_) q_.count = 0;
     auto page = audit_page(job.services.store, q_);
     if (!page) return ex.fail(page.error());
     rows_ = std::move(page->first);
@@ -214,18 +244,21 @@ class AuditSearch final : public Interaction {
       if (!cursor.empty()) query += (query.empty() ? "" : "&") + std::string("_cursor=") + cursor;
       return query.empty() ? base : base + "?" + query;
     };
-    std::vector<BundleLink> links{
-        {"self", link(q_.before_seq == INT64_MAX ? "" : std::to_string(q_.before_seq))}};
-    if (more_ && !rows_.empty()) links.push_back({"next", link(std::to_string(rows_.back().seq))});
+    std::vector<BundleLink> links{{"self", link(sealed_cursor_)}};
+    if (more_ && !rows_.empty()) links.push_back({"next", link(seal_trail_cursor(job, rows_.back().seq))});
     std::vector<SearchEntry> entries;
     for (const auto& r : rows_) entries.push_back({base + "/" + std::to_string(r.seq), rendered(job, r)});
-    return job.json_response(
-        200, searchset_bundle(new_resource_id(), job.ex.received_ms, std::nullopt, links, entries));
+    return job.json_response(200,
+                             searchset_bundle(new_resource_id(), job.ex.received_ms, total_, links, entries));
   }
 
  private:
   store::AuditQuery q_;
+  std::string sealed_cursor_;  // the `_cursor` as the client sent it
   fhir::QueryParams understood_;
+  bool nothing_visible_ = false;  // a partner asking for others' events, or its refusals by patient or data
+  bool summary_count_ = false;
+  std::optional<std::int64_t> total_;  // only with _summary=count: the trail is not counted otherwise
   std::vector<AuditRecord> rows_;
   bool more_ = false;
 };
@@ -254,10 +287,12 @@ class AuditHistory final : public Interaction {
     if (const std::string* count = param_value(job.query, "_count"))
       if (const auto n = seq_of(*count))
         q.count = static_cast<int>(std::min<std::int64_t>(*n, options.max_count));
-    if (const std::string* cursor = param_value(job.query, "_cursor"))
-      if (const auto n = seq_of(*cursor)) q.before_seq = *n;
+    if (const std::string* cursor = param_value(job.query, "_cursor")) {
+      auto before = open_trail_cursor(job, *cursor);
+      if (!before) return ex.fail(before.error());
+      q.before_seq = *before;
+    }
     if (!is_privacy_officer(job)) q.agent = agent_reference(*ex.caller.partner);
-    if (ex.audit) ex.audit->query = job.request.method + " " + job.request.target;
     auto page = audit_page(job.services.store, q);
     if (!page) return ex.fail(page.error());
     const auto& [rows, more] = *page;
@@ -265,7 +300,8 @@ class AuditHistory final : public Interaction {
     const std::string count_param = "_count=" + std::to_string(q.count);
     links_.push_back({"self", base + "?" + count_param});
     if (more && !rows.empty())
-      links_.push_back({"next", base + "?" + count_param + "&_cursor=" + std::to_string(rows.back().seq)});
+      links_.push_back(
+          {"next", base + "?" + count_param + "&_cursor=" + seal_trail_cursor(job, rows.back().seq)});
   }
 
   HttpResponse respond(RestJob& job) override {

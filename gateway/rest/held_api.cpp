@@ -77,7 +77,6 @@ class HeldList final : public Interaction {
     if (!rows) return ex.fail(rows.error());
     rows_ = std::move(*rows);
     if (ex.audit) {
-      ex.audit->query = job.request.method + " " + job.request.target;
       for (const auto& h : rows_)
         if (!h.patient.empty() &&
             std::find(ex.seen_patients.begin(), ex.seen_patients.end(), h.patient) == ex.seen_patients.end())

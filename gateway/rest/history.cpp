@@ -49,13 +49,9 @@ class History final : public Interaction {
         return ex.fail(Error::make(ErrorCode::invalid_input, "Unknown parameter '" + k + "' for history", k));
       }
     }
-    if (ex.audit) {
-      if (id_.empty()) {
-        ex.audit->query = job.request.method + " " + job.request.target;
-      } else {
-        ex.audit->entity_reference = type_ + "/" + id_;
-        if (type_ == "Patient") ex.audit->patient_reference = "Patient/" + id_;
-      }
+    if (ex.audit && !id_.empty()) {  // a type history's query is the request (rest_job.cpp)
+      ex.audit->entity_reference = type_ + "/" + id_;
+      if (type_ == "Patient") ex.audit->patient_reference = "Patient/" + id_;
     }
     store::Visibility visible;
     if (job.ex.caller.partner) {

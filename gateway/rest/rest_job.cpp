@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 #include "fhir/datetime.hpp"
 #include "fhir/json.hpp"
@@ -165,6 +166,29 @@ void route(RestJob& job) {
   job.resource_type = std::move(routed->type);
 }
 
+// The interactions whose AuditEvent carries the request as its query entity (audit/audit_event.hpp).
+bool records_query(const std::string& interaction) {
+  return interaction == "search-type" || interaction == "search-system" || interaction == "history-type";
+}
+
+// The request as a search's AuditEvent keeps it (BALP: as received, so hostile input stays verbatim): the
+// method and target, and after the target's own parameters those of a POSTed form body, so that
+// `POST /Patient/_search?family=x` with the body `birthdate=y` is recorded as
+// "POST /Patient/_search?family=x&birthdate=y", the same parameters in the same form as
+// "GET /Patient?family=x&birthdate=y". A body that is not a form is no search criteria (and is refused).
+std::string search_as_received(const RestJob& job) {
+  const HttpRequest& request = job.request;
+  std::string text = request.method + " " + request.target;
+  if (request.method != "POST" || request.body.empty()) return text;
+  const auto kind = classify_request_body(request.header("Content-Type"));
+  if (!kind || *kind != BodyKind::form) return text;
+  if (request.target.find('?') == std::string::npos)
+    text += '?';
+  else if (!request.target.ends_with('?') && !request.target.ends_with('&'))
+    text += '&';
+  return text + request.body;
+}
+
 // A REST write: create, update, delete, or a Bundle.
 bool is_rest_write(const RestJob& job) {
   const std::string& n = job.interaction_name;
@@ -285,6 +309,7 @@ RestJob::RestJob(const RestServices& s, HttpRequest r)
 
 store::WritePlan RestJob::commit_plan() {
   if (handler && (!ex.failed() || handler->plans_on_failure())) ex.plan = handler->plan(*this);
+  if (ex.audit && records_query(ex.audit->interaction)) ex.audit->query = search_as_received(*this);
   return pipeline::commit_plan(ex);
 }
 
@@ -393,6 +418,20 @@ Status RestJob::check_for_write(const fhir::Node& resource, const std::string& t
 
 std::string RestJob::seal_cursor(std::string_view cursor) const {
   return services.cursors ? services.cursors->seal(cursor) : std::string(cursor);
+}
+
+Result<fhir::QueryParams> RestJob::search_parameters() const {
+  fhir::QueryParams params = query;
+  const auto content_type = request.header("Content-Type");
+  if (request.method != "POST" || (request.body.empty() && content_type.empty())) return params;
+  const auto kind = classify_request_body(content_type);
+  if (!kind || *kind != BodyKind::form)
+    return Error::make(ErrorCode::unsupported_media_type,
+                       "POST _search takes application/x-www-form-urlencoded");
+  auto form = fhir::parse_query_string(request.body);
+  if (!form) return form.error();
+  params.insert(params.end(), std::make_move_iterator(form->begin()), std::make_move_iterator(form->end()));
+  return params;
 }
 
 Result<std::string> RestJob::open_cursor(std::string_view sealed) const {

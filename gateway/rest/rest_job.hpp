@@ -12,7 +12,8 @@
 //  - prepare, on the io thread: reads, searches and history through the gate;
 //  - commit, on the writer: the interaction's write plan (stages/write.hpp), then the AuditEvent and the
 //    journal entry (pipeline/record.hpp), in one transaction: a read's AuditEvent is durable before its
-//    answer leaves;
+//    answer leaves; a search's (and a type history's) names what was searched for, the URL's parameters
+//    and a POSTed form body's alike, refused searches too;
 //  - respond: the response from the outcome (an OperationOutcome for any error);
 //  - finish: the request's metrics and log line.
 // Each interaction (read.cpp, search.cpp, history.cpp, write.cpp, bundle.cpp, ...) fills in the parts of
@@ -134,6 +135,10 @@ class RestJob final : public pipeline::Chain<RestJob, net::HttpJob> {
   // May the caller see this stored version? Deletions: only whoever could see the version before. Names
   // the version and its patient in the AuditEvent (when `note`), and notes break-glass.
   Result<bool> readable(const store::VersionRecord& rec, bool note = true);
+  // A search's parameters: the URL's, then for a POST those of its form body (R4 search.html: both
+  // count). Errors: unsupported_media_type for a body that is not application/x-www-form-urlencoded,
+  // invalid_input for a malformed one.
+  Result<fhir::QueryParams> search_parameters() const;
   // A paging cursor as links carry it (sealed), and back (invalid_input on `_cursor` when it does not open).
   std::string seal_cursor(std::string_view cursor) const;
   Result<std::string> open_cursor(std::string_view sealed) const;

@@ -130,7 +130,7 @@ Result<Route> find_route(const RestJob& job) {
   const bool trail = type == "AuditEvent";  // served from the chained audit trail, append-only
   if (p.size() == 1) {
     on("GET", [type, trail] {
-      return routed(trail ? make_audit_search() : make_search(type, false), "search-type", type);
+      return routed(trail ? make_audit_search() : make_search(type), "search-type", type);
     });
     on("POST",
        [type, trail] { return routed(trail ? make_audit_create() : make_create(type), "create", type); });
@@ -140,10 +140,10 @@ Result<Route> find_route(const RestJob& job) {
   }
   if (p.size() == 2 && p[1] == "_search") {
     on("GET", [type, trail] {
-      return routed(trail ? make_audit_search() : make_search(type, false), "search-type", type);
+      return routed(trail ? make_audit_search() : make_search(type), "search-type", type);
     });
     on("POST", [type, trail] {
-      return routed(trail ? make_audit_search() : make_search(type, true), "search-type", type);
+      return routed(trail ? make_audit_search() : make_search(type), "search-type", type);
     });
     return r;
   }

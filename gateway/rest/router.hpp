@@ -23,7 +23,7 @@ Result<Routed> route_request(const RestJob& job, std::string& allow);
 
 // Interactions, made by the router (their files).
 std::unique_ptr<Interaction> make_read(std::string type, std::string id, std::string version);
-std::unique_ptr<Interaction> make_search(std::string type, bool post);
+std::unique_ptr<Interaction> make_search(std::string type);
 std::unique_ptr<Interaction> make_history(std::string type, std::string id);
 std::unique_ptr<Interaction> make_create(std::string type);
 std::unique_ptr<Interaction> make_update(std::string type, std::string id);

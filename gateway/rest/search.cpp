@@ -1,6 +1,7 @@
 // search-type (R4 search.html), by GET and by POST _search: the store's indexed search, through the gate
 // before paging (pages stay full, cursors valid, totals count only what the caller may see). Each patient
-// whose data leaves is named in the AuditEvent. An entry that cannot be written in the negotiated format
+// whose data leaves is named in the AuditEvent, beside the search as received, URL and form body
+// (rest_job.cpp). An entry that cannot be written in the negotiated format
 // (a record stored before such input was refused) is answered as an OperationOutcome entry, so that one
 // record never turns the whole search into an error.
 #include <algorithm>
@@ -41,25 +42,15 @@ std::string subset(std::string json, const std::vector<std::string>& elements) {
 
 class Search final : public Interaction {
  public:
-  Search(std::string type, bool post) : type_(std::move(type)), post_(post) {}
+  explicit Search(std::string type) : type_(std::move(type)) {}
 
   const char* interaction() const override { return "search-type"; }
 
   void prepare(RestJob& job) override {
     auto& ex = job.ex;
-    fhir::QueryParams params = job.query;
-    if (post_) {
-      const auto content_type = job.request.header("Content-Type");
-      if (!job.request.body.empty() || !content_type.empty()) {
-        auto kind = classify_request_body(content_type);
-        if (!kind || *kind != BodyKind::form)
-          return ex.fail(Error::make(ErrorCode::unsupported_media_type,
-                                     "POST _search takes application/x-www-form-urlencoded"));
-        auto form = fhir::parse_query_string(job.request.body);
-        if (!form) return ex.fail(form.error());
-        params.insert(params.end(), form->begin(), form->end());
-      }
-    }
+    auto searched = job.search_parameters();
+    if (!searched) return ex.fail(searched.error());
+    const fhir::QueryParams& params = *searched;
     // Each parameter and each of its comma-separated values is a term of the SQL query; SQLite's limits
     // (expression depth, variables) are far above any real search but not above a hostile one.
     std::size_t terms = 0;
@@ -78,7 +69,6 @@ class Search final : public Interaction {
     auto cursor = job.open_cursor(sealed_cursor_);
     if (!cursor) return ex.fail(cursor.error());
     query->cursor = std::move(*cursor);
-    if (ex.audit) ex.audit->query = job.request.method + " " + job.request.target;
     auto page = job.services.store.search(*query, job.visibility());
     if (!page) return ex.fail(page.error());
     if (ex.audit) {
@@ -131,7 +121,6 @@ class Search final : public Interaction {
 
  private:
   std::string type_;
-  bool post_;
   fhir::SearchQuery query_;
   std::string sealed_cursor_;  // the `_cursor` as the client sent it
   store::SearchPage page_;
@@ -139,8 +128,8 @@ class Search final : public Interaction {
 
 }  // namespace
 
-std::unique_ptr<Interaction> make_search(std::string type, bool post) {
-  return std::make_unique<Search>(std::move(type), post);
+std::unique_ptr<Interaction> make_search(std::string type) {
+  return std::make_unique<Search>(std::move(type));
 }
 
 }  // namespace fhirgate::gateway::rest

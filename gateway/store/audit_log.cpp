@@ -113,6 +113,33 @@ std::int64_t count_patient_rows(Connection& db) {
   return stmt.step() ? stmt.int64(0) : 0;
 }
 
+// The columns an AuditQuery may ask to equal a value, and the value (empty: any).
+std::array<std::pair<const char*, const std::string*>, 4> equal_columns(const AuditQuery& q) {
+  return {{{"agent", &q.agent}, {"entity", &q.entity}, {"action", &q.action}, {"outcome", &q.outcome}}};
+}
+
+// " FROM ... WHERE ..." selecting the rows of `q` (its count aside), with a parameter per criterion that
+// bind_audit_filter binds, from index 1; it returns the next index.
+std::string audit_filter_sql(const AuditQuery& q) {
+  std::string sql = " FROM audit_event e";
+  if (!q.patient.empty()) sql += " JOIN audit_patient p ON p.seq = e.seq AND p.patient = ?";
+  sql += " WHERE e.seq < ?";
+  for (const auto& [column, value] : equal_columns(q))
+    if (!value->empty()) sql += std::string(" AND e.") + column + " = ?";
+  return sql + " AND e.recorded BETWEEN ? AND ?";
+}
+
+int bind_audit_filter(Statement& stmt, const AuditQuery& q) {
+  int i = 1;
+  if (!q.patient.empty()) stmt.bind(i++, q.patient);
+  stmt.bind(i++, q.before_seq);
+  for (const auto& [column, value] : equal_columns(q))
+    if (!value->empty()) stmt.bind(i++, *value);
+  stmt.bind(i++, q.from_ms);
+  stmt.bind(i++, q.to_ms);
+  return i;
+}
+
 }  // namespace
 
 std::optional<AuditKey> AuditKey::load(const std::string& path) {
@@ -299,35 +326,24 @@ std::vector<AuditRecord> audits_with_correlation(Connection& db, const std::stri
 }
 
 std::vector<AuditRecord> search_audit(Connection& db, const AuditQuery& q) {
-  std::string sql = std::string("SELECT ") + kColumns + " FROM audit_event e";
-  std::vector<std::string> texts;
-  if (!q.patient.empty()) {
-    sql += " JOIN audit_patient p ON p.seq = e.seq AND p.patient = ?";
-    texts.push_back(q.patient);
-  }
-  sql += " WHERE e.seq < ?";
-  std::vector<std::string> filters;
-  auto text_clause = [&](const std::string& column, const std::string& value) {
-    if (value.empty()) return;
-    sql += " AND e." + column + " = ?";
-    filters.push_back(value);
-  };
-  text_clause("agent", q.agent);
-  text_clause("entity", q.entity);
-  text_clause("action", q.action);
-  text_clause("outcome", q.outcome);
-  sql += " AND e.recorded BETWEEN ? AND ? ORDER BY e.seq DESC LIMIT ?";
-  auto stmt = db.prepare(sql);
-  int i = 1;
-  for (const auto& t : texts) stmt.bind(i++, t);
-  stmt.bind(i++, q.before_seq);
-  for (const auto& t : filters) stmt.bind(i++, t);
-  stmt.bind(i, q.from_ms);
-  stmt.bind(i + 1, q.to_ms);
-  stmt.bind(i + 2, std::int64_t{q.count});
+  auto stmt =
+      db.prepare(std::string("SELECT ") + kColumns + audit_filter_sql(q) + " ORDER BY e.seq DESC LIMIT ?");
+  stmt.bind(bind_audit_filter(stmt, q), std::int64_t{q.count});
   std::vector<AuditRecord> out;
   while (stmt.step()) out.push_back(record_from(stmt));
   return out;
+}
+
+std::int64_t count_audit(Connection& db, const AuditQuery& q, const std::vector<AuditRecord>& logged) {
+  // One statement, so one snapshot: the rows `q` selects, less those of `logged` already among them.
+  std::string logged_seqs = "[";
+  for (const auto& r : logged) logged_seqs += (logged_seqs.size() > 1 ? "," : "") + std::to_string(r.seq);
+  logged_seqs += ']';
+  auto stmt =
+      db.prepare("SELECT (SELECT count(*)" + audit_filter_sql(q) +
+                 ") - (SELECT count(*) FROM audit_event WHERE seq IN (SELECT value FROM json_each(?)))");
+  stmt.bind(bind_audit_filter(stmt, q), logged_seqs);
+  return (stmt.step() ? stmt.int64(0) : 0) + static_cast<std::int64_t>(logged.size());
 }
 
 std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq) {

@@ -119,6 +119,10 @@ struct AuditQuery {
 };
 // Newest first; at most `count` rows.
 std::vector<AuditRecord> search_audit(Connection& db, const AuditQuery& query);
+// How many events `query` selects (its count aside): the table's rows, and those of `logged` (the audit log
+// file's events that `query` selects, audit_matches) not among them, read in one statement, so that an
+// event moved from the file into the table meanwhile counts once.
+std::int64_t count_audit(Connection& db, const AuditQuery& query, const std::vector<AuditRecord>& logged);
 // Whether a record is one `query` selects (its count and paging aside): for the events still in the log.
 bool audit_matches(const AuditRecord& record, const AuditQuery& query);
 std::optional<AuditRecord> read_audit(Connection& db, std::int64_t seq);

@@ -847,6 +847,13 @@ Result<std::vector<AuditRecord>> Store::search_audit(const AuditQuery& query) {
                 static_cast<std::size_t>(std::max(query.count, 0)));
 }
 
+Result<std::int64_t> Store::count_audit(const AuditQuery& query) {
+  // The file's events first: one moved into the table after this is found there (audit_log.hpp).
+  const auto logged = writer_->logged_audits([&](const AuditRecord& r) { return audit_matches(r, query); });
+  return with_reader(
+      [&](Connection& db) -> Result<std::int64_t> { return store::count_audit(db, query, logged); });
+}
+
 Result<std::optional<AuditRecord>> Store::read_audit(std::int64_t seq) {
   auto logged = writer_->logged_audits([&](const AuditRecord& r) { return r.seq == seq; });
   auto row = with_reader(

@@ -235,6 +235,8 @@ class Store {
   Result<std::vector<InboundMessage>> inbound_problems(int limit);
   // The audit trail (newest first) and one AuditEvent by its seq.
   Result<std::vector<AuditRecord>> search_audit(const AuditQuery& query);
+  // How many AuditEvents `query` selects, its count aside, in the tables and the audit log file alike.
+  Result<std::int64_t> count_audit(const AuditQuery& query);
   Result<std::vector<Delivery>> deliveries(const DeliveryQuery& query);
   // The pending deliveries per destination: how many, and the oldest one's creation.
   struct Queue {

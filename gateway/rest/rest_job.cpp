@@ -176,12 +176,19 @@ bool records_query(const std::string& interaction) {
 // `POST /Patient/_search?family=x` with the body `birthdate=y` is recorded as
 // "POST /Patient/_search?family=x&birthdate=y", the same parameters in the same form as
 // "GET /Patient?family=x&birthdate=y". A body that is not a form is no search criteria (and is refused).
+// A search form takes as much as a search URL does by default (server.headerLimitBytes): a larger one is
+// refused, and is not copied into the AuditEvent (and so into every backup of the trail) either.
+constexpr std::size_t kMaxSearchFormBytes = 16 * 1024;
+
 std::string search_as_received(const RestJob& job) {
   const HttpRequest& request = job.request;
   std::string text = request.method + " " + request.target;
   if (request.method != "POST" || request.body.empty()) return text;
   const auto kind = classify_request_body(request.header("Content-Type"));
   if (!kind || *kind != BodyKind::form) return text;
+  if (request.body.size() > kMaxSearchFormBytes)
+    return text + " [a form body of " + std::to_string(request.body.size()) + " bytes, over the " +
+           std::to_string(kMaxSearchFormBytes) + "-byte limit: refused, not recorded]";
   if (request.target.find('?') == std::string::npos)
     text += '?';
   else if (!request.target.ends_with('?') && !request.target.ends_with('&'))
@@ -428,6 +435,11 @@ Result<fhir::QueryParams> RestJob::search_parameters() const {
   if (!kind || *kind != BodyKind::form)
     return Error::make(ErrorCode::unsupported_media_type,
                        "POST _search takes application/x-www-form-urlencoded");
+  if (request.body.size() > kMaxSearchFormBytes)
+    return Error::make(ErrorCode::payload_too_large, "A POST _search form takes at most " +
+                                                         std::to_string(kMaxSearchFormBytes) +
+                                                         " bytes, as a search URL does; this one has " +
+                                                         std::to_string(request.body.size()));
   auto form = fhir::parse_query_string(request.body);
   if (!form) return form.error();
   params.insert(params.end(), std::make_move_iterator(form->begin()), std::make_move_iterator(form->end()));

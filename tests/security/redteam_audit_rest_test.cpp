@@ -118,6 +118,15 @@ TEST_CASE("redteam F6: a search by POST _search is audited with its form paramet
         "POST /AuditEvent/_search?patient=Patient/" + id + "&_count=50");
   CHECK(officer->request("POST", "/AuditEvent/_search", "{}", {{"Content-Type", "application/fhir+json"}})
             .status == 415);
+
+  // A form larger than a search URL may be is refused (413), and not copied into the trail.
+  const std::string huge = "family=" + std::string(100 * 1024, 'x');
+  const auto oversized = trust->request("POST", "/Patient/_search", huge,
+                                        {{"Content-Type", kForm}, {"X-Correlation-Id", "f6-huge"}});
+  CHECK(oversized.status == 413);
+  const std::string huge_query = recorded_query(event_of(*officer, "f6-huge"));
+  CHECK(huge_query.size() < 1024);
+  CHECK(huge_query.find("not recorded") != std::string::npos);
 }
 
 TEST_CASE("redteam F7: AuditEvent searches and history page with sealed cursors; an edited one is refused") {

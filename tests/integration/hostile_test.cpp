@@ -156,12 +156,17 @@ TEST_CASE("hostile: a search with thousands of parameters or values gets 400, no
   for (int i = 0; i < 2000; ++i) values += (i ? "," : "") + std::string("f") + std::to_string(i);
   CHECK(http.get("/Patient?" + values).status == 400);
   CHECK(http.get("/Patient?" + fine).status == 200);  // the limit itself works
-  std::string form;                                   // in a body there is no URL limit
-  for (int i = 0; i < 20000; ++i) form += (i ? "&" : "") + std::string("family=f") + std::to_string(i);
+  // A form body: the same term limit, and at most as many bytes as a URL (16 KiB).
   const auto posted =
-      http.request("POST", "/Patient/_search", form, {{"Content-Type", "application/x-www-form-urlencoded"}});
+      http.request("POST", "/Patient/_search", many, {{"Content-Type", "application/x-www-form-urlencoded"}});
   CHECK(posted.status == 400);
   CHECK(first_issue(posted).find("at most 200") != std::string::npos);
+  std::string form;
+  for (int i = 0; i < 20000; ++i) form += (i ? "&" : "") + std::string("family=f") + std::to_string(i);
+  const auto oversized =
+      http.request("POST", "/Patient/_search", form, {{"Content-Type", "application/x-www-form-urlencoded"}});
+  CHECK(oversized.status == 413);
+  CHECK(first_issue(oversized).find("at most 16384 bytes") != std::string::npos);
 }
 
 TEST_CASE("hostile: MLLP frames without an end marker end at the idle timeout") {

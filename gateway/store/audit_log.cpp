@@ -363,7 +363,7 @@ ChainCheck verify_audit_chain(Connection& db, const AuditKey& key, const DeriveC
     ~ReadSnapshot() {
       try {
         db.exec("COMMIT");
-      } catch (const std::exception&) {  // a read-only transaction: nothing to lose
+      } catch (...) {  // StepError too: a read-only transaction, nothing to lose (and no throw from here)
       }
     }
   } snapshot(db);

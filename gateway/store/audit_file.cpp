@@ -189,10 +189,8 @@ std::vector<std::string> audit_log_paths(const std::string& db_path) {
 }
 
 namespace {
-constexpr off_t kDatabaseOwnerByte = 0x3FFF0000;  // below SQLite's lock bytes (0x40000000 to +512)
-}  // namespace
 
-namespace {
+constexpr off_t kDatabaseOwnerByte = 0x3FFF0000;  // below SQLite's lock bytes (0x40000000 to +512)
 
 // Whether another open file holds the owner byte of the audit log file at `path` (none: not there).
 bool log_file_owned_elsewhere(const std::string& path) {

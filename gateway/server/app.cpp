@@ -340,6 +340,8 @@ int verify_audit(const Config& config, std::ostream& out) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(db_path, ec)) return cannot("no database at " + db_path);
   if (const std::string links = store::hard_link_problem(db_path); !links.empty()) return cannot(links);
+  if (const std::string replaced = store::replaced_file_problem(db_path); !replaced.empty())
+    return cannot(replaced);
   const std::string key_path = config.security.audit_key_file.empty()
                                    ? store::real_database_path(db_path) + ".audit-key"
                                    : config.security.audit_key_file;

@@ -208,6 +208,33 @@ bool log_file_owned_elsewhere(const std::string& path) {
 
 }  // namespace
 
+std::string replaced_file_problem(const std::string& db_path) {
+  const int fd = ::open(db_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = kDatabaseOwnerByte;
+  probe.l_len = 1;
+  const bool locked = ::fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  struct stat st {};
+  const bool empty = ::fstat(fd, &st) == 0 && st.st_size == 0;
+  ::close(fd);
+  std::error_code ec;
+  if (empty && std::filesystem::exists(db_path + "-wal", ec))
+    return "the database file " + db_path +
+           " is empty but has a write-ahead log: it was replaced or separated "
+           "from its files";
+  bool logs_owned_elsewhere = false;
+  for (const auto& log : audit_log_paths(db_path))
+    logs_owned_elsewhere = logs_owned_elsewhere || log_file_owned_elsewhere(log);
+  if (!locked && logs_owned_elsewhere)
+    return "the database file " + db_path +
+           " is not the file the fhirgate process serving it has open (it was replaced or moved while that "
+           "gateway runs)";
+  return {};
+}
+
 std::string hard_link_problem(const std::string& db_path) {
   struct stat st {};
   if (::stat(db_path.c_str(), &st) != 0 || st.st_nlink <= 1) return {};
@@ -220,7 +247,18 @@ DatabaseLock::DatabaseLock(const std::string& db_path, bool must_own) {
   // Every check is made before this process opens SQLite on the file: a refused start changes nothing.
   if (const std::string problem = hard_link_problem(db_path); !problem.empty())
     throw std::runtime_error(problem);
-  fd_ = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = ::open(db_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0 && errno == ENOENT) {
+    // A new database, unless its write-ahead log is there without it (the file moved away under a serving
+    // gateway): an empty file made here would be opened in its place, and SQLite would delete that log.
+    std::error_code ec;
+    if (std::filesystem::exists(db_path + "-wal", ec))
+      throw std::runtime_error(
+          "the database file " + db_path + " is missing but its write-ahead log " + db_path +
+          "-wal is there (moved away while a gateway serves it?): put the file back before "
+          "anything opens this path");
+    fd_ = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
   if (fd_ < 0)
     throw std::runtime_error("cannot open the database " + db_path + " for writing: " + std::strerror(errno));
   owned_ = lock_byte(fd_, kDatabaseOwnerByte, F_WRLCK, false);

@@ -84,6 +84,9 @@ std::vector<std::string> audit_log_paths(const std::string& db_path);
 
 // Why the database at `db_path` may not be opened at all (it has hard links), or empty.
 std::string hard_link_problem(const std::string& db_path);
+// For a reader that takes no lock (audit verify): why the file at `db_path` is not the database a serving
+// gateway has open (replaced, or empty beside a write-ahead log), or empty.
+std::string replaced_file_problem(const std::string& db_path);
 
 // Who serves a database: an OFD write lock on one byte of the database file itself (a byte SQLite never
 // locks; its own locks are at 1 GiB and just above). A lock belongs to the file, not to a name: a second

@@ -322,6 +322,29 @@ TEST_CASE("storage: a database file replaced under a serving gateway is opened b
   REQUIRE(created.status == 201);
   const std::string id(json(created.body).string_at("id"));
   CHECK(http.get("/Patient/" + id).status == 200);
+  // audit verify, which takes no lock, is refused on it too (it would read the wrong file).
+  const Run verify = run_fhirgate("audit verify --config " + serving.dir() + "/gateway.json --db " + db);
+  CHECK(verify.status == 2);
+  CHECK(serving.stop() == 0);
+}
+
+// Red team, third round: with the file moved away, a refused command made an empty file at the path, which
+// the serving gateway's next connections opened: SQLite deleted its write-ahead log, and everything in it.
+TEST_CASE(
+    "storage: a database file moved away under a serving gateway: nothing makes a new one in its place") {
+  GatewayProcess serving;
+  const std::string db = serving.dir() + "/fhirgate.db";
+  HttpClient http(serving.port());
+  REQUIRE(http.send_json("POST", "/Patient", patient(1)).status == 201);
+  std::filesystem::rename(db, db + ".moved");
+  const std::string cmd = "timeout 20 " + std::string(FHIRGATE_BINARY) +
+                          " serve --port 0 --bind 127.0.0.1 --db " + db + " > /dev/null 2> " + serving.dir() +
+                          "/second.err";
+  CHECK(WEXITSTATUS(std::system(cmd.c_str())) == 1);
+  CHECK_FALSE(std::filesystem::exists(db));
+  CHECK(std::filesystem::exists(db + "-wal"));
+  std::filesystem::rename(db + ".moved", db);
+  CHECK(http.get("/metadata").status == 200);
   CHECK(serving.stop() == 0);
 }
 

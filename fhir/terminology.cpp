@@ -58,9 +58,15 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_alnum(char c) {
+  return is_alpha(c) || is_digit(c);
+}
 
 bool is_language_tag(std::string_view tag) {
   std::size_t start = 0;
@@ -207,9 +213,7 @@ struct Terminology::Data {
     return case_sensitive(system) ? std::string(code) : lower(code);
   }
 
-  std::string key(std::string_view system, std::string_view code) {
-    return key(intern(system), code);
-  }
+  std::string key(std::string_view system, std::string_view code) { return key(intern(system), code); }
   std::string key(std::uint32_t system, std::string_view code) const {
     std::string k = std::to_string(system);
     k += kSeparator;
@@ -315,7 +319,8 @@ bool extension_true(const Node& element, std::string_view url) {
   return false;
 }
 
-void descendants(const CodeSystem& cs, std::uint32_t root, bool include_root, std::vector<std::uint32_t>& out) {
+void descendants(const CodeSystem& cs, std::uint32_t root, bool include_root,
+                 std::vector<std::uint32_t>& out) {
   std::vector<bool> seen(cs.concepts.size(), false);
   std::vector<std::uint32_t> stack{root};
   seen[root] = true;
@@ -354,7 +359,8 @@ void Terminology::Data::add_code_system(const Node& r) {
   const std::string url(r.string_at("url"));
   if (url.empty()) return;
   CodeSystem cs;
-  if (const Node* cs_flag = r.find("caseSensitive"); cs_flag && cs_flag->is_bool()) cs.case_sensitive = cs_flag->as_bool();
+  if (const Node* cs_flag = r.find("caseSensitive"); cs_flag && cs_flag->is_bool())
+    cs.case_sensitive = cs_flag->as_bool();
   if (r.find("supplements")) return;
   const std::string_view content = r.string_at("content");
   cs.complete = content.empty() || content == "complete";
@@ -390,8 +396,9 @@ void Terminology::Data::add_value_set(const Node& r) {
   }
   if (const Node* expansion = r.find("expansion")) {
     def.has_expansion = true;
-    def.expansion_open = extension_true(*expansion, "http://hl7.org/fhir/StructureDefinition/valueset-unclosed") ||
-                         extension_true(*expansion, "http://hl7.org/fhir/StructureDefinition/valueset-toocostly");
+    def.expansion_open =
+        extension_true(*expansion, "http://hl7.org/fhir/StructureDefinition/valueset-unclosed") ||
+        extension_true(*expansion, "http://hl7.org/fhir/StructureDefinition/valueset-toocostly");
     if (const Node* list = expansion->find("contains")) {
       collect_expansion(*list, def.expansion, [this](std::string_view system) { return intern(system); });
     }
@@ -423,7 +430,8 @@ void Terminology::Data::mark_open(const Include& inc, Membership& out) const {
   }
 }
 
-void Terminology::Data::evaluate_include(const Include& inc, Membership& out, std::set<std::string>& in_progress) {
+void Terminology::Data::evaluate_include(const Include& inc, Membership& out,
+                                         std::set<std::string>& in_progress) {
   Membership part;
   const bool has_system_part = !inc.system.empty();
   if (has_system_part) {
@@ -446,8 +454,9 @@ void Terminology::Data::evaluate_include(const Include& inc, Membership& out, st
       std::vector<bool> selected(cs->concepts.size(), true);
       bool supported = true;
       for (const Filter& f : inc.filters) {
-        const bool hierarchical = (f.property == "concept" || f.property == "code") &&
-                                  (f.op == "is-a" || f.op == "descendent-of" || f.op == "is-not-a" || f.op == "=");
+        const bool hierarchical =
+            (f.property == "concept" || f.property == "code") &&
+            (f.op == "is-a" || f.op == "descendent-of" || f.op == "is-not-a" || f.op == "=");
         if (!hierarchical) {
           supported = false;
           break;
@@ -470,7 +479,8 @@ void Terminology::Data::evaluate_include(const Include& inc, Membership& out, st
         selected.assign(selected.size(), false);
       }
       for (std::size_t i = 0; i < selected.size(); ++i) {
-        if (selected[i] && !cs->concepts[i].not_selectable) part.keys.insert(key(inc.system, cs->concepts[i].code));
+        if (selected[i] && !cs->concepts[i].not_selectable)
+          part.keys.insert(key(inc.system, cs->concepts[i].code));
       }
     }
   }
@@ -532,6 +542,12 @@ void Terminology::Data::resolve(const std::string& url, std::set<std::string>& i
 
 Terminology::Terminology() : data_(std::make_unique<Data>()) {}
 Terminology::~Terminology() = default;
+
+std::shared_ptr<Terminology> Terminology::copy() const {
+  auto copied = std::make_shared<Terminology>();
+  *copied->data_ = *data_;
+  return copied;
+}
 
 Result<std::shared_ptr<Terminology>> Terminology::load_from(const std::string& profiles_dir) {
   auto bundle = read_json_file(profiles_dir + "/r4/terminology.json.gz");

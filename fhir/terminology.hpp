@@ -18,13 +18,16 @@ class Terminology {
   enum class Answer : std::uint8_t {
     member,      // the code is in the value set
     not_member,  // the value set is known and enumerable, and the code is not in it
-    unknown,     // the value set is unknown, not enumerable (e.g. all of LOINC), or needs a terminology server
+    unknown,  // the value set is unknown, not enumerable (e.g. all of LOINC), or needs a terminology server
   };
 
   // Loads profiles/r4 terminology (ValueSets, CodeSystems, expansions) from `profiles_dir`.
   static Result<std::shared_ptr<Terminology>> load_from(const std::string& profiles_dir);
   // Adds ValueSet / CodeSystem resources (or Bundles of them).
   Status add(const Node& resource_or_bundle);
+  // An independent copy, for a validator that adds the ValueSets and CodeSystems of one run without
+  // changing the terminology others share.
+  std::shared_ptr<Terminology> copy() const;
 
   // Is system|code in the value set (canonical URL, optionally `|version`)? When `system` is empty,
   // a code matches any system of the set (for `code` elements bound to a value set).

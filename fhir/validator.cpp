@@ -44,6 +44,7 @@
 #include "fhir/profiles.hpp"
 #include "fhir/regex.hpp"
 #include "fhir/validator_primitives.hpp"
+#include "fhir/validator_rules.hpp"
 
 namespace fhirgate::fhir {
 
@@ -126,6 +127,15 @@ std::optional<int> compare_values(std::string_view type, std::string_view a, std
 struct ValidatorState {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Terminology> terminology;
+  std::shared_ptr<Terminology>
+      own_terminology;      // a copy, once add_resource() brings a ValueSet or CodeSystem
+  Definitions definitions;  // what add_resource() brought
+  struct PendingProfile {
+    Node definition;
+    std::string problem;  // why it could not be compiled yet
+  };
+  std::vector<PendingProfile> pending_profiles;  // their base is not known yet, or they are wrong
+  const Validator* validator = nullptr;
   std::vector<std::shared_ptr<const fhirpath::CompiledExpression>> compiled;  // by expression_id
   std::unordered_map<std::string_view, Regex> other_regexes;  // primitives without a native check
   std::unordered_map<std::string, std::shared_ptr<const Profile>> profiles;  // by canonical URL
@@ -250,7 +260,9 @@ class Run {
     }
     const ResourceScope scope = contained ? ResourceScope{&node, type_name, parent->root, parent->root_type}
                                           : ResourceScope{&node, type_name, &node, type_name};
+    enclosing_.push_back(EnclosingResource{&node, type_name, path_});
     check_object(node, *type, scope, true);
+    enclosing_.pop_back();
     if (stopped_) return;
     if (!contained) {
       check_invariants(nullptr, &type->constraints, node, type_name, scope);
@@ -264,6 +276,12 @@ class Run {
       if (stopped_) return;
       check_profile_item(*profile, profile->root(), &node, nullptr, *type, nullptr, scope, 0);
     }
+    if (stopped_) return;
+    RuleContext rules{
+        model_, *impl_.terminology, impl_.definitions, *impl_.validator, options_, node, type_name,
+        path_,  enclosing_,         contained,         issues_};
+    run_resource_rules(rules);
+    if (rules.has_errors() && options_.stop_at_first_error) stopped_ = true;
   }
 
   // The registered profiles that apply to the resource (each once); warns about unknown ones.
@@ -1227,6 +1245,7 @@ class Run {
   const ValidationOptions& options_;
   std::vector<Issue>& issues_;
   std::string path_;
+  std::vector<EnclosingResource> enclosing_;  // the resources around the one being walked, outermost first
   bool stopped_ = false;
   Budget budget_;
   bool over_budget_ = false;
@@ -1246,6 +1265,7 @@ Validator::Validator(std::shared_ptr<const Model> model, std::shared_ptr<const T
     : impl_(std::make_unique<Impl>()) {
   impl_->model = std::move(model);
   impl_->terminology = std::move(terminology);
+  impl_->validator = this;
   const auto& expressions = impl_->model->expressions();
   impl_->compiled.reserve(expressions.size());
   for (const std::string& expression : expressions) {
@@ -1293,6 +1313,72 @@ Status Validator::add_profile(const Node& structure_definition) {
   if (!compiled) return std::move(compiled).error();
   impl_->profiles[std::string(url)] = std::move(*compiled);
   return Ok{};
+}
+
+Status Validator::add_resource(const Node& resource) {
+  if (!resource.is_object()) return Error::make(ErrorCode::invalid_input, "expected a resource");
+  const std::string_view type = resource.string_at("resourceType");
+  if (type == "Bundle") {
+    const Node* entries = resource.find("entry");
+    if (entries != nullptr) {
+      for (const Node& entry : entries->items()) {
+        const Node* inner = entry.find("resource");
+        if (inner == nullptr || !inner->is_object()) continue;
+        if (auto added = add_resource(*inner); !added) return added;
+      }
+    }
+    return Ok{};
+  }
+  if (type.empty()) return Error::make(ErrorCode::invalid_input, "the resource has no resourceType");
+  impl_->definitions.add(resource);
+  if (type == "ValueSet" || type == "CodeSystem") {
+    if (impl_->own_terminology == nullptr) {
+      impl_->own_terminology = impl_->terminology->copy();
+      impl_->terminology = impl_->own_terminology;
+    }
+    return impl_->own_terminology->add(resource);
+  }
+  if (type != "StructureDefinition") return Ok{};
+  // Constraint profiles are compiled; their bases may come later, so those wait until they do. Other
+  // StructureDefinitions (logical models, specialisations) are kept as definitions only.
+  const std::string_view derivation = resource.string_at("derivation");
+  if (derivation == "specialization" || resource.string_at("kind") == "logical") return Ok{};
+  if (auto added = add_profile(resource); !added) {
+    impl_->pending_profiles.push_back({resource, added.error().issues.front().diagnostics});
+    return Ok{};
+  }
+  bool progress = true;
+  while (progress && !impl_->pending_profiles.empty()) {
+    progress = false;
+    std::vector<ValidatorState::PendingProfile> waiting;
+    for (auto& pending : impl_->pending_profiles) {
+      if (auto added = add_profile(pending.definition); added) {
+        progress = true;
+      } else {
+        pending.problem = added.error().issues.front().diagnostics;
+        waiting.push_back(std::move(pending));
+      }
+    }
+    impl_->pending_profiles = std::move(waiting);
+  }
+  return Ok{};
+}
+
+std::vector<Issue> Validator::unresolved_definitions() const {
+  std::vector<Issue> issues;
+  for (const auto& pending : impl_->pending_profiles) {
+    Issue issue;
+    issue.severity = "warning";
+    issue.code = "not-supported";
+    issue.diagnostics = "The profile " + std::string(pending.definition.string_at("url")) +
+                        " could not be used: " + pending.problem;
+    issues.push_back(std::move(issue));
+  }
+  return issues;
+}
+
+const Definitions& Validator::definitions() const {
+  return impl_->definitions;
 }
 
 bool Validator::knows_profile(std::string_view url) const {

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
 #include "fhir/result.hpp"
@@ -58,6 +59,16 @@ class Validator {
   // differential; its base must be a base definition or a profile registered before. Errors:
   // invalid_input (not a constraint definition, unknown base, element not in the base).
   Status add_profile(const Node& structure_definition);
+  // Set-up only: any conformance or definitional resource the checks may need (or a Bundle of them).
+  // ValueSets and CodeSystems extend this validator's terminology (a private copy of the shared one);
+  // constraint StructureDefinitions become profiles (one whose base is not known yet waits for it);
+  // every resource is kept in definitions() for the resource rules (Questionnaires, Measures,
+  // extension definitions, logical models ...). Errors: only for a ValueSet or CodeSystem the
+  // terminology cannot take.
+  Status add_resource(const Node& resource);
+  // Warnings for the profiles add_resource() could not compile (their base never came, or an error).
+  std::vector<Issue> unresolved_definitions() const;
+  const Definitions& definitions() const;
   bool knows_profile(std::string_view url) const;
   // `structure_definition` with a snapshot generated from its differential (see fhir/profiles.hpp).
   Result<Node> generate_snapshot(const Node& structure_definition) const;

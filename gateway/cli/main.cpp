@@ -1,4 +1,5 @@
 // fhirgate command line: `fhirgate serve` and friends. Usage errors exit 2, start-up failures exit 1.
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -105,8 +106,9 @@ Each FILE (or - for standard input) holds FHIR JSON or XML (a resource or a Bund
   FILE[:LINE]: severity: message [FHIRPath location]
 followed by a summary line. Exit status: 0 no errors, 1 errors found, 2 unreadable input or bad usage.
 
-  --load FILE|DIR   add conformance resources for this run: ValueSets and CodeSystems (or Bundles of
-                    them); a folder loads every .json/.xml file in it
+  --load FILE|DIR   add conformance and definitional resources for this run (StructureDefinitions,
+                    ValueSets, CodeSystems, Questionnaires, Measures ..., or Bundles of them); a
+                    folder loads every .json/.xml file in it
   --profile URL     also validate against this profile (canonical URL)
   --config FILE     the configuration whose profilesDir holds the R4 definitions
 )";
@@ -196,33 +198,16 @@ int run_validate(const std::vector<std::string>& args) {
   auto terminology = fhirgate::gateway::load_terminology(config);
   fhirgate::fhir::Validator validator(model, terminology);
   fhirgate::gateway::load_project_profiles(validator, *model, config);
-  // --load: ValueSets and CodeSystems extend the terminology, StructureDefinitions become profiles (a
-  // folder's profiles are registered bases first), Bundles may hold any of them.
-  auto add = [&](const fhirgate::fhir::Node& resource) -> fhirgate::Status {
-    if (resource.string_at("resourceType") == "StructureDefinition") return validator.add_profile(resource);
-    if (resource.string_at("resourceType") == "Bundle") {
-      if (const auto* entries = resource.find("entry")) {
-        for (const auto& entry : entries->items()) {
-          const auto* inner = entry.find("resource");
-          if (!inner) continue;
-          auto added = inner->string_at("resourceType") == "StructureDefinition"
-                           ? validator.add_profile(*inner)
-                           : terminology->add(*inner);
-          if (!added) return added;
-        }
-      }
-      return fhirgate::Ok{};
-    }
-    return terminology->add(resource);
-  };
+  // --load: every conformance or definitional resource (or Bundle of them) the checks may use:
+  // StructureDefinitions, ValueSets, CodeSystems, Questionnaires, Measures ... (Validator::add_resource).
   for (const auto& path : loads) {
-    const bool dir = std::filesystem::is_directory(path);
     std::vector<std::string> sources;
-    if (dir) {
+    if (std::filesystem::is_directory(path)) {
       for (const auto& entry : std::filesystem::directory_iterator(path)) {
         const auto ext = entry.path().extension();
         if (ext == ".json" || ext == ".xml") sources.push_back(entry.path().string());
       }
+      std::sort(sources.begin(), sources.end());
     } else {
       sources.push_back(path);
     }
@@ -231,21 +216,16 @@ int run_validate(const std::vector<std::string>& args) {
       auto resource =
           text ? fhirgate::fhir::parse_resource(*model, *text, fhirgate::fhir::detect_format(*text))
                : fhirgate::Result<fhirgate::fhir::Node>(text.error());
-      if (resource && dir && resource->string_at("resourceType") == "StructureDefinition") continue;
-      auto added = resource ? add(*resource) : fhirgate::Status(resource.error());
+      auto added = resource ? validator.add_resource(*resource) : fhirgate::Status(resource.error());
       if (!added) {
         std::cerr << "fhirgate: --load " << source << ": " << added.error().issues.front().diagnostics
                   << "\n";
         return 2;
       }
     }
-    if (dir) {
-      if (auto loaded = fhirgate::fhir::load_profiles_dir(validator, *model, path); !loaded) {
-        std::cerr << "fhirgate: --load " << path << ": " << loaded.error().issues.front().diagnostics << "\n";
-        return 2;
-      }
-    }
   }
+  for (const auto& issue : validator.unresolved_definitions())
+    std::cerr << "fhirgate: --load: " << issue.severity << ": " << issue.diagnostics << "\n";
   return fhirgate::gateway::validate_files(*model, validator, profiles, files, std::cout);
 }
 

@@ -1,0 +1,28 @@
+#include "fhir/validator_rules.hpp"
+
+namespace fhirgate::fhir {
+
+std::string RuleContext::location(std::string_view relative) const {
+  std::string at(path);
+  if (relative.empty()) return at;
+  if (!at.empty() && relative.front() != '[') at.push_back('.');
+  at.append(relative);
+  return at;
+}
+
+void RuleContext::report(std::string_view severity, std::string_view code, std::string diagnostics,
+                         std::string_view relative) {
+  Issue issue;
+  issue.severity = severity;
+  issue.code = code;
+  issue.diagnostics = std::move(diagnostics);
+  issue.expression = location(relative);
+  if (severity == "error" || severity == "fatal") ++errors;
+  issues.push_back(std::move(issue));
+}
+
+void run_resource_rules(RuleContext& context) {
+  (void)context;
+}
+
+}  // namespace fhirgate::fhir

@@ -1,0 +1,257 @@
+// Conformance harness: the validator against the HL7 reference (Java) validator on the official test
+// cases in ../shared/corpus/fhir-validator-tests (manifest-r4.json, the R4 half of FHIR/fhir-test-cases).
+//
+// Each case runs as `fhirgate validate` does: a Validator for the case, every `supporting` (and
+// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated.
+// A case's `profile` step is a second validation of the same file against the step's profile (with the
+// step's own supporting files), compared with the step's own expected outcome.
+//
+// Compared with the reference outcome: the verdict (any error or fatal issue, or none) — the measure the
+// targets are set on — and, as figures, the error count and the error locations (FHIRPath expressions,
+// the reference's /*Type/id*/ comments removed). Cases that need IG packages (`packages`) are skipped:
+// they need content this machine does not have. Reported per module; the test fails when a module's
+// verdict agreement falls below its floor in kFloors (raise the floor when a module improves).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fhir/files.hpp"
+#include "fhir/formats.hpp"
+#include "fhir/validator.hpp"
+#include "tests/support/paths.hpp"
+#include "tests/support/r4.hpp"
+
+namespace fhirgate::fhir {
+namespace {
+
+// Module -> the fewest verdicts (cases plus profile steps) that must agree with the reference validator.
+const std::map<std::string, int>& floors() {
+  static const std::map<std::string, int> kFloors = {
+      {"api", 0},         {"base", 0},        {"bundle", 3},     {"cda", 1},
+      {"cdshooks", 6},    {"dsig", 1},        {"extensions", 4}, {"fmt", 3},
+      {"general", 11},    {"invariants", 1},  {"json5", 3},      {"logical", 0},
+      {"matchetype", 11}, {"measure", 0},     {"profile", 61},   {"questionnaire", 10},
+      {"references", 6},  {"sd", 3},          {"security", 1},   {"shc", 2},
+      {"tx", 4},          {"tx-advanced", 0}, {"xhtml", 6},      {"xver", 3},
+      {"(none)", 0},
+  };
+  return kFloors;
+}
+
+// The modules the issue sets the higher target on.
+const std::set<std::string> kCoreModules = {"general",    "profile", "bundle", "references",
+                                            "extensions", "xhtml",   "fmt",    "sd"};
+
+struct Expected {
+  int errors = 0;
+  std::set<std::string> locations;  // of the errors, where the outcome gives them
+  bool has_locations = false;
+};
+
+std::string normalise_location(std::string expression) {
+  static const std::regex comment(R"(/\*[^*]*\*/)");
+  return std::regex_replace(expression, comment, "");
+}
+
+void count_outcome(const Node& outcome, Expected& expected) {
+  const Node* issues = outcome.find("issue");
+  if (issues == nullptr) return;
+  expected.has_locations = true;
+  for (const Node& issue : issues->items()) {
+    const std::string_view severity = issue.string_at("severity");
+    if (severity != "error" && severity != "fatal") continue;
+    ++expected.errors;
+    if (const Node* expression = issue.find("expression"); expression && !expression->items().empty())
+      expected.locations.insert(normalise_location(expression->items().front().text()));
+  }
+}
+
+// The reference validator's outcome for a step (the `java` member); false when there is none to use.
+bool expected_outcome(const std::string& dir, const Node* java, Expected& expected) {
+  if (java == nullptr || java->is_null()) return false;
+  if (java->is_string()) {
+    auto text = read_file(dir + "/outcomes/" + java->text());
+    if (!text.ok()) return false;
+    auto outcome = parse_json(*text);
+    if (!outcome.ok()) return false;
+    count_outcome(*outcome, expected);
+    return true;
+  }
+  if (!java->is_object()) return false;
+  if (const Node* errors = java->find("errorCount"); errors != nullptr) {
+    expected.errors = std::stoi(errors->text());
+    if (const Node* fatals = java->find("fatalCount"); fatals != nullptr)
+      expected.errors += std::stoi(fatals->text());
+    return true;
+  }
+  if (const Node* outcome = java->find("outcome"); outcome != nullptr) {
+    count_outcome(*outcome, expected);
+    return true;
+  }
+  return false;
+}
+
+struct Actual {
+  int errors = 0;
+  std::set<std::string> locations;
+  std::string first_error;  // for the report
+};
+
+Result<Node> read_resource(const std::string& path) {
+  auto text = read_file(path);
+  if (!text.ok()) return std::move(text).error();
+  return parse_resource(*testing::r4_model(), *text, detect_format(*text));
+}
+
+std::shared_ptr<const Terminology> base_terminology() {
+  static const auto terminology = [] {
+    auto t = Terminology::load_from(testing::source_path("profiles"));
+    REQUIRE(t.ok());
+    return std::shared_ptr<const Terminology>(*t);
+  }();
+  return terminology;
+}
+
+// Validates `file` as the CLI does, with the supporting files loaded and the profile (if any) applied.
+Actual run_case(const std::string& dir, const std::vector<std::string>& supporting, const std::string& file,
+                const std::string& profile_file) {
+  Validator validator(testing::r4_model(), base_terminology());
+  Actual actual;
+  auto fail = [&](const std::string& why) {
+    actual.errors = 1;
+    actual.first_error = why;
+  };
+  for (const std::string& support : supporting) {
+    auto resource = read_resource(dir + "/" + support);
+    if (!resource.ok()) return fail(support + ": " + resource.error().issues.front().diagnostics), actual;
+    if (auto added = validator.add_resource(*resource); !added.ok())
+      return fail(support + ": " + added.error().issues.front().diagnostics), actual;
+  }
+  ValidationOptions options;
+  if (!profile_file.empty() && !std::filesystem::exists(dir + "/" + profile_file)) {
+    options.profiles.push_back(profile_file);  // a canonical URL rather than a file
+  } else if (!profile_file.empty()) {
+    auto profile = read_resource(dir + "/" + profile_file);
+    if (!profile.ok()) return fail(profile_file + ": " + profile.error().issues.front().diagnostics), actual;
+    if (auto added = validator.add_resource(*profile); !added.ok())
+      return fail(profile_file + ": " + added.error().issues.front().diagnostics), actual;
+    options.profiles.emplace_back(profile->string_at("url"));
+  }
+  auto resource = read_resource(dir + "/" + file);
+  if (!resource.ok()) return fail(resource.error().issues.front().diagnostics), actual;
+  for (const Issue& issue : validator.validate(*resource, options).issues) {
+    if (issue.severity != "error" && issue.severity != "fatal") continue;
+    if (actual.errors++ == 0) actual.first_error = issue.expression + ": " + issue.diagnostics;
+    actual.locations.insert(issue.expression);
+  }
+  return actual;
+}
+
+struct Tally {
+  int verdicts = 0, agree = 0, counts = 0, located = 0, with_locations = 0;
+  int missed = 0, false_errors = 0;
+};
+
+TEST_CASE("Conformance: verdicts agree with the HL7 reference validator on the official test cases") {
+  const std::string dir = testing::shared_path("corpus/fhir-validator-tests");
+  if (dir.empty()) return;
+  auto manifest_text = read_file(dir + "/manifest-r4.json");
+  REQUIRE(manifest_text.ok());
+  auto manifest = parse_json(*manifest_text);
+  REQUIRE(manifest.ok());
+  std::map<std::string, Tally> modules;
+  Tally all, core;
+  int skipped_packages = 0;
+  std::ostringstream disagreements;
+  auto strings = [](const Node* list) {
+    std::vector<std::string> out;
+    if (list != nullptr)
+      for (const Node& item : list->items()) out.emplace_back(item.text());
+    return out;
+  };
+  for (const Node& test : manifest->find("test-cases")->items()) {
+    const std::string name(test.string_at("name"));
+    const std::string module =
+        test.string_at("module").empty() ? "(none)" : std::string(test.string_at("module"));
+    if (const Node* use = test.find("use-test"); use != nullptr && !use->as_bool()) continue;
+    if (test.find("packages") != nullptr) {
+      ++skipped_packages;
+      continue;
+    }
+    std::vector<std::string> supporting = strings(test.find("supporting"));
+    for (const std::string& more : strings(test.find("profiles"))) supporting.push_back(more);
+    struct Step {
+      std::string label, profile;
+      std::vector<std::string> supporting;
+      const Node* java;
+    };
+    std::vector<Step> steps{{name, "", supporting, test.find("java")}};
+    if (const Node* profile = test.find("profile"); profile != nullptr) {
+      std::vector<std::string> with = supporting;
+      for (const std::string& more : strings(profile->find("supporting"))) with.push_back(more);
+      steps.push_back(
+          {name + " (profile)", std::string(profile->string_at("source")), with, profile->find("java")});
+    }
+    for (const Step& step : steps) {
+      Expected expected;
+      if (!expected_outcome(dir, step.java, expected)) continue;
+      const Actual actual = run_case(dir, step.supporting, std::string(test.string_at("file")), step.profile);
+      const bool agree = (expected.errors > 0) == (actual.errors > 0);
+      const bool same_count = expected.errors == actual.errors;
+      std::set<std::string> expected_locations;
+      for (const std::string& l : expected.locations) expected_locations.insert(l);
+      const bool same_locations = expected.has_locations && expected_locations == actual.locations;
+      for (Tally* t : {&modules[module], &all, kCoreModules.count(module) ? &core : nullptr}) {
+        if (t == nullptr) continue;
+        ++t->verdicts;
+        t->agree += agree;
+        t->counts += same_count;
+        t->with_locations += expected.has_locations;
+        t->located += same_locations;
+        t->missed += !agree && expected.errors > 0;
+        t->false_errors += !agree && expected.errors == 0;
+      }
+      if (!agree) {
+        disagreements << "  " << module << " " << step.label << ": reference " << expected.errors
+                      << " errors, we " << actual.errors
+                      << (actual.first_error.empty() ? "" : " (" + actual.first_error + ")") << "\n";
+      }
+    }
+  }
+  auto line = [](const std::string& label, const Tally& t) {
+    std::ostringstream out;
+    out << label << ": " << t.agree << "/" << t.verdicts << " verdicts agree ("
+        << (t.verdicts ? 100 * t.agree / t.verdicts : 0) << "%), " << t.missed << " missed errors, "
+        << t.false_errors << " false errors; error counts equal " << t.counts << "; error locations equal "
+        << t.located << "/" << t.with_locations << "\n";
+    return out.str();
+  };
+  std::string report =
+      line("all R4 cases without packages", all) + line(
+                                                       "general, profile, bundle, references, "
+                                                       "extensions, xhtml, fmt, sd",
+                                                       core);
+  for (const auto& [module, tally] : modules) report += line("  " + module, tally);
+  MESSAGE(report << "skipped (need IG packages): " << skipped_packages << "\ndisagreements:\n"
+                 << disagreements.str());
+  for (const auto& [module, tally] : modules) {
+    CAPTURE(module);
+    const auto floor = floors().find(module);
+    CHECK_MESSAGE(floor != floors().end(), "module without a floor: " << module);
+    if (floor == floors().end()) continue;
+    CHECK_MESSAGE(tally.agree >= floor->second,
+                  module << ": " << tally.agree << " verdicts agree, floor " << floor->second);
+    if (tally.agree > floor->second) MESSAGE("raise the floor of " << module << " to " << tally.agree);
+  }
+}
+
+}  // namespace
+}  // namespace fhirgate::fhir

@@ -1,5 +1,6 @@
 #include "fhir/formats.hpp"
 
+#include "fhir/json_locate.hpp"
 #include "fhir/xml.hpp"
 
 namespace fhirgate::fhir {
@@ -19,6 +20,13 @@ Result<Node> parse_resource(const Model& model, std::string_view text, Format fo
   if (!node) return node;
   if (auto rules = check_resource_json(*node); !rules) return std::move(rules).error();
   return node;
+}
+
+void locate_issues(std::string_view text, Format format, std::vector<Issue>& issues) {
+  if (format == Format::xml)
+    locate_xml_issues(text, issues);
+  else
+    locate_issues(text, issues);
 }
 
 Result<std::string> write_resource(const Model& model, const Node& resource, Format format, bool pretty) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
@@ -19,6 +20,8 @@ Format detect_format(std::string_view text);
 
 // Parses a resource in either format and checks the FHIR JSON rules on the result.
 Result<Node> parse_resource(const Model& model, std::string_view text, Format format);
+// Sets line/column on issues whose FHIRPath location names an element of the document (JSON or XML).
+void locate_issues(std::string_view text, Format format, std::vector<Issue>& issues);
 // Writes a resource (or any JSON tree of a resource) in the format.
 Result<std::string> write_resource(const Model& model, const Node& resource, Format format, bool pretty);
 

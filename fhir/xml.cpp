@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -986,6 +987,73 @@ class MarkupReader {
   std::vector<std::string> scratch_;  // decoded attribute values, one per attribute
 };
 
+// Records where each element of a FHIR XML document starts, under its FHIRPath-style location with an
+// index on every step (Bundle.entry[0].resource.subject[0]); a resource inside an element (entry.resource,
+// contained, parameter.resource) adds no step of its own, as in the JSON tree. The narrative's XHTML is
+// not descended into.
+class PositionRecorder {
+ public:
+  bool start(xmlParserCtxt* ctxt, std::string_view name, std::string_view ns, int, const xmlChar**) {
+    const bool xhtml = ns == kXhtmlNamespace || (!frames_.empty() && frames_.back().skip);
+    Frame frame;
+    frame.skip = xhtml;
+    if (!xhtml) {
+      if (frames_.empty()) {
+        frame.path.assign(name);
+      } else {
+        Frame& parent = frames_.back();
+        const bool resource = !name.empty() && name.front() >= 'A' && name.front() <= 'Z';
+        if (resource) {
+          frame.path = parent.path;  // the resource in entry.resource, contained, parameter.resource
+        } else {
+          const std::size_t index = parent.children[std::string(name)]++;
+          frame.path = parent.path + "." + std::string(name) + "[" + std::to_string(index) + "]";
+        }
+      }
+      // A resource shares its wrapper's location and takes it over.
+      positions.insert_or_assign(frame.path,
+                                 std::pair{xmlSAX2GetLineNumber(ctxt), xmlSAX2GetColumnNumber(ctxt)});
+    }
+    frames_.push_back(std::move(frame));
+    return true;
+  }
+  bool end(xmlParserCtxt*, std::string_view) {
+    if (!frames_.empty()) frames_.pop_back();
+    return true;
+  }
+  bool text(xmlParserCtxt*, std::string_view) { return true; }
+  Error take_error() { return Error::make(ErrorCode::internal, "the XML position recorder failed"); }
+
+  std::unordered_map<std::string, std::pair<int, int>> positions;
+
+ private:
+  struct Frame {
+    std::string path;
+    std::unordered_map<std::string, std::size_t> children;  // how many of each name so far
+    bool skip = false;
+  };
+  std::vector<Frame> frames_;
+};
+
+// An issue location with an index on every step after the first: name -> name[0].
+std::string indexed_location(std::string_view expression) {
+  std::string out;
+  std::size_t start = 0;
+  bool first = true;
+  while (start <= expression.size()) {
+    const std::size_t dot = expression.find('.', start);
+    const std::string_view step =
+        expression.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (!first) out.push_back('.');
+    out.append(step);
+    if (!first && !step.empty() && step.back() != ']') out.append("[0]");
+    first = false;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
 // JSON tree -> XML text.
 class XmlWriter {
  public:
@@ -1298,6 +1366,28 @@ Result<std::string> json_to_xml(const Model& model, const Node& resource, bool p
 Status read_xml_markup(std::string_view xml, XmlMarkupVisitor& visitor, const XmlLimits& limits) {
   MarkupReader reader(visitor);
   return sax_parse(xml, limits, reader);
+}
+
+void locate_xml_issues(std::string_view xml, std::vector<Issue>& issues) {
+  if (std::none_of(issues.begin(), issues.end(),
+                   [](const Issue& i) { return i.line == 0 && !i.expression.empty(); }))
+    return;
+  PositionRecorder recorder;
+  if (!sax_parse(xml, XmlLimits{}, recorder)) return;
+  for (Issue& issue : issues) {
+    if (issue.line != 0 || issue.expression.empty()) continue;
+    std::string at = indexed_location(issue.expression);
+    while (!at.empty()) {
+      if (const auto it = recorder.positions.find(at); it != recorder.positions.end()) {
+        issue.line = it->second.first;
+        issue.column = it->second.second;
+        break;
+      }
+      const std::size_t dot = at.rfind('.');
+      if (dot == std::string::npos) break;
+      at.resize(dot);
+    }
+  }
 }
 
 }  // namespace fhirgate::fhir

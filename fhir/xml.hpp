@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
@@ -32,6 +33,11 @@ struct XmlLimits {
 // JSON type such as a decimal that is not a number). Well-formedness is decided first: a document that
 // is not well-formed is invalid_input even where it is not FHIR either.
 Result<Node> xml_to_json(const Model& model, std::string_view xml, const XmlLimits& limits = {});
+
+// Sets line/column on every issue whose expression (Patient.name[0].given[1]) names an element of the
+// FHIR XML document `xml` (or, for an absent element, its nearest present ancestor), as
+// locate_issues() does for JSON. The column is where libxml2 finished reading the element's start tag.
+void locate_xml_issues(std::string_view xml, std::vector<Issue>& issues);
 
 // Writes the resource as FHIR XML (with an XML declaration when `declaration`), indented when `pretty`.
 // Errors: unprocessable naming the first member the model does not know (it cannot be placed in XML).

@@ -4,7 +4,6 @@
 // validation exceeds the request's CPU budget (422, too-costly). Runs on a worker, never an io thread.
 #include "fhir/formats.hpp"
 #include "fhir/json.hpp"
-#include "fhir/json_locate.hpp"
 #include "fhir/operation_outcome.hpp"
 #include "gateway/rest/router.hpp"
 
@@ -56,7 +55,9 @@ class Validate final : public Interaction {
       const auto format = *kind == BodyKind::fhir_xml ? fhir::Format::xml : fhir::Format::json;
       auto parsed = fhir::parse_resource(job.services.model, job.request.body, format);
       if (!parsed) {  // a body that cannot be read is itself the validation outcome
-        outcome_ = fhir::write_json(fhir::operation_outcome(parsed.error()));
+        Error unreadable = std::move(parsed).error();
+        fhir::locate_issues(job.request.body, format, unreadable.issues);
+        outcome_ = fhir::write_json(fhir::operation_outcome(unreadable));
         return;
       }
       resource = std::move(*parsed);
@@ -64,9 +65,14 @@ class Validate final : public Interaction {
         Node inner;
         static const std::vector<Node> kNone;
         const Node* parameters = resource.find("parameter");
+        std::size_t index = 0;
         for (const auto& p : parameters ? parameters->items() : kNone) {
           const auto name = p.string_at("name");
-          if (name == "resource" && p.find("resource")) inner = *p.find("resource");
+          if (name == "resource" && p.find("resource")) {
+            inner = *p.find("resource");
+            wrapped_at_ = "Parameters.parameter[" + std::to_string(index) + "].resource";
+          }
+          ++index;
           if (name == "profile")
             options.profiles.emplace_back(p.string_at("valueUri").empty() ? p.string_at("valueCanonical")
                                                                           : p.string_at("valueUri"));
@@ -99,15 +105,32 @@ class Validate final : public Interaction {
         if (issue.code == "too-costly") costly.issues.push_back(std::move(issue));
       return ex.fail(std::move(costly));
     }
-    if (id_.empty() && fhir::detect_format(job.request.body) == fhir::Format::json)
-      fhir::locate_issues(job.request.body, result.issues);
+    if (id_.empty()) locate(job.request.body, resource_type, result.issues);
     outcome_ = fhir::write_json(validation_outcome(result));
   }
 
   HttpResponse respond(RestJob& job) override { return job.json_response(200, std::move(outcome_)); }
 
  private:
+  // Line and column in the body, as `fhirgate validate` gives them. A resource sent inside Parameters is
+  // located there: its issues' locations are rewritten to start at the parameter for the lookup.
+  void locate(std::string_view body, const std::string& resource_type, std::vector<Issue>& issues) const {
+    const auto format = fhir::detect_format(body);
+    if (wrapped_at_.empty()) return fhir::locate_issues(body, format, issues);
+    std::vector<std::string> own(issues.size());
+    for (std::size_t i = 0; i < issues.size(); ++i) {
+      own[i] = issues[i].expression;
+      const std::string_view at = own[i];
+      if (at.starts_with(resource_type) &&
+          (at.size() == resource_type.size() || at[resource_type.size()] == '.'))
+        issues[i].expression = wrapped_at_ + own[i].substr(resource_type.size());
+    }
+    fhir::locate_issues(body, format, issues);
+    for (std::size_t i = 0; i < issues.size(); ++i) issues[i].expression = std::move(own[i]);
+  }
+
   std::string type_, id_;
+  std::string wrapped_at_;  // where the validated resource sits in a Parameters body
   std::string outcome_;
 };
 

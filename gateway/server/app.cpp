@@ -151,13 +151,14 @@ int validate_files(const fhir::Model& model, const fhir::Validator& validator,
       ++resources;
       auto resource = fhir::parse_resource(model, doc.text, fhir::detect_format(doc.text));
       if (!resource) {
-        for (const auto& issue : resource.error().issues)
-          print_issue(out, file, doc.first_line, ndjson, issue);
+        auto issues = resource.error().issues;
+        fhir::locate_issues(doc.text, fhir::detect_format(doc.text), issues);
+        for (const auto& issue : issues) print_issue(out, file, doc.first_line, ndjson, issue);
         ++errors;
         continue;
       }
       auto result = validator.validate(*resource, options);
-      if (fhir::detect_format(doc.text) == fhir::Format::json) fhir::locate_issues(doc.text, result.issues);
+      fhir::locate_issues(doc.text, fhir::detect_format(doc.text), result.issues);
       for (const auto& issue : result.issues) {
         print_issue(out, file, doc.first_line, ndjson, issue);
         if (issue.severity == "error" || issue.severity == "fatal")

@@ -461,5 +461,38 @@ TEST_CASE("xml: conversions run concurrently") {
   for (const int n : ok) CHECK(n == 200);
 }
 
+TEST_CASE("xml: issue locations are placed on the line of their element, through nested resources") {
+  const std::string xml =
+      "<Bundle xmlns=\"http://hl7.org/fhir\">\n"                                              // 1
+      "  <type value=\"collection\"/>\n"                                                      // 2
+      "  <entry>\n"                                                                           // 3
+      "    <resource>\n"                                                                      // 4
+      "      <Patient>\n"                                                                     // 5
+      "        <text><status value=\"generated\"/>\n"                                         // 6
+      "          <div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</p><name/></div></text>\n"  // 7
+      "        <name><given value=\"A\"/></name>\n"                                           // 8
+      "        <name>\n"                                                                      // 9
+      "          <given value=\"B\"/>\n"                                                      // 10
+      "          <given value=\"C\"/>\n"                                                      // 11
+      "        </name>\n"                                                                     // 12
+      "      </Patient>\n"                                                                    // 13
+      "    </resource>\n"                                                                     // 14
+      "  </entry>\n"                                                                          // 15
+      "</Bundle>\n";
+  std::vector<Issue> issues(5);
+  issues[0].expression = "Bundle.entry[0].resource.name[1].given[1]";
+  issues[1].expression = "Bundle.entry[0].resource.name[1]";
+  issues[2].expression = "Bundle.type";
+  issues[3].expression = "Bundle.entry[0].resource.birthDate";  // absent: its parent's line
+  issues[4].expression = "Bundle.entry[0].resource.name[2]";    // absent: the resource's line
+  locate_issues(xml, Format::xml, issues);
+  CHECK(issues[0].line == 11);
+  CHECK(issues[1].line == 9);
+  CHECK(issues[2].line == 2);
+  CHECK(issues[3].line == 5);
+  CHECK(issues[4].line == 5);
+  CHECK(issues[0].column > 1);
+}
+
 }  // namespace
 }  // namespace fhirgate::fhir

@@ -1,10 +1,14 @@
 // $validate, validate-on-write and `fhirgate validate` against the real server and binary.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "tests/integration/common.hpp"
 
@@ -127,6 +131,79 @@ TEST_CASE("fhirgate validate: issues, a summary line and the exit status") {
   CHECK(lines.out.find("2 resource(s) validated") != std::string::npos);
   CHECK(validate_cli(dir + "/missing.json").status == 2);
   CHECK(validate_cli("--bogus x").status == 2);
+}
+
+// One issue as both front ends show it: severity, location, line:column, message.
+using Reported = std::tuple<std::string, std::string, int, int, std::string>;
+
+std::multiset<Reported> from_outcome(const fhir::Node& oo) {
+  std::multiset<Reported> out;
+  const auto* issues = oo.find("issue");
+  for (const auto& issue : issues ? issues->items() : std::vector<fhir::Node>{}) {
+    int line = 0, column = 0;
+    if (const auto* exts = issue.find("extension")) {
+      for (const auto& e : exts->items()) {
+        if (e.string_at("url").ends_with("issue-line")) line = std::stoi(e.find("valueInteger")->text());
+        if (e.string_at("url").ends_with("issue-col")) column = std::stoi(e.find("valueInteger")->text());
+      }
+    }
+    const auto* expr = issue.find("expression");
+    out.emplace(std::string(issue.string_at("severity")), expr ? expr->items().at(0).text() : "", line,
+                column, std::string(issue.string_at("diagnostics")));
+  }
+  return out;
+}
+
+// `FILE:LINE:COLUMN: severity: message [location]` lines of `fhirgate validate`.
+std::multiset<Reported> from_cli(const std::string& out, const std::string& file) {
+  std::multiset<Reported> issues;
+  std::istringstream lines(out);
+  std::string line;
+  const std::regex pattern("^" + file + R"(:(\d+):(\d+): (\w+): (.*) \[(.*)\]$)");
+  std::smatch m;
+  while (std::getline(lines, line)) {
+    if (std::regex_match(line, m, pattern))
+      issues.emplace(m[3].str(), m[5].str(), std::stoi(m[1].str()), std::stoi(m[2].str()), m[4].str());
+  }
+  return issues;
+}
+
+TEST_CASE("fhirgate validate and $validate report the same issues at the same places, JSON and XML") {
+  const std::string dir = temp_dir();
+  HttpClient http(shared_gateway().port());
+  const std::string json_patient =
+      "{\n  \"resourceType\": \"Patient\",\n  \"gender\": \"Male\",\n  \"birthDate\": \"1970-13-01\",\n"
+      "  \"name\": [{\"given\": [\"A\"], \"colour\": \"red\"}],\n  \"active\": \"yes\"\n}\n";
+  const std::string xml_patient =
+      "<Patient xmlns=\"http://hl7.org/fhir\">\n  <name>\n    <given value=\"A\"/>\n  </name>\n"
+      "  <gender value=\"Male\"/>\n  <birthDate value=\"1970-13-01\"/>\n  <contact>\n    <gender "
+      "value=\"x\"/>\n"
+      "  </contact>\n</Patient>\n";
+  for (const auto& [name, body, media] :
+       {std::tuple{std::string("patient.json"), json_patient, std::string("application/fhir+json")},
+        std::tuple{std::string("patient.xml"), xml_patient, std::string("application/fhir+xml")}}) {
+    CAPTURE(name);
+    const std::string file = dir + "/" + name;
+    std::ofstream(file) << body;
+    const auto cli = from_cli(validate_cli(file).out, file);
+    const auto r = http.send_json("POST", "/Patient/$validate", body, {{"Content-Type", media}});
+    REQUIRE(r.status == 200);
+    const auto rest = from_outcome(json(r.body));
+    CHECK(cli.size() >= 3);
+    CHECK(cli == rest);
+    for (const auto& issue : rest) CHECK(std::get<2>(issue) >= 1);  // every issue has its line
+    CHECK(std::any_of(rest.begin(), rest.end(), [](const Reported& i) { return std::get<2>(i) == 6; }));
+  }
+  // A resource sent inside Parameters is located inside the Parameters body.
+  const std::string wrapped =
+      "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"resource\",\n"
+      "\"resource\":{\"resourceType\":\"Patient\",\n\"gender\":\"Male\"}}]}";
+  const auto r = http.send_json("POST", "/Patient/$validate", wrapped);
+  REQUIRE(r.status == 200);
+  const auto rest = from_outcome(json(r.body));
+  REQUIRE(!rest.empty());
+  CHECK(std::get<1>(*rest.begin()) == "Patient.gender");
+  CHECK(std::get<2>(*rest.begin()) == 3);
 }
 
 }  // namespace

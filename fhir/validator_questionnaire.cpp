@@ -21,6 +21,7 @@
 // checked (an unknown value set, quantities without formal units compared with limits are the
 // exception: the reference calls those errors) is a warning or information.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -176,6 +177,12 @@ std::optional<bool> local_membership(const Node& value_set, std::string_view sys
     }
   }
   return found;
+}
+
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
 }
 
 bool same_coding(const Node& expected, const Node& actual) {
@@ -418,7 +425,7 @@ class ResponseChecker {
       check_option(question, item_type, value, at, where);
     } else if (const std::string_view vs = question.string_at("answerValueSet"); !vs.empty()) {
       if (value.type == "Coding") {
-        check_value_set(vs, v, at);
+        check_value_set(vs, v, at, where);
       } else if (item_type == "open-choice" && value.type == "String") {
         context_.information("informational",
                              "Cannot validate string answer option because no option list is provided", at);
@@ -467,7 +474,8 @@ class ResponseChecker {
     }
   }
 
-  void check_value_set(std::string_view value_set, const Node& coding, const std::string& at) {
+  void check_value_set(std::string_view value_set, const Node& coding, const std::string& at,
+                       const std::string& where) {
     const std::string_view system = coding.string_at("system");
     const std::string_view code = coding.string_at("code");
     if (code.empty()) return;
@@ -491,11 +499,23 @@ class ResponseChecker {
       if (const Node* vs = context_.definitions.find(value_set, "ValueSet"); vs != nullptr)
         title = name_of(*vs);
     }
+    std::string wrong_display;
+    if (const std::string_view display = coding.string_at("display");
+        member.value_or(true) && !display.empty() && !value_set.starts_with('#')) {
+      if (const auto expected = context_.terminology.display(system, code);
+          expected && !equal_ignoring_case(*expected, display)) {
+        wrong_display = "Wrong Display Name '" + std::string(display) + "' for " + std::string(system) + "#" +
+                        std::string(code) + ". Valid display is '" + *expected + "'";
+        context_.error("invalid", wrong_display, where + ".display");
+        member = false;
+      }
+    }
     if (!member || *member) return;
     context_.error("code-invalid",
                    "The code '" + std::string(code) + "' in the system '" + std::string(system) +
                        "' is not in the options value set (" +
-                       (title.empty() ? std::string(value_set) : title) + ") specified by the questionnaire",
+                       (title.empty() ? std::string(value_set) : title) + ") specified by the questionnaire" +
+                       (wrong_display.empty() ? "" : ". Terminology Error: " + wrong_display),
                    at);
   }
 

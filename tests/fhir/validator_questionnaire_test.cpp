@@ -143,6 +143,31 @@ TEST_CASE("Questionnaire: answer options and answer value sets") {
         "error QuestionnaireResponse.item[3].answer[0]");
 }
 
+TEST_CASE("Questionnaire: a coded answer from a value set must carry the code's display") {
+  const std::string_view q =
+      R"({"resourceType":"Questionnaire","url":"http://example.org/j","status":"active",
+    "item":[{"linkId":"c","type":"choice","repeats":true,"answerValueSet":"http://hl7.org/fhir/ValueSet/jurisdiction"}]})";
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/j",
+    "status":"completed","item":[{"linkId":"c","answer":[
+      {"valueCoding":{"system":"urn:iso:std:iso:3166","code":"BD","display":"Bangladesh"}},
+      {"valueCoding":{"system":"urn:iso:std:iso:3166","code":"BD","display":"Australia"}}]}]})") ==
+        "error QuestionnaireResponse.item[0].answer[1].value.ofType(Coding).display; "
+        "error QuestionnaireResponse.item[0].answer[1]");
+}
+
+TEST_CASE("Questionnaire: a reference answer with white space is not a valid reference") {
+  const std::string_view q =
+      R"({"resourceType":"Questionnaire","url":"http://example.org/r","status":"active",
+    "item":[{"linkId":"r","type":"reference"}]})";
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/r",
+    "status":"completed","item":[{"linkId":"r","answer":[
+      {"valueReference":{"reference":"ht tps://example.org/Patient/1"}}]}]})") ==
+        "error QuestionnaireResponse.item[0].answer[0].valueReference.reference");
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/r",
+    "status":"completed","item":[{"linkId":"r","answer":[
+      {"valueReference":{"reference":"https://example.org/Patient/1"}}]}]})") == "");
+}
+
 TEST_CASE("Questionnaire: date limits, decimal places, quantity limits and units") {
   const std::string_view q =
       R"({"resourceType":"Questionnaire","url":"http://example.org/l","status":"active",

@@ -441,6 +441,7 @@ class ResponseChecker {
     if (value.type == "Decimal") check_decimal_places(question, v, where);
     if (value.type == "Quantity") check_quantity(question, v, where);
     if (value.type == "Reference") check_reference(question, v, where);
+    if (value.type == "Attachment") check_attachment(question, v, where);
   }
 
   void check_option(const Node& question, std::string_view item_type, const TypedValue& value,
@@ -712,6 +713,35 @@ class ResponseChecker {
                    where);
   }
 
+  void check_attachment(const Node& question, const Node& attachment, const std::string& where) {
+    std::vector<std::string_view> types;
+    for (const Node& ext : children(question, "extension")) {
+      if (ext.string_at("url") == std::string(kCoreExtension) + "questionnaire-mimeType")
+        types.push_back(ext.string_at("valueCode"));
+    }
+    std::string_view content_type = attachment.string_at("contentType");
+    content_type = content_type.substr(0, content_type.find(';'));
+    while (!content_type.empty() && content_type.back() == ' ') content_type.remove_suffix(1);
+    if (!types.empty() && !content_type.empty() &&
+        std::none_of(types.begin(), types.end(),
+                     [&](std::string_view t) { return equal_ignoring_case(t, content_type); })) {
+      context_.error("structure",
+                     "The attachment's content type '" + std::string(content_type) +
+                         "' is not one of the types the questionnaire allows",
+                     where);
+    }
+    if (const Node* ext = extension(question, "questionnaire-maxSize"); ext != nullptr) {
+      const auto limit = number(ext->find("valueDecimal"));
+      const auto size = number(attachment.find("size"));
+      if (limit && size && *size > *limit) {
+        context_.error("too-long",
+                       "The attachment is " + attachment.find("size")->text() +
+                           " bytes, more than the maximum size " + ext->find("valueDecimal")->text(),
+                       where);
+      }
+    }
+  }
+
   // enableWhen ---------------------------------------------------------------------------------------
 
   bool is_enabled(const Node& question) {
@@ -801,6 +831,24 @@ class ResponseChecker {
   std::vector<const Node*> scopes_;  // the response, then the items and answers holding the current level
 };
 
+// A Questionnaire with this canonical (url or url|version) among the entries of an enclosing Bundle.
+const Node* in_bundles(const RuleContext& context, std::string_view canonical) {
+  const auto bar = canonical.find('|');
+  const std::string_view url = canonical.substr(0, bar);
+  const std::string_view version =
+      bar == std::string_view::npos ? std::string_view() : canonical.substr(bar + 1);
+  for (const EnclosingResource& enclosing : context.enclosing) {
+    if (enclosing.type != "Bundle") continue;
+    for (const Node& entry : children(*enclosing.node, "entry")) {
+      const Node* resource = entry.find("resource");
+      if (resource != nullptr && resource->string_at("resourceType") == "Questionnaire" &&
+          resource->string_at("url") == url && (version.empty() || resource->string_at("version") == version))
+        return resource;
+    }
+  }
+  return nullptr;
+}
+
 void check_response(RuleContext& context) {
   const std::string_view canonical = context.resource.string_at("questionnaire");
   if (canonical.empty()) return;
@@ -812,6 +860,7 @@ void check_response(RuleContext& context) {
     }
   } else {
     questionnaire = context.definitions.find(canonical, "Questionnaire");
+    if (questionnaire == nullptr) questionnaire = in_bundles(context, canonical);
   }
   if (questionnaire == nullptr) {
     context.warning(

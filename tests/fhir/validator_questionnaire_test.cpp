@@ -67,6 +67,30 @@ TEST_CASE("Questionnaire: an unknown questionnaire is a warning, a contained one
         "error QuestionnaireResponse.item[0].answer[0].value.ofType(string)");
 }
 
+TEST_CASE("Questionnaire: the questionnaire may come from the enclosing Bundle") {
+  CHECK(check({}, R"({"resourceType":"Bundle","type":"collection","entry":[
+    {"fullUrl":"http://example.org/Questionnaire/b","resource":{"resourceType":"Questionnaire","id":"b",
+      "url":"http://example.org/b","version":"1","status":"active","item":[{"linkId":"a","type":"integer"}]}},
+    {"fullUrl":"http://example.org/QuestionnaireResponse/r","resource":{"resourceType":"QuestionnaireResponse",
+      "id":"r","questionnaire":"http://example.org/b|1","status":"completed",
+      "item":[{"linkId":"a","answer":[{"valueDecimal":1.5}]}]}}]})") ==
+        "error Bundle.entry[1].resource.item[0].answer[0].value.ofType(decimal)");
+}
+
+TEST_CASE("Questionnaire: attachment types and sizes") {
+  const std::string_view q =
+      R"({"resourceType":"Questionnaire","url":"http://example.org/a","status":"active",
+    "item":[{"linkId":"a","type":"attachment","repeats":true,"extension":[
+      {"url":"http://hl7.org/fhir/StructureDefinition/questionnaire-mimeType","valueCode":"image/png"},
+      {"url":"http://hl7.org/fhir/StructureDefinition/questionnaire-maxSize","valueDecimal":1000}]}]})";
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/a",
+    "status":"completed","item":[{"linkId":"a","answer":[
+      {"valueAttachment":{"contentType":"image/png","size":10}},
+      {"valueAttachment":{"contentType":"image/jpeg","size":2000}}]}]})") ==
+        "error QuestionnaireResponse.item[0].answer[1].value.ofType(Attachment); "
+        "error QuestionnaireResponse.item[0].answer[1].value.ofType(Attachment)");
+}
+
 TEST_CASE("Questionnaire: answers must have the item's type; display and group items take none") {
   CHECK(check({kSimple}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/q",
     "status":"completed","item":[{"linkId":"name","answer":[{"valueInteger":1}]},

@@ -267,6 +267,7 @@ TEST_CASE("display of a system without a CodeSystem comes from a ValueSet that l
   const auto& t = shipped();
   CHECK(t.display("urn:iso:std:iso:3166", "BD") == std::optional<std::string>("Bangladesh"));
   CHECK(t.display("urn:iso:std:iso:3166", "XX") == std::nullopt);
+  CHECK(t.display("http://unitsofmeasure.org", "min") == std::nullopt);
 }
 
 TEST_CASE("add() takes custom CodeSystems and ValueSets, alone or in a Bundle") {

@@ -425,7 +425,7 @@ class ResponseChecker {
       check_option(question, item_type, value, at, where);
     } else if (const std::string_view vs = question.string_at("answerValueSet"); !vs.empty()) {
       if (value.type == "Coding") {
-        check_value_set(vs, v, at, where);
+        check_value_set(vs, v, at, where, item_type == "open-choice" ? "warning" : "error");
       } else if (item_type == "open-choice" && value.type == "String") {
         context_.information("informational",
                              "Cannot validate string answer option because no option list is provided", at);
@@ -475,8 +475,10 @@ class ResponseChecker {
     }
   }
 
+  // `severity`: for a code outside the value set (a warning for open-choice items, whose codes may be
+  // drawn from elsewhere).
   void check_value_set(std::string_view value_set, const Node& coding, const std::string& at,
-                       const std::string& where) {
+                       const std::string& where, std::string_view severity) {
     const std::string_view system = coding.string_at("system");
     const std::string_view code = coding.string_at("code");
     if (code.empty()) return;
@@ -512,12 +514,13 @@ class ResponseChecker {
       }
     }
     if (!member || *member) return;
-    context_.error("code-invalid",
-                   "The code '" + std::string(code) + "' in the system '" + std::string(system) +
-                       "' is not in the options value set (" +
-                       (title.empty() ? std::string(value_set) : title) + ") specified by the questionnaire" +
-                       (wrong_display.empty() ? "" : ". Terminology Error: " + wrong_display),
-                   at);
+    context_.report(severity, "code-invalid",
+                    "The code '" + std::string(code) + "' in the system '" + std::string(system) +
+                        "' is not in the options value set (" +
+                        (title.empty() ? std::string(value_set) : title) +
+                        ") specified by the questionnaire" +
+                        (wrong_display.empty() ? "" : ". Terminology Error: " + wrong_display),
+                    at);
   }
 
   void check_string(const Node& question, std::string_view item_type, std::string_view text,

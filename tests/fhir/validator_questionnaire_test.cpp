@@ -167,6 +167,18 @@ TEST_CASE("Questionnaire: answer options and answer value sets") {
         "error QuestionnaireResponse.item[3].answer[0]");
 }
 
+TEST_CASE(
+    "Questionnaire: an open-choice answer may be free text, and a code outside its value set is a warning") {
+  const std::string_view q =
+      R"({"resourceType":"Questionnaire","url":"http://example.org/oc","status":"active",
+    "item":[{"linkId":"c","type":"open-choice","repeats":true,
+             "answerValueSet":"http://hl7.org/fhir/ValueSet/administrative-gender"}]})";
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/oc",
+    "status":"completed","item":[{"linkId":"c","answer":[{"valueString":"something else"},
+      {"valueCoding":{"system":"http://hl7.org/fhir/administrative-gender","code":"cat"}}]}]})") ==
+        "warning QuestionnaireResponse.item[0].answer[1]");
+}
+
 TEST_CASE("Questionnaire: a coded answer from a value set must carry the code's display") {
   const std::string_view q =
       R"({"resourceType":"Questionnaire","url":"http://example.org/j","status":"active",

@@ -402,7 +402,8 @@ class ResponseChecker {
     for (std::size_t j = 0; j < answers.size(); ++j) {
       const std::string where = at + ".answer[" + std::to_string(j) + "]";
       check_answer(question, type, allowed, answers[j], where);
-      if (answers[j].find("item") != nullptr) check_level(question.find("item"), answers[j], where, enabled);
+      if (answers[j].find("item") != nullptr || question.find("item") != nullptr)
+        check_level(question.find("item"), answers[j], where, enabled);
     }
     if (response.find("item") != nullptr) check_level(question.find("item"), response, at, enabled);
   }

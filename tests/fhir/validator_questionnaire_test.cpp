@@ -130,6 +130,21 @@ TEST_CASE("Questionnaire: groups, repeats and maxOccurs") {
         "error QuestionnaireResponse.item[0].item[0]; error QuestionnaireResponse.item[0].item[1]");
 }
 
+TEST_CASE("Questionnaire: the items of a question are answered inside each of its answers") {
+  const std::string_view q =
+      R"({"resourceType":"Questionnaire","url":"http://example.org/n","status":"active",
+    "item":[{"linkId":"p","type":"boolean","item":[{"linkId":"why","type":"string","required":true,
+      "enableWhen":[{"question":"p","operator":"=","answerBoolean":true}]}]}]})";
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/n",
+    "status":"completed","item":[{"linkId":"p","answer":[{"valueBoolean":true,
+      "item":[{"linkId":"why","answer":[{"valueString":"because"}]}]}]}]})") == "");
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/n",
+    "status":"completed","item":[{"linkId":"p","answer":[{"valueBoolean":false}]}]})") == "");
+  CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/n",
+    "status":"completed","item":[{"linkId":"p","answer":[{"valueBoolean":true}]}]})") ==
+        "error QuestionnaireResponse.item[0].answer[0]");
+}
+
 TEST_CASE("Questionnaire: enableWhen is read within the repetition of a group") {
   const std::string_view q =
       R"({"resourceType":"Questionnaire","url":"http://example.org/e","status":"active",

@@ -1,25 +1,30 @@
 // QuestionnaireResponse against its Questionnaire (R4 Questionnaire and QuestionnaireResponse, with
 // the core questionnaire extensions and the SDC quantity limits), and the one Questionnaire rule whose
-// published expression is wrong.
+// published expression is wrong (que-12, see check_enable_behavior).
 //
 // The Questionnaire is found by QuestionnaireResponse.questionnaire: a contained one for "#id", else
-// among the definitions the validator was given (url or url|version). Not found: a warning, nothing
-// else can be checked.
+// among the definitions the validator was given (url or url|version), else an entry of an enclosing
+// Bundle. Not found: a warning, nothing else can be checked.
 //
 // Items are matched level by level by linkId: a response item must name an item of the same level, in
-// the Questionnaire's order. For each Questionnaire item, its enableWhen conditions are evaluated
-// against the answers in the response; the answers to a condition's question are looked for first
-// among the items beside the one evaluated (and their descendants), then one level up and so on, so
-// that a condition inside a repeating group reads the answers of its own repetition. A disabled item
-// must have no answers and disables its descendants; an enabled required item must be answered when
-// the response is completed (the spec's meaning of `required`). Each answer is checked against the
-// item's type, answerOption / answerValueSet, and the limits the item states (maxLength, minLength,
-// regex, minValue, maxValue, maxDecimalPlaces, maxOccurs, unit options and unit value set, quantity
-// limits in comparable units, reference resource types).
+// the Questionnaire's order, and only a repeating item may appear more than once. The items of a group
+// are checked below the group; those of a question inside each of its answers. For each Questionnaire
+// item, its enableWhen conditions are evaluated against the answers in the response: the answers to a
+// condition's question are looked for first among the items beside the one evaluated (and their
+// descendants), then one level up and so on, so that a condition inside a repeating group reads the
+// answers of its own repetition. A condition on a question with no answer is false (except `exists`
+// false). A disabled item must have no answers and disables its descendants; an enabled required item
+// must be answered when the response is completed (the spec's meaning of `required`). Each answer is
+// checked against the item's type, answerOption / answerValueSet (with the code's display where we know
+// it), and the limits the item states: maxLength, minLength, regex, minValue, maxValue,
+// maxDecimalPlaces, maxOccurs, unit options and unit value set, quantity limits (in comparable UCUM
+// units: equal codes, or metric units that differ by a prefix), reference resource types, attachment
+// types and sizes.
 //
-// Severity follows the reference validator: what the Questionnaire forbids is an error; what cannot be
-// checked (an unknown value set, quantities without formal units compared with limits are the
-// exception: the reference calls those errors) is a warning or information.
+// Severities follow the reference validator: what the Questionnaire forbids is an error, and so is a
+// quantity compared with a limit when either has no formal unit; what cannot be checked (an unknown
+// value set, units that are not comparable) is a warning, and an item without options to check an
+// answer against earns an information.
 #include <algorithm>
 #include <cctype>
 #include <cmath>

@@ -647,7 +647,21 @@ Terminology::Answer Terminology::contains(std::string_view value_set, std::strin
 
 std::optional<std::string> Terminology::display(std::string_view system, std::string_view code) const {
   auto it = data_->code_systems.find(std::string(system));
-  if (it == data_->code_systems.end()) return std::nullopt;
+  if (it == data_->code_systems.end()) {
+    const std::string* found = nullptr;
+    for (const auto& [url, definition] : data_->definitions) {
+      for (const Include& include : definition.includes) {
+        if (include.system != system) continue;
+        for (const ConceptRef& c : include.concepts) {
+          if (c.code != code || c.display.empty()) continue;
+          if (found != nullptr && *found != c.display) return std::nullopt;
+          found = &c.display;
+        }
+      }
+    }
+    if (found == nullptr) return std::nullopt;
+    return *found;
+  }
   const Concept* c = it->second.find(code);
   if (!c || c->display.empty()) return std::nullopt;
   return c->display;

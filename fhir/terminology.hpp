@@ -32,7 +32,10 @@ class Terminology {
   // Is system|code in the value set (canonical URL, optionally `|version`)? When `system` is empty,
   // a code matches any system of the set (for `code` elements bound to a value set).
   Answer contains(std::string_view value_set, std::string_view system, std::string_view code) const;
-  // The display of a code in a code system, when known (for warnings about wrong displays).
+  // The display of a code in a code system, when known (for warnings about wrong displays): from the
+  // CodeSystem, or for a system we have no CodeSystem of (ISO 3166 ...), from the ValueSets that list the
+  // code with a display when they all agree (UCUM's "minute" and "minutes": no display). Lookups of the
+  // latter kind scan the ValueSets: for occasional use.
   std::optional<std::string> display(std::string_view system, std::string_view code) const;
   bool knows_value_set(std::string_view url) const;
 

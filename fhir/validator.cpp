@@ -1078,6 +1078,12 @@ class Run {
     const Node* reference = item.find("reference");
     if (reference == nullptr || !reference->is_string()) return;
     const std::string_view text = reference->text();
+    if (text.find_first_of(" \t\r\n") != std::string_view::npos) {
+      Path p(*this, "reference");
+      error("structure", "The reference '" + std::string(text) +
+                             "' is not a valid reference (a URL, relative or absolute, has no white space)");
+      return;
+    }
     if (text.empty() || text.starts_with('#') || text.starts_with("urn:") ||
         text.find('?') != std::string_view::npos)
       return;

@@ -66,4 +66,6 @@ struct RuleContext {
 // Runs every rule area that applies to the resource.
 void run_resource_rules(RuleContext& context);
 
+void check_questionnaire(RuleContext& context);  // QuestionnaireResponse against its Questionnaire
+
 }  // namespace fhirgate::fhir

@@ -66,4 +66,7 @@ struct RuleContext {
 // Runs every rule area that applies to the resource.
 void run_resource_rules(RuleContext& context);
 
+void check_extensions(RuleContext& context);   // validator_extensions.cpp
+void check_conformance(RuleContext& context);  // validator_conformance.cpp
+
 }  // namespace fhirgate::fhir

@@ -6,8 +6,9 @@
 // are known; any other unknown url is information only, as the reference validator does.
 //
 // Definitions come from the validator's supporting resources first, then from the R4 core extension
-// definitions (profiles/r4/extension-definitions.json.gz), read once per process on the first
-// extension met and kept as a compact table: url -> contexts, modifier flag, value rule, sub-extensions.
+// definitions (profiles/r4/extensions.json.gz: the official ones trimmed by scripts/extract-extensions
+// to what is read here), read once per process on the first extension met (a few milliseconds) and
+// kept as a compact table: url -> contexts, modifier flag, value rule, sub-extensions.
 // Without a profiles directory (a Model built from bundles) the core table is absent, and unknown core
 // urls are not reported.
 //
@@ -218,7 +219,7 @@ const CoreExtensions* core_extensions(const Model& model) {
   const auto it = loaded.find(model.profiles_dir());
   if (it != loaded.end()) return it->second.get();
   std::unique_ptr<CoreExtensions> table;
-  if (auto bundle = read_json_file(model.profiles_dir() + "/r4/extension-definitions.json.gz"); bundle) {
+  if (auto bundle = read_json_file(model.profiles_dir() + "/r4/extensions.json.gz"); bundle) {
     table = std::make_unique<CoreExtensions>();
     if (const Node* entries = bundle->find("entry"); entries != nullptr) {
       for (const Node& entry : entries->items()) {
@@ -416,6 +417,11 @@ class ExtensionWalk {
   // resource, e.g. `Patient.name`, `HumanName.family`. A backbone element's type is named by its
   // definition path (`RequestGroup.action`, also for the recursive RequestGroup.action.action).
   bool element_matches(std::string_view expression) const {
+    if (const auto hash = expression.find('#'); hash != std::string_view::npos) {
+      expression.remove_prefix(hash + 1);  // a path in a structure named by its url: url#Patient.name
+    } else if (expression.find("://") != std::string_view::npos) {
+      return true;  // a profile: where it applies is not known here
+    }
     if (expression == "Element" || expression == "Any") return true;
     const std::size_t host = frames_.size() - 1;
     for (const TypeDef* t = frames_[host].type; t != nullptr;

@@ -17,6 +17,7 @@
 // name in its parent) from the resource down to the element carrying the extension; a context such as
 // `HumanName.family` or `Patient.name` is matched against the stack without building paths. Nested
 // resources (contained, Bundle entries, Parameters) are left to their own pass of the resource rules.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -349,9 +350,17 @@ class ExtensionWalk {
   }
 
   void descend(const ElementDef& def, const TypeDef& type, const Node* value, const Node& object) {
+    // Fixed, pattern and example values in element definitions are values of another element, so
+    // their extensions are not in the context they appear in (as the reference validator also has it).
+    const std::string_view parent = frames_.back().type->name;
+    const bool example_value =
+        (parent == "ElementDefinition" && (def.name == "fixed" || def.name == "pattern")) ||
+        (parent == "ElementDefinition.example" && def.name == "value");
+    if (example_value) ++inside_values_;
     frames_.push_back({&type, def.name, value, &object, {}, path_.size()});
     walk(object, type);
     frames_.pop_back();
+    if (example_value) --inside_values_;
   }
 
   std::string relative(std::size_t end) const { return path_.substr(0, end); }
@@ -399,7 +408,7 @@ class ExtensionWalk {
                      "' must not be used as a modifierExtension (it's a regular extension)",
                  path_);
     }
-    check_context(*def);
+    if (inside_values_ == 0) check_context(*def);
     check_content(*def, extension, url);
   }
 
@@ -480,7 +489,7 @@ class ExtensionWalk {
     for (std::size_t j = 0; j < host; ++j) {
       std::string path = frames_[j].type->name;
       for (std::size_t k = j + 1; k <= host; ++k) path += "." + std::string(frames_[k].name);
-      names.push_back(std::move(path));
+      if (std::find(names.begin(), names.end(), path) == names.end()) names.push_back(std::move(path));
     }
     for (std::size_t i = frames_.size(); i-- > 0;) {
       if (frames_[i].type == extension_type_ && !frames_[i].url.empty()) {
@@ -646,7 +655,8 @@ class ExtensionWalk {
   const CoreExtensions* core_;
   const TypeDef* extension_type_;
   std::vector<Frame> frames_;
-  std::string path_;  // relative to the resource
+  int inside_values_ = 0;  // within fixed[x], pattern[x] or example values of element definitions
+  std::string path_;       // relative to the resource
 };
 
 // Any extension or modifierExtension in the resource, nested resources left out?

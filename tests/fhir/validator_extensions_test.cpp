@@ -137,6 +137,17 @@ TEST_CASE("Extensions: modifier extensions, value types and the sub-extensions o
               {}, "sub-extension") == "information Patient.extension[0].extension[1]");
 }
 
+TEST_CASE("Extensions: in fixed, pattern and example values of element definitions any context goes") {
+  const std::string name = R"j({"family":"Lopez","extension":[{
+      "url":"http://hl7.org/fhir/StructureDefinition/humanname-mothers-family","valueString":"Garcia"}]})j";
+  const std::string sd = R"({"resourceType":"StructureDefinition","url":"http://example.org/sd","name":"Sd",
+    "status":"draft","abstract":false,"kind":"resource","type":"Patient","derivation":"constraint",
+    "baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","differential":{"element":[
+      {"id":"Patient.name","path":"Patient.name","patternHumanName":)" +
+                         name + R"(,"example":[{"label":"x","valueHumanName":)" + name + "}]}]}}";
+  CHECK(check(sd) == "");
+}
+
 TEST_CASE("Extensions: an unknown core extension is an error, another unknown one information") {
   CHECK(check(patient(R"("extension":[{"url":"http://hl7.org/fhir/StructureDefinition/no-such-thing",
       "valueBoolean":true}])")) == "error Patient.extension[0]");

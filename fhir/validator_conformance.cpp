@@ -20,6 +20,7 @@
 
 #include "fhir/files.hpp"
 #include "fhir/validator.hpp"
+#include "fhir/validator_extensions.hpp"
 #include "fhir/validator_rules.hpp"
 
 namespace fhirgate::fhir {
@@ -105,8 +106,20 @@ void check_element_list(RuleContext& ctx, const Node& sd, std::string_view list_
       if (code.empty() || code.find(':') != std::string_view::npos || profiles == nullptr ||
           !profiles->is_array())
         continue;
+      const bool on_extension = path.ends_with(".extension");
+      const bool on_modifier = path.ends_with(".modifierExtension");
       for (std::size_t p = 0; p < profiles->items().size(); ++p) {
         const std::string_view profile = profiles->items()[p].text();
+        if (code == "Extension" && (on_extension || on_modifier)) {
+          const std::optional<bool> modifier = extension_is_modifier(ctx, profile);
+          if (modifier.has_value() && *modifier != on_modifier) {
+            ctx.error("invalid",
+                      "Profile " + std::string(profile) + (*modifier ? " is" : " is not") +
+                          " for a modifier extension, but the " + std::string(path) + " element " +
+                          (on_modifier ? "is" : "is not") + " a modifier",
+                      at + "." + indexed("type", t) + "." + indexed("profile", p));
+          }
+        }
         const std::string_view profiled = profiled_type(ctx, profile);
         if (profiled.empty() || profiled == code || is_resource_of(ctx.model, profiled, code)) continue;
         ctx.error("invalid",

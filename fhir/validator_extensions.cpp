@@ -17,18 +17,20 @@
 // name in its parent) from the resource down to the element carrying the extension; a context such as
 // `HumanName.family` or `Patient.name` is matched against the stack without building paths. Nested
 // resources (contained, Bundle entries, Parameters) are left to their own pass of the resource rules.
+#include "fhir/validator_extensions.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fhir/fhirpath.hpp"
 #include "fhir/files.hpp"
-#include "fhir/validator_rules.hpp"
 
 namespace fhirgate::fhir {
 
@@ -236,6 +238,28 @@ const CoreExtensions* core_extensions(const Model& model) {
   return loaded.emplace(model.profiles_dir(), std::move(table)).first->second.get();
 }
 
+// The definition of the extension at `url`: a supporting StructureDefinition (over the definition
+// of its base when that is another extension), else a core one; null when unknown.
+std::shared_ptr<const ExtensionDefinition> find_definition(const Definitions& definitions, const Model& model,
+                                                           const CoreExtensions* core, std::string_view url,
+                                                           int depth = 0) {
+  url = strip_version(url);
+  if (const Node* sd = definitions.find(url, "StructureDefinition");
+      sd != nullptr && sd->string_at("type") == "Extension" && depth < kMaxBaseDepth) {
+    auto out = std::make_shared<ExtensionDefinition>();
+    const std::string_view base = strip_version(sd->string_at("baseDefinition"));
+    if (!base.empty() && base != kExtensionBase && base != url) {
+      if (auto inherited = find_definition(definitions, model, core, base, depth + 1); inherited != nullptr)
+        *out = *inherited;
+    }
+    read_definition(model, *sd, *out);
+    return out;
+  }
+  if (core == nullptr) return nullptr;
+  const auto it = core->by_url.find(url);
+  return it == core->by_url.end() ? nullptr : it->second;
+}
+
 bool is_absolute(std::string_view url) {
   return url.find("://") != std::string_view::npos || url.starts_with("urn:");
 }
@@ -367,21 +391,8 @@ class ExtensionWalk {
 
   // Definitions ---------------------------------------------------------------------------------
 
-  std::shared_ptr<const ExtensionDefinition> definition(std::string_view url, int depth = 0) const {
-    url = strip_version(url);
-    if (const Node* sd = ctx_.definitions.find(url, "StructureDefinition");
-        sd != nullptr && sd->string_at("type") == "Extension" && depth < kMaxBaseDepth) {
-      auto out = std::make_shared<ExtensionDefinition>();
-      const std::string_view base = strip_version(sd->string_at("baseDefinition"));
-      if (!base.empty() && base != kExtensionBase && base != url) {
-        if (auto inherited = definition(base, depth + 1); inherited != nullptr) *out = *inherited;
-      }
-      read_definition(model_, *sd, *out);
-      return out;
-    }
-    if (core_ == nullptr) return nullptr;
-    const auto it = core_->by_url.find(url);
-    return it == core_->by_url.end() ? nullptr : it->second;
+  std::shared_ptr<const ExtensionDefinition> definition(std::string_view url) const {
+    return find_definition(ctx_.definitions, model_, core_, url);
   }
 
   // Checks ----------------------------------------------------------------------------------------
@@ -677,6 +688,12 @@ bool has_extensions(const Node& node, bool root) {
 }
 
 }  // namespace
+
+std::optional<bool> extension_is_modifier(const RuleContext& ctx, std::string_view url) {
+  const auto definition = find_definition(ctx.definitions, ctx.model, core_extensions(ctx.model), url);
+  if (definition == nullptr) return std::nullopt;
+  return definition->modifier;
+}
 
 void check_extensions(RuleContext& ctx) {
   if (!has_extensions(ctx.resource, true)) return;

@@ -185,6 +185,19 @@ TEST_CASE("Conformance resources: StructureDefinition paths, type profiles and f
       "differential":{"element":[{"id":"Foo","path":"Foo"},
         {"id":"Boo.a","path":"Boo.a","min":1,"max":"1","type":[{"code":"string"}]}]}})") ==
         "error StructureDefinition.differential; error StructureDefinition.differential.element[1]");
+  const auto slice = [&](std::string_view element, std::string_view url) {
+    return check(head + R"("kind":"resource","type":"Patient","derivation":"constraint",
+      "baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient",
+      "differential":{"element":[{"id":"Patient.)" +
+                 std::string(element) + R"(:x","path":"Patient.)" + std::string(element) +
+                 R"(","sliceName":"x","type":[{"code":"Extension","profile":[")" + std::string(url) +
+                 R"("]}]}]}})");
+  };
+  CHECK(slice("extension", "http://hl7.org/fhir/StructureDefinition/patient-birthTime") == "");
+  CHECK(slice("extension", "http://hl7.org/fhir/StructureDefinition/request-doNotPerform") ==
+        "error StructureDefinition.differential.element[0].type[0].profile[0]");
+  CHECK(slice("modifierExtension", "http://hl7.org/fhir/StructureDefinition/patient-birthTime") ==
+        "error StructureDefinition.differential.element[0].type[0].profile[0]");
   constexpr std::string_view kBase = R"({"resourceType":"StructureDefinition",
     "url":"http://example.org/StructureDefinition/base","name":"Base","status":"draft","kind":"complex-type",
     "abstract":false,"type":"Extension","derivation":"constraint",

@@ -1814,6 +1814,7 @@ Item render(const Value& v) {
     item.text = to_text(v);
     return item;
   }
+  item.node = v.node;
   if (v.type != nullptr) item.type = v.type->name;
   if (v.type != nullptr && v.type->kind == TypeDef::Kind::primitive && v.node != nullptr)
     item.text = v.node->text();

@@ -40,8 +40,9 @@ struct EvalContext {
 
 // One item of a result collection, rendered for callers that only need the outcome.
 struct Item {
-  std::string type;  // FHIR or System type name: "boolean", "string", "HumanName", "Quantity", ...
-  std::string text;  // primitive value as text; empty for complex items
+  std::string type;            // FHIR or System type name: "boolean", "string", "HumanName", "Quantity", ...
+  std::string text;            // primitive value as text; empty for complex items
+  const Node* node = nullptr;  // the element's JSON value when the item is an element of the input
 };
 
 // Evaluates with `focus` (of FHIR type `focus_type`, e.g. "Patient", "HumanName", "string") as the

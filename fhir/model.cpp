@@ -441,6 +441,7 @@ Result<std::shared_ptr<const Model>> Model::load_from(const std::string& profile
     if (auto status = builder.add_bundle(*bundle); !status) return std::move(status).error();
   }
   if (auto status = builder.finish(); !status) return std::move(status).error();
+  model->profiles_dir_ = profiles_dir;
   return std::shared_ptr<const Model>(std::move(model));
 }
 

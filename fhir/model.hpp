@@ -111,6 +111,9 @@ class Model {
   static Result<std::shared_ptr<const Model>> load(const std::vector<const Node*>& bundles);
   // Loads profiles/r4/profiles-types.json.gz and profiles-resources.json.gz from `profiles_dir`.
   static Result<std::shared_ptr<const Model>> load_from(const std::string& profiles_dir);
+  // The directory load_from() read, where other R4 definition files may be loaded from on demand (the
+  // core extension definitions); empty for a model built by load().
+  const std::string& profiles_dir() const { return profiles_dir_; }
 
   // A type by name ("Patient", "HumanName", "string", "Patient.contact"); null when unknown.
   const TypeDef* type(std::string_view name) const;
@@ -134,6 +137,7 @@ class Model {
   std::unordered_map<std::string_view, const TypeDef*> by_name_;
   std::vector<std::string> expressions_;
   std::unordered_map<std::string, std::vector<std::string>> patient_compartment_;
+  std::string profiles_dir_;
 };
 
 }  // namespace fhirgate::fhir

@@ -23,6 +23,8 @@ void RuleContext::report(std::string_view severity, std::string_view code, std::
 
 void run_resource_rules(RuleContext& context) {
   check_questionnaire(context);
+  check_extensions(context);
+  check_conformance(context);
 }
 
 }  // namespace fhirgate::fhir

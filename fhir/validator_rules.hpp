@@ -67,5 +67,7 @@ struct RuleContext {
 void run_resource_rules(RuleContext& context);
 
 void check_questionnaire(RuleContext& context);  // QuestionnaireResponse against its Questionnaire
+void check_extensions(RuleContext& context);     // validator_extensions.cpp
+void check_conformance(RuleContext& context);    // validator_conformance.cpp
 
 }  // namespace fhirgate::fhir

@@ -33,16 +33,37 @@ namespace fhirgate::fhir {
 namespace {
 
 // Module -> the fewest verdicts (cases plus profile steps) that must agree with the reference validator.
+// One module per line (clang-format off) so that floors raised on different branches merge cleanly.
 const std::map<std::string, int>& floors() {
+  // clang-format off
   static const std::map<std::string, int> kFloors = {
-      {"api", 0},         {"base", 0},        {"bundle", 3},     {"cda", 1},
-      {"cdshooks", 6},    {"dsig", 1},        {"extensions", 4}, {"fmt", 3},
-      {"general", 11},    {"invariants", 1},  {"json5", 3},      {"logical", 0},
-      {"matchetype", 11}, {"measure", 0},     {"profile", 61},   {"questionnaire", 31},
-      {"references", 6},  {"sd", 3},          {"security", 1},   {"shc", 2},
-      {"tx", 4},          {"tx-advanced", 0}, {"xhtml", 6},      {"xver", 3},
+      {"api", 2},
+      {"base", 0},
+      {"bundle", 3},
+      {"cda", 1},
+      {"cdshooks", 6},
+      {"dsig", 1},
+      {"extensions", 8},
+      {"fmt", 3},
+      {"general", 12},
+      {"invariants", 1},
+      {"json5", 3},
+      {"logical", 1},
+      {"matchetype", 11},
+      {"measure", 0},
+      {"profile", 61},
+      {"questionnaire", 31},
+      {"references", 6},
+      {"sd", 5},
+      {"security", 1},
+      {"shc", 2},
+      {"tx", 4},
+      {"tx-advanced", 0},
+      {"xhtml", 6},
+      {"xver", 3},
       {"(none)", 0},
   };
+  // clang-format on
   return kFloors;
 }
 

@@ -7,7 +7,9 @@
 // base does not list yet: a slice is a copy of the sliced element's subtree under the slice's id, and
 // the children of a complex-typed element (Identifier.system below Patient.identifier) are rendered from
 // the datatype when a differential first reaches below it. Then the differential's members overwrite
-// the base element's, except constraints, which are added (replacing one with the same key).
+// the base element's, except constraints, which are added: a profile cannot lift its base's
+// constraints, so one with a key the base already has is kept beside the base's (only an identical one
+// replaces it).
 //
 // Compilation reads a snapshot into ProfileElements linked by id. Element ids are required for
 // slices' children; when an element has no id (old snapshots) one is rebuilt from its path and the
@@ -183,7 +185,10 @@ class SnapshotBuilder {
         for (const Node& c : value.items()) {
           auto& items = existing->items();
           items.erase(std::remove_if(items.begin(), items.end(),
-                                     [&](const Node& e) { return e.string_at("key") == c.string_at("key"); }),
+                                     [&](const Node& e) {
+                                       return e.string_at("key") == c.string_at("key") &&
+                                              e.string_at("expression") == c.string_at("expression");
+                                     }),
                       items.end());
           existing->push(c);
         }
@@ -353,6 +358,32 @@ BindingStrength strength_of(std::string_view s) {
   return BindingStrength::none;
 }
 
+constexpr std::string_view kMinLength = "http://hl7.org/fhir/StructureDefinition/minLength";
+constexpr std::string_view kValueAlternatives =
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition.valueAlternatives";
+constexpr std::string_view kNarrativeSourceControl =
+    "http://hl7.org/fhir/StructureDefinition/narrative-source-control";
+constexpr std::string_view kNarrativeLanguageControl =
+    "http://hl7.org/fhir/StructureDefinition/narrative-language-control";
+constexpr std::string_view kProfileElement =
+    "http://hl7.org/fhir/StructureDefinition/elementdefinition-profile-element";
+
+// The profile-element extensions on a type's profiles (`_profile` in JSON, parallel to `profile`).
+void read_profile_elements(const Node& type, std::vector<std::pair<std::string, std::string>>& out) {
+  const Node* profiles = type.find("profile");
+  const Node* extras = type.find("_profile");
+  if (profiles == nullptr || extras == nullptr || !profiles->is_array() || !extras->is_array()) return;
+  for (std::size_t i = 0; i < profiles->items().size() && i < extras->items().size(); ++i) {
+    const Node* extensions = extras->items()[i].find("extension");
+    if (extensions == nullptr || !extensions->is_array()) continue;
+    for (const Node& extension : extensions->items()) {
+      if (extension.string_at("url") != kProfileElement) continue;
+      const std::string_view element = extension.string_at("valueString");
+      if (!element.empty()) out.emplace_back(profiles->items()[i].text(), element);
+    }
+  }
+}
+
 Discriminator::Kind discriminator_kind(std::string_view type) {
   if (type == "pattern") return Discriminator::Kind::pattern;
   if (type == "type") return Discriminator::Kind::type;
@@ -443,7 +474,25 @@ Result<std::shared_ptr<const Profile>> compile_profile(const Model& model, const
         ref.code = t.string_at("code");
         ref.profiles = strings_of(t.find("profile"));
         ref.target_profiles = strings_of(t.find("targetProfile"));
+        read_profile_elements(t, pe->profile_elements);
         pe->types.push_back(std::move(ref));
+      }
+    }
+    if (const Node* extensions = element.find("extension"); extensions != nullptr && extensions->is_array()) {
+      for (const Node& extension : extensions->items()) {
+        const std::string_view url = extension.string_at("url");
+        if (url == kMinLength) {
+          if (const Node* v = extension.find("valueInteger"); v != nullptr)
+            pe->min_length = parse_count(v->text(), 0);
+        } else if (url == kValueAlternatives) {
+          if (const std::string_view v = extension.string_at("valueCanonical"); !v.empty())
+            pe->value_alternatives.emplace_back(v);
+        } else if (url == kNarrativeSourceControl) {
+          pe->narrative_source_control = extension.string_at("valueCode");
+        } else if (url == kNarrativeLanguageControl) {
+          if (const std::string_view v = extension.string_at("valueCode"); !v.empty())
+            pe->narrative_languages.emplace_back(v);
+        }
       }
     }
     for (const auto& [key, value] : element.members()) {

@@ -1272,6 +1272,7 @@ class Run {
              "The reference '" + std::string(text) + "' is not of the form Type/id with a known type");
       return;
     }
+    if (!options_.check_reference_types) return;
     std::vector<std::string_view> allowed;
     for (const TypeRef& ref : def.types) {
       if (ref.code != "Reference") continue;

@@ -35,6 +35,11 @@ struct ValidationOptions {
   bool check_invariants = true;
   bool check_bindings = true;
   std::vector<std::string> profiles;  // canonical URLs to validate against, besides meta.profile
+  // The type a literal reference names (Patient in Patient/1) must be one the element's target profiles
+  // allow. The references are not resolved, so this takes a relative reference to be a RESTful one on
+  // this server, as it is here; the HL7 reference validator does so only when told to
+  // (assumeValidRestReferences) and otherwise leaves an unresolved reference's type unchecked.
+  bool check_reference_types = true;
   // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
   // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

@@ -171,7 +171,7 @@ std::size_t last_dot(std::string_view id) {
 class SnapshotBuilder {
  public:
   SnapshotBuilder(const Model& model, std::string_view url, std::vector<Node> elements)
-      : model_(model), url_(url), elements_(std::move(elements)) {}
+      : model_(model), url_(url), base_(elements), elements_(std::move(elements)) {}
 
   Status merge(const Node& diff) {
     auto index = ensure(diff_id(diff));
@@ -252,16 +252,30 @@ class SnapshotBuilder {
       const std::string base_id = parent_id + "." + segment.substr(0, colon);
       auto base = ensure(base_id);
       if (!base) return std::move(base).error();
+      // A new slice starts from the sliced element as the base has it, not as this differential
+      // constrains it: the sliced element's cardinality counts all the slices together.
+      const std::vector<Node>* source = &elements_;
+      std::size_t from = *base;
+      for (std::size_t i = 0; i < base_.size(); ++i) {
+        if (base_[i].string_at("id") == base_id) {
+          source = &base_;
+          from = i;
+          break;
+        }
+      }
       std::vector<Node> copies;
       std::size_t insert_at = *base + 1;
       for (std::size_t i = *base; i < elements_.size(); ++i) {
-        const std::string_view other = elements_[i].string_at("id");
-        if (!in_subtree(other, base_id, true)) break;
+        if (!in_subtree(elements_[i].string_at("id"), base_id, true)) break;
         insert_at = i + 1;
+      }
+      for (std::size_t i = from; i < source->size(); ++i) {
+        const std::string_view other = (*source)[i].string_at("id");
+        if (!in_subtree(other, base_id, true)) break;
         if (!in_subtree(other, base_id, false)) continue;
-        Node copy = elements_[i];
+        Node copy = (*source)[i];
         copy.set("id", Node::string(id + std::string(other.substr(base_id.size()))));
-        if (i == *base) {
+        if (i == from) {
           copy.erase("slicing");
           copy.set("sliceName", Node::string(segment.substr(colon + 1)));
         }
@@ -317,6 +331,7 @@ class SnapshotBuilder {
 
   const Model& model_;
   std::string url_;
+  const std::vector<Node> base_;  // the base's snapshot, before the differential
   std::vector<Node> elements_;
   std::map<std::string, std::string> open_slices_;
 };

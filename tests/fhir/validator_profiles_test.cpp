@@ -240,5 +240,25 @@ TEST_CASE("Profiles: the type a literal reference names is checked unless check_
   CHECK(check(*v, observation, "http://test.example/subject", unchecked) == "");
 }
 
+TEST_CASE("Profiles: a new slice starts from the base element, not from the sliced element's constraints") {
+  const auto v =
+      validator_with({R"({"resourceType":"StructureDefinition","url":"http://test.example/effective",
+    "name":"E","status":"draft","kind":"resource","abstract":false,"type":"Observation","derivation":"constraint",
+    "baseDefinition":"http://hl7.org/fhir/StructureDefinition/Observation","differential":{"element":[
+    {"id":"Observation.effective[x]","path":"Observation.effective[x]","min":1,
+     "slicing":{"discriminator":[{"type":"type","path":"$this"}],"rules":"open"},
+     "type":[{"code":"dateTime"},{"code":"Period"}]},
+    {"id":"Observation.effective[x]:effectivePeriod","path":"Observation.effective[x]","sliceName":"effectivePeriod",
+     "type":[{"code":"Period"}]},
+    {"id":"Observation.effective[x]:effectivePeriod.start","path":"Observation.effective[x].start","min":1}]}})"});
+  const std::string_view url = "http://test.example/effective";
+  const std::string observation = R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)";
+  CHECK(check(*v, observation + R"("effectiveDateTime":"2020-09-10"})", url) == "");
+  CHECK(check(*v, observation + R"("effectivePeriod":{"end":"2020-09-10"}})", url) ==
+        "error required Observation.effectivePeriod.start");
+  CHECK(check(*v, R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})", url) ==
+        "error required Observation.effective");
+}
+
 }  // namespace
 }  // namespace fhirgate::fhir

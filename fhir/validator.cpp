@@ -556,7 +556,9 @@ class Run {
   }
 
   // The narrative controls of a profile: each part directly inside the div says its source in its class,
-  // and the narrative has a section (an element with lang) for each required language.
+  // and the narrative has a section (an element with lang) for each required language. The source
+  // control's value is meant as the level of the issue, but the reference validator reports an error
+  // whatever it says (its test profile says warning), and so does this.
   void check_narrative_controls(const Profile& profile, const ProfileElement& pe, const Node& narrative,
                                 const ResourceScope& scope) {
     const Node* div = narrative.find("div");

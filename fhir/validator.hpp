@@ -10,11 +10,14 @@
 // Patient.name[0].given[1].
 //
 // Profiles (constraint StructureDefinitions) are registered with add_profile() during set-up; a resource
-// is checked against each profile named in ValidationOptions::profiles or its meta.profile: cardinality
-// (slices included), fixed/pattern values, bindings, the profile's invariants, type narrowing and
-// slicing (value, pattern, type and exists discriminators; closed, open and openAtEnd rules, ordering not
-// checked). Issues from a profile name it, e.g. "Slice 'nhsNumber' requires at least 1 item (profile
-// https://...)". An unknown profile is a warning and the base definition alone is used.
+// is checked against each profile named in ValidationOptions::profiles, its meta.profile, or the global
+// profiles of an ImplementationGuide given to add_resource(): cardinality (slices included), fixed/pattern
+// values, bindings, the profile's invariants, type narrowing and slicing (value, pattern, type and exists
+// discriminators; closed, open and openAtEnd rules, ordering not checked), type profiles (whole profiles,
+// or one element of a profile through elementdefinition-profile-element), and the rules extensions add
+// to an element: minLength, valueAlternatives, the narrative source and language controls. Issues from a
+// profile name it, e.g. "Slice 'nhsNumber' requires at least 1 item (profile https://...)". An unknown
+// profile is a warning and the base definition alone is used.
 #include <chrono>
 #include <cstddef>
 #include <memory>

@@ -248,4 +248,118 @@ std::vector<std::string> narrative_problems(std::string_view div) {
   return {std::move(problem)};
 }
 
+namespace {
+
+// The value of attribute `name` (unprefixed or with any prefix, e.g. xml:lang) in a start tag's
+// attribute text.
+std::string attribute_value(std::string_view attributes, std::string_view name) {
+  std::size_t i = 0;
+  while (i < attributes.size()) {
+    while (i < attributes.size() && is_blank(attributes.substr(i, 1))) ++i;
+    const std::size_t name_start = i;
+    while (i < attributes.size() && attributes[i] != '=' && !is_blank(attributes.substr(i, 1))) ++i;
+    std::string_view attribute = attributes.substr(name_start, i - name_start);
+    while (i < attributes.size() && attributes[i] != '=') ++i;
+    while (i < attributes.size() && attributes[i] != '"' && attributes[i] != '\'') ++i;
+    if (i >= attributes.size()) break;
+    const char quote = attributes[i++];
+    const std::size_t value_start = i;
+    while (i < attributes.size() && attributes[i] != quote) ++i;
+    const std::string_view value = attributes.substr(value_start, i - value_start);
+    ++i;
+    if (const auto colon = attribute.find(':'); colon != std::string_view::npos)
+      attribute.remove_prefix(colon + 1);
+    if (attribute == name) return std::string(value);
+  }
+  return {};
+}
+
+void append_excerpt(std::string& excerpt, std::string_view text) {
+  for (const char c : text) {
+    if (excerpt.size() >= 60) return;
+    const bool blank = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (blank) {
+      if (!excerpt.empty() && excerpt.back() != ' ') excerpt.push_back(' ');
+    } else {
+      excerpt.push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<NarrativePart> narrative_parts(std::string_view div) {
+  std::vector<NarrativePart> parts;
+  std::size_t i = div.find("<div");
+  if (i == std::string_view::npos) return parts;
+  i = div.find('>', i);
+  if (i == std::string_view::npos || div[i - 1] == '/') return parts;
+  ++i;
+  int depth = 0;  // below the root div
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::size_t text_part = kNone;  // the text run being read directly below the root
+  while (i < div.size()) {
+    if (div[i] != '<') {
+      const std::size_t end = std::min(div.find('<', i), div.size());
+      const std::string_view text = div.substr(i, end - i);
+      if (depth == 0 && !is_blank(text)) {
+        if (text_part == kNone) {
+          text_part = parts.size();
+          parts.emplace_back();
+        }
+        append_excerpt(parts[text_part].excerpt, text);
+      } else if (depth > 0 && !parts.empty()) {
+        append_excerpt(parts.back().excerpt, text);
+      }
+      i = end;
+      continue;
+    }
+    const std::string_view rest = div.substr(i);
+    std::size_t end = std::string_view::npos;
+    if (rest.starts_with("<!--")) {
+      end = div.find("-->", i);
+      i = end == std::string_view::npos ? div.size() : end + 3;
+      continue;
+    }
+    if (rest.starts_with("<![CDATA[") || rest.starts_with("<?")) {
+      end = div.find(rest.starts_with("<?") ? "?>" : "]]>", i);
+      i = end == std::string_view::npos ? div.size() : end + 2;
+      continue;
+    }
+    // A tag: find its end outside quoted attribute values.
+    char quote = 0;
+    for (end = i + 1; end < div.size(); ++end) {
+      if (quote != 0) {
+        if (div[end] == quote) quote = 0;
+      } else if (div[end] == '"' || div[end] == '\'') {
+        quote = div[end];
+      } else if (div[end] == '>') {
+        break;
+      }
+    }
+    if (end >= div.size()) break;
+    const std::string_view tag = div.substr(i + 1, end - i - 1);
+    i = end + 1;
+    if (tag.starts_with('/')) {
+      if (--depth < 0) break;
+      continue;
+    }
+    const bool empty = tag.ends_with('/');
+    if (depth == 0) {
+      text_part = kNone;
+      NarrativePart& part = parts.emplace_back();
+      part.element = true;
+      const std::size_t name_end = std::min(tag.find_first_of(" \t\r\n/"), tag.size());
+      const std::string_view attributes = tag.substr(name_end);
+      part.css_class = attribute_value(attributes, "class");
+      part.lang = attribute_value(attributes, "lang");
+    }
+    if (!empty) ++depth;
+  }
+  for (NarrativePart& part : parts) {
+    if (!part.excerpt.empty() && part.excerpt.back() == ' ') part.excerpt.pop_back();
+  }
+  return parts;
+}
+
 }  // namespace fhirgate::fhir

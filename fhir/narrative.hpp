@@ -19,4 +19,17 @@ namespace fhirgate::fhir {
 // non-whitespace text or an <img>. Pure and thread-safe.
 std::vector<std::string> narrative_problems(std::string_view div);
 
+// One part directly inside the root <div> of a narrative: an element, or a run of non-blank text.
+struct NarrativePart {
+  bool element = false;
+  std::string excerpt;    // its text, blanks collapsed, at most 60 characters
+  std::string css_class;  // the element's class attribute
+  std::string lang;       // the element's lang (or xml:lang) attribute
+};
+
+// The parts directly inside the root <div> of `div`, in order, for the narrative controls a profile may
+// set (narrative-source-control, narrative-language-control). Reads markup that narrative_problems()
+// accepts; on anything else it returns what it read up to there. Pure and thread-safe.
+std::vector<NarrativePart> narrative_parts(std::string_view div);
+
 }  // namespace fhirgate::fhir

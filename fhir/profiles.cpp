@@ -7,7 +7,9 @@
 // base does not list yet: a slice is a copy of the sliced element's subtree under the slice's id, and
 // the children of a complex-typed element (Identifier.system below Patient.identifier) are rendered from
 // the datatype when a differential first reaches below it. Then the differential's members overwrite
-// the base element's, except constraints, which are added (replacing one with the same key).
+// the base element's, except constraints, which are added: a profile cannot lift its base's
+// constraints, so one with a key the base already has is kept beside the base's (only an identical one
+// replaces it).
 //
 // Compilation reads a snapshot into ProfileElements linked by id. Element ids are required for
 // slices' children; when an element has no id (old snapshots) one is rebuilt from its path and the
@@ -169,7 +171,7 @@ std::size_t last_dot(std::string_view id) {
 class SnapshotBuilder {
  public:
   SnapshotBuilder(const Model& model, std::string_view url, std::vector<Node> elements)
-      : model_(model), url_(url), elements_(std::move(elements)) {}
+      : model_(model), url_(url), base_(elements), elements_(std::move(elements)) {}
 
   Status merge(const Node& diff) {
     auto index = ensure(diff_id(diff));
@@ -183,7 +185,10 @@ class SnapshotBuilder {
         for (const Node& c : value.items()) {
           auto& items = existing->items();
           items.erase(std::remove_if(items.begin(), items.end(),
-                                     [&](const Node& e) { return e.string_at("key") == c.string_at("key"); }),
+                                     [&](const Node& e) {
+                                       return e.string_at("key") == c.string_at("key") &&
+                                              e.string_at("expression") == c.string_at("expression");
+                                     }),
                       items.end());
           existing->push(c);
         }
@@ -247,16 +252,30 @@ class SnapshotBuilder {
       const std::string base_id = parent_id + "." + segment.substr(0, colon);
       auto base = ensure(base_id);
       if (!base) return std::move(base).error();
+      // A new slice starts from the sliced element as the base has it, not as this differential
+      // constrains it: the sliced element's cardinality counts all the slices together.
+      const std::vector<Node>* source = &elements_;
+      std::size_t from = *base;
+      for (std::size_t i = 0; i < base_.size(); ++i) {
+        if (base_[i].string_at("id") == base_id) {
+          source = &base_;
+          from = i;
+          break;
+        }
+      }
       std::vector<Node> copies;
       std::size_t insert_at = *base + 1;
       for (std::size_t i = *base; i < elements_.size(); ++i) {
-        const std::string_view other = elements_[i].string_at("id");
-        if (!in_subtree(other, base_id, true)) break;
+        if (!in_subtree(elements_[i].string_at("id"), base_id, true)) break;
         insert_at = i + 1;
+      }
+      for (std::size_t i = from; i < source->size(); ++i) {
+        const std::string_view other = (*source)[i].string_at("id");
+        if (!in_subtree(other, base_id, true)) break;
         if (!in_subtree(other, base_id, false)) continue;
-        Node copy = elements_[i];
+        Node copy = (*source)[i];
         copy.set("id", Node::string(id + std::string(other.substr(base_id.size()))));
-        if (i == *base) {
+        if (i == from) {
           copy.erase("slicing");
           copy.set("sliceName", Node::string(segment.substr(colon + 1)));
         }
@@ -312,6 +331,7 @@ class SnapshotBuilder {
 
   const Model& model_;
   std::string url_;
+  const std::vector<Node> base_;  // the base's snapshot, before the differential
   std::vector<Node> elements_;
   std::map<std::string, std::string> open_slices_;
 };
@@ -351,6 +371,32 @@ BindingStrength strength_of(std::string_view s) {
   if (s == "preferred") return BindingStrength::preferred;
   if (s == "example") return BindingStrength::example;
   return BindingStrength::none;
+}
+
+constexpr std::string_view kMinLength = "http://hl7.org/fhir/StructureDefinition/minLength";
+constexpr std::string_view kValueAlternatives =
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition.valueAlternatives";
+constexpr std::string_view kNarrativeSourceControl =
+    "http://hl7.org/fhir/StructureDefinition/narrative-source-control";
+constexpr std::string_view kNarrativeLanguageControl =
+    "http://hl7.org/fhir/StructureDefinition/narrative-language-control";
+constexpr std::string_view kProfileElement =
+    "http://hl7.org/fhir/StructureDefinition/elementdefinition-profile-element";
+
+// The profile-element extensions on a type's profiles (`_profile` in JSON, parallel to `profile`).
+void read_profile_elements(const Node& type, std::vector<std::pair<std::string, std::string>>& out) {
+  const Node* profiles = type.find("profile");
+  const Node* extras = type.find("_profile");
+  if (profiles == nullptr || extras == nullptr || !profiles->is_array() || !extras->is_array()) return;
+  for (std::size_t i = 0; i < profiles->items().size() && i < extras->items().size(); ++i) {
+    const Node* extensions = extras->items()[i].find("extension");
+    if (extensions == nullptr || !extensions->is_array()) continue;
+    for (const Node& extension : extensions->items()) {
+      if (extension.string_at("url") != kProfileElement) continue;
+      const std::string_view element = extension.string_at("valueString");
+      if (!element.empty()) out.emplace_back(profiles->items()[i].text(), element);
+    }
+  }
 }
 
 Discriminator::Kind discriminator_kind(std::string_view type) {
@@ -443,7 +489,25 @@ Result<std::shared_ptr<const Profile>> compile_profile(const Model& model, const
         ref.code = t.string_at("code");
         ref.profiles = strings_of(t.find("profile"));
         ref.target_profiles = strings_of(t.find("targetProfile"));
+        read_profile_elements(t, pe->profile_elements);
         pe->types.push_back(std::move(ref));
+      }
+    }
+    if (const Node* extensions = element.find("extension"); extensions != nullptr && extensions->is_array()) {
+      for (const Node& extension : extensions->items()) {
+        const std::string_view url = extension.string_at("url");
+        if (url == kMinLength) {
+          if (const Node* v = extension.find("valueInteger"); v != nullptr)
+            pe->min_length = parse_count(v->text(), 0);
+        } else if (url == kValueAlternatives) {
+          if (const std::string_view v = extension.string_at("valueCanonical"); !v.empty())
+            pe->value_alternatives.emplace_back(v);
+        } else if (url == kNarrativeSourceControl) {
+          pe->narrative_source_control = extension.string_at("valueCode");
+        } else if (url == kNarrativeLanguageControl) {
+          if (const std::string_view v = extension.string_at("valueCode"); !v.empty())
+            pe->narrative_languages.emplace_back(v);
+        }
       }
     }
     for (const auto& [key, value] : element.members()) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fhir/json.hpp"
@@ -51,6 +52,18 @@ struct ProfileElement {
   std::shared_ptr<const ValueConstraint> min_value;
   std::shared_ptr<const ValueConstraint> max_value;
   std::uint32_t max_length = 0;  // 0 = no limit
+  std::uint32_t min_length = 0;  // the minLength extension; 0 = none
+  // The R5 valueAlternatives extension: a primitive without a value must carry one of these extensions.
+  std::vector<std::string> value_alternatives;
+  // Narrative controls (extensions narrative-source-control and narrative-language-control): the
+  // severity with which each top-level part of the div must say its source (class boilerplate,
+  // generated or original), empty when not asked; and the languages that must have a section
+  // ("_resource" is the resource's own language).
+  std::string narrative_source_control;
+  std::vector<std::string> narrative_languages;
+  // Type profiles that name one element of their profile (extension elementdefinition-profile-element):
+  // profile url and element id, e.g. {".../document-section-library", "Composition.section:codeA"}.
+  std::vector<std::pair<std::string, std::string>> profile_elements;
   Binding binding;
   std::vector<ProfileConstraint> constraints;
   bool sliced = false;

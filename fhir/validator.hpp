@@ -10,11 +10,14 @@
 // Patient.name[0].given[1].
 //
 // Profiles (constraint StructureDefinitions) are registered with add_profile() during set-up; a resource
-// is checked against each profile named in ValidationOptions::profiles or its meta.profile: cardinality
-// (slices included), fixed/pattern values, bindings, the profile's invariants, type narrowing and
-// slicing (value, pattern, type and exists discriminators; closed, open and openAtEnd rules, ordering not
-// checked). Issues from a profile name it, e.g. "Slice 'nhsNumber' requires at least 1 item (profile
-// https://...)". An unknown profile is a warning and the base definition alone is used.
+// is checked against each profile named in ValidationOptions::profiles, its meta.profile, or the global
+// profiles of an ImplementationGuide given to add_resource(): cardinality (slices included), fixed/pattern
+// values, bindings, the profile's invariants, type narrowing and slicing (value, pattern, type and exists
+// discriminators; closed, open and openAtEnd rules, ordering not checked), type profiles (whole profiles,
+// or one element of a profile through elementdefinition-profile-element), and the rules extensions add
+// to an element: minLength, valueAlternatives, the narrative source and language controls. Issues from a
+// profile name it, e.g. "Slice 'nhsNumber' requires at least 1 item (profile https://...)". An unknown
+// profile is a warning and the base definition alone is used.
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -35,6 +38,11 @@ struct ValidationOptions {
   bool check_invariants = true;
   bool check_bindings = true;
   std::vector<std::string> profiles;  // canonical URLs to validate against, besides meta.profile
+  // The type a literal reference names (Patient in Patient/1) must be one the element's target profiles
+  // allow. The references are not resolved, so this takes a relative reference to be a RESTful one on
+  // this server, as it is here; the HL7 reference validator does so only when told to
+  // (assumeValidRestReferences) and otherwise leaves an unresolved reference's type unchecked.
+  bool check_reference_types = true;
   // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
   // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

@@ -2,7 +2,8 @@
 // cases in ../shared/corpus/fhir-validator-tests (manifest-r4.json, the R4 half of FHIR/fhir-test-cases).
 //
 // Each case runs as `fhirgate validate` does: a Validator for the case, every `supporting` (and
-// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated.
+// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated;
+// the case's assumeValidRestReferences (default false) sets ValidationOptions::check_reference_types.
 // A case's `profile` step is a second validation of the same file against the step's profile (with the
 // step's own supporting files), compared with the step's own expected outcome.
 //
@@ -51,7 +52,7 @@ const std::map<std::string, int>& floors() {
       {"logical", 1},
       {"matchetype", 11},
       {"measure", 0},
-      {"profile", 61},
+      {"profile", 66},
       {"questionnaire", 31},
       {"references", 6},
       {"sd", 5},
@@ -59,7 +60,7 @@ const std::map<std::string, int>& floors() {
       {"shc", 2},
       {"tx", 4},
       {"tx-advanced", 0},
-      {"xhtml", 6},
+      {"xhtml", 8},
       {"xver", 3},
       {"(none)", 0},
   };
@@ -142,8 +143,9 @@ std::shared_ptr<const Terminology> base_terminology() {
 }
 
 // Validates `file` as the CLI does, with the supporting files loaded and the profile (if any) applied.
+// `rest_references`: the case's assumeValidRestReferences.
 Actual run_case(const std::string& dir, const std::vector<std::string>& supporting, const std::string& file,
-                const std::string& profile_file) {
+                const std::string& profile_file, bool rest_references) {
   Validator validator(testing::r4_model(), base_terminology());
   Actual actual;
   auto fail = [&](const std::string& why) {
@@ -157,6 +159,7 @@ Actual run_case(const std::string& dir, const std::vector<std::string>& supporti
       return fail(support + ": " + added.error().issues.front().diagnostics), actual;
   }
   ValidationOptions options;
+  options.check_reference_types = rest_references;
   if (!profile_file.empty() && !std::filesystem::exists(dir + "/" + profile_file)) {
     options.profiles.push_back(profile_file);  // a canonical URL rather than a file
   } else if (!profile_file.empty()) {
@@ -213,18 +216,24 @@ TEST_CASE("Conformance: verdicts agree with the HL7 reference validator on the o
       std::string label, profile;
       std::vector<std::string> supporting;
       const Node* java;
+      bool rest_references;
     };
-    std::vector<Step> steps{{name, "", supporting, test.find("java")}};
+    const auto rest_references = [](const Node& step) {
+      const Node* flag = step.find("assumeValidRestReferences");
+      return flag != nullptr && flag->as_bool();
+    };
+    std::vector<Step> steps{{name, "", supporting, test.find("java"), rest_references(test)}};
     if (const Node* profile = test.find("profile"); profile != nullptr) {
       std::vector<std::string> with = supporting;
       for (const std::string& more : strings(profile->find("supporting"))) with.push_back(more);
-      steps.push_back(
-          {name + " (profile)", std::string(profile->string_at("source")), with, profile->find("java")});
+      steps.push_back({name + " (profile)", std::string(profile->string_at("source")), with,
+                       profile->find("java"), rest_references(test) || rest_references(*profile)});
     }
     for (const Step& step : steps) {
       Expected expected;
       if (!expected_outcome(dir, step.java, expected)) continue;
-      const Actual actual = run_case(dir, step.supporting, std::string(test.string_at("file")), step.profile);
+      const Actual actual = run_case(dir, step.supporting, std::string(test.string_at("file")), step.profile,
+                                     step.rest_references);
       const bool agree = (expected.errors > 0) == (actual.errors > 0);
       const bool same_count = expected.errors == actual.errors;
       std::set<std::string> expected_locations;

@@ -273,7 +273,15 @@ class Evaluator {
     const bool system_known = spec.ns != "FHIR" && is_system_name(spec.name);
     if (!fhir_known && !system_known) fail("unknown type '" + spec.name + "'");
     if (v.kind != VKind::node) return system_known && system_name(v.kind) == spec.name;
-    if (!fhir_known || v.type == nullptr) return false;
+    if (v.type == nullptr) return false;
+    // A FHIR primitive is also of the System type it maps to when the names differ only in the first
+    // letter (boolean ~ Boolean, dateTime ~ DateTime): R4's que-7 writes `answer is Boolean`. A code is
+    // not a String, so `gender is String` stays false.
+    if (!fhir_known) {
+      return v.type->kind == TypeDef::Kind::primitive && !spec.name.empty() &&
+             v.type->name.size() == spec.name.size() && v.type->name.substr(1) == spec.name.substr(1) &&
+             v.type->name.front() == static_cast<char>(spec.name.front() - 'A' + 'a');
+    }
     if (v.type->kind == TypeDef::Kind::primitive && exact_primitives) return v.type->name == spec.name;
     if (spec.name == "BackboneElement" || spec.name == "Element") {
       if (v.type->kind == TypeDef::Kind::backbone) return true;

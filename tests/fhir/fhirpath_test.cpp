@@ -379,6 +379,11 @@ TEST_CASE("types: is, as, ofType and the type hierarchy") {
   CHECK(eval("gender is code") == kTrue);
   CHECK(eval("gender is string") == kTrue);
   CHECK(eval("gender is String") == kFalse);
+  // A FHIR primitive is its System type when only the first letter differs (R4 que-7: answer is Boolean).
+  CHECK(eval("active is Boolean") == kTrue);
+  CHECK(eval("birthDate is Date") == kTrue);
+  CHECK(eval("birthDate is DateTime") == kFalse);
+  CHECK(eval("active is String") == kFalse);
   CHECK(eval("gender.as(code)") == V{"code:male"});
   CHECK(eval("gender.as(string)") == kEmpty);
   CHECK(eval("1 is Integer") == kTrue);

@@ -120,6 +120,56 @@ bool is_mime_type(std::string_view value) {
   return true;
 }
 
+constexpr std::string_view kSnomed = "http://snomed.info/sct";
+constexpr std::string_view kLoinc = "http://loinc.org";
+
+// A SNOMED CT concept identifier (6-18 digits, no leading zero, Verhoeff check digit), or something
+// that is not a bare identifier (a post-coordinated expression: it has operators or terms), which only
+// a terminology server can check.
+bool snomed_shaped(std::string_view code) {
+  if (!std::all_of(code.begin(), code.end(), is_alnum)) return true;
+  if (!std::all_of(code.begin(), code.end(), is_digit)) return false;
+  if (code.size() < 6 || code.size() > 18 || code.front() == '0') return false;
+  static constexpr std::uint8_t kD[10][10] = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5},
+                                              {2, 3, 4, 0, 1, 7, 8, 9, 5, 6}, {3, 4, 0, 1, 2, 8, 9, 5, 6, 7},
+                                              {4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
+                                              {6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3},
+                                              {8, 7, 6, 5, 9, 3, 2, 1, 0, 4}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0}};
+  static constexpr std::uint8_t kP[8][10] = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 5, 7, 6, 2, 8, 3, 0, 9, 4},
+                                             {5, 8, 0, 3, 7, 9, 6, 1, 4, 2}, {8, 9, 1, 6, 0, 4, 3, 5, 2, 7},
+                                             {9, 4, 5, 3, 1, 2, 6, 8, 7, 0}, {4, 2, 8, 6, 5, 7, 3, 9, 0, 1},
+                                             {2, 7, 9, 3, 8, 0, 6, 4, 1, 5}, {7, 0, 4, 6, 9, 1, 3, 2, 5, 8}};
+  std::uint8_t check = 0;
+  for (std::size_t i = 0; i < code.size(); ++i) {
+    const auto digit = static_cast<std::uint8_t>(code[code.size() - 1 - i] - '0');
+    check = kD[check][kP[i % 8][digit]];
+  }
+  return check == 0;
+}
+
+// A LOINC code: digits, '-', a mod-10 (Luhn) check digit; or a part, answer, group or answer list
+// code (two capital letters starting with L, digits, '-', a digit).
+bool loinc_shaped(std::string_view code) {
+  const auto dash = code.find('-');
+  if (dash == std::string_view::npos || dash + 2 != code.size() || !is_digit(code.back())) return false;
+  std::string_view number = code.substr(0, dash);
+  if (number.size() >= 2 && number[0] == 'L' && number[1] >= 'A' && number[1] <= 'Z') {
+    number.remove_prefix(2);
+    return !number.empty() && std::all_of(number.begin(), number.end(), is_digit);
+  }
+  if (number.empty() || !std::all_of(number.begin(), number.end(), is_digit)) return false;
+  int sum = 0;
+  for (std::size_t i = 0; i < number.size(); ++i) {
+    int digit = number[number.size() - 1 - i] - '0';
+    if (i % 2 == 0) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return (10 - sum % 10) % 10 == code.back() - '0';
+}
+
 struct Concept {
   std::string code;
   std::string display;
@@ -183,10 +233,17 @@ struct Membership {
   bool any_mime_type = false;
 };
 
+// Hashing that lets string_views look up std::string keys without a copy.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 }  // namespace
 
 struct Terminology::Data {
-  std::unordered_map<std::string, CodeSystem> code_systems;
+  std::unordered_map<std::string, CodeSystem, StringHash, std::equal_to<>> code_systems;
+  std::unordered_set<std::string, StringHash, std::equal_to<>> supplements;
   std::unordered_map<std::string, ValueSetDefinition> definitions;
   std::unordered_map<std::string, Membership> memberships;
   std::vector<std::string> systems;
@@ -199,13 +256,13 @@ struct Terminology::Data {
   }
 
   const CodeSystem* enumerable(std::string_view system) const {
-    auto it = code_systems.find(std::string(system));
+    auto it = code_systems.find(system);
     return it == code_systems.end() || !it->second.complete ? nullptr : &it->second;
   }
 
   bool case_sensitive(std::string_view system) const {
     if (system == kBcp47 || system == kBcp13) return false;
-    auto it = code_systems.find(std::string(system));
+    auto it = code_systems.find(system);
     return it == code_systems.end() || it->second.case_sensitive;
   }
 
@@ -361,7 +418,10 @@ void Terminology::Data::add_code_system(const Node& r) {
   CodeSystem cs;
   if (const Node* cs_flag = r.find("caseSensitive"); cs_flag && cs_flag->is_bool())
     cs.case_sensitive = cs_flag->as_bool();
-  if (r.find("supplements")) return;
+  if (r.find("supplements")) {
+    supplements.insert(url);
+    return;
+  }
   const std::string_view content = r.string_at("content");
   cs.complete = content.empty() || content == "complete";
   std::vector<std::pair<std::uint32_t, std::string>> links;
@@ -646,7 +706,7 @@ Terminology::Answer Terminology::contains(std::string_view value_set, std::strin
 }
 
 std::optional<std::string> Terminology::display(std::string_view system, std::string_view code) const {
-  auto it = data_->code_systems.find(std::string(system));
+  auto it = data_->code_systems.find(system);
   if (it == data_->code_systems.end()) return std::nullopt;
   const Concept* c = it->second.find(code);
   if (!c || c->display.empty()) return std::nullopt;
@@ -655,6 +715,30 @@ std::optional<std::string> Terminology::display(std::string_view system, std::st
 
 bool Terminology::knows_value_set(std::string_view url) const {
   return data_->memberships.count(std::string(strip_version(url))) > 0;
+}
+
+bool Terminology::knows_code_system(std::string_view url) const {
+  return data_->code_systems.find(strip_version(url)) != data_->code_systems.end();
+}
+
+bool Terminology::is_supplement(std::string_view url) const {
+  return data_->supplements.find(strip_version(url)) != data_->supplements.end();
+}
+
+bool Terminology::checked_by_shape(std::string_view system) {
+  return system == kBcp47 || system == kBcp13;
+}
+
+Terminology::Answer Terminology::defines(std::string_view system, std::string_view code) const {
+  if (code.empty()) return Answer::unknown;
+  system = strip_version(system);
+  if (system == kBcp47) return is_language_tag(code) ? Answer::member : Answer::not_member;
+  if (system == kBcp13) return is_mime_type(code) ? Answer::member : Answer::not_member;
+  if (system == kSnomed) return snomed_shaped(code) ? Answer::unknown : Answer::not_member;
+  if (system == kLoinc) return loinc_shaped(code) ? Answer::unknown : Answer::not_member;
+  const CodeSystem* cs = data_->enumerable(system);
+  if (cs == nullptr) return Answer::unknown;
+  return cs->find(code) != nullptr ? Answer::member : Answer::not_member;
 }
 
 }  // namespace fhirgate::fhir

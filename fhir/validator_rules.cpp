@@ -22,7 +22,8 @@ void RuleContext::report(std::string_view severity, std::string_view code, std::
 }
 
 void run_resource_rules(RuleContext& context) {
-  (void)context;
+  check_terminology(context);
+  check_measure(context);
 }
 
 }  // namespace fhirgate::fhir

@@ -66,4 +66,7 @@ struct RuleContext {
 // Runs every rule area that applies to the resource.
 void run_resource_rules(RuleContext& context);
 
+void check_terminology(RuleContext& context);  // CodeSystem, ValueSet, ConceptMap
+void check_measure(RuleContext& context);      // Measure, MeasureReport against its Measure
+
 }  // namespace fhirgate::fhir

@@ -1165,7 +1165,8 @@ class Run {
   // Codings -------------------------------------------------------------------------------------
 
   // Coding.system names a code system: absolute, not a value set, not a supplement; and the code is one
-  // the code system defines, where that can be known without a terminology server.
+  // the code system defines, where that can be known without a terminology server (where it cannot, one
+  // warning per code system says so).
   void check_coding(const Node& coding) {
     const std::string_view system = coding.string_at("system");
     if (system.empty()) return;
@@ -1187,20 +1188,26 @@ class Run {
               "The Coding references a value set, not a code system ('" + std::string(system) + "')");
         return;
       }
-      if (code.empty() || Terminology::checked_by_shape(system)) {
-      } else if (terminology.defines(system, code) == Terminology::Answer::unknown) {
-        report("warning", "not-supported",
-               "A definition for CodeSystem '" + std::string(system) +
-                   "' could not be found, so the code cannot be validated (cannot check: needs a terminology "
-                   "server)");
-        return;
-      }
     }
     if (code.empty()) return;
-    if (terminology.defines(system, code) == Terminology::Answer::not_member) {
+    const Terminology::Answer answer = terminology.defines(system, code);
+    if (answer == Terminology::Answer::not_member) {
       Path p(*this, "code");
       error("code-invalid",
             "Unknown code '" + std::string(code) + "' in the CodeSystem '" + std::string(system) + "'");
+    } else if (answer == Terminology::Answer::unknown &&
+               std::find(unchecked_systems_.begin(), unchecked_systems_.end(), system) ==
+                   unchecked_systems_.end()) {
+      unchecked_systems_.emplace_back(system);
+      Path p(*this, "system");
+      report("warning", "not-supported",
+             terminology.knows_code_system(system)
+                 ? "The content of CodeSystem '" + std::string(system) +
+                       "' is not available here, so its codes (here '" + std::string(code) +
+                       "') cannot be validated (cannot check: needs a terminology server)"
+                 : "A definition for CodeSystem '" + std::string(system) +
+                       "' could not be found, so its codes cannot be validated (cannot check: needs a "
+                       "terminology server)");
     }
   }
 
@@ -1327,6 +1334,8 @@ class Run {
   Budget budget_;
   bool over_budget_ = false;
   std::string over_budget_at_;  // the location where the budget ran out
+  // Code systems already reported as not checkable here (one warning per system and validation).
+  std::vector<std::string> unchecked_systems_;
 };
 
 }  // namespace

@@ -163,12 +163,20 @@ void match_parts(RuleContext& ctx, const Node& report_group, const Node& measure
   const auto& reported = items_of(report_group, name);
   for (std::size_t i = 0; i < reported.size(); ++i) {
     const std::string here = at + index_path(name, i);
-    const Node* code = reported[i].find("code");
+    // MeasureReport.group.stratifier.code repeats (0..*); population.code does not.
+    std::vector<const Node*> codes;
+    if (const Node* code = reported[i].find("code"); code != nullptr && code->is_array()) {
+      for (const Node& c : code->items()) codes.push_back(&c);
+    } else if (code != nullptr) {
+      codes.push_back(code);
+    }
     std::size_t match = defined.size();
-    for (std::size_t d = 0; d < defined.size() && code != nullptr; ++d) {
-      if (same_concept(code, defined[d].find("code"))) {
-        match = d;
-        break;
+    for (std::size_t d = 0; d < defined.size() && match == defined.size(); ++d) {
+      for (const Node* code : codes) {
+        if (same_concept(code, defined[d].find("code"))) {
+          match = d;
+          break;
+        }
       }
     }
     if (match == defined.size()) {

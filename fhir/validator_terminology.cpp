@@ -58,10 +58,12 @@ const KnownProperty* known_property(std::string_view code) {
   return nullptr;
 }
 
-bool is_lower_token(std::string_view s) {
-  if (s.empty() || !(s.front() >= 'a' && s.front() <= 'z')) return false;
+// An RFC 3986 scheme: a letter, then letters, digits, '+', '-', '.' (case-insensitive).
+bool is_scheme(std::string_view s) {
+  const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (s.empty() || !letter(s.front())) return false;
   for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.')) return false;
+    if (!(letter(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.')) return false;
   }
   return true;
 }
@@ -650,7 +652,7 @@ bool is_absolute_url(std::string_view url) {
   if (colon == std::string_view::npos) return false;
   const std::string_view scheme = url.substr(0, colon);
   const std::string_view rest = url.substr(colon + 1);
-  return is_lower_token(scheme) && !rest.empty() && rest.find(' ') == std::string_view::npos;
+  return is_scheme(scheme) && !rest.empty() && rest.find(' ') == std::string_view::npos;
 }
 
 void check_canonical_url(RuleContext& ctx) {

@@ -6,7 +6,7 @@
 
 namespace fhirgate::fhir {
 
-// A URI with a scheme (`http:`, `urn:`, any lower-case token scheme) and no spaces: what a canonical
+// A URI with a scheme (`http:`, `urn:`, any RFC 3986 scheme) and no spaces: what a canonical
 // URL, Coding.system and ValueSet.compose.include.system must be.
 bool is_absolute_url(std::string_view url);
 // The resource's `url` (a canonical resource's identity) is absolute; a contained one's too.

@@ -165,11 +165,15 @@ void check_property_definitions(RuleContext& ctx, std::map<std::string, Property
   }
 }
 
-void collect_codes(const Node& concepts, std::map<std::string, int, std::less<>>& codes) {
+// Collects the codes of every concept (nested ones too); returns how many concepts there are.
+std::size_t collect_codes(const Node& concepts, std::map<std::string, int, std::less<>>& codes) {
+  std::size_t total = 0;
   for (const Node& c : concepts.items()) {
+    ++total;
     if (const std::string_view code = c.string_at("code"); !code.empty()) codes.emplace(std::string(code), 0);
-    if (const Node* sub = c.find("concept")) collect_codes(*sub, codes);
+    if (const Node* sub = c.find("concept")) total += collect_codes(*sub, codes);
   }
+  return total;
 }
 
 struct ConceptScope {
@@ -288,9 +292,17 @@ void check_code_system(RuleContext& ctx) {
   std::map<std::string, PropertyDefinition> properties;
   check_property_definitions(ctx, properties);
   const Node* concepts = cs.find("concept");
-  if (concepts == nullptr) return;
   std::map<std::string, int, std::less<>> codes;
-  collect_codes(*concepts, codes);
+  const std::size_t total = concepts == nullptr ? 0 : collect_codes(*concepts, codes);
+  if (const Node* count = cs.find("count"); count != nullptr && count->is_number() &&
+                                            cs.string_at("content") == "complete" &&
+                                            count->text() != std::to_string(total)) {
+    ctx.error("business-rule",
+              "The code system is complete, but the number of concepts (" + std::to_string(total) +
+                  ") does not match the stated total number (" + count->text() + ")",
+              "count");
+  }
+  if (concepts == nullptr) return;
   const std::string_view url = cs.string_at("url");
   const ConceptScope scope{
       properties, codes, cs.string_at("language"),

@@ -81,6 +81,16 @@ TEST_CASE("Terminology rules: concept properties are declared and have the decla
         "warning CodeSystem.concept[0].property[0]; error CodeSystem.concept[0].property[1]");
 }
 
+TEST_CASE("Terminology rules: a complete CodeSystem's count is its number of concepts") {
+  const std::string_view counted = R"({"resourceType": "CodeSystem", "url": "http://example.org/cs/n",
+    "status": "active", "content": "complete", "caseSensitive": true, "count": 3,
+    "concept": [{"code": "a", "concept": [{"code": "a1"}]}, {"code": "b"}]})";
+  CHECK(check(counted).empty());
+  CHECK(check(R"({"resourceType": "CodeSystem", "url": "http://example.org/cs/n", "status": "active",
+    "content": "complete", "caseSensitive": true, "count": 10, "concept": [{"code": "a"}]})") ==
+        "error CodeSystem.count");
+}
+
 TEST_CASE("Terminology rules: a supplement has content 'supplement' and only codes of its base") {
   const std::string_view supplement = R"({"resourceType": "CodeSystem", "url": "http://example.org/cs/sup",
     "status": "active", "content": "complete", "supplements": "http://example.org/cs/base",

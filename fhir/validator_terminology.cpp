@@ -448,6 +448,10 @@ class EclChecker {
   }
 
   bool sub_expression() {
+    if (++steps_ > kMaxSteps) {
+      unsupported_ = true;
+      return false;
+    }
     if (take("!!<") || take("!!>") || take("<<!") || take(">>!") || take("<<") || take(">>") || take("<!") ||
         take(">!") || take("<") || take(">")) {
       ws();
@@ -471,9 +475,14 @@ class EclChecker {
   bool focus() {
     if (take("*")) return true;
     if (take("(")) {
+      if (++depth_ > kMaxDepth) {
+        unsupported_ = true;
+        return false;
+      }
       ws();
       if (!expression()) return false;
       ws();
+      --depth_;
       return take(")");
     }
     if (!(peek() >= '0' && peek() <= '9')) {
@@ -510,6 +519,16 @@ class EclChecker {
   }
 
   bool sub_refinement() {
+    if (++depth_ > kMaxDepth) {
+      unsupported_ = true;
+      return false;
+    }
+    const bool ok = sub_refinement_at_depth();
+    --depth_;
+    return ok;
+  }
+
+  bool sub_refinement_at_depth() {
     if (peek() == '(') {
       const std::size_t mark = pos_;
       ++pos_;
@@ -573,8 +592,13 @@ class EclChecker {
     return false;
   }
 
+  static constexpr int kMaxDepth = 64;       // brackets and nested refinements: deeper is left undecided
+  static constexpr int kMaxSteps = 100'000;  // and so is anything that takes more work than this
+
   std::string_view s_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
+  int steps_ = 0;
   bool unsupported_ = false;
 };
 

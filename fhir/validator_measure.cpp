@@ -152,8 +152,8 @@ struct ReportScope {
   bool complete;
 };
 
-// Matches each of the report's `name` items (populations, stratifiers) to one of the measure group's by
-// code; reports unknown, duplicate and missing ones.
+// Matches each of the report group's `name` items (populations, stratifiers) to one of the measure
+// group's by code; reports unknown, duplicate and missing ones. `at` is the report group's location.
 template <typename Each>
 void match_parts(RuleContext& ctx, const Node& report_group, const Node& measure_group, std::string_view name,
                  const std::string& at, std::string_view unknown_message, std::string_view missing_kind,
@@ -162,7 +162,7 @@ void match_parts(RuleContext& ctx, const Node& report_group, const Node& measure
   std::vector<bool> seen(defined.size(), false);
   const auto& reported = items_of(report_group, name);
   for (std::size_t i = 0; i < reported.size(); ++i) {
-    const std::string here = at + index_path(name, i);
+    const std::string here = at + "." + index_path(name, i);
     // MeasureReport.group.stratifier.code repeats (0..*); population.code does not.
     std::vector<const Node*> codes;
     if (const Node* code = reported[i].find("code"); code != nullptr && code->is_array()) {
@@ -199,7 +199,7 @@ void match_parts(RuleContext& ctx, const Node& report_group, const Node& measure
                           std::string(missing_kind) + " with code '" + describe(code) + "'";
     if (const std::string_view id = defined[d].string_at("id"); !id.empty())
       message += " (id = '" + std::string(id) + "')";
-    ctx.error("business-rule", message, at.empty() ? at : at.substr(0, at.size() - 1));
+    ctx.error("business-rule", message, at);
   }
 }
 
@@ -260,13 +260,13 @@ void check_population(RuleContext& ctx, const ReportScope& scope, const Node& po
 
 void check_group(RuleContext& ctx, const ReportScope& scope, const Node& group, const Node& definition,
                  const std::string& at) {
-  match_parts(ctx, group, definition, "population", at + ".",
+  match_parts(ctx, group, definition, "population", at,
               "The code for this population has no match in the measure definition", "population", true,
               [&](const Node& population, const Node&, const std::string& here) {
                 check_population(ctx, scope, population, here);
               });
   check_score(ctx, scope, group, at);
-  match_parts(ctx, group, definition, "stratifier", at + ".",
+  match_parts(ctx, group, definition, "stratifier", at,
               "Group should have a code that matches the group stratifier definition in the measure",
               "stratifier", false, [](const Node&, const Node&, const std::string&) {});
 }

@@ -729,6 +729,17 @@ bool Terminology::checked_by_shape(std::string_view system) {
   return system == kBcp47 || system == kBcp13;
 }
 
+std::string_view Terminology::syntax_rule(std::string_view system) {
+  system = strip_version(system);
+  if (system == kSnomed)
+    return "a SNOMED CT code is a concept identifier (6-18 digits ending in a Verhoeff check digit) or an "
+           "expression";
+  if (system == kLoinc)
+    return "a LOINC code is digits, '-' and a mod-10 check digit, or a part or answer code such as "
+           "LP12345-6";
+  return {};
+}
+
 Terminology::Answer Terminology::defines(std::string_view system, std::string_view code) const {
   if (code.empty()) return Answer::unknown;
   system = strip_version(system);

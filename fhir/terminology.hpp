@@ -48,6 +48,9 @@ class Terminology {
   // Systems no table holds but whose codes are checked by their shape: BCP-47 language tags, BCP-13
   // mime types.
   static bool checked_by_shape(std::string_view system);
+  // For a system whose codes defines() rejects by syntax alone (SNOMED CT, LOINC), that syntax in words;
+  // empty for other systems.
+  static std::string_view syntax_rule(std::string_view system);
 
   ~Terminology();
   Terminology();

@@ -1193,8 +1193,11 @@ class Run {
     const Terminology::Answer answer = terminology.defines(system, code);
     if (answer == Terminology::Answer::not_member) {
       Path p(*this, "code");
-      error("code-invalid",
-            "Unknown code '" + std::string(code) + "' in the CodeSystem '" + std::string(system) + "'");
+      std::string message =
+          "Unknown code '" + std::string(code) + "' in the CodeSystem '" + std::string(system) + "'";
+      if (const std::string_view rule = Terminology::syntax_rule(system); !rule.empty())
+        message += " (" + std::string(rule) + ")";
+      error("code-invalid", std::move(message));
     } else if (answer == Terminology::Answer::unknown &&
                std::find(unchecked_systems_.begin(), unchecked_systems_.end(), system) ==
                    unchecked_systems_.end()) {

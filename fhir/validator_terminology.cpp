@@ -198,12 +198,12 @@ void check_concepts(RuleContext& ctx, const Node& list, const std::string& at, c
     if (!scope.supplements.empty() && !code.empty()) {
       const Terminology::Answer answer = ctx.terminology.defines(scope.supplements, code);
       if (answer == Terminology::Answer::not_member) {
-        ctx.error("business-rule",
-                  "The code '" + std::string(code) + "' is not declared in the base CodeSystem " +
-                      std::string(scope.supplements) + " so is not valid in the supplement",
-                  here);
-      } else if (answer == Terminology::Answer::unknown && !base_unavailable_reported &&
-                 !ctx.terminology.knows_code_system(scope.supplements)) {
+        std::string message = "The code '" + std::string(code) + "' is not declared in the base CodeSystem " +
+                              std::string(scope.supplements) + " so is not valid in the supplement";
+        if (const std::string_view rule = Terminology::syntax_rule(scope.supplements); !rule.empty())
+          message += " (" + std::string(rule) + ")";
+        ctx.error("business-rule", std::move(message), here);
+      } else if (answer == Terminology::Answer::unknown && !base_unavailable_reported) {
         base_unavailable_reported = true;
         ctx.warning("not-supported",
                     "The codes of this supplement cannot be checked against its base CodeSystem " +

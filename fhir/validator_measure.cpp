@@ -8,7 +8,8 @@
 //   the Measure's missing (a data-collection report may omit groups); a report that is not a
 //   subject-list lists no subjects and gives counts; the measureScore follows Measure.scoring (none for
 //   cohort or data-collection; required for proportion, ratio and continuous-variable on a complete
-//   report; a proportion is a unitless number from 0 to 1).
+//   report; a proportion is a unitless number from 0 to 1); a report's improvementNotation is its
+//   Measure's (warning).
 // Nothing is checked when the Measure is not available (a warning says so).
 #include <cstdlib>
 #include <string>
@@ -307,6 +308,15 @@ void check_measure_report(RuleContext& ctx) {
         "business-rule",
         "The scoring system in this measure is unknown, so the measureScore values cannot be checked",
         "measure");
+  }
+  if (const Node* noted = ctx.resource.find("improvementNotation")) {
+    const Node* defined_notation = measure->find("improvementNotation");
+    if (defined_notation != nullptr && !same_concept(noted, defined_notation)) {
+      ctx.warning("business-rule",
+                  "The improvementNotation of this report ('" + describe(noted) +
+                      "') is not the one its Measure defines ('" + describe(defined_notation) + "')",
+                  "improvementNotation");
+    }
   }
   const ReportScope scope{scoring, ctx.resource.string_at("type"),
                           ctx.resource.string_at("status") == "complete"};

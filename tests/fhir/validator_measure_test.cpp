@@ -131,6 +131,20 @@ TEST_CASE("Measure rules: the measureScore follows the Measure's scoring") {
         "error MeasureReport.group[0].measureScore; error MeasureReport.group[1].measureScore");
 }
 
+TEST_CASE("Measure rules: a report's improvementNotation is its Measure's") {
+  std::string m = measure();
+  m.insert(m.size() - 1, R"(, "improvementNotation": {"coding": [{"system":
+    "http://terminology.hl7.org/CodeSystem/measure-improvement-notation", "code": "increase"}]})");
+  const std::string pops = "[" + counted("initial-population", 10) + ", " + counted("numerator", 5) + ", " +
+                           counted("denominator", 10) + R"(], "stratifier": [{"code": [{"text": "age"}]}])";
+  const std::string g2 =
+      group("g2", "[" + counted("initial-population", 3) + "]", R"(, "measureScore": {"value": 1})");
+  std::string r = report("[" + group("g1", pops, R"(, "measureScore": {"value": 0.5})") + ", " + g2 + "]");
+  r.insert(r.size() - 1, R"(, "improvementNotation": {"coding": [{"system":
+    "http://terminology.hl7.org/CodeSystem/measure-improvement-notation", "code": "decrease"}]})");
+  CHECK(check(r, {m}) == "warning MeasureReport.improvementNotation");
+}
+
 TEST_CASE("Measure rules: a MeasureReport whose Measure is not available is not checked against it") {
   CHECK(check(report("[" + group("g9", "[" + counted("initial-population", 1) + "]") + "]")) ==
         "warning MeasureReport.measure");

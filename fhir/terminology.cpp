@@ -15,9 +15,11 @@
 // Where a ValueSet carries an expansion (the published R4 expansions), the expansion is the member list
 // (abstract entries excluded, inactive ones kept); the compose only contributes openness. Otherwise the
 // compose is evaluated: whole CodeSystems (minus notSelectable/abstract concepts), explicit concepts,
-// `concept` filters is-a / descendent-of / is-not-a / = on a hierarchical CodeSystem we hold, imported
-// ValueSets (union; intersected with the include's system part when both are given), and excludes.
-// Other filters make that system open.
+// `concept` filters (= is-a descendent-of is-not-a in not-in regex child-of descendent-leaf
+// generalizes) on a CodeSystem we hold, property filters (= in not-in regex exists) on the CodeSystems
+// a run brings (their property values are kept; the shipped tables keep none, so their load stays as
+// small and quick as before), imported ValueSets (union; intersected with the include's system part
+// when both are given), and excludes. Other filters make that system open.
 //
 // Membership is resolved eagerly in add(), for the ValueSets added and for every ValueSet that depends
 // on something added, so lookups only read. System URLs are interned to small ids so the per-code
@@ -27,6 +29,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,6 +40,7 @@
 #endif
 
 #include "fhir/files.hpp"
+#include "fhir/regex.hpp"
 
 namespace fhirgate::fhir {
 namespace {
@@ -181,6 +185,10 @@ struct CodeSystem {
   bool case_sensitive = true;
   bool complete = true;
   std::vector<Concept> concepts;
+  // Per concept, its property values (code, value: the text of a primitive, system#code of a Coding),
+  // kept only for the code systems a run brings (see Data::keep_properties); `has_properties` says so.
+  bool has_properties = false;
+  std::vector<std::vector<std::pair<std::string, std::string>>> properties;
   std::unordered_map<std::string, std::uint32_t> index;
 
   std::string key(std::string_view code) const { return case_sensitive ? std::string(code) : lower(code); }
@@ -242,6 +250,9 @@ struct StringHash {
 }  // namespace
 
 struct Terminology::Data {
+  // Concept property values are kept (for property filters) only for code systems added after the
+  // start-up load: the shipped tables stay as small and quick to load as they were.
+  bool keep_properties = false;
   std::unordered_map<std::string, CodeSystem, StringHash, std::equal_to<>> code_systems;
   std::unordered_set<std::string, StringHash, std::equal_to<>> supplements;
   std::unordered_map<std::string, ValueSetDefinition> definitions;
@@ -317,6 +328,22 @@ void collect_concepts(const Node& list, CodeSystem& cs, std::int64_t parent,
     }
     const std::uint32_t self = it->second;
     if (parent >= 0) cs.concepts[static_cast<std::size_t>(parent)].children.push_back(self);
+    if (cs.has_properties) {
+      cs.properties.resize(cs.concepts.size());
+      if (parent >= 0)
+        cs.properties[self].emplace_back("parent", cs.concepts[static_cast<std::size_t>(parent)].code);
+      if (const Node* props = c.find("property")) {
+        for (const Node& p : props->items()) {
+          for (const auto& [member, value] : p.members()) {
+            if (!member.starts_with("value")) continue;
+            std::string text = value.is_object() ? std::string(value.string_at("system")) + "#" +
+                                                       std::string(value.string_at("code"))
+                                                 : value.text();
+            cs.properties[self].emplace_back(std::string(p.string_at("code")), std::move(text));
+          }
+        }
+      }
+    }
     if (const Node* props = c.find("property")) {
       for (const Node& p : props->items()) {
         const std::string_view name = p.string_at("code");
@@ -394,6 +421,125 @@ void descendants(const CodeSystem& cs, std::uint32_t root, bool include_root,
   }
 }
 
+// The comma-separated values of an `in` / `not-in` filter.
+std::vector<std::string_view> split_values(std::string_view values) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (start <= values.size()) {
+    const auto comma = values.find(',', start);
+    std::string_view part =
+        values.substr(start, comma == std::string_view::npos ? values.npos : comma - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// The concepts a filter selects (R4 filter-operator semantics), or nullopt when it cannot be evaluated
+// here (an operator or property this code system's table cannot answer): the caller leaves the system
+// open then.
+std::optional<std::vector<bool>> apply_filter(const CodeSystem& cs, const Filter& f) {
+  const std::size_t n = cs.concepts.size();
+  std::vector<bool> keep(n, false);
+  const auto index_of = [&](std::string_view code) -> std::optional<std::uint32_t> {
+    const auto it = cs.index.find(cs.key(code));
+    if (it == cs.index.end()) return std::nullopt;
+    return it->second;
+  };
+  if (f.property == "concept" || f.property == "code") {
+    if (f.op == "in" || f.op == "not-in") {
+      for (const std::string_view code : split_values(f.value)) {
+        if (const auto i = index_of(code)) keep[*i] = true;
+      }
+      if (f.op == "not-in") keep.flip();
+      return keep;
+    }
+    if (f.op == "regex") {
+      auto pattern = Regex::compile(f.value);
+      if (!pattern) return std::nullopt;
+      for (std::size_t i = 0; i < n; ++i) keep[i] = pattern->full_match(cs.concepts[i].code);
+      return keep;
+    }
+    const auto root = index_of(f.value);
+    if (f.op == "=" || f.op == "is-a" || f.op == "descendent-of" || f.op == "is-not-a") {
+      std::vector<std::uint32_t> hits;
+      if (root) {
+        if (f.op == "=") {
+          hits.push_back(*root);
+        } else {
+          descendants(cs, *root, f.op != "descendent-of", hits);
+        }
+      }
+      for (std::uint32_t h : hits) keep[h] = true;
+      if (f.op == "is-not-a") keep.flip();
+      return keep;
+    }
+    if (f.op == "child-of") {
+      if (root) {
+        for (std::uint32_t c : cs.concepts[*root].children) keep[c] = true;
+      }
+      return keep;
+    }
+    if (f.op == "descendent-leaf") {
+      std::vector<std::uint32_t> hits;
+      if (root) descendants(cs, *root, false, hits);
+      for (std::uint32_t h : hits) keep[h] = cs.concepts[h].children.empty();
+      return keep;
+    }
+    if (f.op == "generalizes") {
+      if (!root) return keep;
+      for (std::size_t i = 0; i < n; ++i) {
+        std::vector<std::uint32_t> below;
+        descendants(cs, static_cast<std::uint32_t>(i), true, below);
+        keep[i] = std::find(below.begin(), below.end(), *root) != below.end();
+      }
+      return keep;
+    }
+    return std::nullopt;
+  }
+  if (!cs.has_properties) return std::nullopt;
+  std::optional<Regex> pattern;
+  if (f.op == "regex") {
+    auto compiled = Regex::compile(f.value);
+    if (!compiled) return std::nullopt;
+    pattern = std::move(*compiled);
+  } else if (f.op != "=" && f.op != "in" && f.op != "not-in" && f.op != "exists") {
+    return std::nullopt;
+  }
+  const std::vector<std::string_view> values =
+      f.op == "in" || f.op == "not-in" ? split_values(f.value) : std::vector<std::string_view>{f.value};
+  const auto matches = [&](const std::string& stored) {
+    const auto hash = stored.find('#');
+    const std::string_view code =
+        hash == std::string::npos ? std::string_view(stored) : std::string_view(stored).substr(hash + 1);
+    if (pattern) return pattern->full_match(stored) || pattern->full_match(code);
+    return std::any_of(values.begin(), values.end(),
+                       [&](std::string_view v) { return v == stored || v == code; });
+  };
+  for (std::size_t i = 0; i < n && i < cs.properties.size(); ++i) {
+    bool has = false;
+    bool hit = false;
+    for (const auto& [name, value] : cs.properties[i]) {
+      if (name != f.property) continue;
+      has = true;
+      hit = hit || matches(value);
+    }
+    if (f.op == "exists") {
+      keep[i] = has == (f.value == "true");
+    } else {
+      keep[i] = hit;
+    }
+  }
+  if (f.op == "exists" && f.value == "false") {
+    for (std::size_t i = cs.properties.size(); i < n; ++i) keep[i] = true;
+  }
+  if (f.op == "not-in") keep.flip();
+  return keep;
+}
+
 void intersect(Membership& into, const Membership& other) {
   for (auto it = into.keys.begin(); it != into.keys.end();) {
     it = other.keys.count(*it) ? std::next(it) : into.keys.erase(it);
@@ -424,6 +570,7 @@ void Terminology::Data::add_code_system(const Node& r) {
   }
   const std::string_view content = r.string_at("content");
   cs.complete = content.empty() || content == "complete";
+  cs.has_properties = keep_properties;
   std::vector<std::pair<std::uint32_t, std::string>> links;
   if (const Node* list = r.find("concept")) collect_concepts(*list, cs, -1, links);
   for (const auto& [self, link] : links) {
@@ -514,25 +661,12 @@ void Terminology::Data::evaluate_include(const Include& inc, Membership& out,
       std::vector<bool> selected(cs->concepts.size(), true);
       bool supported = true;
       for (const Filter& f : inc.filters) {
-        const bool hierarchical =
-            (f.property == "concept" || f.property == "code") &&
-            (f.op == "is-a" || f.op == "descendent-of" || f.op == "is-not-a" || f.op == "=");
-        if (!hierarchical) {
+        const std::optional<std::vector<bool>> keep = apply_filter(*cs, f);
+        if (!keep) {
           supported = false;
           break;
         }
-        std::vector<std::uint32_t> hits;
-        if (const auto it = cs->index.find(cs->key(f.value)); it != cs->index.end()) {
-          if (f.op == "=") {
-            hits.push_back(it->second);
-          } else {
-            descendants(*cs, it->second, f.op != "descendent-of", hits);
-          }
-        }
-        std::vector<bool> keep(cs->concepts.size(), false);
-        for (std::uint32_t h : hits) keep[h] = true;
-        if (f.op == "is-not-a") keep.flip();
-        for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = selected[i] && keep[i];
+        for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = selected[i] && (*keep)[i];
       }
       if (!supported) {
         part.open_systems.insert(inc.system);
@@ -614,6 +748,7 @@ Result<std::shared_ptr<Terminology>> Terminology::load_from(const std::string& p
   if (!bundle) return std::move(bundle).error();
   auto terminology = std::make_shared<Terminology>();
   if (auto status = terminology->add(*bundle); !status) return std::move(status).error();
+  terminology->data_->keep_properties = true;
   bundle = Node();
 #if defined(__GLIBC__)
   malloc_trim(0);

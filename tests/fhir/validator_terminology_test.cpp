@@ -192,5 +192,66 @@ TEST_CASE("Terminology rules: SNOMED CT constraint filters are ECL; expressions 
         "error ValueSet.compose.include[0].filter[0].value.extension[0].value.ofType(Expression)");
 }
 
+TEST_CASE("Terminology rules: value sets filter the code systems a run brings by property and hierarchy") {
+  const std::shared_ptr<Terminology> terminology = shared_terminology()->copy();
+  REQUIRE(
+      terminology
+          ->add(parse(R"({"resourceType": "CodeSystem", "url": "http://example.org/cs/h", "status": "active",
+    "content": "complete", "caseSensitive": true,
+    "property": [{"code": "colour", "type": "code"}, {"code": "ref", "type": "Coding"}],
+    "concept": [
+      {"code": "root", "concept": [
+        {"code": "mid", "property": [{"code": "colour", "valueCode": "red"}],
+         "concept": [{"code": "leaf1", "property": [{"code": "colour", "valueCode": "blue"}]},
+                     {"code": "leaf2", "property": [{"code": "ref", "valueCoding":
+                        {"system": "http://example.org/cs/base", "code": "a"}}]}]}]},
+      {"code": "other", "property": [{"code": "colour", "valueCode": "red"}]}]})"))
+          .ok());
+  auto value_set = [&](std::string_view url, std::string_view property, std::string_view op,
+                       std::string_view value) {
+    REQUIRE(terminology
+                ->add(parse(
+                    R"({"resourceType": "ValueSet", "url": ")" + std::string(url) +
+                    R"(", "status": "active", "compose": {"include": [{"system": "http://example.org/cs/h",
+      "filter": [{"property": ")" +
+                    std::string(property) + R"(", "op": ")" + std::string(op) + R"(", "value": ")" +
+                    std::string(value) + R"("}]}]}})"))
+                .ok());
+  };
+  auto members = [&](std::string_view url) {
+    std::string out;
+    for (const char* code : {"root", "mid", "leaf1", "leaf2", "other"}) {
+      const Terminology::Answer answer = terminology->contains(url, "http://example.org/cs/h", code);
+      REQUIRE(answer != Terminology::Answer::unknown);
+      if (answer == Terminology::Answer::member) out += std::string(out.empty() ? "" : " ") + code;
+    }
+    return out;
+  };
+  value_set("http://example.org/vs/red", "colour", "=", "red");
+  CHECK(members("http://example.org/vs/red") == "mid other");
+  value_set("http://example.org/vs/colours", "colour", "in", "red, blue");
+  CHECK(members("http://example.org/vs/colours") == "mid leaf1 other");
+  value_set("http://example.org/vs/coloured", "colour", "exists", "true");
+  CHECK(members("http://example.org/vs/coloured") == "mid leaf1 other");
+  value_set("http://example.org/vs/ref", "ref", "=", "http://example.org/cs/base#a");
+  CHECK(members("http://example.org/vs/ref") == "leaf2");
+  value_set("http://example.org/vs/children", "concept", "child-of", "mid");
+  CHECK(members("http://example.org/vs/children") == "leaf1 leaf2");
+  value_set("http://example.org/vs/leaves", "concept", "descendent-leaf", "root");
+  CHECK(members("http://example.org/vs/leaves") == "leaf1 leaf2");
+  value_set("http://example.org/vs/up", "concept", "generalizes", "leaf1");
+  CHECK(members("http://example.org/vs/up") == "root mid leaf1");
+  value_set("http://example.org/vs/some", "code", "in", "root,other");
+  CHECK(members("http://example.org/vs/some") == "root other");
+  value_set("http://example.org/vs/regex", "code", "regex", "leaf[0-9]");
+  CHECK(members("http://example.org/vs/regex") == "leaf1 leaf2");
+  value_set("http://example.org/vs/parent", "parent", "=", "mid");
+  CHECK(members("http://example.org/vs/parent") == "leaf1 leaf2");
+  // An operator the table cannot answer leaves the system open.
+  value_set("http://example.org/vs/open", "colour", "is-a", "red");
+  CHECK(terminology->contains("http://example.org/vs/open", "http://example.org/cs/h", "mid") ==
+        Terminology::Answer::unknown);
+}
+
 }  // namespace
 }  // namespace fhirgate::fhir

@@ -491,10 +491,21 @@ std::optional<std::vector<bool>> apply_filter(const CodeSystem& cs, const Filter
     }
     if (f.op == "generalizes") {
       if (!root) return keep;
+      std::vector<std::vector<std::uint32_t>> parents(n);
       for (std::size_t i = 0; i < n; ++i) {
-        std::vector<std::uint32_t> below;
-        descendants(cs, static_cast<std::uint32_t>(i), true, below);
-        keep[i] = std::find(below.begin(), below.end(), *root) != below.end();
+        for (std::uint32_t c : cs.concepts[i].children) parents[c].push_back(static_cast<std::uint32_t>(i));
+      }
+      std::vector<std::uint32_t> stack{*root};
+      keep[*root] = true;
+      while (!stack.empty()) {
+        const std::uint32_t i = stack.back();
+        stack.pop_back();
+        for (std::uint32_t parent : parents[i]) {
+          if (!keep[parent]) {
+            keep[parent] = true;
+            stack.push_back(parent);
+          }
+        }
       }
       return keep;
     }

@@ -68,8 +68,7 @@ TEST_CASE("a missing terminology file is not_found") {
   CHECK(loaded.error().code == ErrorCode::not_found);
 }
 
-TEST_CASE(
-    "every ValueSet named by a required binding in R4 is known, except the external LOINC answer list") {
+TEST_CASE("every ValueSet named by a required binding in R4 is known, except the external LOINC answer list") {
   auto text = read_file(testing::source_path("profiles/r4/profiles-resources.json.gz"));
   REQUIRE(text.ok());
   auto types = read_file(testing::source_path("profiles/r4/profiles-types.json.gz"));
@@ -84,8 +83,7 @@ TEST_CASE(
       if (!snapshot) continue;
       for (const Node& element : snapshot->find("element")->items()) {
         const Node* binding = element.find("binding");
-        if (binding && binding->string_at("strength") == "required" &&
-            !binding->string_at("valueSet").empty()) {
+        if (binding && binding->string_at("strength") == "required" && !binding->string_at("valueSet").empty()) {
           required.emplace(binding->string_at("valueSet"));
         }
       }
@@ -143,8 +141,7 @@ TEST_CASE("Consent status, ConsentScope and AuditEvent action") {
 TEST_CASE("a v3 ValueSet keeps selectable descendants and drops the abstract root") {
   const auto& t = shipped();
   const std::string vs = "http://terminology.hl7.org/ValueSet/v3-ActEncounterCode";
-  for (const char* code : {"AMB", "EMER", "IMP", "HH", "VR"})
-    CHECK(t.contains(vs, kV3ActCode, code) == Answer::member);
+  for (const char* code : {"AMB", "EMER", "IMP", "HH", "VR"}) CHECK(t.contains(vs, kV3ActCode, code) == Answer::member);
   CHECK(t.contains(vs, kV3ActCode, "_ActEncounterCode") == Answer::not_member);
   CHECK(t.contains(vs, kV3ActCode, "ACCM") == Answer::not_member);
   CHECK(t.contains(vs, kV3ActCode, "amb") == Answer::not_member);
@@ -154,10 +151,8 @@ TEST_CASE("a shipped ValueSet without an expansion is evaluated from its compose
   const auto& t = shipped();
   const std::string vs = "http://hl7.org/fhir/ValueSet/object-lifecycle-events";
   CHECK(t.contains(vs, "http://terminology.hl7.org/CodeSystem/dicom-audit-lifecycle", "1") == Answer::member);
-  CHECK(t.contains(vs, "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "access") ==
-        Answer::member);
-  CHECK(t.contains(vs, "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "view") ==
-        Answer::not_member);
+  CHECK(t.contains(vs, "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "access") == Answer::member);
+  CHECK(t.contains(vs, "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "view") == Answer::not_member);
   CHECK(t.contains(vs, "", "amend") == Answer::member);
 }
 
@@ -178,26 +173,21 @@ TEST_CASE("filters is-a, descendent-of, is-not-a and regex on a hierarchical Cod
     {"resource":{"resourceType":"ValueSet","url":"http://example.org/vs/regex","compose":{"include":[
       {"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode",
        "filter":[{"property":"code","op":"regex","value":"A.*"}]}]}}}
-  ]})"))
-              .ok());
+  ]})")).ok());
   const Terminology& term = **t;
   CHECK(term.contains("http://example.org/vs/encounter-is-a", kV3ActCode, "AMB") == Answer::member);
   CHECK(term.contains("http://example.org/vs/encounter-is-a", kV3ActCode, "ACUTE") == Answer::member);
-  CHECK(term.contains("http://example.org/vs/encounter-is-a", kV3ActCode, "_ActEncounterCode") ==
-        Answer::not_member);
+  CHECK(term.contains("http://example.org/vs/encounter-is-a", kV3ActCode, "_ActEncounterCode") == Answer::not_member);
   CHECK(term.contains("http://example.org/vs/encounter-is-a", kV3ActCode, "ACCM") == Answer::not_member);
   CHECK(term.contains("http://example.org/vs/inpatient-below", kV3ActCode, "ACUTE") == Answer::member);
   CHECK(term.contains("http://example.org/vs/inpatient-below", kV3ActCode, "IMP") == Answer::not_member);
   CHECK(term.contains("http://example.org/vs/inpatient-below", kV3ActCode, "AMB") == Answer::not_member);
   CHECK(term.contains("http://example.org/vs/encounter-not-inpatient", kV3ActCode, "AMB") == Answer::member);
-  CHECK(term.contains("http://example.org/vs/encounter-not-inpatient", kV3ActCode, "IMP") ==
-        Answer::not_member);
-  CHECK(term.contains("http://example.org/vs/encounter-not-inpatient", kV3ActCode, "ACUTE") ==
-        Answer::not_member);
+  CHECK(term.contains("http://example.org/vs/encounter-not-inpatient", kV3ActCode, "IMP") == Answer::not_member);
+  CHECK(term.contains("http://example.org/vs/encounter-not-inpatient", kV3ActCode, "ACUTE") == Answer::not_member);
   CHECK(term.contains("http://example.org/vs/regex", kV3ActCode, "AMB") == Answer::member);
   CHECK(term.contains("http://example.org/vs/regex", kV3ActCode, "IMP") == Answer::not_member);
-  CHECK(term.contains("http://example.org/vs/regex", "http://example.org/other", "AMB") ==
-        Answer::not_member);
+  CHECK(term.contains("http://example.org/vs/regex", "http://example.org/other", "AMB") == Answer::not_member);
 }
 
 TEST_CASE("language tags are checked by BCP-47 shape where a set includes all of urn:ietf:bcp:47") {
@@ -225,8 +215,7 @@ TEST_CASE("mime types are checked by shape for urn:ietf:bcp:13") {
     CHECK(t.contains(vs, "urn:ietf:bcp:13", code) == Answer::member);
     CHECK(t.contains(vs, "", code) == Answer::member);
   }
-  for (const char* code :
-       {"fhir json", "text", "text/", "/plain", "text/pl ain", "text/plain;", "text/plain; charset"}) {
+  for (const char* code : {"fhir json", "text", "text/", "/plain", "text/pl ain", "text/plain;", "text/plain; charset"}) {
     CHECK(t.contains(vs, "urn:ietf:bcp:13", code) == Answer::not_member);
     CHECK(t.contains(vs, "", code) == Answer::not_member);
   }
@@ -242,8 +231,7 @@ TEST_CASE("unknown and unenumerable value sets answer unknown") {
   CHECK(t.contains(loinc_all, "http://loinc.org", "1-8") == Answer::member);
   CHECK(t.contains(loinc_all, "http://loinc.org", "99999-9") == Answer::unknown);
   CHECK(t.contains(loinc_all, "", "99999-9") == Answer::unknown);
-  CHECK(t.contains("http://hl7.org/fhir/ValueSet/ucum-units", "http://unitsofmeasure.org", "mg") ==
-        Answer::member);
+  CHECK(t.contains("http://hl7.org/fhir/ValueSet/ucum-units", "http://unitsofmeasure.org", "mg") == Answer::member);
   CHECK(t.contains("http://hl7.org/fhir/ValueSet/ucum-units", "http://unitsofmeasure.org", "mg/(7.h)") ==
         Answer::unknown);
   CHECK(t.contains("http://hl7.org/fhir/ValueSet/consent-category", "http://loinc.org", "59284-0") ==
@@ -266,14 +254,12 @@ TEST_CASE("display comes from the CodeSystem") {
 
 TEST_CASE("add() takes custom CodeSystems and ValueSets, alone or in a Bundle") {
   Terminology t;
-  REQUIRE(
-      t.add(json(R"({"resourceType":"CodeSystem","url":"http://example.org/cs/colour","caseSensitive":false,
+  REQUIRE(t.add(json(R"({"resourceType":"CodeSystem","url":"http://example.org/cs/colour","caseSensitive":false,
     "content":"complete","concept":[
       {"code":"colour","display":"Any colour","property":[{"code":"notSelectable","valueBoolean":true}],"concept":[
         {"code":"red","display":"Red","concept":[{"code":"crimson","display":"Crimson"}]},
         {"code":"green","display":"Green"},
-        {"code":"blue","display":"Blue"}]}]})"))
-          .ok());
+        {"code":"blue","display":"Blue"}]}]})")).ok());
   REQUIRE(t.add(json(R"({"resourceType":"Bundle","type":"collection","entry":[
     {"resource":{"resourceType":"ValueSet","url":"http://example.org/vs/colours","compose":{"include":[
       {"system":"http://example.org/cs/colour"}],"exclude":[{"system":"http://example.org/cs/colour","concept":[{"code":"blue"}]}]}}},
@@ -285,8 +271,7 @@ TEST_CASE("add() takes custom CodeSystems and ValueSets, alone or in a Bundle") 
       "expansion":{"timestamp":"2024-01-01T00:00:00Z","contains":[
         {"system":"http://example.org/cs/colour","code":"colour","abstract":true,"contains":[
           {"system":"http://example.org/cs/colour","code":"green"}]}]}}}
-  ]})"))
-              .ok());
+  ]})")).ok());
   const std::string colour = "http://example.org/cs/colour";
   CHECK(t.contains("http://example.org/vs/colours", colour, "red") == Answer::member);
   CHECK(t.contains("http://example.org/vs/colours", colour, "RED") == Answer::member);
@@ -306,12 +291,10 @@ TEST_CASE("add() takes custom CodeSystems and ValueSets, alone or in a Bundle") 
     {"resource":{"resourceType":"ValueSet","url":"http://example.org/vs/shapes","compose":{"include":[
       {"system":"http://example.org/cs/shape"}]}}},
     {"resource":{"resourceType":"CodeSystem","url":"http://example.org/cs/shape","content":"complete",
-      "concept":[{"code":"circle"},{"code":"square"}]}}]})"))
-              .ok());
+      "concept":[{"code":"circle"},{"code":"square"}]}}]})")).ok());
   CHECK(t.contains("http://example.org/vs/union", colour, "green") == Answer::not_member);
   CHECK(t.contains("http://example.org/vs/union", "http://example.org/cs/shape", "circle") == Answer::member);
-  CHECK(t.contains("http://example.org/vs/union", "http://example.org/cs/shape", "Circle") ==
-        Answer::not_member);
+  CHECK(t.contains("http://example.org/vs/union", "http://example.org/cs/shape", "Circle") == Answer::not_member);
 }
 
 TEST_CASE("a CodeSystem that is not complete leaves codes it lacks unknown") {
@@ -320,8 +303,7 @@ TEST_CASE("a CodeSystem that is not complete leaves codes it lacks unknown") {
     {"resource":{"resourceType":"CodeSystem","url":"http://example.org/cs/frag","content":"fragment",
       "concept":[{"code":"a","display":"A"}]}},
     {"resource":{"resourceType":"ValueSet","url":"http://example.org/vs/frag","compose":{"include":[
-      {"system":"http://example.org/cs/frag"}]}}}]})"))
-              .ok());
+      {"system":"http://example.org/cs/frag"}]}}}]})")).ok());
   CHECK(t.contains("http://example.org/vs/frag", "http://example.org/cs/frag", "a") == Answer::member);
   CHECK(t.contains("http://example.org/vs/frag", "http://example.org/cs/frag", "b") == Answer::unknown);
   CHECK(t.display("http://example.org/cs/frag", "a") == std::optional<std::string>("A"));

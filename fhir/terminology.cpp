@@ -15,9 +15,11 @@
 // Where a ValueSet carries an expansion (the published R4 expansions), the expansion is the member list
 // (abstract entries excluded, inactive ones kept); the compose only contributes openness. Otherwise the
 // compose is evaluated: whole CodeSystems (minus notSelectable/abstract concepts), explicit concepts,
-// `concept` filters is-a / descendent-of / is-not-a / = on a hierarchical CodeSystem we hold, imported
-// ValueSets (union; intersected with the include's system part when both are given), and excludes.
-// Other filters make that system open.
+// `concept` filters (= is-a descendent-of is-not-a in not-in regex child-of descendent-leaf
+// generalizes) on a CodeSystem we hold, property filters (= in not-in regex exists) on the CodeSystems
+// a run brings (their property values are kept; the shipped tables keep none, so their load stays as
+// small and quick as before), imported ValueSets (union; intersected with the include's system part
+// when both are given), and excludes. Other filters make that system open.
 //
 // Membership is resolved eagerly in add(), for the ValueSets added and for every ValueSet that depends
 // on something added, so lookups only read. System URLs are interned to small ids so the per-code
@@ -27,6 +29,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,6 +40,7 @@
 #endif
 
 #include "fhir/files.hpp"
+#include "fhir/regex.hpp"
 
 namespace fhirgate::fhir {
 namespace {
@@ -120,6 +124,56 @@ bool is_mime_type(std::string_view value) {
   return true;
 }
 
+constexpr std::string_view kSnomed = "http://snomed.info/sct";
+constexpr std::string_view kLoinc = "http://loinc.org";
+
+// A SNOMED CT concept identifier (6-18 digits, no leading zero, Verhoeff check digit), or something
+// that is not a bare identifier (a post-coordinated expression: it has operators or terms), which only
+// a terminology server can check.
+bool snomed_shaped(std::string_view code) {
+  if (!std::all_of(code.begin(), code.end(), is_alnum)) return true;
+  if (!std::all_of(code.begin(), code.end(), is_digit)) return false;
+  if (code.size() < 6 || code.size() > 18 || code.front() == '0') return false;
+  static constexpr std::uint8_t kD[10][10] = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5},
+                                              {2, 3, 4, 0, 1, 7, 8, 9, 5, 6}, {3, 4, 0, 1, 2, 8, 9, 5, 6, 7},
+                                              {4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
+                                              {6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3},
+                                              {8, 7, 6, 5, 9, 3, 2, 1, 0, 4}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0}};
+  static constexpr std::uint8_t kP[8][10] = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 5, 7, 6, 2, 8, 3, 0, 9, 4},
+                                             {5, 8, 0, 3, 7, 9, 6, 1, 4, 2}, {8, 9, 1, 6, 0, 4, 3, 5, 2, 7},
+                                             {9, 4, 5, 3, 1, 2, 6, 8, 7, 0}, {4, 2, 8, 6, 5, 7, 3, 9, 0, 1},
+                                             {2, 7, 9, 3, 8, 0, 6, 4, 1, 5}, {7, 0, 4, 6, 9, 1, 3, 2, 5, 8}};
+  std::uint8_t check = 0;
+  for (std::size_t i = 0; i < code.size(); ++i) {
+    const auto digit = static_cast<std::uint8_t>(code[code.size() - 1 - i] - '0');
+    check = kD[check][kP[i % 8][digit]];
+  }
+  return check == 0;
+}
+
+// A LOINC code: digits, '-', a mod-10 (Luhn) check digit; or a part, answer, group or answer list
+// code (two capital letters starting with L, digits, '-', a digit).
+bool loinc_shaped(std::string_view code) {
+  const auto dash = code.find('-');
+  if (dash == std::string_view::npos || dash + 2 != code.size() || !is_digit(code.back())) return false;
+  std::string_view number = code.substr(0, dash);
+  if (number.size() >= 2 && number[0] == 'L' && number[1] >= 'A' && number[1] <= 'Z') {
+    number.remove_prefix(2);
+    return !number.empty() && std::all_of(number.begin(), number.end(), is_digit);
+  }
+  if (number.empty() || !std::all_of(number.begin(), number.end(), is_digit)) return false;
+  int sum = 0;
+  for (std::size_t i = 0; i < number.size(); ++i) {
+    int digit = number[number.size() - 1 - i] - '0';
+    if (i % 2 == 0) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return (10 - sum % 10) % 10 == code.back() - '0';
+}
+
 struct Concept {
   std::string code;
   std::string display;
@@ -131,6 +185,10 @@ struct CodeSystem {
   bool case_sensitive = true;
   bool complete = true;
   std::vector<Concept> concepts;
+  // Per concept, its property values (code, value: the text of a primitive, system#code of a Coding),
+  // kept only for the code systems a run brings (see Data::keep_properties); `has_properties` says so.
+  bool has_properties = false;
+  std::vector<std::vector<std::pair<std::string, std::string>>> properties;
   std::unordered_map<std::string, std::uint32_t> index;
 
   std::string key(std::string_view code) const { return case_sensitive ? std::string(code) : lower(code); }
@@ -183,10 +241,20 @@ struct Membership {
   bool any_mime_type = false;
 };
 
+// Hashing that lets string_views look up std::string keys without a copy.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 }  // namespace
 
 struct Terminology::Data {
-  std::unordered_map<std::string, CodeSystem> code_systems;
+  // Concept property values are kept (for property filters) only for code systems added after the
+  // start-up load: the shipped tables stay as small and quick to load as they were.
+  bool keep_properties = false;
+  std::unordered_map<std::string, CodeSystem, StringHash, std::equal_to<>> code_systems;
+  std::unordered_set<std::string, StringHash, std::equal_to<>> supplements;
   std::unordered_map<std::string, ValueSetDefinition> definitions;
   std::unordered_map<std::string, Membership> memberships;
   std::vector<std::string> systems;
@@ -199,13 +267,13 @@ struct Terminology::Data {
   }
 
   const CodeSystem* enumerable(std::string_view system) const {
-    auto it = code_systems.find(std::string(system));
+    auto it = code_systems.find(system);
     return it == code_systems.end() || !it->second.complete ? nullptr : &it->second;
   }
 
   bool case_sensitive(std::string_view system) const {
     if (system == kBcp47 || system == kBcp13) return false;
-    auto it = code_systems.find(std::string(system));
+    auto it = code_systems.find(system);
     return it == code_systems.end() || it->second.case_sensitive;
   }
 
@@ -260,6 +328,22 @@ void collect_concepts(const Node& list, CodeSystem& cs, std::int64_t parent,
     }
     const std::uint32_t self = it->second;
     if (parent >= 0) cs.concepts[static_cast<std::size_t>(parent)].children.push_back(self);
+    if (cs.has_properties) {
+      cs.properties.resize(cs.concepts.size());
+      if (parent >= 0)
+        cs.properties[self].emplace_back("parent", cs.concepts[static_cast<std::size_t>(parent)].code);
+      if (const Node* props = c.find("property")) {
+        for (const Node& p : props->items()) {
+          for (const auto& [member, value] : p.members()) {
+            if (!member.starts_with("value")) continue;
+            std::string text = value.is_object() ? std::string(value.string_at("system")) + "#" +
+                                                       std::string(value.string_at("code"))
+                                                 : value.text();
+            cs.properties[self].emplace_back(std::string(p.string_at("code")), std::move(text));
+          }
+        }
+      }
+    }
     if (const Node* props = c.find("property")) {
       for (const Node& p : props->items()) {
         const std::string_view name = p.string_at("code");
@@ -337,6 +421,136 @@ void descendants(const CodeSystem& cs, std::uint32_t root, bool include_root,
   }
 }
 
+// The comma-separated values of an `in` / `not-in` filter.
+std::vector<std::string_view> split_values(std::string_view values) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (start <= values.size()) {
+    const auto comma = values.find(',', start);
+    std::string_view part =
+        values.substr(start, comma == std::string_view::npos ? values.npos : comma - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// The concepts a filter selects (R4 filter-operator semantics), or nullopt when it cannot be evaluated
+// here (an operator or property this code system's table cannot answer): the caller leaves the system
+// open then.
+std::optional<std::vector<bool>> apply_filter(const CodeSystem& cs, const Filter& f) {
+  const std::size_t n = cs.concepts.size();
+  std::vector<bool> keep(n, false);
+  const auto index_of = [&](std::string_view code) -> std::optional<std::uint32_t> {
+    const auto it = cs.index.find(cs.key(code));
+    if (it == cs.index.end()) return std::nullopt;
+    return it->second;
+  };
+  if (f.property == "concept" || f.property == "code") {
+    if (f.op == "in" || f.op == "not-in") {
+      for (const std::string_view code : split_values(f.value)) {
+        if (const auto i = index_of(code)) keep[*i] = true;
+      }
+      if (f.op == "not-in") keep.flip();
+      return keep;
+    }
+    if (f.op == "regex") {
+      auto pattern = Regex::compile(f.value);
+      if (!pattern) return std::nullopt;
+      for (std::size_t i = 0; i < n; ++i) keep[i] = pattern->full_match(cs.concepts[i].code);
+      return keep;
+    }
+    const auto root = index_of(f.value);
+    if (f.op == "=" || f.op == "is-a" || f.op == "descendent-of" || f.op == "is-not-a") {
+      std::vector<std::uint32_t> hits;
+      if (root) {
+        if (f.op == "=") {
+          hits.push_back(*root);
+        } else {
+          descendants(cs, *root, f.op != "descendent-of", hits);
+        }
+      }
+      for (std::uint32_t h : hits) keep[h] = true;
+      if (f.op == "is-not-a") keep.flip();
+      return keep;
+    }
+    if (f.op == "child-of") {
+      if (root) {
+        for (std::uint32_t c : cs.concepts[*root].children) keep[c] = true;
+      }
+      return keep;
+    }
+    if (f.op == "descendent-leaf") {
+      std::vector<std::uint32_t> hits;
+      if (root) descendants(cs, *root, false, hits);
+      for (std::uint32_t h : hits) keep[h] = cs.concepts[h].children.empty();
+      return keep;
+    }
+    if (f.op == "generalizes") {
+      if (!root) return keep;
+      std::vector<std::vector<std::uint32_t>> parents(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        for (std::uint32_t c : cs.concepts[i].children) parents[c].push_back(static_cast<std::uint32_t>(i));
+      }
+      std::vector<std::uint32_t> stack{*root};
+      keep[*root] = true;
+      while (!stack.empty()) {
+        const std::uint32_t i = stack.back();
+        stack.pop_back();
+        for (std::uint32_t parent : parents[i]) {
+          if (!keep[parent]) {
+            keep[parent] = true;
+            stack.push_back(parent);
+          }
+        }
+      }
+      return keep;
+    }
+    return std::nullopt;
+  }
+  if (!cs.has_properties) return std::nullopt;
+  std::optional<Regex> pattern;
+  if (f.op == "regex") {
+    auto compiled = Regex::compile(f.value);
+    if (!compiled) return std::nullopt;
+    pattern = std::move(*compiled);
+  } else if (f.op != "=" && f.op != "in" && f.op != "not-in" && f.op != "exists") {
+    return std::nullopt;
+  }
+  const std::vector<std::string_view> values =
+      f.op == "in" || f.op == "not-in" ? split_values(f.value) : std::vector<std::string_view>{f.value};
+  const auto matches = [&](const std::string& stored) {
+    const auto hash = stored.find('#');
+    const std::string_view code =
+        hash == std::string::npos ? std::string_view(stored) : std::string_view(stored).substr(hash + 1);
+    if (pattern) return pattern->full_match(stored) || pattern->full_match(code);
+    return std::any_of(values.begin(), values.end(),
+                       [&](std::string_view v) { return v == stored || v == code; });
+  };
+  for (std::size_t i = 0; i < n && i < cs.properties.size(); ++i) {
+    bool has = false;
+    bool hit = false;
+    for (const auto& [name, value] : cs.properties[i]) {
+      if (name != f.property) continue;
+      has = true;
+      hit = hit || matches(value);
+    }
+    if (f.op == "exists") {
+      keep[i] = has == (f.value == "true");
+    } else {
+      keep[i] = hit;
+    }
+  }
+  if (f.op == "exists" && f.value == "false") {
+    for (std::size_t i = cs.properties.size(); i < n; ++i) keep[i] = true;
+  }
+  if (f.op == "not-in") keep.flip();
+  return keep;
+}
+
 void intersect(Membership& into, const Membership& other) {
   for (auto it = into.keys.begin(); it != into.keys.end();) {
     it = other.keys.count(*it) ? std::next(it) : into.keys.erase(it);
@@ -361,9 +575,13 @@ void Terminology::Data::add_code_system(const Node& r) {
   CodeSystem cs;
   if (const Node* cs_flag = r.find("caseSensitive"); cs_flag && cs_flag->is_bool())
     cs.case_sensitive = cs_flag->as_bool();
-  if (r.find("supplements")) return;
+  if (r.find("supplements")) {
+    supplements.insert(url);
+    return;
+  }
   const std::string_view content = r.string_at("content");
   cs.complete = content.empty() || content == "complete";
+  cs.has_properties = keep_properties;
   std::vector<std::pair<std::uint32_t, std::string>> links;
   if (const Node* list = r.find("concept")) collect_concepts(*list, cs, -1, links);
   for (const auto& [self, link] : links) {
@@ -454,25 +672,12 @@ void Terminology::Data::evaluate_include(const Include& inc, Membership& out,
       std::vector<bool> selected(cs->concepts.size(), true);
       bool supported = true;
       for (const Filter& f : inc.filters) {
-        const bool hierarchical =
-            (f.property == "concept" || f.property == "code") &&
-            (f.op == "is-a" || f.op == "descendent-of" || f.op == "is-not-a" || f.op == "=");
-        if (!hierarchical) {
+        const std::optional<std::vector<bool>> keep = apply_filter(*cs, f);
+        if (!keep) {
           supported = false;
           break;
         }
-        std::vector<std::uint32_t> hits;
-        if (const auto it = cs->index.find(cs->key(f.value)); it != cs->index.end()) {
-          if (f.op == "=") {
-            hits.push_back(it->second);
-          } else {
-            descendants(*cs, it->second, f.op != "descendent-of", hits);
-          }
-        }
-        std::vector<bool> keep(cs->concepts.size(), false);
-        for (std::uint32_t h : hits) keep[h] = true;
-        if (f.op == "is-not-a") keep.flip();
-        for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = selected[i] && keep[i];
+        for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = selected[i] && (*keep)[i];
       }
       if (!supported) {
         part.open_systems.insert(inc.system);
@@ -554,6 +759,7 @@ Result<std::shared_ptr<Terminology>> Terminology::load_from(const std::string& p
   if (!bundle) return std::move(bundle).error();
   auto terminology = std::make_shared<Terminology>();
   if (auto status = terminology->add(*bundle); !status) return std::move(status).error();
+  terminology->data_->keep_properties = true;
   bundle = Node();
 #if defined(__GLIBC__)
   malloc_trim(0);
@@ -669,6 +875,41 @@ std::optional<std::string> Terminology::display(std::string_view system, std::st
 
 bool Terminology::knows_value_set(std::string_view url) const {
   return data_->memberships.count(std::string(strip_version(url))) > 0;
+}
+
+bool Terminology::knows_code_system(std::string_view url) const {
+  return data_->code_systems.find(strip_version(url)) != data_->code_systems.end();
+}
+
+bool Terminology::is_supplement(std::string_view url) const {
+  return data_->supplements.find(strip_version(url)) != data_->supplements.end();
+}
+
+bool Terminology::checked_by_shape(std::string_view system) {
+  return system == kBcp47 || system == kBcp13;
+}
+
+std::string_view Terminology::syntax_rule(std::string_view system) {
+  system = strip_version(system);
+  if (system == kSnomed)
+    return "a SNOMED CT code is a concept identifier (6-18 digits ending in a Verhoeff check digit) or an "
+           "expression";
+  if (system == kLoinc)
+    return "a LOINC code is digits, '-' and a mod-10 check digit, or a part or answer code such as "
+           "LP12345-6";
+  return {};
+}
+
+Terminology::Answer Terminology::defines(std::string_view system, std::string_view code) const {
+  if (code.empty()) return Answer::unknown;
+  system = strip_version(system);
+  if (system == kBcp47) return is_language_tag(code) ? Answer::member : Answer::not_member;
+  if (system == kBcp13) return is_mime_type(code) ? Answer::member : Answer::not_member;
+  if (system == kSnomed) return snomed_shaped(code) ? Answer::unknown : Answer::not_member;
+  if (system == kLoinc) return loinc_shaped(code) ? Answer::unknown : Answer::not_member;
+  const CodeSystem* cs = data_->enumerable(system);
+  if (cs == nullptr) return Answer::unknown;
+  return cs->find(code) != nullptr ? Answer::member : Answer::not_member;
 }
 
 }  // namespace fhirgate::fhir

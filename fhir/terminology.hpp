@@ -38,6 +38,22 @@ class Terminology {
   // latter kind scan the ValueSets: for occasional use.
   std::optional<std::string> display(std::string_view system, std::string_view code) const;
   bool knows_value_set(std::string_view url) const;
+  // A CodeSystem (not a supplement) with this canonical URL is loaded, whatever its content.
+  bool knows_code_system(std::string_view url) const;
+  // A CodeSystem with this canonical URL is loaded and is a supplement (CodeSystem.supplements).
+  bool is_supplement(std::string_view url) const;
+  // Does the code system define the code? member / not_member for a loaded CodeSystem whose content is
+  // complete, and for the systems checked by shape (see checked_by_shape); for SNOMED CT and LOINC,
+  // not_member when the code cannot be one by its syntax (a SNOMED CT identifier is 6-18 digits with a
+  // Verhoeff check digit, or an expression; a LOINC code is digits, '-' and a mod-10 check digit, or a
+  // part/answer code such as LP12345-6); unknown otherwise (then only a terminology server can say).
+  Answer defines(std::string_view system, std::string_view code) const;
+  // Systems no table holds but whose codes are checked by their shape: BCP-47 language tags, BCP-13
+  // mime types.
+  static bool checked_by_shape(std::string_view system);
+  // For a system whose codes defines() rejects by syntax alone (SNOMED CT, LOINC), that syntax in words;
+  // empty for other systems.
+  static std::string_view syntax_rule(std::string_view system);
 
   ~Terminology();
   Terminology();

@@ -46,6 +46,7 @@
 #include "fhir/regex.hpp"
 #include "fhir/validator_primitives.hpp"
 #include "fhir/validator_rules.hpp"
+#include "fhir/validator_terminology.hpp"
 
 namespace fhirgate::fhir {
 
@@ -1120,7 +1121,20 @@ class Run {
       }
       if (stopped_) return;
     }
-    if (!has_value) return;
+    if (!has_value) {
+      if (options_.check_bindings && def.binding.strength == BindingStrength::required &&
+          type.name == "code" && impl_.terminology->knows_value_set(def.binding.value_set)) {
+        if (const std::string_view alternative = cross_version_code(*extras); !alternative.empty()) {
+          report("warning", "code-invalid",
+                 "Though a code is required, no code has been provided; instead, an alternative code '" +
+                     std::string(alternative) + "' is provided in a cross-version extension");
+        } else {
+          error("code-invalid",
+                "No code provided, and a code is required from the value set " + def.binding.value_set);
+        }
+      }
+      return;
+    }
     if (def.xhtml) {
       check_xhtml(*item);
       return;
@@ -1236,6 +1250,8 @@ class Run {
       }
     } else if (type.name == "Reference") {
       check_reference(def, item);
+    } else if (type.name == "Coding" && options_.check_bindings) {
+      check_coding(item);
     }
     if (options_.check_bindings && def.binding.strength != BindingStrength::none)
       check_coded(def.binding, type, item);
@@ -1302,6 +1318,77 @@ class Run {
     Path p(*this, "reference");
     error("structure", "The type '" + std::string(target) + "' of the reference '" + std::string(text) +
                            "' is not a valid target for this element (must be one of " + list + ")");
+  }
+
+  // The code a cross-version extension (http://hl7.org/fhir/<version>/StructureDefinition/extension-...)
+  // gives in place of a missing primitive code, if any.
+  static std::string_view cross_version_code(const Node& extras) {
+    const Node* extensions = extras.find("extension");
+    if (extensions == nullptr) return {};
+    for (const Node& x : extensions->items()) {
+      std::string_view url = x.string_at("url");
+      constexpr std::string_view kPrefix = "http://hl7.org/fhir/";
+      if (!url.starts_with(kPrefix)) continue;
+      url.remove_prefix(kPrefix.size());
+      const auto slash = url.find('/');
+      if (slash == std::string_view::npos || slash == 0 || !(url[0] >= '0' && url[0] <= '9') ||
+          !url.substr(slash).starts_with("/StructureDefinition/extension-"))
+        continue;
+      if (const std::string_view code = x.string_at("valueCode"); !code.empty()) return code;
+    }
+    return {};
+  }
+
+  // Codings -------------------------------------------------------------------------------------
+
+  // Coding.system names a code system: absolute, not a value set, not a supplement; and the code is one
+  // the code system defines, where that can be known without a terminology server (where it cannot, one
+  // warning per code system says so).
+  void check_coding(const Node& coding) {
+    const std::string_view system = coding.string_at("system");
+    if (system.empty()) return;
+    const Terminology& terminology = *impl_.terminology;
+    const std::string_view code = coding.string_at("code");
+    if (!terminology.knows_code_system(system)) {
+      Path p(*this, "system");
+      if (!is_absolute_url(system)) {
+        error("code-invalid", "Coding.system must be an absolute reference, not a local reference");
+        return;
+      }
+      if (terminology.is_supplement(system)) {
+        error("code-invalid", "CodeSystem " + std::string(system) +
+                                  " is a supplement, so can't be used as a value in Coding.system");
+        return;
+      }
+      if (terminology.knows_value_set(system)) {
+        error("code-invalid",
+              "The Coding references a value set, not a code system ('" + std::string(system) + "')");
+        return;
+      }
+    }
+    if (code.empty()) return;
+    const Terminology::Answer answer = terminology.defines(system, code);
+    if (answer == Terminology::Answer::not_member) {
+      Path p(*this, "code");
+      std::string message =
+          "Unknown code '" + std::string(code) + "' in the CodeSystem '" + std::string(system) + "'";
+      if (const std::string_view rule = Terminology::syntax_rule(system); !rule.empty())
+        message += " (" + std::string(rule) + ")";
+      error("code-invalid", std::move(message));
+    } else if (answer == Terminology::Answer::unknown &&
+               std::find(unchecked_systems_.begin(), unchecked_systems_.end(), system) ==
+                   unchecked_systems_.end()) {
+      unchecked_systems_.emplace_back(system);
+      Path p(*this, "system");
+      report("warning", "not-supported",
+             terminology.knows_code_system(system)
+                 ? "The content of CodeSystem '" + std::string(system) +
+                       "' is not available here, so its codes (here '" + std::string(code) +
+                       "') cannot be validated (cannot check: needs a terminology server)"
+                 : "A definition for CodeSystem '" + std::string(system) +
+                       "' could not be found, so its codes cannot be validated (cannot check: needs a "
+                       "terminology server)");
+    }
   }
 
   // Bindings ------------------------------------------------------------------------------------
@@ -1427,6 +1514,8 @@ class Run {
   Budget budget_;
   bool over_budget_ = false;
   std::string over_budget_at_;  // the location where the budget ran out
+  // Code systems already reported as not checkable here (one warning per system and validation).
+  std::vector<std::string> unchecked_systems_;
 };
 
 }  // namespace

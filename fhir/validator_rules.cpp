@@ -25,6 +25,8 @@ void run_resource_rules(RuleContext& context) {
   check_questionnaire(context);
   check_extensions(context);
   check_conformance(context);
+  check_terminology(context);
+  check_measure(context);
 }
 
 }  // namespace fhirgate::fhir

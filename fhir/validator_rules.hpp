@@ -69,5 +69,7 @@ void run_resource_rules(RuleContext& context);
 void check_questionnaire(RuleContext& context);  // QuestionnaireResponse against its Questionnaire
 void check_extensions(RuleContext& context);     // validator_extensions.cpp
 void check_conformance(RuleContext& context);    // validator_conformance.cpp
+void check_terminology(RuleContext& context);    // CodeSystem, ValueSet, ConceptMap
+void check_measure(RuleContext& context);        // Measure, MeasureReport against its Measure
 
 }  // namespace fhirgate::fhir

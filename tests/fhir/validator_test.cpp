@@ -40,7 +40,10 @@ const Validator& validator() {
 std::string summary(const ValidationResult& result) {
   std::string out;
   for (const Issue& issue : result.issues) {
-    if (issue.severity == "information" || issue.diagnostics.starts_with("dom-6:")) continue;
+    // dom-6 (no narrative) and the code systems only a terminology server holds are beside the point here.
+    if (issue.severity == "information" || issue.diagnostics.starts_with("dom-6:") ||
+        issue.diagnostics.find("needs a terminology server") != std::string::npos)
+      continue;
     if (!out.empty()) out += "; ";
     out += issue.severity + " " + issue.code + " " + issue.expression;
   }
@@ -183,7 +186,8 @@ TEST_CASE("Validator: required bindings are errors, extensible warnings, unknown
   if (shared_terminology()->knows_value_set("http://hl7.org/fhir/ValueSet/marital-status")) {
     CHECK(check(R"({"resourceType":"Patient","maritalStatus":{"coding":[
       {"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"ZZZ"}]}})") ==
-          "warning code-invalid Patient.maritalStatus");
+          "error code-invalid Patient.maritalStatus.coding[0].code; warning code-invalid "
+          "Patient.maritalStatus");
     CHECK(check(R"({"resourceType":"Patient","maritalStatus":{"coding":[
       {"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"M"}]}})") == "");
   }

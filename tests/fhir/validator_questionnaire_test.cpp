@@ -35,7 +35,10 @@ std::string check(const std::vector<std::string_view>& supporting, std::string_v
   const ValidationResult result = validator.validate(parsed(resource));
   std::string out;
   for (const Issue& issue : result.issues) {
-    if (issue.diagnostics.starts_with("dom-6:")) continue;
+    // dom-6 (no narrative) and the code systems only a terminology server holds are beside the point here.
+    if (issue.diagnostics.starts_with("dom-6:") ||
+        issue.diagnostics.find("needs a terminology server") != std::string::npos)
+      continue;
     if (issue.severity == "information" && !with_information) continue;
     if (!out.empty()) out += "; ";
     out += issue.severity + " " + issue.expression;
@@ -177,6 +180,8 @@ TEST_CASE("Questionnaire: answer options and answer value sets") {
                               {"valueCoding":{"system":"http://example.org/cs","code":"x"}}]},
       {"linkId":"u","answer":[{"valueCoding":{"system":"http://example.org/cs","code":"y"}}]},
       {"linkId":"t","answer":[{"valueCoding":{"system":"http://hl7.org/fhir/administrative-gender","code":"cat"}}]}]})") ==
+        // 'cat' is also not a code of administrative-gender at all (the base walk's Coding check).
+        "error QuestionnaireResponse.item[3].answer[0].valueCoding.code; "
         "error QuestionnaireResponse.item[0].answer[1].value.ofType(string); "
         "error QuestionnaireResponse.item[1].answer[1]; warning QuestionnaireResponse.item[2].answer[0]; "
         "error QuestionnaireResponse.item[3].answer[0]");
@@ -190,7 +195,7 @@ TEST_CASE(
              "answerValueSet":"http://hl7.org/fhir/ValueSet/administrative-gender"}]})";
   CHECK(check({q}, R"({"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/oc",
     "status":"completed","item":[{"linkId":"c","answer":[{"valueString":"something else"},
-      {"valueCoding":{"system":"http://hl7.org/fhir/administrative-gender","code":"cat"}}]}]})") ==
+      {"valueCoding":{"system":"http://example.org/animals","code":"cat"}}]}]})") ==
         "warning QuestionnaireResponse.item[0].answer[1]");
 }
 

@@ -22,7 +22,7 @@ void RuleContext::report(std::string_view severity, std::string_view code, std::
 }
 
 void run_resource_rules(RuleContext& context) {
-  (void)context;
+  check_bundle_and_references(context);
 }
 
 }  // namespace fhirgate::fhir

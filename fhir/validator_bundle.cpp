@@ -1,0 +1,510 @@
+// Bundle rules, references resolved inside a Bundle, and contained resources (R4 bundle.html,
+// documents.html, messaging.html, references.html).
+//
+// The Bundle rules run once per Bundle, after its entries were validated. They index the entries
+// (fullUrl, type, id, meta.versionId, and the RESTful base of a fullUrl that ends with the entry's own
+// Type/id), then walk each entry's resource with the model to find its References, and resolve each as
+// bundle.html#references says: an absolute reference (http, urn:uuid, urn:oid) matches a fullUrl; a
+// relative Type/id is made absolute with the base of the referring entry's fullUrl (a version-specific
+// one must also match meta.versionId); a relative reference in an entry without a RESTful fullUrl is not
+// resolved inside the Bundle ("no rules apply"), except leniently against an entry whose RESTful fullUrl
+// agrees with it, so that an unresolved reference is never blamed on a reading the specification leaves
+// open. A resolved reference must point at a resource of a type the element allows; one that matches
+// several entries is ambiguous (history bundles aside, where versions of one resource share a fullUrl).
+//
+// Per Bundle.type: a document's Composition (the first entry) must find what it references through
+// subject, encounter, author, attester.party, custodian, event.detail and its sections' author, focus and
+// entry inside the Bundle, and every entry must be reachable from it by following resolved references
+// forwards (backwards only: a warning, Provenance aside; not at all: an error). A message's MessageHeader
+// must find its focus inside the Bundle (unreachable entries are warnings). A searchset's results
+// have ids, and its matches are of the type the self link searched. The other per-type rules (request,
+// response, search, total, fullUrl uniqueness) are the Bundle's own invariants (bdl-1..12).
+//
+// Contained resources: dom-3 (a contained resource is referenced from its container, or refers to it)
+// is checked here rather than by its FHIRPath expression, so that references from the narrative (an
+// <a href="#id"> or <img src="#id">, which FHIRPath cannot see inside the XHTML) count as well.
+//
+// Nothing is allocated for a resource these rules do not apply to: the dispatch is on the type and on
+// the presence of `contained`.
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fhir/validator.hpp"
+#include "fhir/validator_rules.hpp"
+
+namespace fhirgate::fhir {
+
+namespace {
+
+constexpr std::string_view kHistory = "/_history/";
+
+bool has_scheme(std::string_view url) {
+  if (url.empty() || std::isalpha(static_cast<unsigned char>(url.front())) == 0) return false;
+  for (std::size_t i = 1; i < url.size(); ++i) {
+    const char c = url[i];
+    if (c == ':') return true;
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '+' && c != '-' && c != '.') return false;
+  }
+  return false;
+}
+
+bool is_http(std::string_view url) {
+  return url.starts_with("http://") || url.starts_with("https://");
+}
+
+// A reference or fullUrl without its `/_history/version` tail, and that version.
+struct Versioned {
+  std::string_view url;
+  std::string_view version;
+};
+
+Versioned split_history(std::string_view url) {
+  const auto at = url.find(kHistory);
+  if (at == std::string_view::npos) return {url, {}};
+  return {url.substr(0, at), url.substr(at + kHistory.size())};
+}
+
+// The last two segments of a URL path, "Type" and "id"; false when there are not two.
+bool tail_type_and_id(std::string_view url, std::string_view& type, std::string_view& id) {
+  const auto slash = url.rfind('/');
+  if (slash == std::string_view::npos || slash == 0) return false;
+  id = url.substr(slash + 1);
+  const auto before = url.rfind('/', slash - 1);
+  type = before == std::string_view::npos ? url.substr(0, slash) : url.substr(before + 1, slash - before - 1);
+  return !id.empty() && !type.empty();
+}
+
+bool is_id(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
+  });
+}
+
+std::string quoted(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+struct Entry {
+  const Node* resource = nullptr;
+  std::string_view full_url;
+  std::string_view type;
+  std::string_view id;
+  std::string_view version;  // meta.versionId
+  std::string_view base;     // of a RESTful fullUrl ending with /type/id: what comes before
+};
+
+// A Reference found in an entry's resource.
+struct FoundReference {
+  std::size_t entry;
+  std::string path;  // relative to the Bundle: entry[2].resource.subject
+  std::string_view reference;
+  const ElementDef* def;
+};
+
+// Collects the References of a resource (not of the resources nested in it), typed by the model.
+class ReferenceCollector {
+ public:
+  ReferenceCollector(const Model& model, std::vector<FoundReference>& out) : model_(model), out_(out) {}
+
+  void collect(std::size_t entry, std::string path, const Node& resource, const TypeDef& type) {
+    entry_ = entry;
+    path_ = std::move(path);
+    walk(resource, type);
+  }
+
+ private:
+  const TypeDef* element_type(const ElementDef& def, std::string_view choice_type) const {
+    if (!choice_type.empty()) return model_.type(choice_type);
+    if (def.inline_type != nullptr) return def.inline_type;
+    return def.types.empty() ? nullptr : model_.type(def.types.front().code);
+  }
+
+  void walk(const Node& object, const TypeDef& type) {
+    for (const auto& [key, value] : object.members()) {
+      if (key.empty() || key.front() == '_' || key == "resourceType") continue;
+      std::string_view choice_type;
+      const ElementDef* def = type.resolve(key, &choice_type);
+      const TypeDef* t = def == nullptr ? nullptr : element_type(*def, choice_type);
+      if (t == nullptr || t->kind == TypeDef::Kind::primitive || t->kind == TypeDef::Kind::resource) continue;
+      const std::size_t mark = path_.size();
+      path_.push_back('.');
+      path_.append(key);
+      if (value.is_array()) {
+        for (std::size_t i = 0; i < value.items().size(); ++i) {
+          const std::size_t item_mark = path_.size();
+          path_.append("[" + std::to_string(i) + "]");
+          visit(value.items()[i], *def, *t);
+          path_.resize(item_mark);
+        }
+      } else {
+        visit(value, *def, *t);
+      }
+      path_.resize(mark);
+    }
+  }
+
+  void visit(const Node& item, const ElementDef& def, const TypeDef& type) {
+    if (!item.is_object()) return;
+    if (type.name == "Reference") {
+      const std::string_view reference = item.string_at("reference");
+      if (!reference.empty()) out_.push_back({entry_, path_, reference, &def});
+    }
+    walk(item, type);
+  }
+
+  const Model& model_;
+  std::vector<FoundReference>& out_;
+  std::size_t entry_ = 0;
+  std::string path_;
+};
+
+// The entries a reference written in `source` resolves to (bundle.html#references), in `out`.
+// False when the reference is not one the Bundle can resolve (contained, conditional, malformed).
+bool resolve(const std::vector<Entry>& entries, const Entry& source, std::string_view reference,
+             std::vector<std::size_t>& out) {
+  out.clear();
+  if (reference.empty() || reference.front() == '#' || reference.find('?') != std::string_view::npos)
+    return false;
+  const auto matches = [&](const Entry& e, std::string_view url, std::string_view version) {
+    return e.resource != nullptr && e.full_url == url && (version.empty() || e.version == version);
+  };
+  if (has_scheme(reference)) {
+    const Versioned v = is_http(reference) ? split_history(reference) : Versioned{reference, {}};
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      if (matches(entries[i], v.url, v.version)) out.push_back(i);
+    return true;
+  }
+  const Versioned v = split_history(reference);
+  std::string_view type;
+  std::string_view id;
+  if (!tail_type_and_id(v.url, type, id) || v.url.find('/') != v.url.rfind('/')) return false;
+  if (!source.base.empty()) {
+    const std::string url = std::string(source.base) + "/" + std::string(v.url);
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      if (matches(entries[i], url, v.version)) out.push_back(i);
+    return true;
+  }
+  if (is_http(source.full_url)) return true;  // a fullUrl that disagrees with its resource gives no base
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    if (!e.base.empty() && e.type == type && e.id == id && (v.version.empty() || e.version == v.version))
+      out.push_back(i);
+  }
+  return true;
+}
+
+// The resource types an element's Reference may point at; empty when any type is allowed.
+std::vector<std::string_view> allowed_targets(const Model& model, const ElementDef& def) {
+  constexpr std::string_view kCore = "http://hl7.org/fhir/StructureDefinition/";
+  std::vector<std::string_view> allowed;
+  for (const TypeRef& ref : def.types) {
+    if (ref.code != "Reference") continue;
+    for (const std::string& profile : ref.target_profiles) {
+      const std::string_view url = profile;
+      const std::string_view name = url.substr(url.rfind('/') + 1);
+      if (!url.starts_with(kCore) || name == "Resource" || !model.is_resource(name)) return {};
+      allowed.push_back(name);
+    }
+  }
+  return allowed;
+}
+
+std::string join(const std::vector<std::string_view>& names) {
+  std::string list;
+  for (const std::string_view name : names) {
+    if (!list.empty()) list += ", ";
+    list += name;
+  }
+  return list;
+}
+
+// The resource types a searchset's self link searched for; empty when it cannot be told.
+std::vector<std::string_view> searched_types(const Model& model, const Node& bundle) {
+  std::vector<std::string_view> types;
+  const Node* links = bundle.find("link");
+  if (links == nullptr || !links->is_array()) return types;
+  for (const Node& link : links->items()) {
+    if (link.string_at("relation") != "self") continue;
+    const std::string_view url = link.string_at("url");
+    const auto question = url.find('?');
+    const std::string_view path = url.substr(0, question);
+    const std::string_view last = path.substr(path.rfind('/') + 1);
+    if (model.is_resource(last)) {
+      types.push_back(last);
+      return types;
+    }
+    if (question == std::string_view::npos) return types;
+    std::string_view query = url.substr(question + 1);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view param = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      if (!param.starts_with("_type=")) continue;
+      std::string_view list = param.substr(6);
+      while (!list.empty()) {
+        const auto comma = list.find_first_of(",");
+        const std::string_view name = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        if (!model.is_resource(name)) return {};
+        types.push_back(name);
+      }
+    }
+    return types;
+  }
+  return types;
+}
+
+std::string entry_path(std::size_t i) {
+  return "entry[" + std::to_string(i) + "]";
+}
+
+void check_full_urls(RuleContext& ctx, std::vector<Entry>& entries) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    Entry& e = entries[i];
+    if (e.resource == nullptr || e.full_url.empty()) continue;
+    if (!has_scheme(e.full_url)) {
+      ctx.error("invalid", "The fullUrl must be an absolute URL (not " + quoted(e.full_url) + ")",
+                entry_path(i));
+      continue;
+    }
+    if (!is_http(e.full_url)) continue;
+    const std::string_view url = split_history(e.full_url).url;
+    std::string_view type;
+    std::string_view id;
+    if (!tail_type_and_id(url, type, id) || !ctx.model.is_resource(type) || !is_id(id)) continue;
+    if (e.id.empty()) {
+      ctx.error("invalid",
+                "The fullUrl " + quoted(e.full_url) +
+                    " looks like a RESTful server URL, but the resource has no id",
+                entry_path(i));
+    } else if (type != e.type || id != e.id) {
+      // A different id alone is a warning: R4's own examples have fullUrls like .../Observation/lri-x for
+      // the resource x.
+      ctx.report(type != e.type ? "error" : "warning", "invalid",
+                 "The fullUrl " + quoted(e.full_url) +
+                     " looks like a RESTful server URL, so it must end with the resource's type and id (/" +
+                     std::string(e.type) + "/" + std::string(e.id) + ")",
+                 entry_path(i));
+    } else if (url.size() > type.size() + id.size() + 2) {
+      e.base = url.substr(0, url.size() - type.size() - id.size() - 2);
+    }
+  }
+}
+
+void check_searchset(RuleContext& ctx, const Node& entry_list, const std::vector<Entry>& entries) {
+  const std::vector<std::string_view> expected = searched_types(ctx.model, ctx.resource);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    if (e.resource == nullptr) continue;
+    const Node* search = entry_list.items()[i].find("search");
+    const std::string_view mode = search == nullptr ? std::string_view() : search->string_at("mode");
+    if (mode == "outcome" || (mode.empty() && e.type == "OperationOutcome")) continue;
+    const std::string at = entry_path(i) + ".resource";
+    if (e.id.empty()) ctx.error("invalid", "A search result must have an id", at);
+    if (mode == "match" && !expected.empty() &&
+        std::find(expected.begin(), expected.end(), e.type) == expected.end()) {
+      ctx.error("invalid",
+                "The resource type " + std::string(e.type) +
+                    " does not match the search in the self link (expecting " + join(expected) + ")",
+                at);
+    }
+  }
+}
+
+bool required_in_document(std::string_view path) {
+  static constexpr std::string_view kPaths[] = {
+      "Composition.subject",        "Composition.encounter",     "Composition.author",
+      "Composition.attester.party", "Composition.custodian",     "Composition.event.detail",
+      "Composition.section.author", "Composition.section.focus", "Composition.section.entry"};
+  return std::find(std::begin(kPaths), std::end(kPaths), path) != std::end(kPaths);
+}
+
+// Which entries the first one reaches by following resolved references forwards, and which it reaches
+// only by going backwards too: entries reported as not reachable.
+void check_reachability(RuleContext& ctx, const std::vector<Entry>& entries,
+                        const std::vector<std::vector<std::size_t>>& links, bool document) {
+  const std::size_t n = entries.size();
+  std::vector<char> forward(n, 0);
+  std::vector<std::size_t> queue{0};
+  forward[0] = 1;
+  while (!queue.empty()) {
+    const std::size_t at = queue.back();
+    queue.pop_back();
+    for (const std::size_t to : links[at]) {
+      if (forward[to] == 0) {
+        forward[to] = 1;
+        queue.push_back(to);
+      }
+    }
+  }
+  std::vector<char> any(forward);
+  for (std::size_t i = 0; i < n; ++i)
+    if (any[i] != 0) queue.push_back(i);
+  while (!queue.empty()) {
+    const std::size_t at = queue.back();
+    queue.pop_back();
+    for (std::size_t from = 0; from < n; ++from) {
+      if (any[from] != 0) continue;
+      if (std::find(links[from].begin(), links[from].end(), at) == links[from].end()) continue;
+      any[from] = 1;
+      queue.push_back(from);
+    }
+    for (const std::size_t to : links[at]) {
+      if (any[to] == 0) {
+        any[to] = 1;
+        queue.push_back(to);
+      }
+    }
+  }
+  const std::string_view first = document ? "Composition" : "MessageHeader";
+  for (std::size_t i = 1; i < n; ++i) {
+    const Entry& e = entries[i];
+    if (e.resource == nullptr || forward[i] != 0) continue;
+    const std::string name =
+        quoted(e.full_url.empty() ? std::string(e.type) + "/" + std::string(e.id) : std::string(e.full_url));
+    if (any[i] == 0) {
+      ctx.report(document ? "error" : "warning", "informational",
+                 "Entry " + name +
+                     " is not reachable by following references (forwards or backwards) from the " +
+                     std::string(first),
+                 entry_path(i));
+    } else if (!(document && e.type == "Provenance")) {
+      ctx.report(document ? "warning" : "information", "informational",
+                 "Entry " + name + " is reachable from the " + std::string(first) +
+                     " only by following references backwards" +
+                     (document ? " (only a Provenance may be included this way)" : ""),
+                 entry_path(i));
+    }
+  }
+}
+
+void check_bundle(RuleContext& ctx) {
+  const Node* entry_list = ctx.resource.find("entry");
+  if (entry_list == nullptr || !entry_list->is_array() || entry_list->items().empty()) return;
+  const std::string_view bundle_type = ctx.resource.string_at("type");
+  std::vector<Entry> entries(entry_list->items().size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Node& item = entry_list->items()[i];
+    if (!item.is_object()) continue;
+    Entry& e = entries[i];
+    e.full_url = item.string_at("fullUrl");
+    const Node* resource = item.find("resource");
+    if (resource == nullptr || !resource->is_object()) continue;
+    e.type = resource->string_at("resourceType");
+    if (!ctx.model.is_resource(e.type)) continue;
+    e.resource = resource;
+    e.id = resource->string_at("id");
+    if (const Node* meta = resource->find("meta"); meta != nullptr) e.version = meta->string_at("versionId");
+  }
+  check_full_urls(ctx, entries);
+  if (bundle_type == "searchset") check_searchset(ctx, *entry_list, entries);
+
+  std::vector<FoundReference> references;
+  ReferenceCollector collector(ctx.model, references);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].resource == nullptr) continue;
+    const TypeDef* type = ctx.model.type(entries[i].type);
+    if (type != nullptr) collector.collect(i, entry_path(i) + ".resource", *entries[i].resource, *type);
+  }
+
+  const bool document = bundle_type == "document" && entries.front().type == "Composition";
+  const bool message = bundle_type == "message" && entries.front().type == "MessageHeader";
+  std::vector<std::vector<std::size_t>> links(entries.size());
+  std::vector<std::size_t> found;
+  for (const FoundReference& ref : references) {
+    if (!resolve(entries, entries[ref.entry], ref.reference, found)) continue;
+    if (found.size() > 1 && bundle_type != "history") {
+      ctx.error("forbidden",
+                "The reference " + quoted(ref.reference) + " matches " + std::to_string(found.size()) +
+                    " entries of the Bundle",
+                ref.path);
+    }
+    if (found.size() == 1) {
+      const Entry& target = entries[found.front()];
+      if (std::find(links[ref.entry].begin(), links[ref.entry].end(), found.front()) ==
+          links[ref.entry].end())
+        links[ref.entry].push_back(found.front());
+      if (ref.reference.starts_with("urn:")) {
+        const std::vector<std::string_view> allowed = allowed_targets(ctx.model, *ref.def);
+        if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), target.type) == allowed.end()) {
+          ctx.error("structure",
+                    "The reference " + quoted(ref.reference) + " resolves to a " + std::string(target.type) +
+                        ", which is not a valid target for this element (must be one of " + join(allowed) +
+                        ")",
+                    ref.path);
+        }
+      }
+    }
+    if (ref.entry != 0 || (!document && !message)) continue;
+    const std::string_view element = ref.def->path;
+    if (document ? !required_in_document(element) : element != "MessageHeader.focus") continue;
+    if (found.empty()) {
+      ctx.error("invalid",
+                "The resource referenced by " + quoted(ref.reference) + " (" + std::string(element) +
+                    ") is not in the Bundle, as a " + (document ? "document" : "message") + " requires",
+                ref.path);
+    } else if (found.size() > 1) {
+      ctx.error("invalid",
+                "The reference " + quoted(ref.reference) + " (" + std::string(element) +
+                    ") must identify one entry of the " + (document ? "document" : "message") +
+                    ", but matches " + std::to_string(found.size()),
+                ref.path);
+    }
+  }
+  if (document || message) check_reachability(ctx, entries, links, document);
+}
+
+// Whether any string in `node` (the narrative's links included) refers to `#id`.
+bool refers_to(const Node& node, std::string_view target, bool narrative = false) {
+  if (node.is_string()) {
+    const std::string& text = node.text();
+    if (text == target) return true;
+    if (!narrative) return false;
+    for (auto at = text.find(target); at != std::string::npos; at = text.find(target, at + 1)) {
+      const std::size_t end = at + target.size();
+      if (at > 0 && end < text.size() && (text[at - 1] == '"' || text[at - 1] == '\'') &&
+          text[end] == text[at - 1])
+        return true;
+    }
+    return false;
+  }
+  if (node.is_object()) {
+    for (const auto& [key, value] : node.members()) {
+      if (refers_to(value, target, key == "div")) return true;
+    }
+  } else if (node.is_array()) {
+    for (const Node& item : node.items()) {
+      if (refers_to(item, target, narrative)) return true;
+    }
+  }
+  return false;
+}
+
+void check_contained(RuleContext& ctx, const Node& contained) {
+  for (std::size_t i = 0; i < contained.items().size(); ++i) {
+    const Node& resource = contained.items()[i];
+    if (!resource.is_object()) continue;
+    const std::string_view id = resource.string_at("id");
+    if (id.empty() || refers_to(resource, "#")) continue;
+    if (refers_to(ctx.resource, "#" + std::string(id))) continue;
+    ctx.error(
+        "invariant",
+        "dom-3: If the resource is contained in another resource, it SHALL be referred to from elsewhere "
+        "in the resource or SHALL refer to the containing resource",
+        "contained[" + std::to_string(i) + "]");
+  }
+}
+
+}  // namespace
+
+void check_bundle_and_references(RuleContext& ctx) {
+  if (ctx.type == "Bundle") check_bundle(ctx);
+  if (ctx.contained || !ctx.options.check_invariants) return;
+  const Node* contained = ctx.resource.find("contained");
+  if (contained != nullptr && contained->is_array()) check_contained(ctx, *contained);
+}
+
+}  // namespace fhirgate::fhir

@@ -30,6 +30,7 @@
 #include <cctype>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "fhir/validator.hpp"
@@ -498,9 +499,70 @@ void check_contained(RuleContext& ctx, const Node& contained) {
   }
 }
 
+// Element ids (Element.id, for references inside a resource) are unique within a resource; the ids of
+// the resources nested in it are their own. The first walk only looks; a second one, with locations,
+// runs when there is a duplicate.
+class ElementIds {
+ public:
+  explicit ElementIds(RuleContext& ctx) : ctx_(ctx) {}
+
+  void check() {
+    if (!walk(ctx_.resource, true, false)) return;
+    seen_.clear();
+    walk(ctx_.resource, true, true);
+  }
+
+ private:
+  // True when a duplicate was found (`report`: all of them reported, with `path_` kept).
+  bool walk(const Node& node, bool root, bool report) {
+    bool duplicate = false;
+    if (node.is_array()) {
+      for (std::size_t i = 0; i < node.items().size(); ++i) {
+        const std::size_t mark = path_.size();
+        if (report) path_.append("[" + std::to_string(i) + "]");
+        duplicate = walk(node.items()[i], false, report) || duplicate;
+        path_.resize(mark);
+        if (duplicate && !report) return true;
+      }
+      return duplicate;
+    }
+    if (!node.is_object() || (!root && node.find("resourceType") != nullptr)) return false;
+    for (const auto& [key, value] : node.members()) {
+      if (key == "id" && !root && value.is_string()) {
+        const std::string_view id = value.text();
+        if (!seen_.insert(id).second) {
+          if (!report) return true;
+          duplicate = true;
+          ctx_.error("business-rule",
+                     "Duplicate element id " + quoted(id) + " (ids are unique within a resource)", path_);
+        }
+        continue;
+      }
+      if (!value.is_object() && !value.is_array()) continue;
+      // A StructureDefinition's snapshot and differential are two views of the same element ids.
+      if (root && ctx_.type == "StructureDefinition" && (key == "snapshot" || key == "differential"))
+        continue;
+      const std::size_t mark = path_.size();
+      if (report) {
+        if (!path_.empty()) path_.push_back('.');
+        path_.append(key.starts_with('_') ? std::string_view(key).substr(1) : std::string_view(key));
+      }
+      duplicate = walk(value, false, report) || duplicate;
+      path_.resize(mark);
+      if (duplicate && !report) return true;
+    }
+    return duplicate;
+  }
+
+  RuleContext& ctx_;
+  std::unordered_set<std::string_view> seen_;
+  std::string path_;
+};
+
 }  // namespace
 
 void check_bundle_and_references(RuleContext& ctx) {
+  ElementIds(ctx).check();
   if (ctx.type == "Bundle") check_bundle(ctx);
   if (ctx.contained || !ctx.options.check_invariants) return;
   const Node* contained = ctx.resource.find("contained");

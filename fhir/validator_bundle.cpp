@@ -28,8 +28,10 @@
 // the presence of `contained`.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -95,24 +97,36 @@ struct Entry {
   std::string_view id;
   std::string_view version;  // meta.versionId
   std::string_view base;     // of a RESTful fullUrl ending with /type/id: what comes before
+  std::string path;          // relative to the Bundle: entry[2].resource
 };
 
 // A Reference found in an entry's resource.
 struct FoundReference {
   std::size_t entry;
-  std::string path;  // relative to the Bundle: entry[2].resource.subject
+  std::string_view path;  // relative to the Bundle (entry[2].resource.subject); valid during the call
   std::string_view reference;
   const ElementDef* def;
 };
 
-// Collects the References of a resource (not of the resources nested in it), typed by the model.
-class ReferenceCollector {
- public:
-  ReferenceCollector(const Model& model, std::vector<FoundReference>& out) : model_(model), out_(out) {}
+void append_index(std::string& path, std::size_t index) {
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, index);
+  path.push_back('[');
+  path.append(digits, end);
+  path.push_back(']');
+}
 
-  void collect(std::size_t entry, std::string path, const Node& resource, const TypeDef& type) {
+// Calls `on_reference` for every Reference of a resource (not of the resources nested in it), typed
+// by the model.
+template <typename OnReference>
+class ReferenceWalker {
+ public:
+  ReferenceWalker(const Model& model, OnReference& on_reference)
+      : model_(model), on_reference_(on_reference) {}
+
+  void walk(std::size_t entry, std::string_view path, const Node& resource, const TypeDef& type) {
     entry_ = entry;
-    path_ = std::move(path);
+    path_.assign(path);
     walk(resource, type);
   }
 
@@ -136,7 +150,7 @@ class ReferenceCollector {
       if (value.is_array()) {
         for (std::size_t i = 0; i < value.items().size(); ++i) {
           const std::size_t item_mark = path_.size();
-          path_.append("[" + std::to_string(i) + "]");
+          append_index(path_, i);
           visit(value.items()[i], *def, *t);
           path_.resize(item_mark);
         }
@@ -151,31 +165,43 @@ class ReferenceCollector {
     if (!item.is_object()) return;
     if (type.name == "Reference") {
       const std::string_view reference = item.string_at("reference");
-      if (!reference.empty()) out_.push_back({entry_, path_, reference, &def});
+      if (!reference.empty()) on_reference_(FoundReference{entry_, path_, reference, &def});
     }
     walk(item, type);
   }
 
   const Model& model_;
-  std::vector<FoundReference>& out_;
+  OnReference& on_reference_;
   std::size_t entry_ = 0;
   std::string path_;
 };
 
+// The entries of a Bundle (or the resources of a Parameters), indexed by fullUrl.
+struct Entries {
+  std::vector<Entry> list;
+  std::unordered_multimap<std::string_view, std::size_t> by_url;
+
+  void index() {
+    for (std::size_t i = 0; i < list.size(); ++i)
+      if (list[i].resource != nullptr && !list[i].full_url.empty()) by_url.emplace(list[i].full_url, i);
+  }
+};
+
 // The entries a reference written in `source` resolves to (bundle.html#references), in `out`.
 // False when the reference is not one the Bundle can resolve (contained, conditional, malformed).
-bool resolve(const std::vector<Entry>& entries, const Entry& source, std::string_view reference,
+bool resolve(const Entries& entries, const Entry& source, std::string_view reference,
              std::vector<std::size_t>& out) {
   out.clear();
   if (reference.empty() || reference.front() == '#' || reference.find('?') != std::string_view::npos)
     return false;
-  const auto matches = [&](const Entry& e, std::string_view url, std::string_view version) {
-    return e.resource != nullptr && e.full_url == url && (version.empty() || e.version == version);
+  const auto find = [&](std::string_view url, std::string_view version) {
+    const auto [from, to] = entries.by_url.equal_range(url);
+    for (auto it = from; it != to; ++it)
+      if (version.empty() || entries.list[it->second].version == version) out.push_back(it->second);
   };
   if (has_scheme(reference)) {
     const Versioned v = is_http(reference) ? split_history(reference) : Versioned{reference, {}};
-    for (std::size_t i = 0; i < entries.size(); ++i)
-      if (matches(entries[i], v.url, v.version)) out.push_back(i);
+    find(v.url, v.version);
     return true;
   }
   const Versioned v = split_history(reference);
@@ -183,14 +209,12 @@ bool resolve(const std::vector<Entry>& entries, const Entry& source, std::string
   std::string_view id;
   if (!tail_type_and_id(v.url, type, id) || v.url.find('/') != v.url.rfind('/')) return false;
   if (!source.base.empty()) {
-    const std::string url = std::string(source.base) + "/" + std::string(v.url);
-    for (std::size_t i = 0; i < entries.size(); ++i)
-      if (matches(entries[i], url, v.version)) out.push_back(i);
+    find(std::string(source.base) + "/" + std::string(v.url), v.version);
     return true;
   }
   if (is_http(source.full_url)) return true;  // a fullUrl that disagrees with its resource gives no base
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
+  for (std::size_t i = 0; i < entries.list.size(); ++i) {
+    const Entry& e = entries.list[i];
     if (!e.base.empty() && e.type == type && e.id == id && (v.version.empty() || e.version == v.version))
       out.push_back(i);
   }
@@ -382,80 +406,142 @@ void check_reachability(RuleContext& ctx, const std::vector<Entry>& entries,
   }
 }
 
+// Resolves the references of the entries' resources: an ambiguous one is an error (unless versions of
+// one resource may share a fullUrl, as in a history), and so is a urn: reference to a resource of a type
+// the element does not allow. `on_resolved(reference, matches)` then sees each resolvable reference.
+template <typename OnResolved>
+void resolve_references(RuleContext& ctx, const Entries& entries, bool versions_share_urls,
+                        OnResolved&& on_resolved) {
+  std::vector<std::size_t> found;
+  const auto on_reference = [&](const FoundReference& ref) {
+    if (!resolve(entries, entries.list[ref.entry], ref.reference, found)) return;
+    if (found.size() > 1 && !versions_share_urls) {
+      ctx.error("forbidden",
+                "The reference " + quoted(ref.reference) + " matches " + std::to_string(found.size()) +
+                    " resources of the " + std::string(ctx.type),
+                ref.path);
+    }
+    if (found.size() == 1 && ref.reference.starts_with("urn:")) {
+      const std::string_view target = entries.list[found.front()].type;
+      const std::vector<std::string_view> allowed = allowed_targets(ctx.model, *ref.def);
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), target) == allowed.end()) {
+        ctx.error("structure",
+                  "The reference " + quoted(ref.reference) + " resolves to a " + std::string(target) +
+                      ", which is not a valid target for this element (must be one of " + join(allowed) + ")",
+                  ref.path);
+      }
+    }
+    on_resolved(ref, found);
+  };
+  ReferenceWalker<decltype(on_reference)> walker(ctx.model, on_reference);
+  for (std::size_t i = 0; i < entries.list.size(); ++i) {
+    const Entry& e = entries.list[i];
+    if (e.resource == nullptr) continue;
+    if (const TypeDef* type = ctx.model.type(e.type); type != nullptr)
+      walker.walk(i, e.path, *e.resource, *type);
+  }
+}
+
+Entry make_entry(const Model& model, const Node* resource, std::string_view full_url, std::string path) {
+  Entry e;
+  e.full_url = full_url;
+  e.path = std::move(path);
+  if (resource == nullptr || !resource->is_object()) return e;
+  e.type = resource->string_at("resourceType");
+  if (!model.is_resource(e.type)) return e;
+  e.resource = resource;
+  e.id = resource->string_at("id");
+  if (const Node* meta = resource->find("meta"); meta != nullptr) e.version = meta->string_at("versionId");
+  return e;
+}
+
 void check_bundle(RuleContext& ctx) {
   const Node* entry_list = ctx.resource.find("entry");
   if (entry_list == nullptr || !entry_list->is_array() || entry_list->items().empty()) return;
   const std::string_view bundle_type = ctx.resource.string_at("type");
-  std::vector<Entry> entries(entry_list->items().size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
+  Entries entries;
+  entries.list.reserve(entry_list->items().size());
+  for (std::size_t i = 0; i < entry_list->items().size(); ++i) {
     const Node& item = entry_list->items()[i];
-    if (!item.is_object()) continue;
-    Entry& e = entries[i];
-    e.full_url = item.string_at("fullUrl");
-    const Node* resource = item.find("resource");
-    if (resource == nullptr || !resource->is_object()) continue;
-    e.type = resource->string_at("resourceType");
-    if (!ctx.model.is_resource(e.type)) continue;
-    e.resource = resource;
-    e.id = resource->string_at("id");
-    if (const Node* meta = resource->find("meta"); meta != nullptr) e.version = meta->string_at("versionId");
+    entries.list.push_back(item.is_object()
+                               ? make_entry(ctx.model, item.find("resource"), item.string_at("fullUrl"),
+                                            entry_path(i) + ".resource")
+                               : Entry{});
   }
-  check_full_urls(ctx, entries);
-  if (bundle_type == "searchset") check_searchset(ctx, *entry_list, entries);
+  check_full_urls(ctx, entries.list);
+  entries.index();
+  if (bundle_type == "searchset") check_searchset(ctx, *entry_list, entries.list);
 
-  std::vector<FoundReference> references;
-  ReferenceCollector collector(ctx.model, references);
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].resource == nullptr) continue;
-    const TypeDef* type = ctx.model.type(entries[i].type);
-    if (type != nullptr) collector.collect(i, entry_path(i) + ".resource", *entries[i].resource, *type);
-  }
-
-  const bool document = bundle_type == "document" && entries.front().type == "Composition";
-  const bool message = bundle_type == "message" && entries.front().type == "MessageHeader";
-  std::vector<std::vector<std::size_t>> links(entries.size());
-  std::vector<std::size_t> found;
-  for (const FoundReference& ref : references) {
-    if (!resolve(entries, entries[ref.entry], ref.reference, found)) continue;
-    if (found.size() > 1 && bundle_type != "history") {
-      ctx.error("forbidden",
-                "The reference " + quoted(ref.reference) + " matches " + std::to_string(found.size()) +
-                    " entries of the Bundle",
-                ref.path);
-    }
-    if (found.size() == 1) {
-      const Entry& target = entries[found.front()];
-      if (std::find(links[ref.entry].begin(), links[ref.entry].end(), found.front()) ==
-          links[ref.entry].end())
-        links[ref.entry].push_back(found.front());
-      if (ref.reference.starts_with("urn:")) {
-        const std::vector<std::string_view> allowed = allowed_targets(ctx.model, *ref.def);
-        if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), target.type) == allowed.end()) {
-          ctx.error("structure",
-                    "The reference " + quoted(ref.reference) + " resolves to a " + std::string(target.type) +
-                        ", which is not a valid target for this element (must be one of " + join(allowed) +
-                        ")",
+  const bool document = bundle_type == "document" && entries.list.front().type == "Composition";
+  const bool message = bundle_type == "message" && entries.list.front().type == "MessageHeader";
+  std::vector<std::vector<std::size_t>> links(entries.list.size());
+  resolve_references(
+      ctx, entries, bundle_type == "history",
+      [&](const FoundReference& ref, const std::vector<std::size_t>& found) {
+        if (!document && !message) return;
+        if (found.size() == 1 && std::find(links[ref.entry].begin(), links[ref.entry].end(), found.front()) ==
+                                     links[ref.entry].end())
+          links[ref.entry].push_back(found.front());
+        if (ref.entry != 0) return;
+        const std::string_view element = ref.def->path;
+        if (document ? !required_in_document(element) : element != "MessageHeader.focus") return;
+        if (found.empty()) {
+          ctx.error("invalid",
+                    "The resource referenced by " + quoted(ref.reference) + " (" + std::string(element) +
+                        ") is not in the Bundle, as a " + (document ? "document" : "message") + " requires",
+                    ref.path);
+        } else if (found.size() > 1) {
+          ctx.error("invalid",
+                    "The reference " + quoted(ref.reference) + " (" + std::string(element) +
+                        ") must identify one entry of the " + (document ? "document" : "message") +
+                        ", but matches " + std::to_string(found.size()),
                     ref.path);
         }
+      });
+  if (document || message) check_reachability(ctx, entries.list, links, document);
+}
+
+// A Parameters' resources resolve each other's references as a Bundle's entries do, with the fullUrl
+// of the parameters-fullUrl extension.
+void add_parameters(const Model& model, const Node& parameters, std::string path, Entries& entries) {
+  if (!parameters.is_array()) return;
+  for (std::size_t i = 0; i < parameters.items().size(); ++i) {
+    const Node& parameter = parameters.items()[i];
+    if (!parameter.is_object()) continue;
+    std::string at = path;
+    append_index(at, i);
+    if (const Node* resource = parameter.find("resource"); resource != nullptr) {
+      std::string_view full_url;
+      if (const Node* extensions = parameter.find("extension");
+          extensions != nullptr && extensions->is_array()) {
+        for (const Node& extension : extensions->items()) {
+          if (extension.string_at("url") == "http://hl7.org/fhir/StructureDefinition/parameters-fullUrl")
+            full_url = extension.string_at("valueUri");
+        }
       }
+      entries.list.push_back(make_entry(model, resource, full_url, at + ".resource"));
     }
-    if (ref.entry != 0 || (!document && !message)) continue;
-    const std::string_view element = ref.def->path;
-    if (document ? !required_in_document(element) : element != "MessageHeader.focus") continue;
-    if (found.empty()) {
-      ctx.error("invalid",
-                "The resource referenced by " + quoted(ref.reference) + " (" + std::string(element) +
-                    ") is not in the Bundle, as a " + (document ? "document" : "message") + " requires",
-                ref.path);
-    } else if (found.size() > 1) {
-      ctx.error("invalid",
-                "The reference " + quoted(ref.reference) + " (" + std::string(element) +
-                    ") must identify one entry of the " + (document ? "document" : "message") +
-                    ", but matches " + std::to_string(found.size()),
-                ref.path);
-    }
+    if (const Node* parts = parameter.find("part"); parts != nullptr)
+      add_parameters(model, *parts, at + ".part", entries);
   }
-  if (document || message) check_reachability(ctx, entries, links, document);
+}
+
+void check_parameters(RuleContext& ctx) {
+  const Node* parameters = ctx.resource.find("parameter");
+  if (parameters == nullptr) return;
+  Entries entries;
+  add_parameters(ctx.model, *parameters, "parameter", entries);
+  if (entries.list.empty()) return;
+  for (Entry& e : entries.list) {
+    std::string_view type;
+    std::string_view id;
+    const std::string_view url = e.full_url;
+    if (is_http(url) && tail_type_and_id(url, type, id) && type == e.type && id == e.id &&
+        url.size() > type.size() + id.size() + 2)
+      e.base = url.substr(0, url.size() - type.size() - id.size() - 2);
+  }
+  entries.index();
+  resolve_references(ctx, entries, false, [](const FoundReference&, const std::vector<std::size_t>&) {});
 }
 
 // Whether any string in `node` (the narrative's links included) refers to `#id`.
@@ -564,6 +650,7 @@ class ElementIds {
 void check_bundle_and_references(RuleContext& ctx) {
   ElementIds(ctx).check();
   if (ctx.type == "Bundle") check_bundle(ctx);
+  if (ctx.type == "Parameters") check_parameters(ctx);
   if (ctx.contained || !ctx.options.check_invariants) return;
   const Node* contained = ctx.resource.find("contained");
   if (contained != nullptr && contained->is_array()) check_contained(ctx, *contained);

@@ -137,6 +137,19 @@ TEST_CASE("Bundle rules: a message's focus is inside the Bundle") {
   CHECK(check(message + "2" + rest) == "error Bundle.entry[0].resource.focus[0]; warning Bundle.entry[1]");
 }
 
+TEST_CASE("Parameters: references resolve against the parameters' resources by their fullUrl extension") {
+  const auto with = [](std::string_view type) {
+    return check(R"({"resourceType":"Parameters","parameter":[
+      {"name":"r","resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+        "subject":{"reference":"urn:uuid:00000000-0000-0000-0000-000000000001"}}},
+      {"name":"s","extension":[{"url":"http://hl7.org/fhir/StructureDefinition/parameters-fullUrl",
+        "valueUri":"urn:uuid:00000000-0000-0000-0000-000000000001"}],"resource":{"resourceType":")" +
+                 std::string(type) + R"(","name":"x"}}]})");
+  };
+  CHECK(with("Location") == "");
+  CHECK(with("Organization") == "error Parameters.parameter[0].resource.subject");
+}
+
 TEST_CASE("Contained resources: dom-3 counts references from the narrative") {
   const std::string contained =
       R"({"resourceType":"Patient","contained":[{"resourceType":"Binary","id":"img","contentType":"image/png"}],)";

@@ -35,6 +35,9 @@ struct ValidationOptions {
   bool check_invariants = true;
   bool check_bindings = true;
   std::vector<std::string> profiles;  // canonical URLs to validate against, besides meta.profile
+  // Security checks: a string that looks like HTML markup (e.g. "<script>") is an error (the reference
+  // validator's --security-checks). Off by default: such strings are then not looked at.
+  bool security_checks = false;
   // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
   // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

@@ -23,6 +23,7 @@ void RuleContext::report(std::string_view severity, std::string_view code, std::
 
 void run_resource_rules(RuleContext& context) {
   check_bundle_and_references(context);
+  check_security(context);
 }
 
 }  // namespace fhirgate::fhir

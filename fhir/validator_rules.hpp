@@ -66,6 +66,9 @@ struct RuleContext {
 // Bundle rules, references resolved inside a Bundle, contained resources (validator_bundle.cpp).
 void check_bundle_and_references(RuleContext& context);
 
+// Strings that look like HTML markup, with ValidationOptions::security_checks (validator_security.cpp).
+void check_security(RuleContext& context);
+
 // Runs every rule area that applies to the resource.
 void run_resource_rules(RuleContext& context);
 

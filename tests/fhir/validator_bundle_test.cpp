@@ -20,11 +20,11 @@ const Validator& validator() {
 }
 
 // "severity expression" of every error and warning, joined by "; " (dom-6, no narrative, left out).
-std::string check(std::string_view json) {
+std::string check(std::string_view json, const ValidationOptions& options = {}) {
   auto node = parse_json(json);
   REQUIRE(node.ok());
   std::string out;
-  for (const Issue& issue : validator().validate(*node).issues) {
+  for (const Issue& issue : validator().validate(*node, options).issues) {
     if (issue.severity == "information" || issue.diagnostics.starts_with("dom-6:")) continue;
     if (!out.empty()) out += "; ";
     out += issue.severity + " " + issue.expression;
@@ -180,6 +180,16 @@ TEST_CASE("Element ids are unique within a resource") {
           R"({"resourceType":"Patient","name":[{"id":"a","family":"x"}],"managingOrganization":{"reference":"#o"},
     "contained":[{"resourceType":"Organization","id":"o","name":"y","alias":["z"],"_alias":[{"id":"a"}]}]})") ==
       "");
+}
+
+TEST_CASE("Security checks: strings that look like HTML markup are errors when asked for") {
+  const std::string patient = R"({"resourceType":"Patient","name":[{"text":"A <script>x</script>"}],
+    "text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><b>A</b></div>"}})";
+  CHECK(check(patient) == "");
+  ValidationOptions options;
+  options.security_checks = true;
+  CHECK(check(patient, options) == "error Patient.name[0].text");
+  CHECK(check(R"({"resourceType":"Patient","name":[{"text":"a < b and c > d"}]})", options) == "");
 }
 
 }  // namespace

@@ -38,6 +38,8 @@ struct ValidationOptions {
   // Security checks: a string that looks like HTML markup (e.g. "<script>") is an error (the reference
   // validator's --security-checks). Off by default: such strings are then not looked at.
   bool security_checks = false;
+  // Example URLs (on example.org, example.com, example.net) are allowed; off, each is an error.
+  bool allow_example_urls = true;
   // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
   // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

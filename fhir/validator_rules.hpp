@@ -66,7 +66,8 @@ struct RuleContext {
 // Bundle rules, references resolved inside a Bundle, contained resources (validator_bundle.cpp).
 void check_bundle_and_references(RuleContext& context);
 
-// Strings that look like HTML markup, with ValidationOptions::security_checks (validator_security.cpp).
+// Strings that look like HTML markup (ValidationOptions::security_checks), example URLs when not allowed
+// (validator_security.cpp).
 void check_security(RuleContext& context);
 
 // Runs every rule area that applies to the resource.

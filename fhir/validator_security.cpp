@@ -1,8 +1,12 @@
-// Security checks (R4 security.html, "narrative and other strings"): with ValidationOptions::
-// security_checks, a string that looks like it carries HTML markup (a tag such as <script> or <img ...>)
-// is an error, since content rendered without sanitising is a path for active content. The narrative
-// (Narrative.div, which is XHTML by definition) is left to the narrative rules. Without the option
-// nothing is walked, so the write path pays nothing.
+// Checks of string content that the reference validator makes by option, for contexts stricter than
+// exchanging examples:
+// - security checks (R4 security.html, "narrative and other strings"; ValidationOptions::security_checks):
+//   a string that looks like it carries HTML markup (a tag such as <script> or <img ...>) is an error,
+//   since content rendered without sanitising is a path for active content. The narrative
+//   (Narrative.div, XHTML by definition) is left to the narrative rules.
+// - example URLs (ValidationOptions::allow_example_urls off): an http(s) URL on a domain reserved for
+//   examples (RFC 2606: example.org, example.com, example.net and their subdomains) is an error.
+// With neither option nothing is walked, so the write path pays nothing.
 #include <cctype>
 #include <string>
 #include <string_view>
@@ -25,9 +29,29 @@ bool looks_like_markup(std::string_view text) {
   return false;
 }
 
+bool example_url(std::string_view text) {
+  if (text.starts_with("http://")) {
+    text.remove_prefix(7);
+  } else if (text.starts_with("https://")) {
+    text.remove_prefix(8);
+  } else {
+    return false;
+  }
+  std::string_view host = text.substr(0, text.find_first_of("/?#"));
+  host = host.substr(0, host.find(':'));
+  for (const std::string_view domain : {"example.org", "example.com", "example.net"}) {
+    if (host == domain || (host.size() > domain.size() && host.ends_with(domain) &&
+                           host[host.size() - domain.size() - 1] == '.'))
+      return true;
+  }
+  return false;
+}
+
 void walk(RuleContext& ctx, const Node& node, std::string& path, bool root) {
   if (node.is_string()) {
-    if (looks_like_markup(node.text()))
+    if (!ctx.options.allow_example_urls && example_url(node.text()))
+      ctx.error("invalid", "Example URLs are not allowed in this context (" + node.text() + ")", path);
+    if (ctx.options.security_checks && looks_like_markup(node.text()))
       ctx.error("invalid",
                 "The string value contains text that looks like embedded HTML tags, which are not allowed "
                 "for security reasons in this context",
@@ -57,7 +81,7 @@ void walk(RuleContext& ctx, const Node& node, std::string& path, bool root) {
 }  // namespace
 
 void check_security(RuleContext& ctx) {
-  if (!ctx.options.security_checks) return;
+  if (!ctx.options.security_checks && ctx.options.allow_example_urls) return;
   std::string path;
   walk(ctx, ctx.resource, path, true);
 }

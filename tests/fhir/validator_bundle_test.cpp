@@ -192,5 +192,15 @@ TEST_CASE("Security checks: strings that look like HTML markup are errors when a
   CHECK(check(R"({"resourceType":"Patient","name":[{"text":"a < b and c > d"}]})", options) == "");
 }
 
+TEST_CASE("Example URLs are errors when they are not allowed") {
+  const std::string patient =
+      R"({"resourceType":"Patient","identifier":[{"system":"http://ids.example.org/mrn",
+    "value":"1"}],"photo":[{"url":"https://notexample.org/p.png"}]})";
+  CHECK(check(patient) == "");
+  ValidationOptions options;
+  options.allow_example_urls = false;
+  CHECK(check(patient, options) == "error Patient.identifier[0].system");
+}
+
 }  // namespace
 }  // namespace fhirgate::fhir

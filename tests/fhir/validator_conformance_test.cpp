@@ -37,7 +37,7 @@ const std::map<std::string, int>& floors() {
   static const std::map<std::string, int> kFloors = {
       {"api", 0},         {"base", 0},        {"bundle", 6},     {"cda", 1},
       {"cdshooks", 6},    {"dsig", 1},        {"extensions", 4}, {"fmt", 3},
-      {"general", 11},    {"invariants", 1},  {"json5", 3},      {"logical", 0},
+      {"general", 12},    {"invariants", 1},  {"json5", 3},      {"logical", 0},
       {"matchetype", 11}, {"measure", 0},     {"profile", 61},   {"questionnaire", 10},
       {"references", 10}, {"sd", 3},          {"security", 2},   {"shc", 2},
       {"tx", 4},          {"tx-advanced", 0}, {"xhtml", 6},      {"xver", 3},
@@ -122,7 +122,7 @@ std::shared_ptr<const Terminology> base_terminology() {
 
 // Validates `file` as the CLI does, with the supporting files loaded and the profile (if any) applied.
 Actual run_case(const std::string& dir, const std::vector<std::string>& supporting, const std::string& file,
-                const std::string& profile_file, bool security_checks) {
+                const std::string& profile_file, const Node& test) {
   Validator validator(testing::r4_model(), base_terminology());
   Actual actual;
   auto fail = [&](const std::string& why) {
@@ -136,7 +136,11 @@ Actual run_case(const std::string& dir, const std::vector<std::string>& supporti
       return fail(support + ": " + added.error().issues.front().diagnostics), actual;
   }
   ValidationOptions options;
-  options.security_checks = security_checks;  // the case's "security-checks" option
+  // The reference validator's options the case sets.
+  if (const Node* security = test.find("security-checks"); security != nullptr)
+    options.security_checks = security->as_bool();
+  if (const Node* examples = test.find("examples"); examples != nullptr)
+    options.allow_example_urls = examples->as_bool();
   if (!profile_file.empty() && !std::filesystem::exists(dir + "/" + profile_file)) {
     options.profiles.push_back(profile_file);  // a canonical URL rather than a file
   } else if (!profile_file.empty()) {
@@ -204,9 +208,8 @@ TEST_CASE("Conformance: verdicts agree with the HL7 reference validator on the o
     for (const Step& step : steps) {
       Expected expected;
       if (!expected_outcome(dir, step.java, expected)) continue;
-      const Node* security = test.find("security-checks");
-      const Actual actual = run_case(dir, step.supporting, std::string(test.string_at("file")), step.profile,
-                                     security != nullptr && security->as_bool());
+      const Actual actual =
+          run_case(dir, step.supporting, std::string(test.string_at("file")), step.profile, test);
       const bool agree = (expected.errors > 0) == (actual.errors > 0);
       const bool same_count = expected.errors == actual.errors;
       std::set<std::string> expected_locations;

@@ -179,6 +179,8 @@ class ReferenceWalker {
 // The entries of a Bundle (or the resources of a Parameters), indexed by fullUrl.
 struct Entries {
   std::vector<Entry> list;
+  // A Parameters' resources usually have no fullUrl: a relative Type/id then names one by its type and id.
+  bool by_type_and_id = false;
   std::unordered_multimap<std::string_view, std::size_t> by_url;
 
   void index() {
@@ -215,7 +217,8 @@ bool resolve(const Entries& entries, const Entry& source, std::string_view refer
   if (is_http(source.full_url)) return true;  // a fullUrl that disagrees with its resource gives no base
   for (std::size_t i = 0; i < entries.list.size(); ++i) {
     const Entry& e = entries.list[i];
-    if (!e.base.empty() && e.type == type && e.id == id && (v.version.empty() || e.version == v.version))
+    if ((!e.base.empty() || (entries.by_type_and_id && e.full_url.empty())) && e.type == type && e.id == id &&
+        (v.version.empty() || e.version == v.version))
       out.push_back(i);
   }
   return true;
@@ -415,6 +418,12 @@ void resolve_references(RuleContext& ctx, const Entries& entries, bool versions_
   std::vector<std::size_t> found;
   const auto on_reference = [&](const FoundReference& ref) {
     if (!resolve(entries, entries.list[ref.entry], ref.reference, found)) return;
+    if (found.empty() && ctx.options.resolve_references) {
+      ctx.error(
+          "structure",
+          "Unable to resolve the reference " + quoted(ref.reference) + " inside the " + std::string(ctx.type),
+          ref.path);
+    }
     if (found.size() > 1 && !versions_share_urls) {
       ctx.error("forbidden",
                 "The reference " + quoted(ref.reference) + " matches " + std::to_string(found.size()) +
@@ -530,6 +539,7 @@ void check_parameters(RuleContext& ctx) {
   const Node* parameters = ctx.resource.find("parameter");
   if (parameters == nullptr) return;
   Entries entries;
+  entries.by_type_and_id = true;
   add_parameters(ctx.model, *parameters, "parameter", entries);
   if (entries.list.empty()) return;
   for (Entry& e : entries.list) {

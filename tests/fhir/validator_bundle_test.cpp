@@ -150,6 +150,20 @@ TEST_CASE("Parameters: references resolve against the parameters' resources by t
   CHECK(with("Organization") == "error Parameters.parameter[0].resource.subject");
 }
 
+TEST_CASE("Parameters: with resolve_references, a Type/id names a parameter's resource or is an error") {
+  const auto with = [](std::string_view id) {
+    ValidationOptions options;
+    options.resolve_references = true;
+    return check(R"({"resourceType":"Parameters","parameter":[
+      {"name":"p","resource":{"resourceType":"Patient","id":"1"}},
+      {"name":"c","resource":{"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/)" +
+                     std::string(id) + R"("},"payor":[{"display":"x"}]}}]})",
+                 options);
+  };
+  CHECK(with("1") == "");
+  CHECK(with("2") == "error Parameters.parameter[1].resource.beneficiary");
+}
+
 TEST_CASE("Contained resources: dom-3 counts references from the narrative") {
   const std::string contained =
       R"({"resourceType":"Patient","contained":[{"resourceType":"Binary","id":"img","contentType":"image/png"}],)";

@@ -39,7 +39,7 @@ const std::map<std::string, int>& floors() {
       {"cdshooks", 6},    {"dsig", 1},        {"extensions", 4}, {"fmt", 3},
       {"general", 12},    {"invariants", 1},  {"json5", 3},      {"logical", 0},
       {"matchetype", 11}, {"measure", 0},     {"profile", 61},   {"questionnaire", 10},
-      {"references", 10}, {"sd", 3},          {"security", 2},   {"shc", 2},
+      {"references", 11}, {"sd", 3},          {"security", 2},   {"shc", 2},
       {"tx", 4},          {"tx-advanced", 0}, {"xhtml", 6},      {"xver", 3},
       {"(none)", 0},
   };
@@ -141,6 +141,8 @@ Actual run_case(const std::string& dir, const std::vector<std::string>& supporti
     options.security_checks = security->as_bool();
   if (const Node* examples = test.find("examples"); examples != nullptr)
     options.allow_example_urls = examples->as_bool();
+  if (const Node* references = test.find("validateReference"); references != nullptr)
+    options.resolve_references = references->text() != "IGNORE";
   if (!profile_file.empty() && !std::filesystem::exists(dir + "/" + profile_file)) {
     options.profiles.push_back(profile_file);  // a canonical URL rather than a file
   } else if (!profile_file.empty()) {

@@ -96,8 +96,12 @@ struct Entry {
   std::string_view type;
   std::string_view id;
   std::string_view version;  // meta.versionId
-  std::string_view base;     // of a RESTful fullUrl ending with /type/id: what comes before
-  std::string path;          // relative to the Bundle: entry[2].resource
+  // A fullUrl that ends with the resource's own Type/id gives relative references their base: what
+  // comes before (empty for a relative fullUrl "Type/id", which is an error, but one references still
+  // resolve against).
+  bool has_base = false;
+  std::string_view base;
+  std::string path;  // relative to the Bundle: entry[2].resource
 };
 
 // A Reference found in an entry's resource.
@@ -210,14 +214,16 @@ bool resolve(const Entries& entries, const Entry& source, std::string_view refer
   std::string_view type;
   std::string_view id;
   if (!tail_type_and_id(v.url, type, id) || v.url.find('/') != v.url.rfind('/')) return false;
-  if (!source.base.empty()) {
-    find(std::string(source.base) + "/" + std::string(v.url), v.version);
+  if (source.has_base) {
+    find(source.base.empty() ? std::string(v.url) : std::string(source.base) + "/" + std::string(v.url),
+         v.version);
     return true;
   }
-  if (is_http(source.full_url)) return true;  // a fullUrl that disagrees with its resource gives no base
+  // A fullUrl that disagrees with its resource gives no base; a urn: one (or none) leaves the reading open.
+  if (!source.full_url.empty() && !source.full_url.starts_with("urn:")) return true;
   for (std::size_t i = 0; i < entries.list.size(); ++i) {
     const Entry& e = entries.list[i];
-    if ((!e.base.empty() || (entries.by_type_and_id && e.full_url.empty())) && e.type == type && e.id == id &&
+    if ((e.has_base || (entries.by_type_and_id && e.full_url.empty())) && e.type == type && e.id == id &&
         (v.version.empty() || e.version == v.version))
       out.push_back(i);
   }
@@ -296,6 +302,9 @@ void check_full_urls(RuleContext& ctx, std::vector<Entry>& entries) {
     if (!has_scheme(e.full_url)) {
       ctx.error("invalid", "The fullUrl must be an absolute URL (not " + quoted(e.full_url) + ")",
                 entry_path(i));
+      e.has_base = !e.id.empty() && e.full_url.size() == e.type.size() + e.id.size() + 1 &&
+                   e.full_url.starts_with(e.type) && e.full_url[e.type.size()] == '/' &&
+                   e.full_url.ends_with(e.id);
       continue;
     }
     if (!is_http(e.full_url)) continue;
@@ -317,6 +326,7 @@ void check_full_urls(RuleContext& ctx, std::vector<Entry>& entries) {
                      std::string(e.type) + "/" + std::string(e.id) + ")",
                  entry_path(i));
     } else if (url.size() > type.size() + id.size() + 2) {
+      e.has_base = true;
       e.base = url.substr(0, url.size() - type.size() - id.size() - 2);
     }
   }
@@ -547,8 +557,10 @@ void check_parameters(RuleContext& ctx) {
     std::string_view id;
     const std::string_view url = e.full_url;
     if (is_http(url) && tail_type_and_id(url, type, id) && type == e.type && id == e.id &&
-        url.size() > type.size() + id.size() + 2)
+        url.size() > type.size() + id.size() + 2) {
+      e.has_base = true;
       e.base = url.substr(0, url.size() - type.size() - id.size() - 2);
+    }
   }
   entries.index();
   resolve_references(ctx, entries, false, [](const FoundReference&, const std::vector<std::size_t>&) {});

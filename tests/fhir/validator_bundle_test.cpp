@@ -126,6 +126,18 @@ TEST_CASE("Bundle rules: a document's Composition finds what it references insid
                          "agent":[{"who":{"display":"x"}}]}})")) == "");
 }
 
+TEST_CASE("Bundle rules: relative fullUrls are errors, but references still resolve against agreeing ones") {
+  const std::string author = R"(,"author":[{"display":"x"}])";
+  const std::string patient = R"(,{"fullUrl":"Patient/1","resource":{"resourceType":"Patient","id":"1"}})";
+  CHECK(check(document(R"(,"id":"c","subject":{"reference":"Patient/1"})" + author, "Composition/c",
+                       patient)) == "error Bundle.entry[0]; error Bundle.entry[1]");
+  // The Composition's fullUrl disagrees with its id: no base, so the Patient is not found.
+  CHECK(check(document(R"(,"id":"c2","subject":{"reference":"Patient/1"})" + author, "Composition/c",
+                       patient)) ==
+        "error Bundle.entry[0]; error Bundle.entry[1]; error Bundle.entry[0].resource.subject; error "
+        "Bundle.entry[1]");
+}
+
 TEST_CASE("Bundle rules: a message's focus is inside the Bundle") {
   const std::string message = R"({"resourceType":"Bundle","type":"message","timestamp":"2024-01-01T00:00:00Z",
     "entry":[{"fullUrl":"http://a.org/MessageHeader/m","resource":{"resourceType":"MessageHeader","id":"m",

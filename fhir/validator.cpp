@@ -1082,7 +1082,9 @@ class Run {
     if (text.empty() || text.starts_with('#') || text.starts_with("urn:") ||
         text.find('?') != std::string_view::npos)
       return;
-    const bool absolute = text.find("://") != std::string_view::npos;
+    const auto colon = text.find(':');
+    const bool absolute =
+        colon != std::string_view::npos && colon < text.find('/');  // a scheme: http:, resource:
     std::vector<std::string_view> segments;
     std::size_t start = 0;
     while (start <= text.size()) {
@@ -1101,7 +1103,8 @@ class Run {
     if (!model_.is_resource(target)) {
       if (absolute) return;
       Path p(*this, "reference");
-      report("warning", "structure",
+      // No '/' at all: not a relative reference (Type/id) but a bare id, which no rule resolves.
+      report(segments.size() == 1 ? "error" : "warning", "structure",
              "The reference '" + std::string(text) + "' is not of the form Type/id with a known type");
       return;
     }

@@ -149,6 +149,16 @@ TEST_CASE("Bundle rules: a message's focus is inside the Bundle") {
   CHECK(check(message + "2" + rest) == "error Bundle.entry[0].resource.focus[0]; warning Bundle.entry[1]");
 }
 
+TEST_CASE("References: a bare id is an error, a URI with any scheme is absolute") {
+  const auto with = [](std::string_view reference) {
+    return check(R"({"resourceType":"Patient","managingOrganization":{"reference":")" +
+                 std::string(reference) + R"("}})");
+  };
+  CHECK(with("org-1") == "error Patient.managingOrganization.reference");
+  CHECK(with("Thing/1") == "warning Patient.managingOrganization.reference");
+  CHECK(with("resource:0") == "");
+}
+
 TEST_CASE("Parameters: references resolve against the parameters' resources by their fullUrl extension") {
   const auto with = [](std::string_view type) {
     return check(R"({"resourceType":"Parameters","parameter":[

@@ -38,7 +38,7 @@ const std::map<std::string, int>& floors() {
       {"api", 0},         {"base", 0},        {"bundle", 6},     {"cda", 1},
       {"cdshooks", 6},    {"dsig", 1},        {"extensions", 4}, {"fmt", 3},
       {"general", 12},    {"invariants", 1},  {"json5", 3},      {"logical", 0},
-      {"matchetype", 11}, {"measure", 0},     {"profile", 61},   {"questionnaire", 10},
+      {"matchetype", 11}, {"measure", 1},     {"profile", 61},   {"questionnaire", 10},
       {"references", 11}, {"sd", 3},          {"security", 2},   {"shc", 2},
       {"tx", 4},          {"tx-advanced", 0}, {"xhtml", 6},      {"xver", 3},
       {"(none)", 0},

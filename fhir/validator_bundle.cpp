@@ -1,31 +1,41 @@
-// Bundle rules, references resolved inside a Bundle, and contained resources (R4 bundle.html,
-// documents.html, messaging.html, references.html).
+// Bundle rules, references resolved inside a Bundle or Parameters, contained resources and element ids
+// (R4 bundle.html, documents.html, messaging.html, references.html, element.html).
 //
-// The Bundle rules run once per Bundle, after its entries were validated. They index the entries
-// (fullUrl, type, id, meta.versionId, and the RESTful base of a fullUrl that ends with the entry's own
-// Type/id), then walk each entry's resource with the model to find its References, and resolve each as
-// bundle.html#references says: an absolute reference (http, urn:uuid, urn:oid) matches a fullUrl; a
-// relative Type/id is made absolute with the base of the referring entry's fullUrl (a version-specific
-// one must also match meta.versionId); a relative reference in an entry without a RESTful fullUrl is not
-// resolved inside the Bundle ("no rules apply"), except leniently against an entry whose RESTful fullUrl
-// agrees with it, so that an unresolved reference is never blamed on a reading the specification leaves
-// open. A resolved reference must point at a resource of a type the element allows; one that matches
-// several entries is ambiguous (history bundles aside, where versions of one resource share a fullUrl).
+// The Bundle rules run once per Bundle, after its entries were validated. A fullUrl must be absolute, and
+// one that looks RESTful (http(s)://base/Type/id) must agree with its resource (no id, or another type:
+// an error; another id alone: a warning, as R4's own examples do that). The entries are indexed (fullUrl,
+// type, id, meta.versionId, and the base of a fullUrl that ends with the entry's own Type/id), each
+// entry's resource is walked with the model to find its References, and each is resolved as
+// bundle.html#references says: an absolute reference (http, urn:uuid, urn:oid, any scheme) matches a
+// fullUrl; a relative Type/id is made absolute with the base of the referring entry's fullUrl (a
+// version-specific one must also match meta.versionId). An entry whose fullUrl disagrees with its
+// resource gives its references no base, so they resolve to nothing; one with a urn: fullUrl or none
+// ("no rules apply") resolves them only against an entry whose fullUrl agrees with the Type/id, so that
+// an unresolved reference is never blamed on a reading the specification leaves open. A reference that
+// matches several entries is ambiguous (history bundles aside, where versions of one resource share a
+// fullUrl); a resolved urn: reference must point at a type the element allows (a Type/id reference's
+// type is checked by the base walk).
 //
 // Per Bundle.type: a document's Composition (the first entry) must find what it references through
 // subject, encounter, author, attester.party, custodian, event.detail and its sections' author, focus and
 // entry inside the Bundle, and every entry must be reachable from it by following resolved references
 // forwards (backwards only: a warning, Provenance aside; not at all: an error). A message's MessageHeader
-// must find its focus inside the Bundle (unreachable entries are warnings). A searchset's results
-// have ids, and its matches are of the type the self link searched. The other per-type rules (request,
+// must find its focus inside the Bundle (unreachable entries are warnings). A searchset's results have
+// ids, and its matches are of the type the self link searched. The other per-type rules (request,
 // response, search, total, fullUrl uniqueness) are the Bundle's own invariants (bdl-1..12).
+//
+// A Parameters' resources resolve each other's references the same way, with the fullUrl of the
+// parameters-fullUrl extension, or by Type/id for those without one. With
+// ValidationOptions::resolve_references, a reference inside a Bundle or Parameters that resolves to
+// nothing there is an error.
 //
 // Contained resources: dom-3 (a contained resource is referenced from its container, or refers to it)
 // is checked here rather than by its FHIRPath expression, so that references from the narrative (an
-// <a href="#id"> or <img src="#id">, which FHIRPath cannot see inside the XHTML) count as well.
+// <a href="#id"> or <img src="#id">, which FHIRPath cannot see inside the XHTML) count as well. Element
+// ids are unique within a resource (the resources nested in it have their own).
 //
-// Nothing is allocated for a resource these rules do not apply to: the dispatch is on the type and on
-// the presence of `contained`.
+// Cost: a resource that is not a Bundle or Parameters and has no `contained` gets one allocation-free
+// walk of its JSON (the element ids); a Bundle's references are resolved through a fullUrl index.
 #include <algorithm>
 #include <cctype>
 #include <charconv>

@@ -119,6 +119,7 @@ struct FoundReference {
   std::size_t entry;
   std::string_view path;  // relative to the Bundle (entry[2].resource.subject); valid during the call
   std::string_view reference;
+  std::string_view declared_type;  // Reference.type
   const ElementDef* def;
 };
 
@@ -179,7 +180,8 @@ class ReferenceWalker {
     if (!item.is_object()) return;
     if (type.name == "Reference") {
       const std::string_view reference = item.string_at("reference");
-      if (!reference.empty()) on_reference_(FoundReference{entry_, path_, reference, &def});
+      if (!reference.empty())
+        on_reference_(FoundReference{entry_, path_, reference, item.string_at("type"), &def});
     }
     walk(item, type);
   }
@@ -448,6 +450,16 @@ void resolve_references(RuleContext& ctx, const Entries& entries, bool versions_
       ctx.error("forbidden",
                 "The reference " + quoted(ref.reference) + " matches " + std::to_string(found.size()) +
                     " resources of the " + std::string(ctx.type),
+                ref.path);
+    }
+    // references.html: "if both the type and a reference is provided, the reference SHALL resolve to a
+    // resource of the same type as that specified".
+    if (found.size() == 1 && !ref.declared_type.empty() &&
+        ref.declared_type.substr(ref.declared_type.rfind('/') + 1) != entries.list[found.front()].type) {
+      ctx.error("invalid",
+                "The reference " + quoted(ref.reference) + " resolves to a " +
+                    std::string(entries.list[found.front()].type) + ", not the " +
+                    std::string(ref.declared_type) + " its type says",
                 ref.path);
     }
     if (found.size() == 1 && ref.reference.starts_with("urn:")) {

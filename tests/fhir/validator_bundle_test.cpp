@@ -89,6 +89,12 @@ TEST_CASE("Bundle rules: references resolve inside the Bundle by the R4 rules") 
       "resourceType":"Patient","managingOrganization":{"reference":"urn:uuid:00000000-0000-0000-0000-000000000002"}}},
     {"fullUrl":"urn:uuid:00000000-0000-0000-0000-000000000002","resource":{"resourceType":"Practitioner"}})")) ==
         "error Bundle.entry[0].resource.managingOrganization");
+  // Reference.type must agree with what the reference resolves to.
+  CHECK(check(collection(R"({"fullUrl":"urn:uuid:00000000-0000-0000-0000-000000000001","resource":{
+      "resourceType":"Observation","status":"final","code":{"text":"x"},
+      "subject":{"reference":"urn:uuid:00000000-0000-0000-0000-000000000002","type":"Group"}}},
+    {"fullUrl":"urn:uuid:00000000-0000-0000-0000-000000000002","resource":{"resourceType":"Location"}})")) ==
+        "error Bundle.entry[0].resource.subject");
   // Two entries with one fullUrl (different versions): an unversioned reference is ambiguous.
   CHECK(check(collection(R"({"fullUrl":"http://a.org/Patient/1","resource":{"resourceType":"Patient","id":"1",
       "managingOrganization":{"reference":"Organization/2"}}},

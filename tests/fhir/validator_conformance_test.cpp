@@ -2,7 +2,9 @@
 // cases in ../shared/corpus/fhir-validator-tests (manifest-r4.json, the R4 half of FHIR/fhir-test-cases).
 //
 // Each case runs as `fhirgate validate` does: a Validator for the case, every `supporting` (and
-// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated.
+// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated,
+// with the reference validator's options the case sets that fhirgate has too (security-checks, examples,
+// validateReference: the CLI's --security-checks, --no-example-urls, --resolve-references).
 // A case's `profile` step is a second validation of the same file against the step's profile (with the
 // step's own supporting files), compared with the step's own expected outcome.
 //

@@ -11,9 +11,10 @@
 // (the Model interns them) and evaluated with the focus typed as the element's type and %resource set
 // to the innermost containing resource. Two invariants sit on nearly every element — ele-1 (no empty
 // elements) and ext-1 (an extension has a value or children, not both) — and are checked natively
-// instead, which is most of what makes invariant checking affordable on the write path. A constraint
-// that cannot be evaluated (an engine error) is reported as information, never as a failure of the
-// resource.
+// instead, which is most of what makes invariant checking affordable on the write path. dom-3 (a
+// contained resource is referenced) is checked by the resource rules (validator_bundle.cpp), which also
+// see the narrative's links that FHIRPath cannot. A constraint that cannot be evaluated (an engine error) is
+// reported as information, never as a failure of the resource.
 //
 // A time budget (ValidationOptions::deadline) bounds the whole run: every element instance and profile
 // item visited is a step, the FHIRPath engine counts its own steps against the same Budget, and the
@@ -57,7 +58,7 @@ constexpr std::size_t kNoIndex = static_cast<std::size_t>(-1);
 constexpr int kMaxProfileDepth = 8;  // profiles reached through type profiles and profile discriminators
 
 bool natively_checked(std::string_view key) {
-  return key == "ele-1" || key == "ext-1";
+  return key == "ele-1" || key == "ext-1" || key == "dom-3";
 }
 
 std::string_view last_segment(std::string_view url) {
@@ -1273,7 +1274,9 @@ class Run {
     if (text.empty() || text.starts_with('#') || text.starts_with("urn:") ||
         text.find('?') != std::string_view::npos)
       return;
-    const bool absolute = text.find("://") != std::string_view::npos;
+    const auto colon = text.find(':');
+    const bool absolute =
+        colon != std::string_view::npos && colon < text.find('/');  // a scheme: http:, resource:
     std::vector<std::string_view> segments;
     std::size_t start = 0;
     while (start <= text.size()) {
@@ -1292,7 +1295,8 @@ class Run {
     if (!model_.is_resource(target)) {
       if (absolute) return;
       Path p(*this, "reference");
-      report("warning", "structure",
+      // No '/' at all: not a relative reference (Type/id) but a bare id, which no rule resolves.
+      report(segments.size() == 1 ? "error" : "warning", "structure",
              "The reference '" + std::string(text) + "' is not of the form Type/id with a known type");
       return;
     }

@@ -43,6 +43,14 @@ struct ValidationOptions {
   // this server, as it is here; the HL7 reference validator does so only when told to
   // (assumeValidRestReferences) and otherwise leaves an unresolved reference's type unchecked.
   bool check_reference_types = true;
+  // Security checks: a string that looks like HTML markup (e.g. "<script>") is an error (the reference
+  // validator's --security-checks). Off by default: such strings are then not looked at.
+  bool security_checks = false;
+  // Example URLs (on example.org, example.com, example.net) are allowed; off, each is an error.
+  bool allow_example_urls = true;
+  // A literal reference in a resource inside a Bundle or Parameters must resolve there (the reference
+  // validator's validateReference, without fetching anything); off, an unresolved one is not reported.
+  bool resolve_references = false;
   // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
   // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

@@ -27,6 +27,8 @@ void run_resource_rules(RuleContext& context) {
   check_conformance(context);
   check_terminology(context);
   check_measure(context);
+  check_bundle_and_references(context);
+  check_security(context);
 }
 
 }  // namespace fhirgate::fhir

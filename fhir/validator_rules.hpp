@@ -63,6 +63,13 @@ struct RuleContext {
   int errors = 0;              // errors reported through this context
 };
 
+// Bundle rules, references resolved inside a Bundle, contained resources (validator_bundle.cpp).
+void check_bundle_and_references(RuleContext& context);
+
+// Strings that look like HTML markup (ValidationOptions::security_checks), example URLs when not allowed
+// (validator_security.cpp).
+void check_security(RuleContext& context);
+
 // Runs every rule area that applies to the resource.
 void run_resource_rules(RuleContext& context);
 

@@ -21,7 +21,8 @@ constexpr const char* kUsage = R"(fhirgate - FHIR R4 interoperability gateway
 Usage:
   fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N] [--mllp-port N]
   fhirgate convert --to xml|json|hl7v2 [--pretty] [--config FILE] FILE...
-  fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
+  fhirgate validate [--load FILE|DIR]... [--profile URL]... [--security-checks] [--no-example-urls]
+                    [--resolve-references] [--config FILE] FILE...
   fhirgate partner add-token HOLDER --config FILE [--db PATH]
   fhirgate audit verify --config FILE [--db PATH]
   fhirgate ops deliveries --config FILE [--db PATH] [--status S] [--destination PARTNER]
@@ -99,7 +100,8 @@ when any file failed. --config names the configuration whose profilesDir holds t
 constexpr const char* kValidateUsage = R"(fhirgate validate - check FHIR resources against R4
 
 Usage:
-  fhirgate validate [--load FILE|DIR]... [--profile URL]... [--config FILE] FILE...
+  fhirgate validate [--load FILE|DIR]... [--profile URL]... [--security-checks] [--no-example-urls]
+                    [--resolve-references] [--config FILE] FILE...
 
 Each FILE (or - for standard input) holds FHIR JSON or XML (a resource or a Bundle); a file ending in
 .ndjson holds one JSON resource per line. Every issue is printed as
@@ -110,6 +112,9 @@ followed by a summary line. Exit status: 0 no errors, 1 errors found, 2 unreadab
                     ValueSets, CodeSystems, Questionnaires, Measures ..., or Bundles of them); a
                     folder loads every .json/.xml file in it
   --profile URL     also validate against this profile (canonical URL)
+  --security-checks strings that look like HTML markup (e.g. <script>) are errors
+  --no-example-urls URLs on example.org, example.com or example.net are errors
+  --resolve-references  references inside a Bundle or Parameters must resolve there
   --config FILE     the configuration whose profilesDir holds the R4 definitions
 )";
 
@@ -168,7 +173,8 @@ int run_convert(const std::vector<std::string>& args) {
 }
 
 int run_validate(const std::vector<std::string>& args) {
-  std::vector<std::string> loads, profiles, files;
+  std::vector<std::string> loads, files;
+  fhirgate::fhir::ValidationOptions options;
   std::string config_path;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -183,7 +189,13 @@ int run_validate(const std::vector<std::string>& args) {
     if (a == "--load")
       loads.push_back(value());
     else if (a == "--profile")
-      profiles.push_back(value());
+      options.profiles.push_back(value());
+    else if (a == "--security-checks")
+      options.security_checks = true;
+    else if (a == "--no-example-urls")
+      options.allow_example_urls = false;
+    else if (a == "--resolve-references")
+      options.resolve_references = true;
     else if (a == "--config")
       config_path = value();
     else if (a.size() > 1 && a[0] == '-' && a != "-")
@@ -226,7 +238,7 @@ int run_validate(const std::vector<std::string>& args) {
   }
   for (const auto& issue : validator.unresolved_definitions())
     std::cerr << "fhirgate: --load: " << issue.severity << ": " << issue.diagnostics << "\n";
-  return fhirgate::gateway::validate_files(*model, validator, profiles, files, std::cout);
+  return fhirgate::gateway::validate_files(*model, validator, options, files, std::cout);
 }
 
 // `partner add-token HOLDER` and `audit verify`: a configuration file and, optionally, another database.

@@ -114,11 +114,9 @@ void print_issue(std::ostream& out, const std::string& file, int first_line, boo
 }  // namespace
 
 int validate_files(const fhir::Model& model, const fhir::Validator& validator,
-                   const std::vector<std::string>& profiles, const std::vector<std::string>& files,
+                   const fhir::ValidationOptions& options, const std::vector<std::string>& files,
                    std::ostream& out) {
   std::size_t resources = 0, errors = 0, warnings = 0, unreadable = 0;
-  fhir::ValidationOptions options;
-  options.profiles = profiles;
   for (const auto& file : files) {
     auto text = read_input(file);
     if (!text) {

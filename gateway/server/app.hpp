@@ -37,9 +37,10 @@ std::shared_ptr<fhir::Terminology> load_terminology(const Config& config);
 void load_project_profiles(fhir::Validator& validator, const fhir::Model& model, const Config& config);
 
 // `fhirgate validate`: validates each file ("-" = stdin; JSON, XML, ndjson, Bundles) and prints every
-// issue and a summary line to `out`. Returns 0 with no errors, 1 with errors, 2 when input is unreadable.
+// issue and a summary line to `out`, with `options` (profiles, security checks). Returns 0 with no
+// errors, 1 with errors, 2 when input is unreadable.
 int validate_files(const fhir::Model& model, const fhir::Validator& validator,
-                   const std::vector<std::string>& profiles, const std::vector<std::string>& files,
+                   const fhir::ValidationOptions& options, const std::vector<std::string>& files,
                    std::ostream& out);
 
 // Runs the gateway until SIGINT/SIGTERM. Prints the listening URL on stdout once accepting.

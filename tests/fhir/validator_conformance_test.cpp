@@ -2,8 +2,10 @@
 // cases in ../shared/corpus/fhir-validator-tests (manifest-r4.json, the R4 half of FHIR/fhir-test-cases).
 //
 // Each case runs as `fhirgate validate` does: a Validator for the case, every `supporting` (and
-// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated;
-// the case's assumeValidRestReferences (default false) sets ValidationOptions::check_reference_types.
+// `profiles`) file given to Validator::add_resource, the case's file parsed as JSON or XML and validated,
+// with the reference validator's options the case sets that fhirgate has too (security-checks, examples,
+// validateReference, assumeValidRestReferences: the CLI's --security-checks, --no-example-urls,
+// --resolve-references and, when the case does not assume valid REST references, --no-reference-types).
 // A case's `profile` step is a second validation of the same file against the step's profile (with the
 // step's own supporting files), compared with the step's own expected outcome.
 //
@@ -40,7 +42,7 @@ const std::map<std::string, int>& floors() {
   static const std::map<std::string, int> kFloors = {
       {"api", 2},
       {"base", 0},
-      {"bundle", 3},
+      {"bundle", 6},
       {"cda", 1},
       {"cdshooks", 6},
       {"dsig", 1},
@@ -54,9 +56,9 @@ const std::map<std::string, int>& floors() {
       {"measure", 4},
       {"profile", 66},
       {"questionnaire", 31},
-      {"references", 6},
+      {"references", 11},
       {"sd", 5},
-      {"security", 1},
+      {"security", 2},
       {"shc", 2},
       {"tx", 13},
       {"tx-advanced", 1},
@@ -145,7 +147,7 @@ std::shared_ptr<const Terminology> base_terminology() {
 // Validates `file` as the CLI does, with the supporting files loaded and the profile (if any) applied.
 // `rest_references`: the case's assumeValidRestReferences.
 Actual run_case(const std::string& dir, const std::vector<std::string>& supporting, const std::string& file,
-                const std::string& profile_file, bool rest_references) {
+                const std::string& profile_file, const Node& test, bool rest_references) {
   Validator validator(testing::r4_model(), base_terminology());
   Actual actual;
   auto fail = [&](const std::string& why) {
@@ -160,6 +162,13 @@ Actual run_case(const std::string& dir, const std::vector<std::string>& supporti
   }
   ValidationOptions options;
   options.check_reference_types = rest_references;
+  // The reference validator's options the case sets.
+  if (const Node* security = test.find("security-checks"); security != nullptr)
+    options.security_checks = security->as_bool();
+  if (const Node* examples = test.find("examples"); examples != nullptr)
+    options.allow_example_urls = examples->as_bool();
+  if (const Node* references = test.find("validateReference"); references != nullptr)
+    options.resolve_references = references->text() != "IGNORE";
   if (!profile_file.empty() && !std::filesystem::exists(dir + "/" + profile_file)) {
     options.profiles.push_back(profile_file);  // a canonical URL rather than a file
   } else if (!profile_file.empty()) {
@@ -233,7 +242,7 @@ TEST_CASE("Conformance: verdicts agree with the HL7 reference validator on the o
       Expected expected;
       if (!expected_outcome(dir, step.java, expected)) continue;
       const Actual actual = run_case(dir, step.supporting, std::string(test.string_at("file")), step.profile,
-                                     step.rest_references);
+                                     test, step.rest_references);
       const bool agree = (expected.errors > 0) == (actual.errors > 0);
       const bool same_count = expected.errors == actual.errors;
       std::set<std::string> expected_locations;

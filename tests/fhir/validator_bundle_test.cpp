@@ -25,7 +25,10 @@ std::string check(std::string_view json, const ValidationOptions& options = {}) 
   REQUIRE(node.ok());
   std::string out;
   for (const Issue& issue : validator().validate(*node, options).issues) {
-    if (issue.severity == "information" || issue.diagnostics.starts_with("dom-6:")) continue;
+    // dom-6 (no narrative) and the code systems only a terminology server holds are beside the point here.
+    if (issue.severity == "information" || issue.diagnostics.starts_with("dom-6:") ||
+        issue.diagnostics.find("needs a terminology server") != std::string::npos)
+      continue;
     if (!out.empty()) out += "; ";
     out += issue.severity + " " + issue.expression;
   }

@@ -265,8 +265,10 @@ class Run {
     }
     const ResourceScope scope = contained ? ResourceScope{&node, type_name, parent->root, parent->root_type}
                                           : ResourceScope{&node, type_name, &node, type_name};
-    enclosing_.push_back(EnclosingResource{&node, type_name, path_});
+    enclosing_.push_back(EnclosingResource{&node, type_name});
     check_object(node, *type, scope, true);
+    const bool has_extensions = enclosing_.back().has_extensions;
+    const bool has_element_ids = enclosing_.back().has_element_ids;
     enclosing_.pop_back();
     if (stopped_) return;
     if (!contained) {
@@ -282,9 +284,21 @@ class Run {
       check_profile_item(*profile, profile->root(), &node, nullptr, *type, nullptr, scope, 0);
     }
     if (stopped_) return;
-    RuleContext rules{
-        model_, *impl_.terminology, impl_.definitions, *impl_.validator, options_, node, type_name,
-        path_,  enclosing_,         contained,         issues_};
+    RuleContext rules{model_,
+                      *impl_.terminology,
+                      impl_.definitions,
+                      *impl_.validator,
+                      options_,
+                      node,
+                      type_name,
+                      path_,
+                      enclosing_,
+                      contained,
+                      references_,
+                      reference_paths_,
+                      has_extensions,
+                      has_element_ids,
+                      issues_};
     run_resource_rules(rules);
     if (rules.has_errors() && options_.stop_at_first_error) stopped_ = true;
   }
@@ -998,6 +1012,7 @@ class Run {
         error("structure", "Unknown element '" + key + "'");
         continue;
       }
+      if (!enclosing_.empty()) note_member(name, resource);
       if (def->choice) {
         const bool duplicate =
             std::find(seen_choices, seen_choices + choice_count, def) != seen_choices + choice_count;
@@ -1023,6 +1038,15 @@ class Run {
         if (stopped_) return;
       }
     }
+  }
+
+  // Notes, for the resource rules, that the resource being walked has extensions or element ids.
+  void note_member(std::string_view name, bool resource_level) {
+    EnclosingResource& current = enclosing_.back();
+    if (name == "extension" || name == "modifierExtension")
+      current.has_extensions = true;
+    else if (name == "id" && !resource_level)
+      current.has_element_ids = true;
   }
 
   static std::size_t node_count(const Node* node) {
@@ -1251,6 +1275,7 @@ class Run {
       }
     } else if (type.name == "Reference") {
       check_reference(def, item);
+      collect_reference(def, item);
     } else if (type.name == "Coding" && options_.check_bindings) {
       check_coding(item);
     }
@@ -1259,6 +1284,18 @@ class Run {
     check_fixed_pattern(def, item);
     check_invariants(&def.constraints, type.kind == TypeDef::Kind::backbone ? nullptr : &type.constraints,
                      item, type.name, scope);
+  }
+
+  // Keeps a Reference for the rules that resolve references inside a Bundle or Parameters (SeenReference).
+  void collect_reference(const ElementDef& def, const Node& item) {
+    if (!std::any_of(enclosing_.begin(), enclosing_.end(),
+                     [](const EnclosingResource& e) { return e.type == "Bundle" || e.type == "Parameters"; }))
+      return;
+    const std::string_view reference = item.string_at("reference");
+    if (reference.empty()) return;
+    references_.push_back(SeenReference{enclosing_.back().node, reference_paths_.size(), path_.size(),
+                                        reference, item.string_at("type"), &def});
+    reference_paths_.append(path_);
   }
 
   void check_reference(const ElementDef& def, const Node& item) {
@@ -1348,23 +1385,47 @@ class Run {
   // Coding.system names a code system: absolute, not a value set, not a supplement; and the code is one
   // the code system defines, where that can be known without a terminology server (where it cannot, one
   // warning per code system says so).
+  // What a Coding.system is, decided once per system and validation (a Bundle repeats a few systems in
+  // thousands of Codings).
+  enum class SystemKind : std::uint8_t { code_system, unknown, relative, supplement, value_set };
+
+  SystemKind system_kind(std::string_view system) {
+    for (const auto& [seen, kind] : system_kinds_)
+      if (seen == system) return kind;
+    const Terminology& terminology = *impl_.terminology;
+    SystemKind kind = SystemKind::code_system;
+    if (!terminology.knows_code_system(system)) {
+      kind = !is_absolute_url(system)              ? SystemKind::relative
+             : terminology.is_supplement(system)   ? SystemKind::supplement
+             : terminology.knows_value_set(system) ? SystemKind::value_set
+                                                   : SystemKind::unknown;
+    }
+    system_kinds_.emplace_back(system, kind);
+    return kind;
+  }
+
   void check_coding(const Node& coding) {
     const std::string_view system = coding.string_at("system");
     if (system.empty()) return;
     const Terminology& terminology = *impl_.terminology;
     const std::string_view code = coding.string_at("code");
-    if (!terminology.knows_code_system(system)) {
-      Path p(*this, "system");
-      if (!is_absolute_url(system)) {
+    switch (system_kind(system)) {
+      case SystemKind::code_system:
+      case SystemKind::unknown:
+        break;
+      case SystemKind::relative: {
+        Path p(*this, "system");
         error("code-invalid", "Coding.system must be an absolute reference, not a local reference");
         return;
       }
-      if (terminology.is_supplement(system)) {
+      case SystemKind::supplement: {
+        Path p(*this, "system");
         error("code-invalid", "CodeSystem " + std::string(system) +
                                   " is a supplement, so can't be used as a value in Coding.system");
         return;
       }
-      if (terminology.knows_value_set(system)) {
+      case SystemKind::value_set: {
+        Path p(*this, "system");
         error("code-invalid",
               "The Coding references a value set, not a code system ('" + std::string(system) + "')");
         return;
@@ -1514,12 +1575,15 @@ class Run {
   std::vector<Issue>& issues_;
   std::string path_;
   std::vector<EnclosingResource> enclosing_;  // the resources around the one being walked, outermost first
+  std::vector<SeenReference> references_;     // see collect_reference()
+  std::string reference_paths_;
   bool stopped_ = false;
   Budget budget_;
   bool over_budget_ = false;
   std::string over_budget_at_;  // the location where the budget ran out
   // Code systems already reported as not checkable here (one warning per system and validation).
   std::vector<std::string> unchecked_systems_;
+  std::vector<std::pair<std::string_view, SystemKind>> system_kinds_;  // see system_kind()
 };
 
 }  // namespace

@@ -4,8 +4,8 @@
 // The Bundle rules run once per Bundle, after its entries were validated. A fullUrl must be absolute, and
 // one that looks RESTful (http(s)://base/Type/id) must agree with its resource (no id, or another type:
 // an error; another id alone: a warning, as R4's own examples do that). The entries are indexed (fullUrl,
-// type, id, meta.versionId, and the base of a fullUrl that ends with the entry's own Type/id), each
-// entry's resource is walked with the model to find its References, and each is resolved as
+// type, id, meta.versionId, and the base of a fullUrl that ends with the entry's own Type/id), the
+// References the base walk met in each entry's resource (RuleContext::references) are resolved as
 // bundle.html#references says: an absolute reference (http, urn:uuid, urn:oid, any scheme) matches a
 // fullUrl; a relative Type/id is made absolute with the base of the referring entry's fullUrl (a
 // version-specific one must also match meta.versionId). An entry whose fullUrl disagrees with its
@@ -131,67 +131,6 @@ void append_index(std::string& path, std::size_t index) {
   path.push_back(']');
 }
 
-// Calls `on_reference` for every Reference of a resource (not of the resources nested in it), typed
-// by the model.
-template <typename OnReference>
-class ReferenceWalker {
- public:
-  ReferenceWalker(const Model& model, OnReference& on_reference)
-      : model_(model), on_reference_(on_reference) {}
-
-  void walk(std::size_t entry, std::string_view path, const Node& resource, const TypeDef& type) {
-    entry_ = entry;
-    path_.assign(path);
-    walk(resource, type);
-  }
-
- private:
-  const TypeDef* element_type(const ElementDef& def, std::string_view choice_type) const {
-    if (!choice_type.empty()) return model_.type(choice_type);
-    if (def.inline_type != nullptr) return def.inline_type;
-    return def.types.empty() ? nullptr : model_.type(def.types.front().code);
-  }
-
-  void walk(const Node& object, const TypeDef& type) {
-    for (const auto& [key, value] : object.members()) {
-      if (key.empty() || key.front() == '_' || key == "resourceType") continue;
-      std::string_view choice_type;
-      const ElementDef* def = type.resolve(key, &choice_type);
-      const TypeDef* t = def == nullptr ? nullptr : element_type(*def, choice_type);
-      if (t == nullptr || t->kind == TypeDef::Kind::primitive || t->kind == TypeDef::Kind::resource) continue;
-      const std::size_t mark = path_.size();
-      path_.push_back('.');
-      path_.append(key);
-      if (value.is_array()) {
-        for (std::size_t i = 0; i < value.items().size(); ++i) {
-          const std::size_t item_mark = path_.size();
-          append_index(path_, i);
-          visit(value.items()[i], *def, *t);
-          path_.resize(item_mark);
-        }
-      } else {
-        visit(value, *def, *t);
-      }
-      path_.resize(mark);
-    }
-  }
-
-  void visit(const Node& item, const ElementDef& def, const TypeDef& type) {
-    if (!item.is_object()) return;
-    if (type.name == "Reference") {
-      const std::string_view reference = item.string_at("reference");
-      if (!reference.empty())
-        on_reference_(FoundReference{entry_, path_, reference, item.string_at("type"), &def});
-    }
-    walk(item, type);
-  }
-
-  const Model& model_;
-  OnReference& on_reference_;
-  std::size_t entry_ = 0;
-  std::string path_;
-};
-
 // The entries of a Bundle (or the resources of a Parameters), indexed by fullUrl.
 struct Entries {
   std::vector<Entry> list;
@@ -240,6 +179,21 @@ bool resolve(const Entries& entries, const Entry& source, std::string_view refer
       out.push_back(i);
   }
   return true;
+}
+
+// Whether one of the element's Reference target profiles is the core profile of `type` (the common case,
+// decided without looking anything up; allowed_targets() then need not be built).
+bool names_target(const ElementDef& def, std::string_view type) {
+  constexpr std::string_view kCore = "http://hl7.org/fhir/StructureDefinition/";
+  for (const TypeRef& ref : def.types) {
+    if (ref.code != "Reference") continue;
+    for (const std::string& profile : ref.target_profiles) {
+      const std::string_view url = profile;
+      if (url.size() == kCore.size() + type.size() && url.starts_with(kCore) && url.ends_with(type))
+        return true;
+    }
+  }
+  return false;
 }
 
 // The resource types an element's Reference may point at; empty when any type is allowed.
@@ -462,7 +416,8 @@ void resolve_references(RuleContext& ctx, const Entries& entries, bool versions_
                     std::string(ref.declared_type) + " its type says",
                 ref.path);
     }
-    if (found.size() == 1 && ref.reference.starts_with("urn:")) {
+    if (found.size() == 1 && ref.reference.starts_with("urn:") &&
+        !names_target(*ref.def, entries.list[found.front()].type)) {
       const std::string_view target = entries.list[found.front()].type;
       const std::vector<std::string_view> allowed = allowed_targets(ctx.model, *ref.def);
       if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), target) == allowed.end()) {
@@ -474,12 +429,18 @@ void resolve_references(RuleContext& ctx, const Entries& entries, bool versions_
     }
     on_resolved(ref, found);
   };
-  ReferenceWalker<decltype(on_reference)> walker(ctx.model, on_reference);
-  for (std::size_t i = 0; i < entries.list.size(); ++i) {
-    const Entry& e = entries.list[i];
-    if (e.resource == nullptr) continue;
-    if (const TypeDef* type = ctx.model.type(e.type); type != nullptr)
-      walker.walk(i, e.path, *e.resource, *type);
+  // The base walk collected the References (RuleContext::references); those of an entry's own resource
+  // are resolved, not those of resources nested in it (contained ones, another Bundle's).
+  std::unordered_map<const Node*, std::size_t> entry_of;
+  for (std::size_t i = 0; i < entries.list.size(); ++i)
+    if (entries.list[i].resource != nullptr) entry_of.emplace(entries.list[i].resource, i);
+  const std::size_t prefix = ctx.path.size() + 1;  // "Bundle."
+  for (const SeenReference& seen : ctx.references) {
+    const auto entry = entry_of.find(seen.owner);
+    const std::string_view path = ctx.path_of(seen);
+    if (entry == entry_of.end() || path.size() <= prefix) continue;
+    on_reference(
+        FoundReference{entry->second, path.substr(prefix), seen.reference, seen.declared_type, seen.def});
   }
 }
 
@@ -692,7 +653,7 @@ class ElementIds {
 }  // namespace
 
 void check_bundle_and_references(RuleContext& ctx) {
-  ElementIds(ctx).check();
+  if (ctx.has_element_ids) ElementIds(ctx).check();
   if (ctx.type == "Bundle") check_bundle(ctx);
   if (ctx.type == "Parameters") check_parameters(ctx);
   if (ctx.contained || !ctx.options.check_invariants) return;

@@ -670,23 +670,6 @@ class ExtensionWalk {
   std::string path_;       // relative to the resource
 };
 
-// Any extension or modifierExtension in the resource, nested resources left out?
-bool has_extensions(const Node& node, bool root) {
-  if (node.is_array()) {
-    for (const Node& item : node.items()) {
-      if ((item.is_object() || item.is_array()) && has_extensions(item, false)) return true;
-    }
-    return false;
-  }
-  if (!node.is_object()) return false;
-  if (!root && node.find("resourceType") != nullptr) return false;
-  for (const auto& [key, value] : node.members()) {
-    if (key == "extension" || key == "modifierExtension") return true;
-    if ((value.is_object() || value.is_array()) && has_extensions(value, false)) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::optional<bool> extension_is_modifier(const RuleContext& ctx, std::string_view url) {
@@ -696,7 +679,7 @@ std::optional<bool> extension_is_modifier(const RuleContext& ctx, std::string_vi
 }
 
 void check_extensions(RuleContext& ctx) {
-  if (!has_extensions(ctx.resource, true)) return;
+  if (!ctx.has_extensions) return;
   ExtensionWalk(ctx, core_extensions(ctx.model)).run();
 }
 

@@ -24,11 +24,27 @@ struct ValidationOptions;
 class Validator;
 
 // A resource that encloses the one being checked (a Bundle, a Parameters, a container of contained
-// resources), with its location.
+// resources).
 struct EnclosingResource {
   const Node* node;
   std::string_view type;
-  std::string path;
+  // What the base walk met in the resource's own elements (not in resources nested in it), so that rules
+  // that look for them need not walk a resource that has none.
+  bool has_extensions = false;   // an extension or modifierExtension
+  bool has_element_ids = false;  // an `id` on an element (not the resource's own)
+};
+
+// A Reference the base walk met in a resource inside a Bundle or Parameters (only there: nothing is
+// collected for a resource on its own), for the rules that resolve references within the container.
+struct SeenReference {
+  const Node* owner;  // the innermost resource the Reference is in
+  // Its location from the root (Bundle.entry[2].resource.subject): these characters of
+  // RuleContext::reference_paths, one buffer for all, so that collecting costs no allocation each.
+  std::size_t path_at;
+  std::size_t path_size;
+  std::string_view reference;
+  std::string_view declared_type;  // Reference.type
+  const ElementDef* def;
 };
 
 struct RuleContext {
@@ -42,6 +58,12 @@ struct RuleContext {
   std::string_view path;                            // its location, e.g. Bundle.entry[2].resource
   const std::vector<EnclosingResource>& enclosing;  // outermost first; empty for the root
   bool contained;                                   // in DomainResource.contained
+  // The References in this resource and the resources nested in it, in document order, when it is or
+  // is inside a Bundle or Parameters (see SeenReference).
+  const std::vector<SeenReference>& references;
+  const std::string& reference_paths;  // see SeenReference
+  bool has_extensions;                 // the resource's own elements carry an extension or modifierExtension
+  bool has_element_ids;                // an element of the resource's own has an id
 
   // Reports at `relative` below the resource: "subject", "item[0].answer[1]", or "" for the resource.
   void report(std::string_view severity, std::string_view code, std::string diagnostics,
@@ -54,6 +76,9 @@ struct RuleContext {
   }
   void information(std::string_view code, std::string diagnostics, std::string_view relative = {}) {
     report("information", code, std::move(diagnostics), relative);
+  }
+  std::string_view path_of(const SeenReference& seen) const {
+    return std::string_view(reference_paths).substr(seen.path_at, seen.path_size);
   }
   // The location of `relative` below the resource.
   std::string location(std::string_view relative) const;

@@ -298,8 +298,10 @@ class Run {
                       reference_paths_,
                       has_extensions,
                       has_element_ids,
+                      budget_,
                       issues_};
     run_resource_rules(rules);
+    if (budget_.exceeded()) return over_budget();
     if (rules.has_errors() && options_.stop_at_first_error) stopped_ = true;
   }
 

@@ -137,10 +137,16 @@ struct Entries {
   // A Parameters' resources usually have no fullUrl: a relative Type/id then names one by its type and id.
   bool by_type_and_id = false;
   std::unordered_multimap<std::string_view, std::size_t> by_url;
+  // Entries by resource id, for the relative references that are resolved by Type/id rather than through a
+  // base (so that a Bundle of n such entries costs n look-ups, not n times n comparisons).
+  std::unordered_multimap<std::string_view, std::size_t> by_id;
 
   void index() {
-    for (std::size_t i = 0; i < list.size(); ++i)
-      if (list[i].resource != nullptr && !list[i].full_url.empty()) by_url.emplace(list[i].full_url, i);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (list[i].resource == nullptr) continue;
+      if (!list[i].full_url.empty()) by_url.emplace(list[i].full_url, i);
+      if (!list[i].id.empty()) by_id.emplace(list[i].id, i);
+    }
   }
 };
 
@@ -172,12 +178,14 @@ bool resolve(const Entries& entries, const Entry& source, std::string_view refer
   }
   // A fullUrl that disagrees with its resource gives no base; a urn: one (or none) leaves the reading open.
   if (!source.full_url.empty() && !source.full_url.starts_with("urn:")) return true;
-  for (std::size_t i = 0; i < entries.list.size(); ++i) {
-    const Entry& e = entries.list[i];
-    if ((e.has_base || (entries.by_type_and_id && e.full_url.empty())) && e.type == type && e.id == id &&
+  const auto [from, to] = entries.by_id.equal_range(id);
+  for (auto it = from; it != to; ++it) {
+    const Entry& e = entries.list[it->second];
+    if ((e.has_base || (entries.by_type_and_id && e.full_url.empty())) && e.type == type &&
         (v.version.empty() || e.version == v.version))
-      out.push_back(i);
+      out.push_back(it->second);
   }
+  std::sort(out.begin(), out.end());  // in entry order, as the reports name them
   return true;
 }
 
@@ -436,6 +444,7 @@ void resolve_references(RuleContext& ctx, const Entries& entries, bool versions_
     if (entries.list[i].resource != nullptr) entry_of.emplace(entries.list[i].resource, i);
   const std::size_t prefix = ctx.path.size() + 1;  // "Bundle."
   for (const SeenReference& seen : ctx.references) {
+    if (!ctx.spend()) return;
     const auto entry = entry_of.find(seen.owner);
     const std::string_view path = ctx.path_of(seen);
     if (entry == entry_of.end() || path.size() <= prefix) continue;

@@ -298,6 +298,10 @@ class ResponseChecker {
     std::vector<std::vector<std::size_t>> matched(questions.size());
     std::size_t last = 0;
     for (std::size_t i = 0; i < responses.size(); ++i) {
+      if (!context_.spend(questions.size() + 1)) {  // over budget: the run ends as too costly
+        scopes_.pop_back();
+        return;
+      }
       const std::string_view link_id = responses[i].string_at("linkId");
       const auto q = std::find_if(questions.begin(), questions.end(),
                                   [&](const Node& item) { return item.string_at("linkId") == link_id; });
@@ -771,6 +775,7 @@ class ResponseChecker {
     for (auto scope = scopes_.rbegin(); scope != scopes_.rend() && answers.empty(); ++scope) {
       bool found_item = false;
       collect_answers(**scope, link_id, answers, found_item);
+      if (context_.budget.exceeded()) return false;
       if (found_item) break;
     }
     const std::string_view op = condition.string_at("operator");
@@ -796,9 +801,10 @@ class ResponseChecker {
     return false;
   }
 
-  static void collect_answers(const Node& holder, std::string_view link_id, std::vector<const Node*>& answers,
-                              bool& found_item) {
+  void collect_answers(const Node& holder, std::string_view link_id, std::vector<const Node*>& answers,
+                       bool& found_item) {
     for (const Node& item : children(holder, "item")) {
+      if (!context_.spend()) return;
       if (item.string_at("linkId") == link_id) {
         found_item = true;
         for (const Node& answer : children(item, "answer")) answers.push_back(&answer);

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fhir/budget.hpp"
 #include "fhir/definitions.hpp"
 #include "fhir/json.hpp"
 #include "fhir/model.hpp"
@@ -83,6 +84,12 @@ struct RuleContext {
   // The location of `relative` below the resource.
   std::string location(std::string_view relative) const;
   bool has_errors() const { return errors > 0; }
+
+  // The validation's time budget (ValidationOptions::deadline): a rule whose work grows with the input
+  // (look-ups across a Bundle's entries or a Questionnaire's items) spends a step per unit of work and
+  // stops when spend() says false; the validator then ends the run with its too-costly issue.
+  Budget& budget;
+  bool spend(std::uint64_t steps = 1) { return budget.spend(steps); }
 
   std::vector<Issue>& issues;  // where report() appends
   int errors = 0;              // errors reported through this context

@@ -129,6 +129,14 @@ TEST_CASE("fhirgate validate: issues, a summary line and the exit status") {
   CHECK(lines.status == 1);
   CHECK(lines.out.find(dir + "/many.ndjson:2:27: error:") != std::string::npos);  // at "gender" on line 2
   CHECK(lines.out.find("2 resource(s) validated") != std::string::npos);
+  // The type a relative reference names is checked, unless --no-reference-types (the HL7 validator's
+  // default).
+  std::ofstream(dir + "/gp.json")
+      << R"({"resourceType":"Patient","generalPractitioner":[{"reference":"Group/1"}]})";
+  const auto typed = validate_cli(dir + "/gp.json");
+  CHECK(typed.status == 1);
+  CHECK(typed.out.find("[Patient.generalPractitioner[0].reference]") != std::string::npos);
+  CHECK(validate_cli("--no-reference-types " + dir + "/gp.json").status == 0);
   CHECK(validate_cli(dir + "/missing.json").status == 2);
   CHECK(validate_cli("--bogus x").status == 2);
 }

@@ -22,7 +22,7 @@ Usage:
   fhirgate serve [--config FILE] [--port N] [--bind ADDR] [--db PATH] [--threads N] [--mllp-port N]
   fhirgate convert --to xml|json|hl7v2 [--pretty] [--config FILE] FILE...
   fhirgate validate [--load FILE|DIR]... [--profile URL]... [--security-checks] [--no-example-urls]
-                    [--resolve-references] [--config FILE] FILE...
+                    [--resolve-references] [--no-reference-types] [--config FILE] FILE...
   fhirgate partner add-token HOLDER --config FILE [--db PATH]
   fhirgate audit verify --config FILE [--db PATH]
   fhirgate ops deliveries --config FILE [--db PATH] [--status S] [--destination PARTNER]
@@ -101,7 +101,7 @@ constexpr const char* kValidateUsage = R"(fhirgate validate - check FHIR resourc
 
 Usage:
   fhirgate validate [--load FILE|DIR]... [--profile URL]... [--security-checks] [--no-example-urls]
-                    [--resolve-references] [--config FILE] FILE...
+                    [--resolve-references] [--no-reference-types] [--config FILE] FILE...
 
 Each FILE (or - for standard input) holds FHIR JSON or XML (a resource or a Bundle); a file ending in
 .ndjson holds one JSON resource per line. Every issue is printed as
@@ -115,6 +115,9 @@ followed by a summary line. Exit status: 0 no errors, 1 errors found, 2 unreadab
   --security-checks strings that look like HTML markup (e.g. <script>) are errors
   --no-example-urls URLs on example.org, example.com or example.net are errors
   --resolve-references  references inside a Bundle or Parameters must resolve there
+  --no-reference-types  the type a relative reference names (Patient/1) is not checked against the
+                    element's allowed targets when the reference cannot be resolved (as the HL7
+                    validator does unless told -assumeValidRestReferences); the gateway checks it
   --config FILE     the configuration whose profilesDir holds the R4 definitions
 )";
 
@@ -196,6 +199,8 @@ int run_validate(const std::vector<std::string>& args) {
       options.allow_example_urls = false;
     else if (a == "--resolve-references")
       options.resolve_references = true;
+    else if (a == "--no-reference-types")
+      options.check_reference_types = false;
     else if (a == "--config")
       config_path = value();
     else if (a.size() > 1 && a[0] == '-' && a != "-")

@@ -559,38 +559,54 @@ void check_parameters(RuleContext& ctx) {
 }
 
 // Whether any string in `node` (the narrative's links included) refers to `#id`.
-bool refers_to(const Node& node, std::string_view target, bool narrative = false) {
+// Collects the local references ("#id", and "#" for the container) made anywhere in `node`: every string
+// that is one, and in the narrative (`div`) every quoted attribute value that is one (an href or src).
+void collect_local_references(const Node& node, std::unordered_set<std::string_view>& out,
+                              bool narrative = false) {
   if (node.is_string()) {
-    const std::string& text = node.text();
-    if (text == target) return true;
-    if (!narrative) return false;
-    for (auto at = text.find(target); at != std::string::npos; at = text.find(target, at + 1)) {
-      const std::size_t end = at + target.size();
-      if (at > 0 && end < text.size() && (text[at - 1] == '"' || text[at - 1] == '\'') &&
-          text[end] == text[at - 1])
-        return true;
+    const std::string_view text = node.text();
+    if (text.starts_with('#')) out.insert(text);
+    if (!narrative) return;
+    for (auto at = text.find('#'); at != std::string_view::npos; at = text.find('#', at + 1)) {
+      if (at == 0 || (text[at - 1] != '"' && text[at - 1] != '\'')) continue;
+      const auto end = text.find(text[at - 1], at);
+      if (end == std::string_view::npos) break;
+      out.insert(text.substr(at, end - at));
     }
-    return false;
+    return;
   }
   if (node.is_object()) {
-    for (const auto& [key, value] : node.members()) {
-      if (refers_to(value, target, key == "div")) return true;
-    }
+    for (const auto& [key, value] : node.members()) collect_local_references(value, out, key == "div");
   } else if (node.is_array()) {
-    for (const Node& item : node.items()) {
-      if (refers_to(item, target, narrative)) return true;
-    }
+    for (const Node& item : node.items()) collect_local_references(item, out, narrative);
   }
-  return false;
 }
 
+// Whether the set holds "#" + id.
+bool contains_key(const std::unordered_set<std::string_view>& referenced, std::string_view id) {
+  std::string key;
+  key.reserve(id.size() + 1);
+  key.push_back('#');
+  key.append(id);
+  return referenced.count(key) != 0;
+}
+
+// dom-3, in one walk of the container and one of each contained resource (its FHIRPath expression, and a
+// search of the container per contained resource, grow with the square of the number contained).
 void check_contained(RuleContext& ctx, const Node& contained) {
+  std::unordered_set<std::string_view> referenced;
+  collect_local_references(ctx.resource, referenced);
+  std::unordered_set<std::string_view> own;
   for (std::size_t i = 0; i < contained.items().size(); ++i) {
+    if (!ctx.spend()) return;
     const Node& resource = contained.items()[i];
     if (!resource.is_object()) continue;
     const std::string_view id = resource.string_at("id");
-    if (id.empty() || refers_to(resource, "#")) continue;
-    if (refers_to(ctx.resource, "#" + std::string(id))) continue;
+    if (id.empty()) continue;
+    if (contains_key(referenced, id)) continue;
+    own.clear();
+    collect_local_references(resource, own);  // a contained resource may refer to its container: "#"
+    if (own.count("#") != 0) continue;
     ctx.error(
         "invariant",
         "dom-3: If the resource is contained in another resource, it SHALL be referred to from elsewhere "

@@ -314,7 +314,9 @@ class Run {
       const Profile* profile = impl_.profile(bare);
       if (profile == nullptr) {
         report("warning", "not-supported",
-               "profile " + std::string(bare) + " is not known; validated against the base definition only");
+               "profile " + std::string(bare) +
+                   " is not known; validated against the base definition only (cannot check: its "
+                   "StructureDefinition, or the implementation guide package that has it, was not given)");
         return;
       }
       if (profile->type != type.name) {

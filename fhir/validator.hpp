@@ -6,8 +6,11 @@
 // Checked: unknown elements; cardinality at every level; element types incl. choice types and the
 // target types of References; primitive lexical rules; required bindings (extensible/preferred as
 // warnings/information); fixed[x]/pattern[x]; maxLength; minValue/maxValue; the invariants (FHIRPath
-// constraints) of the element definitions. Every issue carries a FHIRPath location such as
-// Patient.name[0].given[1].
+// constraints) of the element definitions; codes of the code systems the terminology holds. Then, per
+// resource, the resource rules (fhir/validator_rules.hpp): Bundles and references resolved inside them,
+// contained resources, element ids, extensions against their definitions, a QuestionnaireResponse
+// against its Questionnaire, a MeasureReport against its Measure, rules on conformance resources. Every
+// issue carries a FHIRPath location such as Patient.name[0].given[1].
 //
 // Profiles (constraint StructureDefinitions) are registered with add_profile() during set-up; a resource
 // is checked against each profile named in ValidationOptions::profiles, its meta.profile, or the global

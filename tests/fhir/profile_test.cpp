@@ -26,12 +26,7 @@ std::shared_ptr<const Model> shared_model() {
 }
 
 std::shared_ptr<const Terminology> shared_terminology() {
-  static const std::shared_ptr<const Terminology> loaded = [] {
-    auto t = Terminology::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }();
-  return loaded;
+  return testing::r4_terminology();
 }
 
 Node json(std::string_view text) {

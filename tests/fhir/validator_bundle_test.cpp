@@ -11,11 +11,7 @@ namespace fhirgate::fhir {
 namespace {
 
 const Validator& validator() {
-  static const Validator v(testing::r4_model(), [] {
-    auto t = Terminology::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }());
+  static const Validator v(testing::r4_model(), testing::r4_terminology());
   return v;
 }
 

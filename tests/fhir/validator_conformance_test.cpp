@@ -164,12 +164,7 @@ Result<Node> read_resource(const std::string& path) {
 }
 
 std::shared_ptr<const Terminology> base_terminology() {
-  static const auto terminology = [] {
-    auto t = Terminology::load_from(testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }();
-  return terminology;
+  return testing::r4_terminology();
 }
 
 // Validates `file` as the CLI does, with the supporting files loaded and the profile (if any) applied.

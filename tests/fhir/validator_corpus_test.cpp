@@ -26,11 +26,7 @@ std::shared_ptr<const Model> corpus_model() {
 }
 
 const Validator& corpus_validator() {
-  static const Validator v(corpus_model(), [] {
-    auto t = Terminology::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }());
+  static const Validator v(corpus_model(), testing::r4_terminology());
   return v;
 }
 

@@ -15,12 +15,7 @@ namespace fhirgate::fhir {
 namespace {
 
 std::shared_ptr<const Terminology> shared_terminology() {
-  static const std::shared_ptr<const Terminology> loaded = [] {
-    auto t = Terminology::load_from(testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }();
-  return loaded;
+  return testing::r4_terminology();
 }
 
 // "severity location" of every error, and of the issues whose diagnostics mention `also`.

@@ -18,12 +18,7 @@ namespace fhirgate::fhir {
 namespace {
 
 std::shared_ptr<const Terminology> shared_terminology() {
-  static const std::shared_ptr<const Terminology> loaded = [] {
-    auto t = Terminology::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }();
-  return loaded;
+  return testing::r4_terminology();
 }
 
 Node json(std::string_view text) {

@@ -15,12 +15,7 @@ namespace fhirgate::fhir {
 namespace {
 
 std::shared_ptr<const Terminology> shared_terminology() {
-  static const std::shared_ptr<const Terminology> loaded = [] {
-    auto t = Terminology::load_from(fhirgate::testing::source_path("profiles"));
-    REQUIRE(t.ok());
-    return std::shared_ptr<const Terminology>(*t);
-  }();
-  return loaded;
+  return testing::r4_terminology();
 }
 
 Node parse(std::string_view json) {

@@ -164,6 +164,23 @@ class Run {
     } else {
       over_budget();
     }
+    if (too_many_issues_ && !over_budget_) {
+      Issue issue;
+      issue.severity = "error";
+      issue.code = "too-costly";
+      issue.diagnostics = "Validation was stopped after " + std::to_string(options_.max_issues) +
+                          " issues: the resource has more, which are not listed";
+      issue.expression = std::move(too_many_at_);
+      issues_.push_back(std::move(issue));
+    } else if (unlisted_ > 0 && !over_budget_) {
+      Issue issue;
+      issue.severity = "information";
+      issue.code = "informational";
+      issue.diagnostics = std::to_string(unlisted_) +
+                          " more warnings and information are not listed (at most " +
+                          std::to_string(options_.max_issues) + " issues are)";
+      issues_.push_back(std::move(issue));
+    }
     if (!over_budget_) return true;
     Issue issue;
     issue.severity = "error";
@@ -215,6 +232,13 @@ class Run {
     return false;
   }
 
+  // The issue list is full (ValidationOptions::max_issues): the run stops.
+  void too_many_issues() {
+    if (!too_many_issues_) too_many_at_ = path_;
+    too_many_issues_ = true;
+    stopped_ = true;
+  }
+
   void over_budget() {
     if (!over_budget_) over_budget_at_ = path_;
     over_budget_ = true;
@@ -222,6 +246,11 @@ class Run {
   }
 
   void report(std::string_view severity, std::string_view code, std::string diagnostics) {
+    if (issues_.size() >= options_.max_issues) {
+      if (severity == "error" || severity == "fatal") return too_many_issues();
+      ++unlisted_;  // a warning or information past the limit: left out, the walk goes on for errors
+      return;
+    }
     Issue issue;
     issue.severity = severity;
     issue.code = code;
@@ -302,6 +331,8 @@ class Run {
                       issues_};
     run_resource_rules(rules);
     if (budget_.exceeded()) return over_budget();
+    unlisted_ += rules.unlisted;
+    if (rules.full) return too_many_issues();
     if (rules.has_errors() && options_.stop_at_first_error) stopped_ = true;
   }
 
@@ -1584,6 +1615,9 @@ class Run {
   bool stopped_ = false;
   Budget budget_;
   bool over_budget_ = false;
+  bool too_many_issues_ = false;
+  std::size_t unlisted_ = 0;    // warnings and information left out past ValidationOptions::max_issues
+  std::string too_many_at_;     // where the issue list filled up
   std::string over_budget_at_;  // the location where the budget ran out
   // Code systems already reported as not checkable here (one warning per system and validation).
   std::vector<std::string> unchecked_systems_;

@@ -54,6 +54,10 @@ struct ValidationOptions {
   // A literal reference in a resource inside a Bundle or Parameters must resolve there (the reference
   // validator's validateReference, without fetching anything); off, an unresolved one is not reported.
   bool resolve_references = false;
+  // At most this many issues are listed (a flood of broken elements is cheap to send, its report is not).
+  // An error past the limit stops the validation, and one more error (too-costly) says so; warnings and
+  // information past it are counted, and one more information issue says how many were left out.
+  std::size_t max_issues = 1000;
   // Validation stops soon after this passes: the clock is read every few hundred steps of work (elements
   // visited, FHIRPath steps of the invariants), and once before starting. max(), the default: no limit.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

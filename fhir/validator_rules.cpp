@@ -1,5 +1,7 @@
 #include "fhir/validator_rules.hpp"
 
+#include "fhir/validator.hpp"
+
 namespace fhirgate::fhir {
 
 std::string RuleContext::location(std::string_view relative) const {
@@ -18,6 +20,13 @@ void RuleContext::report(std::string_view severity, std::string_view code, std::
   issue.diagnostics = std::move(diagnostics);
   issue.expression = location(relative);
   if (severity == "error" || severity == "fatal") ++errors;
+  if (issues.size() >= options.max_issues) {  // the validator then says the list is full
+    if (severity == "error" || severity == "fatal")
+      full = true;
+    else
+      ++unlisted;
+    return;
+  }
   issues.push_back(std::move(issue));
 }
 

@@ -93,6 +93,10 @@ struct RuleContext {
 
   std::vector<Issue>& issues;  // where report() appends
   int errors = 0;              // errors reported through this context
+  // The list had ValidationOptions::max_issues: an error left out stops the validation (full); warnings
+  // and information left out are counted.
+  bool full = false;
+  std::size_t unlisted = 0;
 };
 
 // Bundle rules, references resolved inside a Bundle, contained resources (validator_bundle.cpp).

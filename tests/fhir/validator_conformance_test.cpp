@@ -318,7 +318,9 @@ TEST_CASE("Conformance: verdicts agree with the HL7 reference validator on the o
   for (const auto& [module, tally] : modules) report += line("  " + module, tally);
   MESSAGE(report << "skipped (need IG packages): " << skipped_packages << "\ndisagreements:\n"
                  << disagreements.str());
-  for (const auto& [module, tally] : modules) {
+  for (const auto& entry : modules) {  // (no structured bindings: clang 14 cannot capture them)
+    const std::string& module = entry.first;
+    const Tally& tally = entry.second;
     CAPTURE(module);
     const auto floor = floors().find(module);
     CHECK_MESSAGE(floor != floors().end(), "module without a floor: " << module);

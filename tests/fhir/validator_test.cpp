@@ -442,6 +442,11 @@ TEST_CASE("Validator: a 1 MB Bundle with a deadline of a few ms stops within a s
   CHECK_FALSE(full.budget_exceeded);
   CHECK(too_costly(full) == nullptr);
   CHECK_FALSE(full.has_errors());
+  // Its thousands of warnings (no narrative) are listed up to max_issues, and the rest counted.
+  REQUIRE(full.issues.size() == ValidationOptions{}.max_issues + 1);
+  CHECK(full.issues.back().severity == "information");
+  CHECK(full.issues.back().diagnostics.find("more warnings and information are not listed") !=
+        std::string::npos);
   CHECK(full_took > budget);
   MESSAGE("1 MB Bundle: stopped after " << std::chrono::duration<double, std::milli>(took).count()
                                         << " ms with a 3 ms deadline; validated in full in "
@@ -514,11 +519,19 @@ TEST_CASE("Validator: the resource rules keep to the deadline and to linear work
     contained += (i ? "," : "") + std::string(R"({"resourceType":"Practitioner","id":"pr)") +
                  std::to_string(i) + R"(","name":[{"family":"Doc"}]})";
   const Node crowded = *parse_json(R"({"resourceType":"Patient","contained":[)" + contained + "]}");
+  ValidationOptions all_issues;
+  all_issues.max_issues = 30000;
   const auto crowded_start = Clock::now();
-  const ValidationResult crowded_result = v.validate(crowded);
+  const ValidationResult crowded_result = v.validate(crowded, all_issues);
   const auto crowded_took = Clock::now() - crowded_start;
   CHECK(std::count_if(crowded_result.issues.begin(), crowded_result.issues.end(),
                       [](const Issue& i) { return i.diagnostics.starts_with("dom-3:"); }) == 20000);
+  // By default the list stops at 1,000 issues, and one more error says so.
+  const ValidationResult capped = v.validate(crowded);
+  REQUIRE(capped.issues.size() == 1001);
+  CHECK(capped.issues.back().code == "too-costly");
+  CHECK(capped.issues.back().severity == "error");
+  CHECK_FALSE(capped.budget_exceeded);
   CHECK(crowded_took < fhirgate::testing::scaled(std::chrono::milliseconds(1500)));
   MESSAGE("20,000 unreferenced contained resources: validated in "
           << std::chrono::duration<double, std::milli>(crowded_took).count() << " ms");

@@ -187,10 +187,11 @@ TEST_CASE("fhirgate validate and $validate report the same issues at the same pl
       "  <gender value=\"Male\"/>\n  <birthDate value=\"1970-13-01\"/>\n  <contact>\n    <gender "
       "value=\"x\"/>\n"
       "  </contact>\n</Patient>\n";
-  for (const auto& [name, body, media] :
+  for (const auto& document :
        {std::tuple{std::string("patient.json"), json_patient, std::string("application/fhir+json")},
         std::tuple{std::string("patient.xml"), xml_patient, std::string("application/fhir+xml")}}) {
-    CAPTURE(name);
+    const auto& [name, body, media] = document;
+    CAPTURE(std::get<0>(document));
     const std::string file = dir + "/" + name;
     std::ofstream(file) << body;
     const auto cli = from_cli(validate_cli(file).out, file);
